@@ -1,0 +1,123 @@
+# Kiln top-level Makefile.
+#
+#   make            build everything (release flags) into build/
+#   make run        install missing packages, build, start the dev stack
+#   make test       install missing packages, build with ASan/UBSan into
+#                   build/asan, start a private stack, run every test
+#   make stop       stop what `make run` started
+#   make deps       install missing Debian packages (root) or print the line
+#   make bench      run the load tool scenarios at full size
+#
+# BUILD and SAN select the variant; `make test` sets them itself.
+
+BUILD ?= build
+SAN ?= 0
+
+PKGS := libzmq hiredis libconfig libidn libsystemd expat openssl libpq
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+CC ?= gcc
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wno-missing-field-initializers
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g -fno-strict-aliasing -pthread \
+               -Icommon $(PKG_CFLAGS) $(WARN)
+ifeq ($(SAN),1)
+CFLAGS_OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+              -fno-sanitize-recover=all
+LDFLAGS_SAN := -fsanitize=address,undefined
+else
+CFLAGS_OPT := -O2
+LDFLAGS_SAN :=
+endif
+ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_OPT) $(CFLAGS)
+ALL_LDFLAGS = $(LDFLAGS_SAN) -pthread $(LDFLAGS)
+
+# common/ -> libkiln.a
+LIB_SRC := $(wildcard common/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIBKILN := $(BUILD)/lib/libkiln.a
+
+# Each process folder with a main.c becomes a binary; its other objects
+# are also linkable into unit tests (tests/unit/test_<dir>_*.c).
+PROC_DIRS := c2s router presenced mucd
+PROC_BINS := $(foreach d,$(PROC_DIRS),$(if $(wildcard $(d)/main.c),$(BUILD)/bin/kiln-$(d)))
+CTL_BIN := $(if $(wildcard ctl/main.c),$(BUILD)/bin/kilnctl)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BIN := $(if $(BENCH_SRC),$(BUILD)/bin/kiln-load)
+
+.PHONY: all deps run stop test unit unit-bin clean fmt fmt-check bench stack-up stack-down
+all: $(LIBKILN) $(PROC_BINS) $(CTL_BIN) $(BENCH_BIN)
+
+unit-bin: $(UNIT_BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBKILN): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+define proc_rule
+$(1)_OBJ := $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(wildcard $(1)/*.c))
+$(1)_LIBOBJ := $$(filter-out $$(BUILD)/obj/$(1)/main.o,$$($(1)_OBJ))
+$$(BUILD)/bin/kiln-$(1): $$($(1)_OBJ) $$(LIBKILN)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS)
+endef
+$(foreach d,$(PROC_DIRS) ctl,$(eval $(call proc_rule,$(d))))
+
+$(CTL_BIN): $(ctl_OBJ) $(LIBKILN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BENCH_BIN): $(BENCH_SRC:%.c=$(BUILD)/obj/%.o) $(LIBKILN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# A unit test links libkiln, and the non-main objects of the process whose
+# name prefixes it (test_c2s_sasl -> c2s/*.o without main.o).
+unit_proc = $(firstword $(subst _, ,$(patsubst test_%,%,$(1))))
+.SECONDEXPANSION:
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$($$(call unit_proc,$$*)_LIBOBJ) $(LIBKILN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS)
+
+deps:
+	@deploy/deps.sh
+
+# Unit tests only, on the current BUILD.
+unit: $(UNIT_BINS)
+	@tests/run-unit.sh $(BUILD)/tests
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all unit-bin
+	@tests/run-all.sh build/asan
+
+run: deps all
+	@deploy/dev/run.sh $(BUILD)
+
+stop:
+	@deploy/dev/run.sh --stop $(BUILD)
+
+bench: deps all
+	@tests/bench/run.sh $(BUILD)
+
+fmt:
+	clang-format -i $(wildcard common/*.[ch] c2s/*.[ch] router/*.[ch] presenced/*.[ch] mucd/*.[ch] ctl/*.[ch] tests/unit/*.c tests/bench/*.c)
+
+fmt-check:
+	clang-format --dry-run -Werror $(wildcard common/*.[ch] c2s/*.[ch] router/*.[ch] presenced/*.[ch] mucd/*.[ch] ctl/*.[ch] tests/unit/*.c tests/bench/*.c)
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
