@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# deploy/deps.sh - install the Debian 12 packages Kiln needs (make deps).
+#
+# Idempotent: only missing packages are installed, and `apt-get update`
+# runs only when something is missing. As root it installs; otherwise it
+# prints the exact sudo line and fails.
+set -euo pipefail
+
+PKGS=(
+    # build
+    gcc make pkg-config libev-dev libexpat1-dev libzmq3-dev libpq-dev
+    libhiredis-dev libssl-dev libidn-dev libconfig-dev libsystemd-dev
+    check libsubunit-dev
+    # run
+    postgresql redis-server openssl
+    # tests
+    python3 python3-slixmpp python3-pytest postgresql-client redis-tools
+    iproute2 procps
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "deps: all ${#PKGS[@]} packages present"
+    exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing packages: ${missing[*]}" >&2
+    echo "deps: run this, then try again:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Debian starts the system-wide services on install; Kiln runs its own
+# private ones, so leave the system's as they were configured.
+echo "deps: done"

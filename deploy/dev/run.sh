@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# deploy/dev/run.sh BUILD      - what `make run` does after building
+# deploy/dev/run.sh --stop BUILD - what `make stop` does
+#
+# Brings the private stack up (var/), starts every Kiln process that is
+# built (router, presenced, mucd, two c2s nodes), creates the demo user
+# and prints how to connect. Processes that are not built yet are named as
+# such: nothing pretends to run.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+stop=0
+if [ "${1:-}" = --stop ]; then stop=1; shift; fi
+build=$(cd "${1:-build}" && pwd)
+export KILN_BIN=$build/bin
+export KILN_VAR=${KILN_VAR:-$top/var/dev}
+stack=$top/deploy/dev/stack
+LOG=$KILN_VAR/log
+RUN=$KILN_VAR/run
+
+# name binary node-arg
+PROCS=(
+    "router kiln-router"
+    "presenced kiln-presenced"
+    "mucd kiln-mucd"
+    "c2s-a kiln-c2s --node c2s-a"
+    "c2s-b kiln-c2s --node c2s-b"
+)
+
+stop_procs() {
+    for ((i = ${#PROCS[@]} - 1; i >= 0; i--)); do
+        set -- ${PROCS[$i]}
+        local pidf=$RUN/$1.pid
+        if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then
+            kill "$(cat "$pidf")" && echo "run: stopped $1"
+        fi
+        rm -f "$pidf"
+    done
+}
+
+if [ $stop = 1 ]; then
+    [ -d "$KILN_VAR" ] && stop_procs
+    "$stack" down
+    exit 0
+fi
+
+"$stack" up
+eval "$("$stack" env)"
+mkdir -p "$LOG" "$RUN"
+
+missing=()
+for p in "${PROCS[@]}"; do
+    set -- $p
+    name=$1 bin=$2; shift 2
+    pidf=$RUN/$name.pid
+    if [ ! -x "$KILN_BIN/$bin" ]; then
+        missing+=("$name ($bin)")
+        continue
+    fi
+    if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then
+        echo "run: $name already running (pid $(cat "$pidf"))"
+        continue
+    fi
+    nohup "$KILN_BIN/$bin" -c "$KILN_CONF" "$@" >>"$LOG/$name.log" 2>&1 &
+    echo $! >"$pidf"
+    echo "run: started $name (pid $!, log $LOG/$name.log)"
+done
+
+if "$KILN_BIN/kilnctl" -c "$KILN_CONF" user list 2>/dev/null | grep -qx demo; then
+    echo "run: demo user exists"
+else
+    "$KILN_BIN/kilnctl" -c "$KILN_CONF" user add demo demo >/dev/null
+    echo "run: created user demo@localhost (password: demo)"
+fi
+
+cat <<EOT
+
+Kiln dev stack (config: $KILN_CONF)
+  PostgreSQL   $KILN_PG   (also 127.0.0.1:$KILN_PG_PORT)
+  Redis        $KILN_REDIS_SOCK
+  router       tcp://127.0.0.1:5270 (ZeroMQ)
+  c2s node A   5222 STARTTLS, 5223 direct TLS, 5280 HTTP (WebSocket/BOSH)
+  c2s node B   5322 STARTTLS, 5323 direct TLS, 5380 HTTP (WebSocket/BOSH)
+  components   5275
+  domain       localhost       MUC service  conference.localhost
+  login        demo@localhost / demo  (self-signed certificate: $KILN_TLS_CERT)
+  admin        $KILN_BIN/kilnctl -c $KILN_CONF user add NAME PASSWORD
+  stop         make stop
+EOT
+if [ ${#missing[@]} -gt 0 ]; then
+    echo
+    echo "Not built yet, so not running: ${missing[*]}."
+    echo "Until kiln-router and kiln-c2s exist, nothing listens on the XMPP ports above."
+fi

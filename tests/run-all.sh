@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# tests/run-all.sh BUILD - what `make test` runs after building BUILD (the
+# ASan/UBSan variant): a fresh private stack in var/test, the C unit tests,
+# the integration tests (pytest), then the stack down again, even when
+# tests fail. Ends with each runner's own summary; exit non-zero if any
+# failed. KILN_TEST_KEEP=1 keeps var/test for a look afterwards.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:?usage: run-all.sh BUILD}" && pwd)
+stack=$top/deploy/dev/stack
+
+export KILN_VAR=$top/var/test
+export KILN_BIN=$build/bin
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+cleanup() {
+    if [ "${KILN_TEST_KEEP:-0}" = 1 ]; then
+        "$stack" down >/dev/null 2>&1
+        echo "run-all: kept $KILN_VAR (KILN_TEST_KEEP=1)"
+    else
+        "$stack" down --purge >/dev/null 2>&1
+    fi
+}
+trap cleanup EXIT
+
+"$stack" down --purge >/dev/null 2>&1
+"$stack" up || { echo "run-all: the private stack did not come up"; exit 1; }
+eval "$("$stack" env)"
+export KILN_TEST_PG="$KILN_PG"
+export KILN_TEST_REDIS="unix:$KILN_REDIS_SOCK"
+
+echo
+echo "==== unit tests ($build/tests)"
+"$top/tests/run-unit.sh" "$build/tests" >"$KILN_VAR/unit.log" 2>&1
+unit_rc=$?
+cat "$KILN_VAR/unit.log"
+
+echo
+echo "==== integration tests (pytest)"
+cd "$top/tests/integration" &&
+    /usr/bin/python3 -m pytest -v -p no:cacheprovider --tb=short . 2>&1 |
+    tee "$KILN_VAR/pytest.log"
+it_rc=${PIPESTATUS[0]}
+[ $it_rc -eq 5 ] && echo "run-all: pytest collected no tests"
+
+echo
+echo "==== summary"
+read -r uc uf ue < <(grep -hE '^[0-9]+%: Checks' "$KILN_VAR/unit.log" |
+    awk '{c+=$3; f+=$5; e+=$7} END {print c+0, f+0, e+0}')
+ip=$(grep -oE '[0-9]+ passed' "$KILN_VAR/pytest.log" | tail -n 1 | cut -d' ' -f1)
+ifl=$(grep -oE '[0-9]+ (failed|error)' "$KILN_VAR/pytest.log" | tail -n 2 | awk '{s+=$1} END {print s+0}')
+echo "unit (Check): $uc checks, $uf failures, $ue errors; $(tail -n 1 "$KILN_VAR/unit.log")"
+echo "integration (pytest): $(tail -n 1 "$KILN_VAR/pytest.log" | tr -d '=')"
+[ $unit_rc -eq 0 ] && [ $it_rc -eq 0 ] && rc=0 || rc=1
+echo "tests: $((uc - uf - ue + ${ip:-0})) passed, $((uf + ue + ${ifl:-0})) failed"
+exit $rc
