@@ -10,7 +10,7 @@ PKGS=(
     # build
     gcc make pkg-config libev-dev libexpat1-dev libzmq3-dev libpq-dev
     libhiredis-dev libssl-dev libidn-dev libconfig-dev libsystemd-dev
-    check libsubunit-dev
+    check libsubunit-dev uthash-dev
     # run
     postgresql redis-server openssl
     # tests

@@ -1,0 +1,132 @@
+/*
+ * main.c - kilnctl, the admin command: parse the command line and hand
+ * over to the command's module (ctl_migrate.c, ctl_user.c). Nothing else
+ * lives here.
+ *
+ * Global options come before the command (getopt stops at the first
+ * non-option, so passwords that start with '-' reach the command intact).
+ * Exit codes: 0 done, 1 operational error, 2 usage error.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl_ctx.h"
+#include "ctl_migrate.h"
+#include "ctl_user.h"
+
+static void ctl_usage(FILE *f)
+{
+    fputs("usage: kilnctl [-c FILE] [--check-config] COMMAND ...\n"
+          "\n"
+          "options:\n"
+          "  -c, --config FILE   config file (default: $KILN_CONF, "
+          "else " CTL_DEFAULT_CONF ")\n"
+          "  --check-config      load the config, print \"config ok\" or "
+          "the error\n"
+          "  -h, --help          this text\n"
+          "\n"
+          "commands:\n"
+          "  db migrate [--dir SQLDIR]   apply pending sql/NNNN_*.sql "
+          "migrations\n"
+          "                              (SQLDIR: $KILN_SQL_DIR, "
+          "else " CTL_SQL_DIR_INSTALLED ",\n"
+          "                              else " CTL_SQL_DIR_LOCAL ")\n"
+          "  user add USER [PASSWORD]    create a user (no PASSWORD or '-': "
+          "read stdin)\n"
+          "  user passwd USER [PASSWORD] set a new password\n"
+          "  user del USER               delete a user\n"
+          "  user list                   list users\n"
+          "\n"
+          "USER is a local part or a bare JID of the configured domain.\n"
+          "exit status: 0 ok, 1 error, 2 usage error\n",
+          f);
+}
+
+static int ctl_bad_usage(const char *why)
+{
+    fprintf(stderr, "kilnctl: %s (see kilnctl --help)\n", why);
+    return CTL_EXIT_USAGE;
+}
+
+static int ctl_cmd_db(ctl_ctx_t *ctx, int argc, char **argv)
+{
+    const char *dir = NULL;
+
+    if (argc < 1 || strcmp(argv[0], "migrate") != 0)
+        return ctl_bad_usage("db: expected `db migrate`");
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (strncmp(argv[i], "--dir=", 6) == 0)
+            dir = argv[i] + 6;
+        else
+            return ctl_bad_usage("db migrate: unexpected argument");
+    }
+    return ctl_db_migrate(ctx, dir);
+}
+
+static int ctl_cmd_user(ctl_ctx_t *ctx, int argc, char **argv)
+{
+    const char *sub = argc > 0 ? argv[0] : "";
+
+    if (strcmp(sub, "add") == 0 && (argc == 2 || argc == 3))
+        return ctl_user_add(ctx, argv[1], argc == 3 ? argv[2] : NULL);
+    if (strcmp(sub, "passwd") == 0 && (argc == 2 || argc == 3))
+        return ctl_user_passwd(ctx, argv[1], argc == 3 ? argv[2] : NULL);
+    if (strcmp(sub, "del") == 0 && argc == 2)
+        return ctl_user_del(ctx, argv[1]);
+    if (strcmp(sub, "list") == 0 && argc == 1)
+        return ctl_user_list(ctx);
+    return ctl_bad_usage("user: expected add USER [PASSWORD], passwd USER "
+                         "[PASSWORD], del USER or list");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *conf = NULL;
+    int check = 0, c, rc;
+    ctl_ctx_t ctx;
+
+    while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            conf = optarg;
+            break;
+        case 'C':
+            check = 1;
+            break;
+        case 'h':
+            ctl_usage(stdout);
+            return CTL_EXIT_OK;
+        default:
+            fputs("see kilnctl --help\n", stderr);
+            return CTL_EXIT_USAGE;
+        }
+    }
+    ctl_ctx_init(&ctx, conf);
+    if (check) {
+        if (optind < argc)
+            return ctl_bad_usage("--check-config takes no command");
+        rc = ctl_check_config(&ctx);
+    } else if (optind >= argc) {
+        return ctl_bad_usage("no command");
+    } else if (strcmp(argv[optind], "db") == 0) {
+        rc = ctl_cmd_db(&ctx, argc - optind - 1, argv + optind + 1);
+    } else if (strcmp(argv[optind], "user") == 0) {
+        rc = ctl_cmd_user(&ctx, argc - optind - 1, argv + optind + 1);
+    } else if (strcmp(argv[optind], "help") == 0) {
+        ctl_usage(stdout);
+        rc = CTL_EXIT_OK;
+    } else {
+        return ctl_bad_usage("unknown command");
+    }
+    ctl_ctx_free(&ctx);
+    return rc;
+}
