@@ -19,6 +19,12 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 CC ?= gcc
+V ?= 0
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wno-missing-field-initializers
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g -fno-strict-aliasing -pthread \
@@ -58,29 +64,33 @@ unit-bin: $(UNIT_BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIBKILN): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@
-	ar rcs $@ $^
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
 
 define proc_rule
 $(1)_OBJ := $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(wildcard $(1)/*.c))
 $(1)_LIBOBJ := $$(filter-out $$(BUILD)/obj/$(1)/main.o,$$($(1)_OBJ))
 $$(BUILD)/bin/kiln-$(1): $$($(1)_OBJ) $$(LIBKILN)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS)
+	@$$(if $$(Q),echo "  LD      $$@")
+	$$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS)
 endef
 $(foreach d,$(PROC_DIRS) ctl,$(eval $(call proc_rule,$(d))))
 
 $(CTL_BIN): $(ctl_OBJ) $(LIBKILN)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BENCH_BIN): $(BENCH_SRC:%.c=$(BUILD)/obj/%.o) $(LIBKILN)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # A unit test links libkiln, and the non-main objects of the process whose
 # name prefixes it (test_c2s_sasl -> c2s/*.o without main.o).
@@ -88,7 +98,8 @@ unit_proc = $(firstword $(subst _, ,$(patsubst test_%,%,$(1))))
 .SECONDEXPANSION:
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$($$(call unit_proc,$$*)_LIBOBJ) $(LIBKILN)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS)
 
 deps:
 	@deploy/deps.sh

@@ -148,8 +148,7 @@ const char *kn_stanza_name(const kn_stanza_t *st, int e)
     return STANZA_STR(st, stanza_elem(st, e)->name);
 }
 
-static const char *stanza_ns_uri(const kn_stanza_t *st, int32_t ns,
-                                 size_t *len)
+static const char *stanza_ns_uri(const kn_stanza_t *st, int32_t ns, size_t *len)
 {
     if (ns < 0) {
         *len = 0;
@@ -234,8 +233,7 @@ static const char *stanza_split_name(const char *name, const char **ns)
 
 static int32_t attrs_find(const struct kn_stanza_attr *attrs, uint32_t first,
                           uint32_t n, const struct kn_stanza_ns *nstab,
-                          const char *chars, const char *ns,
-                          const char *name)
+                          const char *chars, const char *ns, const char *name)
 {
     size_t name_len = strlen(name), ns_len = ns ? strlen(ns) : 0;
     for (uint32_t i = first; i < first + n; i++) {
@@ -255,8 +253,8 @@ const char *kn_stanza_attr_ns(const kn_stanza_t *st, int e, const char *ns,
                               const char *name, size_t *len)
 {
     const struct kn_stanza_elem *el = stanza_elem(st, e);
-    int32_t a = attrs_find(st->attrs, el->attr, el->nattr, st->ns, st->chars,
-                           ns, name);
+    int32_t a =
+        attrs_find(st->attrs, el->attr, el->nattr, st->ns, st->chars, ns, name);
     if (a < 0)
         return NULL;
     if (len != NULL)
@@ -292,9 +290,8 @@ size_t kn_stanza_attr_count(const kn_stanza_t *st, int e)
     return stanza_elem(st, e)->nattr;
 }
 
-void kn_stanza_attr_at(const kn_stanza_t *st, int e, size_t i,
-                       const char **ns, const char **name,
-                       const char **value)
+void kn_stanza_attr_at(const kn_stanza_t *st, int e, size_t i, const char **ns,
+                       const char **name, const char **value)
 {
     const struct kn_stanza_elem *el = stanza_elem(st, e);
     KN_ASSERT(i < el->nattr);
@@ -314,23 +311,16 @@ void kn_stanza_attr_at(const kn_stanza_t *st, int e, size_t i,
 
 static void stanza_escape(kn_buf_t *out, const char *s, size_t n, bool attr)
 {
+    /* Text escapes the first four, attribute values all eight. */
+    static const char from[] = "&<>\r'\"\t\n";
+    static const char *const to[] = {"&amp;",  "&lt;",   "&gt;", "&#13;",
+                                     "&apos;", "&quot;", "&#9;", "&#10;"};
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *rep = NULL;
-        switch (s[i]) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '\r': rep = "&#13;"; break;
-        case '\'': rep = attr ? "&apos;" : NULL; break;
-        case '"': rep = attr ? "&quot;" : NULL; break;
-        case '\t': rep = attr ? "&#9;" : NULL; break;
-        case '\n': rep = attr ? "&#10;" : NULL; break;
-        default: break;
-        }
-        if (rep != NULL) {
+        const char *hit = memchr(from, s[i], attr ? 8 : 4);
+        if (hit != NULL) {
             kn_buf_append(out, s + start, i - start);
-            kn_buf_append_str(out, rep);
+            kn_buf_append_str(out, to[hit - from]);
             start = i + 1;
         }
     }
@@ -351,7 +341,7 @@ static bool is_content_ns(const char *uri, size_t len)
 struct ser_ctx {
     const kn_stanza_t *st;
     kn_buf_t *out;
-    int32_t remap_ns;      /* elements in this ns are written in stream_ns */
+    int32_t remap_ns; /* elements in this ns are written in stream_ns */
     bool remap;
     const char *stream_ns; /* NULL: standalone */
 };
@@ -422,9 +412,9 @@ static void ser_open(const struct ser_ctx *c, uint32_t i)
         kn_buf_append_byte(out, ' ');
         if (at->ns >= 0) {
             const struct kn_stanza_ns *n = &st->ns[at->ns];
-            bool xml = n->uri_len == strlen(KN_NS_XML) &&
-                       memcmp(STANZA_STR(st, n->uri), KN_NS_XML,
-                              n->uri_len) == 0;
+            bool xml =
+                n->uri_len == strlen(KN_NS_XML) &&
+                memcmp(STANZA_STR(st, n->uri), KN_NS_XML, n->uri_len) == 0;
             if (xml)
                 kn_buf_append_str(out, "xml");
             else
@@ -480,14 +470,15 @@ void kn_stanza_serialize(const kn_stanza_t *st, kn_buf_t *out,
         ser_close(&c, top);
 }
 
-/* ---- builder --------------------------------------------------------------- */
+/* ---- builder ---------------------------------------------------------------
+ */
 
-#define GROW(arr, n, cap)                                                     \
-    do {                                                                      \
-        if ((n) == (cap)) {                                                   \
-            (cap) = (cap) ? (cap) * 2 : 8;                                    \
-            (arr) = kn_realloc((arr), (cap) * sizeof(*(arr)));                \
-        }                                                                     \
+#define GROW(arr, n, cap)                                                      \
+    do {                                                                       \
+        if ((n) == (cap)) {                                                    \
+            (cap) = (cap) ? (cap)*2 : 8;                                       \
+            (arr) = kn_realloc((arr), (cap) * sizeof(*(arr)));                 \
+        }                                                                      \
     } while (0)
 
 kn_stanza_builder_t *kn_stanza_builder_new(void)
@@ -538,20 +529,21 @@ static uint32_t builder_put(kn_stanza_builder_t *b, const char *s, size_t n)
     return off;
 }
 
-static bool builder_eq(const kn_stanza_builder_t *b, uint32_t off,
-                       uint32_t len, const char *s, size_t n)
+static bool builder_eq(const kn_stanza_builder_t *b, uint32_t off, uint32_t len,
+                       const char *s, size_t n)
 {
     return len == n && memcmp(b->chars.data + off, s, n) == 0;
 }
 
 static int32_t builder_ns(kn_stanza_builder_t *b, const char *uri,
-                          size_t uri_len, const char *prefix,
-                          size_t prefix_len)
+                          size_t uri_len, const char *prefix, size_t prefix_len)
 {
     if (uri == NULL || uri_len == 0)
         return -1;
-    if (prefix == NULL)
+    if (prefix == NULL) {
+        prefix = "";
         prefix_len = 0;
+    }
     for (size_t i = 0; i < b->nns; i++) {
         const struct kn_stanza_ns *n = &b->ns[i];
         if (builder_eq(b, n->uri, n->uri_len, uri, uri_len) &&
@@ -575,8 +567,7 @@ int kn_stanza_builder_current(const kn_stanza_builder_t *b)
 }
 
 void kn_stanza_builder_start_n(kn_stanza_builder_t *b, const char *name,
-                               size_t name_len, const char *ns,
-                               size_t ns_len)
+                               size_t name_len, const char *ns, size_t ns_len)
 {
     KN_ASSERT(b != NULL && name != NULL && name_len > 0);
     KN_ASSERT(b->cur >= 0 || b->nelems == 0); /* a single root */
@@ -647,9 +638,9 @@ static void builder_attr(kn_stanza_builder_t *b, int32_t e, const char *ns,
     for (uint32_t i = el->attr; i < el->attr + el->nattr && found < 0; i++) {
         const struct kn_stanza_attr *a = &b->attrs[i];
         bool same_ns = a->ns < 0 ? nsi < 0
-                       : nsi >= 0 && builder_eq(b, b->ns[a->ns].uri,
-                                                b->ns[a->ns].uri_len, ns,
-                                                ns_len);
+                                 : nsi >= 0 && builder_eq(b, b->ns[a->ns].uri,
+                                                          b->ns[a->ns].uri_len,
+                                                          ns, ns_len);
         if (same_ns && builder_eq(b, a->name, a->name_len, name, name_len))
             found = (int32_t)i;
     }
@@ -697,8 +688,8 @@ void kn_stanza_builder_attr_n(kn_stanza_builder_t *b, const char *ns,
                  value, value_len);
 }
 
-void kn_stanza_builder_set_attr(kn_stanza_builder_t *b, int e,
-                                const char *name, const char *value)
+void kn_stanza_builder_set_attr(kn_stanza_builder_t *b, int e, const char *name,
+                                const char *value)
 {
     const char *ns;
     const char *local = stanza_split_name(name, &ns);
@@ -729,12 +720,11 @@ void kn_stanza_builder_copy(kn_stanza_builder_t *b, const kn_stanza_t *st,
         }
         size_t ns_len;
         const char *ns = stanza_ns_uri(st, el->ns, &ns_len);
-        kn_stanza_builder_start_n(b, STANZA_STR(st, el->name), el->name_len,
-                                  ns, ns_len);
+        kn_stanza_builder_start_n(b, STANZA_STR(st, el->name), el->name_len, ns,
+                                  ns_len);
         for (uint32_t a = el->attr; a < el->attr + el->nattr; a++) {
             const struct kn_stanza_attr *at = &st->attrs[a];
-            const struct kn_stanza_ns *n =
-                at->ns >= 0 ? &st->ns[at->ns] : NULL;
+            const struct kn_stanza_ns *n = at->ns >= 0 ? &st->ns[at->ns] : NULL;
             kn_stanza_builder_attr_n(
                 b, n ? STANZA_STR(st, n->uri) : NULL, n ? n->uri_len : 0,
                 n ? STANZA_STR(st, n->prefix) : NULL, n ? n->prefix_len : 0,
@@ -774,8 +764,7 @@ kn_stanza_builder_t *kn_stanza_dup(const kn_stanza_t *st)
 
 static void stanza_index_root(kn_stanza_t *st)
 {
-    static const char *const names[ROOT_NATTRS] = {"to", "from", "type",
-                                                   "id"};
+    static const char *const names[ROOT_NATTRS] = {"to", "from", "type", "id"};
     const struct kn_stanza_elem *root = &st->elems[0];
     for (int i = 0; i < ROOT_NATTRS; i++)
         st->root_attr[i] = attrs_find(st->attrs, root->attr, root->nattr,
@@ -827,7 +816,8 @@ kn_stanza_t *kn_stanza_builder_finish(kn_stanza_builder_t *b)
     return st;
 }
 
-/* ---- derivation ------------------------------------------------------------ */
+/* ---- derivation ------------------------------------------------------------
+ */
 
 static kn_stanza_t *stanza_derive(const kn_stanza_t *st, int e,
                                   const char *name, const char *value)
@@ -840,8 +830,8 @@ static kn_stanza_t *stanza_derive(const kn_stanza_t *st, int e,
     return out;
 }
 
-kn_stanza_t *kn_stanza_with_attr(const kn_stanza_t *st, int e,
-                                 const char *name, const char *value)
+kn_stanza_t *kn_stanza_with_attr(const kn_stanza_t *st, int e, const char *name,
+                                 const char *value)
 {
     KN_ASSERT(value != NULL);
     return stanza_derive(st, e, name, value);

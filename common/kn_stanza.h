@@ -99,16 +99,15 @@ int kn_stanza_attr_copy(const kn_stanza_t *st, int e, const char *name,
 /* Number of attributes of e, and the i-th one (ns "" when none; any of the
  * out pointers may be NULL). */
 size_t kn_stanza_attr_count(const kn_stanza_t *st, int e);
-void kn_stanza_attr_at(const kn_stanza_t *st, int e, size_t i,
-                       const char **ns, const char **name,
-                       const char **value);
+void kn_stanza_attr_at(const kn_stanza_t *st, int e, size_t i, const char **ns,
+                       const char **name, const char **value);
 
 /* ---- derivation (the original is never modified) ------------------------ */
 
 /* A new stanza (refcount 1, caller owns) equal to st except that attribute
  * NAME on element e is set to value (replaced in place, or appended). */
-kn_stanza_t *kn_stanza_with_attr(const kn_stanza_t *st, int e,
-                                 const char *name, const char *value);
+kn_stanza_t *kn_stanza_with_attr(const kn_stanza_t *st, int e, const char *name,
+                                 const char *value);
 /* A new stanza (caller owns) equal to st without attribute NAME on e (a copy
  * of st if e has no such attribute). */
 kn_stanza_t *kn_stanza_without_attr(const kn_stanza_t *st, int e,
@@ -165,8 +164,8 @@ void kn_stanza_builder_end(kn_stanza_builder_t *b);
 int kn_stanza_builder_current(const kn_stanza_builder_t *b);
 /* Set (or, with value NULL, remove) attribute NAME on any element e built
  * so far. */
-void kn_stanza_builder_set_attr(kn_stanza_builder_t *b, int e,
-                                const char *name, const char *value);
+void kn_stanza_builder_set_attr(kn_stanza_builder_t *b, int e, const char *name,
+                                const char *value);
 /* Append a copy of element e of st, with its subtree, as a child of the
  * open element (or as the root when nothing is built yet). */
 void kn_stanza_builder_copy(kn_stanza_builder_t *b, const kn_stanza_t *st,
@@ -180,8 +179,7 @@ kn_stanza_t *kn_stanza_builder_finish(kn_stanza_builder_t *b);
  * start_n: ns NULL means the parent's namespace. attr_n: ns/prefix may be
  * NULL (no namespace); an empty prefix gets a generated one on output. */
 void kn_stanza_builder_start_n(kn_stanza_builder_t *b, const char *name,
-                               size_t name_len, const char *ns,
-                               size_t ns_len);
+                               size_t name_len, const char *ns, size_t ns_len);
 void kn_stanza_builder_attr_n(kn_stanza_builder_t *b, const char *ns,
                               size_t ns_len, const char *prefix,
                               size_t prefix_len, const char *name,

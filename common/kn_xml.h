@@ -58,9 +58,11 @@ typedef struct kn_xml_limits {
     size_t max_header;
 } kn_xml_limits_t;
 
-#define KN_XML_LIMITS_DEFAULT                                                 \
-    {KN_XML_MAX_STANZA_DEFAULT, KN_XML_MAX_DEPTH_DEFAULT,                     \
-     KN_XML_MAX_ATTRS_DEFAULT, KN_XML_MAX_HEADER_DEFAULT}
+#define KN_XML_LIMITS_DEFAULT                                                  \
+    {                                                                          \
+        KN_XML_MAX_STANZA_DEFAULT, KN_XML_MAX_DEPTH_DEFAULT,                   \
+            KN_XML_MAX_ATTRS_DEFAULT, KN_XML_MAX_HEADER_DEFAULT                \
+    }
 
 typedef enum kn_xml_event_type {
     KN_XML_HEADER = 1, /* stanza: the stream element with its attributes */

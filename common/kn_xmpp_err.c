@@ -46,8 +46,7 @@ const char *kn_stream_err_name(kn_stream_err_t err)
     return stream_err_names[err];
 }
 
-void kn_stream_err_write(kn_buf_t *out, kn_stream_err_t err,
-                         const char *text)
+void kn_stream_err_write(kn_buf_t *out, kn_stream_err_t err, const char *text)
 {
     KN_ASSERT(out != NULL);
     const char *name = kn_stream_err_name(err);
@@ -122,9 +121,9 @@ kn_stanza_t *kn_stanza_error_reply(const kn_stanza_t *orig,
     for (size_t i = 0; i < kn_stanza_attr_count(orig, 0); i++) {
         const char *ns, *name, *value;
         kn_stanza_attr_at(orig, 0, i, &ns, &name, &value);
-        if (ns[0] == '\0' && (strcmp(name, "to") == 0 ||
-                              strcmp(name, "from") == 0 ||
-                              strcmp(name, "type") == 0))
+        if (ns[0] == '\0' &&
+            (strcmp(name, "to") == 0 || strcmp(name, "from") == 0 ||
+             strcmp(name, "type") == 0))
             continue;
         if (ns[0] == '\0')
             kn_stanza_builder_attr(b, name, value);

@@ -54,8 +54,7 @@ const char *kn_stream_err_name(kn_stream_err_t err);
  * stream Kiln writes). text (may be NULL) is added as a <text/> element,
  * except for see-other-host where it is the element's content (the new
  * host, RFC 6120 4.9.3.19). text is escaped here. */
-void kn_stream_err_write(kn_buf_t *out, kn_stream_err_t err,
-                         const char *text);
+void kn_stream_err_write(kn_buf_t *out, kn_stream_err_t err, const char *text);
 
 /* Stanza error conditions, RFC 6120 8.3.3. */
 typedef enum kn_stanza_err {

@@ -20,8 +20,8 @@ import pytest
 REQUIRED = ("KILN_CONF", "KILN_BIN", "KILN_SQL_DIR", "KILN_PG", "KILN_REDIS_SOCK")
 missing = [v for v in REQUIRED if not os.environ.get(v)]
 if missing:
-    pytest.skip("not under tests/run-all.sh (missing %s)" % ", ".join(missing),
-                allow_module_level=True)
+    pytest.fail("run these through `make test` (tests/run-all.sh): missing %s"
+                % ", ".join(missing), pytrace=False)
 
 CONF = os.environ["KILN_CONF"]
 KILNCTL = os.path.join(os.environ["KILN_BIN"], "kilnctl")

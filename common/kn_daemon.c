@@ -1,0 +1,119 @@
+/*
+ * kn_daemon.c - shared main() plumbing (see kn_daemon.h).
+ */
+#include "kn_daemon.h"
+
+#include <getopt.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kn_err.h"
+#include "kn_log.h"
+
+static void daemon_usage(const char *prog, FILE *f)
+{
+    fprintf(f,
+            "usage: %s [-c FILE] [--node NAME] [--check-config]\n"
+            "  -c, --config FILE   config file (default $KILN_CONF, else "
+            "/etc/kiln/kiln.conf)\n"
+            "  --node NAME         which node entry of the config to run\n"
+            "  --check-config      load the config, report, and exit\n",
+            prog);
+}
+
+void kn_daemon_parse_args(int argc, char **argv, const char *prog,
+                          kn_daemon_args_t *out)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"node", required_argument, NULL, 'n'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(out, 0, sizeof(*out));
+    out->conf_path = getenv("KILN_CONF");
+    if (out->conf_path == NULL)
+        out->conf_path = "/etc/kiln/kiln.conf";
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': out->conf_path = optarg; break;
+        case 'n': out->node = optarg; break;
+        case 'k': out->check_only = true; break;
+        case 'h': daemon_usage(prog, stdout); exit(0);
+        default: daemon_usage(prog, stderr); exit(2);
+        }
+    }
+    if (optind != argc) {
+        daemon_usage(prog, stderr);
+        exit(2);
+    }
+}
+
+int kn_daemon_load(const kn_daemon_args_t *a, const char *prog,
+                   kn_conf_t **cfp, kn_common_conf_t *cc)
+{
+    char err[512];
+    kn_log_init(prog, KN_LOG_INFO);
+    int rc = kn_conf_open(cfp, a->conf_path, err, sizeof(err));
+    if (rc == 0) {
+        rc = kn_common_conf_load(*cfp, cc, err, sizeof(err));
+        if (rc < 0)
+            kn_conf_close(cfp);
+    }
+    if (rc < 0) {
+        kn_log_err("%s: %s", a->conf_path, err);
+        return rc;
+    }
+    kn_log_init(prog, cc->log_level);
+    return 0;
+}
+
+void kn_daemon_ready(const char *what)
+{
+    sd_notify(0, "READY=1");
+    kn_log_info("ready: %s", what);
+}
+
+static void (*daemon_on_stop)(void *);
+static void *daemon_stop_arg;
+
+static void daemon_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    kn_log_info("signal %d: stopping", w->signum);
+    sd_notify(0, "STOPPING=1");
+    if (daemon_on_stop != NULL)
+        daemon_on_stop(daemon_stop_arg);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+void kn_daemon_signals(struct ev_loop *loop, void (*on_stop)(void *),
+                       void *arg)
+{
+    static ev_signal sigint, sigterm;
+    daemon_on_stop = on_stop;
+    daemon_stop_arg = arg;
+    signal(SIGPIPE, SIG_IGN);
+    ev_signal_init(&sigint, daemon_on_signal, SIGINT);
+    ev_signal_init(&sigterm, daemon_on_signal, SIGTERM);
+    ev_signal_start(loop, &sigint);
+    ev_signal_start(loop, &sigterm);
+    ev_unref(loop);
+    ev_unref(loop);
+}
+
+unsigned kn_daemon_boot_id(void)
+{
+    unsigned id = 0;
+    if (RAND_bytes((unsigned char *)&id, sizeof(id)) != 1)
+        id = (unsigned)time(NULL) ^ (unsigned)getpid();
+    return id ? id : 1;
+}

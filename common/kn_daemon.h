@@ -1,0 +1,43 @@
+/*
+ * kn_daemon.h - what every Kiln process's main() shares: the command line
+ * (-c FILE, --node NAME, --check-config, -h), loading the common config,
+ * readiness (sd_notify READY=1 and a "ready" log line that tests wait
+ * for), and SIGINT/SIGTERM/SIGHUP on the libev loop.
+ */
+#ifndef KN_DAEMON_H
+#define KN_DAEMON_H
+
+#include <ev.h>
+#include <stdbool.h>
+
+#include "kn_config.h"
+
+typedef struct kn_daemon_args {
+    const char *conf_path; /* -c; default $KILN_CONF or /etc/kiln/kiln.conf */
+    const char *node;      /* --node; NULL when not given */
+    bool check_only;       /* --check-config */
+} kn_daemon_args_t;
+
+/* Parse argv. Prints usage and exits 2 on a bad command line, 0 on -h
+ * (this is main()'s job, so exiting here is allowed). */
+void kn_daemon_parse_args(int argc, char **argv, const char *prog,
+                          kn_daemon_args_t *out);
+
+/* Open the config and load the common part; logs the error and returns
+ * -KN_EINVAL on failure. Sets up logging (ident = prog, level from
+ * config). *cfp is owned by the caller. */
+int kn_daemon_load(const kn_daemon_args_t *a, const char *prog,
+                   kn_conf_t **cfp, kn_common_conf_t *cc);
+
+/* Tell systemd and the log that the process is ready to serve. */
+void kn_daemon_ready(const char *what);
+
+/* Stop the loop (ev_break) on SIGINT/SIGTERM after calling on_stop (may
+ * be NULL); ignore SIGPIPE. The watchers live in static storage. */
+void kn_daemon_signals(struct ev_loop *loop, void (*on_stop)(void *),
+                       void *arg);
+
+/* A random 32-bit boot id (this run of the process). */
+unsigned kn_daemon_boot_id(void);
+
+#endif

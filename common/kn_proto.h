@@ -1,0 +1,55 @@
+/*
+ * kn_proto.h - the cluster protocol on top of the envelope (kn_env.h):
+ * flag bits and conventions every process must agree on. docs/
+ * ARCHITECTURE.md ("Wire between processes") explains the exchanges.
+ *
+ * Connection ids are cluster-wide: the router gives every node a 16-bit
+ * index at HELLO, and a node's connection ids are (index << 48) | local.
+ * So any process can tell which node owns a connection id, and a
+ * multicast needs only connection ids.
+ */
+#ifndef KN_PROTO_H
+#define KN_PROTO_H
+
+#include <stdint.h>
+
+/* HELLO / HEARTBEAT flags */
+#define KN_F_FRESH 0x0001     /* node just started: drop its stale sessions */
+#define KN_F_ACK 0x0002       /* router's answer to a HELLO */
+#define KN_F_REHELLO 0x0004   /* router does not know you: HELLO again */
+#define KN_F_SYNCED 0x0008    /* node finished re-announcing its sessions */
+#define KN_F_ROLE_C2S 0x0100  /* HELLO: a connection manager */
+#define KN_F_ROLE_DAEMON 0x0200 /* HELLO: presenced, mucd, ... */
+#define KN_F_ROLE_COMPONENT 0x0400 /* HELLO: an external component link */
+
+/* SESSION_UP / PRIORITY flags */
+#define KN_F_AVAILABLE 0x0001 /* the resource has sent available presence */
+#define KN_F_REANNOUNCE 0x0010 /* re-announcement after a router restart */
+
+/* STANZA flags */
+#define KN_F_REROUTE 0x0001 /* target connection vanished: route to bare */
+#define KN_F_NO_OFFLINE 0x0002 /* never store offline (avoid loops) */
+
+/* REGISTER flags (node field carries the namespace, feature or domain) */
+#define KN_REG_IQ_NS 0x0001   /* IQs to the server/bare JIDs in this ns */
+#define KN_REG_DOMAIN 0x0002  /* every stanza to this domain */
+#define KN_REG_SESSIONS 0x0004 /* copies of SESSION_UP/DOWN/PRIORITY */
+#define KN_REG_OFFLINE 0x0008 /* handler for messages to offline users */
+#define KN_REG_FEATURE 0x0010 /* a disco#info feature of the server */
+
+/* BOUNCE: seq carries the kn_stanza_err_t condition. */
+
+#define KN_CONN_NODE_SHIFT 48
+#define KN_CONN_LOCAL_MASK ((UINT64_C(1) << KN_CONN_NODE_SHIFT) - 1)
+
+static inline uint16_t kn_conn_node(uint64_t conn)
+{
+    return (uint16_t)(conn >> KN_CONN_NODE_SHIFT);
+}
+
+static inline uint64_t kn_conn_make(uint16_t node, uint64_t local)
+{
+    return ((uint64_t)node << KN_CONN_NODE_SHIFT) | (local & KN_CONN_LOCAL_MASK);
+}
+
+#endif

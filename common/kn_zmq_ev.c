@@ -1,0 +1,324 @@
+/*
+ * kn_zmq_ev.c - libev watcher for a ZeroMQ socket.
+ *
+ * A note on ZMQ_FD. The fd ZeroMQ exposes is not the socket's data fd but
+ * the signaler of its command mailbox. It becomes readable when commands
+ * arrive (for example "a pipe has messages"), and ZeroMQ drains it itself
+ * whenever the socket processes commands: inside zmq_getsockopt(ZMQ_EVENTS),
+ * zmq_recv() and zmq_send(). So it is edge-triggered in practice: messages
+ * already queued never make it readable again, and a zmq_send() by the
+ * application can swallow the edge that announced new input. Hence:
+ *
+ *   - after every wake-up we loop on ZMQ_EVENTS and receive until ZMQ_POLLIN
+ *     is clear, never trusting the fd alone;
+ *   - a send through kn_zmq_ev_send() (or a kn_zmq_ev_kick()) sets
+ *     `pending`, and `pending` is served by an ev_check watcher, which libev
+ *     runs on every loop iteration;
+ *   - while `pending` is set an ev_idle watcher is active. Its callback does
+ *     nothing: an active idle watcher only makes the loop poll with a zero
+ *     timeout, so the ev_check runs on the next iteration without waiting
+ *     for the fd. (The work is done in ev_check, not in the idle callback,
+ *     because libev invokes idle callbacks only in iterations with no other
+ *     pending event: under steady client I/O they would never run.)
+ *
+ * Fairness: `used` counts messages delivered in the loop iteration numbered
+ * `iter` (ev_iteration()). Both the io and the check callbacks draw on the
+ * same budget, so at most batch_max messages are delivered per iteration
+ * whichever watcher fires. When the budget stops us, `pending` stays set
+ * and the idle watcher keeps the next iteration from blocking.
+ *
+ * Lifetime: the callback may stop or free its own watcher. `in_cb` counts
+ * nested deliveries; kn_zmq_ev_free() during a callback only sets `dead`,
+ * and the drain loop frees the watcher once the callback has returned.
+ */
+#include "kn_zmq_ev.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "kn_err.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+
+struct kn_zmq_ev {
+    struct ev_loop *loop;
+    void *sock;
+    ev_io io;
+    ev_check check;
+    ev_idle idle;
+    kn_zmq_ev_cb cb;
+    void *arg;
+    unsigned batch_max;
+    unsigned iter; /* ev_iteration() when `used` was last reset */
+    unsigned used; /* messages delivered during iteration `iter` */
+    size_t dropped;
+    int active;
+    int pending; /* ZMQ_EVENTS must be read again without waiting */
+    int in_cb;
+    int dead;
+};
+
+enum zev_recv {
+    ZEV_NONE,    /* nothing to read */
+    ZEV_GOT,     /* msg is filled */
+    ZEV_DROPPED, /* a message was read and dropped */
+    ZEV_ERROR,
+};
+
+static void zev_msg_close(kn_zmq_msg_t *msg)
+{
+    for (size_t i = 0; i < msg->nframes; i++)
+        zmq_msg_close(&msg->frames[i]);
+    msg->nframes = 0;
+}
+
+/* Read one whole multipart message. ZeroMQ delivers multipart messages
+ * atomically, so once the first frame is in, the rest are too. */
+static enum zev_recv zev_recv_msg(kn_zmq_ev_t *w, kn_zmq_msg_t *msg)
+{
+    int more = 1;
+    int overflow = 0;
+
+    msg->nframes = 0;
+    while (more) {
+        zmq_msg_t spill;
+        zmq_msg_t *f = msg->nframes < KN_ZMQ_MAX_FRAMES
+                           ? &msg->frames[msg->nframes]
+                           : &spill;
+        zmq_msg_init(f);
+        if (zmq_msg_recv(f, w->sock, ZMQ_DONTWAIT) < 0) {
+            int e = errno;
+            zmq_msg_close(f);
+            if (e == EINTR)
+                continue;
+            if (e == EAGAIN && msg->nframes == 0 && !overflow)
+                return ZEV_NONE;
+            kn_log_err("zmq_ev: recv failed: %s", zmq_strerror(e));
+            zev_msg_close(msg);
+            return ZEV_ERROR;
+        }
+        more = zmq_msg_more(f);
+        if (f == &spill) {
+            overflow = 1;
+            zmq_msg_close(f);
+        } else {
+            msg->nframes++;
+        }
+    }
+    if (overflow) {
+        zev_msg_close(msg);
+        w->dropped++;
+        kn_log_warn("zmq_ev: dropped a message of more than %d frames",
+                    KN_ZMQ_MAX_FRAMES);
+        return ZEV_DROPPED;
+    }
+    return ZEV_GOT;
+}
+
+static void zev_set_pending(kn_zmq_ev_t *w, int on)
+{
+    w->pending = on;
+    if (on && w->active)
+        ev_idle_start(w->loop, &w->idle);
+    else
+        ev_idle_stop(w->loop, &w->idle);
+}
+
+static void zev_stop_watchers(kn_zmq_ev_t *w)
+{
+    ev_io_stop(w->loop, &w->io);
+    ev_check_stop(w->loop, &w->check);
+    ev_idle_stop(w->loop, &w->idle);
+}
+
+static void zev_drain(kn_zmq_ev_t *w)
+{
+    unsigned it = ev_iteration(w->loop);
+    if (it != w->iter) {
+        w->iter = it;
+        w->used = 0;
+    }
+    if (!w->active)
+        return;
+    if (w->used >= w->batch_max) {
+        zev_set_pending(w, 1);
+        return;
+    }
+    while (w->used < w->batch_max) {
+        int events = 0;
+        size_t sz = sizeof(events);
+        if (zmq_getsockopt(w->sock, ZMQ_EVENTS, &events, &sz) != 0) {
+            if (errno == EINTR)
+                continue;
+            kn_log_err("zmq_ev: ZMQ_EVENTS failed: %s", zmq_strerror(errno));
+            zev_set_pending(w, 0);
+            return;
+        }
+        if (!(events & ZMQ_POLLIN)) {
+            zev_set_pending(w, 0);
+            return;
+        }
+        kn_zmq_msg_t msg;
+        enum zev_recv r = zev_recv_msg(w, &msg);
+        if (r == ZEV_NONE)
+            continue; /* ZMQ_EVENTS lied; ask again */
+        if (r == ZEV_ERROR) {
+            zev_set_pending(w, 0);
+            return;
+        }
+        w->used++;
+        if (r == ZEV_DROPPED)
+            continue;
+        w->in_cb++;
+        w->cb(w, &msg, w->arg);
+        w->in_cb--;
+        zev_msg_close(&msg);
+        if (w->dead) {
+            if (w->in_cb == 0)
+                free(w);
+            return;
+        }
+        if (!w->active)
+            return;
+    }
+    /* Budget spent: continue next iteration without waiting for the fd. */
+    zev_set_pending(w, 1);
+}
+
+static void zev_on_io(struct ev_loop *loop, ev_io *io, int revents)
+{
+    KN_UNUSED(loop);
+    KN_UNUSED(revents);
+    zev_drain(io->data);
+}
+
+static void zev_on_check(struct ev_loop *loop, ev_check *c, int revents)
+{
+    KN_UNUSED(loop);
+    KN_UNUSED(revents);
+    kn_zmq_ev_t *w = c->data;
+    if (w->pending)
+        zev_drain(w);
+}
+
+static void zev_on_idle(struct ev_loop *loop, ev_idle *i, int revents)
+{
+    /* Only here to keep the loop from blocking; see the design note. */
+    KN_UNUSED(loop);
+    KN_UNUSED(i);
+    KN_UNUSED(revents);
+}
+
+kn_zmq_ev_t *kn_zmq_ev_new(struct ev_loop *loop, void *sock,
+                           unsigned batch_max, kn_zmq_ev_cb cb, void *arg,
+                           int *err)
+{
+    KN_ASSERT(loop != NULL);
+    KN_ASSERT(sock != NULL);
+    KN_ASSERT(cb != NULL);
+
+    int fd;
+    size_t sz = sizeof(fd);
+    if (zmq_getsockopt(sock, ZMQ_FD, &fd, &sz) != 0) {
+        kn_log_err("zmq_ev: ZMQ_FD failed: %s", zmq_strerror(errno));
+        if (err)
+            *err = -KN_EIO;
+        return NULL;
+    }
+    kn_zmq_ev_t *w = kn_calloc(1, sizeof(*w));
+    w->loop = loop;
+    w->sock = sock;
+    w->cb = cb;
+    w->arg = arg;
+    w->batch_max = batch_max ? batch_max : KN_ZMQ_BATCH_DEFAULT;
+    ev_io_init(&w->io, zev_on_io, fd, EV_READ);
+    w->io.data = w;
+    ev_check_init(&w->check, zev_on_check);
+    w->check.data = w;
+    ev_idle_init(&w->idle, zev_on_idle);
+    w->idle.data = w;
+    if (err)
+        *err = 0;
+    return w;
+}
+
+void kn_zmq_ev_start(kn_zmq_ev_t *w)
+{
+    KN_ASSERT(w != NULL && !w->dead);
+    if (w->active)
+        return;
+    w->active = 1;
+    ev_io_start(w->loop, &w->io);
+    ev_check_start(w->loop, &w->check);
+    /* Messages may already be queued: the fd will not tell us. */
+    zev_set_pending(w, 1);
+}
+
+void kn_zmq_ev_stop(kn_zmq_ev_t *w)
+{
+    KN_ASSERT(w != NULL);
+    w->active = 0;
+    w->pending = 0;
+    zev_stop_watchers(w);
+}
+
+void kn_zmq_ev_free(kn_zmq_ev_t **wp)
+{
+    kn_zmq_ev_t *w = *wp;
+    if (!w)
+        return;
+    *wp = NULL;
+    kn_zmq_ev_stop(w);
+    if (w->in_cb) {
+        w->dead = 1;
+        return;
+    }
+    free(w);
+}
+
+void kn_zmq_ev_kick(kn_zmq_ev_t *w)
+{
+    KN_ASSERT(w != NULL);
+    if (w->active && !w->pending)
+        zev_set_pending(w, 1);
+}
+
+size_t kn_zmq_ev_dropped(const kn_zmq_ev_t *w)
+{
+    return w->dropped;
+}
+
+int kn_zmq_send(void *sock, const kn_zmq_part_t *parts, size_t n)
+{
+    KN_ASSERT(sock != NULL);
+    KN_ASSERT(parts != NULL && n >= 1);
+
+    for (size_t i = 0; i < n; i++) {
+        int flags = ZMQ_DONTWAIT | (i + 1 < n ? ZMQ_SNDMORE : 0);
+        int rc;
+        do {
+            rc = zmq_send(sock, parts[i].data, parts[i].len, flags);
+        } while (rc < 0 && errno == EINTR);
+        if (rc >= 0)
+            continue;
+        int e = errno;
+        /* The high-water mark is only checked on a message's first frame,
+         * so EAGAIN later would be a ZeroMQ bug: report it as EIO. */
+        if (i == 0 && e == EAGAIN)
+            return -KN_EAGAIN;
+        if (i == 0 && e == EHOSTUNREACH)
+            return -KN_ENOENT;
+        kn_log_err("zmq_ev: send of frame %zu/%zu failed: %s", i + 1, n,
+                   zmq_strerror(e));
+        return -KN_EIO;
+    }
+    return 0;
+}
+
+int kn_zmq_ev_send(kn_zmq_ev_t *w, const kn_zmq_part_t *parts, size_t n)
+{
+    KN_ASSERT(w != NULL);
+    int rc = kn_zmq_send(w->sock, parts, n);
+    kn_zmq_ev_kick(w);
+    return rc;
+}

@@ -1,0 +1,205 @@
+/*
+ * router.c - the router's entry points: construction, dispatch of one
+ * incoming message by envelope kind, and the warm-up hold.
+ *
+ * A note on restarts. When the router restarts, c2s nodes flush what
+ * their DEALER sockets queued while it was away, usually before they have
+ * noticed the restart and re-announced their sessions. So for a short
+ * warm-up after start (r->warm_until) stanzas are held, in arrival order,
+ * and routed once the nodes have had a heartbeat period to re-sync;
+ * control messages are handled at once. Nothing accepted is lost to the
+ * race. The hold is bounded (ROUTER_HOLD_MAX); past it, stanzas are
+ * routed at once with whatever table exists.
+ */
+#include <string.h>
+
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_proto.h"
+#include "router.h"
+
+#define ROUTER_HOLD_MAX 100000
+
+typedef struct router_held {
+    char node[ROUTER_NODE_NAME_MAX];
+    size_t node_len;
+    kn_buf_t env;
+    kn_buf_t payload;
+    struct router_held *next;
+} held_t;
+
+
+router_t *router_new(const char *domain, uint32_t boot, double node_timeout,
+                     router_send_fn send, void *ud)
+{
+    router_t *r = kn_calloc(1, sizeof(*r));
+    r->domain = kn_strdup(domain);
+    r->boot = boot;
+    r->node_timeout = node_timeout;
+    r->send = send;
+    r->send_ud = ud;
+    r->hold_tail = &r->hold_head;
+    return r;
+}
+
+static void hold_free_all(router_t *r)
+{
+    while (r->hold_head != NULL) {
+        held_t *h = r->hold_head;
+        r->hold_head = h->next;
+        kn_buf_free(&h->env);
+        kn_buf_free(&h->payload);
+        free(h);
+    }
+    r->hold_tail = &r->hold_head;
+    r->hold_count = 0;
+}
+
+void router_free(router_t **rp)
+{
+    router_t *r = *rp;
+    if (r == NULL)
+        return;
+    router_sess_t *s, *stmp;
+    HASH_ITER(hh, r->sessions, s, stmp)
+    {
+        HASH_DEL(r->sessions, s);
+        free(s->full);
+        free(s);
+    }
+    router_bare_t *b, *btmp;
+    HASH_ITER(hh, r->bares, b, btmp)
+    {
+        HASH_DEL(r->bares, b);
+        free(b->bare);
+        free(b);
+    }
+    router_reg_t *g, *gtmp;
+    HASH_ITER(hh, r->regs, g, gtmp)
+    {
+        HASH_DEL(r->regs, g);
+        free(g->key);
+        free(g);
+    }
+    router_node_t *n, *ntmp;
+    HASH_ITER(hh, r->nodes_by_name, n, ntmp)
+    {
+        HASH_DEL(r->nodes_by_name, n);
+        free(n);
+    }
+    hold_free_all(r);
+    kn_buf_free(&r->scratch);
+    free(r->domain);
+    free(r);
+    *rp = NULL;
+}
+
+static void router_hold(router_t *r, const char *name, size_t len, const kn_env_t *env,
+                        const router_payload_t *pl)
+{
+    held_t *h = kn_calloc(1, sizeof(*h));
+    memcpy(h->node, name, len < sizeof(h->node) ? len : sizeof(h->node) - 1);
+    h->node_len = len < sizeof(h->node) ? len : sizeof(h->node) - 1;
+    if (kn_env_encode(env, &h->env) < 0) {
+        free(h);
+        return;
+    }
+    kn_buf_append(&h->payload, pl->data, pl->len);
+    *r->hold_tail = h;
+    r->hold_tail = &h->next;
+    r->hold_count++;
+}
+
+static void router_replay(router_t *r, double now)
+{
+    held_t *list = r->hold_head;
+    size_t n = r->hold_count;
+    r->hold_head = NULL;
+    r->hold_tail = &r->hold_head;
+    r->hold_count = 0;
+    if (n > 0)
+        kn_log_info("warm-up over: routing %zu held stanzas", n);
+    while (list != NULL) {
+        held_t *h = list;
+        list = h->next;
+        kn_env_t env;
+        if (kn_env_decode(h->env.data, h->env.len, &env) == 0) {
+            router_payload_t pl = {h->payload.data, h->payload.len, NULL};
+            router_handle(r, h->node, h->node_len, &env, &pl, now);
+        }
+        kn_buf_free(&h->env);
+        kn_buf_free(&h->payload);
+        free(h);
+    }
+}
+
+void router_handle(router_t *r, const char *from_name, size_t from_len,
+                   const kn_env_t *env, const router_payload_t *payload,
+                   double now)
+{
+    r->stats.in++;
+    if (env->kind == KN_ENV_HELLO) {
+        router_node_hello(r, from_name, from_len, env, now);
+        return;
+    }
+    if (env->kind == KN_ENV_HEARTBEAT) {
+        router_node_heartbeat(r, from_name, from_len, env, now);
+        return;
+    }
+    bool data = env->kind == KN_ENV_STANZA || env->kind == KN_ENV_MULTICAST;
+    if (data && r->warm_until > 0 && now < r->warm_until &&
+        r->hold_count < ROUTER_HOLD_MAX) {
+        router_hold(r, from_name, from_len, env, payload);
+        return;
+    }
+    router_node_t *src = router_node_by_name(r, from_name, from_len);
+    if (src == NULL || !src->alive) {
+        /* Unknown sender: make it HELLO and re-announce. Its stanzas are
+         * held until then; its control messages will be repeated. */
+        router_node_heartbeat(r, from_name, from_len, env, now);
+        if (data && r->hold_count < ROUTER_HOLD_MAX) {
+            if (r->warm_until < now + r->node_timeout)
+                r->warm_until = now + 1.0;
+            router_hold(r, from_name, from_len, env, payload);
+        } else {
+            r->stats.dropped++;
+        }
+        return;
+    }
+    src->last_seen = now;
+    switch (env->kind) {
+    case KN_ENV_STANZA:
+        router_route_stanza(r, src, env, payload);
+        break;
+    case KN_ENV_MULTICAST:
+        router_route_multicast(r, env, payload);
+        break;
+    case KN_ENV_SESSION_UP:
+        router_sess_up(r, env);
+        break;
+    case KN_ENV_SESSION_DOWN:
+        router_sess_down(r, env);
+        break;
+    case KN_ENV_PRIORITY:
+        router_sess_priority(r, env);
+        break;
+    case KN_ENV_REGISTER:
+        router_register(r, src, env);
+        break;
+    default:
+        kn_log_warn("node %s sent a %s envelope, which only the router "
+                    "sends: dropped",
+                    src->name, kn_env_kind_name(env->kind));
+        r->stats.dropped++;
+        break;
+    }
+}
+
+void router_tick(router_t *r, double now)
+{
+    router_tick_nodes(r, now);
+    if (r->warm_until > 0 && now >= r->warm_until) {
+        r->warm_until = 0;
+        router_replay(r, now);
+    }
+}

@@ -1,0 +1,166 @@
+/*
+ * router.h - the router's state and its protocol logic.
+ *
+ * The logic (router_node.c, router_table.c, router_route.c) takes decoded
+ * envelopes in and calls r->send() for every frame out; it never touches a
+ * socket, so unit tests drive it directly. router_io.c binds it to the
+ * ZeroMQ ROUTER socket and router_redis.c writes the table through to
+ * Redis when r->redis is set.
+ */
+#ifndef ROUTER_H
+#define ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uthash.h>
+
+#include "kn_buf.h"
+#include "kn_env.h"
+#include "kn_xmpp_err.h"
+
+#define ROUTER_MAX_NODES 1024
+#define ROUTER_NODE_NAME_MAX 64
+
+typedef struct router router_t;
+typedef struct router_sess router_sess_t;
+
+/* A payload frame: the bytes, and an opaque handle the I/O layer can use
+ * to forward the frame without copying (a zmq_msg_t). */
+typedef struct router_payload {
+    const void *data;
+    size_t len;
+    void *msg;
+} router_payload_t;
+
+typedef struct router_node {
+    char name[ROUTER_NODE_NAME_MAX];
+    uint16_t index;       /* 1..ROUTER_MAX_NODES-1; 0 is never used */
+    uint16_t roles;       /* KN_F_ROLE_* */
+    bool alive;
+    bool synced;          /* finished re-announcing after our start */
+    uint32_t boot;        /* the node's boot id (HELLO seq) */
+    double last_seen;     /* router clock, seconds */
+    size_t nsessions;
+    UT_hash_handle hh;    /* r->nodes_by_name */
+} router_node_t;
+
+struct router_sess {
+    char *full;           /* key: prepared full JID, NUL-terminated */
+    size_t bare_len;      /* full[0..bare_len) is the bare JID */
+    uint64_t conn;        /* owning connection; node = kn_conn_node(conn) */
+    int16_t prio;
+    bool avail;           /* has sent available presence */
+    struct router_bare *bare;
+    router_sess_t *next;  /* in bare->sessions */
+    UT_hash_handle hh;    /* r->sessions */
+};
+
+typedef struct router_bare {
+    char *bare;           /* key */
+    router_sess_t *sessions;
+    UT_hash_handle hh;    /* r->bares */
+} router_bare_t;
+
+/* One registration: namespace, domain, feature, or a role (sessions,
+ * offline) held by a node. */
+typedef struct router_reg {
+    char *key;            /* "<flags>:<name>" so one name can hold roles */
+    const char *name;     /* points into key */
+    uint16_t flags;
+    uint16_t node;        /* node index */
+    UT_hash_handle hh;
+} router_reg_t;
+
+/* Counters for logs and the stats command. */
+typedef struct router_stats {
+    uint64_t in, out, routed, bounced, dropped, multicast_in;
+} router_stats_t;
+
+typedef void (*router_send_fn)(void *ud, const router_node_t *to,
+                               const kn_env_t *env,
+                               const router_payload_t *payload);
+
+struct router {
+    char *domain;
+    uint32_t boot;                 /* our boot id, sent in HELLO/HEARTBEAT */
+    double node_timeout;           /* seconds */
+    double warm_until;             /* holding stanzas until nodes re-sync */
+    router_node_t *nodes[ROUTER_MAX_NODES];
+    router_node_t *nodes_by_name;
+    router_sess_t *sessions;
+    router_bare_t *bares;
+    router_reg_t *regs;
+    router_send_fn send;
+    void *send_ud;
+    void *redis;                   /* kn_redis_t *, or NULL (tests) */
+    kn_buf_t scratch;
+    router_stats_t stats;
+    struct router_held *hold_head;  /* stanzas held during warm-up, FIFO */
+    struct router_held **hold_tail;
+    size_t hold_count;
+};
+
+router_t *router_new(const char *domain, uint32_t boot, double node_timeout,
+                     router_send_fn send, void *ud);
+void router_free(router_t **rp);
+
+/* Handle one message from node `from_name` (its routing id). now is the
+ * router's clock in seconds. Never fails: bad input is logged and dropped
+ * or bounced. */
+void router_handle(router_t *r, const char *from_name, size_t from_len,
+                   const kn_env_t *env, const router_payload_t *payload,
+                   double now);
+
+/* Send heartbeats to every live node and declare lost the nodes silent
+ * for longer than node_timeout. Call every heartbeat period. */
+void router_tick(router_t *r, double now);
+
+/* ---- router_node.c ---- */
+router_node_t *router_node_by_name(router_t *r, const char *name, size_t len);
+void router_node_hello(router_t *r, const char *name, size_t len,
+                       const kn_env_t *env, double now);
+void router_node_heartbeat(router_t *r, const char *name, size_t len,
+                           const kn_env_t *env, double now);
+void router_node_lost(router_t *r, router_node_t *n, kn_env_reason_t why);
+/* Heartbeat every live node; declare lost the silent ones. */
+void router_tick_nodes(router_t *r, double now);
+
+/* ---- router_table.c ---- */
+router_sess_t *router_sess_find(router_t *r, const char *full, size_t len);
+router_bare_t *router_bare_find(router_t *r, const char *bare, size_t len);
+/* Add or replace the route for full; a different previous owner is
+ * kicked with <conflict/> (R-DROP-7). */
+void router_sess_up(router_t *r, const kn_env_t *env);
+/* Remove full's route only if conn still owns it (ownership check). */
+void router_sess_down(router_t *r, const kn_env_t *env);
+void router_sess_priority(router_t *r, const kn_env_t *env);
+void router_sess_remove(router_t *r, router_sess_t *s, kn_env_reason_t why);
+
+/* ---- router_route.c ---- */
+void router_route_stanza(router_t *r, router_node_t *src, const kn_env_t *env,
+                         const router_payload_t *payload);
+void router_route_multicast(router_t *r, const kn_env_t *env,
+                            const router_payload_t *payload);
+void router_register(router_t *r, router_node_t *src, const kn_env_t *env);
+void router_unregister_node(router_t *r, uint16_t node);
+router_reg_t *router_reg_find(router_t *r, uint16_t flags, const char *name,
+                              size_t len);
+/* Return the payload to the sender as a BOUNCE with cond. */
+void router_bounce(router_t *r, router_node_t *src, const kn_env_t *env,
+                   const router_payload_t *payload, kn_stanza_err_t cond);
+/* The I/O layer could not hand env to its node (ZMQ_ROUTER_MANDATORY
+ * said the peer is gone): store a message offline or bounce it. */
+void router_undeliverable(router_t *r, const kn_env_t *env,
+                          const router_payload_t *payload);
+/* Send to node n a copy of env with kind/conn replaced. */
+void router_emit(router_t *r, const router_node_t *n, const kn_env_t *env,
+                 const router_payload_t *payload);
+
+/* ---- router_redis.c (no-ops when r->redis is NULL) ---- */
+void router_redis_sess_up(router_t *r, const router_sess_t *s);
+void router_redis_sess_down(router_t *r, const router_sess_t *s);
+void router_redis_node_alive(router_t *r, const router_node_t *n);
+void router_redis_node_lost(router_t *r, const router_node_t *n);
+
+#endif

@@ -1,0 +1,19 @@
+/*
+ * router_redis.h - write-through of the routing table to Redis.
+ */
+#ifndef ROUTER_REDIS_H
+#define ROUTER_REDIS_H
+
+#include <ev.h>
+
+#include "router.h"
+
+typedef struct router_redis router_redis_t;
+
+/* Connect (asynchronously, reconnecting) to address and set r->redis.
+ * node_ttl_s is the TTL of each node's liveness key. */
+router_redis_t *router_redis_new(struct ev_loop *loop, router_t *r,
+                                 const char *address, long node_ttl_s);
+void router_redis_free(router_redis_t **rrp);
+
+#endif

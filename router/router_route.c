@@ -1,0 +1,422 @@
+/*
+ * router_route.c - RFC 6121 section 8.5 delivery on the envelope alone.
+ *
+ * A note on addressing. Envelope JIDs were prepared by the sender (c2s
+ * prepares what clients send), so the router only splits them: bare =
+ * up to the first '/', domain = after the '@' of the bare part. Stanzas
+ * to our domain go to local sessions (full JID), to the highest-priority
+ * available resources (bare JID, messages), to the daemon that registered
+ * the IQ's namespace (IQs to the server or to a bare JID; the sender put
+ * the namespace of the IQ's first child in the envelope's node field), or
+ * to the offline handler. Stanzas to another domain go to the node that
+ * registered that domain (mucd, components), else they bounce: there is
+ * no server-to-server yet.
+ *
+ * A bounce is a BOUNCE envelope carrying the original payload back to the
+ * sender's node, with the stanza error condition in seq; the sender's
+ * node, which parses XML anyway, writes the error stanza. Errors are never
+ * bounced.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_proto.h"
+#include "router.h"
+
+typedef struct addr {
+    const char *bare;
+    size_t bare_len;
+    const char *domain;
+    size_t domain_len;
+    bool has_local;
+    bool has_resource;
+} addr_t;
+
+static void addr_split(const char *jid, size_t len, addr_t *a)
+{
+    const char *slash = memchr(jid, '/', len);
+    a->bare = jid;
+    a->bare_len = slash ? (size_t)(slash - jid) : len;
+    a->has_resource = slash != NULL;
+    const char *at = memchr(jid, '@', a->bare_len);
+    a->has_local = at != NULL;
+    a->domain = at ? at + 1 : jid;
+    a->domain_len = a->bare_len - (size_t)(a->domain - jid);
+}
+
+void router_emit(router_t *r, const router_node_t *n, const kn_env_t *env,
+                 const router_payload_t *payload)
+{
+    r->send(r->send_ud, n, env, payload);
+    r->stats.out++;
+}
+
+/* Deliver to one session's connection. */
+static void route_to_sess(router_t *r, const router_sess_t *s,
+                          const kn_env_t *env, const router_payload_t *pl)
+{
+    router_node_t *n = r->nodes[kn_conn_node(s->conn)];
+    if (n == NULL || !n->alive)
+        return;
+    kn_env_t e = *env;
+    e.kind = KN_ENV_STANZA;
+    e.conn_id = s->conn;
+    e.flags &= (uint16_t)~KN_F_REROUTE;
+    router_emit(r, n, &e, pl);
+    r->stats.routed++;
+}
+
+router_reg_t *router_reg_find(router_t *r, uint16_t flags, const char *name,
+                              size_t len)
+{
+    char key[KN_ENV_STR_MAX + 16];
+    int n = snprintf(key, sizeof(key), "%04x:%.*s", flags, (int)len, name);
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return NULL;
+    router_reg_t *g = NULL;
+    HASH_FIND_STR(r->regs, key, g);
+    return g;
+}
+
+static router_node_t *reg_node(router_t *r, uint16_t flags, const char *name,
+                               size_t len)
+{
+    router_reg_t *g = router_reg_find(r, flags, name, len);
+    if (g == NULL)
+        return NULL;
+    router_node_t *n = r->nodes[g->node];
+    return n != NULL && n->alive ? n : NULL;
+}
+
+/* The first live node holding a role registration (offline, sessions). */
+static router_node_t *role_node(router_t *r, uint16_t flags)
+{
+    return reg_node(r, flags, "", 0);
+}
+
+void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
+{
+    uint16_t flags = env->flags;
+    if (flags == 0 || (flags & (flags - 1)) != 0) {
+        kn_log_warn("node %s: REGISTER needs exactly one flag (got %04x)",
+                    src->name, flags);
+        return;
+    }
+    router_reg_t *g = router_reg_find(r, flags, env->node, env->node_len);
+    if (g == NULL) {
+        g = kn_calloc(1, sizeof(*g));
+        kn_buf_t k = KN_BUF_INIT;
+        kn_buf_printf(&k, "%04x:%.*s", flags, (int)env->node_len, env->node);
+        g->key = kn_buf_release(&k, NULL);
+        g->name = g->key + 5;
+        g->flags = flags;
+        HASH_ADD_KEYPTR(hh, r->regs, g->key, strlen(g->key), g);
+    }
+    g->node = src->index;
+    kn_log_info("node %s registered %04x '%s'", src->name, flags, g->name);
+}
+
+void router_unregister_node(router_t *r, uint16_t node)
+{
+    router_reg_t *g, *tmp;
+    HASH_ITER(hh, r->regs, g, tmp)
+    {
+        if (g->node != node)
+            continue;
+        HASH_DEL(r->regs, g);
+        free(g->key);
+        free(g);
+    }
+}
+
+void router_bounce(router_t *r, router_node_t *src, const kn_env_t *env,
+                   const router_payload_t *payload, kn_stanza_err_t cond)
+{
+    if (env->type == KN_ENV_TYPE_ERROR || src == NULL || !src->alive) {
+        r->stats.dropped++;
+        return;
+    }
+    kn_env_t e = *env;
+    e.kind = KN_ENV_BOUNCE;
+    e.seq = (uint32_t)cond;
+    router_emit(r, src, &e, payload);
+    r->stats.bounced++;
+}
+
+/* Highest priority among available sessions with priority >= 0, or -1. */
+static int route_best_prio(const router_bare_t *b)
+{
+    int best = -1;
+    for (const router_sess_t *s = b ? b->sessions : NULL; s; s = s->next)
+        if (s->avail && s->prio >= 0 && s->prio > best)
+            best = s->prio;
+    return best;
+}
+
+/* A message for a user with no available resource: the offline handler
+ * (presenced) stores it; without one the sender learns it was not
+ * delivered. */
+static void route_offline(router_t *r, router_node_t *src, const kn_env_t *env,
+                          const router_payload_t *pl)
+{
+    router_node_t *h = (env->flags & KN_F_NO_OFFLINE)
+                           ? NULL
+                           : role_node(r, KN_REG_OFFLINE);
+    if (h != NULL) {
+        kn_env_t e = *env;
+        e.kind = KN_ENV_STANZA;
+        router_emit(r, h, &e, pl);
+        r->stats.routed++;
+        return;
+    }
+    router_bounce(r, src, env, pl, KN_STE_SERVICE_UNAVAILABLE);
+}
+
+static void route_message_bare(router_t *r, router_node_t *src,
+                               const kn_env_t *env, const addr_t *to,
+                               const router_payload_t *pl)
+{
+    router_bare_t *b = router_bare_find(r, to->bare, to->bare_len);
+    switch (env->type) {
+    case KN_ENV_TYPE_GROUPCHAT:
+        router_bounce(r, src, env, pl, KN_STE_SERVICE_UNAVAILABLE);
+        return;
+    case KN_ENV_TYPE_HEADLINE: {
+        for (router_sess_t *s = b ? b->sessions : NULL; s; s = s->next)
+            if (s->avail && s->prio >= 0)
+                route_to_sess(r, s, env, pl);
+        return;
+    }
+    default: {
+        int best = route_best_prio(b);
+        if (best < 0) {
+            if (env->type == KN_ENV_TYPE_ERROR)
+                r->stats.dropped++;
+            else
+                route_offline(r, src, env, pl);
+            return;
+        }
+        for (router_sess_t *s = b->sessions; s; s = s->next)
+            if (s->avail && s->prio == best)
+                route_to_sess(r, s, env, pl);
+        return;
+    }
+    }
+}
+
+/* IQ handled by the server on behalf of a bare JID or the domain. */
+static void route_iq_server(router_t *r, router_node_t *src,
+                            const kn_env_t *env, const router_payload_t *pl)
+{
+    if (env->type == KN_ENV_TYPE_RESULT || env->type == KN_ENV_TYPE_ERROR) {
+        /* An answer to a server-originated IQ (e.g. c2s's ping). Those
+         * are answered to the full JID of the asker; nothing to do. */
+        r->stats.dropped++;
+        return;
+    }
+    router_node_t *h = reg_node(r, KN_REG_IQ_NS, env->node, env->node_len);
+    if (h != NULL) {
+        kn_env_t e = *env;
+        router_emit(r, h, &e, pl);
+        r->stats.routed++;
+        return;
+    }
+    router_bounce(r, src, env, pl, KN_STE_SERVICE_UNAVAILABLE);
+}
+
+static void route_presence_bare(router_t *r, const kn_env_t *env,
+                                const addr_t *to, const router_payload_t *pl)
+{
+    /* Subscription management and probes belong to the presence daemon;
+     * without one, directed presence still reaches available resources
+     * and the rest is dropped (RFC 6121 8.5.2.1.3: no error for
+     * presence). */
+    bool subscr = env->type >= KN_ENV_TYPE_SUBSCRIBE &&
+                  env->type <= KN_ENV_TYPE_PROBE;
+    router_node_t *p = role_node(r, KN_REG_SESSIONS);
+    if (subscr) {
+        if (p != NULL)
+            router_emit(r, p, env, pl);
+        else
+            r->stats.dropped++;
+        return;
+    }
+    router_bare_t *b = router_bare_find(r, to->bare, to->bare_len);
+    for (router_sess_t *s = b ? b->sessions : NULL; s; s = s->next)
+        if (s->avail)
+            route_to_sess(r, s, env, pl);
+}
+
+static void route_local(router_t *r, router_node_t *src, const kn_env_t *env,
+                        const addr_t *to, const router_payload_t *pl)
+{
+    if (!to->has_local) {
+        /* To the server itself. */
+        if (env->stanza == KN_ENV_ST_IQ) {
+            route_iq_server(r, src, env, pl);
+        } else if (env->stanza == KN_ENV_ST_PRESENCE) {
+            router_node_t *p = role_node(r, KN_REG_SESSIONS);
+            if (p != NULL)
+                router_emit(r, p, env, pl);
+        } else {
+            router_bounce(r, src, env, pl, KN_STE_SERVICE_UNAVAILABLE);
+        }
+        return;
+    }
+    if (to->has_resource && !(env->flags & KN_F_REROUTE)) {
+        router_sess_t *s = router_sess_find(r, env->to, env->to_len);
+        if (s != NULL) {
+            route_to_sess(r, s, env, pl);
+            return;
+        }
+        switch (env->stanza) {
+        case KN_ENV_ST_MESSAGE:
+            if (env->type == KN_ENV_TYPE_HEADLINE ||
+                env->type == KN_ENV_TYPE_ERROR) {
+                r->stats.dropped++;
+                return;
+            }
+            break; /* R-ARCH-3: treated as to the bare JID */
+        case KN_ENV_ST_IQ:
+            /* R-ARCH-4 */
+            if (env->type == KN_ENV_TYPE_GET || env->type == KN_ENV_TYPE_SET)
+                router_bounce(r, src, env, pl, KN_STE_SERVICE_UNAVAILABLE);
+            else
+                r->stats.dropped++;
+            return;
+        case KN_ENV_ST_PRESENCE:
+            if (env->type < KN_ENV_TYPE_SUBSCRIBE ||
+                env->type > KN_ENV_TYPE_UNSUBSCRIBED) {
+                r->stats.dropped++; /* R-ARCH-4: silently */
+                return;
+            }
+            break; /* subscription states are about the bare JID */
+        default:
+            return;
+        }
+    }
+    switch (env->stanza) {
+    case KN_ENV_ST_MESSAGE:
+        route_message_bare(r, src, env, to, pl);
+        break;
+    case KN_ENV_ST_IQ:
+        if (to->has_resource) /* a rerouted IQ: its target vanished */
+            router_bounce(r, src, env, pl, KN_STE_SERVICE_UNAVAILABLE);
+        else
+            route_iq_server(r, src, env, pl);
+        break;
+    case KN_ENV_ST_PRESENCE:
+        route_presence_bare(r, env, to, pl);
+        break;
+    default:
+        break;
+    }
+}
+
+void router_route_stanza(router_t *r, router_node_t *src, const kn_env_t *env,
+                         const router_payload_t *payload)
+{
+    if (env->to_len == 0 && env->stanza == KN_ENV_ST_PRESENCE) {
+        /* Broadcast presence: the presence daemon fans it out. */
+        router_node_t *p = role_node(r, KN_REG_SESSIONS);
+        if (p != NULL)
+            router_emit(r, p, env, payload);
+        else
+            r->stats.dropped++;
+        return;
+    }
+    if (env->to_len == 0) {
+        kn_log_debug("stanza without to from %s dropped",
+                     src ? src->name : "?");
+        r->stats.dropped++;
+        return;
+    }
+    addr_t to;
+    addr_split(env->to, env->to_len, &to);
+    size_t dl = strlen(r->domain);
+    if (to.domain_len == dl && memcmp(to.domain, r->domain, dl) == 0) {
+        route_local(r, src, env, &to, payload);
+        return;
+    }
+    router_node_t *h = reg_node(r, KN_REG_DOMAIN, to.domain, to.domain_len);
+    if (h != NULL) {
+        router_emit(r, h, env, payload);
+        r->stats.routed++;
+        return;
+    }
+    router_bounce(r, src, env, payload, KN_STE_REMOTE_SERVER_NOT_FOUND);
+}
+
+void router_route_multicast(router_t *r, const kn_env_t *env,
+                            const router_payload_t *payload)
+{
+    /* Split the target list per owning node: one message per node. */
+    static uint64_t *split;
+    static size_t split_cap;
+    if (split_cap < env->ntargets) {
+        split = kn_realloc(split, env->ntargets * sizeof(*split));
+        split_cap = env->ntargets;
+    }
+    r->stats.multicast_in++;
+    bool *done = NULL;
+    size_t left = env->ntargets;
+    if (left > 0)
+        done = kn_calloc(left, sizeof(*done));
+    for (size_t i = 0; i < env->ntargets; i++) {
+        if (done[i])
+            continue;
+        uint16_t node = kn_conn_node(kn_env_target(env, i));
+        size_t k = 0;
+        for (size_t j = i; j < env->ntargets; j++) {
+            uint64_t c = kn_env_target(env, j);
+            if (!done[j] && kn_conn_node(c) == node) {
+                split[k++] = c;
+                done[j] = true;
+            }
+        }
+        router_node_t *n = r->nodes[node];
+        if (n == NULL || !n->alive)
+            continue;
+        kn_env_t e = *env;
+        e.targets = split;
+        e.targets_wire = NULL;
+        e.ntargets = k;
+        router_emit(r, n, &e, payload);
+        r->stats.routed += k;
+    }
+    free(done);
+}
+
+/* The sender of env, found from its from address: the node owning the
+ * full JID's session, or the node that registered from's domain. */
+static router_node_t *route_sender_node(router_t *r, const kn_env_t *env)
+{
+    router_sess_t *s = router_sess_find(r, env->from, env->from_len);
+    if (s != NULL)
+        return r->nodes[kn_conn_node(s->conn)];
+    addr_t a;
+    addr_split(env->from, env->from_len, &a);
+    return reg_node(r, KN_REG_DOMAIN, a.domain, a.domain_len);
+}
+
+void router_undeliverable(router_t *r, const kn_env_t *env,
+                          const router_payload_t *payload)
+{
+    if (env->kind != KN_ENV_STANZA) {
+        r->stats.dropped++;
+        return;
+    }
+    router_node_t *src = route_sender_node(r, env);
+    if (env->stanza == KN_ENV_ST_MESSAGE && env->type != KN_ENV_TYPE_ERROR &&
+        env->type != KN_ENV_TYPE_GROUPCHAT &&
+        env->type != KN_ENV_TYPE_HEADLINE) {
+        route_offline(r, src, env, payload);
+    } else if (env->stanza == KN_ENV_ST_IQ &&
+               (env->type == KN_ENV_TYPE_GET || env->type == KN_ENV_TYPE_SET)) {
+        router_bounce(r, src, env, payload, KN_STE_SERVICE_UNAVAILABLE);
+    } else {
+        r->stats.dropped++;
+    }
+}

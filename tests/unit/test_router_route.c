@@ -1,0 +1,458 @@
+/*
+ * test_router_route.c - the router's logic driven with envelopes, no
+ * sockets: HELLO/indices, session table and conflict, RFC 6121 delivery
+ * (R-ARCH-2, R-ARCH-3, R-ARCH-4), namespace dispatch, multicast split per
+ * node, node loss (R-DROP-6), warm-up hold, undeliverable frames.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kn_proto.h"
+#include "router.h"
+
+#define MAXOUT 64
+typedef struct out {
+    char node[64];
+    kn_env_kind_t kind;
+    kn_env_reason_t reason;
+    uint64_t conn;
+    uint32_t seq;
+    uint16_t flags;
+    char to[128];
+    char from[128];
+    size_t ntargets;
+    uint64_t targets[8];
+    char payload[128];
+} out_t;
+
+static out_t outs[MAXOUT];
+static int nout;
+
+static void cap_send(void *ud, const router_node_t *to, const kn_env_t *env,
+                     const router_payload_t *pl)
+{
+    (void)ud;
+    ck_assert_int_lt(nout, MAXOUT);
+    out_t *o = &outs[nout++];
+    memset(o, 0, sizeof(*o));
+    snprintf(o->node, sizeof(o->node), "%s", to->name);
+    o->kind = env->kind;
+    o->reason = env->reason;
+    o->conn = env->conn_id;
+    o->seq = env->seq;
+    o->flags = env->flags;
+    snprintf(o->to, sizeof(o->to), "%.*s", (int)env->to_len, env->to);
+    snprintf(o->from, sizeof(o->from), "%.*s", (int)env->from_len, env->from);
+    o->ntargets = env->ntargets;
+    for (size_t i = 0; i < env->ntargets && i < 8; i++)
+        o->targets[i] = kn_env_target(env, i);
+    snprintf(o->payload, sizeof(o->payload), "%.*s", (int)pl->len,
+             (const char *)pl->data);
+}
+
+static router_t *r;
+static double now = 100.0;
+
+static void reset_out(void)
+{
+    nout = 0;
+}
+
+static void in(const char *node, const kn_env_t *env, const char *payload)
+{
+    router_payload_t pl = {payload, payload ? strlen(payload) : 0, NULL};
+    router_handle(r, node, strlen(node), env, &pl, now);
+}
+
+static uint16_t hello(const char *node, uint16_t roles, uint32_t boot)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_HELLO;
+    e.flags = roles | KN_F_FRESH;
+    e.seq = boot;
+    reset_out();
+    in(node, &e, NULL);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_HELLO);
+    ck_assert(outs[0].flags & KN_F_ACK);
+    ck_assert_uint_eq(outs[0].seq, 77); /* router boot id */
+    return kn_conn_node(outs[0].conn);
+}
+
+static void sess_up(const char *node, uint16_t idx, uint64_t local,
+                    const char *full, int prio, bool avail)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_SESSION_UP;
+    e.conn_id = kn_conn_make(idx, local);
+    e.from = full;
+    e.from_len = strlen(full);
+    e.priority = (int16_t)prio;
+    e.flags = avail ? KN_F_AVAILABLE : 0;
+    in(node, &e, NULL);
+}
+
+static void send_stanza(const char *node, kn_env_stanza_t st, kn_env_type_t t,
+                        const char *from, const char *to, const char *ns,
+                        uint64_t conn)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = st;
+    e.type = t;
+    e.from = from;
+    e.from_len = strlen(from);
+    e.to = to;
+    e.to_len = strlen(to);
+    e.node = ns;
+    e.node_len = ns ? strlen(ns) : 0;
+    e.conn_id = conn;
+    reset_out();
+    in(node, &e, "<x/>");
+}
+
+static uint16_t ia, ib, ip;
+
+static void setup(void)
+{
+    r = router_new("localhost", 77, 15.0, cap_send, NULL);
+    now = 100.0;
+    ia = hello("c2s-a", KN_F_ROLE_C2S, 1);
+    ib = hello("c2s-b", KN_F_ROLE_C2S, 2);
+    ck_assert_uint_ne(ia, ib);
+    ck_assert_uint_ne(ia, 0);
+    reset_out();
+}
+
+static void teardown(void)
+{
+    router_free(&r);
+    ck_assert_ptr_null(r);
+}
+
+START_TEST(full_jid_across_nodes_R_ARCH_2)
+{
+    sess_up("c2s-a", ia, 1, "alice@localhost/pc", 0, true);
+    sess_up("c2s-b", ib, 7, "bob@localhost/phone", 0, true);
+    send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT,
+                "alice@localhost/pc", "bob@localhost/phone", NULL,
+                kn_conn_make(ia, 1));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "c2s-b");
+    ck_assert_int_eq(outs[0].kind, KN_ENV_STANZA);
+    ck_assert_uint_eq(outs[0].conn, kn_conn_make(ib, 7));
+    ck_assert_str_eq(outs[0].payload, "<x/>");
+}
+END_TEST
+
+START_TEST(bare_jid_highest_priority_R_ARCH_3)
+{
+    sess_up("c2s-a", ia, 1, "bob@localhost/a", 1, true);
+    sess_up("c2s-b", ib, 2, "bob@localhost/b", 5, true);
+    sess_up("c2s-b", ib, 3, "bob@localhost/c", 5, true);
+    sess_up("c2s-a", ia, 4, "bob@localhost/d", 9, false); /* unavailable */
+    sess_up("c2s-a", ia, 5, "bob@localhost/e", -1, true);
+    send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT,
+                "x@localhost/1", "bob@localhost", NULL, 0);
+    ck_assert_int_eq(nout, 2);
+    ck_assert_str_eq(outs[0].node, "c2s-b");
+    ck_assert_str_eq(outs[1].node, "c2s-b");
+    uint64_t c0 = outs[0].conn, c1 = outs[1].conn;
+    ck_assert(c0 != c1);
+    ck_assert(c0 == kn_conn_make(ib, 2) || c0 == kn_conn_make(ib, 3));
+    ck_assert(c1 == kn_conn_make(ib, 2) || c1 == kn_conn_make(ib, 3));
+}
+END_TEST
+
+START_TEST(message_to_unavailable_full_goes_to_bare_R_ARCH_3)
+{
+    sess_up("c2s-b", ib, 2, "bob@localhost/b", 0, true);
+    send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_NORMAL,
+                "x@localhost/1", "bob@localhost/gone", NULL, 0);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_uint_eq(outs[0].conn, kn_conn_make(ib, 2));
+}
+END_TEST
+
+START_TEST(offline_without_handler_bounces_and_with_handler_stores)
+{
+    sess_up("c2s-a", ia, 1, "alice@localhost/pc", 0, true);
+    send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT,
+                "alice@localhost/pc", "carol@localhost", NULL,
+                kn_conn_make(ia, 1));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_BOUNCE);
+    ck_assert_str_eq(outs[0].node, "c2s-a");
+    ck_assert_uint_eq(outs[0].seq, KN_STE_SERVICE_UNAVAILABLE);
+    ck_assert_uint_eq(outs[0].conn, kn_conn_make(ia, 1));
+    ck_assert_str_eq(outs[0].payload, "<x/>");
+
+    ip = hello("presenced", KN_F_ROLE_DAEMON, 3);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_OFFLINE;
+    in("presenced", &g, NULL);
+    send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT,
+                "alice@localhost/pc", "carol@localhost", NULL,
+                kn_conn_make(ia, 1));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_STANZA);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert_str_eq(outs[0].to, "carol@localhost");
+
+    /* An error message is never bounced nor stored. */
+    send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_ERROR,
+                "alice@localhost/pc", "carol@localhost", NULL, 0);
+    ck_assert_int_eq(nout, 0);
+}
+END_TEST
+
+START_TEST(iq_and_presence_to_unavailable_full_R_ARCH_4)
+{
+    send_stanza("c2s-a", KN_ENV_ST_IQ, KN_ENV_TYPE_GET, "a@localhost/1",
+                "bob@localhost/gone", "urn:xmpp:ping", kn_conn_make(ia, 1));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_BOUNCE);
+    ck_assert_uint_eq(outs[0].seq, KN_STE_SERVICE_UNAVAILABLE);
+    send_stanza("c2s-a", KN_ENV_ST_IQ, KN_ENV_TYPE_RESULT, "a@localhost/1",
+                "bob@localhost/gone", NULL, 0);
+    ck_assert_int_eq(nout, 0);
+    send_stanza("c2s-a", KN_ENV_ST_PRESENCE, KN_ENV_TYPE_AVAILABLE,
+                "a@localhost/1", "bob@localhost/gone", NULL, 0);
+    ck_assert_int_eq(nout, 0);
+}
+END_TEST
+
+START_TEST(iq_namespace_dispatch)
+{
+    send_stanza("c2s-a", KN_ENV_ST_IQ, KN_ENV_TYPE_GET, "a@localhost/1",
+                "localhost", "jabber:iq:version", kn_conn_make(ia, 1));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_BOUNCE);
+    hello("presenced", KN_F_ROLE_DAEMON, 3);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_IQ_NS;
+    g.node = "jabber:iq:roster";
+    g.node_len = strlen(g.node);
+    in("presenced", &g, NULL);
+    send_stanza("c2s-a", KN_ENV_ST_IQ, KN_ENV_TYPE_GET, "a@localhost/1",
+                "a@localhost", "jabber:iq:roster", kn_conn_make(ia, 1));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_STANZA);
+    ck_assert_str_eq(outs[0].node, "presenced");
+}
+END_TEST
+
+START_TEST(other_domain_and_registered_domain)
+{
+    send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT, "a@localhost/1",
+                "x@example.net", NULL, kn_conn_make(ia, 1));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_BOUNCE);
+    ck_assert_uint_eq(outs[0].seq, KN_STE_REMOTE_SERVER_NOT_FOUND);
+    hello("mucd", KN_F_ROLE_DAEMON, 4);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_DOMAIN;
+    g.node = "conference.localhost";
+    g.node_len = strlen(g.node);
+    in("mucd", &g, NULL);
+    send_stanza("c2s-a", KN_ENV_ST_PRESENCE, KN_ENV_TYPE_AVAILABLE,
+                "a@localhost/1", "room@conference.localhost/nick", NULL, 0);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "mucd");
+}
+END_TEST
+
+START_TEST(conflict_kicks_old_session_R_DROP_7)
+{
+    ip = hello("presenced", KN_F_ROLE_DAEMON, 3);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_SESSIONS;
+    in("presenced", &g, NULL);
+    sess_up("c2s-a", ia, 1, "bob@localhost/x", 0, true);
+    reset_out();
+    sess_up("c2s-b", ib, 9, "bob@localhost/x", 0, true);
+    /* kick to a, session_down(conflict) and session_up to presenced */
+    ck_assert_int_eq(nout, 3);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_KICK);
+    ck_assert_str_eq(outs[0].node, "c2s-a");
+    ck_assert_uint_eq(outs[0].conn, kn_conn_make(ia, 1));
+    ck_assert_int_eq(outs[0].reason, KN_ENV_REASON_CONFLICT);
+    ck_assert_int_eq(outs[1].kind, KN_ENV_SESSION_DOWN);
+    ck_assert_int_eq(outs[1].reason, KN_ENV_REASON_CONFLICT);
+    ck_assert_int_eq(outs[2].kind, KN_ENV_SESSION_UP);
+    /* The old connection's late SESSION_DOWN does not remove the new route. */
+    kn_env_t d = {0};
+    d.kind = KN_ENV_SESSION_DOWN;
+    d.reason = KN_ENV_REASON_CONFLICT;
+    d.conn_id = kn_conn_make(ia, 1);
+    d.from = "bob@localhost/x";
+    d.from_len = strlen(d.from);
+    reset_out();
+    in("c2s-a", &d, NULL);
+    ck_assert_int_eq(nout, 0);
+    router_sess_t *s = router_sess_find(r, "bob@localhost/x", 15);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(s->conn, kn_conn_make(ib, 9));
+    /* Its own SESSION_DOWN does. */
+    d.conn_id = kn_conn_make(ib, 9);
+    d.reason = KN_ENV_REASON_CLEAN;
+    in("c2s-b", &d, NULL);
+    ck_assert_ptr_null(router_sess_find(r, "bob@localhost/x", 15));
+    ck_assert_ptr_null(router_bare_find(r, "bob@localhost", 13));
+    ck_assert_int_eq(outs[nout - 1].kind, KN_ENV_SESSION_DOWN);
+    ck_assert_int_eq(outs[nout - 1].reason, KN_ENV_REASON_CLEAN);
+}
+END_TEST
+
+START_TEST(multicast_split_per_node)
+{
+    kn_env_t m = {0};
+    uint64_t t[5] = {kn_conn_make(ia, 1), kn_conn_make(ib, 2),
+                     kn_conn_make(ia, 3), kn_conn_make(ib, 4),
+                     kn_conn_make(ia, 5)};
+    m.kind = KN_ENV_MULTICAST;
+    m.stanza = KN_ENV_ST_PRESENCE;
+    m.type = KN_ENV_TYPE_AVAILABLE;
+    m.targets = t;
+    m.ntargets = 5;
+    reset_out();
+    in("c2s-a", &m, "<presence/>");
+    ck_assert_int_eq(nout, 2);
+    ck_assert_str_eq(outs[0].node, "c2s-a");
+    ck_assert_uint_eq(outs[0].ntargets, 3);
+    ck_assert_uint_eq(outs[0].targets[0], t[0]);
+    ck_assert_uint_eq(outs[0].targets[1], t[2]);
+    ck_assert_uint_eq(outs[0].targets[2], t[4]);
+    ck_assert_str_eq(outs[1].node, "c2s-b");
+    ck_assert_uint_eq(outs[1].ntargets, 2);
+    ck_assert_str_eq(outs[1].payload, "<presence/>");
+}
+END_TEST
+
+START_TEST(node_lost_ends_its_sessions_R_DROP_6)
+{
+    ip = hello("presenced", KN_F_ROLE_DAEMON, 3);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_SESSIONS;
+    in("presenced", &g, NULL);
+    sess_up("c2s-a", ia, 1, "alice@localhost/pc", 0, true);
+    sess_up("c2s-b", ib, 1, "bob@localhost/p1", 0, true);
+    sess_up("c2s-b", ib, 2, "bob@localhost/p2", 0, true);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    now = 110.0;
+    in("c2s-a", &hb, NULL);
+    in("presenced", &hb, NULL);
+    reset_out();
+    now = 116.0; /* b silent since 100 > 15 s */
+    router_tick(r, now);
+    int downs = 0;
+    for (int i = 0; i < nout; i++)
+        if (outs[i].kind == KN_ENV_SESSION_DOWN) {
+            downs++;
+            ck_assert_int_eq(outs[i].reason, KN_ENV_REASON_NODE_LOST);
+            ck_assert_str_eq(outs[i].node, "presenced");
+            ck_assert(strncmp(outs[i].from, "bob@localhost/", 14) == 0);
+        }
+    ck_assert_int_eq(downs, 2);
+    ck_assert_ptr_null(router_bare_find(r, "bob@localhost", 13));
+    ck_assert_ptr_nonnull(router_sess_find(r, "alice@localhost/pc", 18));
+    /* A heartbeat from the lost node is answered with REHELLO. */
+    reset_out();
+    in("c2s-b", &hb, NULL);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_HELLO);
+    ck_assert(outs[0].flags & KN_F_REHELLO);
+}
+END_TEST
+
+START_TEST(restarted_node_clears_stale_sessions)
+{
+    sess_up("c2s-b", ib, 1, "bob@localhost/p1", 0, true);
+    uint16_t again = hello("c2s-b", KN_F_ROLE_C2S, 99);
+    ck_assert_uint_eq(again, ib);
+    ck_assert_ptr_null(router_sess_find(r, "bob@localhost/p1", 16));
+}
+END_TEST
+
+START_TEST(warm_up_holds_stanzas_until_sessions_return)
+{
+    /* A freshly started router: c2s-b's queued stanza arrives before
+     * c2s-a re-announces alice; it must not bounce. */
+    router_free(&r);
+    r = router_new("localhost", 77, 15.0, cap_send, NULL);
+    r->warm_until = now + 2.0;
+    send_stanza("c2s-b", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT,
+                "bob@localhost/p", "alice@localhost/pc", NULL, 0);
+    ck_assert_int_eq(nout, 0);
+    kn_env_t e = {0};
+    e.kind = KN_ENV_HELLO;
+    e.flags = KN_F_ROLE_C2S;
+    e.conn_id = kn_conn_make(5, 0); /* asks for its old index */
+    in("c2s-a", &e, NULL);
+    ck_assert_uint_eq(kn_conn_node(outs[0].conn), 5);
+    sess_up("c2s-a", 5, 1, "alice@localhost/pc", 0, true);
+    reset_out();
+    now += 3.0;
+    router_tick(r, now);
+    int delivered = 0;
+    for (int i = 0; i < nout; i++)
+        if (outs[i].kind == KN_ENV_STANZA) {
+            delivered++;
+            ck_assert_uint_eq(outs[i].conn, kn_conn_make(5, 1));
+        }
+    ck_assert_int_eq(delivered, 1);
+}
+END_TEST
+
+START_TEST(undeliverable_message_goes_offline_or_bounces)
+{
+    sess_up("c2s-a", ia, 1, "alice@localhost/pc", 0, true);
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.from = "alice@localhost/pc";
+    e.from_len = strlen(e.from);
+    e.to = "bob@localhost/p";
+    e.to_len = strlen(e.to);
+    router_payload_t pl = {"<m/>", 4, NULL};
+    reset_out();
+    router_undeliverable(r, &e, &pl);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_BOUNCE);
+    ck_assert_str_eq(outs[0].node, "c2s-a");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("router");
+    TCase *tc = tcase_create("route");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, full_jid_across_nodes_R_ARCH_2);
+    tcase_add_test(tc, bare_jid_highest_priority_R_ARCH_3);
+    tcase_add_test(tc, message_to_unavailable_full_goes_to_bare_R_ARCH_3);
+    tcase_add_test(tc, offline_without_handler_bounces_and_with_handler_stores);
+    tcase_add_test(tc, iq_and_presence_to_unavailable_full_R_ARCH_4);
+    tcase_add_test(tc, iq_namespace_dispatch);
+    tcase_add_test(tc, other_domain_and_registered_domain);
+    tcase_add_test(tc, conflict_kicks_old_session_R_DROP_7);
+    tcase_add_test(tc, multicast_split_per_node);
+    tcase_add_test(tc, node_lost_ends_its_sessions_R_DROP_6);
+    tcase_add_test(tc, restarted_node_clears_stale_sessions);
+    tcase_add_test(tc, warm_up_holds_stanzas_until_sessions_return);
+    tcase_add_test(tc, undeliverable_message_goes_offline_or_bounces);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
