@@ -55,7 +55,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 BENCH_SRC := $(wildcard tests/bench/*.c)
-BENCH_BIN := $(if $(BENCH_SRC),$(BUILD)/bin/kiln-load)
+BENCH_BIN := $(if $(wildcard tests/bench/load_main.c),$(BUILD)/bin/kiln-load)
 
 .PHONY: all deps run stop test unit unit-bin clean fmt fmt-check bench stack-up stack-down
 all: $(LIBKILN) $(PROC_BINS) $(CTL_BIN) $(BENCH_BIN)
@@ -95,6 +95,7 @@ $(BENCH_BIN): $(BENCH_SRC:%.c=$(BUILD)/obj/%.o) $(LIBKILN)
 # A unit test links libkiln, and the non-main objects of the process whose
 # name prefixes it (test_c2s_sasl -> c2s/*.o without main.o).
 unit_proc = $(firstword $(subst _, ,$(patsubst test_%,%,$(1))))
+$(BUILD)/obj/tests/unit/%.o: CFLAGS += $(PROC_DIRS:%=-I%)
 .SECONDEXPANSION:
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$($$(call unit_proc,$$*)_LIBOBJ) $(LIBKILN)
 	@mkdir -p $(dir $@)

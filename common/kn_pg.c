@@ -201,8 +201,8 @@ static void conn_log_error(pg_conn_t *c, const char *what)
     while (n && line[n - 1] == ' ')
         n--;
     line[n] = '\0';
-    kn_log_warn("pg: connection %zu %s: %s", (size_t)(c - c->pool->conns),
-                what, line);
+    kn_log_warn("pg: connection %zu %s: %s", (size_t)(c - c->pool->conns), what,
+                line);
 }
 
 /* The connection is gone (or never came up): fail what was sent on it,
@@ -478,8 +478,8 @@ int kn_pg_pool_new(struct ev_loop *loop, const kn_pg_config_t *cfg,
 {
     KN_ASSERT(loop != NULL && cfg != NULL && out != NULL);
     *out = NULL;
-    if (!cfg->conninfo || cfg->pool_max == 0 ||
-        cfg->pool_min > cfg->pool_max || cfg->checkout_timeout_ms == 0)
+    if (!cfg->conninfo || cfg->pool_max == 0 || cfg->pool_min > cfg->pool_max ||
+        cfg->checkout_timeout_ms == 0)
         return -KN_EINVAL;
 
     kn_pg_pool_t *p = kn_calloc(1, sizeof(*p));

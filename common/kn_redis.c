@@ -86,8 +86,7 @@ static void redis_run_failed(kn_redis_t *r)
     ev_idle_stop(r->loop, &r->failed_idle);
 }
 
-static void redis_on_failed_idle(struct ev_loop *loop, ev_idle *w,
-                                 int revents)
+static void redis_on_failed_idle(struct ev_loop *loop, ev_idle *w, int revents)
 {
     KN_UNUSED(loop);
     KN_UNUSED(revents);
@@ -200,8 +199,7 @@ static void redis_connect(kn_redis_t *r)
     r->state = R_CONNECTING;
     if (redisLibevAttach(r->loop, ac) != REDIS_OK ||
         redisAsyncSetConnectCallback(ac, redis_on_connect) != REDIS_OK ||
-        redisAsyncSetDisconnectCallback(ac, redis_on_disconnect) !=
-            REDIS_OK) {
+        redisAsyncSetDisconnectCallback(ac, redis_on_disconnect) != REDIS_OK) {
         kn_log_err("redis: cannot attach the connection to the loop");
         r->ac = NULL;
         redisAsyncFree(ac);
@@ -327,8 +325,8 @@ static redis_cmd_t *redis_cmd_new(kn_redis_t *r, kn_redis_reply_cb cb,
  * because the command could not be formatted. */
 static void redis_refused(kn_redis_t *r, redis_cmd_t *c)
 {
-    int going = !r->ac || (r->ac->c.flags & (REDIS_DISCONNECTING |
-                                             REDIS_FREEING));
+    int going =
+        !r->ac || (r->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
     redis_fail_later(r, c, going ? -KN_ECLOSED : -KN_EINVAL);
 }
 

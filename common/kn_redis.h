@@ -64,7 +64,9 @@ int kn_redis_is_connected(const kn_redis_t *r);
 /* Issue a command, printf-style as redisAsyncCommand() (%s, %b for
  * binary with a size_t length). When not connected it fails fast: cb gets
  * -KN_ECLOSED on the next loop iteration. cb may be NULL (fire and
- * forget). Callable from any callback. */
+ * forget). Not for SUBSCRIBE, PSUBSCRIBE or MONITOR: hiredis calls their
+ * callbacks once per message, which breaks the exactly-once contract.
+ * Callable from any callback. */
 void kn_redis_command(kn_redis_t *r, kn_redis_reply_cb cb, void *arg,
                       const char *fmt, ...);
 

@@ -519,3 +519,35 @@ const char *kn_xml_stream_prefix(const kn_xml_t *p)
     KN_ASSERT(p != NULL);
     return p->state == XML_ST_PROLOG ? NULL : p->stream_prefix;
 }
+
+int kn_xml_parse_stanza(const void *buf, size_t len, const char *content_ns,
+                        kn_stanza_t **out)
+{
+    *out = NULL;
+    const char *ns = content_ns ? content_ns : KN_NS_CLIENT;
+    kn_buf_t head = KN_BUF_INIT;
+    kn_buf_append_str(&head, "<stream:stream xmlns='");
+    kn_buf_append_xml_escaped(&head, ns, strlen(ns));
+    kn_buf_append_str(&head, "' xmlns:stream='" KN_NS_STREAMS "'>");
+    kn_xml_t *p = kn_xml_new(NULL, NULL);
+    int rc = kn_xml_feed(p, head.data, head.len);
+    if (rc == 0)
+        rc = kn_xml_feed(p, buf, len);
+    kn_buf_free(&head);
+    kn_xml_event_t ev;
+    while (rc == 0) {
+        int n = kn_xml_next(p, &ev);
+        if (n < 0) {
+            rc = n;
+        } else if (n == 0) {
+            rc = -KN_EPROTO; /* incomplete */
+        } else if (ev.type == KN_XML_STANZA) {
+            *out = ev.stanza;
+            break;
+        } else {
+            kn_stanza_unref(&ev.stanza);
+        }
+    }
+    kn_xml_free(&p);
+    return rc < 0 ? rc : 0;
+}

@@ -115,4 +115,17 @@ kn_stream_err_t kn_xml_error(const kn_xml_t *p, const char **detail);
 const char *kn_xml_stream_ns(const kn_xml_t *p);
 const char *kn_xml_stream_prefix(const kn_xml_t *p);
 
+
+
+/*
+ * Parse one complete stanza held in buf[0..len) (as carried between
+ * processes: the root declares its namespace, or inherits content_ns,
+ * NULL meaning jabber:client). Default limits apply. Returns 0 and a new
+ * stanza in *out (caller unrefs), or -KN_EPROTO / -KN_ETOOBIG. For the
+ * rare places that must read a payload (server-answered IQs, daemons);
+ * the routing path never parses.
+ */
+int kn_xml_parse_stanza(const void *buf, size_t len, const char *content_ns,
+                        kn_stanza_t **out);
+
 #endif

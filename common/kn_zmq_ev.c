@@ -209,9 +209,8 @@ static void zev_on_idle(struct ev_loop *loop, ev_idle *i, int revents)
     KN_UNUSED(revents);
 }
 
-kn_zmq_ev_t *kn_zmq_ev_new(struct ev_loop *loop, void *sock,
-                           unsigned batch_max, kn_zmq_ev_cb cb, void *arg,
-                           int *err)
+kn_zmq_ev_t *kn_zmq_ev_new(struct ev_loop *loop, void *sock, unsigned batch_max,
+                           kn_zmq_ev_cb cb, void *arg, int *err)
 {
     KN_ASSERT(loop != NULL);
     KN_ASSERT(sock != NULL);

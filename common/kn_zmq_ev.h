@@ -60,9 +60,8 @@ static inline const void *kn_zmq_frame_data(kn_zmq_msg_t *msg, size_t i)
  * and sock; both must outlive it; it never closes sock. Returns NULL with
  * -KN_EIO in *err (if err) when ZMQ_FD cannot be read. Not to be called
  * from this watcher's own callback. */
-kn_zmq_ev_t *kn_zmq_ev_new(struct ev_loop *loop, void *sock,
-                           unsigned batch_max, kn_zmq_ev_cb cb, void *arg,
-                           int *err);
+kn_zmq_ev_t *kn_zmq_ev_new(struct ev_loop *loop, void *sock, unsigned batch_max,
+                           kn_zmq_ev_cb cb, void *arg, int *err);
 
 /* Start watching; messages already queued on the socket are delivered
  * on the next loop iteration (no wait for the fd). Idempotent. Callable

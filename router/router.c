@@ -119,6 +119,7 @@ static void router_replay(router_t *r, double now)
     r->hold_count = 0;
     if (n > 0)
         kn_log_info("warm-up over: routing %zu held stanzas", n);
+    r->replaying = true;
     while (list != NULL) {
         held_t *h = list;
         list = h->next;
@@ -131,6 +132,7 @@ static void router_replay(router_t *r, double now)
         kn_buf_free(&h->payload);
         free(h);
     }
+    r->replaying = false;
 }
 
 void router_handle(router_t *r, const char *from_name, size_t from_len,
@@ -154,19 +156,26 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
     }
     router_node_t *src = router_node_by_name(r, from_name, from_len);
     if (src == NULL || !src->alive) {
-        /* Unknown sender: make it HELLO and re-announce. Its stanzas are
-         * held until then; its control messages will be repeated. */
-        router_node_heartbeat(r, from_name, from_len, env, now);
-        if (data && r->hold_count < ROUTER_HOLD_MAX) {
-            if (r->warm_until < now + r->node_timeout)
+        /* Unknown sender (we restarted, or lost it): make it HELLO and
+         * re-announce. Its control messages will be repeated then; its
+         * stanzas are held for a short warm-up, and routed after it even
+         * if the node never came back (bounces to it are then lost). */
+        if (!r->replaying)
+            router_node_heartbeat(r, from_name, from_len, env, now);
+        if (data && !r->replaying && r->hold_count < ROUTER_HOLD_MAX) {
+            if (r->warm_until == 0)
                 r->warm_until = now + 1.0;
             router_hold(r, from_name, from_len, env, payload);
-        } else {
-            r->stats.dropped++;
+            return;
         }
-        return;
+        if (!data) {
+            r->stats.dropped++;
+            return;
+        }
+        src = NULL;
+    } else {
+        src->last_seen = now;
     }
-    src->last_seen = now;
     switch (env->kind) {
     case KN_ENV_STANZA:
         router_route_stanza(r, src, env, payload);
@@ -175,6 +184,8 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         router_route_multicast(r, env, payload);
         break;
     case KN_ENV_SESSION_UP:
+        if (src == NULL)
+            break;
         router_sess_up(r, env);
         break;
     case KN_ENV_SESSION_DOWN:
@@ -184,9 +195,12 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         router_sess_priority(r, env);
         break;
     case KN_ENV_REGISTER:
-        router_register(r, src, env);
+        if (src != NULL)
+            router_register(r, src, env);
         break;
     default:
+        if (src == NULL)
+            break;
         kn_log_warn("node %s sent a %s envelope, which only the router "
                     "sends: dropped",
                     src->name, kn_env_kind_name(env->kind));

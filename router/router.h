@@ -99,6 +99,7 @@ struct router {
     struct router_held *hold_head;  /* stanzas held during warm-up, FIFO */
     struct router_held **hold_tail;
     size_t hold_count;
+    bool replaying;                 /* routing held stanzas now */
 };
 
 router_t *router_new(const char *domain, uint32_t boot, double node_timeout,
@@ -156,6 +157,12 @@ void router_undeliverable(router_t *r, const kn_env_t *env,
 /* Send to node n a copy of env with kind/conn replaced. */
 void router_emit(router_t *r, const router_node_t *n, const kn_env_t *env,
                  const router_payload_t *payload);
+
+/* ---- router_disco.c ---- */
+/* Answer a disco#info/#items get to the server; false if env is not one
+ * (or cannot be parsed), and the caller goes on. */
+bool router_disco_answer(router_t *r, router_node_t *src, const kn_env_t *env,
+                         const router_payload_t *pl);
 
 /* ---- router_redis.c (no-ops when r->redis is NULL) ---- */
 void router_redis_sess_up(router_t *r, const router_sess_t *s);

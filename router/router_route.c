@@ -131,9 +131,13 @@ void router_unregister_node(router_t *r, uint16_t node)
     }
 }
 
+static router_node_t *route_sender_node(router_t *r, const kn_env_t *env);
+
 void router_bounce(router_t *r, router_node_t *src, const kn_env_t *env,
                    const router_payload_t *payload, kn_stanza_err_t cond)
 {
+    if (src == NULL)
+        src = route_sender_node(r, env);
     if (env->type == KN_ENV_TYPE_ERROR || src == NULL || !src->alive) {
         r->stats.dropped++;
         return;
@@ -223,6 +227,10 @@ static void route_iq_server(router_t *r, router_node_t *src,
         r->stats.routed++;
         return;
     }
+    addr_t to;
+    addr_split(env->to, env->to_len, &to);
+    if (!to.has_local && router_disco_answer(r, src, env, pl))
+        return;
     router_bounce(r, src, env, pl, KN_STE_SERVICE_UNAVAILABLE);
 }
 

@@ -76,7 +76,7 @@ static void wait_ready(kn_pg_pool_t *p, size_t n)
 
 /* ---- 1000 queries over 3 connections ---- */
 
-#define NQ 1000
+#define NQ     1000
 #define MAXPID 16
 
 static struct {
@@ -124,8 +124,8 @@ static void many_queries(size_t pipeline)
         char buf[16];
         snprintf(buf, sizeof(buf), "%d", i);
         const char *params[1] = {buf};
-        kn_pg_query(p, "SELECT $1::int, pg_backend_pid()", 1, params,
-                    on_many, (void *)(long)i);
+        kn_pg_query(p, "SELECT $1::int, pg_backend_pid()", 1, params, on_many,
+                    (void *)(long)i);
     }
     ck_assert_uint_eq(kn_pg_pool_waiting(p), NQ);
     run_for(30.);
@@ -281,8 +281,7 @@ static void on_sleeper(const PGresult *res, int err, void *arg)
     r->err = err;
     (void)res;
     /* Submitted from the error callback: must survive the reconnect. */
-    kn_pg_query(kb.p, "SELECT pg_backend_pid()", 0, NULL, on_after,
-                &kb.after);
+    kn_pg_query(kb.p, "SELECT pg_backend_pid()", 0, NULL, on_after, &kb.after);
 }
 
 static void on_kill(struct ev_loop *l, ev_timer *t, int revents)
@@ -315,8 +314,7 @@ START_TEST(killed_backend_then_reconnect)
     ck_assert_int_eq(first.err, 0);
     kb.pid = first.pid;
 
-    kn_pg_query(kb.p, "SELECT pg_sleep(10)", 0, NULL, on_sleeper,
-                &kb.sleeper);
+    kn_pg_query(kb.p, "SELECT pg_sleep(10)", 0, NULL, on_sleeper, &kb.sleeper);
     ev_timer kill;
     ev_timer_init(&kill, on_kill, 0.2, 0.);
     ev_timer_start(loop, &kill);
@@ -338,9 +336,8 @@ END_TEST
 
 START_TEST(unreachable_and_free)
 {
-    kn_pg_pool_t *p =
-        pool_open("host=/nonexistent/kiln-test dbname=x connect_timeout=1", 1,
-                  2, 200, 1);
+    kn_pg_pool_t *p = pool_open(
+        "host=/nonexistent/kiln-test dbname=x connect_timeout=1", 1, 2, 200, 1);
     rec_t r = {0}, w = {0};
     kn_pg_query(p, "SELECT 1", 0, NULL, on_rec, &r);
     rec_pending = 1;

@@ -84,9 +84,9 @@ static void on_rec(kn_redis_t *r, redisReply *reply, int err, void *arg)
     x->err = err;
     if (reply && reply->type == REDIS_REPLY_INTEGER)
         x->integer = reply->integer;
-    if (reply && (reply->type == REDIS_REPLY_STRING ||
-                  reply->type == REDIS_REPLY_STATUS ||
-                  reply->type == REDIS_REPLY_ERROR))
+    if (reply &&
+        (reply->type == REDIS_REPLY_STRING ||
+         reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_ERROR))
         snprintf(x->str, sizeof(x->str), "%s", reply->str);
     if (--pending == 0)
         ev_break(loop, EVBREAK_ALL);
@@ -181,7 +181,8 @@ static char *restart_command(void)
     }
     ck_assert_msg(c && !c->err, "side connection to %s failed", addr);
     static const char *keys[] = {"port", "unixsocket", "unixsocketperm",
-                                 "dir", "pidfile", "logfile", "bind"};
+                                 "dir",  "pidfile",    "logfile",
+                                 "bind"};
     char *cmd = calloc(1, 4096);
     size_t n = (size_t)snprintf(cmd, 4096,
                                 "redis-server --save '' --appendonly no "
@@ -194,8 +195,8 @@ static char *restart_command(void)
             const char *v = rep->element[1]->str;
             /* bind may list several addresses: leave them unquoted. */
             const char *q = strcmp(keys[k], "bind") == 0 ? "" : "'";
-            n += (size_t)snprintf(cmd + n, 4096 - n, " --%s %s%s%s",
-                                  keys[k], q, v, q);
+            n += (size_t)snprintf(cmd + n, 4096 - n, " --%s %s%s%s", keys[k], q,
+                                  v, q);
         }
         freeReplyObject(rep);
     }
@@ -221,7 +222,7 @@ static void on_restart_timer(struct ev_loop *l, ev_timer *t, int revents)
 }
 
 #define NBEFORE 100
-#define NAFTER 100
+#define NAFTER  100
 
 START_TEST(server_restart)
 {
@@ -331,8 +332,9 @@ int main(void)
     }
     if (strncmp(addr, "unix:", 5) != 0 &&
         (strncmp(addr, "tcp:", 4) != 0 || !strrchr(addr + 4, ':'))) {
-        fprintf(stderr, "test_redis: FAIL: KILN_TEST_REDIS=\"%s\" is "
-                        "neither unix:PATH nor tcp:HOST:PORT\n",
+        fprintf(stderr,
+                "test_redis: FAIL: KILN_TEST_REDIS=\"%s\" is "
+                "neither unix:PATH nor tcp:HOST:PORT\n",
                 addr);
         return EXIT_FAILURE;
     }

@@ -5,6 +5,7 @@
  * node, node loss (R-DROP-6), warm-up hold, undeliverable frames.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +24,7 @@ typedef struct out {
     char from[128];
     size_t ntargets;
     uint64_t targets[8];
-    char payload[128];
+    char payload[1024];
 } out_t;
 
 static out_t outs[MAXOUT];
@@ -431,6 +432,43 @@ START_TEST(undeliverable_message_goes_offline_or_bounces)
 }
 END_TEST
 
+START_TEST(server_disco_from_registrations)
+{
+    hello("presenced", KN_F_ROLE_DAEMON, 3);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_IQ_NS;
+    g.node = "jabber:iq:roster";
+    g.node_len = strlen(g.node);
+    in("presenced", &g, NULL);
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_IQ;
+    e.type = KN_ENV_TYPE_GET;
+    e.from = "a@localhost/1";
+    e.from_len = strlen(e.from);
+    e.to = "localhost";
+    e.to_len = strlen(e.to);
+    e.node = "http://jabber.org/protocol/disco#info";
+    e.node_len = strlen(e.node);
+    e.conn_id = kn_conn_make(ia, 4);
+    reset_out();
+    in("c2s-a", &e,
+       "<iq xmlns='jabber:client' type='get' id='d1' from='a@localhost/1' "
+       "to='localhost'><query "
+       "xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_STANZA);
+    ck_assert_str_eq(outs[0].node, "c2s-a");
+    ck_assert_uint_eq(outs[0].conn, kn_conn_make(ia, 4));
+    ck_assert_ptr_nonnull(strstr(outs[0].payload, "id='d1'"));
+    ck_assert_ptr_nonnull(strstr(outs[0].payload, "type='result'"));
+    ck_assert_ptr_nonnull(strstr(outs[0].payload, "jabber:iq:roster"));
+    ck_assert_ptr_nonnull(strstr(outs[0].payload, "urn:xmpp:ping"));
+    ck_assert_ptr_nonnull(strstr(outs[0].payload, "category='server'"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("router");
@@ -449,6 +487,7 @@ int main(void)
     tcase_add_test(tc, restarted_node_clears_stale_sessions);
     tcase_add_test(tc, warm_up_holds_stanzas_until_sessions_return);
     tcase_add_test(tc, undeliverable_message_goes_offline_or_bounces);
+    tcase_add_test(tc, server_disco_from_registrations);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

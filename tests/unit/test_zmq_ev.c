@@ -32,9 +32,9 @@ static void pair_open(pair_t *p, int hwm)
     p->router = zmq_socket(p->ctx, ZMQ_ROUTER);
     p->dealer = zmq_socket(p->ctx, ZMQ_DEALER);
     int mand = 1;
-    ck_assert_int_eq(zmq_setsockopt(p->router, ZMQ_ROUTER_MANDATORY, &mand,
-                                    sizeof(mand)),
-                     0);
+    ck_assert_int_eq(
+        zmq_setsockopt(p->router, ZMQ_ROUTER_MANDATORY, &mand, sizeof(mand)),
+        0);
     zmq_setsockopt(p->router, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(p->router, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(p->dealer, ZMQ_RCVHWM, &hwm, sizeof(hwm));
@@ -87,9 +87,9 @@ static void run_with_deadline(struct ev_loop *loop, double secs)
 #define MAX_ITERS 100000
 
 typedef struct recv_state {
-    uint32_t expect;    /* next sequence number */
-    uint32_t target;    /* break when this many were received */
-    unsigned iters;     /* loop iterations seen by the ev_check */
+    uint32_t expect; /* next sequence number */
+    uint32_t target; /* break when this many were received */
+    unsigned iters;  /* loop iterations seen by the ev_check */
     unsigned per_iter[MAX_ITERS];
     int order_errors;
     int frame_errors;
@@ -151,8 +151,8 @@ START_TEST(ten_thousand_in_order)
     memset(&rs, 0, sizeof(rs));
     rs.target = 10000;
     int err = -1;
-    kn_zmq_ev_t *w = kn_zmq_ev_new(p.loop, p.router, 0, on_seq_msg, p.loop,
-                                   &err);
+    kn_zmq_ev_t *w =
+        kn_zmq_ev_new(p.loop, p.router, 0, on_seq_msg, p.loop, &err);
     ck_assert_ptr_nonnull(w);
     ck_assert_int_eq(err, 0);
     kn_zmq_ev_start(w);
@@ -190,8 +190,8 @@ START_TEST(batch_bound_per_iteration)
     ev_check counter;
     ev_check_init(&counter, on_iter);
     ev_check_start(p.loop, &counter);
-    kn_zmq_ev_t *w = kn_zmq_ev_new(p.loop, p.router, 256, on_seq_msg, p.loop,
-                                   NULL);
+    kn_zmq_ev_t *w =
+        kn_zmq_ev_new(p.loop, p.router, 256, on_seq_msg, p.loop, NULL);
     kn_zmq_ev_start(w);
     run_with_deadline(p.loop, 10.);
     ck_assert_int_eq(timed_out, 0);
@@ -231,8 +231,8 @@ START_TEST(queued_while_stopped)
     pair_open(&p, 0);
     memset(&rs, 0, sizeof(rs));
     rs.target = 100;
-    kn_zmq_ev_t *w = kn_zmq_ev_new(p.loop, p.router, 0, on_seq_msg, p.loop,
-                                   NULL);
+    kn_zmq_ev_t *w =
+        kn_zmq_ev_new(p.loop, p.router, 0, on_seq_msg, p.loop, NULL);
     kn_zmq_ev_start(w);
     ev_run(p.loop, EVRUN_NOWAIT);
     kn_zmq_ev_stop(w);
@@ -431,8 +431,7 @@ static void on_multipart(kn_zmq_ev_t *w, kn_zmq_msg_t *msg, void *arg)
         m->ok = m->ok && zmq_msg_size(&keep) == 3000;
         zmq_msg_close(&keep);
     } else {
-        m->ok = m->ok && msg->nframes == 2 &&
-                kn_zmq_frame_size(msg, 1) == 4 &&
+        m->ok = m->ok && msg->nframes == 2 && kn_zmq_frame_size(msg, 1) == 4 &&
                 memcmp(kn_zmq_frame_data(msg, 1), "last", 4) == 0;
         ev_break(m->loop, EVBREAK_ALL);
     }
@@ -455,8 +454,7 @@ START_TEST(multipart_intact)
     ck_assert_int_eq(kn_zmq_send(p.dealer, &last, 1), 0);
 
     mp_t m = {.loop = p.loop};
-    kn_zmq_ev_t *w = kn_zmq_ev_new(p.loop, p.router, 0, on_multipart, &m,
-                                   NULL);
+    kn_zmq_ev_t *w = kn_zmq_ev_new(p.loop, p.router, 0, on_multipart, &m, NULL);
     kn_zmq_ev_start(w);
     run_with_deadline(p.loop, 3.);
     ck_assert_int_eq(timed_out, 0);
@@ -485,8 +483,7 @@ START_TEST(free_from_callback)
     for (uint32_t i = 0; i < 10; i++)
         send_seq(p.dealer, i);
     int n = 0;
-    kn_zmq_ev_t *w = kn_zmq_ev_new(p.loop, p.router, 0, on_free_self, &n,
-                                   NULL);
+    kn_zmq_ev_t *w = kn_zmq_ev_new(p.loop, p.router, 0, on_free_self, &n, NULL);
     kn_zmq_ev_start(w);
     run_with_deadline(p.loop, 0.2);
     ck_assert_int_eq(n, 1);
