@@ -12,6 +12,7 @@ stack=$top/deploy/dev/stack
 export KILN_VAR=$top/var/test
 export KILN_BIN=$build/bin
 export KILN_PG_PORT=${KILN_PG_PORT:-15433}  # apart from make run's 15432
+export KILN_PORT_OFFSET=${KILN_PORT_OFFSET:-20000}  # and its XMPP ports
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 

@@ -91,7 +91,8 @@ typedef struct load_counts {
     uint64_t recv_window;  /* ... of which inside the sending window */
     uint64_t late;         /* messages of earlier steps received now */
     uint64_t presence;     /* presence stanzas received from others */
-    uint64_t joined;       /* muc: occupants in the room */
+    uint64_t joined;       /* muc: joins completed in this phase */
+    uint64_t in_room;      /* muc: occupants in the room now */
     uint64_t incomplete;   /* presence: users missing a contact */
     uint64_t behind;       /* sends the tool could not issue on time */
     char first_error[200];

@@ -82,10 +82,11 @@ struct load_conn {
     bool restart; /* the stream restarts after the current element */
     bool session;
     /* owned by the worker's scenario logic */
-    uint8_t *seen;
+    uint8_t *seen;         /* presence: contacts seen available */
     uint32_t nseen;
-    bool joined;
-    bool sender;
+    bool joined;           /* muc: in the room */
+    bool join_pending;     /* muc: join sent, no answer yet */
+    bool counted_online;   /* counted in the worker's online total */
 };
 
 /* Create the shared client state; 0 or -KN_EIO (message on stderr). */

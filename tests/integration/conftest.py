@@ -1,0 +1,224 @@
+"""Shared fixtures for Kiln's integration tests.
+
+tests/run-all.sh brings up the private PostgreSQL and Redis and exports
+KILN_* variables (see `deploy/dev/stack env`); these fixtures start the
+real Kiln processes against them:
+
+- `cluster` (session): kiln-router plus two c2s nodes (c2s-a, c2s-b)
+  from $KILN_BIN with the generated $KILN_CONF, each waited for by its
+  "ready" log line (never a sleep on a port). Methods: start(name),
+  stop(name), kill9(name), restart(name), log(name), wait_log(name,
+  text); attributes: domain, ports, conf, cert.
+- `make_user(name, password)`: kilnctl user add (unique names are the
+  caller's business).
+- `redis(*args)`: redis-cli on the private socket, returns stdout.
+
+At the end of the session every process is stopped, and any
+AddressSanitizer or UndefinedBehaviorSanitizer report in a log fails the
+run. Set KILN_TEST_KEEP=1 to keep var/test/ (logs included).
+"""
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+ENV = ("KILN_CONF", "KILN_BIN", "KILN_VAR", "KILN_REDIS_SOCK", "KILN_PG")
+_missing = [v for v in ENV if not os.environ.get(v)]
+if _missing:
+    raise pytest.UsageError(
+        "run the integration tests through `make test` (tests/run-all.sh): "
+        "missing " + ", ".join(_missing))
+
+BIN = os.environ["KILN_BIN"]
+CONF = os.environ["KILN_CONF"]
+VAR = os.environ["KILN_VAR"]
+LOGDIR = os.path.join(VAR, "log")
+
+SAN_PATTERNS = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
+                          r"runtime error:|SUMMARY: UndefinedBehaviorSanitizer")
+
+
+class Proc:
+    def __init__(self, name, argv):
+        self.name = name
+        self.argv = argv
+        self.popen = None
+        self.logpath = os.path.join(LOGDIR, name + ".log")
+        self.log_offset = 0
+
+    def start(self, timeout=30):
+        os.makedirs(LOGDIR, exist_ok=True)
+        log = open(self.logpath, "ab")
+        self.log_offset = log.tell()
+        self.popen = subprocess.Popen(self.argv, stdout=log,
+                                      stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL)
+        log.close()
+        self.wait_log("ready:", timeout=timeout, since_start=True)
+
+    def text(self, since_start=False):
+        try:
+            with open(self.logpath, "rb") as f:
+                if since_start:
+                    f.seek(self.log_offset)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, needle, timeout=30, since_start=True):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.text(since_start):
+                return
+            if self.popen is not None and self.popen.poll() is not None:
+                raise AssertionError("%s exited (%s) before logging %r:\n%s"
+                                     % (self.name, self.popen.returncode,
+                                        needle, self.text(True)[-3000:]))
+            time.sleep(0.05)
+        raise AssertionError("%s did not log %r within %ss:\n%s"
+                             % (self.name, needle, timeout,
+                                self.text(True)[-3000:]))
+
+    def alive(self):
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, timeout=20):
+        if not self.alive():
+            return None
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            raise AssertionError("%s did not stop on SIGTERM" % self.name)
+
+    def kill9(self):
+        if self.alive():
+            self.popen.kill()
+            self.popen.wait()
+
+
+class Cluster:
+    domain = "localhost"
+
+    def __init__(self):
+        e = os.environ
+        self.conf = CONF
+        self.cert = e.get("KILN_TLS_CERT")
+        self.ports = {
+            "c2s-a": {"starttls": int(e["KILN_C2S_A_STARTTLS"]),
+                      "tls": int(e["KILN_C2S_A_TLS"]),
+                      "http": int(e["KILN_C2S_A_HTTP"])},
+            "c2s-b": {"starttls": int(e["KILN_C2S_B_STARTTLS"]),
+                      "tls": int(e["KILN_C2S_B_TLS"]),
+                      "http": int(e["KILN_C2S_B_HTTP"])},
+        }
+        self.router_port = int(e["KILN_ROUTER_PORT"])
+        self.procs = {
+            "router": Proc("router", [os.path.join(BIN, "kiln-router"),
+                                      "-c", CONF]),
+            "c2s-a": Proc("c2s-a", [os.path.join(BIN, "kiln-c2s"), "-c", CONF,
+                                    "--node", "c2s-a"]),
+            "c2s-b": Proc("c2s-b", [os.path.join(BIN, "kiln-c2s"), "-c", CONF,
+                                    "--node", "c2s-b"]),
+        }
+
+    def start(self, name):
+        self.procs[name].start()
+
+    def stop(self, name):
+        return self.procs[name].stop()
+
+    def kill9(self, name):
+        self.procs[name].kill9()
+
+    def restart(self, name):
+        self.procs[name].stop()
+        self.procs[name].start()
+
+    def log(self, name):
+        return self.procs[name].text()
+
+    def wait_log(self, name, needle, timeout=30):
+        self.procs[name].wait_log(needle, timeout=timeout, since_start=True)
+
+    def ensure(self):
+        """Start whatever a previous test stopped or killed."""
+        for name in ("router", "c2s-a", "c2s-b"):
+            if not self.procs[name].alive():
+                self.procs[name].start()
+
+    def sanitizer_reports(self):
+        bad = []
+        for p in self.procs.values():
+            t = p.text()
+            if SAN_PATTERNS.search(t):
+                bad.append(p.name)
+        return bad
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    c = Cluster()
+    for name in ("router", "c2s-a", "c2s-b"):
+        if not os.access(c.procs[name].argv[0], os.X_OK):
+            pytest.fail("%s is not built" % c.procs[name].argv[0])
+    try:
+        c.ensure()
+        yield c
+    finally:
+        for name in ("c2s-a", "c2s-b", "router"):
+            try:
+                c.procs[name].stop()
+            except AssertionError:
+                pass
+    bad = c.sanitizer_reports()
+    assert not bad, "sanitizer reports in the logs of: %s (see %s)" % (
+        ", ".join(bad), LOGDIR)
+
+
+@pytest.fixture
+def live(cluster):
+    """The cluster with every process running (restarts what a previous
+    test killed)."""
+    cluster.ensure()
+    return cluster
+
+
+def _kilnctl(*args, stdin=None):
+    return subprocess.run([os.path.join(BIN, "kilnctl"), "-c", CONF, *args],
+                          input=stdin, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.fixture(scope="session")
+def make_user():
+    made = set()
+
+    def make(name, password):
+        if name in made:
+            return name
+        r = _kilnctl("user", "add", name, password)
+        assert r.returncode == 0, r.stderr
+        made.add(name)
+        return name
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def redis():
+    sock = os.environ["KILN_REDIS_SOCK"]
+
+    def run(*args):
+        r = subprocess.run(["redis-cli", "-s", sock, *args],
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    return run
