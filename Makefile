@@ -54,11 +54,17 @@ CTL_BIN := $(if $(wildcard ctl/main.c),$(BUILD)/bin/kilnctl)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-BENCH_SRC := $(wildcard tests/bench/*.c)
+# tests/bench/load_*.c -> kiln-load (the load tool); each other
+# tests/bench/bench_<proc>_*.c -> its own micro-benchmark, linked like a
+# unit test of <proc>.
+BENCH_SRC := $(wildcard tests/bench/load_*.c)
 BENCH_BIN := $(if $(wildcard tests/bench/load_main.c),$(BUILD)/bin/kiln-load)
+MICRO_SRC := $(wildcard tests/bench/bench_*.c)
+MICRO_BINS := $(MICRO_SRC:tests/bench/%.c=$(BUILD)/bin/%)
 
+.SECONDARY:
 .PHONY: all deps run stop test unit unit-bin clean fmt fmt-check bench stack-up stack-down
-all: $(LIBKILN) $(PROC_BINS) $(CTL_BIN) $(BENCH_BIN)
+all: $(LIBKILN) $(PROC_BINS) $(CTL_BIN) $(BENCH_BIN) $(MICRO_BINS)
 
 unit-bin: $(UNIT_BINS)
 
@@ -96,7 +102,13 @@ $(BENCH_BIN): $(BENCH_SRC:%.c=$(BUILD)/obj/%.o) $(LIBKILN)
 # name prefixes it (test_c2s_sasl -> c2s/*.o without main.o).
 unit_proc = $(firstword $(subst _, ,$(patsubst test_%,%,$(1))))
 $(BUILD)/obj/tests/unit/%.o: CFLAGS += $(PROC_DIRS:%=-I%)
+$(BUILD)/obj/tests/bench/bench_%.o: CFLAGS += $(PROC_DIRS:%=-I%)
 .SECONDEXPANSION:
+$(BUILD)/bin/bench_%: $(BUILD)/obj/tests/bench/bench_%.o $$($$(call unit_proc,$$*)_LIBOBJ) $(LIBKILN)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$($$(call unit_proc,$$*)_LIBOBJ) $(LIBKILN)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")

@@ -36,6 +36,10 @@
 #define KN_REG_SESSIONS 0x0004 /* copies of SESSION_UP/DOWN/PRIORITY */
 #define KN_REG_OFFLINE 0x0008 /* handler for messages to offline users */
 #define KN_REG_FEATURE 0x0010 /* a disco#info feature of the server */
+#define KN_REG_PRESENCE 0x0020 /* handler of broadcast/subscription presence */
+/* KN_REG_SESSIONS may be held by several nodes (presenced and mucd both
+ * want session-end events); every other registration has one holder,
+ * the last node that registered it. */
 
 /* BOUNCE: seq carries the kn_stanza_err_t condition. */
 

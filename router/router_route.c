@@ -90,10 +90,18 @@ static router_node_t *reg_node(router_t *r, uint16_t flags, const char *name,
     return n != NULL && n->alive ? n : NULL;
 }
 
-/* The first live node holding a role registration (offline, sessions). */
+/* The live node holding a role registration (offline handler). */
 static router_node_t *role_node(router_t *r, uint16_t flags)
 {
     return reg_node(r, flags, "", 0);
+}
+
+/* The presence daemon: the node registered for presence, else the
+ * offline handler (both are presenced). */
+static router_node_t *presence_node(router_t *r)
+{
+    router_node_t *n = role_node(r, KN_REG_PRESENCE);
+    return n != NULL ? n : role_node(r, KN_REG_OFFLINE);
 }
 
 void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
@@ -104,11 +112,18 @@ void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
                     src->name, flags);
         return;
     }
-    router_reg_t *g = router_reg_find(r, flags, env->node, env->node_len);
+    /* Session-event subscriptions are per node: the name is the node's. */
+    const char *name = env->node;
+    size_t name_len = env->node_len;
+    if (flags == KN_REG_SESSIONS) {
+        name = src->name;
+        name_len = strlen(src->name);
+    }
+    router_reg_t *g = router_reg_find(r, flags, name, name_len);
     if (g == NULL) {
         g = kn_calloc(1, sizeof(*g));
         kn_buf_t k = KN_BUF_INIT;
-        kn_buf_printf(&k, "%04x:%.*s", flags, (int)env->node_len, env->node);
+        kn_buf_printf(&k, "%04x:%.*s", flags, (int)name_len, name);
         g->key = kn_buf_release(&k, NULL);
         g->name = g->key + 5;
         g->flags = flags;
@@ -243,7 +258,7 @@ static void route_presence_bare(router_t *r, const kn_env_t *env,
      * presence). */
     bool subscr = env->type >= KN_ENV_TYPE_SUBSCRIBE &&
                   env->type <= KN_ENV_TYPE_PROBE;
-    router_node_t *p = role_node(r, KN_REG_SESSIONS);
+    router_node_t *p = presence_node(r);
     if (subscr) {
         if (p != NULL)
             router_emit(r, p, env, pl);
@@ -265,7 +280,7 @@ static void route_local(router_t *r, router_node_t *src, const kn_env_t *env,
         if (env->stanza == KN_ENV_ST_IQ) {
             route_iq_server(r, src, env, pl);
         } else if (env->stanza == KN_ENV_ST_PRESENCE) {
-            router_node_t *p = role_node(r, KN_REG_SESSIONS);
+            router_node_t *p = presence_node(r);
             if (p != NULL)
                 router_emit(r, p, env, pl);
         } else {
@@ -328,7 +343,7 @@ void router_route_stanza(router_t *r, router_node_t *src, const kn_env_t *env,
 {
     if (env->to_len == 0 && env->stanza == KN_ENV_ST_PRESENCE) {
         /* Broadcast presence: the presence daemon fans it out. */
-        router_node_t *p = role_node(r, KN_REG_SESSIONS);
+        router_node_t *p = presence_node(r);
         if (p != NULL)
             router_emit(r, p, env, payload);
         else

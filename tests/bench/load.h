@@ -106,7 +106,8 @@ enum load_phase {
     LOAD_PH_DRAIN,      /* wait until expected messages or arg seconds */
     LOAD_PH_PRESWAIT,   /* wait until every contact is seen, arg seconds */
     LOAD_PH_LOGOUT,     /* close every session cleanly */
-    LOAD_PH_JOIN,       /* muc: join the room (expected: 1 = only first) */
+    LOAD_PH_JOIN,       /* muc: join the room (expected: 0 nobody, 1 the
+                           first user, 2 everyone) */
     LOAD_PH_QUIT,
 };
 

@@ -268,7 +268,12 @@ static void worker_join_one(worker_t *w, load_conn_t *c)
 
 static void worker_join_more(worker_t *w)
 {
-    size_t limit = w->cmd.expected == 1 ? 1 : w->count;
+    /* expected: 0 none, 1 only the first user, 2 everyone */
+    size_t limit = w->cmd.expected == 0   ? 0
+                   : w->cmd.expected == 1 ? 1
+                                          : w->count;
+    if (limit > w->count)
+        limit = w->count;
     while (w->active && w->cmd.phase == LOAD_PH_JOIN &&
            w->inflight < w->o->concurrency && w->cursor < limit) {
         load_conn_t *c = &w->conns[w->cursor++];
@@ -277,7 +282,7 @@ static void worker_join_more(worker_t *w)
         w->inflight++;
         worker_join_one(w, c);
     }
-    if (w->cmd.expected == 1 && w->cursor >= limit)
+    if (w->cursor >= limit)
         w->cursor = w->count;
 }
 
@@ -397,7 +402,8 @@ static void worker_start_phase(worker_t *w, const load_cmd_t *cmd)
     case LOAD_PH_STEP:
         load_hist_reset(&w->hist);
         w->step = cmd->step;
-        w->rate = cmd->arg;
+        /* arg is the total offered rate: each worker takes its share */
+        w->rate = cmd->arg * (double)w->count / (double)w->o->users;
         w->step_t0 = load_now_ns();
         w->sending = w->rate > 0;
         ev_timer_set(&w->phase_timer, cmd->arg2, 0);

@@ -432,6 +432,34 @@ START_TEST(undeliverable_message_goes_offline_or_bounces)
 }
 END_TEST
 
+START_TEST(session_events_go_to_every_subscriber)
+{
+    const char *daemons[2] = {"presenced", "mucd"};
+    for (int i = 0; i < 2; i++) {
+        hello(daemons[i], KN_F_ROLE_DAEMON, 10 + (uint32_t)i);
+        kn_env_t g = {0};
+        g.kind = KN_ENV_REGISTER;
+        g.flags = KN_REG_SESSIONS;
+        in(daemons[i], &g, NULL);
+    }
+    reset_out();
+    sess_up("c2s-a", ia, 1, "alice@localhost/pc", 0, true);
+    ck_assert_int_eq(nout, 2);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_SESSION_UP);
+    ck_assert_int_eq(outs[1].kind, KN_ENV_SESSION_UP);
+    ck_assert_str_ne(outs[0].node, outs[1].node);
+    /* Broadcast presence goes to the presence daemon only. */
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_PRESENCE;
+    in("presenced", &g, NULL);
+    send_stanza("c2s-a", KN_ENV_ST_PRESENCE, KN_ENV_TYPE_AVAILABLE,
+                "alice@localhost/pc", "", NULL, kn_conn_make(ia, 1));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "presenced");
+}
+END_TEST
+
 START_TEST(server_disco_from_registrations)
 {
     hello("presenced", KN_F_ROLE_DAEMON, 3);
@@ -488,6 +516,7 @@ int main(void)
     tcase_add_test(tc, warm_up_holds_stanzas_until_sessions_return);
     tcase_add_test(tc, undeliverable_message_goes_offline_or_bounces);
     tcase_add_test(tc, server_disco_from_registrations);
+    tcase_add_test(tc, session_events_go_to_every_subscriber);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,100 @@
+/*
+ * load_scen_pres.c - scenario "presence": users are provisioned in
+ * cliques of R+1 mutual contacts (tests/bench/provision --roster R), so
+ * each user has R contacts with subscription "both". Each round logs
+ * every user in (initial presence: the server broadcasts it to online
+ * contacts and answers with theirs), waits until every user has seen
+ * every contact available (or --drain seconds), then logs everyone out
+ * (unavailable presence to the contacts still online). Reported per
+ * round: logins per second and presence stanzas delivered per second
+ * over the login wave; a user that never saw one of its contacts online
+ * counts as incomplete, which is a failure.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "load_scen.h"
+
+int load_scen_presence(load_opts_t *opts)
+{
+    load_plan_t plan = {.unit = opts->roster + 1, .presence = true};
+    load_counts_t login, wait, out;
+    double sum_lps = 0, sum_pps = 0, sum_ops = 0;
+    uint64_t incomplete = 0, errors = 0, presences = 0;
+    size_t rounds = 0;
+    int rc = LOAD_EXIT_OK;
+
+    /* every user sees each of its contacts at least once */
+    uint64_t expected_min = 0;
+    for (size_t b = 0; b < opts->users; b += opts->roster + 1) {
+        size_t size = opts->users - b < opts->roster + 1 ? opts->users - b
+                                                         : opts->roster + 1;
+        expected_min += (uint64_t)size * (size - 1);
+    }
+    load_parent_t *p = load_parent_start(opts, &plan);
+    load_print_title(opts, "presence");
+    printf("%zu users, %zu contacts each (cliques of %zu)\n", opts->users,
+           opts->roster, opts->roster + 1);
+    printf("%6s %10s %12s %12s %12s %11s %12s %9s\n", "round", "logins/s",
+           "presence", "presence/s", "login wave s", "incomplete",
+           "logout pres", "errors");
+    fflush(stdout);
+    for (size_t r = 0; r < opts->rounds; r++) {
+        rc = load_scen_login(p, opts, &login);
+        if (rc != LOAD_EXIT_OK)
+            break;
+        load_cmd_t cmd = {.phase = LOAD_PH_PRESWAIT,
+                          .arg = opts->drain_seconds};
+        if (load_parent_phase(p, &cmd, NULL, &wait, NULL, NULL) < 0) {
+            rc = LOAD_EXIT_FAIL;
+            break;
+        }
+        load_cmd_t lo = {.phase = LOAD_PH_LOGOUT};
+        if (load_parent_phase(p, &lo, NULL, &out, NULL, NULL) < 0) {
+            rc = LOAD_EXIT_FAIL;
+            break;
+        }
+        double wave = (double)(wait.t_end - login.t_first_login_start) / 1e9;
+        double lps = load_scen_login_rate(&login);
+        double pps = wave > 0 ? (double)wait.presence / wave : 0;
+        double out_s = (double)(out.t_end - out.t_begin) / 1e9;
+        rounds++;
+        sum_lps += lps;
+        sum_pps += pps;
+        sum_ops += out_s > 0 ? (double)out.presence / out_s : 0;
+        incomplete += wait.incomplete;
+        presences += wait.presence;
+        errors += wait.errors + out.errors;
+        printf("%6zu %10.0f %12" PRIu64 " %12.0f %12.2f %11" PRIu64
+               " %12" PRIu64 " %9" PRIu64 "\n",
+               r + 1, lps, wait.presence, pps, wave, wait.incomplete,
+               out.presence, wait.errors + out.errors);
+        fflush(stdout);
+        if (wait.incomplete > 0) {
+            char what[160];
+            snprintf(what, sizeof(what),
+                     "%" PRIu64 " users did not see all their contacts "
+                     "online within %.0f s (presence lost)",
+                     wait.incomplete, opts->drain_seconds);
+            load_scen_print_error(what, &wait);
+            rc = LOAD_EXIT_FAIL;
+            break;
+        }
+    }
+    if (load_parent_finish(&p) != 0 && rc == LOAD_EXIT_OK)
+        rc = LOAD_EXIT_FAIL;
+    double n = rounds ? (double)rounds : 1;
+    printf("presence stanzas per login wave: at least %" PRIu64
+           " expected (each user sees each contact)\n",
+           expected_min);
+    load_result_line("scenario=presence server=%s users=%zu roster=%zu "
+                     "rounds=%zu logins_per_s=%.0f presence_per_s=%.0f "
+                     "logout_presence_per_s=%.0f presence=%" PRIu64
+                     " incomplete=%" PRIu64 " errors=%" PRIu64,
+                     load_server_label(opts), opts->users, opts->roster,
+                     rounds, sum_lps / n, sum_pps / n, sum_ops / n, presences,
+                     incomplete, errors);
+    if (rc == LOAD_EXIT_OK && errors > 0)
+        rc = LOAD_EXIT_FAIL;
+    return rc;
+}
