@@ -60,9 +60,23 @@ for p in "${PROCS[@]}"; do
         echo "run: $name already running (pid $(cat "$pidf"))"
         continue
     fi
+    start_line=$(($(wc -l <"$LOG/$name.log" 2>/dev/null || echo 0) + 1))
     nohup "$KILN_BIN/$bin" -c "$KILN_CONF" "$@" >>"$LOG/$name.log" 2>&1 &
-    echo $! >"$pidf"
-    echo "run: started $name (pid $!, log $LOG/$name.log)"
+    pid=$!
+    echo $pid >"$pidf"
+    # Wait for its "ready:" line rather than guessing with a sleep.
+    for _ in $(seq 200); do
+        tail -n +"$start_line" "$LOG/$name.log" | grep -q 'ready:' && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1
+    done
+    if tail -n +"$start_line" "$LOG/$name.log" | grep -q 'ready:'; then
+        echo "run: started $name (pid $pid, log $LOG/$name.log)"
+    else
+        echo "run: $name did not become ready; last lines of $LOG/$name.log:" >&2
+        tail -n 5 "$LOG/$name.log" >&2
+        exit 1
+    fi
 done
 
 if "$KILN_BIN/kilnctl" -c "$KILN_CONF" user list 2>/dev/null | grep -qx demo; then
@@ -89,5 +103,6 @@ EOT
 if [ ${#missing[@]} -gt 0 ]; then
     echo
     echo "Not built yet, so not running: ${missing[*]}."
-    echo "Until kiln-router and kiln-c2s exist, nothing listens on the XMPP ports above."
+    [ -x "$KILN_BIN/kiln-c2s" ] ||
+        echo "Until kiln-c2s is built, nothing listens on the XMPP ports above."
 fi

@@ -190,6 +190,10 @@ int load_scen_throughput(load_opts_t *opts);
 int load_scen_presence(load_opts_t *opts);
 int load_scen_muc(load_opts_t *opts);
 
+/* Built-in checks of the stream scanner, SCRAM and the histogram
+ * (kiln-load selftest, load_selftest.c); returns the failure count. */
+int load_selftest(void);
+
 /* Shared helpers (load_util.c). */
 uint64_t load_now_ns(void);
 void load_counts_add(load_counts_t *sum, const load_counts_t *c);

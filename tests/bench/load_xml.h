@@ -57,7 +57,4 @@ const char *load_xml_child_text(const char *el, size_t len, const char *name,
 /* memmem over the element. */
 int load_xml_has(const char *el, size_t len, const char *needle);
 
-/* Unit checks of this module and of load_sasl.c (kiln-load selftest). */
-int load_xml_selftest(void);
-
 #endif
