@@ -17,7 +17,10 @@ typedef struct kn_buf {
     size_t cap;
 } kn_buf_t;
 
-#define KN_BUF_INIT {NULL, 0, 0}
+#define KN_BUF_INIT                                                            \
+    {                                                                          \
+        NULL, 0, 0                                                             \
+    }
 
 /* Make room for at least n more bytes. */
 void kn_buf_reserve(kn_buf_t *b, size_t n);

@@ -39,8 +39,8 @@ static int conf_fail(char *err, size_t errlen, const char *fmt, ...)
     return -KN_EINVAL;
 }
 
-static int conf_open_common(kn_conf_t **cfp, const char *path,
-                            const char *text, char *err, size_t errlen)
+static int conf_open_common(kn_conf_t **cfp, const char *path, const char *text,
+                            char *err, size_t errlen)
 {
     kn_conf_t *cf = kn_calloc(1, sizeof(*cf));
     config_init(&cf->cfg);
@@ -125,13 +125,13 @@ static int conf_store(const kn_conf_def_t *d, const config_setting_t *s,
         else if (t == CONFIG_TYPE_INT64)
             v = config_setting_get_int64(s);
         else
-            return conf_fail(err, errlen, "line %d: %s%s%s: expected an integer",
-                             line, where, *where ? "." : "", d->name);
-        if (v < d->min || v > d->max)
             return conf_fail(err, errlen,
-                             "line %d: %s%s%s: %lld out of range [%lld, %lld]",
-                             line, where, *where ? "." : "", d->name, v, d->min,
-                             d->max);
+                             "line %d: %s%s%s: expected an integer", line,
+                             where, *where ? "." : "", d->name);
+        if (v < d->min || v > d->max)
+            return conf_fail(
+                err, errlen, "line %d: %s%s%s: %lld out of range [%lld, %lld]",
+                line, where, *where ? "." : "", d->name, v, d->min, d->max);
         *(long long *)field = v;
         return 0;
     }
@@ -152,8 +152,8 @@ static int conf_store(const kn_conf_def_t *d, const config_setting_t *s,
         return 0;
     }
     case KN_CONF_ENUM: {
-        const char *v = t == CONFIG_TYPE_STRING ? config_setting_get_string(s)
-                                                : NULL;
+        const char *v =
+            t == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
         for (int i = 0; v != NULL && d->enum_names[i] != NULL; i++) {
             if (strcmp(v, d->enum_names[i]) == 0) {
                 *(int *)field = i;
@@ -207,8 +207,7 @@ static int conf_check_unknown(const config_setting_t *g, const char *prefix,
         if (skip != NULL && *prefix == '\0' && strcmp(key, skip) == 0)
             continue;
         char path[256];
-        snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "",
-                 key);
+        snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", key);
         int is_group;
         int known = conf_known(defs, path, &is_group);
         int t = config_setting_type(s);
@@ -221,8 +220,8 @@ static int conf_check_unknown(const config_setting_t *g, const char *prefix,
                              *where ? "." : "", path);
         }
         if (is_group && t == CONFIG_TYPE_GROUP) {
-            int rc = conf_check_unknown(s, path, defs, NULL, 0, where, err,
-                                        errlen);
+            int rc =
+                conf_check_unknown(s, path, defs, NULL, 0, where, err, errlen);
             if (rc < 0)
                 return rc;
         }
@@ -237,8 +236,8 @@ static int conf_apply_group(const config_setting_t *g,
                             char *err, size_t errlen)
 {
     for (const kn_conf_def_t *d = defs; d->type != KN_CONF_END; d++) {
-        const config_setting_t *s = config_setting_lookup(
-            (config_setting_t *)g, d->name);
+        const config_setting_t *s =
+            config_setting_lookup((config_setting_t *)g, d->name);
         if (s == NULL)
             continue;
         int rc = conf_store(d, s, out, where, err, errlen);
@@ -270,8 +269,8 @@ int kn_conf_apply(const kn_conf_t *cf, const char *section,
     if (config_setting_type(g) != CONFIG_TYPE_GROUP)
         return conf_fail(err, errlen, "line %d: %s: expected a group { ... }",
                          config_setting_source_line(g), where);
-    return conf_apply_group(g, defs, out, top ? NULL : "nodes", top, where,
-                            err, errlen);
+    return conf_apply_group(g, defs, out, top ? NULL : "nodes", top, where, err,
+                            errlen);
 }
 
 int kn_conf_apply_node(const kn_conf_t *cf, const char *section,
@@ -291,7 +290,8 @@ int kn_conf_apply_node(const kn_conf_t *cf, const char *section,
         return 0;
     }
     if (config_setting_type(list) != CONFIG_TYPE_LIST)
-        return conf_fail(err, errlen, "line %d: %s.nodes: expected a list ( ... )",
+        return conf_fail(err, errlen,
+                         "line %d: %s.nodes: expected a list ( ... )",
                          config_setting_source_line(list), section);
     int count = config_setting_length(list);
     const config_setting_t *pick = NULL;
@@ -300,9 +300,10 @@ int kn_conf_apply_node(const kn_conf_t *cf, const char *section,
         const char *name = NULL;
         if (config_setting_type(e) != CONFIG_TYPE_GROUP ||
             !config_setting_lookup_string(e, "name", &name))
-            return conf_fail(err, errlen,
-                             "line %d: %s.nodes: each entry needs name = \"...\"",
-                             config_setting_source_line(e), section);
+            return conf_fail(
+                err, errlen,
+                "line %d: %s.nodes: each entry needs name = \"...\"",
+                config_setting_source_line(e), section);
         if (node == NULL ? count == 1 : strcmp(name, node) == 0)
             pick = e;
     }
@@ -315,8 +316,7 @@ int kn_conf_apply_node(const kn_conf_t *cf, const char *section,
         return -KN_ENOENT;
     }
     char where[128];
-    snprintf(where, sizeof(where), "%s.nodes[%s]", section,
-             node ? node : "0");
+    snprintf(where, sizeof(where), "%s.nodes[%s]", section, node ? node : "0");
     return conf_apply_group(pick, defs, out, "name", 0, where, err, errlen);
 }
 

@@ -32,14 +32,14 @@ typedef enum kn_conf_type {
 } kn_conf_type_t;
 
 typedef struct kn_conf_def {
-    const char *name;   /* key inside the section; may be dotted: "tls.cert" */
+    const char *name; /* key inside the section; may be dotted: "tls.cert" */
     kn_conf_type_t type;
-    size_t offset;      /* offsetof(your_struct, field) */
-    long long def_int;  /* default for INT, BOOL, ENUM (index) */
-    const char *def_str; /* default for STR (may be NULL) */
-    long long min, max; /* bounds for INT */
+    size_t offset;                 /* offsetof(your_struct, field) */
+    long long def_int;             /* default for INT, BOOL, ENUM (index) */
+    const char *def_str;           /* default for STR (may be NULL) */
+    long long min, max;            /* bounds for INT */
     const char *const *enum_names; /* NULL-terminated, for ENUM */
-    const char *doc;    /* one line: what it does */
+    const char *doc;               /* one line: what it does */
 } kn_conf_def_t;
 
 typedef struct kn_conf kn_conf_t;
@@ -84,16 +84,16 @@ void kn_conf_free_fields(const kn_conf_def_t *defs, void *out);
  * router groups. Every address comes from here; nothing assumes one host.
  */
 typedef struct kn_common_conf {
-    char *domain;            /* XMPP domain served, e.g. "localhost" */
-    int log_level;           /* KN_LOG_* index */
-    char *db_conninfo;       /* libpq conninfo */
+    char *domain;      /* XMPP domain served, e.g. "localhost" */
+    int log_level;     /* KN_LOG_* index */
+    char *db_conninfo; /* libpq conninfo */
     long long db_pool_min;
     long long db_pool_max;
     long long db_checkout_timeout_ms;
-    char *redis_address;     /* "unix:/path" or "tcp:host:port" */
-    char *router_endpoint;   /* ZeroMQ endpoint the DEALERs connect to */
-    char *router_bind;       /* ZeroMQ endpoint the router binds */
-    long long heartbeat_ms;  /* heartbeat period, both ways */
+    char *redis_address;       /* "unix:/path" or "tcp:host:port" */
+    char *router_endpoint;     /* ZeroMQ endpoint the DEALERs connect to */
+    char *router_bind;         /* ZeroMQ endpoint the router binds */
+    long long heartbeat_ms;    /* heartbeat period, both ways */
     long long node_timeout_ms; /* a node silent this long is lost */
 } kn_common_conf_t;
 

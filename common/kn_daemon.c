@@ -44,11 +44,21 @@ void kn_daemon_parse_args(int argc, char **argv, const char *prog,
     int c;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': out->conf_path = optarg; break;
-        case 'n': out->node = optarg; break;
-        case 'k': out->check_only = true; break;
-        case 'h': daemon_usage(prog, stdout); exit(0);
-        default: daemon_usage(prog, stderr); exit(2);
+        case 'c':
+            out->conf_path = optarg;
+            break;
+        case 'n':
+            out->node = optarg;
+            break;
+        case 'k':
+            out->check_only = true;
+            break;
+        case 'h':
+            daemon_usage(prog, stdout);
+            exit(0);
+        default:
+            daemon_usage(prog, stderr);
+            exit(2);
         }
     }
     if (optind != argc) {
@@ -57,8 +67,8 @@ void kn_daemon_parse_args(int argc, char **argv, const char *prog,
     }
 }
 
-int kn_daemon_load(const kn_daemon_args_t *a, const char *prog,
-                   kn_conf_t **cfp, kn_common_conf_t *cc)
+int kn_daemon_load(const kn_daemon_args_t *a, const char *prog, kn_conf_t **cfp,
+                   kn_common_conf_t *cc)
 {
     char err[512];
     kn_log_init(prog, KN_LOG_INFO);
@@ -95,8 +105,7 @@ static void daemon_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-void kn_daemon_signals(struct ev_loop *loop, void (*on_stop)(void *),
-                       void *arg)
+void kn_daemon_signals(struct ev_loop *loop, void (*on_stop)(void *), void *arg)
 {
     static ev_signal sigint, sigterm;
     daemon_on_stop = on_stop;

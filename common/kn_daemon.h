@@ -26,8 +26,8 @@ void kn_daemon_parse_args(int argc, char **argv, const char *prog,
 /* Open the config and load the common part; logs the error and returns
  * -KN_EINVAL on failure. Sets up logging (ident = prog, level from
  * config). *cfp is owned by the caller. */
-int kn_daemon_load(const kn_daemon_args_t *a, const char *prog,
-                   kn_conf_t **cfp, kn_common_conf_t *cc);
+int kn_daemon_load(const kn_daemon_args_t *a, const char *prog, kn_conf_t **cfp,
+                   kn_common_conf_t *cc);
 
 /* Tell systemd and the log that the process is ready to serve. */
 void kn_daemon_ready(const char *what);

@@ -40,8 +40,8 @@ struct kn_link {
     uint32_t boot;        /* ours */
     uint32_t router_boot; /* theirs, 0 until the first ACK */
     bool ready;
-    bool fresh;           /* no ACK ever: our HELLO says FRESH */
-    bool resync_pending;  /* next ACK is a resync */
+    bool fresh;          /* no ACK ever: our HELLO says FRESH */
+    bool resync_pending; /* next ACK is a resync */
     uint32_t beats;
     link_reg_t *regs;
     const kn_link_ops_t *ops;
@@ -49,8 +49,8 @@ struct kn_link {
     kn_buf_t buf;
 };
 
-static int link_send_raw(kn_link_t *l, const kn_env_t *env,
-                         const void *payload, size_t len)
+static int link_send_raw(kn_link_t *l, const kn_env_t *env, const void *payload,
+                         size_t len)
 {
     l->buf.len = 0;
     int rc = kn_env_encode(env, &l->buf);

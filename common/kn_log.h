@@ -32,15 +32,15 @@ void kn_log_init(const char *ident, int level);
 void kn_log_write(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-#define kn_log_at(lvl, ...)                                                   \
-    do {                                                                      \
-        if ((lvl) <= kn_log_level)                                            \
-            kn_log_write((lvl), __VA_ARGS__);                                 \
+#define kn_log_at(lvl, ...)                                                    \
+    do {                                                                       \
+        if ((lvl) <= kn_log_level)                                             \
+            kn_log_write((lvl), __VA_ARGS__);                                  \
     } while (0)
-#define kn_log_err(...) kn_log_at(KN_LOG_ERR, __VA_ARGS__)
-#define kn_log_warn(...) kn_log_at(KN_LOG_WARN, __VA_ARGS__)
-#define kn_log_info(...) kn_log_at(KN_LOG_INFO, __VA_ARGS__)
-#define kn_log_debug(...) kn_log_at(KN_LOG_DEBUG, __VA_ARGS__)
+#define kn_log_err(...)     kn_log_at(KN_LOG_ERR, __VA_ARGS__)
+#define kn_log_warn(...)    kn_log_at(KN_LOG_WARN, __VA_ARGS__)
+#define kn_log_info(...)    kn_log_at(KN_LOG_INFO, __VA_ARGS__)
+#define kn_log_debug(...)   kn_log_at(KN_LOG_DEBUG, __VA_ARGS__)
 #define kn_log_enabled(lvl) ((lvl) <= kn_log_level)
 
 #endif

@@ -15,7 +15,11 @@ char *kn_strdup(const char *s);
 char *kn_strndup(const char *s, size_t n);
 void *kn_memdup(const void *p, size_t n);
 /* free(*pp) and set *pp = NULL; idempotent. */
-#define kn_free(pp) do { free(*(pp)); *(pp) = NULL; } while (0)
+#define kn_free(pp)                                                            \
+    do {                                                                       \
+        free(*(pp));                                                           \
+        *(pp) = NULL;                                                          \
+    } while (0)
 
 #include <stdlib.h>
 

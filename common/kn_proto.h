@@ -14,29 +14,30 @@
 #include <stdint.h>
 
 /* HELLO / HEARTBEAT flags */
-#define KN_F_FRESH 0x0001     /* node just started: drop its stale sessions */
-#define KN_F_ACK 0x0002       /* router's answer to a HELLO */
-#define KN_F_REHELLO 0x0004   /* router does not know you: HELLO again */
-#define KN_F_SYNCED 0x0008    /* node finished re-announcing its sessions */
-#define KN_F_ROLE_C2S 0x0100  /* HELLO: a connection manager */
-#define KN_F_ROLE_DAEMON 0x0200 /* HELLO: presenced, mucd, ... */
+#define KN_F_FRESH          0x0001 /* node just started: drop its stale sessions */
+#define KN_F_ACK            0x0002 /* router's answer to a HELLO */
+#define KN_F_REHELLO        0x0004 /* router does not know you: HELLO again */
+#define KN_F_SYNCED         0x0008 /* node finished re-announcing its sessions */
+#define KN_F_ROLE_C2S       0x0100 /* HELLO: a connection manager */
+#define KN_F_ROLE_DAEMON    0x0200 /* HELLO: presenced, mucd, ... */
 #define KN_F_ROLE_COMPONENT 0x0400 /* HELLO: an external component link */
 
 /* SESSION_UP / PRIORITY flags */
-#define KN_F_AVAILABLE 0x0001 /* the resource has sent available presence */
+#define KN_F_AVAILABLE  0x0001 /* the resource has sent available presence */
 #define KN_F_REANNOUNCE 0x0010 /* re-announcement after a router restart */
 
 /* STANZA flags */
-#define KN_F_REROUTE 0x0001 /* target connection vanished: route to bare */
+#define KN_F_REROUTE    0x0001 /* target connection vanished: route to bare */
 #define KN_F_NO_OFFLINE 0x0002 /* never store offline (avoid loops) */
 
 /* REGISTER flags (node field carries the namespace, feature or domain) */
-#define KN_REG_IQ_NS 0x0001   /* IQs to the server/bare JIDs in this ns */
-#define KN_REG_DOMAIN 0x0002  /* every stanza to this domain */
+#define KN_REG_IQ_NS    0x0001 /* IQs to the server/bare JIDs in this ns */
+#define KN_REG_DOMAIN   0x0002 /* every stanza to this domain */
 #define KN_REG_SESSIONS 0x0004 /* copies of SESSION_UP/DOWN/PRIORITY */
-#define KN_REG_OFFLINE 0x0008 /* handler for messages to offline users */
-#define KN_REG_FEATURE 0x0010 /* a disco#info feature of the server */
-#define KN_REG_PRESENCE 0x0020 /* handler of broadcast/subscription presence */
+#define KN_REG_OFFLINE  0x0008 /* handler for messages to offline users */
+#define KN_REG_FEATURE  0x0010 /* a disco#info feature of the server */
+#define KN_REG_PRESENCE 0x0020 /* handler of broadcast/subscription presence   \
+                                */
 /* KN_REG_SESSIONS may be held by several nodes (presenced and mucd both
  * want session-end events); every other registration has one holder,
  * the last node that registered it. */
@@ -53,7 +54,8 @@ static inline uint16_t kn_conn_node(uint64_t conn)
 
 static inline uint64_t kn_conn_make(uint16_t node, uint64_t local)
 {
-    return ((uint64_t)node << KN_CONN_NODE_SHIFT) | (local & KN_CONN_LOCAL_MASK);
+    return ((uint64_t)node << KN_CONN_NODE_SHIFT) |
+           (local & KN_CONN_LOCAL_MASK);
 }
 
 #endif

@@ -35,9 +35,9 @@ int main(int argc, char **argv)
         return 0;
     }
     struct ev_loop *loop = EV_DEFAULT;
-    router_io_t *io = router_io_new(loop, cc.router_bind, &g_router,
-                                    cc.domain, kn_daemon_boot_id(),
-                                    (double)cc.node_timeout_ms / 1000.0);
+    router_io_t *io =
+        router_io_new(loop, cc.router_bind, &g_router, cc.domain,
+                      kn_daemon_boot_id(), (double)cc.node_timeout_ms / 1000.0);
     if (io == NULL)
         return 1;
     double period = (double)cc.heartbeat_ms / 1000.0;

@@ -28,7 +28,6 @@ typedef struct router_held {
     struct router_held *next;
 } held_t;
 
-
 router_t *router_new(const char *domain, uint32_t boot, double node_timeout,
                      router_send_fn send, void *ud)
 {
@@ -94,8 +93,8 @@ void router_free(router_t **rp)
     *rp = NULL;
 }
 
-static void router_hold(router_t *r, const char *name, size_t len, const kn_env_t *env,
-                        const router_payload_t *pl)
+static void router_hold(router_t *r, const char *name, size_t len,
+                        const kn_env_t *env, const router_payload_t *pl)
 {
     held_t *h = kn_calloc(1, sizeof(*h));
     memcpy(h->node, name, len < sizeof(h->node) ? len : sizeof(h->node) - 1);

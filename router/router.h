@@ -19,7 +19,7 @@
 #include "kn_env.h"
 #include "kn_xmpp_err.h"
 
-#define ROUTER_MAX_NODES 1024
+#define ROUTER_MAX_NODES     1024
 #define ROUTER_NODE_NAME_MAX 64
 
 typedef struct router router_t;
@@ -35,40 +35,40 @@ typedef struct router_payload {
 
 typedef struct router_node {
     char name[ROUTER_NODE_NAME_MAX];
-    uint16_t index;       /* 1..ROUTER_MAX_NODES-1; 0 is never used */
-    uint16_t roles;       /* KN_F_ROLE_* */
+    uint16_t index; /* 1..ROUTER_MAX_NODES-1; 0 is never used */
+    uint16_t roles; /* KN_F_ROLE_* */
     bool alive;
-    bool synced;          /* finished re-announcing after our start */
-    uint32_t boot;        /* the node's boot id (HELLO seq) */
-    double last_seen;     /* router clock, seconds */
+    bool synced;      /* finished re-announcing after our start */
+    uint32_t boot;    /* the node's boot id (HELLO seq) */
+    double last_seen; /* router clock, seconds */
     size_t nsessions;
-    UT_hash_handle hh;    /* r->nodes_by_name */
+    UT_hash_handle hh; /* r->nodes_by_name */
 } router_node_t;
 
 struct router_sess {
-    char *full;           /* key: prepared full JID, NUL-terminated */
-    size_t bare_len;      /* full[0..bare_len) is the bare JID */
-    uint64_t conn;        /* owning connection; node = kn_conn_node(conn) */
+    char *full;      /* key: prepared full JID, NUL-terminated */
+    size_t bare_len; /* full[0..bare_len) is the bare JID */
+    uint64_t conn;   /* owning connection; node = kn_conn_node(conn) */
     int16_t prio;
-    bool avail;           /* has sent available presence */
+    bool avail; /* has sent available presence */
     struct router_bare *bare;
-    router_sess_t *next;  /* in bare->sessions */
-    UT_hash_handle hh;    /* r->sessions */
+    router_sess_t *next; /* in bare->sessions */
+    UT_hash_handle hh;   /* r->sessions */
 };
 
 typedef struct router_bare {
-    char *bare;           /* key */
+    char *bare; /* key */
     router_sess_t *sessions;
-    UT_hash_handle hh;    /* r->bares */
+    UT_hash_handle hh; /* r->bares */
 } router_bare_t;
 
 /* One registration: namespace, domain, feature, or a role (sessions,
  * offline) held by a node. */
 typedef struct router_reg {
-    char *key;            /* "<flags>:<name>" so one name can hold roles */
-    const char *name;     /* points into key */
+    char *key;        /* "<flags>:<name>" so one name can hold roles */
+    const char *name; /* points into key */
     uint16_t flags;
-    uint16_t node;        /* node index */
+    uint16_t node; /* node index */
     UT_hash_handle hh;
 } router_reg_t;
 
@@ -83,9 +83,9 @@ typedef void (*router_send_fn)(void *ud, const router_node_t *to,
 
 struct router {
     char *domain;
-    uint32_t boot;                 /* our boot id, sent in HELLO/HEARTBEAT */
-    double node_timeout;           /* seconds */
-    double warm_until;             /* holding stanzas until nodes re-sync */
+    uint32_t boot;       /* our boot id, sent in HELLO/HEARTBEAT */
+    double node_timeout; /* seconds */
+    double warm_until;   /* holding stanzas until nodes re-sync */
     router_node_t *nodes[ROUTER_MAX_NODES];
     router_node_t *nodes_by_name;
     router_sess_t *sessions;
@@ -93,13 +93,13 @@ struct router {
     router_reg_t *regs;
     router_send_fn send;
     void *send_ud;
-    void *redis;                   /* kn_redis_t *, or NULL (tests) */
+    void *redis; /* kn_redis_t *, or NULL (tests) */
     kn_buf_t scratch;
     router_stats_t stats;
-    struct router_held *hold_head;  /* stanzas held during warm-up, FIFO */
+    struct router_held *hold_head; /* stanzas held during warm-up, FIFO */
     struct router_held **hold_tail;
     size_t hold_count;
-    bool replaying;                 /* routing held stanzas now */
+    bool replaying; /* routing held stanzas now */
 };
 
 router_t *router_new(const char *domain, uint32_t boot, double node_timeout,

@@ -17,7 +17,7 @@
 #include "kn_xml.h"
 #include "router.h"
 
-#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 
 static void disco_feature(kn_stanza_builder_t *b, const char *var)
@@ -29,7 +29,8 @@ static void disco_feature(kn_stanza_builder_t *b, const char *var)
 
 static bool disco_ns_is(const kn_env_t *env, const char *ns)
 {
-    return env->node_len == strlen(ns) && memcmp(env->node, ns, env->node_len) == 0;
+    return env->node_len == strlen(ns) &&
+           memcmp(env->node, ns, env->node_len) == 0;
 }
 
 bool router_disco_answer(router_t *r, router_node_t *src, const kn_env_t *env,

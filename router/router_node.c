@@ -76,8 +76,8 @@ void router_node_hello(router_t *r, const char *name, size_t len,
         return;
     }
     router_node_t *n = router_node_by_name(r, name, len);
-    bool restarted = n != NULL && (env->flags & KN_F_FRESH ||
-                                   n->boot != env->seq);
+    bool restarted =
+        n != NULL && (env->flags & KN_F_FRESH || n->boot != env->seq);
     if (n == NULL) {
         uint16_t idx = node_pick_index(r, kn_conn_node(env->conn_id));
         if (idx == 0) {
@@ -91,8 +91,8 @@ void router_node_hello(router_t *r, const char *name, size_t len,
         r->nodes[idx] = n;
         HASH_ADD(hh, r->nodes_by_name, name, len, n);
     } else if (restarted) {
-        kn_log_info("node %s restarted: ending its %zu stale sessions",
-                    n->name, n->nsessions);
+        kn_log_info("node %s restarted: ending its %zu stale sessions", n->name,
+                    n->nsessions);
         node_drop_sessions(r, n, KN_ENV_REASON_NODE_LOST);
         router_unregister_node(r, n->index);
     }

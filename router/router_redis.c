@@ -82,8 +82,7 @@ void router_redis_node_alive(router_t *r, const router_node_t *n)
     router_redis_t *rr = r->redis;
     kn_redis_command(rc, rr_reply, NULL, "SET node:%s:alive %08x EX %ld",
                      n->name, n->boot, rr->ttl);
-    kn_redis_command(rc, rr_reply, NULL, "HSET nodes %s %u", n->name,
-                     n->index);
+    kn_redis_command(rc, rr_reply, NULL, "HSET nodes %s %u", n->name, n->index);
 }
 
 void router_redis_node_lost(router_t *r, const router_node_t *n)

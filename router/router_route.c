@@ -180,9 +180,8 @@ static int route_best_prio(const router_bare_t *b)
 static void route_offline(router_t *r, router_node_t *src, const kn_env_t *env,
                           const router_payload_t *pl)
 {
-    router_node_t *h = (env->flags & KN_F_NO_OFFLINE)
-                           ? NULL
-                           : role_node(r, KN_REG_OFFLINE);
+    router_node_t *h =
+        (env->flags & KN_F_NO_OFFLINE) ? NULL : role_node(r, KN_REG_OFFLINE);
     if (h != NULL) {
         kn_env_t e = *env;
         e.kind = KN_ENV_STANZA;
@@ -256,8 +255,8 @@ static void route_presence_bare(router_t *r, const kn_env_t *env,
      * without one, directed presence still reaches available resources
      * and the rest is dropped (RFC 6121 8.5.2.1.3: no error for
      * presence). */
-    bool subscr = env->type >= KN_ENV_TYPE_SUBSCRIBE &&
-                  env->type <= KN_ENV_TYPE_PROBE;
+    bool subscr =
+        env->type >= KN_ENV_TYPE_SUBSCRIBE && env->type <= KN_ENV_TYPE_PROBE;
     router_node_t *p = presence_node(r);
     if (subscr) {
         if (p != NULL)

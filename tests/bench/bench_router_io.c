@@ -166,10 +166,12 @@ int main(int argc, char **argv)
     double dt = ra.t_last - t0;
     ev_async_send(rloop, &stop_w);
     pthread_join(rt, NULL);
-    printf("RESULT bench=router_io envelopes=%zu payload_bytes=%zu seconds=%.3f "
-           "envelopes_per_s=%.0f router_cpu_s=%.3f envelopes_per_router_cpu_s=%.0f\n",
-           n, plen, dt, (double)n / dt, router_cpu,
-           router_cpu > 0 ? (double)(n + 1) / router_cpu : 0.0);
+    printf(
+        "RESULT bench=router_io envelopes=%zu payload_bytes=%zu seconds=%.3f "
+        "envelopes_per_s=%.0f router_cpu_s=%.3f "
+        "envelopes_per_router_cpu_s=%.0f\n",
+        n, plen, dt, (double)n / dt, router_cpu,
+        router_cpu > 0 ? (double)(n + 1) / router_cpu : 0.0);
     zmq_close(tx);
     zmq_close(rx);
     zmq_ctx_term(ctx);

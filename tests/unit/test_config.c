@@ -107,9 +107,9 @@ END_TEST
 START_TEST(syntax_error_names_line)
 {
     demo_t d;
-    ck_assert_int_eq(load("c2s = {\n port = 5222;\n idle = = 3; };", "c2s", NULL,
-                          &d),
-                     -KN_EINVAL);
+    ck_assert_int_eq(
+        load("c2s = {\n port = 5222;\n idle = = 3; };", "c2s", NULL, &d),
+        -KN_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, ":3:"));
 }
 END_TEST
@@ -117,9 +117,9 @@ END_TEST
 START_TEST(file_errors)
 {
     kn_conf_t *cf = NULL;
-    ck_assert_int_eq(kn_conf_open(&cf, "/nonexistent/kiln.conf", err,
-                                  sizeof(err)),
-                     -KN_EINVAL);
+    ck_assert_int_eq(
+        kn_conf_open(&cf, "/nonexistent/kiln.conf", err, sizeof(err)),
+        -KN_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "/nonexistent/kiln.conf"));
     char path[] = "/tmp/kn_confXXXXXX";
     int fd = mkstemp(path);
@@ -149,28 +149,26 @@ START_TEST(type_range_enum_unknown_errors)
                      -KN_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "\"drop\""));
     kn_conf_free_fields(demo_defs, &d);
-    ck_assert_int_eq(load("c2s = { prot = 1; };", "c2s", NULL, &d),
-                     -KN_EINVAL);
+    ck_assert_int_eq(load("c2s = { prot = 1; };", "c2s", NULL, &d), -KN_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "unknown setting c2s.prot"));
     kn_conf_free_fields(demo_defs, &d);
-    ck_assert_int_eq(load("c2s = { tls = { cret = \"a\"; }; };", "c2s", NULL,
-                          &d),
-                     -KN_EINVAL);
+    ck_assert_int_eq(
+        load("c2s = { tls = { cret = \"a\"; }; };", "c2s", NULL, &d),
+        -KN_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "tls.cret"));
     kn_conf_free_fields(demo_defs, &d);
-    ck_assert_int_eq(load("c2s = { tls = { enabled = 1; }; };", "c2s", NULL,
-                          &d),
-                     -KN_EINVAL);
-    kn_conf_free_fields(demo_defs, &d);
     ck_assert_int_eq(
-        load("c2s = { nodes = ( { name = \"a\"; prot = 2; } ); };", "c2s", "a",
-             &d),
+        load("c2s = { tls = { enabled = 1; }; };", "c2s", NULL, &d),
         -KN_EINVAL);
+    kn_conf_free_fields(demo_defs, &d);
+    ck_assert_int_eq(load("c2s = { nodes = ( { name = \"a\"; prot = 2; } ); };",
+                          "c2s", "a", &d),
+                     -KN_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "prot"));
     kn_conf_free_fields(demo_defs, &d);
-    ck_assert_int_eq(load("c2s = { nodes = ( { port = 2; } ); };", "c2s", "a",
-                          &d),
-                     -KN_EINVAL);
+    ck_assert_int_eq(
+        load("c2s = { nodes = ( { port = 2; } ); };", "c2s", "a", &d),
+        -KN_EINVAL);
     kn_conf_free_fields(demo_defs, &d);
 }
 END_TEST
@@ -202,8 +200,8 @@ START_TEST(common_conf)
     kn_common_conf_free(&cc);
     kn_conf_close(&cf);
 
-    ck_assert_int_eq(kn_conf_open_string(&cf, "db = { conninf = \"x\"; };",
-                                         err, sizeof(err)),
+    ck_assert_int_eq(kn_conf_open_string(&cf, "db = { conninf = \"x\"; };", err,
+                                         sizeof(err)),
                      0);
     ck_assert_int_eq(kn_common_conf_load(cf, &cc, err, sizeof(err)),
                      -KN_EINVAL);
@@ -211,18 +209,17 @@ START_TEST(common_conf)
     kn_common_conf_free(&cc);
     kn_conf_close(&cf);
 
-    ck_assert_int_eq(kn_conf_open_string(&cf, "domian = \"x\";", err,
-                                         sizeof(err)),
-                     0);
+    ck_assert_int_eq(
+        kn_conf_open_string(&cf, "domian = \"x\";", err, sizeof(err)), 0);
     ck_assert_int_eq(kn_common_conf_load(cf, &cc, err, sizeof(err)),
                      -KN_EINVAL);
     kn_common_conf_free(&cc);
     kn_conf_close(&cf);
 
-    ck_assert_int_eq(kn_conf_open_string(&cf,
-                                         "db = { pool_min = 9; pool_max = 3; };",
-                                         err, sizeof(err)),
-                     0);
+    ck_assert_int_eq(
+        kn_conf_open_string(&cf, "db = { pool_min = 9; pool_max = 3; };", err,
+                            sizeof(err)),
+        0);
     ck_assert_int_eq(kn_common_conf_load(cf, &cc, err, sizeof(err)),
                      -KN_EINVAL);
     kn_common_conf_free(&cc);

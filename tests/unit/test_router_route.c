@@ -154,8 +154,8 @@ START_TEST(bare_jid_highest_priority_R_ARCH_3)
     sess_up("c2s-b", ib, 3, "bob@localhost/c", 5, true);
     sess_up("c2s-a", ia, 4, "bob@localhost/d", 9, false); /* unavailable */
     sess_up("c2s-a", ia, 5, "bob@localhost/e", -1, true);
-    send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT,
-                "x@localhost/1", "bob@localhost", NULL, 0);
+    send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT, "x@localhost/1",
+                "bob@localhost", NULL, 0);
     ck_assert_int_eq(nout, 2);
     ck_assert_str_eq(outs[0].node, "c2s-b");
     ck_assert_str_eq(outs[1].node, "c2s-b");
@@ -169,8 +169,8 @@ END_TEST
 START_TEST(message_to_unavailable_full_goes_to_bare_R_ARCH_3)
 {
     sess_up("c2s-b", ib, 2, "bob@localhost/b", 0, true);
-    send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_NORMAL,
-                "x@localhost/1", "bob@localhost/gone", NULL, 0);
+    send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_NORMAL, "x@localhost/1",
+                "bob@localhost/gone", NULL, 0);
     ck_assert_int_eq(nout, 1);
     ck_assert_uint_eq(outs[0].conn, kn_conn_make(ib, 2));
 }
@@ -389,8 +389,8 @@ START_TEST(warm_up_holds_stanzas_until_sessions_return)
     router_free(&r);
     r = router_new("localhost", 77, 15.0, cap_send, NULL);
     r->warm_until = now + 2.0;
-    send_stanza("c2s-b", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT,
-                "bob@localhost/p", "alice@localhost/pc", NULL, 0);
+    send_stanza("c2s-b", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT, "bob@localhost/p",
+                "alice@localhost/pc", NULL, 0);
     ck_assert_int_eq(nout, 0);
     kn_env_t e = {0};
     e.kind = KN_ENV_HELLO;
