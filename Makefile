@@ -145,3 +145,17 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# libFuzzer entry points (tests/fuzz/fuzz_*.c), built with clang; each runs
+# for FUZZ_SECONDS. Not part of `make test`.
+FUZZ_SECONDS ?= 30
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icommon \
+	    $(PKG_CFLAGS) $< $(LIB_SRC) -o $@ $(PKG_LIBS)
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do echo "== $$f"; mkdir -p build/fuzz/corpus-$$(basename $$f); \
+	    $$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$(basename $$f) 2>&1 | tail -n 3 || exit 1; done
+.PHONY: fuzz

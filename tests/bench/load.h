@@ -29,7 +29,7 @@
 
 #define LOAD_MAX_PORTS 16
 #define LOAD_MAX_RATES 64
-#define LOAD_MAX_PIDS 64
+#define LOAD_MAX_PIDS  64
 #define LOAD_MAX_PROCS 64
 
 enum load_sasl_mech {
@@ -43,9 +43,9 @@ typedef struct load_opts {
     const char *host; /* server address */
     int ports[LOAD_MAX_PORTS];
     size_t nports;
-    size_t nsrc;      /* source addresses 127.0.0.1 .. 127.0.0.nsrc */
+    size_t nsrc; /* source addresses 127.0.0.1 .. 127.0.0.nsrc */
     bool direct_tls;
-    int sasl;         /* enum load_sasl_mech */
+    int sasl; /* enum load_sasl_mech */
     const char *user_fmt;
     const char *password_fmt; /* NULL: same as the user name */
     const char *domain;
@@ -61,16 +61,16 @@ typedef struct load_opts {
     double step_seconds;
     double drain_seconds;
     double p99_limit_ms;
-    size_t roster;        /* presence: mutual contacts per user */
-    size_t rounds;        /* presence: login/logout rounds */
-    size_t occupants;     /* muc */
+    size_t roster;    /* presence: mutual contacts per user */
+    size_t rounds;    /* presence: login/logout rounds */
+    size_t occupants; /* muc */
     const char *room;
-    size_t body_size;     /* padding added to each message body */
+    size_t body_size; /* padding added to each message body */
     pid_t server_pids[LOAD_MAX_PIDS];
     size_t nserver_pids;
     const char *server_pidfile_glob;
-    const char *label;    /* server name printed in the RESULT line */
-    bool allow_loss;      /* exit 0 even if messages were lost */
+    const char *label; /* server name printed in the RESULT line */
+    bool allow_loss;   /* exit 0 even if messages were lost */
     int verbose;
 } load_opts_t;
 
@@ -80,9 +80,10 @@ typedef struct load_counts {
     uint64_t t_end;        /* monotonic ns, phase done */
     uint64_t t_last_login; /* monotonic ns, last login completed */
     uint64_t t_first_login_start;
-    uint64_t users;        /* users owned by the worker */
-    uint64_t online;       /* sessions online now (not reset per phase) */
-    uint64_t logins;       /* logins completed in this phase */
+    uint64_t t_last_presence; /* monotonic ns, last presence received */
+    uint64_t users;           /* users owned by the worker */
+    uint64_t online;          /* sessions online now (not reset per phase) */
+    uint64_t logins;          /* logins completed in this phase */
     uint64_t logouts;
     uint64_t login_errors; /* refused or failed logins */
     uint64_t errors;       /* other failures: disconnects, bounces */
@@ -100,14 +101,15 @@ typedef struct load_counts {
 
 /* Parent -> worker: start a phase. Small enough to be written atomically. */
 enum load_phase {
-    LOAD_PH_LOGIN = 1,  /* log every user of the worker in */
-    LOAD_PH_HOLD,       /* stay idle for arg seconds */
-    LOAD_PH_STEP,       /* send at arg msgs/s for arg2 seconds */
-    LOAD_PH_DRAIN,      /* wait until expected messages or arg seconds */
-    LOAD_PH_PRESWAIT,   /* wait until every contact is seen, arg seconds */
-    LOAD_PH_LOGOUT,     /* close every session cleanly */
-    LOAD_PH_JOIN,       /* muc: join the room (expected: 0 nobody, 1 the
-                           first user, 2 everyone) */
+    LOAD_PH_LOGIN = 1, /* log every user of the worker in */
+    LOAD_PH_HOLD,      /* stay idle for arg seconds */
+    LOAD_PH_STEP,      /* send at arg msgs/s for arg2 seconds */
+    LOAD_PH_DRAIN,     /* wait until expected messages or arg seconds */
+    LOAD_PH_PRESWAIT,  /* wait until every contact is seen, arg seconds */
+    LOAD_PH_LOGOUT,    /* close sessions cleanly (expected: 0 all, 1 the
+                          first half of each clique, 2 the others) */
+    LOAD_PH_JOIN,      /* muc: join the room (expected: 0 nobody, 1 the
+                          first user, 2 everyone) */
     LOAD_PH_QUIT,
 };
 
@@ -141,10 +143,10 @@ enum load_traffic {
 
 /* How users are split between workers and what they do. */
 typedef struct load_plan {
-    size_t unit;      /* users are dealt to workers in blocks of unit */
-    int traffic;      /* enum load_traffic */
-    bool presence;    /* track contacts' availability (roster cliques) */
-    bool muc;         /* join the room after login */
+    size_t unit;   /* users are dealt to workers in blocks of unit */
+    int traffic;   /* enum load_traffic */
+    bool presence; /* track contacts' availability (roster cliques) */
+    bool muc;      /* join the room after login */
 } load_plan_t;
 
 /* Parent side (load_parent.c). */

@@ -33,12 +33,14 @@
 #include "kn_mem.h"
 
 #define CONN_MAX_ELEMENT (1u << 20)
-#define CONN_KEEP_BUF 4096
+#define CONN_KEEP_BUF    4096
 
 static const char *const conn_state_names[] = {
-    "idle",     "connecting", "features", "starttls", "tls-handshake",
-    "features", "sasl",       "features", "bind",     "session",
-    "roster",   "online",     "closing",
+    "idle",     "connecting",    "stream-features",
+    "starttls", "tls-handshake", "sasl-features",
+    "sasl",     "bind-features", "bind",
+    "session",  "roster",        "online",
+    "closing",
 };
 
 const char *load_conn_state_name(int state)
@@ -174,8 +176,8 @@ static void conn_stream_open(load_conn_t *c)
     conn_send_str(c, hdr);
 }
 
-static void conn_user_pass(load_conn_t *c, char *user, size_t usz,
-                           char *pass, size_t psz)
+static void conn_user_pass(load_conn_t *c, char *user, size_t usz, char *pass,
+                           size_t psz)
 {
     const load_opts_t *o = c->cl->opts;
     load_fmt_user(user, usz, o->user_fmt, c->user);
@@ -208,8 +210,8 @@ static void conn_handshake(load_conn_t *c)
     unsigned long ec = ERR_get_error();
     ERR_error_string_n(ec, buf, sizeof(buf));
     conn_failf(c, -KN_EIO, "TLS handshake failed: %s",
-               ec ? buf : (e == SSL_ERROR_SYSCALL ? "connection reset"
-                                                  : "closed"));
+               ec ? buf
+                  : (e == SSL_ERROR_SYSCALL ? "connection reset" : "closed"));
 }
 
 static void conn_start_tls(load_conn_t *c)
@@ -232,7 +234,8 @@ static void conn_describe(const char *el, size_t len, char *out, size_t osz)
     size_t tl;
     const char *t = load_xml_child_text(el, len, "text", &tl);
     const char *gt = memchr(el, '>', len);
-    const char *child = gt && gt[-1] != '/' ? memchr(gt, '<', len - (size_t)(gt - el)) : NULL;
+    const char *child =
+        gt && gt[-1] != '/' ? memchr(gt, '<', len - (size_t)(gt - el)) : NULL;
     size_t cl = 0;
     if (child != NULL) {
         child++;
@@ -240,8 +243,8 @@ static void conn_describe(const char *el, size_t len, char *out, size_t osz)
                child[cl] != '>')
             cl++;
     }
-    snprintf(out, osz, "%.*s%s%.*s", (int)cl, child ? child : "",
-             t ? ": " : "", t ? (int)(tl > 120 ? 120 : tl) : 0, t ? t : "");
+    snprintf(out, osz, "%.*s%s%.*s", (int)cl, child ? child : "", t ? ": " : "",
+             t ? (int)(tl > 120 ? 120 : tl) : 0, t ? t : "");
 }
 
 static void conn_send_sasl(load_conn_t *c, const char *el, size_t len)
@@ -293,8 +296,7 @@ static void conn_on_sasl(load_conn_t *c, const char *el, size_t len)
         }
         if (c->scram.stage == 0) {
             kn_buf_t b64 = KN_BUF_INIT, st = KN_BUF_INIT;
-            if (t == NULL ||
-                load_scram_step(&c->scram, t, tl, &b64) < 0) {
+            if (t == NULL || load_scram_step(&c->scram, t, tl, &b64) < 0) {
                 conn_failf(c, -KN_EAUTH, "bad SCRAM server-first message");
                 return;
             }
@@ -325,8 +327,9 @@ static void conn_on_sasl(load_conn_t *c, const char *el, size_t len)
             tl = lt ? (size_t)(lt - t) : 0;
             if (t == NULL || tl == 0 ||
                 load_scram_verify(&c->scram, t, tl) < 0) {
-                conn_failf(c, -KN_EAUTH, "SCRAM server signature missing "
-                                         "or wrong in <success/>");
+                conn_failf(c, -KN_EAUTH,
+                           "SCRAM server signature missing "
+                           "or wrong in <success/>");
                 return;
             }
         }
@@ -697,8 +700,8 @@ void load_conn_login(load_conn_t *c)
     c->rio.data = c->wio.data = c;
     if (connect(c->fd, (struct sockaddr *)&c->dst, sizeof(c->dst)) < 0 &&
         errno != EINPROGRESS) {
-        conn_failf(c, -KN_EIO, "connect to port %d: %s",
-                   ntohs(c->dst.sin_port), strerror(errno));
+        conn_failf(c, -KN_EIO, "connect to port %d: %s", ntohs(c->dst.sin_port),
+                   strerror(errno));
         return;
     }
     ev_io_start(cl->loop, &c->wio);

@@ -31,12 +31,12 @@ enum load_conn_state {
     LOAD_CONN_HANDSHAKE,      /* TLS handshake */
     LOAD_CONN_FEATURES_TLS,   /* waiting for SASL mechanisms */
     LOAD_CONN_SASL,
-    LOAD_CONN_FEATURES_AUTH,  /* waiting for bind */
+    LOAD_CONN_FEATURES_AUTH, /* waiting for bind */
     LOAD_CONN_BIND,
     LOAD_CONN_SESSION,
     LOAD_CONN_ROSTER,
     LOAD_CONN_ONLINE,
-    LOAD_CONN_CLOSING,        /* </stream:stream> sent, waiting for peer */
+    LOAD_CONN_CLOSING, /* </stream:stream> sent, waiting for peer */
 };
 
 typedef struct load_conn load_conn_t;
@@ -48,7 +48,7 @@ typedef struct load_client {
     const load_opts_t *opts;
     load_conn_t *flush_head; /* connections with output queued */
     ev_prepare flush_watcher;
-    char scratch[65536];     /* read buffer shared by all connections */
+    char scratch[65536]; /* read buffer shared by all connections */
     void *owner;
     /* Called once the initial presence is sent. */
     void (*on_online)(load_conn_t *c);
@@ -82,11 +82,11 @@ struct load_conn {
     bool restart; /* the stream restarts after the current element */
     bool session;
     /* owned by the worker's scenario logic */
-    uint8_t *seen;         /* presence: contacts seen available */
+    uint8_t *seen; /* presence: contacts seen available */
     uint32_t nseen;
-    bool joined;           /* muc: in the room */
-    bool join_pending;     /* muc: join sent, no answer yet */
-    bool counted_online;   /* counted in the worker's online total */
+    bool joined;         /* muc: in the room */
+    bool join_pending;   /* muc: join sent, no answer yet */
+    bool counted_online; /* counted in the worker's online total */
 };
 
 /* Create the shared client state; 0 or -KN_EIO (message on stderr). */

@@ -14,7 +14,7 @@
 
 #define LOAD_HIST_SUB_BITS 7
 #define LOAD_HIST_MAX_BITS 40
-#define LOAD_HIST_BUCKETS                                                     \
+#define LOAD_HIST_BUCKETS                                                      \
     ((LOAD_HIST_MAX_BITS - LOAD_HIST_SUB_BITS + 1) << LOAD_HIST_SUB_BITS)
 
 typedef struct load_hist {

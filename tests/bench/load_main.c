@@ -14,57 +14,56 @@
 
 static void usage(FILE *f)
 {
-    fputs(
-        "usage: kiln-load SCENARIO [options]\n"
-        "       kiln-load selftest\n"
-        "scenarios:\n"
-        "  connections   log N users in, hold them --hold s; logins/s and "
-        "server RSS per session\n"
-        "  throughput    pairs exchange chat messages at --rates; latency, "
-        "losses, server CPU/msg\n"
-        "  presence      roster cliques of --roster R log in and out "
-        "--rounds times; presence/s\n"
-        "  muc           --occupants join --room and post at --rates; "
-        "deliveries/s, latency\n"
-        "connection:\n"
-        "  --host ADDR            server address (127.0.0.1)\n"
-        "  --port P[,P...]        c2s ports, users spread over them (5222)\n"
-        "  --src-addrs N          bind to 127.0.0.1..127.0.0.N (auto: one "
-        "per 25000 users per port)\n"
-        "  --direct-tls           TLS from the first byte (default: "
-        "STARTTLS)\n"
-        "  --sasl scram|plain     SCRAM-SHA-1 (default) or PLAIN\n"
-        "  --domain D             (localhost)\n"
-        "  --user-fmt F           user name pattern, one %d (user%d)\n"
-        "  --password-fmt F       password pattern (default: the user "
-        "name)\n"
-        "  --users N --first K    users K .. K+N-1 (1000, 1)\n"
-        "  --procs N              worker processes (1)\n"
-        "  --concurrency N        logins in flight per worker (200)\n"
-        "  --login-timeout S      per login, join or logout (30)\n"
-        "scenario:\n"
-        "  --hold S               connections: idle time (10)\n"
-        "  --pairs P              throughput: pairs (default users/2)\n"
-        "  --rates R[,R...]       total offered msgs/s per step "
-        "(1000,2000,5000,10000,20000,50000)\n"
-        "  --step-seconds S       sending window per step (5)\n"
-        "  --drain S              wait for stragglers per step (5)\n"
-        "  --p99-limit-ms MS      latency bound of the best rate (50)\n"
-        "  --body-size N          extra bytes per message body (0)\n"
-        "  --roster R             presence: contacts per user (10)\n"
-        "  --rounds N             presence: login/logout rounds (2)\n"
-        "  --occupants N          muc: occupants (200)\n"
-        "  --room JID             muc: room (bench@conference.localhost)\n"
-        "reporting:\n"
-        "  --server-pids P[,P...]     server processes to sample in /proc\n"
-        "  --server-pidfile-glob G    ... or their pid files\n"
-        "  --label NAME           server name in the RESULT line\n"
-        "  --allow-loss           exit 0 even when messages were lost\n"
-        "  -v                     log each failed connection\n"
-        "Ends with one line 'RESULT scenario=... key=value ...' on stdout.\n"
-        "Exit status: 0 ok, 1 lost messages or errors, 2 refused logins or "
-        "usage.\n",
-        f);
+    fputs("usage: kiln-load SCENARIO [options]\n"
+          "       kiln-load selftest\n"
+          "scenarios:\n"
+          "  connections   log N users in, hold them --hold s; logins/s and "
+          "server RSS per session\n"
+          "  throughput    pairs exchange chat messages at --rates; latency, "
+          "losses, server CPU/msg\n"
+          "  presence      roster cliques of --roster R log in and out "
+          "--rounds times; presence/s\n"
+          "  muc           --occupants join --room and post at --rates; "
+          "deliveries/s, latency\n"
+          "connection:\n"
+          "  --host ADDR            server address (127.0.0.1)\n"
+          "  --port P[,P...]        c2s ports, users spread over them (5222)\n"
+          "  --src-addrs N          bind to 127.0.0.1..127.0.0.N (auto: one "
+          "per 25000 users per port)\n"
+          "  --direct-tls           TLS from the first byte (default: "
+          "STARTTLS)\n"
+          "  --sasl scram|plain     SCRAM-SHA-1 (default) or PLAIN\n"
+          "  --domain D             (localhost)\n"
+          "  --user-fmt F           user name pattern, one %d (user%d)\n"
+          "  --password-fmt F       password pattern (default: the user "
+          "name)\n"
+          "  --users N --first K    users K .. K+N-1 (1000, 1)\n"
+          "  --procs N              worker processes (1)\n"
+          "  --concurrency N        logins in flight per worker (200)\n"
+          "  --login-timeout S      per login, join or logout (30)\n"
+          "scenario:\n"
+          "  --hold S               connections: idle time (10)\n"
+          "  --pairs P              throughput: pairs (default users/2)\n"
+          "  --rates R[,R...]       total offered msgs/s per step "
+          "(1000,2000,5000,10000,20000,50000)\n"
+          "  --step-seconds S       sending window per step (5)\n"
+          "  --drain S              wait for stragglers per step (5)\n"
+          "  --p99-limit-ms MS      latency bound of the best rate (50)\n"
+          "  --body-size N          extra bytes per message body (0)\n"
+          "  --roster R             presence: contacts per user (10)\n"
+          "  --rounds N             presence: login/logout rounds (2)\n"
+          "  --occupants N          muc: occupants (200)\n"
+          "  --room JID             muc: room (bench@conference.localhost)\n"
+          "reporting:\n"
+          "  --server-pids P[,P...]     server processes to sample in /proc\n"
+          "  --server-pidfile-glob G    ... or their pid files\n"
+          "  --label NAME           server name in the RESULT line\n"
+          "  --allow-loss           exit 0 even when messages were lost\n"
+          "  -v                     log each failed connection\n"
+          "Ends with one line 'RESULT scenario=... key=value ...' on stdout.\n"
+          "Exit status: 0 ok, 1 lost messages or errors, 2 refused logins or "
+          "usage.\n",
+          f);
 }
 
 static int parse_list(const char *s, double *out, size_t max, size_t *n)
@@ -131,11 +130,36 @@ static void raise_nofile(void)
 }
 
 enum {
-    OPT_HOST = 256, OPT_PORT, OPT_SRC, OPT_DIRECT, OPT_SASL, OPT_DOMAIN,
-    OPT_USERFMT, OPT_PASSFMT, OPT_USERS, OPT_FIRST, OPT_PROCS, OPT_CONC,
-    OPT_LTIMEOUT, OPT_HOLD, OPT_PAIRS, OPT_RATES, OPT_STEP, OPT_DRAIN,
-    OPT_P99, OPT_BODY, OPT_ROSTER, OPT_ROUNDS, OPT_OCC, OPT_ROOM, OPT_PIDS,
-    OPT_PIDGLOB, OPT_LABEL, OPT_ALLOWLOSS, OPT_RESOURCE, OPT_HELP,
+    OPT_HOST = 256,
+    OPT_PORT,
+    OPT_SRC,
+    OPT_DIRECT,
+    OPT_SASL,
+    OPT_DOMAIN,
+    OPT_USERFMT,
+    OPT_PASSFMT,
+    OPT_USERS,
+    OPT_FIRST,
+    OPT_PROCS,
+    OPT_CONC,
+    OPT_LTIMEOUT,
+    OPT_HOLD,
+    OPT_PAIRS,
+    OPT_RATES,
+    OPT_STEP,
+    OPT_DRAIN,
+    OPT_P99,
+    OPT_BODY,
+    OPT_ROSTER,
+    OPT_ROUNDS,
+    OPT_OCC,
+    OPT_ROOM,
+    OPT_PIDS,
+    OPT_PIDGLOB,
+    OPT_LABEL,
+    OPT_ALLOWLOSS,
+    OPT_RESOURCE,
+    OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -226,7 +250,9 @@ int main(int argc, char **argv)
             if (lo->val == c)
                 name = lo->name;
         switch (c) {
-        case OPT_HOST: o.host = optarg; break;
+        case OPT_HOST:
+            o.host = optarg;
+            break;
         case OPT_PORT:
             if (parse_list(optarg, tmp, LOAD_MAX_PORTS, &ntmp) < 0)
                 return bad(name, optarg);
@@ -241,7 +267,9 @@ int main(int argc, char **argv)
             if (parse_size(optarg, &o.nsrc) < 0 || o.nsrc > 250)
                 return bad(name, optarg);
             break;
-        case OPT_DIRECT: o.direct_tls = true; break;
+        case OPT_DIRECT:
+            o.direct_tls = true;
+            break;
         case OPT_SASL:
             if (strcmp(optarg, "scram") == 0)
                 o.sasl = LOAD_SASL_SCRAM;
@@ -250,7 +278,9 @@ int main(int argc, char **argv)
             else
                 return bad(name, optarg);
             break;
-        case OPT_DOMAIN: o.domain = optarg; break;
+        case OPT_DOMAIN:
+            o.domain = optarg;
+            break;
         case OPT_USERFMT:
             if (!fmt_ok(optarg))
                 return bad(name, optarg);
@@ -324,25 +354,40 @@ int main(int argc, char **argv)
             if (parse_size(optarg, &o.occupants) < 0 || o.occupants == 0)
                 return bad(name, optarg);
             break;
-        case OPT_ROOM: o.room = optarg; break;
+        case OPT_ROOM:
+            o.room = optarg;
+            break;
         case OPT_PIDS:
             if (parse_list(optarg, tmp, LOAD_MAX_PIDS, &ntmp) < 0)
                 return bad(name, optarg);
             for (size_t i = 0; i < ntmp; i++)
                 o.server_pids[o.nserver_pids++] = (pid_t)tmp[i];
             break;
-        case OPT_PIDGLOB: o.server_pidfile_glob = optarg; break;
-        case OPT_LABEL: o.label = optarg; break;
-        case OPT_ALLOWLOSS: o.allow_loss = true; break;
-        case OPT_RESOURCE: o.resource = optarg; break;
-        case 'v': o.verbose++; break;
-        case OPT_HELP: usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case OPT_PIDGLOB:
+            o.server_pidfile_glob = optarg;
+            break;
+        case OPT_LABEL:
+            o.label = optarg;
+            break;
+        case OPT_ALLOWLOSS:
+            o.allow_loss = true;
+            break;
+        case OPT_RESOURCE:
+            o.resource = optarg;
+            break;
+        case 'v':
+            o.verbose++;
+            break;
+        case OPT_HELP:
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "kiln-load: unexpected argument '%s'\n",
-                argv[optind]);
+        fprintf(stderr, "kiln-load: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
     if (strcmp(o.scenario, "throughput") == 0 && pairs > 0)

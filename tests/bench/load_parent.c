@@ -130,10 +130,10 @@ static void parent_progress(load_parent_t *p, const load_cmd_t *cmd,
     for (size_t w = 0; w < p->n; w++)
         load_counts_add(now, &p->last[w]);
     double el = (double)(load_now_ns() - p->t0) / 1e9;
-    const char *ph = cmd->phase < sizeof(parent_phase_names) /
-                                      sizeof(parent_phase_names[0])
-                         ? parent_phase_names[cmd->phase]
-                         : "?";
+    const char *ph =
+        cmd->phase < sizeof(parent_phase_names) / sizeof(parent_phase_names[0])
+            ? parent_phase_names[cmd->phase]
+            : "?";
     double r = dt > 0 ? 1.0 / dt : 0;
     fprintf(stderr,
             "kiln-load %7.1fs %-8s online=%-7llu logins=%llu (%.0f/s) "
@@ -142,10 +142,8 @@ static void parent_progress(load_parent_t *p, const load_cmd_t *cmd,
             el, ph, (unsigned long long)now->online,
             (unsigned long long)now->logins,
             (double)(now->logins - prev->logins) * r,
-            (unsigned long long)now->sent,
-            (double)(now->sent - prev->sent) * r,
-            (unsigned long long)now->recv,
-            (double)(now->recv - prev->recv) * r,
+            (unsigned long long)now->sent, (double)(now->sent - prev->sent) * r,
+            (unsigned long long)now->recv, (double)(now->recv - prev->recv) * r,
             (unsigned long long)now->presence,
             (unsigned long long)(now->errors + now->login_errors));
 }
@@ -171,8 +169,7 @@ int load_parent_phase(load_parent_t *p, const load_cmd_t *cmd,
     if (hist != NULL)
         load_hist_reset(hist);
     bool timed = cmd->phase == LOAD_PH_HOLD || cmd->phase == LOAD_PH_STEP ||
-                 cmd->phase == LOAD_PH_DRAIN ||
-                 cmd->phase == LOAD_PH_PRESWAIT;
+                 cmd->phase == LOAD_PH_DRAIN || cmd->phase == LOAD_PH_PRESWAIT;
     uint64_t t_start = load_now_ns();
     uint64_t deadline =
         timed ? t_start + (uint64_t)((cmd->arg + cmd->arg2 + 30) * 1e9) : 0;
@@ -203,13 +200,13 @@ int load_parent_phase(load_parent_t *p, const load_cmd_t *cmd,
             load_report_t *rep = p->rep;
             if (parent_read_full(p->rep_fd[w], rep,
                                  offsetof(load_report_t, hist)) < 0) {
-                fprintf(stderr, "kiln-load: worker %zu exited during %s\n",
-                        w, parent_phase_names[cmd->phase]);
+                fprintf(stderr, "kiln-load: worker %zu exited during %s\n", w,
+                        parent_phase_names[cmd->phase]);
                 return -1;
             }
             if (rep->kind == LOAD_REP_DONE &&
-                parent_read_full(p->rep_fd[w], &rep->hist,
-                                 sizeof(rep->hist)) < 0) {
+                parent_read_full(p->rep_fd[w], &rep->hist, sizeof(rep->hist)) <
+                    0) {
                 fprintf(stderr, "kiln-load: worker %zu: short report\n", w);
                 return -1;
             }
@@ -242,10 +239,10 @@ int load_parent_phase(load_parent_t *p, const load_cmd_t *cmd,
             return -1;
         }
         if (!timed && t - t_motion > stall_limit) {
-            fprintf(stderr, "kiln-load: %s phase stalled (no progress for "
-                            "%.0f s)\n",
-                    parent_phase_names[cmd->phase],
-                    (double)stall_limit / 1e9);
+            fprintf(stderr,
+                    "kiln-load: %s phase stalled (no progress for "
+                    "%.0f s)\n",
+                    parent_phase_names[cmd->phase], (double)stall_limit / 1e9);
             return -1;
         }
     }

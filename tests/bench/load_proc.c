@@ -67,8 +67,7 @@ static int proc_cpu(pid_t pid, uint64_t *us)
     unsigned long long ut = 0, st = 0;
     /* after ')': state(3) ppid pgrp session tty tpgid flags minflt
      * cminflt majflt cmajflt utime(14) stime(15) */
-    if (sscanf(p + 1,
-               " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
                &ut, &st) != 2)
         return -1;
     long hz = sysconf(_SC_CLK_TCK);

@@ -123,8 +123,7 @@ static const char *scram_field(const char *msg, char k, size_t *flen)
     return NULL;
 }
 
-int load_scram_step(load_scram_t *s, const char *b64, size_t len,
-                    kn_buf_t *out)
+int load_scram_step(load_scram_t *s, const char *b64, size_t len, kn_buf_t *out)
 {
     uint8_t raw[768];
     long n = load_b64_decode(b64, len, raw, sizeof(raw) - 1);
@@ -147,8 +146,8 @@ int load_scram_step(load_scram_t *s, const char *b64, size_t len,
         return -KN_EPROTO;
 
     load_scram_keys_t local, *k = s->cache ? s->cache : &local;
-    if (k != &local && k->salt_len == (size_t)saltn &&
-        k->iterations == iter && memcmp(k->salt, salt, (size_t)saltn) == 0) {
+    if (k != &local && k->salt_len == (size_t)saltn && k->iterations == iter &&
+        memcmp(k->salt, salt, (size_t)saltn) == 0) {
         /* cache hit: no PBKDF2 */
     } else {
         uint8_t salted[LOAD_SHA1_LEN];

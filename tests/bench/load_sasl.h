@@ -21,7 +21,7 @@
 
 typedef struct load_scram_keys {
     uint8_t salt[64];
-    size_t salt_len;     /* 0: slot empty */
+    size_t salt_len; /* 0: slot empty */
     unsigned iterations;
     uint8_t client_key[LOAD_SHA1_LEN];
     uint8_t stored_key[LOAD_SHA1_LEN];

@@ -25,8 +25,7 @@ double load_scen_login_rate(const load_counts_t *c)
            ((double)(c->t_last_login - c->t_first_login_start) / 1e9);
 }
 
-int load_scen_login(load_parent_t *p, const load_opts_t *o,
-                    load_counts_t *sum)
+int load_scen_login(load_parent_t *p, const load_opts_t *o, load_counts_t *sum)
 {
     load_cmd_t cmd = {.phase = LOAD_PH_LOGIN};
     if (load_parent_phase(p, &cmd, NULL, sum, NULL, NULL) < 0)
@@ -40,8 +39,8 @@ int load_scen_login(load_parent_t *p, const load_opts_t *o,
         char what[160];
         snprintf(what, sizeof(what),
                  "the server refused or failed %" PRIu64 " of %zu logins",
-                 sum->login_errors + (o->users - sum->logins -
-                                      sum->login_errors),
+                 sum->login_errors +
+                     (o->users - sum->logins - sum->login_errors),
                  o->users);
         load_scen_print_error(what, sum);
         return LOAD_EXIT_REFUSED;
@@ -50,15 +49,16 @@ int load_scen_login(load_parent_t *p, const load_opts_t *o,
 }
 
 int load_scen_step(load_parent_t *p, const load_opts_t *o, uint32_t step,
-                   double rate, const uint64_t *fanout,
-                   load_step_result_t *r)
+                   double rate, const uint64_t *fanout, load_step_result_t *r)
 {
     size_t n = load_parent_nworkers(p);
     load_counts_t per[LOAD_MAX_PROCS], sum;
     uint64_t expected[LOAD_MAX_PROCS];
     load_srv_sample_t s0, s1;
 
+    load_hist_t *hist = r->hist;
     memset(r, 0, sizeof(*r));
+    r->hist = hist;
     r->rate = rate;
     load_proc_sample(o, &s0);
     load_cmd_t cmd = {.phase = LOAD_PH_STEP,
@@ -72,9 +72,8 @@ int load_scen_step(load_parent_t *p, const load_opts_t *o, uint32_t step,
         expected[w] = fanout ? sum.sent * fanout[w] : per[w].sent;
         r->expected += expected[w];
     }
-    load_cmd_t drain = {.phase = LOAD_PH_DRAIN,
-                        .step = step,
-                        .arg = o->drain_seconds};
+    load_cmd_t drain = {
+        .phase = LOAD_PH_DRAIN, .step = step, .arg = o->drain_seconds};
     if (load_parent_phase(p, &drain, expected, &r->c, r->hist, NULL) < 0)
         return -1;
     load_proc_sample(o, &s1);
@@ -88,8 +87,8 @@ int load_scen_step(load_parent_t *p, const load_opts_t *o, uint32_t step,
 void load_scen_step_header(const char *unit)
 {
     printf("%10s %10s %12s %9s %9s %9s %9s %9s %8s %8s %9s\n", "offered",
-           "sent/s", unit, "p50 ms", "p90 ms", "p99 ms", "p99.9 ms",
-           "max ms", "lost", "late", "cpu us");
+           "sent/s", unit, "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
+           "lost", "late", "cpu us");
 }
 
 static double scen_ms(uint64_t ns)
@@ -103,8 +102,8 @@ void load_scen_step_row(const load_step_result_t *r)
     double cpu = r->c.recv ? (double)r->cpu_us / (double)r->c.recv : 0;
     printf("%10.0f %10.0f %12.0f %9.2f %9.2f %9.2f %9.2f %9.2f %8" PRIu64
            " %8" PRIu64 " %9.1f%s\n",
-           r->rate, r->sent_ps,
-           r->delivered_ps, scen_ms(load_hist_percentile(h, 50)),
+           r->rate, r->sent_ps, r->delivered_ps,
+           scen_ms(load_hist_percentile(h, 50)),
            scen_ms(load_hist_percentile(h, 90)),
            scen_ms(load_hist_percentile(h, 99)),
            scen_ms(load_hist_percentile(h, 99.9)),
@@ -119,8 +118,9 @@ uint64_t load_scen_settle(load_parent_t *p, const load_opts_t *o,
     load_counts_t sum;
     if (missing == 0)
         return 0;
-    fprintf(stderr, "kiln-load: %" PRIu64 " messages missing, waiting %.0f s "
-                    "more for stragglers\n",
+    fprintf(stderr,
+            "kiln-load: %" PRIu64 " messages missing, waiting %.0f s "
+            "more for stragglers\n",
             missing, o->drain_seconds);
     load_cmd_t cmd = {.phase = LOAD_PH_HOLD, .arg = o->drain_seconds};
     if (load_parent_phase(p, &cmd, NULL, &sum, NULL, NULL) < 0)

@@ -16,8 +16,7 @@ enum {
 /* Run the LOGIN phase and print its line. Returns LOAD_EXIT_OK, or
  * LOAD_EXIT_REFUSED (message printed) when any login failed, or
  * LOAD_EXIT_FAIL when a worker failed. */
-int load_scen_login(load_parent_t *p, const load_opts_t *o,
-                    load_counts_t *sum);
+int load_scen_login(load_parent_t *p, const load_opts_t *o, load_counts_t *sum);
 /* Logins per second between the first login start and the last login
  * completed. */
 double load_scen_login_rate(const load_counts_t *c);
@@ -25,21 +24,20 @@ double load_scen_login_rate(const load_counts_t *c);
  * has its expected count (expected[] from the STEP reports, scaled by
  * fanout per worker) or --drain seconds. */
 typedef struct load_step_result {
-    double rate;          /* offered, msgs/s */
-    load_counts_t c;      /* after drain */
+    double rate;     /* offered, msgs/s */
+    load_counts_t c; /* after drain */
     load_hist_t *hist;
-    uint64_t cpu_us;      /* server CPU over step + drain */
-    uint64_t expected;    /* deliveries expected */
-    double sent_ps;       /* messages sent per second */
-    double delivered_ps;  /* deliveries inside the window per second */
-    uint64_t lost;        /* expected - received after the drain */
+    uint64_t cpu_us;     /* server CPU over step + drain */
+    uint64_t expected;   /* deliveries expected */
+    double sent_ps;      /* messages sent per second */
+    double delivered_ps; /* deliveries inside the window per second */
+    uint64_t lost;       /* expected - received after the drain */
 } load_step_result_t;
 
 /* fanout[w]: deliveries per message sent anywhere, for worker w (NULL for
  * one-to-one traffic, where each worker receives what it sent). */
 int load_scen_step(load_parent_t *p, const load_opts_t *o, uint32_t step,
-                   double rate, const uint64_t *fanout,
-                   load_step_result_t *r);
+                   double rate, const uint64_t *fanout, load_step_result_t *r);
 void load_scen_step_header(const char *unit);
 void load_scen_step_row(const load_step_result_t *r);
 /* When messages are missing, wait --drain seconds more for stragglers;

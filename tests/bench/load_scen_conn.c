@@ -34,10 +34,10 @@ int load_scen_connections(load_opts_t *opts)
     double rss_per = 0;
     if (login.logins > 0 && s2.nprocs > 0 && s2.rss_kib > s0.rss_kib)
         rss_per = (double)(s2.rss_kib - s0.rss_kib) / (double)login.logins;
-    double cpu_per = login.logins && s1.nprocs
-                         ? (double)(s1.cpu_us - s0.cpu_us) /
-                               (double)login.logins
-                         : 0;
+    double cpu_per =
+        login.logins && s1.nprocs
+            ? (double)(s1.cpu_us - s0.cpu_us) / (double)login.logins
+            : 0;
     uint64_t errors = login.login_errors + hold.errors;
 
     load_print_title(opts, "connections");

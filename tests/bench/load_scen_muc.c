@@ -48,8 +48,7 @@ int load_scen_muc(load_opts_t *opts)
     fprintf(stderr, "kiln-load: %" PRIu64 " occupants in %s (%.1f s)\n",
             in_room, opts->room, join_s);
     if (in_room != opts->occupants) {
-        load_scen_print_error("not every occupant could join the room",
-                              &join);
+        load_scen_print_error("not every occupant could join the room", &join);
         load_parent_finish(&p);
         return LOAD_EXIT_REFUSED;
     }
@@ -67,8 +66,8 @@ int load_scen_muc(load_opts_t *opts)
         load_step_result_t *r = &res[nres];
         load_hist_t *h = &hists[nres];
         r->hist = h;
-        if (load_scen_step(p, opts, (uint32_t)(k + 1), opts->rates[k],
-                           fanout, r) < 0) {
+        if (load_scen_step(p, opts, (uint32_t)(k + 1), opts->rates[k], fanout,
+                           r) < 0) {
             rc = LOAD_EXIT_FAIL;
             why_stop = "a worker failed";
             break;

@@ -4,13 +4,15 @@
  * each user has R contacts with subscription "both". Each round logs
  * every user in (initial presence: the server broadcasts it to online
  * contacts and answers with theirs), waits until every user has seen
- * every contact available (or --drain seconds), then logs everyone out
- * (unavailable presence to the contacts still online). Reported per
+ * every contact available (or --drain seconds), then logs the first half
+ * of each clique out (the other half receives their unavailable
+ * presence), then the rest. Reported per
  * round: logins per second and presence stanzas delivered per second
  * over the login wave; a user that never saw one of its contacts online
  * counts as incomplete, which is a failure.
  */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "load_scen.h"
@@ -37,7 +39,7 @@ int load_scen_presence(load_opts_t *opts)
            opts->roster, opts->roster + 1);
     printf("%6s %10s %12s %12s %12s %11s %12s %9s\n", "round", "logins/s",
            "presence", "presence/s", "login wave s", "incomplete",
-           "logout pres", "errors");
+           "unavail pres", "errors");
     fflush(stdout);
     for (size_t r = 0; r < opts->rounds; r++) {
         rc = load_scen_login(p, opts, &login);
@@ -49,15 +51,37 @@ int load_scen_presence(load_opts_t *opts)
             rc = LOAD_EXIT_FAIL;
             break;
         }
-        load_cmd_t lo = {.phase = LOAD_PH_LOGOUT};
+        /* Half of each clique leaves while the other half watches, then
+         * the other half leaves. */
+        load_counts_t out2;
+        load_cmd_t lo = {.phase = LOAD_PH_LOGOUT, .expected = 1};
         if (load_parent_phase(p, &lo, NULL, &out, NULL, NULL) < 0) {
             rc = LOAD_EXIT_FAIL;
             break;
         }
+        /* A DRAIN that nothing can satisfy: one second more to collect
+         * the unavailable presences, counters carried on from LOGOUT. */
+        load_cmd_t settle = {
+            .phase = LOAD_PH_DRAIN, .arg = 1, .expected = UINT64_MAX};
+        uint64_t t_begin = out.t_begin;
+        if (load_parent_phase(p, &settle, NULL, &out, NULL, NULL) < 0) {
+            rc = LOAD_EXIT_FAIL;
+            break;
+        }
+        out.t_begin = t_begin;
+        uint64_t t_last = out.t_last_presence;
+        lo.expected = 2;
+        if (load_parent_phase(p, &lo, NULL, &out2, NULL, NULL) < 0) {
+            rc = LOAD_EXIT_FAIL;
+            break;
+        }
+        out.errors += out2.errors;
+        out.logouts += out2.logouts;
         double wave = (double)(wait.t_end - login.t_first_login_start) / 1e9;
         double lps = load_scen_login_rate(&login);
         double pps = wave > 0 ? (double)wait.presence / wave : 0;
-        double out_s = (double)(out.t_end - out.t_begin) / 1e9;
+        double out_s =
+            t_last > out.t_begin ? (double)(t_last - out.t_begin) / 1e9 : 0;
         rounds++;
         sum_lps += lps;
         sum_pps += pps;
@@ -91,8 +115,8 @@ int load_scen_presence(load_opts_t *opts)
                      "rounds=%zu logins_per_s=%.0f presence_per_s=%.0f "
                      "logout_presence_per_s=%.0f presence=%" PRIu64
                      " incomplete=%" PRIu64 " errors=%" PRIu64,
-                     load_server_label(opts), opts->users, opts->roster,
-                     rounds, sum_lps / n, sum_pps / n, sum_ops / n, presences,
+                     load_server_label(opts), opts->users, opts->roster, rounds,
+                     sum_lps / n, sum_pps / n, sum_ops / n, presences,
                      incomplete, errors);
     if (rc == LOAD_EXIT_OK && errors > 0)
         rc = LOAD_EXIT_FAIL;

@@ -78,9 +78,8 @@ int load_scen_throughput(load_opts_t *opts)
         p, opts, total_sent > total_recv ? total_sent - total_recv : 0);
     if (load_parent_finish(&p) != 0 && rc == LOAD_EXIT_OK)
         rc = LOAD_EXIT_FAIL;
-    uint64_t lost = total_sent > total_recv + late
-                        ? total_sent - total_recv - late
-                        : 0;
+    uint64_t lost =
+        total_sent > total_recv + late ? total_sent - total_recv - late : 0;
 
     load_print_title(opts, "throughput");
     printf("%zu pairs online (%.0f logins/s); stopped: %s\n", opts->users / 2,

@@ -15,13 +15,13 @@
 
 static int st_fail;
 
-#define ST_CHECK(cond)                                                        \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "selftest: %s:%d: %s\n", __FILE__, __LINE__,      \
-                    #cond);                                                   \
-            st_fail++;                                                        \
-        }                                                                     \
+#define ST_CHECK(cond)                                                         \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "selftest: %s:%d: %s\n", __FILE__, __LINE__,       \
+                    #cond);                                                    \
+            st_fail++;                                                         \
+        }                                                                      \
     } while (0)
 
 static const char st_stream[] =
@@ -110,8 +110,8 @@ static void st_scram(void)
                          "fyko+d2lbbFgONRv9qkxdawL", &out);
         uint8_t raw[256];
         long n = load_b64_decode(out.data, out.len, raw, sizeof(raw));
-        ST_CHECK(n == 32 && memcmp(raw, "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL",
-                                   32) == 0);
+        ST_CHECK(n == 36 &&
+                 memcmp(raw, "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL", 36) == 0);
         const char *sf = "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,"
                          "s=QSXCR+Q6sek8bf92,i=4096";
         kn_buf_reset(&b);
@@ -161,7 +161,6 @@ int load_selftest(void)
     st_feed(0, 7);
     st_scram();
     st_hist();
-    printf("selftest: %s (%d failures)\n", st_fail ? "FAILED" : "ok",
-           st_fail);
+    printf("selftest: %s (%d failures)\n", st_fail ? "FAILED" : "ok", st_fail);
     return st_fail;
 }

@@ -31,6 +31,8 @@ void load_counts_add(load_counts_t *sum, const load_counts_t *c)
         util_min_nonzero(sum->t_first_login_start, c->t_first_login_start);
     if (c->t_end > sum->t_end)
         sum->t_end = c->t_end;
+    if (c->t_last_presence > sum->t_last_presence)
+        sum->t_last_presence = c->t_last_presence;
     if (c->t_last_login > sum->t_last_login)
         sum->t_last_login = c->t_last_login;
     sum->users += c->users;

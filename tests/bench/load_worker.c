@@ -32,7 +32,7 @@
 #include "load.h"
 #include "load_conn.h"
 
-#define WORKER_TICK_S 0.2
+#define WORKER_TICK_S      0.2
 #define WORKER_SEND_TICK_S 0.001
 
 typedef struct worker {
@@ -51,7 +51,7 @@ typedef struct worker {
     ev_timer phase_timer;
     ev_timer send_timer;
     load_cmd_t cmd;
-    bool active;           /* a phase is running */
+    bool active; /* a phase is running */
     load_counts_t c;
     load_hist_t hist;
     uint64_t last_progress;
@@ -59,18 +59,18 @@ typedef struct worker {
     size_t cursor;
     size_t inflight;
     /* STEP */
-    uint32_t step;         /* tag of messages being counted */
+    uint32_t step; /* tag of messages being counted */
     bool sending;
     uint64_t step_t0;
-    double rate;           /* local msgs/s */
-    size_t rr;             /* round-robin sender cursor */
-    size_t closing;        /* LOGOUT: sessions still closing */
+    double rate;    /* local msgs/s */
+    size_t rr;      /* round-robin sender cursor */
+    size_t closing; /* LOGOUT: sessions still closing */
     /* presence */
     size_t clique;
-    size_t complete;       /* online users that see all their contacts */
+    size_t complete; /* online users that see all their contacts */
     /* muc */
     size_t room_len;
-    size_t fmt_pre_len;    /* user_fmt split around %d */
+    size_t fmt_pre_len; /* user_fmt split around %d */
     const char *fmt_suffix;
     int exit_code;
 } worker_t;
@@ -198,7 +198,7 @@ static void worker_presence_track(worker_t *w, load_conn_t *c, long from,
         c->seen[j / 8] |= (uint8_t)(1u << (j % 8));
         c->nseen++;
     } else if (!available && was) {
-        c->seen[j / 8] &= (uint8_t)~(1u << (j % 8));
+        c->seen[j / 8] &= (uint8_t) ~(1u << (j % 8));
         c->nseen--;
     }
     bool complete_after = c->nseen == need;
@@ -294,10 +294,10 @@ static void worker_send_one(worker_t *w, load_conn_t *c, const char *to,
     size_t pad = w->o->body_size;
     if (pad > 2048)
         pad = 2048;
-    int n = snprintf(buf, sizeof(buf),
-                     "<message to='%s' type='%s'><body>kl %" PRIu32
-                     " %" PRIu64 " ",
-                     to, type, w->step, now);
+    int n =
+        snprintf(buf, sizeof(buf),
+                 "<message to='%s' type='%s'><body>kl %" PRIu32 " %" PRIu64 " ",
+                 to, type, w->step, now);
     if (n < 0 || (size_t)n + pad + 32 > sizeof(buf))
         return;
     memset(buf + n, 'x', pad);
@@ -355,8 +355,7 @@ static void worker_send_cb(struct ev_loop *loop, ev_timer *t, int revents)
     }
 }
 
-static void worker_phase_timeout(struct ev_loop *loop, ev_timer *t,
-                                 int revents)
+static void worker_phase_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 {
     KN_UNUSED(loop);
     KN_UNUSED(revents);
@@ -376,6 +375,8 @@ static void worker_start_phase(worker_t *w, const load_cmd_t *cmd)
     uint64_t online = w->c.online;
     w->cmd = *cmd;
     w->active = true;
+    if (cmd->phase != LOAD_PH_STEP && cmd->phase != LOAD_PH_DRAIN)
+        w->step = 0;
     switch (cmd->phase) {
     case LOAD_PH_LOGIN:
     case LOAD_PH_HOLD:
@@ -417,10 +418,16 @@ static void worker_start_phase(worker_t *w, const load_cmd_t *cmd)
         ev_timer_start(w->loop, &w->phase_timer);
         break;
     case LOAD_PH_LOGOUT:
+        /* expected: 0 everyone; 1 the first half of each clique; 2 the
+         * rest (so the half still online sees the first half leave) */
         w->closing = 0;
         for (size_t i = 0; i < w->count; i++) {
             load_conn_t *c = &w->conns[i];
-            if (c->state == LOAD_CONN_IDLE)
+            size_t pos = (c->user - w->o->first) % w->clique;
+            bool first_half = pos < (w->clique + 1) / 2;
+            if (c->state == LOAD_CONN_IDLE ||
+                (cmd->expected == 1 && !first_half) ||
+                (cmd->expected == 2 && first_half))
                 continue;
             load_conn_logout(c);
             w->closing++;
@@ -547,14 +554,15 @@ static void worker_on_message(worker_t *w, const char *el, size_t len)
     unsigned long step = strtoul(body + 3, &end, 10);
     uint64_t t = strtoull(end, NULL, 10);
     uint64_t now = load_now_ns();
-    bool counting = w->active && (w->cmd.phase == LOAD_PH_STEP ||
-                                  w->cmd.phase == LOAD_PH_DRAIN);
-    if (counting && step == w->step) {
+    /* w->step stays set from the STEP order until another phase than
+     * DRAIN starts, so messages arriving while the parent turns a STEP
+     * into a DRAIN still count for their step. */
+    if (step == w->step && w->step != 0) {
         w->c.recv++;
-        if (w->cmd.phase == LOAD_PH_STEP)
+        if (w->active && w->cmd.phase == LOAD_PH_STEP)
             w->c.recv_window++;
         load_hist_record(&w->hist, now > t ? now - t : 0);
-        if (w->cmd.phase == LOAD_PH_DRAIN)
+        if (w->active && w->cmd.phase == LOAD_PH_DRAIN)
             worker_check_done(w);
     } else {
         w->c.late++;
@@ -610,10 +618,11 @@ static void worker_on_presence(worker_t *w, load_conn_t *c, const char *el,
     if (u >= 0 && (size_t)u == c->user)
         return; /* our own presence reflected */
     w->c.presence++;
+    w->c.t_last_presence = load_now_ns();
     if (w->plan->presence && u >= 0) {
         bool avail = type == NULL;
-        bool unavail = type != NULL && tl == 11 &&
-                       memcmp(type, "unavailable", 11) == 0;
+        bool unavail =
+            type != NULL && tl == 11 && memcmp(type, "unavailable", 11) == 0;
         if (avail || unavail) {
             worker_presence_track(w, c, u, avail);
             if (w->active && w->cmd.phase == LOAD_PH_PRESWAIT)
@@ -717,8 +726,8 @@ int load_worker_main(const load_opts_t *opts, const load_plan_t *plan,
         inet_pton(AF_INET, opts->host, &c->dst.sin_addr);
         if (opts->nsrc > 0) {
             c->src.sin_family = AF_INET;
-            c->src.sin_addr.s_addr =
-                htonl(0x7f000001u + (uint32_t)((g / opts->nports) % opts->nsrc));
+            c->src.sin_addr.s_addr = htonl(
+                0x7f000001u + (uint32_t)((g / opts->nports) % opts->nsrc));
         }
     }
 

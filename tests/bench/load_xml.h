@@ -13,11 +13,11 @@
 #include <stddef.h>
 
 enum load_xml_event {
-    LOAD_XML_MORE = 0,     /* need more input */
-    LOAD_XML_OPEN = 1,     /* the <stream:stream> start tag */
-    LOAD_XML_ELEMENT = 2,  /* one complete top-level element */
-    LOAD_XML_CLOSE = 3,    /* </stream:stream> */
-    LOAD_XML_ERROR = -1,   /* DTD, or an element over the size cap */
+    LOAD_XML_MORE = 0,    /* need more input */
+    LOAD_XML_OPEN = 1,    /* the <stream:stream> start tag */
+    LOAD_XML_ELEMENT = 2, /* one complete top-level element */
+    LOAD_XML_CLOSE = 3,   /* </stream:stream> */
+    LOAD_XML_ERROR = -1,  /* DTD, or an element over the size cap */
 };
 
 typedef struct load_xml {
@@ -27,9 +27,9 @@ typedef struct load_xml {
     size_t max_elem;   /* size cap of one element */
     int depth;         /* 0 outside the stream, 1 inside */
     int state;
-    char quote;        /* open quote inside a tag, or 0 */
-    char last;         /* previous significant byte inside a tag */
-    char last2;        /* the one before (comment and CDATA ends) */
+    char quote; /* open quote inside a tag, or 0 */
+    char last;  /* previous significant byte inside a tag */
+    char last2; /* the one before (comment and CDATA ends) */
 } load_xml_t;
 
 /* Start a new stream (after connect and after each stream restart). */
