@@ -211,6 +211,7 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
 void router_tick(router_t *r, double now)
 {
     router_tick_nodes(r, now);
+    router_redis_check(r);
     if (r->warm_until > 0 && now >= r->warm_until) {
         r->warm_until = 0;
         router_replay(r, now);

@@ -169,5 +169,7 @@ void router_redis_sess_up(router_t *r, const router_sess_t *s);
 void router_redis_sess_down(router_t *r, const router_sess_t *s);
 void router_redis_node_alive(router_t *r, const router_node_t *n);
 void router_redis_node_lost(router_t *r, const router_node_t *n);
+/* Verify that Redis still holds the table; rewrite it if not. */
+void router_redis_check(router_t *r);
 
 #endif

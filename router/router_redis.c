@@ -9,9 +9,12 @@
  *   node:<name>:sessions   set   full JIDs owned by the node
  *   node:<name>:alive      str   the node's boot id, EX = node timeout
  *   nodes                  hash  node name -> index
+ *   router:marker          str   set when the table was last written whole
  * Writes are fire-and-forget: the router's memory is the truth while it
- * runs; when Redis comes back after an outage the whole table is written
- * again.
+ * runs. The whole table is written again when Redis comes back after an
+ * outage, and when the marker key has vanished (someone ran FLUSHALL, or
+ * Redis restarted empty without us noticing a disconnect): the router
+ * checks it every tick (R-CACHE-1).
  */
 #include "router_redis.h"
 
@@ -94,15 +97,8 @@ void router_redis_node_lost(router_t *r, const router_node_t *n)
     kn_redis_command(rc, rr_reply, NULL, "DEL node:%s:sessions", n->name);
 }
 
-/* Redis (re)connected: write the whole table again. */
-static void rr_state(kn_redis_t *rc, int connected, void *arg)
+static void rr_rewrite(router_redis_t *rr)
 {
-    router_redis_t *rr = arg;
-    (void)rc;
-    if (!connected) {
-        kn_log_warn("redis connection lost; routing goes on from memory");
-        return;
-    }
     router_t *r = rr->r;
     size_t count = 0;
     router_node_t *n, *ntmp;
@@ -117,7 +113,39 @@ static void rr_state(kn_redis_t *rc, int connected, void *arg)
         router_redis_sess_up(r, s);
         count++;
     }
-    kn_log_info("redis connected; wrote %zu sessions", count);
+    kn_redis_command(rr->rc, rr_reply, NULL, "SET router:marker %08x",
+                     r->boot);
+    kn_log_info("redis: wrote the routing table (%zu sessions)", count);
+}
+
+/* Redis (re)connected: write the whole table again. */
+static void rr_state(kn_redis_t *rc, int connected, void *arg)
+{
+    router_redis_t *rr = arg;
+    (void)rc;
+    if (!connected) {
+        kn_log_warn("redis connection lost; routing goes on from memory");
+        return;
+    }
+    rr_rewrite(rr);
+}
+
+static void rr_marker_reply(kn_redis_t *rc, redisReply *reply, int err,
+                            void *arg)
+{
+    (void)rc;
+    if (err == 0 && reply != NULL && reply->type == REDIS_REPLY_INTEGER &&
+        reply->integer == 0) {
+        kn_log_warn("redis lost the routing table (flushed?): rewriting it");
+        rr_rewrite(arg);
+    }
+}
+
+void router_redis_check(router_t *r)
+{
+    kn_redis_t *rc = rr_conn(r);
+    if (rc != NULL)
+        kn_redis_command(rc, rr_marker_reply, r->redis, "EXISTS router:marker");
 }
 
 router_redis_t *router_redis_new(struct ev_loop *loop, router_t *r,

@@ -1,6 +1,7 @@
 """08 cluster: several c2s nodes, node death and router restarts.
 
-Requirement IDs: R-ARCH-2 (full JID across nodes), R-DROP-6 (a killed
+Requirement IDs: R-CACHE-1 (Redis flushed: the routing table is written
+again), R-ARCH-2 (full JID across nodes), R-DROP-6 (a killed
 c2s node is declared lost and its sessions leave Redis), R-DROP-7
 (conflict across nodes is in test_04), "nothing accepted is lost" across
 a router restart (DESIGN.md).
@@ -116,3 +117,24 @@ def test_router_restart_loses_nothing(live, make_user):
         await f.stop()
 
     run(after())
+
+
+def test_redis_flushall_is_repaired_R_CACHE_1(live, make_user, redis):
+    make_user("c8gina", PW)
+
+    async def connect():
+        return await login(live, "c8gina", PW, "c2s-b", "x")
+
+    g = run(connect())
+    assert "c8gina@localhost/x" in redis("HKEYS", "sessions:c8gina@localhost")
+    redis("FLUSHALL")
+    assert redis("HKEYS", "sessions:c8gina@localhost").strip() == ""
+    # The router checks its marker every heartbeat (1 s in the test config).
+    assert _wait(lambda: "c8gina@localhost/x" in
+                 redis("HKEYS", "sessions:c8gina@localhost"), 5)
+    assert redis("EXISTS", "node:c2s-b:alive").strip() == "1"
+
+    async def done():
+        await g.stop()
+
+    run(done())

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kn_log.h"
 #include "kn_proto.h"
 #include "router.h"
 
@@ -499,6 +500,7 @@ END_TEST
 
 int main(void)
 {
+    kn_log_init("test", KN_LOG_ERR);
     Suite *s = suite_create("router");
     TCase *tc = tcase_create("route");
     tcase_add_checked_fixture(tc, setup, teardown);
