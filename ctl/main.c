@@ -13,6 +13,7 @@
 
 #include "ctl_ctx.h"
 #include "ctl_migrate.h"
+#include "ctl_room.h"
 #include "ctl_user.h"
 
 static void ctl_usage(FILE *f)
@@ -37,6 +38,10 @@ static void ctl_usage(FILE *f)
           "  user passwd USER [PASSWORD] set a new password\n"
           "  user del USER               delete a user\n"
           "  user list                   list users\n"
+          "  group-room create ROOM [--name NAME] [--owner JID]\n"
+          "  group-room add-member ROOM JID [--nick NICK]\n"
+          "  group-room remove-member ROOM JID\n"
+          "  group-room list [ROOM]      groups, or a group's affiliations\n"
           "\n"
           "USER is a local part or a bare JID of the configured domain.\n"
           "exit status: 0 ok, 1 error, 2 usage error\n",
@@ -82,6 +87,37 @@ static int ctl_cmd_user(ctl_ctx_t *ctx, int argc, char **argv)
                          "[PASSWORD], del USER or list");
 }
 
+/* `group-room SUB ARGS [--name N] [--owner J] [--nick N]` (ctl_room.c). */
+static int ctl_cmd_room(ctl_ctx_t *ctx, int argc, char **argv)
+{
+    const char *pos[3] = {NULL, NULL, NULL}, *name = NULL, *owner = NULL,
+               *nick = NULL;
+    int npos = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
+        else if (strcmp(argv[i], "--owner") == 0 && i + 1 < argc)
+            owner = argv[++i];
+        else if (strcmp(argv[i], "--nick") == 0 && i + 1 < argc)
+            nick = argv[++i];
+        else if (npos < 3)
+            pos[npos++] = argv[i];
+        else
+            return ctl_bad_usage("group-room: too many arguments");
+    }
+    const char *sub = npos > 0 ? pos[0] : "";
+    if (strcmp(sub, "create") == 0 && npos == 2)
+        return ctl_room_create(ctx, pos[1], name, owner);
+    if (strcmp(sub, "add-member") == 0 && npos == 3)
+        return ctl_room_add_member(ctx, pos[1], pos[2], nick);
+    if (strcmp(sub, "remove-member") == 0 && npos == 3)
+        return ctl_room_remove_member(ctx, pos[1], pos[2]);
+    if (strcmp(sub, "list") == 0 && npos <= 2)
+        return ctl_room_list(ctx, npos == 2 ? pos[1] : NULL);
+    return ctl_bad_usage("group-room: expected create ROOM, add-member ROOM "
+                         "JID, remove-member ROOM JID or list [ROOM]");
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -121,6 +157,8 @@ int main(int argc, char **argv)
         rc = ctl_cmd_db(&ctx, argc - optind - 1, argv + optind + 1);
     } else if (strcmp(argv[optind], "user") == 0) {
         rc = ctl_cmd_user(&ctx, argc - optind - 1, argv + optind + 1);
+    } else if (strcmp(argv[optind], "group-room") == 0) {
+        rc = ctl_cmd_room(&ctx, argc - optind - 1, argv + optind + 1);
     } else if (strcmp(argv[optind], "help") == 0) {
         ctl_usage(stdout);
         rc = CTL_EXIT_OK;

@@ -4,7 +4,7 @@ tests/run-all.sh brings up the private PostgreSQL and Redis and exports
 KILN_* variables (see `deploy/dev/stack env`); these fixtures start the
 real Kiln processes against them:
 
-- `cluster` (session): kiln-router plus two c2s nodes (c2s-a, c2s-b)
+- `cluster` (session): kiln-router, kiln-mucd and two c2s nodes (c2s-a, c2s-b)
   from $KILN_BIN with the generated $KILN_CONF, each waited for by its
   "ready" log line (never a sleep on a port). Methods: start(name),
   stop(name), kill9(name), restart(name), log(name), wait_log(name,
@@ -40,6 +40,10 @@ LOGDIR = os.path.join(VAR, "log")
 
 SAN_PATTERNS = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
                           r"runtime error:|SUMMARY: UndefinedBehaviorSanitizer")
+
+
+# Start order; stopped in reverse.
+ORDER = ("router", "mucd", "c2s-a", "c2s-b")
 
 
 class Proc:
@@ -122,6 +126,7 @@ class Cluster:
         self.procs = {
             "router": Proc("router", [os.path.join(BIN, "kiln-router"),
                                       "-c", CONF]),
+            "mucd": Proc("mucd", [os.path.join(BIN, "kiln-mucd"), "-c", CONF]),
             "c2s-a": Proc("c2s-a", [os.path.join(BIN, "kiln-c2s"), "-c", CONF,
                                     "--node", "c2s-a"]),
             "c2s-b": Proc("c2s-b", [os.path.join(BIN, "kiln-c2s"), "-c", CONF,
@@ -149,7 +154,7 @@ class Cluster:
 
     def ensure(self):
         """Start whatever a previous test stopped or killed."""
-        for name in ("router", "c2s-a", "c2s-b"):
+        for name in ORDER:
             if not self.procs[name].alive():
                 self.procs[name].start()
 
@@ -165,14 +170,14 @@ class Cluster:
 @pytest.fixture(scope="session")
 def cluster():
     c = Cluster()
-    for name in ("router", "c2s-a", "c2s-b"):
+    for name in ORDER:
         if not os.access(c.procs[name].argv[0], os.X_OK):
             pytest.fail("%s is not built" % c.procs[name].argv[0])
     try:
         c.ensure()
         yield c
     finally:
-        for name in ("c2s-a", "c2s-b", "router"):
+        for name in reversed(ORDER):
             try:
                 c.procs[name].stop()
             except AssertionError:

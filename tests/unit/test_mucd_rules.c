@@ -53,16 +53,20 @@ START_TEST(affiliation_changes)
 {
     /* Owners change anything. */
     ck_assert(muc_aff_can_change(MUC_AFF_OWNER, MUC_AFF_NONE, MUC_AFF_OWNER));
-    ck_assert(muc_aff_can_change(MUC_AFF_OWNER, MUC_AFF_ADMIN, MUC_AFF_OUTCAST));
+    ck_assert(
+        muc_aff_can_change(MUC_AFF_OWNER, MUC_AFF_ADMIN, MUC_AFF_OUTCAST));
     /* Admins move users among none, member and outcast only. */
     ck_assert(muc_aff_can_change(MUC_AFF_ADMIN, MUC_AFF_NONE, MUC_AFF_MEMBER));
-    ck_assert(muc_aff_can_change(MUC_AFF_ADMIN, MUC_AFF_MEMBER, MUC_AFF_OUTCAST));
+    ck_assert(
+        muc_aff_can_change(MUC_AFF_ADMIN, MUC_AFF_MEMBER, MUC_AFF_OUTCAST));
     ck_assert(muc_aff_can_change(MUC_AFF_ADMIN, MUC_AFF_OUTCAST, MUC_AFF_NONE));
     ck_assert(!muc_aff_can_change(MUC_AFF_ADMIN, MUC_AFF_NONE, MUC_AFF_ADMIN));
     ck_assert(!muc_aff_can_change(MUC_AFF_ADMIN, MUC_AFF_ADMIN, MUC_AFF_NONE));
-    ck_assert(!muc_aff_can_change(MUC_AFF_ADMIN, MUC_AFF_OWNER, MUC_AFF_OUTCAST));
+    ck_assert(
+        !muc_aff_can_change(MUC_AFF_ADMIN, MUC_AFF_OWNER, MUC_AFF_OUTCAST));
     /* Members and others: nothing. */
-    ck_assert(!muc_aff_can_change(MUC_AFF_MEMBER, MUC_AFF_NONE, MUC_AFF_MEMBER));
+    ck_assert(
+        !muc_aff_can_change(MUC_AFF_MEMBER, MUC_AFF_NONE, MUC_AFF_MEMBER));
     ck_assert(!muc_aff_can_change(MUC_AFF_NONE, MUC_AFF_NONE, MUC_AFF_MEMBER));
     ck_assert(!muc_aff_can_change(MUC_AFF_OUTCAST, MUC_AFF_NONE, MUC_AFF_NONE));
 }
@@ -189,9 +193,10 @@ START_TEST(history_ring_and_requests_R_PERF_7)
     ck_assert_uint_eq(r->hist_len, 50);
     kn_stanza_unref(&msg);
     /* <history/> parsing */
-    kn_stanza_t *p = parse("<presence><x xmlns='http://jabber.org/protocol/muc'>"
-                           "<history maxstanzas='7' seconds='60' "
-                           "since='1970-01-01T00:16:40Z'/></x></presence>");
+    kn_stanza_t *p =
+        parse("<presence><x xmlns='http://jabber.org/protocol/muc'>"
+              "<history maxstanzas='7' seconds='60' "
+              "since='1970-01-01T00:16:40Z'/></x></presence>");
     int x = kn_stanza_child(p, 0, "x", MUC_NS);
     muc_history_req_parse(p, x, &req);
     ck_assert_int_eq(req.maxstanzas, 7);
