@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ctl_ctx.h"
+#include "ctl_group.h"
 #include "ctl_migrate.h"
 #include "ctl_room.h"
 #include "ctl_user.h"
@@ -38,6 +39,10 @@ static void ctl_usage(FILE *f)
           "  user passwd USER [PASSWORD] set a new password\n"
           "  user del USER               delete a user\n"
           "  user list                   list users\n"
+          "  group add NAME [--display TEXT] [--visibility V]\n"
+          "                              shared roster group (V: nobody,\n"
+          "                              everybody, only_group)\n"
+          "  group del NAME | group list | group member add|del NAME USER\n"
           "  group-room create ROOM [--name NAME] [--owner JID]\n"
           "  group-room add-member ROOM JID [--nick NICK]\n"
           "  group-room remove-member ROOM JID\n"
@@ -159,6 +164,8 @@ int main(int argc, char **argv)
         rc = ctl_cmd_user(&ctx, argc - optind - 1, argv + optind + 1);
     } else if (strcmp(argv[optind], "group-room") == 0) {
         rc = ctl_cmd_room(&ctx, argc - optind - 1, argv + optind + 1);
+    } else if (strcmp(argv[optind], "group") == 0) {
+        rc = ctl_cmd_group(&ctx, argc - optind - 1, argv + optind + 1);
     } else if (strcmp(argv[optind], "help") == 0) {
         ctl_usage(stdout);
         rc = CTL_EXIT_OK;

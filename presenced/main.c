@@ -1,0 +1,143 @@
+/*
+ * kiln-presenced: arguments, config, loop, router link, PostgreSQL pool,
+ * Redis, signals. Everything else is in pres_*.c.
+ */
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "kn_daemon.h"
+#include "kn_err.h"
+#include "kn_link.h"
+#include "kn_log.h"
+#include "kn_proto.h"
+#include "pres.h"
+
+typedef struct presd {
+    struct ev_loop *loop;
+    kn_link_t *link;
+    pres_t *p;
+    bool restored;
+} presd_t;
+
+static void presd_send(void *ud, const kn_env_t *env, const void *payload,
+                       size_t len)
+{
+    presd_t *d = ud;
+    int rc = kn_link_send(d->link, env, payload, len);
+    if (rc < 0)
+        kn_log_warn("router send failed: %s", kn_strerror(rc));
+}
+
+static void presd_on_message(void *ud, const kn_env_t *env, const void *payload,
+                             size_t len)
+{
+    presd_t *d = ud;
+    pres_handle(d->p, env, payload, len);
+}
+
+static void presd_on_ready(void *ud, bool resync)
+{
+    presd_t *d = ud;
+    if (resync)
+        kn_link_synced(d->link);
+}
+
+static void presd_on_redis(kn_redis_t *r, int connected, void *arg)
+{
+    (void)r;
+    presd_t *d = arg;
+    if (connected && !d->restored && d->p != NULL) {
+        d->restored = true;
+        pres_sess_restore(d->p);
+    }
+}
+
+static const kn_link_ops_t presd_link_ops = {presd_on_message, presd_on_ready};
+
+static const char *const presd_features[] = {
+    "jabber:iq:roster", "jabber:iq:last",    "jabber:iq:version",
+    "urn:xmpp:time",    "jabber:iq:private", "urn:xmpp:blocking",
+    "vcard-temp",       "msgoffline",        NULL,
+};
+
+static const char *const presd_namespaces[] = {
+    "jabber:iq:roster",  "jabber:iq:last",
+    "jabber:iq:version", "urn:xmpp:time",
+    "jabber:iq:private", "urn:xmpp:blocking",
+    "vcard-temp",        NULL,
+};
+
+int main(int argc, char **argv)
+{
+    kn_daemon_args_t args;
+    kn_daemon_parse_args(argc, argv, "kiln-presenced", &args);
+    kn_conf_t *cf = NULL;
+    kn_common_conf_t cc;
+    if (kn_daemon_load(&args, "kiln-presenced", &cf, &cc) < 0)
+        return 1;
+    pres_conf_t pc;
+    char err[256];
+    if (pres_conf_load(cf, &pc, err, sizeof(err)) < 0) {
+        kn_log_err("config: %s", err);
+        kn_common_conf_free(&cc);
+        kn_conf_close(&cf);
+        return 1;
+    }
+    if (args.check_only) {
+        kn_log_info("config ok: %s", args.conf_path);
+        kn_common_conf_free(&cc);
+        kn_conf_close(&cf);
+        return 0;
+    }
+    int rc = 1;
+    presd_t d = {0};
+    d.loop = EV_DEFAULT;
+    kn_pg_config_t pgc = {0};
+    pgc.conninfo = cc.db_conninfo;
+    pgc.pool_min = (size_t)cc.db_pool_min;
+    pgc.pool_max = (size_t)cc.db_pool_max;
+    pgc.checkout_timeout_ms = (unsigned)cc.db_checkout_timeout_ms;
+    kn_pg_pool_t *pg = NULL;
+    if (kn_pg_pool_new(d.loop, &pgc, &pg) < 0) {
+        kn_log_err("presenced: bad database settings");
+        goto out_conf;
+    }
+    kn_redis_config_t rcfg = {0};
+    rcfg.addr = cc.redis_address;
+    kn_redis_t *redis = NULL;
+    if (kn_redis_new(d.loop, &rcfg, presd_on_redis, &d, &redis) < 0) {
+        kn_log_err("presenced: bad redis address");
+        goto out_pg;
+    }
+    pres_sink_t sink = {presd_send, &d};
+    d.p = pres_new(d.loop, cc.domain, &pc, &sink, pg, redis);
+    d.link = kn_link_new(d.loop, &cc, "presenced", KN_F_ROLE_DAEMON,
+                         &presd_link_ops, &d);
+    if (d.link == NULL)
+        goto out_pres;
+    kn_link_register(d.link, KN_REG_SESSIONS, "");
+    kn_link_register(d.link, KN_REG_PRESENCE, "");
+    kn_link_register(d.link, KN_REG_OFFLINE, "");
+    for (size_t i = 0; presd_namespaces[i] != NULL; i++)
+        kn_link_register(d.link, KN_REG_IQ_NS, presd_namespaces[i]);
+    for (size_t i = 0; presd_features[i] != NULL; i++)
+        kn_link_register(d.link, KN_REG_FEATURE, presd_features[i]);
+    if (kn_redis_is_connected(redis))
+        presd_on_redis(redis, 1, &d);
+    pres_start(d.p);
+    kn_daemon_signals(d.loop, NULL, NULL);
+    kn_daemon_ready("presenced");
+    ev_run(d.loop, 0);
+    rc = 0;
+    kn_link_free(&d.link);
+out_pres:
+    pres_free(&d.p);
+    kn_redis_free(&redis);
+out_pg:
+    kn_pg_pool_free(&pg);
+out_conf:
+    kn_common_conf_free(&cc);
+    kn_conf_close(&cf);
+    return rc;
+}

@@ -1,0 +1,295 @@
+/*
+ * pres.h - kiln-presenced's shared state: the context every module gets,
+ * the session table (pres_sess.c), the roster cache (pres_roster.c) and
+ * the output sink (pres_out.c).
+ *
+ * A note on ownership. The router copies every SESSION_UP/DOWN/PRIORITY
+ * to us, so presenced holds its own table of the cluster's sessions:
+ * full JID -> {connection id, priority, available, last available
+ * presence, directed-presence recipients}, grouped per bare JID in a
+ * pres_user_t. That table is the authority presenced answers probes
+ * from; it is written through to Redis (pres:<bare>, dirpres:<full>,
+ * R-PRES-1) and rebuilt from Redis when presenced restarts
+ * (pres_sess_restore). A pres_user_t lives while it has sessions or a
+ * roster load in flight; its roster cache goes with it, so the cache is
+ * bounded by the number of online users and invalidated by every roster
+ * write (we are the only writer; kilnctl's shared-group edits arrive
+ * through the shared_group_changes poll, pres_shared.c).
+ *
+ * Nothing here blocks: PostgreSQL through kn_pg, Redis through kn_redis,
+ * the router through the sink (kn_link in main.c, a capture in tests).
+ */
+#ifndef PRES_H
+#define PRES_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uthash.h>
+
+#include "kn_buf.h"
+#include "kn_env.h"
+#include "kn_pg.h"
+#include "kn_redis.h"
+#include "kn_stanza.h"
+#include "kn_xmpp_err.h"
+#include "pres_subscr.h"
+
+typedef struct pres pres_t;
+typedef struct pres_user pres_user_t;
+
+/* ---- config (pres_conf.c) ---- */
+enum { PRES_OFFLINE_STORE_AND_BOUNCE = 0, PRES_OFFLINE_STORE_AND_DROP = 1 };
+
+typedef struct pres_conf {
+    int offline_type;              /* PRES_OFFLINE_* */
+    long long offline_quota_bytes; /* per user */
+    long long shared_poll_ms;      /* shared-group change poll period */
+    int roster_presence;           /* R-PERF-8: 0 = no roster fan-out */
+} pres_conf_t;
+
+struct kn_conf;
+/* Load the `presenced` section (absent: defaults). Returns 0 or -KN_EINVAL
+ * with err filled. */
+int pres_conf_load(const struct kn_conf *cf, pres_conf_t *out, char *err,
+                   size_t errlen);
+
+/* ---- roster items (pres_roster.c) ---- */
+typedef struct pres_item {
+    char *jid;     /* bare JID of the contact */
+    char *name;    /* may be NULL */
+    char **groups; /* ngroups strings, owned */
+    size_t ngroups;
+    pres_substate_t st;   /* personal state (shared: forced both) */
+    bool in_roster;       /* shown in the roster (not only pending-in) */
+    bool shared;          /* comes (also) from a shared group */
+    bool personal;        /* has a rosteritems row */
+    char *pending_status; /* status text of a stored subscribe */
+} pres_item_t;
+
+typedef struct pres_roster {
+    pres_item_t *items;
+    size_t n, cap;
+    long long ver; /* the user's roster_versions.version */
+} pres_roster_t;
+
+/* Effective subscription of an item (a shared item is "both"). */
+pres_sub_t pres_item_sub(const pres_item_t *it);
+/* The item for jid, or NULL. */
+pres_item_t *pres_roster_find(const pres_roster_t *r, const char *jid);
+void pres_roster_free(pres_roster_t **rp);
+
+/* ---- sessions (pres_sess.c) ---- */
+typedef struct pres_sess {
+    char *full; /* key */
+    size_t bare_len;
+    uint64_t conn;
+    int16_t prio;
+    bool router_avail; /* AVAILABLE flag from the router's copy */
+    bool avail;        /* we processed its available presence */
+    bool initial_done; /* login flow (R-PRES-3/4/5) ran */
+    kn_stanza_t *last; /* last available presence (from = full) */
+    char **dir;        /* directed presence recipients (R-PRES-7) */
+    size_t ndir;
+    pres_user_t *user;
+    struct pres_sess *next; /* in user->sessions */
+    UT_hash_handle hh;      /* p->sessions */
+} pres_sess_t;
+
+typedef void (*pres_roster_cb)(pres_t *p, const char *bare,
+                               const pres_roster_t *r, int err, void *arg);
+
+typedef struct pres_roster_waiter {
+    pres_roster_cb cb;
+    void *arg;
+    struct pres_roster_waiter *next;
+} pres_roster_waiter_t;
+
+struct pres_user {
+    char *bare; /* key */
+    pres_sess_t *sessions;
+    pres_roster_t *roster; /* cache; NULL when not loaded */
+    bool loading;
+    bool reload; /* invalidated while loading */
+    pres_roster_waiter_t *waiters;
+    char **blocked; /* XEP-0191 block list cache */
+    size_t nblocked;
+    bool blocked_loaded;
+    UT_hash_handle hh; /* p->users */
+};
+
+/* ---- the sink: how stanzas leave ---- */
+typedef struct pres_sink {
+    void (*send)(void *ud, const kn_env_t *env, const void *payload,
+                 size_t len);
+    void *ud;
+} pres_sink_t;
+
+typedef struct pres_stats {
+    uint64_t broadcasts, multicast_targets, offline_stored, offline_delivered,
+        offline_bounced, pushes;
+} pres_stats_t;
+
+struct pres {
+    struct ev_loop *loop;
+    char *domain;
+    pres_conf_t conf;
+    pres_sink_t sink;
+    kn_pg_pool_t *pg;      /* may be NULL in unit tests */
+    kn_redis_t *redis;     /* may be NULL */
+    pres_sess_t *sessions; /* full JID -> session */
+    pres_user_t *users;    /* bare JID -> user */
+    long long shared_ver;  /* last shared_group_changes id seen */
+    bool shared_polling;
+    ev_timer shared_timer;
+    double started; /* ev_now at start, for iq:last on the server */
+    kn_buf_t out;   /* serialisation scratch */
+    uint64_t *targets;
+    size_t targets_cap;
+    kn_stanza_builder_t *b;
+    struct pres_subq *subq_head, **subq_tail; /* pres_subscr_io.c */
+    bool subq_busy;
+    pres_stats_t stats;
+};
+
+/* ---- pres_core.c ---- */
+/* A context; sink, pg and redis are borrowed. Free with pres_free(). */
+pres_t *pres_new(struct ev_loop *loop, const char *domain,
+                 const pres_conf_t *conf, const pres_sink_t *sink,
+                 kn_pg_pool_t *pg, kn_redis_t *redis);
+void pres_free(pres_t **pp);
+/* Handle one message from the router (env/payload borrowed). */
+void pres_handle(pres_t *p, const kn_env_t *env, const void *payload,
+                 size_t len);
+/* Start timers (shared-group poll) and restore state from Redis. */
+void pres_start(pres_t *p);
+
+/* ---- pres_sess.c ---- */
+pres_user_t *pres_user_find(pres_t *p, const char *bare);
+pres_user_t *pres_user_get(pres_t *p, const char *bare);
+/* Free u if it has no sessions and nothing in flight. */
+void pres_user_maybe_free(pres_t *p, pres_user_t *u);
+pres_sess_t *pres_sess_find(pres_t *p, const char *full);
+void pres_sess_up(pres_t *p, const kn_env_t *env);
+void pres_sess_down(pres_t *p, const kn_env_t *env);
+void pres_sess_priority(pres_t *p, const kn_env_t *env);
+/* Number of u's sessions that are available (presence processed). */
+size_t pres_user_navail(const pres_user_t *u);
+/* Redis write-through of a session's presence (R-PRES-1). */
+void pres_sess_store(pres_t *p, const pres_sess_t *s);
+void pres_sess_unstore(pres_t *p, const pres_sess_t *s);
+/* Record / forget a directed presence recipient (R-PRES-7). */
+void pres_sess_dir_add(pres_t *p, pres_sess_t *s, const char *to);
+void pres_sess_dir_del(pres_t *p, pres_sess_t *s, const char *to);
+void pres_sess_dir_clear(pres_t *p, pres_sess_t *s);
+/* Rebuild the table from Redis sessions:* and pres:* after a restart. */
+void pres_sess_restore(pres_t *p);
+
+/* ---- pres_out.c ---- */
+/* Route st on its to (STANZA). st borrowed. flags: KN_F_*. */
+void pres_send(pres_t *p, const kn_stanza_t *st, uint16_t flags);
+/* Route st with to replaced. */
+void pres_send_to(pres_t *p, const kn_stanza_t *st, const char *to);
+/* One MULTICAST of st to targets[0..n). */
+void pres_multicast(pres_t *p, const kn_stanza_t *st, const uint64_t *targets,
+                    size_t n);
+/* Error reply to orig. */
+void pres_send_error(pres_t *p, const kn_stanza_t *orig, kn_stanza_err_t cond);
+/* Append conn to p->targets (growing). */
+void pres_target_add(pres_t *p, size_t *n, uint64_t conn);
+/* An empty result to iq (from = its to). */
+void pres_send_result(pres_t *p, const kn_stanza_t *iq);
+/* The ISO 8601 UTC stamp of t into buf[32]. */
+void pres_stamp(double t, char *buf, size_t size);
+/* True if jid (bare) is a local user of our domain. */
+bool pres_is_local(const pres_t *p, const char *jid);
+/* Local part of a local bare JID into a new string. */
+char *pres_localpart(const char *bare);
+/* A kn_pg callback that only logs errors (arg: a static label). */
+void pres_pg_ignore(const PGresult *res, int err, void *arg);
+/* Bare part of a JID into a new string. */
+char *pres_bare_of(const char *jid);
+
+/* ---- pres_roster.c ---- */
+/* Get u's effective roster (personal items merged with shared groups):
+ * from the cache (cb called at once) or PostgreSQL (cb later). */
+void pres_roster_get(pres_t *p, const char *bare, pres_roster_cb cb, void *arg);
+/* Drop the cached roster of bare (after a write). */
+void pres_roster_invalidate(pres_t *p, const char *bare);
+void pres_roster_invalidate_all(pres_t *p);
+/* Handle an IQ in jabber:iq:roster. */
+void pres_roster_iq(pres_t *p, const kn_env_t *env, const kn_stanza_t *st);
+/* Push item (NULL item => remove of jid) to every session of bare. */
+void pres_roster_push(pres_t *p, const char *bare, const pres_item_t *it,
+                      const char *jid, long long ver);
+/* Push the current effective item for jid (or its removal) to bare's
+ * sessions after a write: the cache is dropped and reloaded first. */
+void pres_roster_push_jid(pres_t *p, const char *bare, const char *jid);
+/* The version string "<user>-<shared>" (XEP-0237). */
+void pres_roster_ver_str(long long user_ver, long long shared_ver, char *buf,
+                         size_t size);
+/* Groups <-> the 0x01-separated form used with PostgreSQL. */
+void pres_groups_join(char *const *groups, size_t n, kn_buf_t *out);
+size_t pres_groups_split(const char *s, char ***out);
+/* Merge a shared item (jid, group) into r. */
+void pres_roster_merge_shared(pres_roster_t *r, const char *jid,
+                              const char *group);
+/* Build the <item/> for it into the builder's open element. */
+void pres_item_build(kn_stanza_builder_t *b, const pres_item_t *it);
+
+/* ---- pres_broadcast.c ---- */
+/* A broadcast presence (no to) from a local full JID. */
+void pres_broadcast_handle(pres_t *p, const kn_stanza_t *st, const char *from);
+/* The session ended: synthesize unavailable if it was available. */
+void pres_broadcast_session_end(pres_t *p, pres_sess_t *s);
+/* Directed presence from a local user (R-PRES-7). */
+void pres_directed_handle(pres_t *p, const kn_stanza_t *st, const char *from,
+                          const char *to);
+/* Send the presence of each available resource of contact to full. */
+size_t pres_send_presences_of(pres_t *p, const char *contact, const char *to);
+
+/* ---- pres_probe.c ---- */
+void pres_probe_handle(pres_t *p, const kn_stanza_t *st, const char *from,
+                       const char *to);
+
+/* ---- pres_subscr_io.c ---- */
+void pres_subscr_handle(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
+                        const char *from, const char *to);
+
+/* Y's available resources' presence (available) or an unavailable from
+ * each of them (!available) to X's available resources. */
+void pres_presence_flow(pres_t *p, const char *y, const char *x,
+                        bool available);
+/* Roster remove (RFC 6121 2.5.2): tell the contact's side. */
+void pres_subscr_cancel_on_remove(pres_t *p, const char *user_bare,
+                                  const char *contact, pres_sub_t sub, bool out,
+                                  bool in);
+
+/* ---- pres_offline.c ---- */
+void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
+                        const void *payload, size_t len);
+/* Deliver and delete u's offline messages to full (after presence). */
+void pres_offline_deliver(pres_t *p, const char *bare, const char *full);
+
+/* ---- pres_last.c ---- */
+void pres_last_store(pres_t *p, const char *bare, const kn_stanza_t *unavail);
+void pres_last_clear(pres_t *p, const char *bare);
+void pres_last_iq(pres_t *p, const kn_env_t *env, const kn_stanza_t *st);
+/* Send the stored last unavailable presence of each of contacts[0..n)
+ * (bare JIDs) to full, then call done(arg). */
+void pres_last_send_stored(pres_t *p, char **contacts, size_t n,
+                           const char *full, void (*done)(pres_t *, void *),
+                           void *arg);
+
+/* ---- pres_shared.c ---- */
+void pres_shared_poll(pres_t *p);
+
+/* ---- pres_iq.c: version, time, private, blocking, vCard ---- */
+void pres_iq_handle(pres_t *p, const kn_env_t *env, const kn_stanza_t *st);
+/* True if bare has blocked jid (cached lists only). */
+bool pres_is_blocked(pres_t *p, const char *bare, const char *jid);
+/* Load the block list of bare into the cache. */
+void pres_block_load(pres_t *p, pres_user_t *u);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * pres_conf.c - the `presenced` config section (nginx-style table).
+ * Every key is optional; the defaults are Openfire's (R-ARCH-3, R-PERF-6).
+ */
+#include <stddef.h>
+
+#include "kn_config.h"
+#include "pres.h"
+
+static const char *const offline_types[] = {"store_and_bounce",
+                                            "store_and_drop", NULL};
+
+static const kn_conf_def_t pres_conf_defs[] = {
+    {"offline_type", KN_CONF_ENUM, offsetof(pres_conf_t, offline_type), 0, NULL,
+     0, 0, offline_types,
+     "message to an offline user over quota: bounce or drop"},
+    {"offline_quota_bytes", KN_CONF_INT,
+     offsetof(pres_conf_t, offline_quota_bytes), 102400, NULL, 0, 1LL << 40,
+     NULL, "offline storage per user, bytes"},
+    {"shared_poll_ms", KN_CONF_INT, offsetof(pres_conf_t, shared_poll_ms), 250,
+     NULL, 10, 60000, NULL, "shared-group change poll period"},
+    {"roster_presence", KN_CONF_BOOL, offsetof(pres_conf_t, roster_presence), 1,
+     NULL, 0, 1, NULL, "roster-based presence fan-out (R-PERF-8)"},
+    {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
+};
+
+int pres_conf_load(const struct kn_conf *cf, pres_conf_t *out, char *err,
+                   size_t errlen)
+{
+    return kn_conf_apply(cf, "presenced", pres_conf_defs, out, err, errlen);
+}

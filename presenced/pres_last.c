@@ -1,0 +1,269 @@
+/*
+ * pres_last.c - last activity and last unavailable presence (XEP-0012,
+ * R-DROP-3, R-PRES-6, R-PRES-3's offline contacts).
+ *
+ * A note on the row. last_presence holds one row per user who is
+ * offline: written when the user's last available resource goes
+ * unavailable (presence_xml only when that presence had children, e.g. a
+ * status), deleted when the first resource becomes available again. The
+ * Redis key last:<bare> mirrors offline_at (epoch seconds) for cheap
+ * reads by other processes. Logins read the rows of all offline to/both
+ * contacts in one query.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kn_err.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_xml.h"
+#include "pres.h"
+
+#define NS_LAST  "jabber:iq:last"
+#define NS_DELAY "urn:xmpp:delay"
+
+void pres_last_store(pres_t *p, const char *bare, const kn_stanza_t *unavail)
+{
+    if (p->pg == NULL)
+        return;
+    char *local = pres_localpart(bare);
+    kn_buf_t xml = KN_BUF_INIT;
+    kn_buf_t status = KN_BUF_INIT;
+    bool children = kn_stanza_first_child(unavail, 0) >= 0;
+    if (children)
+        kn_stanza_serialize(unavail, &xml, NULL);
+    int s = kn_stanza_child(unavail, 0, "status", NULL);
+    if (s >= 0)
+        kn_stanza_text(unavail, s, &status);
+    if (status.data == NULL && s >= 0)
+        kn_buf_append(&status, "", 0);
+    const char *params[] = {local, children ? xml.data : NULL, status.data};
+    kn_pg_query(
+        p->pg,
+        "insert into last_presence (username, presence_xml, status,"
+        " offline_at) values ($1, $2, $3, now()) on conflict"
+        " (username) do update set presence_xml = excluded.presence_xml,"
+        " status = excluded.status, offline_at = excluded.offline_at",
+        3, params, pres_pg_ignore, (void *)"last_presence");
+    if (p->redis)
+        kn_redis_command(p->redis, NULL, NULL, "SET last:%s %lld", bare,
+                         (long long)ev_now(p->loop));
+    kn_buf_free(&xml);
+    kn_buf_free(&status);
+    free(local);
+}
+
+void pres_last_clear(pres_t *p, const char *bare)
+{
+    if (p->pg == NULL)
+        return;
+    char *local = pres_localpart(bare);
+    const char *params[] = {local};
+    kn_pg_query(p->pg, "delete from last_presence where username = $1", 1,
+                params, pres_pg_ignore, (void *)"last_presence");
+    free(local);
+}
+
+/* ---- stored presences of offline contacts -------------------------------- */
+
+typedef struct stored_job {
+    char *full;
+    void (*done)(pres_t *, void *);
+    void *arg;
+} stored_job_t;
+
+/* The stored unavailable presence of bare, from bare, to to, with a
+ * XEP-0203 delay stamp. */
+static kn_stanza_t *last_stanza(pres_t *p, const char *xml, const char *bare,
+                                const char *to, double at)
+{
+    kn_stanza_t *st = NULL;
+    if (kn_xml_parse_stanza(xml, strlen(xml), NULL, &st) < 0)
+        return NULL;
+    kn_stanza_builder_t *b = kn_stanza_dup(st);
+    kn_stanza_unref(&st);
+    kn_stanza_builder_set_attr(b, 0, "from", bare);
+    kn_stanza_builder_set_attr(b, 0, "to", to);
+    char stamp[32];
+    pres_stamp(at, stamp, sizeof(stamp));
+    kn_stanza_builder_start(b, "delay", NS_DELAY);
+    kn_stanza_builder_attr(b, "from", p->domain);
+    kn_stanza_builder_attr(b, "stamp", stamp);
+    kn_stanza_builder_end(b);
+    st = kn_stanza_builder_finish(b);
+    kn_stanza_builder_free(&b);
+    return st;
+}
+
+typedef struct stored_ctx {
+    pres_t *p;
+    stored_job_t *j;
+} stored_ctx_t;
+
+static void stored_rows(const PGresult *res, int err, void *arg)
+{
+    stored_ctx_t *c = arg;
+    pres_t *p = c->p;
+    stored_job_t *j = c->j;
+    free(c);
+    if (err == 0 &&
+        (!pres_is_local(p, j->full) || pres_sess_find(p, j->full) != NULL)) {
+        for (int i = 0; i < PQntuples(res); i++) {
+            if (PQgetisnull(res, i, 1))
+                continue;
+            char bare[KN_ENV_STR_MAX + 1];
+            snprintf(bare, sizeof(bare), "%s@%s", PQgetvalue(res, i, 0),
+                     p->domain);
+            kn_stanza_t *st = last_stanza(p, PQgetvalue(res, i, 1), bare,
+                                          j->full, atof(PQgetvalue(res, i, 2)));
+            if (st != NULL)
+                pres_send(p, st, 0);
+            kn_stanza_unref(&st);
+        }
+    }
+    j->done(p, j->arg);
+    free(j->full);
+    free(j);
+}
+
+void pres_last_send_stored(pres_t *p, char **contacts, size_t n,
+                           const char *full, void (*done)(pres_t *, void *),
+                           void *arg)
+{
+    if (n == 0 || p->pg == NULL) {
+        done(p, arg);
+        return;
+    }
+    kn_buf_t list = KN_BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            kn_buf_append_byte(&list, 0x01);
+        const char *at = strchr(contacts[i], '@');
+        kn_buf_append(&list, contacts[i],
+                      at ? (size_t)(at - contacts[i]) : strlen(contacts[i]));
+    }
+    stored_job_t *j = kn_calloc(1, sizeof(*j));
+    j->full = kn_strdup(full);
+    j->done = done;
+    j->arg = arg;
+    stored_ctx_t *c = kn_malloc(sizeof(*c));
+    c->p = p;
+    c->j = j;
+    const char *params[] = {list.data};
+    kn_pg_query(p->pg,
+                "select username, presence_xml, extract(epoch from offline_at)"
+                " from last_presence where username = any"
+                " (string_to_array($1, E'\\x01'))",
+                1, params, stored_rows, c);
+    kn_buf_free(&list);
+}
+
+/* ---- jabber:iq:last ------------------------------------------------------ */
+
+typedef struct last_job {
+    pres_t *p;
+    kn_stanza_t *iq;
+    char *bare;
+} last_job_t;
+
+static void last_reply(pres_t *p, const kn_stanza_t *iq, long long secs,
+                       const char *text)
+{
+    kn_stanza_builder_t *b = p->b;
+    kn_stanza_builder_reset(b);
+    kn_stanza_builder_start(b, "iq", KN_NS_CLIENT);
+    kn_stanza_builder_attr(b, "type", "result");
+    if (kn_stanza_id(iq))
+        kn_stanza_builder_attr(b, "id", kn_stanza_id(iq));
+    if (kn_stanza_to(iq))
+        kn_stanza_builder_attr(b, "from", kn_stanza_to(iq));
+    kn_stanza_builder_attr(b, "to", kn_stanza_from(iq));
+    kn_stanza_builder_start(b, "query", NS_LAST);
+    char num[32];
+    snprintf(num, sizeof(num), "%lld", secs < 0 ? 0 : secs);
+    kn_stanza_builder_attr(b, "seconds", num);
+    if (text != NULL)
+        kn_stanza_builder_text(b, text, strlen(text));
+    kn_stanza_t *st = kn_stanza_builder_finish(b);
+    pres_send(p, st, 0);
+    kn_stanza_unref(&st);
+}
+
+static void last_job_free(last_job_t *j)
+{
+    kn_stanza_unref(&j->iq);
+    free(j->bare);
+    free(j);
+}
+
+static void last_row(const PGresult *res, int err, void *arg)
+{
+    last_job_t *j = arg;
+    pres_t *p = j->p;
+    if (err != 0) {
+        pres_send_error(p, j->iq, KN_STE_INTERNAL_SERVER_ERROR);
+    } else if (PQntuples(res) == 0) {
+        pres_send_error(p, j->iq, KN_STE_ITEM_NOT_FOUND);
+    } else {
+        double at = atof(PQgetvalue(res, 0, 0));
+        const char *text =
+            PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+        last_reply(p, j->iq, (long long)(ev_now(p->loop) - at + 0.5), text);
+    }
+    last_job_free(j);
+}
+
+static void last_roster_cb(pres_t *p, const char *bare, const pres_roster_t *r,
+                           int err, void *arg)
+{
+    last_job_t *j = arg;
+    char *asker = pres_bare_of(kn_stanza_from(j->iq));
+    const pres_item_t *it = err == 0 ? pres_roster_find(r, asker) : NULL;
+    bool ok = strcmp(asker, bare) == 0 ||
+              (it != NULL && (pres_item_sub(it) & PRES_SUB_FROM));
+    free(asker);
+    if (!ok) {
+        pres_send_error(p, j->iq, KN_STE_FORBIDDEN);
+        last_job_free(j);
+        return;
+    }
+    if (pres_user_navail(pres_user_find(p, bare)) > 0) {
+        last_reply(p, j->iq, 0, NULL);
+        last_job_free(j);
+        return;
+    }
+    char *local = pres_localpart(bare);
+    const char *params[] = {local};
+    kn_pg_query(p->pg,
+                "select extract(epoch from offline_at), status from"
+                " last_presence where username = $1",
+                1, params, last_row, j);
+    free(local);
+}
+
+void pres_last_iq(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
+{
+    (void)env;
+    const char *type = kn_stanza_type(st);
+    const char *to = kn_stanza_to(st);
+    const char *from = kn_stanza_from(st);
+    if (type == NULL || strcmp(type, "get") != 0 || from == NULL) {
+        pres_send_error(p, st, KN_STE_BAD_REQUEST);
+        return;
+    }
+    if (to == NULL || strchr(to, '@') == NULL) {
+        /* The server: its uptime (XEP-0012 section 5). */
+        last_reply(p, st, (long long)(ev_now(p->loop) - p->started), NULL);
+        return;
+    }
+    if (!pres_is_local(p, to) || p->pg == NULL) {
+        pres_send_error(p, st, KN_STE_SERVICE_UNAVAILABLE);
+        return;
+    }
+    last_job_t *j = kn_calloc(1, sizeof(*j));
+    j->p = p;
+    j->iq = kn_stanza_ref((kn_stanza_t *)st);
+    j->bare = pres_bare_of(to);
+    pres_roster_get(p, j->bare, last_roster_cb, j);
+}

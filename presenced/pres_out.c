@@ -1,0 +1,160 @@
+/*
+ * pres_out.c - what presenced sends, and small JID helpers.
+ *
+ * A note on multicast addressing. A MULTICAST payload is written as-is to
+ * every target, so it cannot carry a per-recipient `to`. Presence
+ * broadcasts and roster pushes therefore go out WITHOUT a `to` attribute
+ * (RFC 6120 8.1.1.1: a stanza with no `to` is addressed to the
+ * receiving account), in ONE multicast for all recipients, which the
+ * router splits per c2s node: the wire cost grows with nodes touched,
+ * not with recipients (R-PERF). Stanzas for one session (probe answers,
+ * contacts' presence on login, offline messages) are STANZA envelopes to
+ * the full JID, with `to` set.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "kn_err.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_proto.h"
+#include "kn_xmpp_err.h"
+#include "pres.h"
+
+static void out_env_fill(kn_env_t *e, const kn_stanza_t *st)
+{
+    e->stanza = kn_env_stanza_from_name(kn_stanza_name(st, 0));
+    if (kn_env_type_from_str(e->stanza, kn_stanza_type(st), &e->type) < 0)
+        e->type =
+            e->stanza == KN_ENV_ST_IQ ? KN_ENV_TYPE_RESULT : KN_ENV_TYPE_NORMAL;
+    const char *from = kn_stanza_from(st);
+    e->from = from;
+    e->from_len = from ? strlen(from) : 0;
+}
+
+void pres_send(pres_t *p, const kn_stanza_t *st, uint16_t flags)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    out_env_fill(&e, st);
+    if (e.stanza == KN_ENV_ST_NONE)
+        return;
+    e.flags = flags;
+    const char *to = kn_stanza_to(st);
+    e.to = to;
+    e.to_len = to ? strlen(to) : 0;
+    if (e.stanza == KN_ENV_ST_IQ) {
+        int c = kn_stanza_first_child(st, 0);
+        if (c >= 0) {
+            e.node = kn_stanza_ns(st, c);
+            e.node_len = strlen(e.node);
+        }
+    }
+    kn_buf_reset(&p->out);
+    kn_stanza_serialize(st, &p->out, NULL);
+    p->sink.send(p->sink.ud, &e, p->out.data, p->out.len);
+}
+
+void pres_send_to(pres_t *p, const kn_stanza_t *st, const char *to)
+{
+    kn_stanza_t *t = kn_stanza_with_attr(st, 0, "to", to);
+    pres_send(p, t, 0);
+    kn_stanza_unref(&t);
+}
+
+void pres_multicast(pres_t *p, const kn_stanza_t *st, const uint64_t *targets,
+                    size_t n)
+{
+    if (n == 0)
+        return;
+    kn_stanza_t *t = NULL;
+    if (kn_stanza_to(st) != NULL) {
+        t = kn_stanza_without_attr(st, 0, "to");
+        st = t;
+    }
+    kn_env_t e = {0};
+    e.kind = KN_ENV_MULTICAST;
+    out_env_fill(&e, st);
+    e.targets = targets;
+    e.ntargets = n;
+    kn_buf_reset(&p->out);
+    kn_stanza_serialize(st, &p->out, NULL);
+    p->sink.send(p->sink.ud, &e, p->out.data, p->out.len);
+    p->stats.multicast_targets += n;
+    kn_stanza_unref(&t);
+}
+
+void pres_send_error(pres_t *p, const kn_stanza_t *orig, kn_stanza_err_t cond)
+{
+    kn_stanza_t *e = kn_stanza_error_reply(orig, cond, NULL);
+    if (e == NULL)
+        return;
+    pres_send(p, e, KN_F_NO_OFFLINE);
+    kn_stanza_unref(&e);
+}
+
+void pres_send_result(pres_t *p, const kn_stanza_t *iq)
+{
+    kn_stanza_builder_t *b = p->b;
+    kn_stanza_builder_reset(b);
+    kn_stanza_builder_start(b, "iq", KN_NS_CLIENT);
+    kn_stanza_builder_attr(b, "type", "result");
+    if (kn_stanza_id(iq))
+        kn_stanza_builder_attr(b, "id", kn_stanza_id(iq));
+    if (kn_stanza_to(iq))
+        kn_stanza_builder_attr(b, "from", kn_stanza_to(iq));
+    if (kn_stanza_from(iq))
+        kn_stanza_builder_attr(b, "to", kn_stanza_from(iq));
+    kn_stanza_t *r = kn_stanza_builder_finish(b);
+    pres_send(p, r, 0);
+    kn_stanza_unref(&r);
+}
+
+void pres_target_add(pres_t *p, size_t *n, uint64_t conn)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (p->targets[i] == conn)
+            return;
+    if (*n == p->targets_cap) {
+        p->targets_cap = p->targets_cap ? 2 * p->targets_cap : 64;
+        p->targets =
+            kn_realloc(p->targets, p->targets_cap * sizeof(*p->targets));
+    }
+    p->targets[(*n)++] = conn;
+}
+
+void pres_stamp(double t, char *buf, size_t size)
+{
+    time_t s = (time_t)t;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+bool pres_is_local(const pres_t *p, const char *jid)
+{
+    const char *at = strchr(jid, '@');
+    if (at == NULL)
+        return false;
+    const char *d = at + 1;
+    size_t dl = strcspn(d, "/");
+    return dl == strlen(p->domain) && memcmp(d, p->domain, dl) == 0;
+}
+
+char *pres_localpart(const char *bare)
+{
+    const char *at = strchr(bare, '@');
+    return at ? kn_strndup(bare, (size_t)(at - bare)) : kn_strdup(bare);
+}
+
+char *pres_bare_of(const char *jid)
+{
+    return kn_strndup(jid, strcspn(jid, "/"));
+}
+
+void pres_pg_ignore(const PGresult *res, int err, void *arg)
+{
+    if (err != 0)
+        kn_log_warn("%s: %s%s", arg ? (const char *)arg : "query",
+                    kn_strerror(err), res ? PQresultErrorMessage(res) : "");
+}

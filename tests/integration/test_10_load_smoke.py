@@ -1,0 +1,27 @@
+"""10 load tool: every kiln-load scenario once, at a small size, against
+the real cluster (both c2s nodes). Proves the tool works on Kiln and that
+no message is lost; speed is measured by `make bench`, never asserted
+here."""
+
+import os
+import subprocess
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def test_load_tool_smoke_loses_nothing(live):
+    build = os.path.dirname(os.environ["KILN_BIN"])
+    r = subprocess.run(
+        [os.path.join(TOP, "tests", "bench", "smoke.sh"), build,
+         str(live.ports["c2s-a"]["starttls"]),
+         str(live.ports["c2s-b"]["starttls"])],
+        capture_output=True, text=True, timeout=600)
+    print(r.stdout[-4000:])
+    print(r.stderr[-4000:])
+    assert r.returncode == 0, "kiln-load smoke failed:\n" + r.stdout[-3000:]
+    results = [l for l in r.stdout.splitlines() if l.startswith("RESULT")]
+    assert any("scenario=connections" in l for l in results), results
+    assert any("scenario=throughput" in l for l in results), results
+    assert any("scenario=muc" in l for l in results), results
+    for line in results:
+        assert " lost=0" in line or "lost=" not in line, line
