@@ -29,6 +29,8 @@
 /* STANZA flags */
 #define KN_F_REROUTE    0x0001 /* target connection vanished: route to bare */
 #define KN_F_NO_OFFLINE 0x0002 /* never store offline (avoid loops) */
+#define KN_F_COPY 0x0004 /* a copy for the presence daemon to record (directed
+                            presence); it must not deliver it */
 
 /* REGISTER flags (node field carries the namespace, feature or domain) */
 #define KN_REG_IQ_NS    0x0001 /* IQs to the server/bare JIDs in this ns */

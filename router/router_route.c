@@ -337,6 +337,40 @@ static void route_local(router_t *r, router_node_t *src, const kn_env_t *env,
     }
 }
 
+/*
+ * Presence from a client that the presence daemon must see first:
+ * subscription presences, wherever they go (RFC 6121 section 3: the
+ * server of each side updates the roster; to a component too, R-GW-1),
+ * are handed to it and routed on by it; directed available/unavailable
+ * presence (to a contact, a room, a component) is delivered as usual and
+ * copied to it with KN_F_COPY, so it can send unavailable to the same
+ * recipients when the session ends (R-PRES-7). Returns true when the
+ * stanza was handed over (the caller stops).
+ */
+static bool route_presence_hooks(router_t *r, const kn_env_t *env,
+                                 const addr_t *to, bool local,
+                                 const router_payload_t *pl)
+{
+    router_node_t *p = presence_node(r);
+    if (p == NULL)
+        return false;
+    if (env->type >= KN_ENV_TYPE_SUBSCRIBE &&
+        env->type <= KN_ENV_TYPE_UNSUBSCRIBED) {
+        router_emit(r, p, env, pl);
+        r->stats.routed++;
+        return true;
+    }
+    bool to_server = local && !to->has_local;
+    if ((env->type == KN_ENV_TYPE_AVAILABLE ||
+         env->type == KN_ENV_TYPE_UNAVAILABLE) &&
+        !to_server) {
+        kn_env_t c = *env;
+        c.flags |= KN_F_COPY;
+        router_emit(r, p, &c, pl);
+    }
+    return false;
+}
+
 void router_route_stanza(router_t *r, router_node_t *src, const kn_env_t *env,
                          const router_payload_t *payload)
 {
@@ -358,7 +392,12 @@ void router_route_stanza(router_t *r, router_node_t *src, const kn_env_t *env,
     addr_t to;
     addr_split(env->to, env->to_len, &to);
     size_t dl = strlen(r->domain);
-    if (to.domain_len == dl && memcmp(to.domain, r->domain, dl) == 0) {
+    bool local = to.domain_len == dl && memcmp(to.domain, r->domain, dl) == 0;
+    if (env->stanza == KN_ENV_ST_PRESENCE && src != NULL &&
+        (src->roles & KN_F_ROLE_C2S) && route_presence_hooks(r, env, &to,
+                                                             local, payload))
+        return;
+    if (local) {
         route_local(r, src, env, &to, payload);
         return;
     }

@@ -4,7 +4,7 @@ tests/run-all.sh brings up the private PostgreSQL and Redis and exports
 KILN_* variables (see `deploy/dev/stack env`); these fixtures start the
 real Kiln processes against them:
 
-- `cluster` (session): kiln-router, kiln-mucd and two c2s nodes (c2s-a, c2s-b)
+- `cluster` (session): kiln-router, kiln-presenced, kiln-mucd and two c2s nodes (c2s-a, c2s-b)
   from $KILN_BIN with the generated $KILN_CONF, each waited for by its
   "ready" log line (never a sleep on a port). Methods: start(name),
   stop(name), kill9(name), restart(name), log(name), wait_log(name,
@@ -43,7 +43,7 @@ SAN_PATTERNS = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
 
 
 # Start order; stopped in reverse.
-ORDER = ("router", "mucd", "c2s-a", "c2s-b")
+ORDER = ("router", "presenced", "mucd", "c2s-a", "c2s-b")
 
 
 class Proc:
@@ -126,6 +126,8 @@ class Cluster:
         self.procs = {
             "router": Proc("router", [os.path.join(BIN, "kiln-router"),
                                       "-c", CONF]),
+            "presenced": Proc("presenced", [os.path.join(BIN, "kiln-presenced"),
+                                            "-c", CONF]),
             "mucd": Proc("mucd", [os.path.join(BIN, "kiln-mucd"), "-c", CONF]),
             "c2s-a": Proc("c2s-a", [os.path.join(BIN, "kiln-c2s"), "-c", CONF,
                                     "--node", "c2s-a"]),

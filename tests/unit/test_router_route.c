@@ -461,6 +461,41 @@ START_TEST(session_events_go_to_every_subscriber)
 }
 END_TEST
 
+START_TEST(client_presence_hooks_for_presence_daemon_R_PRES_7)
+{
+    hello("presenced", KN_F_ROLE_DAEMON, 3);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_PRESENCE;
+    in("presenced", &g, NULL);
+    hello("mucd", KN_F_ROLE_DAEMON, 4);
+    g.flags = KN_REG_DOMAIN;
+    g.node = "conference.localhost";
+    g.node_len = strlen(g.node);
+    in("mucd", &g, NULL);
+    sess_up("c2s-b", ib, 2, "bob@localhost/b", 0, true);
+    /* A subscription request to an online full JID goes to presenced. */
+    send_stanza("c2s-a", KN_ENV_ST_PRESENCE, KN_ENV_TYPE_SUBSCRIBE,
+                "a@localhost/1", "bob@localhost/b", NULL, kn_conn_make(ia, 1));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    /* Directed presence to a room: delivered, and copied to presenced. */
+    send_stanza("c2s-a", KN_ENV_ST_PRESENCE, KN_ENV_TYPE_AVAILABLE,
+                "a@localhost/1", "room@conference.localhost/nick", NULL,
+                kn_conn_make(ia, 1));
+    ck_assert_int_eq(nout, 2);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert(outs[0].flags & KN_F_COPY);
+    ck_assert_str_eq(outs[1].node, "mucd");
+    ck_assert(!(outs[1].flags & KN_F_COPY));
+    /* The same from a daemon is routed directly (no loop). */
+    send_stanza("presenced", KN_ENV_ST_PRESENCE, KN_ENV_TYPE_SUBSCRIBE,
+                "a@localhost", "bob@localhost/b", NULL, 0);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "c2s-b");
+}
+END_TEST
+
 START_TEST(server_disco_from_registrations)
 {
     hello("presenced", KN_F_ROLE_DAEMON, 3);
@@ -519,6 +554,7 @@ int main(void)
     tcase_add_test(tc, undeliverable_message_goes_offline_or_bounces);
     tcase_add_test(tc, server_disco_from_registrations);
     tcase_add_test(tc, session_events_go_to_every_subscriber);
+    tcase_add_test(tc, client_presence_hooks_for_presence_daemon_R_PRES_7);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
