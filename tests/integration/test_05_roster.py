@@ -7,8 +7,7 @@ every node), R-ROSTER-2 (shared groups, kilnctl group ...), R-ROSTER-3
 no restart), R-BASE-1 (roster get/set/push and the subscription state
 machine), R-PRES-4 (pending inbound requests re-delivered at each login).
 
-kiln-presenced is started by the `presenced` fixture below until the
-shared conftest starts it (presenced/NEEDS.md item 1).
+kiln-presenced is started by the shared cluster fixture (conftest.py).
 """
 
 import asyncio
@@ -26,15 +25,7 @@ D = "localhost"
 
 @pytest.fixture
 def presenced(live):
-    """The cluster with kiln-presenced running."""
-    p = live.procs.get("presenced")
-    if p is None:
-        p = conftest.Proc("presenced",
-                          [os.path.join(conftest.BIN, "kiln-presenced"),
-                           "-c", conftest.CONF])
-        live.procs["presenced"] = p
-    if not p.alive():
-        p.start()
+    """The cluster, kiln-presenced included."""
     return live
 
 

@@ -9,7 +9,6 @@ R-PERF-6. Contacts are spread over both c2s nodes.
 import asyncio
 import time
 
-import pytest
 
 from test_05_roster import D, presenced, presences, roster_row  # noqa: F401
 from xmpp_client import login, run
@@ -289,8 +288,6 @@ def test_node_kill_contacts_see_unavailable_R_DROP_6(presenced, make_user):
     presenced.ensure()
 
 
-@pytest.mark.xfail(reason="needs the router to copy directed presence to "
-                          "presenced (presenced/NEEDS.md item 2)")
 def test_directed_presence_undone_R_PRES_7(presenced, make_user):
     make_user("p6dir", PW)
     make_user("p6other", PW)

@@ -21,10 +21,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import BIN, CONF, SAN_PATTERNS, Proc
-
-if not os.access(os.path.join(BIN, "kiln-c2s"), os.X_OK):
-    pytest.skip("kiln-c2s is not built yet", allow_module_level=True)
+from conftest import BIN, CONF
 
 from slixmpp.exceptions import IqError  # noqa: E402
 
@@ -39,22 +36,16 @@ NS_OWNER = "http://jabber.org/protocol/muc#owner"
 NS_MAM = "urn:xmpp:mam:2"
 NS_RSM = "http://jabber.org/protocol/rsm"
 NS_SID = "urn:xmpp:sid:0"
-HAVE_PRESENCED = os.access(os.path.join(BIN, "kiln-presenced"), os.X_OK)
-
-
-@pytest.fixture(scope="module")
-def mucd(cluster):
-    p = Proc("mucd", [os.path.join(BIN, "kiln-mucd"), "-c", CONF])
-    p.start()
-    yield p
-    p.stop()
-    assert not SAN_PATTERNS.search(p.text()), "sanitizer report in mucd.log"
 
 
 @pytest.fixture
-def muc(live, mucd):
-    if not mucd.alive():
-        mucd.start()
+def mucd(live):
+    """kiln-mucd as started by the shared cluster fixture."""
+    return live.procs["mucd"]
+
+
+@pytest.fixture
+def muc(live):
     return live
 
 
@@ -370,8 +361,6 @@ def test_group_survives_mucd_restart_R_GRP_1(muc, mucd, make_user):
     run(after())
 
 
-@pytest.mark.skipif(not HAVE_PRESENCED, reason="needs presenced's offline "
-                    "store")
 def test_offline_member_gets_messages_once_R_GRP_4(muc, make_user):
     make_user("m7poster", PW)
     make_user("m7away", PW)
