@@ -1,0 +1,101 @@
+/*
+ * c2s_bind.c - resource binding (RFC 6120 7) on an authenticated stream,
+ * and the SESSION_UP that tells the router about the new full JID.
+ *
+ * No resource (or an empty one) gets a server-generated one; a resource
+ * that does not survive resourceprep gets <bad-request/>. A full JID that
+ * is already bound somewhere in the cluster is the router's business: it
+ * kicks the older session with <conflict/> when our SESSION_UP arrives
+ * (R-DROP-7), so binding itself never fails with <conflict/>.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "c2s_stream.h"
+#include "kn_err.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_proto.h"
+
+static void bind_reply_error(c2s_stream_t *s, const kn_stanza_t *iq,
+                             kn_stanza_err_t cond)
+{
+    kn_stanza_t *r = kn_stanza_error_reply(iq, cond, NULL);
+    if (r != NULL) {
+        c2s_stream_write_stanza(s, r);
+        kn_stanza_unref(&r);
+    }
+}
+
+static void bind_write_result(c2s_stream_t *s, const kn_stanza_t *iq)
+{
+    kn_buf_append_str(s->out, "<iq type='result'");
+    const char *id = kn_stanza_id(iq);
+    if (id != NULL) {
+        kn_buf_append_str(s->out, " id='");
+        kn_buf_append_xml_escaped(s->out, id, strlen(id));
+        kn_buf_append_str(s->out, "'");
+    }
+    kn_buf_append_str(s->out, "><bind xmlns='" C2S_NS_BIND "'><jid>");
+    kn_buf_append_xml_escaped(s->out, kn_jid_str(&s->jid), kn_jid_len(&s->jid));
+    kn_buf_append_str(s->out, "</jid></bind></iq>");
+}
+
+c2s_act_t c2s_bind_handle(c2s_stream_t *s, const kn_stanza_t *st)
+{
+    if (kn_stanza_kind(st) != KN_STANZA_IQ)
+        return c2s_stream_fail(s, KN_SE_NOT_AUTHORIZED, "stanza before bind");
+    const char *type = kn_stanza_type(st);
+    int b = kn_stanza_child(st, 0, "bind", C2S_NS_BIND);
+    if (b < 0 || type == NULL || strcmp(type, "set") != 0) {
+        if (kn_stanza_child(st, 0, "session", C2S_NS_SESSION) >= 0 ||
+            type == NULL || strcmp(type, "get") == 0 ||
+            strcmp(type, "set") == 0) {
+            bind_reply_error(s, st, KN_STE_NOT_ALLOWED);
+            return C2S_ACT_MORE;
+        }
+        return C2S_ACT_MORE; /* a result or error: nothing to answer */
+    }
+    int r = kn_stanza_child(st, b, "resource", C2S_NS_BIND);
+    size_t rlen = 0;
+    const char *res = r >= 0 ? kn_stanza_cdata(st, r, &rlen) : "";
+    char gen[32];
+    if (rlen == 0) {
+        unsigned char rnd[8];
+        c2s_random(rnd, sizeof(rnd));
+        int n = 0;
+        n += snprintf(gen, sizeof(gen), "kiln-");
+        for (size_t i = 0; i < sizeof(rnd); i++)
+            n += snprintf(gen + n, sizeof(gen) - (size_t)n, "%02x", rnd[i]);
+        res = gen;
+        rlen = (size_t)n;
+    }
+    kn_buf_t raw = KN_BUF_INIT;
+    kn_buf_printf(&raw, "%s@%s/", s->user, s->cf->domain);
+    kn_buf_append(&raw, res, rlen);
+    kn_jid_t j = KN_JID_INIT;
+    int rc = memchr(res, '\0', rlen) ? -KN_EINVAL
+                                     : kn_jid_parse(&j, raw.data, raw.len);
+    kn_buf_free(&raw);
+    if (rc < 0 || kn_jid_is_bare(&j)) {
+        kn_jid_free(&j);
+        bind_reply_error(s, st, KN_STE_BAD_REQUEST);
+        return C2S_ACT_MORE;
+    }
+    s->jid = j;
+    s->state = C2S_ST_SESSION;
+    bind_write_result(s, st);
+
+    kn_env_t e = {0};
+    e.kind = KN_ENV_SESSION_UP;
+    e.from = kn_jid_str(&s->jid);
+    e.from_len = kn_jid_len(&s->jid);
+    e.conn_id = s->ops->conn_id(s->ud);
+    e.priority = 0;
+    e.flags = 0;
+    c2s_stream_route(s, &e, NULL, 0);
+    s->session_up = true;
+    kn_log_debug("c2s: bound %s", kn_jid_str(&s->jid));
+    /* Parser buffers of the login are no longer needed. */
+    return C2S_ACT_MORE;
+}

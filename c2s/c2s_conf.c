@@ -1,0 +1,90 @@
+/*
+ * c2s_conf.c - the c2s directive table and the checks a table cannot
+ * express. Defaults follow the issue (and Openfire where it has one).
+ */
+#include "c2s_conf.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kn_err.h"
+
+#define F(x) offsetof(c2s_conf_t, x)
+
+const kn_conf_def_t c2s_conf_defs[] = {
+    {"tls.cert", KN_CONF_STR, F(tls_cert), 0, "", 0, 0, NULL,
+     "PEM certificate chain for STARTTLS and direct TLS"},
+    {"tls.key", KN_CONF_STR, F(tls_key), 0, "", 0, 0, NULL,
+     "PEM private key of tls.cert"},
+    {"max_stanza_bytes", KN_CONF_INT, F(max_stanza_bytes), 65536, NULL, 1024,
+     16 * 1024 * 1024, NULL, "largest top-level element a client may send"},
+    {"max_depth", KN_CONF_INT, F(max_depth), 32, NULL, 2, 1000, NULL,
+     "deepest element nesting inside a stanza"},
+    {"max_attrs", KN_CONF_INT, F(max_attrs), 64, NULL, 4, 10000, NULL,
+     "most attributes (xmlns included) on one element"},
+    {"rate_bytes_per_s", KN_CONF_INT, F(rate_bytes_per_s), 100000, NULL, 0,
+     1LL << 40, NULL, "per-connection input rate limit, bytes/s (0: off)"},
+    {"rate_burst_bytes", KN_CONF_INT, F(rate_burst_bytes), 0, NULL, 0,
+     1LL << 40, NULL,
+     "token bucket size (0: max(2 * rate, 2 * max_stanza_bytes))"},
+    {"max_connections", KN_CONF_INT, F(max_connections), 10000, NULL, 1,
+     16 * 1024 * 1024 - 1, NULL, "client connections per node"},
+    {"auth_fail_delay_ms", KN_CONF_INT, F(auth_fail_delay_ms), 500, NULL, 0,
+     60000, NULL, "delay before the first SASL failure from one address"},
+    {"auth_fail_delay_max_ms", KN_CONF_INT, F(auth_fail_delay_max_ms), 8000,
+     NULL, 0, 600000, NULL, "cap of the delay, which doubles per failure"},
+    {"out_buffer_max", KN_CONF_INT, F(out_buffer_max), 1024 * 1024, NULL, 65536,
+     1LL << 32, NULL, "output a client has not read before it is disconnected"},
+    {"idle_timeout", KN_CONF_INT, F(idle_timeout), 360, NULL, -1, 86400, NULL,
+     "seconds without traffic before a session is closed (-1: never)"},
+    {"bind", KN_CONF_STR, F(bind), 0, "127.0.0.1", 0, 0, NULL,
+     "address the listeners bind (numeric IPv4 or IPv6)"},
+    {"starttls_port", KN_CONF_INT, F(starttls_port), 5222, NULL, 0, 65535, NULL,
+     "port for STARTTLS streams (0: none)"},
+    {"tls_port", KN_CONF_INT, F(tls_port), 5223, NULL, 0, 65535, NULL,
+     "port for direct TLS streams, XEP-0368 (0: none)"},
+    {"http_port", KN_CONF_INT, F(http_port), 0, NULL, 0, 65535, NULL,
+     "port for WebSocket and BOSH (not served yet)"},
+    {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
+};
+
+int c2s_conf_load(const kn_conf_t *cf, const char *node, c2s_conf_t *out,
+                  char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    int rc =
+        kn_conf_apply_node(cf, "c2s", node, c2s_conf_defs, out, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (out->starttls_port == 0 && out->tls_port == 0) {
+        snprintf(err, errlen, "c2s: starttls_port and tls_port are both 0");
+        return -KN_EINVAL;
+    }
+    unsigned char a[16];
+    if (inet_pton(AF_INET, out->bind, a) != 1 &&
+        inet_pton(AF_INET6, out->bind, a) != 1) {
+        snprintf(err, errlen, "c2s: bind '%s' is not a numeric address",
+                 out->bind);
+        return -KN_EINVAL;
+    }
+    if (out->rate_burst_bytes == 0) {
+        long long a2 = 2 * out->rate_bytes_per_s;
+        long long b2 = 2 * out->max_stanza_bytes;
+        out->rate_burst_bytes = a2 > b2 ? a2 : b2;
+    }
+    if (out->rate_bytes_per_s > 0 &&
+        out->rate_burst_bytes < out->max_stanza_bytes) {
+        snprintf(err, errlen,
+                 "c2s: rate_burst_bytes (%lld) is below max_stanza_bytes "
+                 "(%lld): a largest stanza could never pass",
+                 out->rate_burst_bytes, out->max_stanza_bytes);
+        return -KN_EINVAL;
+    }
+    return 0;
+}
+
+void c2s_conf_free(c2s_conf_t *c)
+{
+    kn_conf_free_fields(c2s_conf_defs, c);
+}

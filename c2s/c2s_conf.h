@@ -1,0 +1,41 @@
+/*
+ * c2s_conf.h - the `c2s` config section (directive table in c2s_conf.c;
+ * every key documented in c2s/CONFIG.md). Node entries (`nodes = ( {
+ * name = "c2s-a"; ... } )`) override the section's keys for one node.
+ */
+#ifndef C2S_CONF_H
+#define C2S_CONF_H
+
+#include <stddef.h>
+
+#include "kn_config.h"
+
+typedef struct c2s_conf {
+    char *tls_cert;
+    char *tls_key;
+    long long max_stanza_bytes;
+    long long max_depth;
+    long long max_attrs;
+    long long rate_bytes_per_s; /* 0: off */
+    long long rate_burst_bytes;
+    long long max_connections;
+    long long auth_fail_delay_ms;
+    long long auth_fail_delay_max_ms;
+    long long out_buffer_max;
+    long long idle_timeout; /* -1: off (idle policy: later issue) */
+    char *bind;
+    long long starttls_port; /* 0: no listener */
+    long long tls_port;
+    long long http_port; /* WebSocket/BOSH: later issue */
+} c2s_conf_t;
+
+extern const kn_conf_def_t c2s_conf_defs[];
+
+/* Fill *out from the c2s section and node's entry, then check what the
+ * table cannot (a port to listen on, the bind address, burst >= max
+ * stanza). Returns 0 or -KN_EINVAL/-KN_ENOENT with a message in err. */
+int c2s_conf_load(const kn_conf_t *cf, const char *node, c2s_conf_t *out,
+                  char *err, size_t errlen);
+void c2s_conf_free(c2s_conf_t *c);
+
+#endif

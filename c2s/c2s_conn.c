@@ -1,0 +1,569 @@
+/*
+ * c2s_conn.c - one client connection: socket, transport (TCP, then TLS
+ * after STARTTLS, or TLS from the start), input rate limit, output
+ * buffer, and the glue between the stream state machine (c2s_stream.c)
+ * and the world (router link, PostgreSQL, timers).
+ *
+ * A note on the watcher. One ev_io per connection whose event mask is
+ * recomputed after every step (conn_update_io): EV_READ while the stream
+ * wants input (not paused, not closing) or while TLS wants to read,
+ * EV_WRITE only while output is stuck because the socket would block.
+ * Output is not written where it is produced: the connection goes on the
+ * server's flush list and is written from the ev_prepare hook, so a burst
+ * of router deliveries becomes one write.
+ *
+ * Memory of an idle authenticated session: this struct, the stream and
+ * its XML parser, the JID, and the TLS session with released buffers.
+ * The output buffer is freed whenever it drains; the read buffer is one
+ * static array for the whole process.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "c2s_server.h"
+#include "c2s_transport.h"
+#include "kn_err.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_proto.h"
+
+#define CONN_READ_BATCH 8    /* reads per wake-up before yielding */
+#define CONN_OUT_KEEP   4096 /* keep a drained output buffer this small */
+
+typedef struct conn_creds_req {
+    c2s_conn_t *c; /* NULL once the connection is gone */
+} conn_creds_req_t;
+
+struct c2s_conn {
+    c2s_server_t *srv;
+    c2s_stream_t *st;
+    const c2s_transport_t *tr;
+    void *trs;
+    uint64_t local;
+    kn_buf_t out;
+    size_t out_off;
+    ev_io io;
+    ev_timer *delay;
+    conn_creds_req_t *creds;
+    double tokens;
+    double refill_at;
+    c2s_conn_t *next_flush;
+    c2s_conn_t *next_close;
+    uint8_t addr[16];   /* IPv4-mapped or IPv6 /64: the auth-delay key */
+    uint8_t read_want;  /* EV_* a blocked read waits for */
+    uint8_t write_want; /* EV_* a blocked write waits for */
+    bool closing : 1;
+    bool in_flush : 1;
+    bool handshaking : 1;
+    bool starttls_pending : 1;
+};
+
+static char conn_rbuf[16384 + 512];
+
+static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_read(c2s_conn_t *c);
+
+/* ---- stream operations ---------------------------------------------------
+ */
+
+static int conn_op_route(void *ud, const kn_env_t *env, const void *payload,
+                         size_t len)
+{
+    c2s_conn_t *c = ud;
+    if (c->srv->link == NULL)
+        return -KN_EIO;
+    return kn_link_send(c->srv->link, env, payload, len);
+}
+
+static uint64_t conn_op_conn_id(void *ud)
+{
+    c2s_conn_t *c = ud;
+    return c->srv->link ? kn_link_conn_id(c->srv->link, c->local) : c->local;
+}
+
+static void conn_after(c2s_conn_t *c, c2s_act_t act);
+
+static int conn_hex(const char *s, uint8_t *out, size_t cap, size_t *len)
+{
+    size_t n = strlen(s);
+    if (n % 2 != 0 || n / 2 > cap)
+        return -KN_EDB;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1)
+            return -KN_EDB;
+        out[i] = (uint8_t)v;
+    }
+    *len = n / 2;
+    return 0;
+}
+
+static int conn_parse_creds(const PGresult *res, c2s_creds_t *cr)
+{
+    memset(cr, 0, sizeof(*cr));
+    if (PQntuples(res) != 1)
+        return -KN_ENOENT;
+    long it = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    if (it < KN_SCRAM_MIN_ITERATIONS || it > KN_SCRAM_MAX_ITERATIONS)
+        return -KN_EDB;
+    kn_scram_creds_t *k[2] = {&cr->sha1, &cr->sha256};
+    for (int h = 0; h < 2; h++) {
+        size_t hl = h == 0 ? 20 : 32, l1 = 0, l2 = 0;
+        k[h]->hash = h == 0 ? KN_SCRAM_SHA1 : KN_SCRAM_SHA256;
+        k[h]->iterations = (unsigned)it;
+        if (conn_hex(PQgetvalue(res, 0, 1 + 3 * h), k[h]->salt,
+                     sizeof(k[h]->salt), &k[h]->salt_len) < 0 ||
+            k[h]->salt_len == 0 ||
+            conn_hex(PQgetvalue(res, 0, 2 + 3 * h), k[h]->stored_key, hl, &l1) <
+                0 ||
+            conn_hex(PQgetvalue(res, 0, 3 + 3 * h), k[h]->server_key, hl, &l2) <
+                0 ||
+            l1 != hl || l2 != hl)
+            return -KN_EDB;
+    }
+    return 0;
+}
+
+static void conn_on_creds(const PGresult *res, int err, void *arg)
+{
+    conn_creds_req_t *req = arg;
+    c2s_conn_t *c = req->c;
+    free(req);
+    if (c == NULL)
+        return; /* the connection went away meanwhile */
+    c->creds = NULL;
+    c2s_creds_t cr;
+    int rc = err;
+    if (err == 0)
+        rc = conn_parse_creds(res, &cr);
+    else
+        kn_log_warn("c2s: credentials query failed: %s%s", kn_strerror(err),
+                    res ? PQresultErrorMessage(res) : "");
+    conn_after(c, c2s_stream_creds_done(c->st, rc, rc == 0 ? &cr : NULL));
+    memset(&cr, 0, sizeof(cr));
+}
+
+static void conn_op_creds_lookup(void *ud, const char *username)
+{
+    c2s_conn_t *c = ud;
+    static const char sql[] =
+        "select iterations, encode(sha1_salt, 'hex'),"
+        " encode(sha1_stored_key, 'hex'), encode(sha1_server_key, 'hex'),"
+        " encode(sha256_salt, 'hex'), encode(sha256_stored_key, 'hex'),"
+        " encode(sha256_server_key, 'hex') from users where username = $1";
+    conn_creds_req_t *req = kn_malloc(sizeof(*req));
+    req->c = c;
+    c->creds = req;
+    const char *params[1] = {username};
+    kn_pg_query(c->srv->pg, sql, 1, params, conn_on_creds, req);
+}
+
+static void conn_on_delay(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    c2s_conn_t *c = t->data;
+    conn_after(c, c2s_stream_resume(c->st));
+}
+
+static unsigned conn_op_auth_failed(void *ud)
+{
+    c2s_conn_t *c = ud;
+    unsigned ms = c2s_authdelay_fail(c->srv, c->addr);
+    if (ms == 0)
+        return 0;
+    if (c->delay == NULL) {
+        c->delay = kn_malloc(sizeof(*c->delay));
+        ev_init(c->delay, conn_on_delay);
+        c->delay->data = c;
+    }
+    ev_timer_set(c->delay, ms / 1000.0, 0.);
+    ev_timer_start(c->srv->loop, c->delay);
+    return ms;
+}
+
+static void conn_op_auth_ok(void *ud)
+{
+    c2s_conn_t *c = ud;
+    c2s_authdelay_ok(c->srv, c->addr);
+}
+
+static void conn_op_starttls(void *ud)
+{
+    c2s_conn_t *c = ud;
+    c->starttls_pending = true;
+    c2s_conn_output(c);
+}
+
+static int conn_op_cb_data(void *ud, kn_scram_cb_t type, uint8_t *out,
+                           size_t cap)
+{
+    c2s_conn_t *c = ud;
+    if (c->tr != &c2s_transport_tls || c->handshaking)
+        return -KN_ENOENT;
+    return c2s_tls_cb_data(c->trs, type, out, cap);
+}
+
+static const c2s_stream_ops_t conn_stream_ops = {
+    conn_op_route,   conn_op_creds_lookup, conn_op_auth_failed,
+    conn_op_auth_ok, conn_op_starttls,     conn_op_cb_data,
+    conn_op_conn_id,
+};
+
+/* ---- watcher, output -----------------------------------------------------
+ */
+
+static void conn_update_io(c2s_conn_t *c)
+{
+    int ev = 0;
+    if (c->handshaking) {
+        ev = c->read_want ? c->read_want : EV_READ;
+    } else if (!c->closing) {
+        if (c->st->pause == C2S_PAUSE_NONE)
+            ev |= c->read_want ? c->read_want : EV_READ;
+        if (c->write_want)
+            ev |= c->write_want;
+    }
+    if (ev == (c->io.events & (EV_READ | EV_WRITE)) && ev_is_active(&c->io))
+        return;
+    ev_io_stop(c->srv->loop, &c->io);
+    ev_io_set(&c->io, c->io.fd, ev);
+    if (ev != 0)
+        ev_io_start(c->srv->loop, &c->io);
+}
+
+void c2s_conn_output(c2s_conn_t *c)
+{
+    if (c->out.len - c->out_off > (size_t)c->srv->conf->out_buffer_max &&
+        !c->closing) {
+        /* A slow consumer: its buffer ends mid-stanza, so no stream
+         * error can follow; drop it. */
+        kn_log_info("c2s: %s: output over %lld bytes, disconnecting",
+                    c->st->jid.str ? c->st->jid.str : "?",
+                    c->srv->conf->out_buffer_max);
+        kn_buf_free(&c->out);
+        c->out_off = 0;
+        c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
+        return;
+    }
+    if (!c->in_flush) {
+        c->in_flush = true;
+        c->next_flush = c->srv->flush_list;
+        c->srv->flush_list = c;
+    }
+}
+
+static void conn_start_tls(c2s_conn_t *c)
+{
+    c->starttls_pending = false;
+    c->trs = c2s_tls_new(c->srv->tls, c->io.fd);
+    if (c->trs == NULL) {
+        c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
+        return;
+    }
+    c->tr = &c2s_transport_tls;
+    c->handshaking = true;
+    c->read_want = EV_READ;
+    c->write_want = 0;
+}
+
+static void conn_flush(c2s_conn_t *c)
+{
+    while (c->out_off < c->out.len) {
+        int want = EV_WRITE;
+        ssize_t n = c->tr->write(c->trs, c->io.fd, c->out.data + c->out_off,
+                                 c->out.len - c->out_off, &want);
+        if (n == -KN_EAGAIN) {
+            c->write_want = (uint8_t)want;
+            conn_update_io(c);
+            return;
+        }
+        if (n < 0) {
+            kn_buf_free(&c->out);
+            c->out_off = 0;
+            c->write_want = 0;
+            c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
+            return;
+        }
+        c->out_off += (size_t)n;
+    }
+    c->out_off = 0;
+    if (c->out.cap > CONN_OUT_KEEP)
+        kn_buf_free(&c->out);
+    else
+        kn_buf_reset(&c->out);
+    c->write_want = 0;
+    if (c->starttls_pending && !c->closing)
+        conn_start_tls(c);
+    if (!c->closing)
+        conn_update_io(c);
+}
+
+/* ---- input ---------------------------------------------------------------
+ */
+
+/* Token bucket: false when the client sent more than its rate allows. */
+static bool conn_rate_ok(c2s_conn_t *c, size_t n)
+{
+    const c2s_conf_t *cf = c->srv->conf;
+    if (cf->rate_bytes_per_s <= 0)
+        return true;
+    double now = ev_now(c->srv->loop);
+    c->tokens += (now - c->refill_at) * (double)cf->rate_bytes_per_s;
+    c->refill_at = now;
+    if (c->tokens > (double)cf->rate_burst_bytes)
+        c->tokens = (double)cf->rate_burst_bytes;
+    c->tokens -= (double)n;
+    return c->tokens >= 0;
+}
+
+/* After any step of the stream: act on its verdict, send its output,
+ * and read again if it can take input that may already be buffered. */
+static void conn_after(c2s_conn_t *c, c2s_act_t act)
+{
+    if (c->out.len > c->out_off)
+        c2s_conn_output(c);
+    if (act == C2S_ACT_CLOSE) {
+        c2s_conn_close(c, KN_SE_NONE, c->st->reason);
+        return;
+    }
+    if (c->closing)
+        return;
+    conn_update_io(c);
+    if (act == C2S_ACT_MORE && !c->handshaking)
+        ev_feed_event(c->srv->loop, &c->io, EV_READ);
+}
+
+static void conn_read(c2s_conn_t *c)
+{
+    for (int i = 0; i < CONN_READ_BATCH; i++) {
+        if (c->closing || c->st->pause != C2S_PAUSE_NONE || c->handshaking)
+            break;
+        int want = EV_READ;
+        ssize_t n =
+            c->tr->read(c->trs, c->io.fd, conn_rbuf, sizeof(conn_rbuf), &want);
+        if (n == -KN_EAGAIN) {
+            c->read_want = (uint8_t)want;
+            break;
+        }
+        c->read_want = 0;
+        if (n <= 0) {
+            c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
+            break;
+        }
+        if (!conn_rate_ok(c, (size_t)n)) {
+            c2s_conn_close(c, KN_SE_POLICY_VIOLATION, KN_ENV_REASON_DROPPED);
+            break;
+        }
+        c2s_act_t act = c2s_stream_input(c->st, conn_rbuf, (size_t)n);
+        if (c->out.len > c->out_off)
+            c2s_conn_output(c);
+        if (act == C2S_ACT_CLOSE) {
+            c2s_conn_close(c, KN_SE_NONE, c->st->reason);
+            break;
+        }
+    }
+    if (!c->closing)
+        conn_update_io(c);
+}
+
+static void conn_handshake(c2s_conn_t *c)
+{
+    int want = EV_READ;
+    int rc = c->tr->handshake(c->trs, c->io.fd, &want);
+    if (rc == -KN_EAGAIN) {
+        c->read_want = (uint8_t)want;
+        conn_update_io(c);
+        return;
+    }
+    if (rc < 0) {
+        c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
+        return;
+    }
+    c->handshaking = false;
+    c->read_want = 0;
+    unsigned cb = c2s_tls_cb_types(c->trs);
+    kn_log_debug("c2s: tls up (%s)", c2s_tls_version(c->trs));
+    if (c->st->pause == C2S_PAUSE_TLS)
+        conn_after(c, c2s_stream_tls_done(c->st, cb));
+    else
+        c2s_stream_set_tls(c->st, cb);
+    if (!c->closing)
+        conn_read(c);
+}
+
+static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    c2s_conn_t *c = w->data;
+    if (c->closing)
+        return;
+    if (c->handshaking) {
+        conn_handshake(c);
+        return;
+    }
+    if (c->write_want && (revents & c->write_want))
+        conn_flush(c);
+    if (!c->closing && (revents & (EV_READ | EV_WRITE)))
+        conn_read(c);
+}
+
+/* ---- lifetime ------------------------------------------------------------
+ */
+
+static uint32_t conn_slot_alloc(c2s_server_t *srv)
+{
+    if (srv->nfree > 0)
+        return srv->free_slots[--srv->nfree];
+    if (srv->nslots == srv->slots_cap) {
+        size_t cap = srv->slots_cap ? 2 * srv->slots_cap : 1024;
+        srv->slots = kn_realloc(srv->slots, cap * sizeof(*srv->slots));
+        srv->free_slots =
+            kn_realloc(srv->free_slots, cap * sizeof(*srv->free_slots));
+        srv->slots_cap = cap;
+    }
+    return (uint32_t)srv->nslots++;
+}
+
+static void conn_addr_key(const struct sockaddr *sa, uint8_t key[16])
+{
+    memset(key, 0, 16);
+    if (sa != NULL && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &in->sin_addr, 4);
+    } else if (sa != NULL && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        memcpy(key, &in6->sin6_addr, 16);
+        if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+            memset(key + 8, 0, 8); /* one /64 is one client */
+    }
+}
+
+void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
+                     bool direct_tls)
+{
+    c2s_conn_t *c = kn_calloc(1, sizeof(*c));
+    c->srv = srv;
+    uint32_t slot = conn_slot_alloc(srv);
+    srv->gen = (srv->gen + 1) & ((UINT64_C(1) << (48 - C2S_SLOT_BITS)) - 1);
+    if (srv->gen == 0)
+        srv->gen = 1;
+    c->local = (srv->gen << C2S_SLOT_BITS) | slot;
+    srv->slots[slot] = c;
+    srv->nconns++;
+    conn_addr_key(sa, c->addr);
+    c->tokens = (double)srv->conf->rate_burst_bytes;
+    c->refill_at = ev_now(srv->loop);
+    c->st = c2s_stream_new(&srv->scf, &conn_stream_ops, c, &c->out,
+                           direct_tls ? 0 : C2S_STREAM_F_STARTTLS);
+    ev_io_init(&c->io, conn_on_io, fd, EV_READ);
+    c->io.data = c;
+    c->tr = &c2s_transport_tcp;
+    if (direct_tls) {
+        c->trs = c2s_tls_new(srv->tls, fd);
+        if (c->trs == NULL) {
+            c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
+            return;
+        }
+        c->tr = &c2s_transport_tls;
+        c->handshaking = true;
+    }
+    ev_io_start(srv->loop, &c->io);
+}
+
+c2s_conn_t *c2s_conn_find(c2s_server_t *srv, uint64_t conn_id)
+{
+    uint64_t local = conn_id & KN_CONN_LOCAL_MASK;
+    uint64_t slot = local & C2S_SLOT_MASK;
+    if (slot >= srv->nslots)
+        return NULL;
+    c2s_conn_t *c = srv->slots[slot];
+    if (c == NULL || c->local != local || c->closing)
+        return NULL;
+    return c;
+}
+
+c2s_conn_t *c2s_conn_find_jid(c2s_server_t *srv, const char *jid, size_t len)
+{
+    for (size_t i = 0; i < srv->nslots; i++) {
+        c2s_conn_t *c = srv->slots[i];
+        if (c != NULL && !c->closing && c->st->jid.str != NULL &&
+            c->st->jid.len == len && memcmp(c->st->jid.str, jid, len) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+c2s_stream_t *c2s_conn_stream(c2s_conn_t *c)
+{
+    return c->st;
+}
+
+void c2s_conn_close(c2s_conn_t *c, kn_stream_err_t err, kn_env_reason_t reason)
+{
+    if (c->closing)
+        return;
+    c2s_stream_close(c->st, err, reason);
+    c->closing = true;
+    c2s_stream_end(c->st); /* SESSION_DOWN now: the route goes at once */
+    ev_io_stop(c->srv->loop, &c->io);
+    if (c->delay != NULL)
+        ev_timer_stop(c->srv->loop, c->delay);
+    c->next_close = c->srv->close_list;
+    c->srv->close_list = c;
+    if (c->out.len > c->out_off)
+        c2s_conn_output(c);
+}
+
+void c2s_conn_free(c2s_conn_t *c)
+{
+    c2s_server_t *srv = c->srv;
+    c2s_stream_end(c->st);
+    ev_io_stop(srv->loop, &c->io);
+    if (c->delay != NULL) {
+        ev_timer_stop(srv->loop, c->delay);
+        free(c->delay);
+    }
+    if (c->creds != NULL)
+        c->creds->c = NULL;
+    c->tr->free(&c->trs);
+    close(c->io.fd);
+    uint64_t slot = c->local & C2S_SLOT_MASK;
+    srv->slots[slot] = NULL;
+    srv->free_slots[srv->nfree++] = (uint32_t)slot;
+    srv->nconns--;
+    c2s_stream_free(&c->st);
+    kn_buf_free(&c->out);
+    free(c);
+}
+
+void c2s_conn_drain(c2s_server_t *srv)
+{
+    while (srv->flush_list != NULL) {
+        c2s_conn_t *c = srv->flush_list;
+        srv->flush_list = c->next_flush;
+        c->in_flush = false;
+        if (!c->handshaking)
+            conn_flush(c);
+    }
+    while (srv->close_list != NULL) {
+        c2s_conn_t *c = srv->close_list;
+        srv->close_list = c->next_close;
+        if (c->in_flush) {
+            /* Closed after the flush pass: unlink from the flush list. */
+            c2s_conn_t **pp = &srv->flush_list;
+            while (*pp != NULL && *pp != c)
+                pp = &(*pp)->next_flush;
+            if (*pp == c)
+                *pp = c->next_flush;
+        }
+        if (!c->handshaking && c->out.len > c->out_off)
+            conn_flush(c); /* best effort: the socket closes next */
+        c2s_conn_free(c);
+    }
+}

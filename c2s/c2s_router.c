@@ -1,0 +1,181 @@
+/*
+ * c2s_router.c - what arrives from the router (kn_link callbacks).
+ *
+ * STANZA: the payload is written to the target connection as is. If that
+ * connection vanished in flight, a message or an iq get/set goes back to
+ * the router with KN_F_REROUTE (the router then treats it as addressed to
+ * the bare JID: another resource, offline storage, or a bounce to the
+ * sender); anything else (presence, iq results and errors) is dropped, as
+ * RFC 6121 allows for presence and as there is no one left to answer.
+ * MULTICAST: the same payload to each target of ours (gone ones skipped).
+ * BOUNCE: the router could not deliver a stanza this node sent; the
+ * original sender (env->conn_id, or the full JID in env->from when the
+ * id is not ours, e.g. after a reroute) gets the error reply.
+ * KICK: end that connection; reason conflict gives <conflict/>.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "c2s_server.h"
+#include "kn_daemon.h"
+#include "kn_err.h"
+#include "kn_log.h"
+#include "kn_proto.h"
+
+static c2s_conn_t *router_bound_conn(c2s_server_t *srv, uint64_t id)
+{
+    c2s_conn_t *c = c2s_conn_find(srv, id);
+    if (c == NULL || c2s_conn_stream(c)->state != C2S_ST_SESSION)
+        return NULL;
+    if (kn_conn_node(id) != kn_conn_node(kn_link_conn_id(srv->link, 0)))
+        return NULL;
+    return c;
+}
+
+static void router_deliver(c2s_server_t *srv, uint64_t id, const void *pl,
+                           size_t len, bool *delivered)
+{
+    c2s_conn_t *c = router_bound_conn(srv, id);
+    *delivered = c != NULL;
+    if (c == NULL)
+        return;
+    c2s_stanza_deliver(c2s_conn_stream(c), pl, len);
+    c2s_conn_output(c);
+}
+
+static void router_on_stanza(c2s_server_t *srv, const kn_env_t *env,
+                             const void *pl, size_t len)
+{
+    bool ok;
+    router_deliver(srv, env->conn_id, pl, len, &ok);
+    if (ok)
+        return;
+    bool reroute =
+        env->type != KN_ENV_TYPE_ERROR &&
+        ((env->stanza == KN_ENV_ST_MESSAGE &&
+          env->type != KN_ENV_TYPE_GROUPCHAT &&
+          env->type != KN_ENV_TYPE_HEADLINE) ||
+         (env->stanza == KN_ENV_ST_IQ &&
+          (env->type == KN_ENV_TYPE_GET || env->type == KN_ENV_TYPE_SET)));
+    if (!reroute || (env->flags & KN_F_REROUTE))
+        return;
+    kn_env_t e = *env;
+    e.flags |= KN_F_REROUTE;
+    e.conn_id = 0;
+    int rc = kn_link_send(srv->link, &e, pl, len);
+    if (rc < 0)
+        kn_log_warn("c2s: reroute of a stanza for a vanished connection "
+                    "failed: %s",
+                    kn_strerror(rc));
+}
+
+static void router_on_bounce(c2s_server_t *srv, const kn_env_t *env,
+                             const void *pl, size_t len)
+{
+    c2s_conn_t *c = router_bound_conn(srv, env->conn_id);
+    if (c == NULL && env->from_len > 0)
+        c = c2s_conn_find_jid(srv, env->from, env->from_len);
+    if (c == NULL || env->seq >= KN_STE_COUNT_)
+        return;
+    kn_stanza_t *orig = NULL;
+    if (kn_xml_parse_stanza(pl, len, KN_NS_CLIENT, &orig) < 0)
+        return;
+    kn_stanza_t *r =
+        kn_stanza_error_reply(orig, (kn_stanza_err_t)env->seq, NULL);
+    if (r != NULL) {
+        c2s_stream_write_stanza(c2s_conn_stream(c), r);
+        c2s_conn_output(c);
+    }
+    kn_stanza_unref(&r);
+    kn_stanza_unref(&orig);
+}
+
+static void router_on_kick(c2s_server_t *srv, const kn_env_t *env)
+{
+    c2s_conn_t *c = c2s_conn_find(srv, env->conn_id);
+    if (c == NULL)
+        return;
+    kn_stream_err_t err;
+    switch (env->reason) {
+    case KN_ENV_REASON_CONFLICT:
+        err = KN_SE_CONFLICT;
+        break;
+    case KN_ENV_REASON_IDLE:
+        err = KN_SE_CONNECTION_TIMEOUT;
+        break;
+    case KN_ENV_REASON_SHUTDOWN:
+        err = KN_SE_SYSTEM_SHUTDOWN;
+        break;
+    default:
+        err = KN_SE_POLICY_VIOLATION;
+        break;
+    }
+    kn_log_info("c2s: %s kicked (%s)",
+                c2s_conn_stream(c)->jid.str ? c2s_conn_stream(c)->jid.str : "?",
+                kn_env_reason_name(env->reason));
+    c2s_conn_close(c, err, env->reason ? env->reason : KN_ENV_REASON_DROPPED);
+}
+
+static void c2s_on_message(void *ud, const kn_env_t *env, const void *payload,
+                           size_t len)
+{
+    c2s_server_t *srv = ud;
+    if (srv->stopping)
+        return;
+    switch (env->kind) {
+    case KN_ENV_STANZA:
+        router_on_stanza(srv, env, payload, len);
+        break;
+    case KN_ENV_MULTICAST:
+        for (size_t i = 0; i < env->ntargets; i++) {
+            bool ok;
+            router_deliver(srv, kn_env_target(env, i), payload, len, &ok);
+        }
+        break;
+    case KN_ENV_BOUNCE:
+        router_on_bounce(srv, env, payload, len);
+        break;
+    case KN_ENV_KICK:
+        router_on_kick(srv, env);
+        break;
+    default:
+        kn_log_debug("c2s: ignoring %s from the router",
+                     kn_env_kind_name(env->kind));
+        break;
+    }
+}
+
+static void c2s_on_ready(void *ud, bool resync)
+{
+    c2s_server_t *srv = ud;
+    if (resync) {
+        size_t n = 0;
+        for (size_t i = 0; i < srv->nslots; i++) {
+            c2s_conn_t *c = srv->slots[i];
+            if (c == NULL)
+                continue;
+            c2s_stream_t *st = c2s_conn_stream(c);
+            if (st->session_up) {
+                c2s_stream_reannounce(st);
+                n++;
+            }
+        }
+        kn_log_info("c2s: re-announced %zu sessions", n);
+        kn_link_synced(srv->link);
+    }
+    if (srv->listeners == NULL && !srv->stopping) {
+        if (c2s_listen_start(srv) < 0) {
+            ev_break(srv->loop, EVBREAK_ALL);
+            return;
+        }
+        char what[256];
+        snprintf(what, sizeof(what),
+                 "%s listening on %s (starttls %lld, "
+                 "tls %lld)",
+                 srv->node_name, srv->conf->bind, srv->conf->starttls_port,
+                 srv->conf->tls_port);
+        kn_daemon_ready(what);
+    }
+}
+
+const kn_link_ops_t c2s_link_ops = {c2s_on_message, c2s_on_ready};

@@ -1,0 +1,131 @@
+/*
+ * c2s_server.c - the node: set-up (TLS context, PostgreSQL pool, router
+ * link, the ev_prepare that flushes output and frees closed connections),
+ * shutdown, and the file-descriptor headroom check (R-PERF-2).
+ *
+ * Listeners open only when the router has accepted us (c2s_router.c's
+ * on_ready): before that no connection id can be given to a session.
+ */
+#include "c2s_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "kn_err.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_proto.h"
+
+#define C2S_FD_MARGIN 64 /* listeners, router, database, logs, reserve */
+
+void c2s_server_rlimit(const c2s_conf_t *conf)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        kn_log_warn("c2s: getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            kn_log_warn("c2s: cannot raise RLIMIT_NOFILE to %llu: %s",
+                        (unsigned long long)rl.rlim_max, strerror(errno));
+            rl.rlim_cur = old;
+        }
+    }
+    unsigned long long need =
+        (unsigned long long)conf->max_connections + C2S_FD_MARGIN;
+    if (rl.rlim_cur != RLIM_INFINITY && (unsigned long long)rl.rlim_cur < need)
+        kn_log_warn("c2s: RLIMIT_NOFILE is %llu, below max_connections %lld "
+                    "+ %d: connections beyond the limit will be refused",
+                    (unsigned long long)rl.rlim_cur, conf->max_connections,
+                    C2S_FD_MARGIN);
+    else
+        kn_log_info("c2s: RLIMIT_NOFILE %llu for max_connections %lld",
+                    (unsigned long long)rl.rlim_cur, conf->max_connections);
+}
+
+static void server_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    c2s_conn_drain(w->data);
+}
+
+int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
+                    const kn_common_conf_t *cc, const c2s_conf_t *conf,
+                    const char *node_name)
+{
+    char err[512];
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->cc = cc;
+    srv->conf = conf;
+    srv->node_name = node_name;
+    srv->reserve_fd = -1;
+    srv->scf.domain = cc->domain;
+    srv->scf.limits.max_stanza = (size_t)conf->max_stanza_bytes;
+    srv->scf.limits.max_depth = (size_t)conf->max_depth;
+    srv->scf.limits.max_attrs = (size_t)conf->max_attrs;
+    srv->scf.limits.max_header = KN_XML_MAX_HEADER_DEFAULT;
+    srv->tls = c2s_tls_ctx_new(conf->tls_cert, conf->tls_key, err, sizeof(err));
+    if (srv->tls == NULL) {
+        kn_log_err("c2s: %s", err);
+        return -KN_EINVAL;
+    }
+    kn_pg_config_t pc = {0};
+    pc.conninfo = cc->db_conninfo;
+    pc.pool_min = (size_t)cc->db_pool_min;
+    pc.pool_max = (size_t)cc->db_pool_max;
+    pc.checkout_timeout_ms = (unsigned)cc->db_checkout_timeout_ms;
+    if (kn_pg_pool_new(loop, &pc, &srv->pg) < 0) {
+        kn_log_err("c2s: bad database pool settings");
+        return -KN_EINVAL;
+    }
+    srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ev_prepare_init(&srv->prepare, server_on_prepare);
+    srv->prepare.data = srv;
+    ev_prepare_start(loop, &srv->prepare);
+    srv->link =
+        kn_link_new(loop, cc, node_name, KN_F_ROLE_C2S, &c2s_link_ops, srv);
+    if (srv->link == NULL)
+        return -KN_EIO;
+    return 0;
+}
+
+void c2s_server_shutdown(c2s_server_t *srv)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = true;
+    c2s_listen_stop(srv);
+    size_t n = 0;
+    for (size_t i = 0; i < srv->nslots; i++) {
+        c2s_conn_t *c = srv->slots[i];
+        if (c == NULL)
+            continue;
+        c2s_conn_close(c, KN_SE_SYSTEM_SHUTDOWN, KN_ENV_REASON_SHUTDOWN);
+        n++;
+    }
+    c2s_conn_drain(srv);
+    kn_log_info("c2s: shut down %zu connections", n);
+}
+
+void c2s_server_free(c2s_server_t *srv)
+{
+    c2s_server_shutdown(srv);
+    c2s_conn_drain(srv);
+    ev_prepare_stop(srv->loop, &srv->prepare);
+    kn_link_free(&srv->link);
+    kn_pg_pool_free(&srv->pg);
+    c2s_tls_ctx_free(&srv->tls);
+    c2s_authdelay_free(srv);
+    if (srv->reserve_fd >= 0)
+        close(srv->reserve_fd);
+    free(srv->slots);
+    free(srv->free_slots);
+}

@@ -1,0 +1,120 @@
+/*
+ * c2s_server.h - one kiln-c2s node: its connections, listeners, router
+ * link, database pool, and the per-address SASL failure delay.
+ *
+ * Connections live in a slot array; a connection's node-local id is
+ * (generation << 24) | slot, so the router's connection ids map back to
+ * a connection with one array index and a compare, and a stale id (the
+ * connection closed and the slot was reused) never matches.
+ *
+ * Nothing is freed inside its own callback: closing connections go on a
+ * close queue, and pending output on a flush list; both are drained by
+ * one ev_prepare watcher just before the loop sleeps (STYLE.md).
+ */
+#ifndef C2S_SERVER_H
+#define C2S_SERVER_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "c2s_conf.h"
+#include "c2s_stream.h"
+#include "c2s_tls.h"
+#include "kn_config.h"
+#include "kn_link.h"
+#include "kn_pg.h"
+
+#define C2S_SLOT_BITS 24
+#define C2S_SLOT_MASK ((UINT64_C(1) << C2S_SLOT_BITS) - 1)
+
+typedef struct c2s_conn c2s_conn_t;
+typedef struct c2s_listener c2s_listener_t;
+typedef struct c2s_addr_fail c2s_addr_fail_t;
+
+typedef struct c2s_server {
+    struct ev_loop *loop;
+    const kn_common_conf_t *cc;
+    const c2s_conf_t *conf;
+    const char *node_name;
+    c2s_stream_conf_t scf;
+    kn_link_t *link;
+    kn_pg_pool_t *pg;
+    c2s_tls_ctx_t *tls;
+    c2s_listener_t *listeners; /* NULL until the router accepted us */
+    c2s_conn_t **slots;
+    size_t nslots; /* slots in use or free, <= cap */
+    size_t slots_cap;
+    uint32_t *free_slots;
+    size_t nfree;
+    size_t nconns;
+    uint64_t gen;
+    c2s_conn_t *flush_list;
+    c2s_conn_t *close_list;
+    ev_prepare prepare;
+    c2s_addr_fail_t *fails; /* uthash by address */
+    int reserve_fd;         /* spare fd for EMFILE (ev.pod) */
+    bool stopping;
+    double refused_log_at;
+} c2s_server_t;
+
+/* Set up a server on loop (nothing listens yet). conf, cc and node_name
+ * are borrowed. Returns 0 or -KN_E* after logging. */
+int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
+                    const kn_common_conf_t *cc, const c2s_conf_t *conf,
+                    const char *node_name);
+
+/* SIGTERM: <system-shutdown/> to every client, SESSION_DOWN (shutdown)
+ * for each session, close everything. Called from the signal callback. */
+void c2s_server_shutdown(c2s_server_t *srv);
+
+/* Free everything (after the loop ended). */
+void c2s_server_free(c2s_server_t *srv);
+
+/* Raise RLIMIT_NOFILE to the hard limit; warn when it is below
+ * max_connections + a margin (R-PERF-2). */
+void c2s_server_rlimit(const c2s_conf_t *conf);
+
+/* ---- c2s_listen.c -------------------------------------------------------- */
+
+/* Open the configured listeners. Returns 0 or -KN_EIO after logging. */
+int c2s_listen_start(c2s_server_t *srv);
+void c2s_listen_stop(c2s_server_t *srv);
+
+/* ---- c2s_conn.c ---------------------------------------------------------- */
+
+/* A new connection on an accepted, non-blocking fd (taken). */
+void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
+                     bool direct_tls);
+/* The connection with this cluster-wide id, or NULL (gone, closing). */
+c2s_conn_t *c2s_conn_find(c2s_server_t *srv, uint64_t conn_id);
+/* The bound connection with this full JID (slow: a scan; only for
+ * bounces whose connection id is not ours). */
+c2s_conn_t *c2s_conn_find_jid(c2s_server_t *srv, const char *jid, size_t len);
+c2s_stream_t *c2s_conn_stream(c2s_conn_t *c);
+/* The stream wrote into the connection's output: schedule a flush and
+ * enforce out_buffer_max. */
+void c2s_conn_output(c2s_conn_t *c);
+/* End the connection: err (KN_SE_NONE: none) and the close tag to the
+ * client, SESSION_DOWN with reason, free from the close queue. */
+void c2s_conn_close(c2s_conn_t *c, kn_stream_err_t err, kn_env_reason_t reason);
+/* Flush pending output and drain the close queue (the ev_prepare). */
+void c2s_conn_drain(c2s_server_t *srv);
+/* Free a connection right away (shutdown path, and the close queue). */
+void c2s_conn_free(c2s_conn_t *c);
+
+/* ---- c2s_router.c -------------------------------------------------------- */
+
+extern const kn_link_ops_t c2s_link_ops;
+
+/* ---- c2s_authdelay.c ----------------------------------------------------- */
+
+/* A SASL failure from the address key (c2s_conn_addr_key): the delay in ms
+ * before <failure/> is sent. */
+unsigned c2s_authdelay_fail(c2s_server_t *srv, const uint8_t key[16]);
+/* A success from that address: forget its failures. */
+void c2s_authdelay_ok(c2s_server_t *srv, const uint8_t key[16]);
+void c2s_authdelay_free(c2s_server_t *srv);
+
+#endif

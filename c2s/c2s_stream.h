@@ -1,0 +1,223 @@
+/*
+ * c2s_stream.h - one client stream's protocol state machine (RFC 6120):
+ * bytes in, bytes and actions out. No sockets, no loop, no database: the
+ * owner (c2s_conn.c in the server, a unit test with canned bytes) feeds
+ * what it read, sends what appears in the output buffer, and provides a
+ * small interface (c2s_stream_ops_t) for everything outside the stream:
+ * the router, the credentials lookup, the switch to TLS, channel-binding
+ * data and the per-address failure delay.
+ *
+ * States: HEADER (waiting for the client's stream header) -> FEATURES
+ * (pre-auth stream: STARTTLS and SASL) -> after SASL success and the
+ * restart, BIND (authenticated, not bound) -> SESSION (bound: stanzas are
+ * stamped and routed). CLOSED once a stream error or the close tag was
+ * written: the owner flushes the output and closes the connection.
+ *
+ * Asynchronous steps pause the stream: while a credentials lookup, a
+ * delayed SASL failure or a TLS handshake is pending, no further input is
+ * parsed (bytes fed meanwhile stay queued in the XML parser, which keeps
+ * the exact stream restart semantics of kn_xml.h). The owner resumes it
+ * with c2s_stream_creds_done(), c2s_stream_resume() or
+ * c2s_stream_tls_done(); each returns the next action like
+ * c2s_stream_input().
+ */
+#ifndef C2S_STREAM_H
+#define C2S_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kn_buf.h"
+#include "kn_env.h"
+#include "kn_jid.h"
+#include "kn_scram.h"
+#include "kn_xml.h"
+#include "kn_xmpp_err.h"
+
+#define C2S_NS_TLS     "urn:ietf:params:xml:ns:xmpp-tls"
+#define C2S_NS_SASL    "urn:ietf:params:xml:ns:xmpp-sasl"
+#define C2S_NS_BIND    "urn:ietf:params:xml:ns:xmpp-bind"
+#define C2S_NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
+#define C2S_NS_PING    "urn:xmpp:ping"
+#define C2S_NS_SASL_CB "urn:xmpp:sasl-cb:0"
+
+/* Channel-binding types the transport can provide (bit per type). */
+#define C2S_CB_EXPORTER  (1u << KN_SCRAM_CB_TLS_EXPORTER)
+#define C2S_CB_END_POINT (1u << KN_SCRAM_CB_TLS_SERVER_END_POINT)
+#define C2S_CB_DATA_MAX  64
+
+typedef enum c2s_state {
+    C2S_ST_HEADER = 0, /* waiting for a stream header */
+    C2S_ST_FEATURES,   /* pre-auth: STARTTLS, SASL */
+    C2S_ST_SASL,       /* SASL exchange in progress */
+    C2S_ST_BIND,       /* authenticated, no resource yet */
+    C2S_ST_SESSION,    /* bound: stanzas are routed */
+    C2S_ST_CLOSED,     /* error or close tag written; flush and close */
+} c2s_state_t;
+
+/* What the owner must do after a call into the stream. */
+typedef enum c2s_act {
+    C2S_ACT_MORE = 0, /* all input consumed: read more */
+    C2S_ACT_PAUSED,   /* waiting for creds / a delay / TLS: do not feed */
+    C2S_ACT_CLOSE,    /* flush the output, then close (c2s_stream_reason) */
+} c2s_act_t;
+
+typedef enum c2s_pause {
+    C2S_PAUSE_NONE = 0,
+    C2S_PAUSE_CREDS, /* creds_lookup() pending */
+    C2S_PAUSE_FAIL,  /* SASL failure held back by auth_failed()'s delay */
+    C2S_PAUSE_TLS,   /* <proceed/> written; TLS handshake pending */
+} c2s_pause_t;
+
+/* The stored credentials of one user, both hashes (a users row). */
+typedef struct c2s_creds {
+    kn_scram_creds_t sha1;
+    kn_scram_creds_t sha256;
+} c2s_creds_t;
+
+/* Settings shared by every stream of a node (borrowed; outlives them). */
+typedef struct c2s_stream_conf {
+    const char *domain;     /* prepared domain we serve */
+    kn_xml_limits_t limits; /* stanza size, depth, attributes */
+} c2s_stream_conf_t;
+
+typedef struct c2s_stream_ops {
+    /* Send one envelope (and payload, may be NULL/0) to the router.
+     * Returns 0 or -KN_E* (logged by the stream; the stanza is lost). */
+    int (*route)(void *ud, const kn_env_t *env, const void *payload,
+                 size_t len);
+    /* Start looking up the credentials of username (nodeprepped). The
+     * answer comes through c2s_stream_creds_done(), never from inside
+     * this call. */
+    void (*creds_lookup)(void *ud, const char *username);
+    /* An authentication failed: how many ms to hold the <failure/> back
+     * (0: at once). When non-zero the owner calls c2s_stream_resume()
+     * after that delay. May be NULL (no delay). */
+    unsigned (*auth_failed)(void *ud);
+    /* Authentication succeeded (reset per-address failure counts). May
+     * be NULL. */
+    void (*auth_ok)(void *ud);
+    /* <proceed/> is in the output: flush it, then start the TLS
+     * handshake and call c2s_stream_tls_done() when it completes. */
+    void (*starttls)(void *ud);
+    /* Channel-binding data of the TLS connection for type, into
+     * out[0..cap). Returns its length, or -KN_ENOENT. May be NULL. */
+    int (*cb_data)(void *ud, kn_scram_cb_t type, uint8_t *out, size_t cap);
+    /* The cluster-wide connection id of this stream's connection. */
+    uint64_t (*conn_id)(void *ud);
+} c2s_stream_ops_t;
+
+/* Stream flags for c2s_stream_new. */
+#define C2S_STREAM_F_STARTTLS 1u /* plain socket; STARTTLS can be offered */
+#define C2S_STREAM_F_TLS      2u /* already encrypted (direct TLS) */
+
+typedef struct c2s_sasl c2s_sasl_t;
+
+typedef struct c2s_stream {
+    const c2s_stream_conf_t *cf;
+    const c2s_stream_ops_t *ops;
+    void *ud;
+    kn_buf_t *out; /* where bytes for the client go; borrowed */
+    kn_xml_t *xml;
+    c2s_sasl_t *sasl; /* only during authentication */
+    char *user;       /* authenticated local part (nodeprepped) */
+    kn_jid_t jid;     /* bound full JID (SESSION state) */
+    c2s_state_t state;
+    c2s_pause_t pause;
+    kn_env_reason_t reason; /* why it closed (CLOSED state) */
+    int16_t priority;
+    uint8_t cb_types; /* C2S_CB_* the transport provides */
+    bool tls : 1;
+    bool can_starttls : 1;
+    bool header_sent : 1; /* our header of the current stream is out */
+    bool available : 1;   /* sent available presence */
+    bool session_up : 1;  /* SESSION_UP sent, SESSION_DOWN owed */
+} c2s_stream_t;
+
+/* Create a stream writing to out (borrowed, must outlive the stream).
+ * cf, ops and ud are borrowed too. flags: C2S_STREAM_F_*. Never NULL. */
+c2s_stream_t *c2s_stream_new(const c2s_stream_conf_t *cf,
+                             const c2s_stream_ops_t *ops, void *ud,
+                             kn_buf_t *out, unsigned flags);
+
+/* Free *sp and set it to NULL; idempotent. Sends nothing: call
+ * c2s_stream_end() first. */
+void c2s_stream_free(c2s_stream_t **sp);
+
+/* Feed bytes read from the client and process every complete event.
+ * Returns what the owner must do next. While paused, bytes are queued
+ * (the owner should stop reading). */
+c2s_act_t c2s_stream_input(c2s_stream_t *s, const void *data, size_t len);
+
+/* Continue processing queued input (after a pause ended). */
+c2s_act_t c2s_stream_process(c2s_stream_t *s);
+
+/* The credentials lookup answered: rc 0 with creds, -KN_ENOENT for an
+ * unknown user, or another -KN_E* (database trouble: the client gets
+ * <temporary-auth-failure/>). creds borrowed for the call. */
+c2s_act_t c2s_stream_creds_done(c2s_stream_t *s, int rc,
+                                const c2s_creds_t *creds);
+
+/* The failure delay is over: send the held <failure/> and go on. */
+c2s_act_t c2s_stream_resume(c2s_stream_t *s);
+
+/* The TLS handshake after <proceed/> completed; cb_types: C2S_CB_* the
+ * TLS connection offers. */
+c2s_act_t c2s_stream_tls_done(c2s_stream_t *s, unsigned cb_types);
+
+/* Set what a direct-TLS connection provides (before any input). */
+void c2s_stream_set_tls(c2s_stream_t *s, unsigned cb_types);
+
+/* End the stream from outside (KICK, shutdown, slow consumer, read
+ * error): write err (KN_SE_NONE: nothing) and the close tag unless
+ * closed already, and remember reason. Idempotent. */
+void c2s_stream_close(c2s_stream_t *s, kn_stream_err_t err,
+                      kn_env_reason_t reason);
+
+/* The session is over: send SESSION_DOWN with the stream's reason if a
+ * SESSION_UP was sent. Call exactly once, from the close path. */
+void c2s_stream_end(c2s_stream_t *s);
+
+/* Write a stream error (after our header if none was sent) and the
+ * close tag; state CLOSED with reason DROPPED. For the protocol modules. */
+c2s_act_t c2s_stream_fail(c2s_stream_t *s, kn_stream_err_t err,
+                          const char *text);
+
+/* Send one envelope to the router, logging a failure. */
+int c2s_stream_route(c2s_stream_t *s, const kn_env_t *env, const void *payload,
+                     size_t len);
+
+/* Re-send SESSION_UP (with KN_F_REANNOUNCE) after a router restart. */
+void c2s_stream_reannounce(c2s_stream_t *s);
+
+/* Write a stanza to the client (serialised in jabber:client). */
+void c2s_stream_write_stanza(c2s_stream_t *s, const kn_stanza_t *st);
+
+/* ---- modules (c2s_sasl.c, c2s_bind.c, c2s_stanza.c) -------------------- */
+
+/* SASL and STARTTLS elements on a pre-auth stream. */
+c2s_act_t c2s_sasl_handle(c2s_stream_t *s, const kn_stanza_t *st);
+/* Append the <mechanisms/> (and XEP-0440) features for this stream. */
+void c2s_sasl_features(const c2s_stream_t *s, kn_buf_t *out);
+/* Free the exchange state. */
+void c2s_sasl_free(c2s_sasl_t **sp);
+/* Creds arrived / delay over (called by c2s_stream_*). */
+c2s_act_t c2s_sasl_creds(c2s_stream_t *s, int rc, const c2s_creds_t *creds);
+c2s_act_t c2s_sasl_send_held_failure(c2s_stream_t *s);
+
+/* A stanza on an authenticated, unbound stream (resource binding). */
+c2s_act_t c2s_bind_handle(c2s_stream_t *s, const kn_stanza_t *st);
+
+/* A stanza on a bound stream: stamp, check, answer locally or route. */
+c2s_act_t c2s_stanza_handle(c2s_stream_t *s, const kn_stanza_t *st);
+
+/* Write a payload the router delivered for this connection, as is; when
+ * its root has no 'to' (a MULTICAST from mucd) the stream's full JID is
+ * spliced in as to='...' without parsing the stanza. */
+void c2s_stanza_deliver(c2s_stream_t *s, const void *payload, size_t len);
+
+/* Fill buf[0..n) with random bytes (getrandom). */
+void c2s_random(void *buf, size_t n);
+
+#endif

@@ -1,0 +1,271 @@
+/*
+ * c2s_tls.c - OpenSSL behind c2s_tls.h. Non-blocking throughout: every
+ * call maps SSL_ERROR_WANT_READ/WRITE to -KN_EAGAIN and a direction. The
+ * session releases its read/write buffers when idle
+ * (SSL_MODE_RELEASE_BUFFERS) and accepts a moving write buffer with
+ * partial writes, since the connection's output buffer may grow and be
+ * compacted between retries.
+ */
+#include "c2s_tls.h"
+
+#include <ev.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <string.h>
+
+#include "c2s_stream.h"
+#include "c2s_transport.h"
+#include "kn_err.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+
+struct c2s_tls_ctx {
+    SSL_CTX *ssl;
+    uint8_t end_point[EVP_MAX_MD_SIZE];
+    unsigned end_point_len;
+};
+
+struct c2s_tls {
+    SSL *ssl;
+    const c2s_tls_ctx_t *ctx;
+};
+
+static void tls_err_string(char *err, size_t errlen, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    snprintf(err, errlen, "%s: %s", what, e ? buf : "unknown error");
+    ERR_clear_error();
+}
+
+/* RFC 5929 4.1: the certificate's signature hash, SHA-256 when that is
+ * MD5 or SHA-1 (or unknown). */
+static int tls_end_point(c2s_tls_ctx_t *c)
+{
+    X509 *x = SSL_CTX_get0_certificate(c->ssl);
+    if (x == NULL)
+        return -KN_EINVAL;
+    int md_nid = NID_undef;
+    const EVP_MD *md = NULL;
+    if (X509_get_signature_info(x, &md_nid, NULL, NULL, NULL) == 1 &&
+        md_nid != NID_undef && md_nid != NID_md5 && md_nid != NID_sha1)
+        md = EVP_get_digestbynid(md_nid);
+    if (md == NULL)
+        md = EVP_sha256();
+    if (X509_digest(x, md, c->end_point, &c->end_point_len) != 1)
+        return -KN_EINVAL;
+    return 0;
+}
+
+c2s_tls_ctx_t *c2s_tls_ctx_new(const char *cert, const char *key, char *err,
+                               size_t errlen)
+{
+    if (cert == NULL || *cert == '\0' || key == NULL || *key == '\0') {
+        snprintf(err, errlen, "c2s: tls.cert and tls.key are required");
+        return NULL;
+    }
+    c2s_tls_ctx_t *c = kn_calloc(1, sizeof(*c));
+    c->ssl = SSL_CTX_new(TLS_server_method());
+    if (c->ssl == NULL) {
+        tls_err_string(err, errlen, "SSL_CTX_new");
+        goto err_free;
+    }
+    SSL_CTX_set_min_proto_version(c->ssl, TLS1_2_VERSION);
+    SSL_CTX_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS |
+                                 SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION |
+                                    SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                    SSL_OP_NO_COMPRESSION);
+    /* Session tickets cost memory per connection and buy little for
+     * long-lived XMPP streams. */
+    SSL_CTX_set_num_tickets(c->ssl, 0);
+    SSL_CTX_set_session_cache_mode(c->ssl, SSL_SESS_CACHE_OFF);
+    if (SSL_CTX_use_certificate_chain_file(c->ssl, cert) != 1) {
+        tls_err_string(err, errlen, cert);
+        goto err_free;
+    }
+    if (SSL_CTX_use_PrivateKey_file(c->ssl, key, SSL_FILETYPE_PEM) != 1) {
+        tls_err_string(err, errlen, key);
+        goto err_free;
+    }
+    if (SSL_CTX_check_private_key(c->ssl) != 1) {
+        tls_err_string(err, errlen, "key does not match the certificate");
+        goto err_free;
+    }
+    if (tls_end_point(c) < 0) {
+        snprintf(err, errlen, "%s: cannot hash the certificate", cert);
+        goto err_free;
+    }
+    return c;
+err_free:
+    c2s_tls_ctx_free(&c);
+    return NULL;
+}
+
+void c2s_tls_ctx_free(c2s_tls_ctx_t **cp)
+{
+    c2s_tls_ctx_t *c = *cp;
+    if (c == NULL)
+        return;
+    SSL_CTX_free(c->ssl);
+    free(c);
+    *cp = NULL;
+}
+
+c2s_tls_t *c2s_tls_new(c2s_tls_ctx_t *ctx, int fd)
+{
+    SSL *ssl = SSL_new(ctx->ssl);
+    if (ssl == NULL) {
+        ERR_clear_error();
+        return NULL;
+    }
+    if (SSL_set_fd(ssl, fd) != 1) {
+        ERR_clear_error();
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_set_accept_state(ssl);
+    c2s_tls_t *t = kn_malloc(sizeof(*t));
+    t->ssl = ssl;
+    t->ctx = ctx;
+    return t;
+}
+
+void c2s_tls_free(c2s_tls_t **tp)
+{
+    c2s_tls_t *t = *tp;
+    if (t == NULL)
+        return;
+    if (SSL_is_init_finished(t->ssl))
+        SSL_shutdown(t->ssl); /* close_notify; we do not wait for theirs */
+    SSL_free(t->ssl);
+    ERR_clear_error();
+    free(t);
+    *tp = NULL;
+}
+
+/* Map an SSL result to -KN_EAGAIN/-KN_EIO (or 0 for a clean close). */
+static int tls_result(c2s_tls_t *t, int rc, int *want, const char *what)
+{
+    int e = SSL_get_error(t->ssl, rc);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        *want = EV_READ;
+        return -KN_EAGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        *want = EV_WRITE;
+        return -KN_EAGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    default:
+        if (kn_log_enabled(KN_LOG_DEBUG)) {
+            char buf[256];
+            ERR_error_string_n(ERR_peek_error(), buf, sizeof(buf));
+            kn_log_debug("c2s: tls %s failed (%d): %s", what, e, buf);
+        }
+        ERR_clear_error();
+        return -KN_EIO;
+    }
+}
+
+int c2s_tls_handshake(c2s_tls_t *t, int *want)
+{
+    int rc = SSL_do_handshake(t->ssl);
+    if (rc == 1)
+        return 0;
+    rc = tls_result(t, rc, want, "handshake");
+    return rc == 0 ? -KN_EIO : rc;
+}
+
+ssize_t c2s_tls_read(c2s_tls_t *t, void *buf, size_t len, int *want)
+{
+    size_t n = 0;
+    int rc = SSL_read_ex(t->ssl, buf, len, &n);
+    if (rc == 1)
+        return (ssize_t)n;
+    return tls_result(t, rc, want, "read");
+}
+
+ssize_t c2s_tls_write(c2s_tls_t *t, const void *buf, size_t len, int *want)
+{
+    size_t n = 0;
+    int rc = SSL_write_ex(t->ssl, buf, len, &n);
+    if (rc == 1)
+        return (ssize_t)n;
+    rc = tls_result(t, rc, want, "write");
+    return rc == 0 ? -KN_EIO : rc;
+}
+
+unsigned c2s_tls_cb_types(const c2s_tls_t *t)
+{
+    unsigned m = C2S_CB_END_POINT;
+    if (SSL_version(t->ssl) >= TLS1_3_VERSION)
+        m |= C2S_CB_EXPORTER;
+    return m;
+}
+
+int c2s_tls_cb_data(const c2s_tls_t *t, kn_scram_cb_t type, uint8_t *out,
+                    size_t cap)
+{
+    static const char label[] = "EXPORTER-Channel-Binding";
+    switch (type) {
+    case KN_SCRAM_CB_TLS_EXPORTER:
+        if (SSL_version(t->ssl) < TLS1_3_VERSION || cap < 32)
+            return -KN_ENOENT;
+        if (SSL_export_keying_material(t->ssl, out, 32, label,
+                                       sizeof(label) - 1, NULL, 0, 0) != 1) {
+            ERR_clear_error();
+            return -KN_ENOENT;
+        }
+        return 32;
+    case KN_SCRAM_CB_TLS_SERVER_END_POINT:
+        if (cap < t->ctx->end_point_len)
+            return -KN_ENOENT;
+        memcpy(out, t->ctx->end_point, t->ctx->end_point_len);
+        return (int)t->ctx->end_point_len;
+    default:
+        return -KN_ENOENT;
+    }
+}
+
+const char *c2s_tls_version(const c2s_tls_t *t)
+{
+    return SSL_get_version(t->ssl);
+}
+
+/* ---- the TLS transport (c2s_transport.h) ---------------------------------
+ */
+
+static ssize_t tr_tls_read(void *state, int fd, void *buf, size_t len,
+                           int *want)
+{
+    (void)fd;
+    return c2s_tls_read(state, buf, len, want);
+}
+
+static ssize_t tr_tls_write(void *state, int fd, const void *buf, size_t len,
+                            int *want)
+{
+    (void)fd;
+    return c2s_tls_write(state, buf, len, want);
+}
+
+static int tr_tls_handshake(void *state, int fd, int *want)
+{
+    (void)fd;
+    return c2s_tls_handshake(state, want);
+}
+
+static void tr_tls_free(void **state)
+{
+    c2s_tls_t *t = *state;
+    c2s_tls_free(&t);
+    *state = NULL;
+}
+
+const c2s_transport_t c2s_transport_tls = {"tls", tr_tls_read, tr_tls_write,
+                                           tr_tls_handshake, tr_tls_free};

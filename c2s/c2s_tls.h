@@ -1,0 +1,53 @@
+/*
+ * c2s_tls.h - TLS for client connections (OpenSSL 3, TLS 1.2 and 1.3).
+ * The only module that includes OpenSSL: everything else sees opaque
+ * handles and the transport vtable (c2s_transport.h).
+ *
+ * One c2s_tls_ctx_t per process (certificate, key, and the
+ * tls-server-end-point hash of our certificate, RFC 5929 4.1, computed
+ * once); one c2s_tls_t per connection, created in accept state on the
+ * connection's socket. SSL_MODE_RELEASE_BUFFERS keeps idle sessions small.
+ */
+#ifndef C2S_TLS_H
+#define C2S_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "kn_scram.h"
+
+typedef struct c2s_tls_ctx c2s_tls_ctx_t;
+typedef struct c2s_tls c2s_tls_t;
+
+/* Load cert (PEM chain) and key. Returns NULL and writes a reason to err
+ * when they cannot be used. Caller frees with c2s_tls_ctx_free(). */
+c2s_tls_ctx_t *c2s_tls_ctx_new(const char *cert, const char *key, char *err,
+                               size_t errlen);
+void c2s_tls_ctx_free(c2s_tls_ctx_t **cp);
+
+/* A server-side TLS session on fd (borrowed: the caller closes it). */
+c2s_tls_t *c2s_tls_new(c2s_tls_ctx_t *ctx, int fd);
+/* Free *tp (sends close_notify, best effort, never blocks). Idempotent. */
+void c2s_tls_free(c2s_tls_t **tp);
+
+/* Drive the handshake. Returns 0 when done, -KN_EAGAIN with *want set to
+ * EV_READ or EV_WRITE, or -KN_EIO (logged at debug). */
+int c2s_tls_handshake(c2s_tls_t *t, int *want);
+/* Read/write application data: bytes (> 0), 0 at a clean close from the
+ * peer (read only), -KN_EAGAIN with *want, or -KN_EIO. */
+ssize_t c2s_tls_read(c2s_tls_t *t, void *buf, size_t len, int *want);
+ssize_t c2s_tls_write(c2s_tls_t *t, const void *buf, size_t len, int *want);
+
+/* C2S_CB_* channel-binding types this (handshaken) session can provide:
+ * tls-exporter only on TLS 1.3 (RFC 9266), tls-server-end-point always. */
+unsigned c2s_tls_cb_types(const c2s_tls_t *t);
+/* Channel-binding data for type into out[0..cap): its length, or
+ * -KN_ENOENT. */
+int c2s_tls_cb_data(const c2s_tls_t *t, kn_scram_cb_t type, uint8_t *out,
+                    size_t cap);
+
+/* "TLSv1.3" etc., for logs. */
+const char *c2s_tls_version(const c2s_tls_t *t);
+
+#endif

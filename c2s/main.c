@@ -1,0 +1,62 @@
+/*
+ * kiln-c2s: arguments, config, loop, signals. Everything else is in
+ * c2s_*.c (c2s_server.c builds the node).
+ */
+#include <ev.h>
+#include <stdlib.h>
+
+#include "c2s_conf.h"
+#include "c2s_server.h"
+#include "c2s_tls.h"
+#include "kn_daemon.h"
+#include "kn_log.h"
+
+static void on_stop(void *arg)
+{
+    c2s_server_shutdown(arg);
+}
+
+int main(int argc, char **argv)
+{
+    kn_daemon_args_t args;
+    kn_daemon_parse_args(argc, argv, "kiln-c2s", &args);
+    kn_conf_t *cf = NULL;
+    kn_common_conf_t cc;
+    if (kn_daemon_load(&args, "kiln-c2s", &cf, &cc) < 0)
+        return 1;
+    int rc = 1;
+    char err[512];
+    c2s_conf_t conf;
+    if (c2s_conf_load(cf, args.node, &conf, err, sizeof(err)) < 0) {
+        kn_log_err("%s", err);
+        goto out_common;
+    }
+    const char *node = args.node ? args.node : "c2s";
+    if (args.check_only) {
+        c2s_tls_ctx_t *t =
+            c2s_tls_ctx_new(conf.tls_cert, conf.tls_key, err, sizeof(err));
+        if (t == NULL) {
+            kn_log_err("%s", err);
+            goto out_conf;
+        }
+        c2s_tls_ctx_free(&t);
+        kn_log_info("config ok: %s (node %s)", args.conf_path, node);
+        rc = 0;
+        goto out_conf;
+    }
+    c2s_server_rlimit(&conf);
+    struct ev_loop *loop = EV_DEFAULT;
+    c2s_server_t srv;
+    if (c2s_server_init(&srv, loop, &cc, &conf, node) == 0) {
+        kn_daemon_signals(loop, on_stop, &srv);
+        ev_run(loop, 0);
+        rc = 0;
+    }
+    c2s_server_free(&srv);
+out_conf:
+    c2s_conf_free(&conf);
+out_common:
+    kn_common_conf_free(&cc);
+    kn_conf_close(&cf);
+    return rc;
+}

@@ -1,0 +1,935 @@
+/*
+ * test_c2s_stream.c - the c2s stream state machine (c2s_stream.c,
+ * c2s_sasl.c, c2s_bind.c, c2s_stanza.c) driven with canned bytes, no
+ * sockets: header errors, features before and after TLS, STARTTLS, SASL
+ * PLAIN and SCRAM (with a client written here on OpenSSL), the failure
+ * delay, binding, 'from' stamping and invalid-from, local IQs, presence
+ * priority, framing (R-ARCH-1), delivery, and the close path.
+ *
+ * The fake owner records what the stream asks of the world: envelopes
+ * for the router, credential lookups, STARTTLS, failure delays.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "c2s_b64.h"
+#include "c2s_stream.h"
+#include "kn_err.h"
+#include "kn_mem.h"
+#include "kn_proto.h"
+
+#define HDR                                                                    \
+    "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "               \
+    "xmlns:stream='http://etherx.jabber.org/streams' to='localhost' "          \
+    "version='1.0'>"
+
+typedef struct rec {
+    kn_env_kind_t kind;
+    kn_env_stanza_t stanza;
+    kn_env_type_t type;
+    kn_env_reason_t reason;
+    uint16_t flags;
+    int16_t priority;
+    uint64_t conn;
+    char from[128], to[128], node[128];
+    char payload[4096];
+} rec_t;
+
+typedef struct fake {
+    kn_buf_t out;
+    c2s_stream_t *s;
+    rec_t rec[32];
+    int nrec;
+    char user[64];
+    int lookups;
+    int starttls;
+    unsigned delay;
+    int fails, oks;
+} fake_t;
+
+static fake_t F;
+static c2s_stream_conf_t CF = {"localhost", KN_XML_LIMITS_DEFAULT};
+
+static void cpy(char *dst, size_t cap, const char *s, size_t n)
+{
+    ck_assert_uint_lt(n, cap);
+    if (n)
+        memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+static int f_route(void *ud, const kn_env_t *e, const void *pl, size_t len)
+{
+    fake_t *f = ud;
+    ck_assert_int_lt(f->nrec, 32);
+    rec_t *r = &f->rec[f->nrec++];
+    r->kind = e->kind;
+    r->stanza = e->stanza;
+    r->type = e->type;
+    r->reason = e->reason;
+    r->flags = e->flags;
+    r->priority = e->priority;
+    r->conn = e->conn_id;
+    cpy(r->from, sizeof(r->from), e->from, e->from_len);
+    cpy(r->to, sizeof(r->to), e->to, e->to_len);
+    cpy(r->node, sizeof(r->node), e->node, e->node_len);
+    cpy(r->payload, sizeof(r->payload), pl, len);
+    return 0;
+}
+
+static void f_lookup(void *ud, const char *user)
+{
+    fake_t *f = ud;
+    snprintf(f->user, sizeof(f->user), "%s", user);
+    f->lookups++;
+}
+
+static unsigned f_failed(void *ud)
+{
+    fake_t *f = ud;
+    f->fails++;
+    return f->delay;
+}
+
+static void f_ok(void *ud)
+{
+    ((fake_t *)ud)->oks++;
+}
+
+static void f_starttls(void *ud)
+{
+    ((fake_t *)ud)->starttls++;
+}
+
+static const uint8_t CB[32] = "0123456789abcdef0123456789abcdef";
+
+static int f_cb(void *ud, kn_scram_cb_t type, uint8_t *out, size_t cap)
+{
+    (void)ud;
+    if (type != KN_SCRAM_CB_TLS_EXPORTER || cap < 32)
+        return -KN_ENOENT;
+    memcpy(out, CB, 32);
+    return 32;
+}
+
+static uint64_t f_conn(void *ud)
+{
+    (void)ud;
+    return kn_conn_make(3, 42);
+}
+
+static const c2s_stream_ops_t OPS = {f_route,    f_lookup, f_failed, f_ok,
+                                     f_starttls, f_cb,     f_conn};
+
+static void setup(void)
+{
+    memset(&F, 0, sizeof(F));
+}
+
+static void teardown(void)
+{
+    c2s_stream_free(&F.s);
+    kn_buf_free(&F.out);
+}
+
+static c2s_act_t in(const char *s)
+{
+    return c2s_stream_input(F.s, s, strlen(s));
+}
+
+static bool out_has(const char *needle)
+{
+    return F.out.data != NULL && strstr(F.out.data, needle) != NULL;
+}
+
+#define ck_out(needle)                                                         \
+    ck_assert_msg(out_has(needle), "no %s in: %s", needle,                     \
+                  F.out.data ? F.out.data : "")
+#define ck_no_out(needle)                                                      \
+    ck_assert_msg(!out_has(needle), "%s in: %s", needle, F.out.data)
+
+static void open_plain(void)
+{
+    F.s = c2s_stream_new(&CF, &OPS, &F, &F.out, C2S_STREAM_F_STARTTLS);
+}
+
+static void open_tls(unsigned cb)
+{
+    F.s = c2s_stream_new(&CF, &OPS, &F, &F.out, C2S_STREAM_F_TLS);
+    c2s_stream_set_tls(F.s, cb);
+}
+
+static c2s_creds_t creds(const char *pw)
+{
+    c2s_creds_t c;
+    static const uint8_t salt[16] = "saltsaltsaltsalt";
+    ck_assert_int_eq(
+        kn_scram_creds_derive(&c.sha1, KN_SCRAM_SHA1, pw, salt, 16, 4096), 0);
+    ck_assert_int_eq(
+        kn_scram_creds_derive(&c.sha256, KN_SCRAM_SHA256, pw, salt, 16, 4096),
+        0);
+    return c;
+}
+
+static void b64(const char *s, size_t n, kn_buf_t *out)
+{
+    c2s_b64_encode(s, n, out);
+}
+
+/* <auth mechanism='PLAIN'> for user/pw. */
+static c2s_act_t auth_plain(const char *user, const char *pw)
+{
+    char raw[256];
+    int n = snprintf(raw, sizeof(raw), "%c%s%c%s", 0, user, 0, pw);
+    kn_buf_t x = KN_BUF_INIT;
+    kn_buf_append_str(&x, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                          "mechanism='PLAIN'>");
+    b64(raw, (size_t)n, &x);
+    kn_buf_append_str(&x, "</auth>");
+    c2s_act_t a = in(x.data);
+    kn_buf_free(&x);
+    return a;
+}
+
+/* A TLS stream logged in as alice (PLAIN) and bound to resource res. */
+static void login(const char *res)
+{
+    open_tls(0);
+    in(HDR);
+    auth_plain("alice", "secret");
+    c2s_creds_t c = creds("secret");
+    ck_assert_int_eq(c2s_stream_creds_done(F.s, 0, &c), C2S_ACT_MORE);
+    ck_out("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'></success>");
+    in(HDR);
+    ck_out("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>");
+    ck_out("<optional/>");
+    char b[256];
+    if (res)
+        snprintf(b, sizeof(b),
+                 "<iq type='set' id='b1'><bind "
+                 "xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>%s"
+                 "</resource></bind></iq>",
+                 res);
+    else
+        snprintf(b, sizeof(b),
+                 "<iq type='set' id='b1'><bind "
+                 "xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
+                 "</iq>");
+    ck_assert_int_eq(in(b), C2S_ACT_MORE);
+    kn_buf_reset(&F.out);
+    F.nrec = 0;
+}
+
+/* ---- header ---------------------------------------------------------- */
+
+START_TEST(header_bad_version)
+{
+    open_plain();
+    ck_assert_int_eq(in("<stream:stream xmlns='jabber:client' "
+                        "xmlns:stream='http://etherx.jabber.org/streams' "
+                        "to='localhost' version='2.0'>"),
+                     C2S_ACT_CLOSE);
+    ck_out("<stream:stream");
+    ck_out("<unsupported-version");
+    ck_out("</stream:stream>");
+    ck_assert_int_eq(F.s->state, C2S_ST_CLOSED);
+}
+END_TEST
+
+START_TEST(header_no_version)
+{
+    open_plain();
+    ck_assert_int_eq(in("<stream:stream xmlns='jabber:client' "
+                        "xmlns:stream='http://etherx.jabber.org/streams' "
+                        "to='localhost'>"),
+                     C2S_ACT_CLOSE);
+    ck_out("<unsupported-version");
+}
+END_TEST
+
+START_TEST(header_bad_namespace)
+{
+    open_plain();
+    ck_assert_int_eq(in("<stream:stream xmlns='jabber:server' "
+                        "xmlns:stream='http://etherx.jabber.org/streams' "
+                        "to='localhost' version='1.0'>"),
+                     C2S_ACT_CLOSE);
+    ck_out("<stream:stream"); /* our header comes first */
+    ck_out("<invalid-namespace");
+}
+END_TEST
+
+START_TEST(header_unknown_host)
+{
+    open_plain();
+    ck_assert_int_eq(in("<stream:stream xmlns='jabber:client' "
+                        "xmlns:stream='http://etherx.jabber.org/streams' "
+                        "to='example.net' version='1.0'>"),
+                     C2S_ACT_CLOSE);
+    ck_out("<host-unknown");
+}
+END_TEST
+
+START_TEST(header_host_case_folded)
+{
+    open_plain();
+    ck_assert_int_eq(in("<stream:stream xmlns='jabber:client' "
+                        "xmlns:stream='http://etherx.jabber.org/streams' "
+                        "to='LocalHost' version='1.0'>"),
+                     C2S_ACT_MORE);
+    ck_out("<stream:features>");
+}
+END_TEST
+
+START_TEST(not_well_formed)
+{
+    open_plain();
+    ck_assert_int_eq(in(HDR "<message><body></message>"), C2S_ACT_CLOSE);
+    ck_out("<not-well-formed");
+}
+END_TEST
+
+/* ---- features, STARTTLS --------------------------------------------- */
+
+START_TEST(features_plain_stream)
+{
+    open_plain();
+    ck_assert_int_eq(in(HDR), C2S_ACT_MORE);
+    ck_out("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/>");
+    ck_no_out("<mechanisms");
+    ck_no_out("PLAIN");
+}
+END_TEST
+
+START_TEST(features_tls_stream)
+{
+    open_tls(0);
+    in(HDR);
+    ck_no_out("<starttls");
+    ck_out("<mechanism>SCRAM-SHA-256</mechanism>");
+    ck_out("<mechanism>SCRAM-SHA-1</mechanism>");
+    ck_out("<mechanism>PLAIN</mechanism>");
+    ck_no_out("-PLUS");
+    c2s_stream_free(&F.s);
+    kn_buf_reset(&F.out);
+    open_tls(C2S_CB_EXPORTER | C2S_CB_END_POINT);
+    in(HDR);
+    ck_out("<mechanism>SCRAM-SHA-256-PLUS</mechanism>");
+    ck_out("<mechanism>SCRAM-SHA-1-PLUS</mechanism>");
+    ck_out("<sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>"
+           "<channel-binding type='tls-exporter'/>"
+           "<channel-binding type='tls-server-end-point'/>");
+}
+END_TEST
+
+START_TEST(auth_before_tls_refused)
+{
+    open_plain();
+    in(HDR);
+    ck_assert_int_eq(auth_plain("alice", "secret"), C2S_ACT_MORE);
+    ck_out("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+           "<encryption-required/></failure>");
+    ck_assert_int_eq(F.lookups, 0);
+    ck_assert_int_ne(F.s->state, C2S_ST_CLOSED);
+}
+END_TEST
+
+START_TEST(stanza_before_auth)
+{
+    open_tls(0);
+    in(HDR);
+    ck_assert_int_eq(in("<message to='bob@localhost'><body>x</body>"
+                        "</message>"),
+                     C2S_ACT_CLOSE);
+    ck_out("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+    ck_assert_int_eq(F.nrec, 0);
+}
+END_TEST
+
+START_TEST(starttls_flow)
+{
+    open_plain();
+    in(HDR);
+    /* Bytes pipelined after <starttls/> must not count (RFC 6120 5.3.3). */
+    ck_assert_int_eq(in("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+                        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                        "mechanism='PLAIN'>AGEAYg==</auth>"),
+                     C2S_ACT_PAUSED);
+    ck_out("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    ck_assert_int_eq(F.starttls, 1);
+    kn_buf_reset(&F.out);
+    ck_assert_int_eq(c2s_stream_tls_done(F.s, C2S_CB_END_POINT), C2S_ACT_MORE);
+    ck_assert_int_eq(F.out.len, 0);
+    ck_assert_int_eq(in(HDR), C2S_ACT_MORE);
+    ck_out("<mechanism>SCRAM-SHA-1-PLUS</mechanism>");
+    ck_no_out("<starttls");
+    ck_assert_int_eq(F.lookups, 0);
+    /* A second STARTTLS on an encrypted stream is an error. */
+    ck_assert_int_eq(in("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"),
+                     C2S_ACT_CLOSE);
+    ck_out("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+}
+END_TEST
+
+/* ---- SASL ------------------------------------------------------------- */
+
+START_TEST(plain_login_bind)
+{
+    login("desk");
+    ck_assert_str_eq(F.user, "alice");
+    ck_assert_int_eq(F.oks, 1);
+    ck_assert_str_eq(F.s->jid.str, "alice@localhost/desk");
+    ck_assert_int_eq(F.s->state, C2S_ST_SESSION);
+    ck_assert(F.s->session_up);
+}
+END_TEST
+
+START_TEST(plain_bind_result_and_session_up)
+{
+    open_tls(0);
+    in(HDR);
+    auth_plain("Alice", "secret"); /* nodeprep folds case */
+    ck_assert_str_eq(F.user, "alice");
+    c2s_creds_t c = creds("secret");
+    c2s_stream_creds_done(F.s, 0, &c);
+    kn_buf_reset(&F.out);
+    in(HDR "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:"
+           "xmpp-bind'><resource>desk</resource></bind></iq>");
+    ck_out("<iq type='result' id='b1'><bind xmlns='urn:ietf:params:xml:ns:"
+           "xmpp-bind'><jid>alice@localhost/desk</jid></bind></iq>");
+    ck_assert_int_eq(F.nrec, 1);
+    ck_assert_int_eq(F.rec[0].kind, KN_ENV_SESSION_UP);
+    ck_assert_str_eq(F.rec[0].from, "alice@localhost/desk");
+    ck_assert_uint_eq(F.rec[0].conn, kn_conn_make(3, 42));
+    ck_assert_int_eq(F.rec[0].flags, 0);
+    /* Session establishment is answered locally. */
+    kn_buf_reset(&F.out);
+    in("<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:"
+       "xmpp-session'/></iq>");
+    ck_out("<iq type='result' id='s1'");
+    ck_assert_int_eq(F.nrec, 1);
+}
+END_TEST
+
+START_TEST(plain_wrong_password_delayed)
+{
+    open_tls(0);
+    in(HDR);
+    F.delay = 500;
+    auth_plain("alice", "wrong");
+    c2s_creds_t c = creds("secret");
+    ck_assert_int_eq(c2s_stream_creds_done(F.s, 0, &c), C2S_ACT_PAUSED);
+    ck_assert_int_eq(F.fails, 1);
+    ck_no_out("<failure");
+    ck_assert_int_eq(c2s_stream_resume(F.s), C2S_ACT_MORE);
+    ck_out("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+           "<not-authorized/></failure>");
+    ck_assert_int_eq(F.s->state, C2S_ST_FEATURES);
+    /* The stream stays: another attempt works. */
+    kn_buf_reset(&F.out);
+    auth_plain("alice", "secret");
+    ck_assert_int_eq(c2s_stream_creds_done(F.s, 0, &c), C2S_ACT_MORE);
+    ck_out("<success");
+}
+END_TEST
+
+START_TEST(plain_unknown_user)
+{
+    open_tls(0);
+    in(HDR);
+    auth_plain("nobody", "secret");
+    ck_assert_int_eq(c2s_stream_creds_done(F.s, -KN_ENOENT, NULL),
+                     C2S_ACT_MORE);
+    ck_out("<not-authorized/>");
+    ck_assert_int_eq(F.fails, 1);
+}
+END_TEST
+
+START_TEST(plain_db_down)
+{
+    open_tls(0);
+    in(HDR);
+    auth_plain("alice", "secret");
+    c2s_stream_creds_done(F.s, -KN_EAGAIN, NULL);
+    ck_out("<temporary-auth-failure/>");
+}
+END_TEST
+
+START_TEST(sasl_bad_mechanism_and_encoding)
+{
+    open_tls(0);
+    in(HDR);
+    in("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-FOO'>"
+       "AA==</auth>");
+    ck_out("<invalid-mechanism/>");
+    kn_buf_reset(&F.out);
+    in("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+       "!!!</auth>");
+    ck_out("<incorrect-encoding/>");
+    kn_buf_reset(&F.out);
+    /* -PLUS when the transport has no channel binding */
+    in("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+       "mechanism='SCRAM-SHA-1-PLUS'>AA==</auth>");
+    ck_out("<invalid-mechanism/>");
+    ck_assert_int_eq(F.fails, 0);
+}
+END_TEST
+
+/* A SCRAM client (RFC 5802) on OpenSSL, for the exchange tests. */
+static char *scram_final(kn_scram_hash_t h, const char *pw, const char *gs2,
+                         const uint8_t *cb, size_t cblen, const char *bare,
+                         const char *sfirst)
+{
+    const char *r = strstr(sfirst, "r=") + 2;
+    const char *sp = strstr(sfirst, ",s=") + 3;
+    const char *ip = strstr(sfirst, ",i=") + 3;
+    kn_buf_t salt = KN_BUF_INIT;
+    ck_assert_int_eq(c2s_b64_decode(sp, (size_t)(ip - 3 - sp), &salt), 0);
+    unsigned iter = (unsigned)strtoul(ip, NULL, 10);
+    size_t hl = kn_scram_hash_len(h);
+    kn_buf_t cbind = KN_BUF_INIT, c = KN_BUF_INIT;
+    kn_buf_append_str(&cbind, gs2);
+    kn_buf_append(&cbind, cb, cblen);
+    c2s_b64_encode(cbind.data, cbind.len, &c);
+    kn_buf_t wp = KN_BUF_INIT;
+    kn_buf_printf(&wp, "c=%s,r=%.*s", c.data, (int)(sp - 3 - r), r);
+    kn_buf_t am = KN_BUF_INIT;
+    kn_buf_printf(&am, "%s,%s,%s", bare, sfirst, wp.data);
+    uint8_t salted[32], ckey[32], skey[32], sig[32], proof[32];
+    unsigned l;
+    ck_assert_int_eq(kn_scram_hi(h, pw, strlen(pw), (uint8_t *)salt.data,
+                                 salt.len, iter, salted),
+                     0);
+    kn_scram_client_key(h, salted, ckey);
+    kn_scram_stored_key(h, ckey, skey);
+    HMAC(h == KN_SCRAM_SHA256 ? EVP_sha256() : EVP_sha1(), skey, (int)hl,
+         (const unsigned char *)am.data, am.len, sig, &l);
+    for (size_t i = 0; i < hl; i++)
+        proof[i] = ckey[i] ^ sig[i];
+    kn_buf_append_str(&wp, ",p=");
+    c2s_b64_encode(proof, hl, &wp);
+    kn_buf_free(&am);
+    kn_buf_free(&salt);
+    kn_buf_free(&cbind);
+    kn_buf_free(&c);
+    return kn_buf_release(&wp, NULL);
+}
+
+/* The base64 content of the first <el ...>...</el> in the output,
+ * decoded. */
+static void out_payload(const char *el, kn_buf_t *dec)
+{
+    char open[64];
+    snprintf(open, sizeof(open),
+             "<%s xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>", el);
+    const char *p = strstr(F.out.data, open);
+    ck_assert_ptr_nonnull(p);
+    p += strlen(open);
+    const char *e = strchr(p, '<');
+    ck_assert_int_eq(c2s_b64_decode(p, (size_t)(e - p), dec), 0);
+}
+
+static int scram_login(kn_scram_hash_t h, bool plus, const char *gs2,
+                       const char *pw, bool empty_initial)
+{
+    open_tls(plus ? C2S_CB_EXPORTER : 0);
+    in(HDR);
+    kn_buf_reset(&F.out);
+    const char *bare = "n=alice,r=clientnonce0123456789";
+    kn_buf_t first = KN_BUF_INIT, x = KN_BUF_INIT;
+    kn_buf_printf(&first, "%s%s", gs2, bare);
+    kn_buf_printf(&x,
+                  "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                  "mechanism='%s'>",
+                  kn_scram_mech_name(h, plus));
+    if (empty_initial) {
+        kn_buf_append_str(&x, "=</auth>");
+        in(x.data);
+        ck_out("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+               "</challenge>");
+        kn_buf_reset(&x);
+        kn_buf_append_str(&x, "<response xmlns='urn:ietf:params:xml:ns:"
+                              "xmpp-sasl'>");
+    }
+    c2s_b64_encode(first.data, first.len, &x);
+    kn_buf_append_str(&x, empty_initial ? "</response>" : "</auth>");
+    ck_assert_int_eq(in(x.data), C2S_ACT_PAUSED);
+    ck_assert_str_eq(F.user, "alice");
+    c2s_creds_t c = creds("secret");
+    kn_buf_reset(&F.out);
+    ck_assert_int_eq(c2s_stream_creds_done(F.s, 0, &c), C2S_ACT_MORE);
+    kn_buf_t sfirst = KN_BUF_INIT;
+    out_payload("challenge", &sfirst);
+    char *fin = scram_final(h, pw, gs2, plus ? CB : NULL, plus ? 32 : 0, bare,
+                            sfirst.data);
+    kn_buf_reset(&x);
+    kn_buf_append_str(&x,
+                      "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>");
+    c2s_b64_encode(fin, strlen(fin), &x);
+    kn_buf_append_str(&x, "</response>");
+    kn_buf_reset(&F.out);
+    in(x.data);
+    free(fin);
+    kn_buf_free(&x);
+    kn_buf_free(&first);
+    kn_buf_free(&sfirst);
+    if (out_has("<success")) {
+        kn_buf_t v = KN_BUF_INIT;
+        out_payload("success", &v);
+        ck_assert(strncmp(v.data, "v=", 2) == 0);
+        kn_buf_free(&v);
+        return 0;
+    }
+    return -1;
+}
+
+START_TEST(scram_sha1)
+{
+    ck_assert_int_eq(scram_login(KN_SCRAM_SHA1, false, "n,,", "secret", false),
+                     0);
+    ck_assert_int_eq(F.s->state, C2S_ST_HEADER);
+}
+END_TEST
+
+START_TEST(scram_sha256_empty_initial)
+{
+    ck_assert_int_eq(scram_login(KN_SCRAM_SHA256, false, "n,,", "secret", true),
+                     0);
+}
+END_TEST
+
+START_TEST(scram_wrong_password)
+{
+    ck_assert_int_eq(scram_login(KN_SCRAM_SHA256, false, "n,,", "bad", false),
+                     -1);
+    ck_out("<not-authorized/>");
+    ck_assert_int_eq(F.fails, 1);
+}
+END_TEST
+
+START_TEST(scram_y_flag_accepted)
+{
+    /* slixmpp 1.8 says "y" after its tls-unique -PLUS attempt failed. */
+    ck_assert_int_eq(scram_login(KN_SCRAM_SHA1, false, "y,,", "secret", false),
+                     0);
+}
+END_TEST
+
+START_TEST(scram_plus_exporter)
+{
+    ck_assert_int_eq(
+        scram_login(KN_SCRAM_SHA256, true, "p=tls-exporter,,", "secret", false),
+        0);
+}
+END_TEST
+
+START_TEST(scram_plus_unsupported_type)
+{
+    open_tls(C2S_CB_EXPORTER);
+    in(HDR);
+    kn_buf_t x = KN_BUF_INIT;
+    kn_buf_append_str(&x, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                          "mechanism='SCRAM-SHA-1-PLUS'>");
+    const char *m = "p=tls-unique,,n=alice,r=abc";
+    c2s_b64_encode(m, strlen(m), &x);
+    kn_buf_append_str(&x, "</auth>");
+    ck_assert_int_eq(in(x.data), C2S_ACT_MORE);
+    ck_out("<not-authorized/>");
+    ck_assert_int_eq(F.fails, 0); /* not a guess: no delay */
+    ck_assert_int_eq(F.lookups, 0);
+    kn_buf_free(&x);
+}
+END_TEST
+
+/* ---- bind ------------------------------------------------------------- */
+
+START_TEST(bind_generated_resource)
+{
+    login(NULL);
+    ck_assert(strncmp(F.s->jid.str, "alice@localhost/kiln-", 21) == 0);
+}
+END_TEST
+
+START_TEST(bind_bad_resource)
+{
+    open_tls(0);
+    in(HDR);
+    auth_plain("alice", "secret");
+    c2s_creds_t c = creds("secret");
+    c2s_stream_creds_done(F.s, 0, &c);
+    in(HDR);
+    kn_buf_reset(&F.out);
+    /* U+0085 is legal XML but prohibited by resourceprep (C.2.2). */
+    in("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:"
+       "xmpp-bind'><resource>a\xc2\x85</resource></bind></iq>");
+    ck_out("type='error'");
+    ck_out("<bad-request");
+    ck_assert_int_eq(F.s->state, C2S_ST_BIND);
+    ck_assert_int_eq(F.nrec, 0);
+    /* A message before binding ends the stream. */
+    ck_assert_int_eq(in("<message to='bob@localhost'/>"), C2S_ACT_CLOSE);
+    ck_out("<not-authorized");
+}
+END_TEST
+
+/* ---- stanzas ---------------------------------------------------------- */
+
+START_TEST(from_stamped)
+{
+    login("desk");
+    in("<message to='Bob@LocalHost/Phone' type='chat' id='m1'><body>hi"
+       "</body></message>");
+    ck_assert_int_eq(F.nrec, 1);
+    rec_t *r = &F.rec[0];
+    ck_assert_int_eq(r->kind, KN_ENV_STANZA);
+    ck_assert_int_eq(r->stanza, KN_ENV_ST_MESSAGE);
+    ck_assert_int_eq(r->type, KN_ENV_TYPE_CHAT);
+    ck_assert_str_eq(r->from, "alice@localhost/desk");
+    ck_assert_str_eq(r->to, "bob@localhost/Phone");
+    ck_assert_uint_eq(r->conn, kn_conn_make(3, 42));
+    ck_assert_ptr_nonnull(strstr(r->payload, "from='alice@localhost/desk'"));
+    ck_assert_ptr_nonnull(strstr(r->payload, "xmlns='jabber:client'"));
+    /* A bare or full own 'from' is fine and replaced by the full JID. */
+    in("<message from='alice@localhost' to='bob@localhost'/>");
+    ck_assert_int_eq(F.nrec, 2);
+    ck_assert_ptr_nonnull(
+        strstr(F.rec[1].payload, "from='alice@localhost/desk'"));
+    ck_assert_int_eq(F.rec[1].type, KN_ENV_TYPE_NORMAL);
+}
+END_TEST
+
+START_TEST(invalid_from)
+{
+    login("desk");
+    ck_assert_int_eq(in("<message from='mallory@localhost/x' "
+                        "to='bob@localhost'/>"),
+                     C2S_ACT_CLOSE);
+    ck_out("<invalid-from");
+    ck_assert_int_eq(F.nrec, 0);
+    ck_assert_int_eq(F.s->reason, KN_ENV_REASON_DROPPED);
+    c2s_stream_end(F.s);
+    ck_assert_int_eq(F.nrec, 1);
+    ck_assert_int_eq(F.rec[0].kind, KN_ENV_SESSION_DOWN);
+    ck_assert_int_eq(F.rec[0].reason, KN_ENV_REASON_DROPPED);
+}
+END_TEST
+
+START_TEST(to_malformed_and_missing)
+{
+    login("desk");
+    ck_assert_int_eq(in("<message to='a@b@c' id='x'/>"), C2S_ACT_MORE);
+    ck_out("<jid-malformed");
+    ck_assert_int_eq(F.nrec, 0);
+    /* No 'to' on an iq: the user's account (bare JID) handles it. */
+    in("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>");
+    ck_assert_int_eq(F.nrec, 1);
+    ck_assert_str_eq(F.rec[0].to, "alice@localhost");
+    ck_assert_str_eq(F.rec[0].node, "jabber:iq:roster");
+    ck_assert_int_eq(F.rec[0].type, KN_ENV_TYPE_GET);
+    ck_assert_ptr_null(strstr(F.rec[0].payload, " to="));
+}
+END_TEST
+
+START_TEST(iq_checks_and_ping)
+{
+    login("desk");
+    in("<iq type='bogus' id='q1'><ping xmlns='urn:xmpp:ping'/></iq>");
+    ck_out("<bad-request");
+    kn_buf_reset(&F.out);
+    in("<iq type='get' id='q2'/>");
+    ck_out("<bad-request");
+    kn_buf_reset(&F.out);
+    in("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/>"
+       "</iq>");
+    ck_out("<iq type='result' id='p1' from='localhost' "
+           "to='alice@localhost/desk'/>");
+    in("<iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>");
+    ck_out("id='p2'");
+    ck_assert_int_eq(F.nrec, 0);
+    in("<iq type='get' id='p3' to='bob@localhost/x'><ping "
+       "xmlns='urn:xmpp:ping'/></iq>");
+    ck_assert_int_eq(F.nrec, 1);
+    ck_assert_str_eq(F.rec[0].node, "urn:xmpp:ping");
+}
+END_TEST
+
+START_TEST(presence_priority)
+{
+    login("desk");
+    in("<presence><priority>5</priority></presence>");
+    ck_assert_int_eq(F.nrec, 2);
+    ck_assert_int_eq(F.rec[0].kind, KN_ENV_PRIORITY);
+    ck_assert_int_eq(F.rec[0].priority, 5);
+    ck_assert_int_eq(F.rec[0].flags, KN_F_AVAILABLE);
+    ck_assert_int_eq(F.rec[1].kind, KN_ENV_STANZA);
+    ck_assert_int_eq(F.rec[1].type, KN_ENV_TYPE_AVAILABLE);
+    ck_assert_str_eq(F.rec[1].to, "");
+    in("<presence type='unavailable'/>");
+    ck_assert_int_eq(F.rec[2].kind, KN_ENV_PRIORITY);
+    ck_assert_int_eq(F.rec[2].flags, 0);
+    /* Directed presence does not change the priority table. */
+    in("<presence to='bob@localhost'/>");
+    ck_assert_int_eq(F.nrec, 5);
+    ck_assert_int_eq(F.rec[4].kind, KN_ENV_STANZA);
+    /* Unknown presence type */
+    in("<presence type='sleepy' id='z'/>");
+    ck_out("<bad-request");
+    ck_assert_int_eq(F.nrec, 5);
+}
+END_TEST
+
+START_TEST(framing_R_ARCH_1)
+{
+    login("desk");
+    const char *two = "<message to='bob@localhost'><body>1</body></message>"
+                      "<message to='bob@localhost'><body>2</body></message>";
+    ck_assert_int_eq(in(two), C2S_ACT_MORE);
+    ck_assert_int_eq(F.nrec, 2);
+    const char *one = "<message to='bob@localhost'><body>split</body>"
+                      "</message>";
+    for (size_t i = 0; one[i]; i++)
+        ck_assert_int_eq(c2s_stream_input(F.s, one + i, 1), C2S_ACT_MORE);
+    ck_assert_int_eq(F.nrec, 3);
+    ck_assert_ptr_nonnull(strstr(F.rec[2].payload, "<body>split</body>"));
+}
+END_TEST
+
+START_TEST(deliver_splices_to)
+{
+    login("desk");
+    const char *m = "<message xmlns='jabber:client' from='r@conf.localhost/n' "
+                    "type='groupchat'><body>x</body></message>";
+    c2s_stanza_deliver(F.s, m, strlen(m));
+    ck_out("<message to='alice@localhost/desk' xmlns='jabber:client' "
+           "from='r@conf.localhost/n'");
+    kn_buf_reset(&F.out);
+    const char *m2 = "<message from='a@localhost' to='alice@localhost'/>";
+    c2s_stanza_deliver(F.s, m2, strlen(m2));
+    ck_assert_str_eq(F.out.data, m2);
+    kn_buf_reset(&F.out);
+    const char *m3 = "<presence from='x@y' id='to'/>";
+    c2s_stanza_deliver(F.s, m3, strlen(m3));
+    ck_out("<presence to='alice@localhost/desk' from='x@y' id='to'/>");
+}
+END_TEST
+
+START_TEST(clean_close)
+{
+    login("desk");
+    ck_assert_int_eq(in("</stream:stream>"), C2S_ACT_CLOSE);
+    ck_out("</stream:stream>");
+    c2s_stream_end(F.s);
+    ck_assert_int_eq(F.rec[0].kind, KN_ENV_SESSION_DOWN);
+    ck_assert_int_eq(F.rec[0].reason, KN_ENV_REASON_CLEAN);
+    c2s_stream_end(F.s); /* once */
+    ck_assert_int_eq(F.nrec, 1);
+}
+END_TEST
+
+START_TEST(kick_conflict)
+{
+    login("desk");
+    c2s_stream_close(F.s, KN_SE_CONFLICT, KN_ENV_REASON_CONFLICT);
+    ck_out("<conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+    ck_out("</stream:stream>");
+    c2s_stream_end(F.s);
+    ck_assert_int_eq(F.rec[0].reason, KN_ENV_REASON_CONFLICT);
+}
+END_TEST
+
+START_TEST(oversized_stanza)
+{
+    c2s_stream_conf_t small = {"localhost", {1024, 8, 8, 4096}};
+    F.s = c2s_stream_new(&small, &OPS, &F, &F.out, C2S_STREAM_F_TLS);
+    in(HDR);
+    kn_buf_t big = KN_BUF_INIT;
+    kn_buf_append_str(&big, "<message><body>");
+    for (int i = 0; i < 2000; i++)
+        kn_buf_append_str(&big, "x");
+    ck_assert_int_eq(in(big.data), C2S_ACT_CLOSE);
+    ck_out("<policy-violation");
+    kn_buf_free(&big);
+}
+END_TEST
+
+START_TEST(b64_round_trip)
+{
+    const char *v[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *e[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                       "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (size_t i = 0; i < 7; i++) {
+        kn_buf_t o = KN_BUF_INIT, d = KN_BUF_INIT;
+        c2s_b64_encode(v[i], strlen(v[i]), &o);
+        ck_assert_str_eq(o.data ? o.data : "", e[i]);
+        ck_assert_int_eq(c2s_b64_decode(e[i], strlen(e[i]), &d), 0);
+        ck_assert_int_eq(d.len, strlen(v[i]));
+        kn_buf_free(&o);
+        kn_buf_free(&d);
+    }
+    kn_buf_t d = KN_BUF_INIT;
+    ck_assert_int_lt(c2s_b64_decode("Zg=", 3, &d), 0);
+    ck_assert_int_lt(c2s_b64_decode("Z=g=", 4, &d), 0);
+    ck_assert_int_lt(c2s_b64_decode("Zm 9", 4, &d), 0);
+    ck_assert_int_eq(d.len, 0);
+    kn_buf_free(&d);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("c2s_stream");
+    TCase *t = tcase_create("all");
+    tcase_set_timeout(t, 60);
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, header_bad_version);
+    tcase_add_test(t, header_no_version);
+    tcase_add_test(t, header_bad_namespace);
+    tcase_add_test(t, header_unknown_host);
+    tcase_add_test(t, header_host_case_folded);
+    tcase_add_test(t, not_well_formed);
+    tcase_add_test(t, features_plain_stream);
+    tcase_add_test(t, features_tls_stream);
+    tcase_add_test(t, auth_before_tls_refused);
+    tcase_add_test(t, stanza_before_auth);
+    tcase_add_test(t, starttls_flow);
+    tcase_add_test(t, plain_login_bind);
+    tcase_add_test(t, plain_bind_result_and_session_up);
+    tcase_add_test(t, plain_wrong_password_delayed);
+    tcase_add_test(t, plain_unknown_user);
+    tcase_add_test(t, plain_db_down);
+    tcase_add_test(t, sasl_bad_mechanism_and_encoding);
+    tcase_add_test(t, scram_sha1);
+    tcase_add_test(t, scram_sha256_empty_initial);
+    tcase_add_test(t, scram_wrong_password);
+    tcase_add_test(t, scram_y_flag_accepted);
+    tcase_add_test(t, scram_plus_exporter);
+    tcase_add_test(t, scram_plus_unsupported_type);
+    tcase_add_test(t, bind_generated_resource);
+    tcase_add_test(t, bind_bad_resource);
+    tcase_add_test(t, from_stamped);
+    tcase_add_test(t, invalid_from);
+    tcase_add_test(t, to_malformed_and_missing);
+    tcase_add_test(t, iq_checks_and_ping);
+    tcase_add_test(t, presence_priority);
+    tcase_add_test(t, framing_R_ARCH_1);
+    tcase_add_test(t, deliver_splices_to);
+    tcase_add_test(t, clean_close);
+    tcase_add_test(t, kick_conflict);
+    tcase_add_test(t, oversized_stanza);
+    tcase_add_test(t, b64_round_trip);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *r = srunner_create(suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
