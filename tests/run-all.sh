@@ -41,7 +41,7 @@ cat "$KILN_VAR/unit.log"
 echo
 echo "==== integration tests (pytest)"
 cd "$top/tests/integration" &&
-    /usr/bin/python3 -m pytest -v -p no:cacheprovider --tb=short . 2>&1 |
+    /usr/bin/python3 -m pytest -v -p no:cacheprovider --tb=short ${KILN_PYTEST_ARGS:-.} 2>&1 |
     tee "$KILN_VAR/pytest.log"
 it_rc=${PIPESTATUS[0]}
 [ $it_rc -eq 5 ] && echo "run-all: pytest collected no tests"

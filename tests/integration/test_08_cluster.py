@@ -60,11 +60,13 @@ def test_killed_node_is_declared_lost_R_DROP_6(live, make_user, redis):
     assert "c8dave@localhost/r1" in redis("SMEMBERS", "node:c2s-b:sessions")
     t0 = time.monotonic()
     live.kill9("c2s-b")
-    live.wait_log("router", "node c2s-b lost", timeout=timeout_s + 5)
+    print("killed c2s-b at", time.strftime("%H:%M:%S"))
+    live.wait_log("router", "node c2s-b lost", timeout=timeout_s + 10)
     lost_after = time.monotonic() - t0
-    assert lost_after <= timeout_s + 3, lost_after
+    # R-DROP-6: within the liveness TTL + 5 s.
+    assert lost_after <= timeout_s + 5, lost_after
     assert _wait(lambda: redis("HKEYS", "sessions:c8dave@localhost").strip()
-                 == "", 2)
+                 == "", 5), redis("HGETALL", "sessions:c8dave@localhost")
     assert redis("EXISTS", "node:c2s-b:alive").strip() == "0"
 
     # Its users can log in again elsewhere, with the same full JID, and
