@@ -9,7 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:?usage: run-all.sh BUILD}" && pwd)
 stack=$top/deploy/dev/stack
 
-export KILN_VAR=$top/var/test
+export KILN_VAR=${KILN_TEST_VAR:-$top/var/test}
 export KILN_BIN=$build/bin
 export KILN_PG_PORT=${KILN_PG_PORT:-15433}  # apart from make run's 15432
 export KILN_PORT_OFFSET=${KILN_PORT_OFFSET:-20000}  # and its XMPP ports
