@@ -21,7 +21,7 @@
  */
 #include <string.h>
 
-#include "c2s_b64.h"
+#include "kn_b64.h"
 #include "c2s_stream.h"
 #include "kn_err.h"
 #include "kn_log.h"
@@ -98,7 +98,7 @@ static void sasl_write(c2s_stream_t *s, const char *el, const void *data,
 {
     kn_buf_printf(s->out, "<%s xmlns='" C2S_NS_SASL "'>", el);
     if (len > 0)
-        c2s_b64_encode(data, len, s->out);
+        kn_b64_encode(data, len, s->out);
     else if (empty_is_eq)
         kn_buf_append_str(s->out, "=");
     kn_buf_printf(s->out, "</%s>", el);
@@ -347,7 +347,7 @@ static int sasl_decode(const kn_stanza_t *st, kn_buf_t *out)
     len = txt.len;
     int rc = len > (SASL_MAX_BYTES / 3 + 1) * 4
                  ? -KN_ETOOBIG
-                 : c2s_b64_decode(txt.data ? txt.data : "", len, out);
+                 : kn_b64_decode(txt.data ? txt.data : "", len, out);
     kn_buf_free(&txt);
     return rc;
 }

@@ -40,6 +40,7 @@
 #include <openssl/rand.h>
 #include <stringprep.h>
 
+#include "kn_b64.h"
 #include "kn_err.h"
 #include "kn_mem.h"
 
@@ -217,83 +218,27 @@ int kn_scram_saslprep(const char *in, char **out)
     return 0;
 }
 
-/* ---- base64 (RFC 4648, padded, strict) ---------------------------- */
-
-static const char scram_b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/* ---- base64: kn_b64, with the SCRAM calling conventions -------------- */
 
 static void scram_b64_append(kn_buf_t *out, const uint8_t *p, size_t n)
 {
-    while (n >= 3) {
-        uint32_t v = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
-        char q[4] = {scram_b64[v >> 18], scram_b64[(v >> 12) & 63],
-                     scram_b64[(v >> 6) & 63], scram_b64[v & 63]};
-        kn_buf_append(out, q, 4);
-        p += 3;
-        n -= 3;
-    }
-    if (n > 0) {
-        uint32_t v = (uint32_t)p[0] << 16 | (n == 2 ? (uint32_t)p[1] << 8 : 0);
-        char q[4] = {scram_b64[v >> 18], scram_b64[(v >> 12) & 63],
-                     n == 2 ? scram_b64[(v >> 6) & 63] : '=', '='};
-        kn_buf_append(out, q, 4);
-    }
-}
-
-static int scram_b64_val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
+    kn_b64_encode(p, n, out);
 }
 
 /* Decode s[0..n) into a new buffer (*outp, caller frees, *outlen bytes).
- * Returns 0 or -KN_EPROTO. */
+ * Returns 0 or -KN_EPROTO. Unlike a SASL payload, "=" alone is not the
+ * empty string here. */
 static int scram_b64_decode(const char *s, size_t n, uint8_t **outp,
                             size_t *outlen)
 {
     *outp = NULL;
     *outlen = 0;
-    if (n % 4 != 0)
+    kn_buf_t b = KN_BUF_INIT;
+    if (n == 1 || kn_b64_decode(s, n, &b) < 0) {
+        kn_buf_free(&b);
         return -KN_EPROTO;
-    uint8_t *out = kn_malloc(n / 4 * 3 + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4];
-        int pad = 0;
-        for (int k = 0; k < 4; k++) {
-            char c = s[i + k];
-            if (c == '=' && i + 4 == n && k >= 2) {
-                v[k] = 0;
-                pad++;
-            } else if (pad > 0 || (v[k] = scram_b64_val(c)) < 0) {
-                free(out);
-                return -KN_EPROTO;
-            }
-        }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
-                     (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        /* Bits below the last byte must be zero: one encoding per value. */
-        if ((pad == 1 && (w & 0xFF)) || (pad == 2 && (w & 0xFFFF))) {
-            free(out);
-            return -KN_EPROTO;
-        }
-        out[o++] = (uint8_t)(w >> 16);
-        if (pad < 2)
-            out[o++] = (uint8_t)(w >> 8);
-        if (pad < 1)
-            out[o++] = (uint8_t)w;
     }
-    *outp = out;
-    *outlen = o;
+    *outp = (uint8_t *)kn_buf_release(&b, outlen);
     return 0;
 }
 

@@ -16,7 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "c2s_b64.h"
+#include "kn_b64.h"
 #include "c2s_stream.h"
 #include "kn_err.h"
 #include "kn_mem.h"
@@ -177,7 +177,7 @@ static c2s_creds_t creds(const char *pw)
 
 static void b64(const char *s, size_t n, kn_buf_t *out)
 {
-    c2s_b64_encode(s, n, out);
+    kn_b64_encode(s, n, out);
 }
 
 /* <auth mechanism='PLAIN'> for user/pw. */
@@ -488,13 +488,13 @@ static char *scram_final(kn_scram_hash_t h, const char *pw, const char *gs2,
     const char *sp = strstr(sfirst, ",s=") + 3;
     const char *ip = strstr(sfirst, ",i=") + 3;
     kn_buf_t salt = KN_BUF_INIT;
-    ck_assert_int_eq(c2s_b64_decode(sp, (size_t)(ip - 3 - sp), &salt), 0);
+    ck_assert_int_eq(kn_b64_decode(sp, (size_t)(ip - 3 - sp), &salt), 0);
     unsigned iter = (unsigned)strtoul(ip, NULL, 10);
     size_t hl = kn_scram_hash_len(h);
     kn_buf_t cbind = KN_BUF_INIT, c = KN_BUF_INIT;
     kn_buf_append_str(&cbind, gs2);
     kn_buf_append(&cbind, cb, cblen);
-    c2s_b64_encode(cbind.data, cbind.len, &c);
+    kn_b64_encode(cbind.data, cbind.len, &c);
     kn_buf_t wp = KN_BUF_INIT;
     kn_buf_printf(&wp, "c=%s,r=%.*s", c.data, (int)(sp - 3 - r), r);
     kn_buf_t am = KN_BUF_INIT;
@@ -511,7 +511,7 @@ static char *scram_final(kn_scram_hash_t h, const char *pw, const char *gs2,
     for (size_t i = 0; i < hl; i++)
         proof[i] = ckey[i] ^ sig[i];
     kn_buf_append_str(&wp, ",p=");
-    c2s_b64_encode(proof, hl, &wp);
+    kn_b64_encode(proof, hl, &wp);
     kn_buf_free(&am);
     kn_buf_free(&salt);
     kn_buf_free(&cbind);
@@ -530,7 +530,7 @@ static void out_payload(const char *el, kn_buf_t *dec)
     ck_assert_ptr_nonnull(p);
     p += strlen(open);
     const char *e = strchr(p, '<');
-    ck_assert_int_eq(c2s_b64_decode(p, (size_t)(e - p), dec), 0);
+    ck_assert_int_eq(kn_b64_decode(p, (size_t)(e - p), dec), 0);
 }
 
 static int scram_login(kn_scram_hash_t h, bool plus, const char *gs2,
@@ -555,7 +555,7 @@ static int scram_login(kn_scram_hash_t h, bool plus, const char *gs2,
         kn_buf_append_str(&x, "<response xmlns='urn:ietf:params:xml:ns:"
                               "xmpp-sasl'>");
     }
-    c2s_b64_encode(first.data, first.len, &x);
+    kn_b64_encode(first.data, first.len, &x);
     kn_buf_append_str(&x, empty_initial ? "</response>" : "</auth>");
     ck_assert_int_eq(in(x.data), C2S_ACT_PAUSED);
     ck_assert_str_eq(F.user, "alice");
@@ -569,7 +569,7 @@ static int scram_login(kn_scram_hash_t h, bool plus, const char *gs2,
     kn_buf_reset(&x);
     kn_buf_append_str(&x,
                       "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>");
-    c2s_b64_encode(fin, strlen(fin), &x);
+    kn_b64_encode(fin, strlen(fin), &x);
     kn_buf_append_str(&x, "</response>");
     kn_buf_reset(&F.out);
     in(x.data);
@@ -635,7 +635,7 @@ START_TEST(scram_plus_unsupported_type)
     kn_buf_append_str(&x, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
                           "mechanism='SCRAM-SHA-1-PLUS'>");
     const char *m = "p=tls-unique,,n=alice,r=abc";
-    c2s_b64_encode(m, strlen(m), &x);
+    kn_b64_encode(m, strlen(m), &x);
     kn_buf_append_str(&x, "</auth>");
     ck_assert_int_eq(in(x.data), C2S_ACT_MORE);
     ck_out("<not-authorized/>");
@@ -863,17 +863,17 @@ START_TEST(b64_round_trip)
                        "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     for (size_t i = 0; i < 7; i++) {
         kn_buf_t o = KN_BUF_INIT, d = KN_BUF_INIT;
-        c2s_b64_encode(v[i], strlen(v[i]), &o);
+        kn_b64_encode(v[i], strlen(v[i]), &o);
         ck_assert_str_eq(o.data ? o.data : "", e[i]);
-        ck_assert_int_eq(c2s_b64_decode(e[i], strlen(e[i]), &d), 0);
+        ck_assert_int_eq(kn_b64_decode(e[i], strlen(e[i]), &d), 0);
         ck_assert_int_eq(d.len, strlen(v[i]));
         kn_buf_free(&o);
         kn_buf_free(&d);
     }
     kn_buf_t d = KN_BUF_INIT;
-    ck_assert_int_lt(c2s_b64_decode("Zg=", 3, &d), 0);
-    ck_assert_int_lt(c2s_b64_decode("Z=g=", 4, &d), 0);
-    ck_assert_int_lt(c2s_b64_decode("Zm 9", 4, &d), 0);
+    ck_assert_int_lt(kn_b64_decode("Zg=", 3, &d), 0);
+    ck_assert_int_lt(kn_b64_decode("Z=g=", 4, &d), 0);
+    ck_assert_int_lt(kn_b64_decode("Zm 9", 4, &d), 0);
     ck_assert_int_eq(d.len, 0);
     kn_buf_free(&d);
 }

@@ -1,8 +1,8 @@
 /*
- * c2s_b64.c - base64 for SASL. Decoding works on a copy of the length:
+ * kn_b64.c - base64 for SASL and SCRAM. Decoding works on a copy of the length:
  * out is only touched once the whole input proved valid.
  */
-#include "c2s_b64.h"
+#include "kn_b64.h"
 
 #include <stdint.h>
 
@@ -11,7 +11,7 @@
 static const char b64_alpha[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-void c2s_b64_encode(const void *data, size_t len, kn_buf_t *out)
+void kn_b64_encode(const void *data, size_t len, kn_buf_t *out)
 {
     const uint8_t *p = data;
     if (len == 0)
@@ -51,7 +51,7 @@ static int b64_val(char c)
     return -1;
 }
 
-int c2s_b64_decode(const char *s, size_t len, kn_buf_t *out)
+int kn_b64_decode(const char *s, size_t len, kn_buf_t *out)
 {
     if (len == 1 && s[0] == '=')
         return 0;
@@ -73,6 +73,9 @@ int c2s_b64_decode(const char *s, size_t len, kn_buf_t *out)
         }
         uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
                      (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        /* Bits below the last byte must be zero: one encoding per value. */
+        if ((pad == 1 && (w & 0xFF)) || (pad == 2 && (w & 0xFFFF)))
+            goto err_truncate;
         uint8_t b[3] = {(uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w};
         kn_buf_append(out, b, (size_t)(3 - pad));
     }
