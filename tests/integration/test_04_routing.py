@@ -69,14 +69,21 @@ def test_iq_to_offline_full_jid_service_unavailable_R_ARCH_4(users):
     a.close()
 
 
-def test_message_to_offline_user_service_unavailable(users):
-    if "presenced" in users.procs:
-        pytest.skip("an offline store is running: the message is stored")
+def test_undeliverable_messages_bounce_with_errors(users):
+    """Another domain (no server-to-server yet): remote-server-not-found;
+    groupchat to a user's bare JID: service-unavailable (RFC 6121 8.5.2).
+    A message to an offline user is stored instead (presenced, test_06)."""
     a = raw_login(users, "c2s-a", "c4alice", PW, "off")
-    a.send("<message to='c4bob@localhost' type='chat' id='m1'>"
+    a.send("<message to='someone@example.net' type='chat' id='m1'>"
            "<body>anyone?</body></message>")
     out = a.expect("</message>")
-    assert "type='error'" in out and "<service-unavailable" in out, out
+    assert "type='error'" in out and "id='m1'" in out, out
+    assert "<remote-server-not-found" in out, out
+    a.send("<message to='c4bob@localhost' type='groupchat' id='m2'>"
+           "<body>x</body></message>")
+    out = a.expect("</message>")
+    assert "type='error'" in out and "id='m2'" in out, out
+    assert "<service-unavailable" in out, out
     a.close()
 
 
