@@ -56,6 +56,15 @@ static void server_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     c2s_conn_drain(w->data);
 }
 
+/* Seconds of silence after which a stream's parser is parked. */
+#define C2S_IDLE_PARK_S 5.0
+
+static void server_on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    c2s_conn_sweep_idle(w->data, ev_now(loop), C2S_IDLE_PARK_S);
+}
+
 int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
                     const kn_common_conf_t *cc, const c2s_conf_t *conf,
                     const char *node_name)
@@ -90,6 +99,11 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
     ev_prepare_init(&srv->prepare, server_on_prepare);
     srv->prepare.data = srv;
     ev_prepare_start(loop, &srv->prepare);
+    ev_timer_init(&srv->sweep, server_on_sweep, C2S_IDLE_PARK_S,
+                  C2S_IDLE_PARK_S);
+    srv->sweep.data = srv;
+    ev_timer_start(loop, &srv->sweep);
+    ev_unref(loop); /* the sweep alone does not keep the loop alive */
     srv->link =
         kn_link_new(loop, cc, node_name, KN_F_ROLE_C2S, &c2s_link_ops, srv);
     if (srv->link == NULL)
@@ -120,6 +134,8 @@ void c2s_server_free(c2s_server_t *srv)
     c2s_server_shutdown(srv);
     c2s_conn_drain(srv);
     ev_prepare_stop(srv->loop, &srv->prepare);
+    ev_ref(srv->loop);
+    ev_timer_stop(srv->loop, &srv->sweep);
     kn_link_free(&srv->link);
     kn_pg_pool_free(&srv->pg);
     c2s_tls_ctx_free(&srv->tls);

@@ -53,6 +53,7 @@ typedef struct c2s_server {
     c2s_conn_t *flush_list;
     c2s_conn_t *close_list;
     ev_prepare prepare;
+    ev_timer sweep;         /* parks idle streams' parsers */
     c2s_addr_fail_t *fails; /* uthash by address */
     int reserve_fd;         /* spare fd for EMFILE (ev.pod) */
     bool stopping;
@@ -101,6 +102,8 @@ void c2s_conn_output(c2s_conn_t *c);
 void c2s_conn_close(c2s_conn_t *c, kn_stream_err_t err, kn_env_reason_t reason);
 /* Flush pending output and drain the close queue (the ev_prepare). */
 void c2s_conn_drain(c2s_server_t *srv);
+/* Park the XML parser of every connection silent for idle seconds. */
+void c2s_conn_sweep_idle(c2s_server_t *srv, double now, double idle);
 /* Free a connection right away (shutdown path, and the close queue). */
 void c2s_conn_free(c2s_conn_t *c);
 

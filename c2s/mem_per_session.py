@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """Memory per idle authenticated TLS session of a running kiln-c2s.
 
-    c2s/mem_per_session.py PID PORT USER PASSWORD CAFILE [N]
+    c2s/mem_per_session.py PID PORT USER PASSWORD CAFILE [N [SETTLE]]
 
 Opens N direct-TLS connections to PORT (the node's tls_port), logs each
 in with PLAIN as USER (resources m0..mN-1), binds and sends available
 presence, waits, then reports (VmRSS after - VmRSS before) / N of PID.
 One warm-up batch first, so allocator arenas and the database pool are
-already grown.
+already grown. Both readings are taken SETTLE seconds (default 12) after
+the last login, so the node's idle sweep (every 5 s) has parked the
+sessions' XML parsers, as it does for any idle session.
 """
 import base64
 import socket
@@ -62,12 +64,13 @@ def main():
     pid, port, user, pw, ca = (int(sys.argv[1]), int(sys.argv[2]),
                                sys.argv[3], sys.argv[4], sys.argv[5])
     n = int(sys.argv[6]) if len(sys.argv) > 6 else 1000
+    settle = float(sys.argv[7]) if len(sys.argv) > 7 else 12.0
     ctx = ssl.create_default_context(cafile=ca)
     warm = [session(port, ctx, user, pw, "w%d" % i) for i in range(50)]
-    time.sleep(1)
+    time.sleep(settle)
     before = rss_kib(pid)
     socks = [session(port, ctx, user, pw, "m%d" % i) for i in range(n)]
-    time.sleep(2)
+    time.sleep(settle)
     after = rss_kib(pid)
     print("sessions=%d rss_before_kib=%d rss_after_kib=%d "
           "per_session_bytes=%d" % (n, before, after,

@@ -60,6 +60,7 @@ struct kn_xml {
     char *stream_ns, *stream_prefix;
     kn_xml_event_t ev[2];
     size_t nev;
+    bool parked; /* xp and b freed between stanzas (kn_xml_park) */
 };
 
 struct xml_name {
@@ -398,10 +399,15 @@ static void xml_stop(kn_xml_t *p)
     for (size_t i = 0; i < p->nev; i++)
         kn_stanza_unref(&p->ev[i].stanza);
     p->nev = 0;
-    XML_ParserFree(p->xp);
+    if (p->xp != NULL)
+        XML_ParserFree(p->xp);
     p->xp = NULL;
     kn_free(&p->stream_ns);
     kn_free(&p->stream_prefix);
+    if (p->parked) {
+        p->b = kn_stanza_builder_new();
+        p->parked = false;
+    }
     kn_stanza_builder_reset(p->b);
 }
 
@@ -438,7 +444,8 @@ void kn_xml_reset(kn_xml_t *p, bool keep_unparsed)
          * are its last fed - consumed bytes. */
         uint64_t left = p->fed - p->consumed;
         int off = 0, size = 0;
-        const char *ctx = left ? XML_GetInputContext(p->xp, &off, &size) : NULL;
+        const char *ctx = left && p->xp ? XML_GetInputContext(p->xp, &off, &size)
+                                        : NULL;
         if (ctx != NULL && left <= (uint64_t)size)
             kn_buf_append(&rest, ctx + size - left, (size_t)left);
         kn_buf_append(&rest, p->in.data, p->in.len);
@@ -447,6 +454,77 @@ void kn_xml_reset(kn_xml_t *p, bool keep_unparsed)
     kn_buf_free(&p->in);
     p->in = rest;
     xml_start(p);
+}
+
+/* ---- parking ------------------------------------------------------------ */
+
+/*
+ * A note on parking. An idle stream sits between stanzas for minutes; its
+ * expat parser and stanza builder hold about 13 KB that it does not need
+ * until the next byte. kn_xml_park() frees both when nothing is pending
+ * (no open element, no queued event, only whitespace unparsed) and keeps
+ * what the stream's context needs: the default namespace and the streams
+ * prefix. The next kn_xml_next() with input re-creates the parser and
+ * replays a stream tag declaring the same namespaces, swallowing its
+ * event, so parsing goes on as if nothing had happened.
+ */
+static bool xml_tail_is_space(kn_xml_t *p)
+{
+    uint64_t left = p->fed - p->consumed;
+    if (left == 0)
+        return true;
+    int off = 0, size = 0;
+    const char *ctx = XML_GetInputContext(p->xp, &off, &size);
+    if (ctx == NULL || left > (uint64_t)size)
+        return false;
+    for (const char *c = ctx + size - left; c < ctx + size; c++)
+        if (*c != ' ' && *c != '\t' && *c != '\r' && *c != '\n')
+            return false;
+    return true;
+}
+
+bool kn_xml_park(kn_xml_t *p)
+{
+    KN_ASSERT(p != NULL && !p->in_parse);
+    if (p->parked)
+        return true;
+    if (p->failed || p->state != XML_ST_STREAM || p->depth != 0 ||
+        p->nev != 0 || p->suspended || p->in.len != 0 ||
+        p->stream_prefix == NULL || *p->stream_prefix == '\0' ||
+        !xml_tail_is_space(p))
+        return false;
+    XML_ParserFree(p->xp);
+    p->xp = NULL;
+    kn_stanza_builder_free(&p->b);
+    kn_buf_free(&p->in);
+    p->parked = true;
+    return true;
+}
+
+static void xml_unpark(kn_xml_t *p)
+{
+    char *ns = p->stream_ns, *prefix = p->stream_prefix;
+    p->stream_ns = p->stream_prefix = NULL;
+    p->b = kn_stanza_builder_new();
+    xml_start(p);
+    p->parked = false;
+    kn_buf_t h = KN_BUF_INIT;
+    kn_buf_printf(&h, "<%s:stream xmlns:%s='%s' xmlns='", prefix, prefix,
+                  KN_NS_STREAMS);
+    kn_buf_append_xml_escaped(&h, ns, strlen(ns));
+    kn_buf_append_str(&h, "'>");
+    p->in_parse = true;
+    p->fed = h.len;
+    enum XML_Status rc = XML_Parse(p->xp, h.data, (int)h.len, XML_FALSE);
+    if (rc == XML_STATUS_SUSPENDED)
+        rc = XML_ResumeParser(p->xp);
+    p->in_parse = false;
+    KN_ASSERT(rc != XML_STATUS_ERROR && !p->failed && p->nev == 1);
+    kn_stanza_unref(&p->ev[0].stanza);
+    p->nev = 0;
+    kn_buf_free(&h);
+    free(ns);
+    free(prefix);
 }
 
 /* ---- feeding and events ----------------------------------------------------
@@ -474,6 +552,11 @@ int kn_xml_next(kn_xml_t *p, kn_xml_event_t *ev)
         }
         if (p->failed)
             return -p->failed;
+        if (p->parked) {
+            if (p->in.len == 0)
+                return 0;
+            xml_unpark(p);
+        }
         enum XML_Status rc;
         p->in_parse = true;
         if (p->suspended) {

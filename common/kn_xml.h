@@ -118,6 +118,17 @@ const char *kn_xml_stream_prefix(const kn_xml_t *p);
 
 
 /*
+ * Release the expat parser and stanza builder of a stream that is idle
+ * between stanzas (about 13 KB); they are re-created, with the stream's
+ * namespaces, by the next kn_xml_next() that has input. Returns true when
+ * parked (or already parked), false when something is pending (an open
+ * element, unparsed non-space bytes, a queued event, the prolog, a
+ * failure) and nothing was freed. For connection managers holding many
+ * idle streams; cheap to call from a periodic sweep.
+ */
+bool kn_xml_park(kn_xml_t *p);
+
+/*
  * Parse one complete stanza held in buf[0..len) (as carried between
  * processes: the root declares its namespace, or inherits content_ns,
  * NULL meaning jabber:client). Default limits apply. Returns 0 and a new

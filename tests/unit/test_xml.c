@@ -641,12 +641,63 @@ START_TEST(restart_byte_by_byte)
 }
 END_TEST
 
+/* Parking at every byte boundary where it is allowed changes nothing in
+ * the events; it is refused inside a stanza and in the prolog. */
+START_TEST(park_between_stanzas_is_invisible)
+{
+    size_t len = strlen(client_stream);
+    kn_buf_t log = KN_BUF_INIT;
+    kn_xml_t *p = kn_xml_new(NULL, KN_NS_CLIENT);
+    ck_assert(!kn_xml_park(p)); /* prolog */
+    size_t parked = 0;
+    int rc = 0;
+    for (size_t i = 0; i < len && rc >= 0; i++) {
+        ck_assert_int_eq(kn_xml_feed(p, client_stream + i, 1), 0);
+        rc = drain(p, &log);
+        if (kn_xml_park(p)) {
+            parked++;
+            ck_assert(kn_xml_park(p)); /* idempotent */
+        }
+    }
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(log.data, client_events);
+    ck_assert_uint_ge(parked, 6);
+    kn_xml_free(&p);
+
+    /* Inside a stanza: refused, and parsing goes on. */
+    p = kn_xml_new(NULL, KN_NS_CLIENT);
+    const char *h = "<stream:stream xmlns='jabber:client' "
+                    "xmlns:stream='http://etherx.jabber.org/streams'>";
+    ck_assert_int_eq(kn_xml_feed(p, h, strlen(h)), 0);
+    kn_buf_reset(&log);
+    drain(p, &log);
+    ck_assert(kn_xml_park(p));
+    ck_assert_int_eq(kn_xml_feed(p, "<message><bo", 12), 0);
+    ck_assert_int_eq(drain(p, &log), 0);
+    ck_assert(!kn_xml_park(p));
+    ck_assert_int_eq(kn_xml_feed(p, "dy>x</body></message>", 21), 0);
+    kn_buf_reset(&log);
+    ck_assert_int_eq(drain(p, &log), 0);
+    ck_assert_str_eq(log.data, "S <message><body>x</body></message>\n");
+    /* A park then a restart (kn_xml_reset) is fine too. */
+    ck_assert(kn_xml_park(p));
+    kn_xml_reset(p, true);
+    ck_assert_int_eq(kn_xml_feed(p, h, strlen(h)), 0);
+    kn_buf_reset(&log);
+    ck_assert_int_eq(drain(p, &log), 0);
+    ck_assert_ptr_nonnull(strstr(log.data, "H "));
+    kn_xml_free(&p);
+    kn_buf_free(&log);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("xml");
     TCase *tc = tcase_create("xml");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, client_stream_any_split);
+    tcase_add_test(tc, park_between_stanzas_is_invisible);
     tcase_add_test(tc, events_and_accessors);
     tcase_add_test(tc, empty_stream_and_close);
     tcase_add_test(tc, restricted_xml);
