@@ -50,10 +50,13 @@ echo
 echo "==== summary"
 read -r uc uf ue < <(grep -hE '^[0-9]+%: Checks' "$KILN_VAR/unit.log" |
     awk '{c+=$3; f+=$5; e+=$7} END {print c+0, f+0, e+0}')
-ip=$(grep -oE '[0-9]+ passed' "$KILN_VAR/pytest.log" | tail -n 1 | cut -d' ' -f1)
-ifl=$(grep -oE '[0-9]+ (failed|error)' "$KILN_VAR/pytest.log" | tail -n 2 | awk '{s+=$1} END {print s+0}')
+final=$(grep -E '^=+ .*[0-9]+ (passed|failed|error).* in [0-9.]+s' "$KILN_VAR/pytest.log" | tail -n 1)
+ip=$(echo "$final" | grep -oE '[0-9]+ passed' | cut -d' ' -f1)
+ifl=$(echo "$final" | grep -oE '[0-9]+ (failed|errors?)' | awk '{s+=$1} END {print s+0}')
+[ $it_rc -ne 0 ] && [ "${ifl:-0}" -eq 0 ] && ifl=1
+[ $unit_rc -ne 0 ] && [ $((uf + ue)) -eq 0 ] && ue=1
 echo "unit (Check): $uc checks, $uf failures, $ue errors; $(tail -n 1 "$KILN_VAR/unit.log")"
-echo "integration (pytest): $(tail -n 1 "$KILN_VAR/pytest.log" | tr -d '=')"
+echo "integration (pytest): $(grep -E '^=+ .*[0-9]+ (passed|failed|error).* in [0-9.]+s' "$KILN_VAR/pytest.log" | tail -n 1 | tr -d '=')"
 [ $unit_rc -eq 0 ] && [ $it_rc -eq 0 ] && rc=0 || rc=1
 echo "tests: $((uc - uf - ue + ${ip:-0})) passed, $((uf + ue + ${ifl:-0})) failed"
 exit $rc

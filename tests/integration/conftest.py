@@ -64,19 +64,28 @@ class Proc:
         log.close()
         self.wait_log("ready:", timeout=timeout, since_start=True)
 
-    def text(self, since_start=False):
+    def mark(self):
+        """The current end of the log: pass it to wait_log(since=...)."""
+        try:
+            return os.path.getsize(self.logpath)
+        except FileNotFoundError:
+            return 0
+
+    def text(self, since_start=False, since=None):
         try:
             with open(self.logpath, "rb") as f:
-                if since_start:
+                if since is not None:
+                    f.seek(since)
+                elif since_start:
                     f.seek(self.log_offset)
                 return f.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
 
-    def wait_log(self, needle, timeout=30, since_start=True):
+    def wait_log(self, needle, timeout=30, since_start=True, since=None):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if needle in self.text(since_start):
+            if needle in self.text(since_start, since):
                 return
             if self.popen is not None and self.popen.poll() is not None:
                 raise AssertionError("%s exited (%s) before logging %r:\n%s"
@@ -151,8 +160,14 @@ class Cluster:
     def log(self, name):
         return self.procs[name].text()
 
-    def wait_log(self, name, needle, timeout=30):
-        self.procs[name].wait_log(needle, timeout=timeout, since_start=True)
+    def log_mark(self, name):
+        return self.procs[name].mark()
+
+    def wait_log(self, name, needle, timeout=30, since=None):
+        """Wait for needle in name's log, written since the process started
+        or, better, since a log_mark() taken before the action."""
+        self.procs[name].wait_log(needle, timeout=timeout, since_start=True,
+                                  since=since)
 
     def ensure(self):
         """Start whatever a previous test stopped or killed."""

@@ -10,7 +10,7 @@ import asyncio
 import time
 
 
-from test_05_roster import D, presenced, presences, roster_row  # noqa: F401
+from test_05_roster import D, presenced, presences, roster_row, sql  # noqa: F401
 from xmpp_client import login, run
 
 PW = "secret-pw"
@@ -98,6 +98,40 @@ def test_offline_messages_after_presence_R_PRES_5_R_ARCH_3(presenced,
         await o.stop()
         o = await login(presenced, "p6off", PW, "c2s-b", "o")
         assert await o.no_message(1.5)  # delivered once, then deleted
+        await o.stop()
+        await s.stop()
+
+    run(scenario())
+
+
+def test_offline_messages_keep_arrival_order_R_PRES_5(presenced, make_user):
+    """30 messages sent back-to-back to an offline user are stored in
+    arrival order (ids ascending with the send order) and delivered in
+    that order at the next login, each exactly once."""
+    make_user("p6ordsend", PW)
+    make_user("p6ordoff", PW)
+    n = 30
+    sent = ["ord%02d" % i for i in range(n)]
+
+    async def scenario():
+        s = await login(presenced, "p6ordsend", PW, "c2s-a", "s")
+        for body in sent:
+            s.send_message(mto="p6ordoff@" + D, mbody=body, mtype="chat")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if sql("select count(*) from offline_messages where"
+                   " username = 'p6ordoff'") == str(n):
+                break
+            await asyncio.sleep(0.1)
+        stored = sql("select stanza from offline_messages where"
+                     " username = 'p6ordoff' order by id").splitlines()
+        assert len(stored) == n
+        order = [next(b for b in sent if ">%s<" % b in x) for x in stored]
+        assert order == sent, "stored out of order: %s" % order
+        o = await login(presenced, "p6ordoff", PW, "c2s-b", "o")
+        bodies = [await o.next_message(5, body_only=True) for _ in range(n)]
+        assert bodies == sent
+        assert await o.no_message(1.0)
         await o.stop()
         await s.stop()
 
