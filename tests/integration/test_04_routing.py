@@ -164,3 +164,23 @@ def test_split_and_batched_stanzas_once_R_ARCH_1(users):
         await b.stop()
 
     run(scenario())
+
+
+def test_server_disco_from_registered_daemons(users):
+    """disco#info of the server is the union of what the daemons
+    registered (presenced: roster, ...); disco#items lists the MUC
+    service mucd registered. Answered by the router."""
+    a = raw_login(users, "c2s-a", "c4alice", PW, "disco")
+    a.send("<iq type='get' id='di' to='localhost'><query "
+           "xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+    out = a.expect("</iq>")
+    assert "type='result'" in out and "id='di'" in out, out
+    assert "category='server'" in out, out
+    for feature in ("jabber:iq:roster", "urn:xmpp:ping",
+                    "http://jabber.org/protocol/disco#items"):
+        assert "var='%s'" % feature in out, (feature, out)
+    a.send("<iq type='get' id='dt' to='localhost'><query "
+           "xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+    out = a.expect("</iq>")
+    assert "id='dt'" in out and "jid='conference.localhost'" in out, out
+    a.close()
