@@ -103,6 +103,18 @@ int main(int argc, char **argv)
         kn_log_err("presenced: bad database settings");
         goto out_conf;
     }
+    /* The ordered queue (pres.h, pg_ord): one connection, so statements
+     * run and commit in the order they were queued; pipelined for
+     * throughput (one connection still executes them in order). */
+    kn_pg_config_t ordc = pgc;
+    ordc.pool_min = 1;
+    ordc.pool_max = 1;
+    ordc.pipeline_max = 32;
+    kn_pg_pool_t *pg_ord = NULL;
+    if (kn_pg_pool_new(d.loop, &ordc, &pg_ord) < 0) {
+        kn_log_err("presenced: bad database settings");
+        goto out_pg;
+    }
     kn_redis_config_t rcfg = {0};
     rcfg.addr = cc.redis_address;
     kn_redis_t *redis = NULL;
@@ -112,6 +124,7 @@ int main(int argc, char **argv)
     }
     pres_sink_t sink = {presd_send, &d};
     d.p = pres_new(d.loop, cc.domain, &pc, &sink, pg, redis);
+    pres_set_ordered_pg(d.p, pg_ord);
     d.link = kn_link_new(d.loop, &cc, "presenced", KN_F_ROLE_DAEMON,
                          &presd_link_ops, &d);
     if (d.link == NULL)
@@ -135,6 +148,7 @@ out_pres:
     pres_free(&d.p);
     kn_redis_free(&redis);
 out_pg:
+    kn_pg_pool_free(&pg_ord);
     kn_pg_pool_free(&pg);
 out_conf:
     kn_common_conf_free(&cc);

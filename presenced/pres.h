@@ -136,7 +136,13 @@ struct pres {
     char *domain;
     pres_conf_t conf;
     pres_sink_t sink;
-    kn_pg_pool_t *pg;      /* may be NULL in unit tests */
+    kn_pg_pool_t *pg; /* may be NULL in unit tests */
+    /* One connection (pool_min = pool_max = 1), FIFO: the writes whose
+     * order matters (offline messages: insert, read, delete; last
+     * presence: delete at login, upsert at logout, iq:last read) are
+     * executed in the order they were queued, so bigserial ids follow
+     * arrival order. NULL: pg is used (unit tests). */
+    kn_pg_pool_t *pg_ord;
     kn_redis_t *redis;     /* may be NULL */
     pres_sess_t *sessions; /* full JID -> session */
     pres_user_t *users;    /* bare JID -> user */
@@ -206,6 +212,11 @@ void pres_stamp(double t, char *buf, size_t size);
 bool pres_is_local(const pres_t *p, const char *jid);
 /* Local part of a local bare JID into a new string. */
 char *pres_localpart(const char *bare);
+/* The ordered pool (see pres_t.pg_ord), borrowed; NULL: use pg. */
+void pres_set_ordered_pg(pres_t *p, kn_pg_pool_t *pg_ord);
+/* The pool for ordered statements: pg_ord, else pg. */
+kn_pg_pool_t *pres_pg_ordered(const pres_t *p);
+
 /* A kn_pg callback that only logs errors (arg: a static label). */
 void pres_pg_ignore(const PGresult *res, int err, void *arg);
 /* Bare part of a JID into a new string. */

@@ -77,6 +77,16 @@ void pres_free(pres_t **pp)
     *pp = NULL;
 }
 
+void pres_set_ordered_pg(pres_t *p, kn_pg_pool_t *pg_ord)
+{
+    p->pg_ord = pg_ord;
+}
+
+kn_pg_pool_t *pres_pg_ordered(const pres_t *p)
+{
+    return p->pg_ord != NULL ? p->pg_ord : p->pg;
+}
+
 static void core_on_poll(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop;

@@ -40,7 +40,7 @@ void pres_last_store(pres_t *p, const char *bare, const kn_stanza_t *unavail)
         kn_buf_append(&status, "", 0);
     const char *params[] = {local, children ? xml.data : NULL, status.data};
     kn_pg_query(
-        p->pg,
+        pres_pg_ordered(p),
         "insert into last_presence (username, presence_xml, status,"
         " offline_at) values ($1, $2, $3, now()) on conflict"
         " (username) do update set presence_xml = excluded.presence_xml,"
@@ -60,8 +60,9 @@ void pres_last_clear(pres_t *p, const char *bare)
         return;
     char *local = pres_localpart(bare);
     const char *params[] = {local};
-    kn_pg_query(p->pg, "delete from last_presence where username = $1", 1,
-                params, pres_pg_ignore, (void *)"last_presence");
+    kn_pg_query(pres_pg_ordered(p),
+                "delete from last_presence where username = $1", 1, params,
+                pres_pg_ignore, (void *)"last_presence");
     free(local);
 }
 
@@ -151,7 +152,7 @@ void pres_last_send_stored(pres_t *p, char **contacts, size_t n,
     c->p = p;
     c->j = j;
     const char *params[] = {list.data};
-    kn_pg_query(p->pg,
+    kn_pg_query(pres_pg_ordered(p),
                 "select username, presence_xml, extract(epoch from offline_at)"
                 " from last_presence where username = any"
                 " (string_to_array($1, E'\\x01'))",
@@ -235,7 +236,7 @@ static void last_roster_cb(pres_t *p, const char *bare, const pres_roster_t *r,
     }
     char *local = pres_localpart(bare);
     const char *params[] = {local};
-    kn_pg_query(p->pg,
+    kn_pg_query(pres_pg_ordered(p),
                 "select extract(epoch from offline_at), status from"
                 " last_presence where username = $1",
                 1, params, last_row, j);

@@ -11,6 +11,15 @@
  * service-unavailable; store_and_drop drops silently. Bodiless messages
  * (chat states) are not worth storing and are dropped.
  *
+ * A note on order (R-PRES-5, R-GRP-4). Inserts, the delivery read and the
+ * delete all go through the ordered pool (pres_pg_ordered(): one
+ * connection, FIFO). On a pool of several connections two consecutive
+ * inserts could commit, and take their bigserial ids, in either order, so
+ * "order by id" was not arrival order; the quota check of two inserts
+ * could also race. On one connection the statements run in the order
+ * the router handed us the messages, and the read at login sees every
+ * insert queued before it.
+ *
  * Delivery runs at the end of the login flow (pres_broadcast.c), in id
  * order, each with a XEP-0203 delay; the rows are deleted (up to the last
  * id sent) only after all were handed to the router, on the same socket
@@ -99,7 +108,7 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
     kn_buf_t xml = KN_BUF_INIT;
     kn_buf_append(&xml, payload, len);
     const char *params[] = {local, from ? from : "", xml.data, bytes, quota};
-    kn_pg_query(p->pg,
+    kn_pg_query(pres_pg_ordered(p),
                 "insert into offline_messages (username, sender, stanza,"
                 " bytes) select $1, $2, $3, $4::int where (select"
                 " coalesce(sum(bytes), 0) from offline_messages where"
@@ -152,7 +161,7 @@ static void off_rows(const PGresult *res, int err, void *arg)
     }
     char *local = pres_localpart(j->bare);
     const char *params[] = {local, maxid};
-    kn_pg_query(p->pg,
+    kn_pg_query(pres_pg_ordered(p),
                 "delete from offline_messages where username = $1 and"
                 " id <= $2::bigint",
                 2, params, pres_pg_ignore, (void *)"offline delete");
@@ -170,7 +179,7 @@ void pres_offline_deliver(pres_t *p, const char *bare, const char *full)
     j->full = kn_strdup(full);
     char *local = pres_localpart(bare);
     const char *params[] = {local};
-    kn_pg_query(p->pg,
+    kn_pg_query(pres_pg_ordered(p),
                 "select id, stanza, extract(epoch from created_at) from"
                 " offline_messages where username = $1 order by id",
                 1, params, off_rows, j);
