@@ -122,6 +122,7 @@ unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(BUILD)/tests
 
 test: deps
+	@$(MAKE) --no-print-directory fmt-check
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all unit-bin
 	@tests/run-all.sh build/asan
@@ -139,7 +140,7 @@ fmt:
 	clang-format -i $(wildcard common/*.[ch] c2s/*.[ch] router/*.[ch] presenced/*.[ch] mucd/*.[ch] ctl/*.[ch] tests/unit/*.c tests/bench/*.c)
 
 fmt-check:
-	clang-format --dry-run -Werror $(wildcard common/*.[ch] c2s/*.[ch] router/*.[ch] presenced/*.[ch] mucd/*.[ch] ctl/*.[ch] tests/unit/*.c tests/bench/*.c)
+	@clang-format --dry-run -Werror $(wildcard common/*.[ch] c2s/*.[ch] router/*.[ch] presenced/*.[ch] mucd/*.[ch] ctl/*.[ch] tests/unit/*.c tests/bench/*.c)
 
 clean:
 	rm -rf build

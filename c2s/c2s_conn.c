@@ -54,7 +54,7 @@ struct c2s_conn {
     conn_creds_req_t *creds;
     double tokens;
     double refill_at;
-    double last_in;     /* ev_now() of the last bytes read: idle sweeps */
+    double last_in; /* ev_now() of the last bytes read: idle sweeps */
     c2s_conn_t *next_flush;
     c2s_conn_t *next_close;
     uint8_t addr[16];   /* IPv4-mapped or IPv6 /64: the auth-delay key */
@@ -64,7 +64,7 @@ struct c2s_conn {
     bool in_flush : 1;
     bool handshaking : 1;
     bool starttls_pending : 1;
-    bool parked : 1;    /* its XML parser is parked (idle sweep) */
+    bool parked : 1; /* its XML parser is parked (idle sweep) */
 };
 
 static char conn_rbuf[16384 + 512];

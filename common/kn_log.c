@@ -44,9 +44,9 @@ void kn_log_write(int level, const char *fmt, ...)
         struct tm tm;
         gettimeofday(&tv, NULL);
         localtime_r(&tv.tv_sec, &tm);
-        n = snprintf(line, sizeof(line), "<%c>%02d:%02d:%02d.%03d %s: ",
-                     log_prio[lv], tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (int)(tv.tv_usec / 1000), log_ident);
+        n = snprintf(line, sizeof(line),
+                     "<%c>%02d:%02d:%02d.%03d %s: ", log_prio[lv], tm.tm_hour,
+                     tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000), log_ident);
     } else {
         n = snprintf(line, sizeof(line), "<%c>%s: ", log_prio[lv], log_ident);
     }

@@ -29,8 +29,9 @@
 /* STANZA flags */
 #define KN_F_REROUTE    0x0001 /* target connection vanished: route to bare */
 #define KN_F_NO_OFFLINE 0x0002 /* never store offline (avoid loops) */
-#define KN_F_COPY 0x0004 /* a copy for the presence daemon to record (directed
-                            presence); it must not deliver it */
+#define KN_F_COPY                                                              \
+    0x0004 /* a copy for the presence daemon to record (directed               \
+              presence); it must not deliver it */
 
 /* REGISTER flags (node field carries the namespace, feature or domain) */
 #define KN_REG_IQ_NS    0x0001 /* IQs to the server/bare JIDs in this ns */
@@ -38,8 +39,9 @@
 #define KN_REG_SESSIONS 0x0004 /* copies of SESSION_UP/DOWN/PRIORITY */
 #define KN_REG_OFFLINE  0x0008 /* handler for messages to offline users */
 #define KN_REG_FEATURE  0x0010 /* a disco#info feature of the server */
-#define KN_REG_PRESENCE 0x0020 /* handler of broadcast/subscription presence   \
-                                */
+#define KN_REG_PRESENCE                                                        \
+    0x0020 /* handler of broadcast/subscription presence                       \
+            */
 /* KN_REG_SESSIONS may be held by several nodes (presenced and mucd both
  * want session-end events); every other registration has one holder,
  * the last node that registered it. */

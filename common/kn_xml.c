@@ -444,8 +444,8 @@ void kn_xml_reset(kn_xml_t *p, bool keep_unparsed)
          * are its last fed - consumed bytes. */
         uint64_t left = p->fed - p->consumed;
         int off = 0, size = 0;
-        const char *ctx = left && p->xp ? XML_GetInputContext(p->xp, &off, &size)
-                                        : NULL;
+        const char *ctx =
+            left && p->xp ? XML_GetInputContext(p->xp, &off, &size) : NULL;
         if (ctx != NULL && left <= (uint64_t)size)
             kn_buf_append(&rest, ctx + size - left, (size_t)left);
         kn_buf_append(&rest, p->in.data, p->in.len);

@@ -115,8 +115,6 @@ kn_stream_err_t kn_xml_error(const kn_xml_t *p, const char **detail);
 const char *kn_xml_stream_ns(const kn_xml_t *p);
 const char *kn_xml_stream_prefix(const kn_xml_t *p);
 
-
-
 /*
  * Release the expat parser and stanza builder of a stream that is idle
  * between stanzas (about 13 KB); they are re-created, with the stream's

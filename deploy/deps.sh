@@ -8,7 +8,7 @@ set -euo pipefail
 
 PKGS=(
     # build
-    gcc make pkg-config libev-dev libexpat1-dev libzmq3-dev libpq-dev
+    gcc make pkg-config clang-format libev-dev libexpat1-dev libzmq3-dev libpq-dev
     libhiredis-dev libssl-dev libidn-dev libconfig-dev libsystemd-dev
     check libsubunit-dev uthash-dev
     # run

@@ -47,9 +47,10 @@ static void io_send(void *ud, const router_node_t *to, const kn_env_t *env,
         return;
     io->send_failed++;
     if (rc == -KN_ENOENT) {
-        kn_log_at(env->kind == KN_ENV_STANZA ? KN_LOG_INFO : KN_LOG_DEBUG,"node %s unreachable: %s %s handled as undeliverable",
-                    to->name, kn_env_kind_name(env->kind),
-                    kn_env_stanza_name(env->stanza));
+        kn_log_at(env->kind == KN_ENV_STANZA ? KN_LOG_INFO : KN_LOG_DEBUG,
+                  "node %s unreachable: %s %s handled as undeliverable",
+                  to->name, kn_env_kind_name(env->kind),
+                  kn_env_stanza_name(env->stanza));
         router_undeliverable(io->r, env, payload);
     } else {
         kn_log_err("send to %s failed (%s): %s dropped", to->name,

@@ -113,8 +113,7 @@ static void rr_rewrite(router_redis_t *rr)
         router_redis_sess_up(r, s);
         count++;
     }
-    kn_redis_command(rr->rc, rr_reply, NULL, "SET router:marker %08x",
-                     r->boot);
+    kn_redis_command(rr->rc, rr_reply, NULL, "SET router:marker %08x", r->boot);
     kn_log_info("redis: wrote the routing table (%zu sessions)", count);
 }
 

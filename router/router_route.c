@@ -394,8 +394,8 @@ void router_route_stanza(router_t *r, router_node_t *src, const kn_env_t *env,
     size_t dl = strlen(r->domain);
     bool local = to.domain_len == dl && memcmp(to.domain, r->domain, dl) == 0;
     if (env->stanza == KN_ENV_ST_PRESENCE && src != NULL &&
-        (src->roles & KN_F_ROLE_C2S) && route_presence_hooks(r, env, &to,
-                                                             local, payload))
+        (src->roles & KN_F_ROLE_C2S) &&
+        route_presence_hooks(r, env, &to, local, payload))
         return;
     if (local) {
         route_local(r, src, env, &to, payload);
