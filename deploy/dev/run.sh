@@ -79,7 +79,8 @@ for p in "${PROCS[@]}"; do
     fi
 done
 
-if "$KILN_BIN/kilnctl" -c "$KILN_CONF" user list 2>/dev/null | grep -qx demo; then
+users=$("$KILN_BIN/kilnctl" -c "$KILN_CONF" user list 2>/dev/null || true)
+if grep -qxE 'demo(@localhost)?' <<<"$users"; then
     echo "run: demo user exists"
 else
     "$KILN_BIN/kilnctl" -c "$KILN_CONF" user add demo demo >/dev/null
