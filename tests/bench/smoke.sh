@@ -6,9 +6,9 @@
 #
 # Users user1..user20 (password = name) must exist; when BUILD/bin/kilnctl
 # and $KILN_CONF (default var/dev/kiln.conf) exist they are created here.
-# The presence scenario needs rosters (pres1..pres22 in cliques of 11): it
-# runs only with KILN_BENCH_ROSTERS=1, since Kiln roster provisioning comes
-# with a later issue.
+# The presence scenario needs rosters (pres1..pres22 in cliques of 11),
+# provisioned here too for Kiln; against another server set
+# KILN_BENCH_ROSTERS=1 once they exist there.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:?usage: smoke.sh BUILD PORT [PORT...]}
@@ -21,6 +21,10 @@ conf=${KILN_CONF:-$top/var/dev/kiln.conf}
 if [ -x "$build/bin/kilnctl" ] && [ -f "$conf" ]; then
     "$top/tests/bench/provision" kiln --kilnctl "$build/bin/kilnctl" \
         --config "$conf" --users 20 >/dev/null || exit 1
+    "$top/tests/bench/provision" kiln --kilnctl "$build/bin/kilnctl" \
+        --config "$conf" --users 22 --user-fmt 'pres%d' --roster 10 \
+        >/dev/null || exit 1
+    KILN_BENCH_ROSTERS=1
 fi
 common=(--port "$ports" --login-timeout 20)
 pidglob=${KILN_PIDFILE_GLOB:-}

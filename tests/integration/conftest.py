@@ -130,6 +130,10 @@ class Cluster:
             "c2s-b": {"starttls": int(e["KILN_C2S_B_STARTTLS"]),
                       "tls": int(e["KILN_C2S_B_TLS"]),
                       "http": int(e["KILN_C2S_B_HTTP"])},
+            # c2s-c (idle_timeout = 6) is not in ORDER: tests start it.
+            "c2s-c": {"starttls": int(e.get("KILN_C2S_C_STARTTLS", 0)),
+                      "tls": int(e.get("KILN_C2S_C_TLS", 0)),
+                      "http": int(e.get("KILN_C2S_C_HTTP", 0))},
         }
         self.router_port = int(e["KILN_ROUTER_PORT"])
         self.procs = {
@@ -142,6 +146,8 @@ class Cluster:
                                     "--node", "c2s-a"]),
             "c2s-b": Proc("c2s-b", [os.path.join(BIN, "kiln-c2s"), "-c", CONF,
                                     "--node", "c2s-b"]),
+            "c2s-c": Proc("c2s-c", [os.path.join(BIN, "kiln-c2s"), "-c", CONF,
+                                    "--node", "c2s-c"]),
         }
 
     def start(self, name):

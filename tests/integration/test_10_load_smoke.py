@@ -23,5 +23,6 @@ def test_load_tool_smoke_loses_nothing(live):
     assert any("scenario=connections" in l for l in results), results
     assert any("scenario=throughput" in l for l in results), results
     assert any("scenario=muc" in l for l in results), results
+    assert any("scenario=presence" in l for l in results), results
     for line in results:
         assert " lost=0" in line or "lost=" not in line, line
