@@ -38,6 +38,8 @@ const kn_conf_def_t c2s_conf_defs[] = {
      1LL << 32, NULL, "output a client has not read before it is disconnected"},
     {"idle_timeout", KN_CONF_INT, F(idle_timeout), 360, NULL, -1, 86400, NULL,
      "seconds without traffic before a session is closed (-1: never)"},
+    {"idle_ping", KN_CONF_BOOL, F(idle_ping), 1, NULL, 0, 1, NULL,
+     "ping a silent bound client after idle_timeout / 2"},
     {"bind", KN_CONF_STR, F(bind), 0, "127.0.0.1", 0, 0, NULL,
      "address the listeners bind (numeric IPv4 or IPv6)"},
     {"starttls_port", KN_CONF_INT, F(starttls_port), 5222, NULL, 0, 65535, NULL,

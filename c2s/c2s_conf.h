@@ -22,7 +22,8 @@ typedef struct c2s_conf {
     long long auth_fail_delay_ms;
     long long auth_fail_delay_max_ms;
     long long out_buffer_max;
-    long long idle_timeout; /* -1: off (idle policy: later issue) */
+    long long idle_timeout; /* -1: off (idle policy, R-DROP-4: c2s_idle.c) */
+    int idle_ping;          /* ping a silent bound session at idle/2 */
     char *bind;
     long long starttls_port; /* 0: no listener */
     long long tls_port;

@@ -19,6 +19,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -65,6 +66,7 @@ struct c2s_conn {
     bool handshaking : 1;
     bool starttls_pending : 1;
     bool parked : 1; /* its XML parser is parked (idle sweep) */
+    bool pinged : 1; /* the idle ping went out during this silence */
 };
 
 static char conn_rbuf[16384 + 512];
@@ -362,6 +364,7 @@ static void conn_read(c2s_conn_t *c)
         }
         c->last_in = ev_now(c->srv->loop);
         c->parked = false;
+        c->pinged = false;
         if (!conn_rate_ok(c, (size_t)n)) {
             c2s_conn_close(c, KN_SE_POLICY_VIOLATION, KN_ENV_REASON_DROPPED);
             break;
@@ -576,14 +579,48 @@ void c2s_conn_drain(c2s_server_t *srv)
     }
 }
 
-void c2s_conn_sweep_idle(c2s_server_t *srv, double now, double idle)
+/* The idle policy for one connection: ping or close. *next gets when
+ * its next step falls due. */
+static void conn_idle(c2s_conn_t *c, double now, double *next)
+{
+    c2s_server_t *srv = c->srv;
+    bool bound = c->st->state == C2S_ST_SESSION;
+    switch (c2s_idle_decide(now, c->last_in, bound, c->pinged,
+                            (double)srv->conf->idle_timeout,
+                            srv->conf->idle_ping != 0, next)) {
+    case C2S_IDLE_NONE:
+        break;
+    case C2S_IDLE_PING:
+        if (++srv->ping_seq == 0)
+            srv->ping_seq = 1;
+        c->pinged = true;
+        c2s_stream_ping(c->st, srv->ping_seq);
+        c2s_conn_output(c);
+        break;
+    case C2S_IDLE_CLOSE:
+        kn_log_info("c2s: %s: silent for %.1f s, closing (idle)",
+                    c->st->jid.str ? c->st->jid.str : "unbound connection",
+                    now - c->last_in);
+        c2s_conn_close(c, KN_SE_CONNECTION_TIMEOUT, KN_ENV_REASON_IDLE);
+        break;
+    }
+}
+
+double c2s_conn_sweep_idle(c2s_server_t *srv, double now, double park)
 {
     /* Idle streams give back their XML parser (about 13 KB each) until
      * their next byte: most sessions are idle most of the time. */
     size_t parked = 0;
+    double next = HUGE_VAL;
     for (size_t i = 0; i < srv->nslots; i++) {
         c2s_conn_t *c = srv->slots[i];
-        if (c == NULL || c->closing || c->parked || now - c->last_in < idle)
+        if (c == NULL || c->closing)
+            continue;
+        double at = HUGE_VAL;
+        conn_idle(c, now, &at);
+        if (at < next)
+            next = at;
+        if (c->closing || c->parked || now - c->last_in < park)
             continue;
         if (kn_xml_park(c->st->xml)) {
             c->parked = true;
@@ -595,4 +632,5 @@ void c2s_conn_sweep_idle(c2s_server_t *srv, double now, double idle)
     if (parked > 0)
         malloc_trim(0);
     kn_log_debug("idle sweep: %zu streams parked", parked);
+    return next;
 }

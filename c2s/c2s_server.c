@@ -59,10 +59,26 @@ static void server_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 /* Seconds of silence after which a stream's parser is parked. */
 #define C2S_IDLE_PARK_S 5.0
 
+/* Sweeps never come closer together than this (each walks every slot). */
+#define C2S_SWEEP_MIN_S 0.25
+
+/* One timer for every connection's idle policy: it runs at least every
+ * min(idle_timeout / 4, 5 s) and otherwise when the earliest ping or
+ * close falls due, so the steps are late by C2S_SWEEP_MIN_S at most. */
 static void server_on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
-    c2s_conn_sweep_idle(w->data, ev_now(loop), C2S_IDLE_PARK_S);
+    c2s_server_t *srv = w->data;
+    double now = ev_now(loop);
+    double next = c2s_conn_sweep_idle(srv, now, C2S_IDLE_PARK_S);
+    double period = c2s_idle_period((double)srv->conf->idle_timeout);
+    double delay = next - now;
+    if (delay > period)
+        delay = period;
+    if (delay < C2S_SWEEP_MIN_S)
+        delay = period < C2S_SWEEP_MIN_S ? period : C2S_SWEEP_MIN_S;
+    w->repeat = delay;
+    ev_timer_again(loop, w);
 }
 
 int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
@@ -99,8 +115,8 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
     ev_prepare_init(&srv->prepare, server_on_prepare);
     srv->prepare.data = srv;
     ev_prepare_start(loop, &srv->prepare);
-    ev_timer_init(&srv->sweep, server_on_sweep, C2S_IDLE_PARK_S,
-                  C2S_IDLE_PARK_S);
+    double period = c2s_idle_period((double)conf->idle_timeout);
+    ev_timer_init(&srv->sweep, server_on_sweep, period, period);
     srv->sweep.data = srv;
     ev_timer_start(loop, &srv->sweep);
     ev_unref(loop); /* the sweep alone does not keep the loop alive */

@@ -53,7 +53,8 @@ typedef struct c2s_server {
     c2s_conn_t *flush_list;
     c2s_conn_t *close_list;
     ev_prepare prepare;
-    ev_timer sweep;         /* parks idle streams' parsers */
+    ev_timer sweep;         /* idle policy, parks idle streams' parsers */
+    uint32_t ping_seq;      /* ids of server pings (kiln-ping-N) */
     c2s_addr_fail_t *fails; /* uthash by address */
     int reserve_fd;         /* spare fd for EMFILE (ev.pod) */
     bool stopping;
@@ -102,8 +103,11 @@ void c2s_conn_output(c2s_conn_t *c);
 void c2s_conn_close(c2s_conn_t *c, kn_stream_err_t err, kn_env_reason_t reason);
 /* Flush pending output and drain the close queue (the ev_prepare). */
 void c2s_conn_drain(c2s_server_t *srv);
-/* Park the XML parser of every connection silent for idle seconds. */
-void c2s_conn_sweep_idle(c2s_server_t *srv, double now, double idle);
+/* The idle sweep: apply the idle policy (c2s_idle.c: ping, or close with
+ * <connection-timeout/>) and park the XML parser of every connection
+ * silent for park seconds. Returns the earliest time a policy step falls
+ * due (HUGE_VAL: none). */
+double c2s_conn_sweep_idle(c2s_server_t *srv, double now, double park);
 /* Free a connection right away (shutdown path, and the close queue). */
 void c2s_conn_free(c2s_conn_t *c);
 

@@ -11,7 +11,8 @@
  * 10.3.3 wants) and a broadcast for presence (the envelope's to is empty:
  * the router hands it to the presence daemon). Available/unavailable
  * broadcasts also update the router's priority table (PRIORITY). IQ
- * pings to the server and session establishment are answered here;
+ * pings to the server and session establishment are answered here, and
+ * the answer to the server's own idle ping (c2s_idle.c) is swallowed;
  * everything else goes to the router once, serialised with
  * xmlns='jabber:client' explicit (the process boundary is a document
  * boundary).
@@ -131,6 +132,14 @@ c2s_act_t c2s_stanza_handle(c2s_stream_t *s, const kn_stanza_t *st)
     if (to_attr != NULL && kn_jid_parse(&to, to_attr, strlen(to_attr)) < 0) {
         stanza_reply_error(s, st, KN_STE_JID_MALFORMED, true);
         return C2S_ACT_MORE;
+    }
+
+    if (est == KN_ENV_ST_IQ &&
+        (type == KN_ENV_TYPE_RESULT || type == KN_ENV_TYPE_ERROR) &&
+        jid_is_domain(s, &to) &&
+        c2s_stream_is_ping_reply(s, kn_stanza_id(st))) {
+        s->ping_id = 0; /* the answer to our idle ping: inbound bytes */
+        goto out_free_to;
     }
 
     const char *iq_ns = NULL;

@@ -126,6 +126,7 @@ typedef struct c2s_stream {
     c2s_state_t state;
     c2s_pause_t pause;
     kn_env_reason_t reason; /* why it closed (CLOSED state) */
+    uint32_t ping_id;       /* our outstanding ping (c2s_idle.c), 0: none */
     int16_t priority;
     uint8_t cb_types; /* C2S_CB_* the transport provides */
     bool tls : 1;
@@ -216,6 +217,36 @@ c2s_act_t c2s_stanza_handle(c2s_stream_t *s, const kn_stanza_t *st);
  * its root has no 'to' (a MULTICAST from mucd) the stream's full JID is
  * spliced in as to='...' without parsing the stanza. */
 void c2s_stanza_deliver(c2s_stream_t *s, const void *payload, size_t len);
+
+/* ---- idle policy, R-DROP-4 (c2s_idle.c) --------------------------------- */
+
+#define C2S_PING_ID_PREFIX    "kiln-ping-"
+#define C2S_IDLE_PERIOD_MAX_S 5.0 /* the sweep runs at least this often */
+
+typedef enum c2s_idle_act {
+    C2S_IDLE_NONE = 0, /* nothing due */
+    C2S_IDLE_PING,     /* send the server ping (then set pinged) */
+    C2S_IDLE_CLOSE,    /* <connection-timeout/>, close, reason idle */
+} c2s_idle_act_t;
+
+/* What a connection silent since last_in needs at now, for idle timeout
+ * seconds (<= 0: off) with pings on or off; bound: a resource is bound;
+ * pinged: a ping went out during this silence. *next gets the time of
+ * its next step (HUGE_VAL: none). Pure: no clock, no I/O. */
+c2s_idle_act_t c2s_idle_decide(double now, double last_in, bool bound,
+                               bool pinged, double timeout, bool ping,
+                               double *next);
+
+/* The longest interval between idle sweeps: min(timeout / 4, 5 s). */
+double c2s_idle_period(double timeout);
+
+/* Write <iq type='get' id='kiln-ping-<seq>'><ping/></iq> to the bound
+ * client and remember seq (non-zero) as the outstanding ping. */
+void c2s_stream_ping(c2s_stream_t *s, uint32_t seq);
+
+/* Whether id is that of our outstanding ping (its result or error is
+ * swallowed, not routed). */
+bool c2s_stream_is_ping_reply(const c2s_stream_t *s, const char *id);
 
 /* Fill buf[0..n) with random bytes (getrandom). */
 void c2s_random(void *buf, size_t n);

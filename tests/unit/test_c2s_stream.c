@@ -757,6 +757,51 @@ START_TEST(iq_checks_and_ping)
 }
 END_TEST
 
+/* R-DROP-4: the server's idle ping, the client's answer swallowed (not
+ * routed), other results routed; the idle close says connection-timeout
+ * and SESSION_DOWN carries reason idle. */
+START_TEST(idle_ping_and_close_R_DROP_4)
+{
+    login("desk");
+    c2s_stream_ping(F.s, 7);
+    ck_out("<iq type='get' id='kiln-ping-7' from='localhost' "
+           "to='alice@localhost/desk'><ping xmlns='urn:xmpp:ping'/></iq>");
+    ck_assert(!c2s_stream_is_ping_reply(F.s, "kiln-ping-70"));
+    ck_assert(!c2s_stream_is_ping_reply(F.s, NULL));
+    /* Someone else's result with our id prefix goes on. */
+    in("<iq type='result' id='kiln-ping-6' to='localhost'/>");
+    ck_assert_int_eq(F.nrec, 1);
+    /* A result with our id to a user is not ours either. */
+    in("<iq type='result' id='kiln-ping-7' to='bob@localhost/x'/>");
+    ck_assert_int_eq(F.nrec, 2);
+    kn_buf_reset(&F.out);
+    ck_assert_int_eq(in("<iq type='result' id='kiln-ping-7' to='localhost'/>"),
+                     C2S_ACT_MORE);
+    ck_assert_int_eq(F.nrec, 2);
+    ck_assert_uint_eq(F.out.len, 0);
+    ck_assert_uint_eq(F.s->ping_id, 0);
+    /* Answered already: a second copy is routed like any result. */
+    in("<iq type='result' id='kiln-ping-7'/>");
+    ck_assert_int_eq(F.nrec, 3);
+    /* An error answer (no 'to') is swallowed too. */
+    c2s_stream_ping(F.s, 8);
+    in("<iq type='error' id='kiln-ping-8'><error type='cancel'>"
+       "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+       "</error></iq>");
+    ck_assert_int_eq(F.nrec, 3);
+    kn_buf_reset(&F.out);
+    F.nrec = 0;
+    c2s_stream_close(F.s, KN_SE_CONNECTION_TIMEOUT, KN_ENV_REASON_IDLE);
+    ck_out("<stream:error><connection-timeout "
+           "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
+           "</stream:stream>");
+    c2s_stream_end(F.s);
+    ck_assert_int_eq(F.nrec, 1);
+    ck_assert_int_eq(F.rec[0].kind, KN_ENV_SESSION_DOWN);
+    ck_assert_int_eq(F.rec[0].reason, KN_ENV_REASON_IDLE);
+}
+END_TEST
+
 START_TEST(presence_priority)
 {
     login("desk");
@@ -914,6 +959,7 @@ static Suite *suite(void)
     tcase_add_test(t, invalid_from);
     tcase_add_test(t, to_malformed_and_missing);
     tcase_add_test(t, iq_checks_and_ping);
+    tcase_add_test(t, idle_ping_and_close_R_DROP_4);
     tcase_add_test(t, presence_priority);
     tcase_add_test(t, framing_R_ARCH_1);
     tcase_add_test(t, deliver_splices_to);
