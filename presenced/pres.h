@@ -116,7 +116,10 @@ struct pres_user {
     char **blocked; /* XEP-0191 block list cache */
     size_t nblocked;
     bool blocked_loaded;
-    UT_hash_handle hh; /* p->users */
+    char *photo;        /* XEP-0153 hash (hex, "" no photo); NULL unknown */
+    bool photo_loading; /* vcards query in flight */
+    bool photo_stale;   /* a presence went out before the hash was known */
+    UT_hash_handle hh;  /* p->users */
 };
 
 /* ---- the sink: how stanzas leave ---- */
@@ -259,6 +262,29 @@ void pres_directed_handle(pres_t *p, const kn_stanza_t *st, const char *from,
                           const char *to);
 /* Send the presence of each available resource of contact to full. */
 size_t pres_send_presences_of(pres_t *p, const char *contact, const char *to);
+
+/* Stamp the avatar hash on u's available resources' presence again and
+ * re-broadcast it (the hash became known or changed). */
+void pres_broadcast_avatar(pres_t *p, pres_user_t *u);
+
+/* ---- pres_avatar.c: vCard-based avatars (XEP-0153) ---- */
+#define PRES_NS_VCARD_UPDATE "vcard-temp:x:update"
+/* SHA-1 hex of the decoded PHOTO/BINVAL of vCard element v of st into
+ * hex[size >= 41]; "" when there is none. -KN_EPROTO (hex "") for bad
+ * base64. */
+int pres_avatar_hash_vcard(const kn_stanza_t *st, int v, char *hex,
+                           size_t size);
+/* The same for a serialized <vCard/>. */
+int pres_avatar_hash_xml(const char *xml, char *hex, size_t size);
+/* A copy of presence st (caller owns) with the client's vcard-temp:x:update
+ * x replaced by ours: <photo>photo</photo>, <photo/> for "", an empty x
+ * for NULL (not known yet). Uses p->b. */
+kn_stanza_t *pres_avatar_stamp(pres_t *p, const kn_stanza_t *st,
+                               const char *photo);
+/* Load u's hash from PostgreSQL unless known or in flight. */
+void pres_avatar_load(pres_t *p, pres_user_t *u);
+/* A vCard set stored hash for bare: remember it, re-broadcast if new. */
+void pres_avatar_set(pres_t *p, const char *bare, const char *hash);
 
 /* ---- pres_probe.c ---- */
 void pres_probe_handle(pres_t *p, const kn_stanza_t *st, const char *from,

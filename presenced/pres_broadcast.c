@@ -263,6 +263,15 @@ void pres_broadcast_handle(pres_t *p, const kn_stanza_t *st, const char *from)
         kn_stanza_unref(&own);
         return;
     }
+    /* XEP-0153: the server's avatar hash replaces the client's x. */
+    pres_user_t *u = s->user;
+    if (u->photo == NULL) {
+        u->photo_stale = true;
+        pres_avatar_load(p, u);
+    }
+    kn_stanza_t *stamped = pres_avatar_stamp(p, own, u->photo);
+    kn_stanza_unref(&own);
+    own = stamped;
     bool first = !s->avail;
     int pr = kn_stanza_child(own, 0, "priority", NULL);
     if (pr >= 0)
@@ -278,6 +287,19 @@ void pres_broadcast_handle(pres_t *p, const kn_stanza_t *st, const char *from)
         s->initial_done = true;
     bc_start(p, s->user->bare, s->full, own, initial);
     kn_stanza_unref(&own);
+}
+
+void pres_broadcast_avatar(pres_t *p, pres_user_t *u)
+{
+    for (pres_sess_t *s = u->sessions; s; s = s->next) {
+        if (!s->avail || s->last == NULL)
+            continue;
+        kn_stanza_t *st = pres_avatar_stamp(p, s->last, u->photo);
+        kn_stanza_unref(&s->last);
+        s->last = st;
+        pres_sess_store(p, s);
+        bc_start(p, u->bare, s->full, st, false);
+    }
 }
 
 /* ---- directed presence (R-PRES-7) --------------------------------------- */

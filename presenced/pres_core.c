@@ -66,6 +66,7 @@ void pres_free(pres_t **pp)
         for (size_t i = 0; i < u->nblocked; i++)
             free(u->blocked[i]);
         free(u->blocked);
+        free(u->photo);
         free(u->bare);
         free(u);
     }

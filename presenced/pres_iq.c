@@ -35,6 +35,7 @@ typedef struct iq_job {
     kn_stanza_t *iq;
     char *bare;
     int op;
+    char photo[41]; /* vCard set: the XEP-0153 hash stored with it */
 } iq_job_t;
 
 static iq_job_t *iq_job_new(pres_t *p, const kn_stanza_t *iq, const char *bare)
@@ -165,10 +166,13 @@ static void xml_set_done(const PGresult *res, int err, void *arg)
 {
     iq_job_t *j = arg;
     (void)res;
-    if (err != 0)
+    if (err != 0) {
         pres_send_error(j->p, j->iq, KN_STE_INTERNAL_SERVER_ERROR);
-    else
+    } else {
         pres_send_result(j->p, j->iq);
+        if (j->op == 2) /* vCard: new avatar hash (XEP-0153) */
+            pres_avatar_set(j->p, j->bare, j->photo);
+    }
     iq_job_free(j);
 }
 
@@ -252,12 +256,16 @@ static void iq_vcard(pres_t *p, const kn_stanza_t *st)
         kn_buf_t xml = KN_BUF_INIT;
         kn_stanza_serialize(frag, &xml, NULL);
         kn_stanza_unref(&frag);
-        const char *params[] = {local, xml.data};
+        /* XEP-0153: bad base64 counts as no photo. */
+        if (pres_avatar_hash_vcard(st, v, j->photo, sizeof(j->photo)) < 0)
+            j->photo[0] = '\0';
+        const char *params[] = {local, xml.data, j->photo};
         kn_pg_query(p->pg,
-                    "insert into vcards (username, xml) values ($1, $2) on"
-                    " conflict (username) do update set xml = excluded.xml,"
+                    "insert into vcards (username, xml, photo_hash) values"
+                    " ($1, $2, $3) on conflict (username) do update set xml ="
+                    " excluded.xml, photo_hash = excluded.photo_hash,"
                     " updated_at = now()",
-                    2, params, xml_set_done, j);
+                    3, params, xml_set_done, j);
         kn_buf_free(&xml);
     } else {
         const char *params[] = {local};

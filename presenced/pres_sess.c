@@ -61,6 +61,7 @@ void pres_user_maybe_free(pres_t *p, pres_user_t *u)
     HASH_DEL(p->users, u);
     pres_roster_free(&u->roster);
     user_free_blocked(u);
+    free(u->photo);
     free(u->bare);
     free(u);
 }
@@ -142,6 +143,7 @@ void pres_sess_up(pres_t *p, const kn_env_t *env)
         pres_roster_get(p, s->user->bare, NULL, NULL); /* warm the cache */
     if (!s->user->blocked_loaded)
         pres_block_load(p, s->user);
+    pres_avatar_load(p, s->user); /* XEP-0153 */
 }
 
 void pres_sess_down(pres_t *p, const kn_env_t *env)

@@ -9,7 +9,7 @@ R-PERF-6. Contacts are spread over both c2s nodes.
 import asyncio
 import time
 
-
+import conftest
 from test_05_roster import D, presenced, presences, roster_row, sql  # noqa: F401
 from xmpp_client import login, run
 
@@ -176,6 +176,54 @@ def test_offline_survives_presenced_restart_R_ARCH_3(presenced, make_user):
     run(after())
 
 
+def test_offline_survives_whole_stack_restart_R_ARCH_3(presenced, make_user,
+                                                       redis):
+    """Offline messages live in PostgreSQL: stopping every Kiln process and
+    losing Redis (no persistence: a flush is what a Redis restart looks
+    like) keeps them; B gets each once, in order, with <delay/>."""
+    make_user("p6wsa", PW)
+    make_user("p6wsb", PW)
+    sent = ["whole%d" % i for i in range(3)]
+
+    async def scenario():
+        s = await login(presenced, "p6wsa", PW, "c2s-a", "s")
+        for body in sent:
+            s.send_message(mto="p6wsb@" + D, mbody=body, mtype="chat")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if sql("select count(*) from offline_messages where"
+                   " username = 'p6wsb'") == "3":
+                break
+            await asyncio.sleep(0.1)
+        await s.stop()
+
+    run(scenario())
+    assert sql("select count(*) from offline_messages where"
+               " username = 'p6wsb'") == "3"
+    for n in reversed(conftest.ORDER):
+        presenced.stop(n)
+    redis("FLUSHALL")
+    presenced.ensure()
+
+    async def after():
+        b = await login(presenced, "p6wsb", PW, "c2s-b", "b")
+        bodies = []
+        for _ in sent:
+            m = await b.next_message(5)
+            assert m.xml.find("{urn:xmpp:delay}delay") is not None
+            bodies.append(m["body"])
+        assert bodies == sent
+        assert await b.no_message(1.5)
+        await b.stop()
+        b = await login(presenced, "p6wsb", PW, "c2s-a", "b")
+        assert await b.no_message(1.5)  # deleted once delivered
+        await b.stop()
+
+    run(after())
+    assert sql("select count(*) from offline_messages where"
+               " username = 'p6wsb'") == "0"
+
+
 def test_state_in_redis_R_PRES_1(presenced, make_user, redis):
     make_user("p6redis", PW)
 
@@ -337,3 +385,80 @@ def test_directed_presence_undone_R_PRES_7(presenced, make_user):
         await o.stop()
 
     run(scenario())
+
+
+def _photo(pres):
+    """The XEP-0153 hash in a presence: None (no x or no photo), or text."""
+    ph = pres.xml.find("{vcard-temp:x:update}x/{vcard-temp:x:update}photo")
+    return None if ph is None else (ph.text or "")
+
+
+def test_avatar_hash_in_presence_XEP_0153(presenced, make_user, redis):
+    """The server stamps <x xmlns='vcard-temp:x:update'><photo/></x> on a
+    user's available presence: empty without a vCard photo, the SHA-1 of
+    the decoded BINVAL once a vCard with one is stored (a vCard set
+    re-broadcasts), replacing whatever x the client sent."""
+    import base64
+    import hashlib
+    import xml.etree.ElementTree as ET
+
+    make_user("p6ava", PW)
+    make_user("p6avb", PW)
+    roster_row("p6ava", "p6avb", "both")
+    roster_row("p6avb", "p6ava", "both")
+    sql("delete from vcards where username = 'p6ava'")
+    img = bytes(range(256)) * 3
+    b64 = base64.b64encode(img).decode()
+    folded = "\n".join(b64[i:i + 76] for i in range(0, len(b64), 76))
+    want = hashlib.sha1(img).hexdigest()
+    full_a = "p6ava@%s/a" % D
+
+    def from_a(got):
+        return [p for p in got if str(p["from"]) == full_a and
+                p["type"] in ("available", "")]
+
+    async def scenario():
+        b = await login(presenced, "p6avb", PW, "c2s-b", "b")
+        await presences(b, 0.5)
+        a = await login(presenced, "p6ava", PW, "c2s-a", "a")
+        got = from_a(await presences(b, 2))
+        assert got, "no presence from A"
+        # no vCard: the hash settles on <photo/> (empty)
+        assert _photo(got[-1]) == ""
+        # a vCard with a photo: a fresh presence with its hash
+        iq = a.Iq()
+        iq["type"] = "set"
+        iq.append(ET.fromstring(
+            "<vCard xmlns='vcard-temp'><FN>Ava</FN><PHOTO><TYPE>image/png"
+            "</TYPE><BINVAL>%s</BINVAL></PHOTO></vCard>" % folded))
+        await iq.send(timeout=5)
+        got = from_a(await presences(b, 2))
+        assert got and _photo(got[-1]) == want, [_photo(p) for p in got]
+        assert want in redis("HGET", "pres:p6ava@" + D, "a")
+        # the client's own x is replaced by the server's
+        p = a.make_presence(pstatus="bogus x")
+        p.append(ET.fromstring("<x xmlns='vcard-temp:x:update'>"
+                               "<photo>0000</photo></x>"))
+        p.send()
+        got = from_a(await presences(b, 2))
+        assert got and got[-1]["status"] == "bogus x"
+        assert _photo(got[-1]) == want
+        assert len(got[-1].xml.findall("{vcard-temp:x:update}x")) == 1
+        # a contact logging in later gets the stamped presence
+        await b.stop()
+        b = await login(presenced, "p6avb", PW, "c2s-a", "b2")
+        got = from_a(await presences(b, 2))
+        assert got and _photo(got[-1]) == want
+        # photo removed: back to <photo/>
+        iq = a.Iq()
+        iq["type"] = "set"
+        iq.append(ET.fromstring("<vCard xmlns='vcard-temp'><FN>Ava</FN>"
+                                "</vCard>"))
+        await iq.send(timeout=5)
+        got = from_a(await presences(b, 2))
+        assert got and _photo(got[-1]) == ""
+        await a.stop()
+        await b.stop()
+
+    run(scenario())
+    assert sql("select photo_hash from vcards where username = 'p6ava'") == ""
