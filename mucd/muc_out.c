@@ -13,39 +13,19 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kn_env_stanza.h"
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
 #include "muc_aff.h"
 #include "muc_room.h"
 
-static void out_env_fill(kn_env_t *e, const kn_stanza_t *st)
-{
-    e->stanza = kn_env_stanza_from_name(kn_stanza_name(st, 0));
-    if (kn_env_type_from_str(e->stanza, kn_stanza_type(st), &e->type) < 0)
-        e->type = KN_ENV_TYPE_NORMAL;
-    const char *from = kn_stanza_from(st);
-    e->from = from;
-    e->from_len = from ? strlen(from) : 0;
-}
-
 void muc_send(muc_t *m, const kn_stanza_t *st)
 {
     kn_env_t e = {0};
     e.kind = KN_ENV_STANZA;
-    out_env_fill(&e, st);
-    if (e.stanza == KN_ENV_ST_NONE)
+    if (kn_env_from_stanza(&e, st) < 0)
         return;
-    const char *to = kn_stanza_to(st);
-    e.to = to;
-    e.to_len = to ? strlen(to) : 0;
-    if (e.stanza == KN_ENV_ST_IQ) {
-        int c = kn_stanza_first_child(st, 0);
-        if (c >= 0) {
-            e.node = kn_stanza_ns(st, c);
-            e.node_len = strlen(e.node);
-        }
-    }
     kn_buf_reset(&m->out);
     kn_stanza_serialize(st, &m->out, NULL);
     m->sink.send(m->sink.ud, &e, m->out.data, m->out.len);
@@ -74,7 +54,8 @@ static void out_multicast(muc_t *m, const kn_stanza_t *st, size_t n)
         return;
     kn_env_t e = {0};
     e.kind = KN_ENV_MULTICAST;
-    out_env_fill(&e, st);
+    if (kn_env_from_stanza(&e, st) < 0)
+        return;
     e.targets = m->targets;
     e.ntargets = n;
     kn_buf_reset(&m->out);

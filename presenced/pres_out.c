@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kn_env_stanza.h"
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
@@ -21,35 +22,13 @@
 #include "kn_xmpp_err.h"
 #include "pres.h"
 
-static void out_env_fill(kn_env_t *e, const kn_stanza_t *st)
-{
-    e->stanza = kn_env_stanza_from_name(kn_stanza_name(st, 0));
-    if (kn_env_type_from_str(e->stanza, kn_stanza_type(st), &e->type) < 0)
-        e->type =
-            e->stanza == KN_ENV_ST_IQ ? KN_ENV_TYPE_RESULT : KN_ENV_TYPE_NORMAL;
-    const char *from = kn_stanza_from(st);
-    e->from = from;
-    e->from_len = from ? strlen(from) : 0;
-}
-
 void pres_send(pres_t *p, const kn_stanza_t *st, uint16_t flags)
 {
     kn_env_t e = {0};
     e.kind = KN_ENV_STANZA;
-    out_env_fill(&e, st);
-    if (e.stanza == KN_ENV_ST_NONE)
+    if (kn_env_from_stanza(&e, st) < 0)
         return;
     e.flags = flags;
-    const char *to = kn_stanza_to(st);
-    e.to = to;
-    e.to_len = to ? strlen(to) : 0;
-    if (e.stanza == KN_ENV_ST_IQ) {
-        int c = kn_stanza_first_child(st, 0);
-        if (c >= 0) {
-            e.node = kn_stanza_ns(st, c);
-            e.node_len = strlen(e.node);
-        }
-    }
     kn_buf_reset(&p->out);
     kn_stanza_serialize(st, &p->out, NULL);
     p->sink.send(p->sink.ud, &e, p->out.data, p->out.len);
@@ -74,7 +53,10 @@ void pres_multicast(pres_t *p, const kn_stanza_t *st, const uint64_t *targets,
     }
     kn_env_t e = {0};
     e.kind = KN_ENV_MULTICAST;
-    out_env_fill(&e, st);
+    if (kn_env_from_stanza(&e, st) < 0) {
+        kn_stanza_unref(&t);
+        return;
+    }
     e.targets = targets;
     e.ntargets = n;
     kn_buf_reset(&p->out);
