@@ -156,7 +156,8 @@ static void login_flow(pres_t *p, const char *bare, const char *full,
         }
         if (!(pres_item_sub(it) & PRES_SUB_TO) || !p->conf.roster_presence)
             continue;
-        if (pres_is_blocked(p, bare, it->jid))
+        if (pres_is_blocked(p, bare, it->jid) ||
+            pres_is_blocked(p, it->jid, bare))
             continue;
         if (pres_send_presences_of(p, it->jid, full) == 0 &&
             pres_is_local(p, it->jid)) {
