@@ -218,7 +218,14 @@ static int user_write(PGconn *db, const char *sql, const char *what,
     return rows;
 }
 
-int ctl_user_add(ctl_ctx_t *ctx, const char *user, const char *password)
+/* Derive fresh SCRAM credentials for password and write them with sql
+ * ($1 user, $2 iterations, $3..$8 salts and keys). if_none is the error
+ * when no row was written, done the success line; both take the user and
+ * the domain. */
+static int user_set_creds(ctl_ctx_t *ctx, const char *user,
+                          const char *password, const char *sql,
+                          const char *what, const char *if_none,
+                          const char *done)
 {
     kn_scram_creds_t c1, c256;
     char *local;
@@ -229,20 +236,14 @@ int ctl_user_add(ctl_ctx_t *ctx, const char *user, const char *password)
         return CTL_EXIT_FAIL;
     if (user_creds(password, &c1, &c256) < 0)
         goto out;
-    int rows = user_write(
-        db,
-        "insert into users (username, iterations, sha1_salt, sha1_stored_key,"
-        " sha1_server_key, sha256_salt, sha256_stored_key, sha256_server_key)"
-        " values ($1, $2, $3, $4, $5, $6, $7, $8)"
-        " on conflict (username) do nothing",
-        "adding the user", local, &c1, &c256);
+    int rows = user_write(db, sql, what, local, &c1, &c256);
     if (rows < 0)
         goto out;
     if (rows == 0) {
-        ctl_err("user %s@%s already exists", local, ctx->cc.domain);
+        ctl_err(if_none, local, ctx->cc.domain);
         goto out;
     }
-    printf("user %s@%s added\n", local, ctx->cc.domain);
+    printf(done, local, ctx->cc.domain);
     rc = CTL_EXIT_OK;
 out:
     OPENSSL_cleanse(&c1, sizeof(c1));
@@ -252,38 +253,27 @@ out:
     return rc;
 }
 
+int ctl_user_add(ctl_ctx_t *ctx, const char *user, const char *password)
+{
+    return user_set_creds(
+        ctx, user, password,
+        "insert into users (username, iterations, sha1_salt, sha1_stored_key,"
+        " sha1_server_key, sha256_salt, sha256_stored_key, sha256_server_key)"
+        " values ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " on conflict (username) do nothing",
+        "adding the user", "user %s@%s already exists", "user %s@%s added\n");
+}
+
 int ctl_user_passwd(ctl_ctx_t *ctx, const char *user, const char *password)
 {
-    kn_scram_creds_t c1, c256;
-    char *local;
-    int rc = CTL_EXIT_FAIL;
-
-    PGconn *db = user_open(ctx, user, &local);
-    if (!db)
-        return CTL_EXIT_FAIL;
-    if (user_creds(password, &c1, &c256) < 0)
-        goto out;
-    int rows = user_write(
-        db,
+    return user_set_creds(
+        ctx, user, password,
         "update users set iterations = $2, sha1_salt = $3,"
         " sha1_stored_key = $4, sha1_server_key = $5, sha256_salt = $6,"
         " sha256_stored_key = $7, sha256_server_key = $8"
         " where username = $1",
-        "changing the password", local, &c1, &c256);
-    if (rows < 0)
-        goto out;
-    if (rows == 0) {
-        ctl_err("no user %s@%s", local, ctx->cc.domain);
-        goto out;
-    }
-    printf("password of %s@%s changed\n", local, ctx->cc.domain);
-    rc = CTL_EXIT_OK;
-out:
-    OPENSSL_cleanse(&c1, sizeof(c1));
-    OPENSSL_cleanse(&c256, sizeof(c256));
-    free(local);
-    PQfinish(db);
-    return rc;
+        "changing the password", "no user %s@%s",
+        "password of %s@%s changed\n");
 }
 
 int ctl_user_del(ctl_ctx_t *ctx, const char *user)

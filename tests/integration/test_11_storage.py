@@ -2,8 +2,8 @@
 storage (XEP-0049), software version (XEP-0092), entity time (XEP-0202),
 vCards (XEP-0054) and blocking (XEP-0191, presence side).
 
-Refusing messages from blocked senders belongs to c2s's delivery path and
-is not implemented there yet: it is not tested here.
+Refusing messages from blocked senders belongs to c2s's delivery path,
+which lacks it (docs/ARCHITECTURE.md, known gaps), so no test claims it.
 """
 
 import asyncio
