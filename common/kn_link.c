@@ -16,6 +16,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "kn_daemon.h"
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
@@ -172,14 +173,7 @@ kn_link_t *kn_link_new(struct ev_loop *loop, const kn_common_conf_t *cc,
     l->ops = ops;
     l->ud = ud;
     l->fresh = true;
-    l->boot = 0;
-    while (l->boot == 0) {
-        FILE *f = fopen("/dev/urandom", "rb");
-        if (f == NULL || fread(&l->boot, sizeof(l->boot), 1, f) != 1)
-            l->boot = (uint32_t)ev_time();
-        if (f)
-            fclose(f);
-    }
+    l->boot = kn_daemon_boot_id();
     l->ctx = zmq_ctx_new();
     l->sock = zmq_socket(l->ctx, ZMQ_DEALER);
     int hwm = 1000000, linger = 200, ivl = 100, ivl_max = 1000;

@@ -743,6 +743,19 @@ void kn_stanza_builder_copy(kn_stanza_builder_t *b, const kn_stanza_t *st,
     }
 }
 
+void kn_stanza_builder_iq_result(kn_stanza_builder_t *b, const kn_stanza_t *req)
+{
+    kn_stanza_builder_reset(b);
+    kn_stanza_builder_start(b, "iq", KN_NS_CLIENT);
+    kn_stanza_builder_attr(b, "type", "result");
+    if (kn_stanza_id(req))
+        kn_stanza_builder_attr(b, "id", kn_stanza_id(req));
+    if (kn_stanza_to(req))
+        kn_stanza_builder_attr(b, "from", kn_stanza_to(req));
+    if (kn_stanza_from(req))
+        kn_stanza_builder_attr(b, "to", kn_stanza_from(req));
+}
+
 kn_stanza_builder_t *kn_stanza_dup(const kn_stanza_t *st)
 {
     KN_ASSERT(st != NULL);

@@ -141,6 +141,11 @@ kn_stanza_builder_t *kn_stanza_builder_new(void);
 void kn_stanza_builder_free(kn_stanza_builder_t **bp);
 /* Forget everything built so far; keeps the memory for reuse. */
 void kn_stanza_builder_reset(kn_stanza_builder_t *b);
+/* Reset b and start the result of the iq request req: <iq type='result'>
+ * with req's id, from = req's to and to = req's from (each only when
+ * present). The root is left open for a payload; finish it as usual. */
+void kn_stanza_builder_iq_result(kn_stanza_builder_t *b,
+                                 const kn_stanza_t *req);
 /* A builder holding a copy of st with its root reopened: children started
  * now are appended as the root's last children, attributes may be set on
  * any element. Caller owns the builder. */

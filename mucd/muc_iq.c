@@ -17,15 +17,7 @@ int muc_iq_query(const kn_stanza_t *st)
 void muc_iq_result_start(muc_t *m, const kn_stanza_t *iq)
 {
     kn_stanza_builder_t *b = m->b;
-    kn_stanza_builder_reset(b);
-    kn_stanza_builder_start(b, "iq", KN_NS_CLIENT);
-    kn_stanza_builder_attr(b, "type", "result");
-    if (kn_stanza_to(iq))
-        kn_stanza_builder_attr(b, "from", kn_stanza_to(iq));
-    if (kn_stanza_from(iq))
-        kn_stanza_builder_attr(b, "to", kn_stanza_from(iq));
-    if (kn_stanza_id(iq))
-        kn_stanza_builder_attr(b, "id", kn_stanza_id(iq));
+    kn_stanza_builder_iq_result(b, iq);
 }
 
 void muc_iq_result_empty(muc_t *m, const kn_stanza_t *iq)

@@ -58,15 +58,7 @@ static void iq_job_free(iq_job_t *j)
 static kn_stanza_builder_t *iq_result_start(pres_t *p, const kn_stanza_t *iq)
 {
     kn_stanza_builder_t *b = p->b;
-    kn_stanza_builder_reset(b);
-    kn_stanza_builder_start(b, "iq", KN_NS_CLIENT);
-    kn_stanza_builder_attr(b, "type", "result");
-    if (kn_stanza_id(iq))
-        kn_stanza_builder_attr(b, "id", kn_stanza_id(iq));
-    if (kn_stanza_to(iq))
-        kn_stanza_builder_attr(b, "from", kn_stanza_to(iq));
-    if (kn_stanza_from(iq))
-        kn_stanza_builder_attr(b, "to", kn_stanza_from(iq));
+    kn_stanza_builder_iq_result(b, iq);
     return b;
 }
 

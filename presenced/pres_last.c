@@ -172,14 +172,7 @@ static void last_reply(pres_t *p, const kn_stanza_t *iq, long long secs,
                        const char *text)
 {
     kn_stanza_builder_t *b = p->b;
-    kn_stanza_builder_reset(b);
-    kn_stanza_builder_start(b, "iq", KN_NS_CLIENT);
-    kn_stanza_builder_attr(b, "type", "result");
-    if (kn_stanza_id(iq))
-        kn_stanza_builder_attr(b, "id", kn_stanza_id(iq));
-    if (kn_stanza_to(iq))
-        kn_stanza_builder_attr(b, "from", kn_stanza_to(iq));
-    kn_stanza_builder_attr(b, "to", kn_stanza_from(iq));
+    kn_stanza_builder_iq_result(b, iq);
     kn_stanza_builder_start(b, "query", NS_LAST);
     char num[32];
     snprintf(num, sizeof(num), "%lld", secs < 0 ? 0 : secs);

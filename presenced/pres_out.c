@@ -78,15 +78,7 @@ void pres_send_error(pres_t *p, const kn_stanza_t *orig, kn_stanza_err_t cond)
 void pres_send_result(pres_t *p, const kn_stanza_t *iq)
 {
     kn_stanza_builder_t *b = p->b;
-    kn_stanza_builder_reset(b);
-    kn_stanza_builder_start(b, "iq", KN_NS_CLIENT);
-    kn_stanza_builder_attr(b, "type", "result");
-    if (kn_stanza_id(iq))
-        kn_stanza_builder_attr(b, "id", kn_stanza_id(iq));
-    if (kn_stanza_to(iq))
-        kn_stanza_builder_attr(b, "from", kn_stanza_to(iq));
-    if (kn_stanza_from(iq))
-        kn_stanza_builder_attr(b, "to", kn_stanza_from(iq));
+    kn_stanza_builder_iq_result(b, iq);
     kn_stanza_t *r = kn_stanza_builder_finish(b);
     pres_send(p, r, 0);
     kn_stanza_unref(&r);

@@ -51,15 +51,8 @@ bool router_disco_answer(router_t *r, router_node_t *src, const kn_env_t *env,
         return true;
     }
     kn_stanza_builder_t *b = kn_stanza_builder_new();
-    kn_stanza_builder_start(b, "iq", KN_NS_CLIENT);
-    kn_stanza_builder_attr(b, "type", "result");
+    kn_stanza_builder_iq_result(b, q);
     kn_stanza_builder_attr(b, "from", r->domain);
-    const char *from = kn_stanza_from(q);
-    const char *id = kn_stanza_id(q);
-    if (from != NULL)
-        kn_stanza_builder_attr(b, "to", from);
-    if (id != NULL)
-        kn_stanza_builder_attr(b, "id", id);
     kn_stanza_builder_start(b, "query", info ? NS_DISCO_INFO : NS_DISCO_ITEMS);
     router_reg_t *g, *tmp;
     if (info) {
