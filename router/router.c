@@ -87,7 +87,8 @@ void router_free(router_t **rp)
         free(n);
     }
     hold_free_all(r);
-    kn_buf_free(&r->scratch);
+    free(r->mc_split);
+    free(r->mc_done);
     free(r->domain);
     free(r);
     *rp = NULL;

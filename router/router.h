@@ -94,12 +94,14 @@ struct router {
     router_send_fn send;
     void *send_ud;
     void *redis; /* kn_redis_t *, or NULL (tests) */
-    kn_buf_t scratch;
     router_stats_t stats;
     struct router_held *hold_head; /* stanzas held during warm-up, FIFO */
     struct router_held **hold_tail;
     size_t hold_count;
-    bool replaying; /* routing held stanzas now */
+    bool replaying;     /* routing held stanzas now */
+    uint64_t *mc_split; /* multicast split work arrays, grown only */
+    bool *mc_done;
+    size_t mc_cap;
 };
 
 router_t *router_new(const char *domain, uint32_t boot, double node_timeout,

@@ -413,18 +413,20 @@ void router_route_stanza(router_t *r, router_node_t *src, const kn_env_t *env,
 void router_route_multicast(router_t *r, const kn_env_t *env,
                             const router_payload_t *payload)
 {
-    /* Split the target list per owning node: one message per node. */
-    static uint64_t *split;
-    static size_t split_cap;
-    if (split_cap < env->ntargets) {
-        split = kn_realloc(split, env->ntargets * sizeof(*split));
-        split_cap = env->ntargets;
+    /* Split the target list per owning node: one message per node, each
+     * node's targets in their original order. The work arrays belong to
+     * the router and only grow: no allocation per multicast. */
+    if (r->mc_cap < env->ntargets) {
+        r->mc_split =
+            kn_realloc(r->mc_split, env->ntargets * sizeof(*r->mc_split));
+        r->mc_done = kn_realloc(r->mc_done, env->ntargets * sizeof(bool));
+        r->mc_cap = env->ntargets;
     }
+    uint64_t *split = r->mc_split;
+    bool *done = r->mc_done;
+    if (env->ntargets > 0)
+        memset(done, 0, env->ntargets * sizeof(bool));
     r->stats.multicast_in++;
-    bool *done = NULL;
-    size_t left = env->ntargets;
-    if (left > 0)
-        done = kn_calloc(left, sizeof(*done));
     for (size_t i = 0; i < env->ntargets; i++) {
         if (done[i])
             continue;
@@ -447,7 +449,6 @@ void router_route_multicast(router_t *r, const kn_env_t *env,
         router_emit(r, n, &e, payload);
         r->stats.routed += k;
     }
-    free(done);
 }
 
 /* The sender of env, found from its from address: the node owning the
