@@ -32,7 +32,10 @@
  */
 #include "kn_pg.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <uthash.h>
 
 #include "kn_err.h"
 #include "kn_log.h"
@@ -48,6 +51,8 @@ typedef struct pg_query {
     char **params;
     int nparams;
     int phase;
+    int prep; /* a Parse for a new named statement was sent ahead of it */
+    struct pg_stmt *stmt; /* the named statement used, or NULL */
     ev_tstamp enq;
     PGresult *res; /* kept until the sync: the first error, or the last */
     int err;       /* for the done list */
@@ -60,6 +65,16 @@ typedef struct qlist {
 
 enum conn_state { C_CLOSED, C_CONNECTING, C_IDLE, C_BUSY };
 
+/* A statement prepared on one connection, found by its SQL text. */
+typedef struct pg_stmt {
+    UT_hash_handle hh;
+    char name[16];
+    char sql[]; /* the key */
+} pg_stmt_t;
+
+/* Named statements kept per connection; past this, queries are sent
+ * unnamed, so generated SQL cannot grow the cache without bound. */
+#define PG_STMT_MAX 256
 typedef struct pg_conn {
     kn_pg_pool_t *pool;
     PGconn *pg;
@@ -68,6 +83,8 @@ typedef struct pg_conn {
     ev_timer timer;
     unsigned backoff_ms;
     qlist_t inflight;
+    pg_stmt_t *stmts; /* uthash by SQL text */
+    unsigned nstmts, stmt_seq;
 } pg_conn_t;
 
 struct kn_pg_pool {
@@ -205,6 +222,17 @@ static void conn_log_error(pg_conn_t *c, const char *what)
                 line);
 }
 
+static void conn_stmts_clear(pg_conn_t *c)
+{
+    pg_stmt_t *st, *tmp;
+    HASH_ITER(hh, c->stmts, st, tmp)
+    {
+        HASH_DEL(c->stmts, st);
+        free(st);
+    }
+    c->nstmts = 0;
+}
+
 /* The connection is gone (or never came up): fail what was sent on it,
  * close it and retry after the backoff. */
 static void conn_down(pg_conn_t *c, const char *what)
@@ -219,6 +247,7 @@ static void conn_down(pg_conn_t *c, const char *what)
     if (c->pg)
         PQfinish(c->pg);
     c->pg = NULL;
+    conn_stmts_clear(c);
     c->state = C_CLOSED;
     ev_timer_set(&c->timer, c->backoff_ms / 1000., 0.);
     ev_timer_start(p->loop, &c->timer);
@@ -332,8 +361,24 @@ static void conn_drain(pg_conn_t *c)
     while ((q = c->inflight.head) != NULL && c->pg && !PQisBusy(c->pg)) {
         PGresult *res = PQgetResult(c->pg);
         if (q->phase == Q_RESULTS) {
-            if (!res) {
+            if (!res && q->prep) {
+                q->prep = 0; /* end of the Parse's results */
+            } else if (!res) {
                 q->phase = Q_SYNC;
+            } else if (q->prep) {
+                /* The Parse: keep only a failure, and forget the name so
+                 * the next use prepares it again. */
+                if (result_is_error(res) && !q->res) {
+                    q->res = res;
+                    if (q->stmt) {
+                        HASH_DEL(c->stmts, q->stmt);
+                        free(q->stmt);
+                        q->stmt = NULL;
+                        c->nstmts--;
+                    }
+                } else {
+                    PQclear(res);
+                }
             } else if (!q->res ||
                        (result_is_error(res) && !result_is_error(q->res))) {
                 if (q->res)
@@ -400,15 +445,43 @@ static void conn_init(kn_pg_pool_t *p, pg_conn_t *c)
     c->timer.data = c;
 }
 
-/* Send q on c. 0, or -1 when libpq refused (q is untouched). */
+/* Send q on c. 0, or -1 when libpq refused (q is untouched; a statement
+ * this call added to the cache is dropped again, as the connection goes
+ * down after a refusal anyway).
+ *
+ * Every SQL text is prepared once per connection as a named statement
+ * (Parse + Execute in the same pipeline segment the first time, Execute
+ * only afterwards), so PostgreSQL parses and plans it once instead of at
+ * every call: the login path runs the same handful of queries each
+ * time. */
 static int conn_send(pg_conn_t *c, pg_query_t *q)
 {
-    if (!PQsendQueryParams(c->pg, q->sql, q->nparams, NULL,
-                           (const char *const *)q->params, NULL, NULL, 0))
-        return -1;
-    if (!PQpipelineSync(c->pg))
+    const char *const *params = (const char *const *)q->params;
+    pg_stmt_t *st = NULL;
+    int prep = 0;
+    HASH_FIND_STR(c->stmts, q->sql, st);
+    if (st == NULL && c->nstmts < PG_STMT_MAX) {
+        size_t len = strlen(q->sql);
+        st = kn_malloc(sizeof(*st) + len + 1);
+        memcpy(st->sql, q->sql, len + 1);
+        snprintf(st->name, sizeof(st->name), "k%u", c->stmt_seq++);
+        if (!PQsendPrepare(c->pg, st->name, st->sql, q->nparams, NULL)) {
+            free(st);
+            return -1;
+        }
+        HASH_ADD_KEYPTR(hh, c->stmts, st->sql, len, st);
+        c->nstmts++;
+        prep = 1;
+    }
+    int ok = st != NULL ? PQsendQueryPrepared(c->pg, st->name, q->nparams,
+                                              params, NULL, NULL, 0)
+                        : PQsendQueryParams(c->pg, q->sql, q->nparams, NULL,
+                                            params, NULL, NULL, 0);
+    if (!ok || !PQpipelineSync(c->pg))
         return -1;
     q->phase = Q_RESULTS;
+    q->prep = prep;
+    q->stmt = prep ? st : NULL;
     q_push(&c->inflight, q);
     return 0;
 }
@@ -450,15 +523,18 @@ static void pool_dispatch(kn_pg_pool_t *p)
         if (c->state != C_IDLE)
             continue;
         size_t sent = 0;
+        bool failed = false;
         while (sent < p->pipeline_max && p->waitq.head) {
             pg_query_t *q = q_pop(&p->waitq);
             if (conn_send(c, q) < 0) {
                 q_push_front(&p->waitq, q);
+                failed = true;
                 break;
             }
             sent++;
         }
-        if (sent == 0) {
+        if (failed) {
+            /* libpq refused: the pipeline may hold half a query. */
             conn_down(c, "send failed");
             continue;
         }
@@ -528,6 +604,7 @@ void kn_pg_pool_free(kn_pg_pool_t **pp)
         if (c->pg)
             PQfinish(c->pg);
         c->pg = NULL;
+        conn_stmts_clear(c);
     }
     pg_query_t *q;
     while ((q = q_pop(&p->waitq)) != NULL)

@@ -170,10 +170,13 @@ static const char roster_sql[] =
     " false, false, true, null, 0"
     " from shared_groups g join shared_group_members m"
     " on m.group_name = g.name"
-    " where m.username <> $1 and (g.visibility = 'everybody' or"
-    " (g.visibility = 'only_group' and exists (select 1 from"
-    " shared_group_members x where x.group_name = g.name and"
-    " x.username = $1)))"
+    /* The groups this user sees first (index on the user's memberships),
+     * then their members: a login of someone outside a large group costs
+     * nothing for that group. */
+    " where m.username <> $1 and g.name in (select name from shared_groups"
+    " where visibility = 'everybody' union all select x.group_name from"
+    " shared_group_members x join shared_groups y on y.name = x.group_name"
+    " where x.username = $1 and y.visibility = 'only_group')"
     " union all"
     " select 2, '', null, null, 0, false, false, false, false, null,"
     " coalesce((select version from roster_versions where username = $1),"

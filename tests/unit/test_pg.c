@@ -5,7 +5,9 @@
  * error leaves the connection usable, also inside a pipeline; the bounded
  * checkout wait (R-PERF-3); a killed backend fails its query once and the
  * pool reconnects; an unreachable server and freeing the pool still call
- * every callback exactly once.
+ * every callback exactly once; statements are prepared once per
+ * connection (also when the first use fails, pipelined or not) and the
+ * per-connection statement cache stays bounded.
  */
 #include <check.h>
 #include <stdio.h>
@@ -215,6 +217,89 @@ START_TEST(syntax_error_keeps_connection)
 }
 END_TEST
 
+/* ---- named statements ---- */
+
+static void on_value(const PGresult *res, int err, void *arg)
+{
+    rec_t *r = arg;
+    r->calls++;
+    r->err = err;
+    /* pid doubles as "the first column as an int" here */
+    if (res && !err && PQntuples(res) == 1)
+        r->pid = atoi(PQgetvalue(res, 0, 0));
+    if (--rec_pending == 0)
+        ev_break(loop, EVBREAK_ALL);
+}
+
+static int prepared_count(kn_pg_pool_t *p)
+{
+    rec_t r = {0};
+    kn_pg_query(p, "SELECT count(*) FROM pg_prepared_statements", 0, NULL,
+                on_value, &r);
+    rec_pending = 1;
+    run_for(5.);
+    ck_assert_int_eq(timed_out, 0);
+    ck_assert_int_eq(r.err, 0);
+    return r.pid;
+}
+
+START_TEST(statements_prepared_once_and_bounded)
+{
+    kn_pg_pool_t *p = pool_open(conninfo, 1, 1, 5000, 8);
+    rec_t v[5], bad[3];
+    memset(v, 0, sizeof(v));
+    memset(bad, 0, sizeof(bad));
+    /* Queued before the connection is up, so they go out pipelined: the
+     * first use prepares, the others reuse the name in the same batch;
+     * the broken text fails for both of its pipelined uses. */
+    for (int i = 0; i < 5; i++) {
+        char buf[16];
+        snprintf(buf, sizeof(buf), "%d", i);
+        const char *params[1] = {buf};
+        kn_pg_query(p, "SELECT $1::int + 10", 1, params, on_value, &v[i]);
+        if (i == 1 || i == 2)
+            kn_pg_query(p, "SELEC 2", 0, NULL, on_value, &bad[i - 1]);
+    }
+    rec_pending = 7;
+    run_for(10.);
+    ck_assert_int_eq(timed_out, 0);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(v[i].calls, 1);
+        ck_assert_int_eq(v[i].err, 0);
+        ck_assert_int_eq(v[i].pid, 10 + i);
+    }
+    ck_assert_int_eq(bad[0].err, -KN_EDB);
+    ck_assert_int_eq(bad[1].err, -KN_EDB);
+    /* A failed Parse is forgotten: the next use parses again (and fails
+     * with the syntax error, not "no such statement"). */
+    kn_pg_query(p, "SELEC 2", 0, NULL, on_rec, &bad[2]);
+    rec_pending = 1;
+    run_for(5.);
+    ck_assert_int_eq(bad[2].err, -KN_EDB);
+    ck_assert_str_eq(bad[2].sqlstate, "42601");
+    /* "+ 10" and the count itself. */
+    ck_assert_int_eq(prepared_count(p), 2);
+
+    /* 300 distinct texts: all answered, the cache stops at 256. */
+    static rec_t many[300];
+    memset(many, 0, sizeof(many));
+    for (int i = 0; i < 300; i++) {
+        char sql[32];
+        snprintf(sql, sizeof(sql), "SELECT %d", i);
+        kn_pg_query(p, sql, 0, NULL, on_value, &many[i]);
+    }
+    rec_pending = 300;
+    run_for(20.);
+    ck_assert_int_eq(timed_out, 0);
+    for (int i = 0; i < 300; i++) {
+        ck_assert_int_eq(many[i].err, 0);
+        ck_assert_int_eq(many[i].pid, i);
+    }
+    ck_assert_int_eq(prepared_count(p), 256);
+    kn_pg_pool_free(&p);
+}
+END_TEST
+
 /* ---- bounded checkout (R-PERF-3) ---- */
 
 static struct {
@@ -396,6 +481,7 @@ int main(void)
     tcase_add_checked_fixture(tc, loop_setup, loop_teardown);
     tcase_add_test(tc, thousand_queries_pool_of_three);
     tcase_add_test(tc, syntax_error_keeps_connection);
+    tcase_add_test(tc, statements_prepared_once_and_bounded);
     tcase_add_test(tc, checkout_timeout_when_exhausted);
     tcase_add_test(tc, killed_backend_then_reconnect);
     tcase_add_test(tc, unreachable_and_free);
