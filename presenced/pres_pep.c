@@ -75,8 +75,7 @@ struct pep_queue {
 
 static void job_run(pep_job_t *j);
 
-/* ---- jobs and queues --------------------------------------------------------
- */
+/* ---- jobs and queues ------------------------------------------------ */
 
 static void job_free(pep_job_t *j)
 {
@@ -186,8 +185,7 @@ void pres_pep_set_trusted(pres_t *p, const char *domain)
     p->pep_trusted = domain && *domain ? kn_strdup(domain) : NULL;
 }
 
-/* ---- replies ----------------------------------------------------------------
- */
+/* ---- replies -------------------------------------------------------- */
 
 static void pep_send_err(pres_t *p, const kn_stanza_t *iq, const pep_err_t *e)
 {
@@ -288,8 +286,7 @@ static const char *send_last_name_i(int i)
     return pep_send_last_name((pep_send_last_t)i);
 }
 
-/* ---- notifications ----------------------------------------------------------
- */
+/* ---- notifications -------------------------------------------------- */
 
 /* Start the event message from owner in p->b; the <event/> is left open. */
 static kn_stanza_builder_t *event_start(pres_t *p, const char *owner)
@@ -350,8 +347,7 @@ static void notify_node(pep_job_t *j, const char *what)
     event_send(j->p, j->owner);
 }
 
-/* ---- the node row -----------------------------------------------------------
- */
+/* ---- the node row --------------------------------------------------- */
 
 #define SQL_NODE_GET                                                           \
     "select access_model, persist_items, max_items, send_last from pep_nodes"  \
@@ -418,8 +414,7 @@ static size_t affected(const PGresult *res)
     return (size_t)strtoul(PQcmdTuples((PGresult *)res), NULL, 10);
 }
 
-/* ---- access -----------------------------------------------------------------
- */
+/* ---- access --------------------------------------------------------- */
 
 static bool access_ok(const pep_job_t *j)
 {
@@ -456,8 +451,7 @@ static void viewer_roster(pres_t *p, const char *bare, const pres_roster_t *r,
     job_run(j);
 }
 
-/* ---- publish ----------------------------------------------------------------
- */
+/* ---- publish -------------------------------------------------------- */
 
 static void publish_trimmed(pep_job_t *j, const PGresult *res, int err)
 {
@@ -555,8 +549,7 @@ static void publish_node(pep_job_t *j, const PGresult *res, int err)
     publish_store(j);
 }
 
-/* ---- retract, purge, delete -------------------------------------------------
- */
+/* ---- retract, purge, delete ----------------------------------------- */
 
 static void retract_done(pep_job_t *j, const PGresult *res, int err)
 {
@@ -603,8 +596,7 @@ static void delete_done(pep_job_t *j, const PGresult *res, int err)
     job_done(j);
 }
 
-/* ---- create, configure ------------------------------------------------------
- */
+/* ---- create, configure ---------------------------------------------- */
 
 static void create_done(pep_job_t *j, const PGresult *res, int err)
 {
@@ -720,8 +712,7 @@ static void config_set(pep_job_t *j, const PGresult *res, int err)
               6, params, config_updated);
 }
 
-/* ---- retrieval: items, disco ------------------------------------------------
- */
+/* ---- retrieval: items, disco ---------------------------------------- */
 
 static void items_rows(pep_job_t *j, const PGresult *res, int err)
 {
@@ -930,8 +921,7 @@ static void nodes_rows(pep_job_t *j, const PGresult *res, int err)
     job_done(j);
 }
 
-/* ---- running a job ----------------------------------------------------------
- */
+/* ---- running a job -------------------------------------------------- */
 
 static bool job_needs_viewer(const pep_job_t *j)
 {
@@ -1014,8 +1004,7 @@ static void job_run(pep_job_t *j)
     }
 }
 
-/* ---- entry ------------------------------------------------------------------
- */
+/* ---- entry ---------------------------------------------------------- */
 
 static bool op_is_owners(pep_op_t op)
 {

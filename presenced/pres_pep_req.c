@@ -17,8 +17,7 @@
 #include "kn_err.h"
 #include "pres_pep.h"
 
-/* ---- configuration --------------------------------------------------------
- */
+/* ---- configuration -------------------------------------------------- */
 
 void pep_conf_default(pep_conf_t *c)
 {
@@ -86,8 +85,7 @@ int pep_send_last_parse(const char *s)
     return name_index(send_last_names, s);
 }
 
-/* ---- forms -----------------------------------------------------------------
- */
+/* ---- forms ---------------------------------------------------------- */
 
 static int pep_fail(pep_err_t *err, kn_stanza_err_t cond, const char *app,
                     const char *feature)
@@ -234,8 +232,7 @@ int pep_form_parse(const kn_stanza_t *st, int x, const char *form_type,
     return 0;
 }
 
-/* ---- requests --------------------------------------------------------------
- */
+/* ---- requests ------------------------------------------------------- */
 
 /* Node attribute of e: NULL when absent, empty or too long (the caller
  * answers nodeid-required). */

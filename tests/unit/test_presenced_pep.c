@@ -322,8 +322,7 @@ START_TEST(test_opts_match_and_apply)
 }
 END_TEST
 
-/* ---- pres_pep_iq without a database ----------------------------------------
- */
+/* ---- pres_pep_iq without a database --------------------------------- */
 
 static char sent[8][2048];
 static int nsent;
