@@ -320,6 +320,15 @@ int kn_conf_apply_node(const kn_conf_t *cf, const char *section,
     return conf_apply_group(pick, defs, out, "name", 0, where, err, errlen);
 }
 
+const char *kn_conf_peek_str(const kn_conf_t *cf, const char *path)
+{
+    KN_ASSERT(cf != NULL && path != NULL);
+    const char *v = NULL;
+    if (config_lookup_string(&cf->cfg, path, &v) != CONFIG_TRUE)
+        return NULL;
+    return v;
+}
+
 void kn_conf_free_fields(const kn_conf_def_t *defs, void *out)
 {
     for (const kn_conf_def_t *d = defs; d->type != KN_CONF_END; d++) {

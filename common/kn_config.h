@@ -76,6 +76,11 @@ int kn_conf_apply_node(const kn_conf_t *cf, const char *section,
                        const char *node, const kn_conf_def_t *defs, void *out,
                        char *err, size_t errlen);
 
+/* The string at path ("mucd.service") in another process's section, for
+ * the few settings two processes must agree on; NULL when absent or not
+ * a string. Borrowed: valid until kn_conf_close. */
+const char *kn_conf_peek_str(const kn_conf_t *cf, const char *path);
+
 /* Free every KN_CONF_STR field of out that defs names. Idempotent. */
 void kn_conf_free_fields(const kn_conf_def_t *defs, void *out);
 

@@ -42,6 +42,10 @@
 #define KN_REG_PRESENCE                                                        \
     0x0020 /* handler of broadcast/subscription presence                       \
             */
+#define KN_REG_ACCOUNT_NS                                                      \
+    0x0040 /* IQs to local bare JIDs (accounts) in this ns; checked before     \
+              KN_REG_IQ_NS for them, never used for IQs to the domain, not     \
+              a server feature (PEP, an account's disco) */
 /* KN_REG_SESSIONS may be held by several nodes (presenced and mucd both
  * want session-end events); every other registration has one holder,
  * the last node that registered it. */

@@ -2,9 +2,10 @@
  * muc_bookmark.c - server-maintained XEP-0402 bookmarks for group
  * members (see muc_bookmark.h). The IQ goes from the service's domain to
  * the member's bare JID; the router hands pubsub IQs for bare JIDs to
- * the PEP owner (presenced). Its result or error comes back to us and is
- * only logged: membership is the truth (muc_affiliation), the bookmark a
- * projection of it that the next change repairs.
+ * the PEP owner (presenced), which trusts our domain as a publisher. Its
+ * result or error comes back to us and is dropped (muc_iq_in): membership
+ * is the truth (muc_affiliation), the bookmark a projection of it that the
+ * next change repairs.
  */
 #include "muc_bookmark.h"
 
@@ -13,6 +14,37 @@
 #include "kn_log.h"
 #include "muc_out.h"
 #include "muc_room.h"
+
+static void bookmark_field(kn_stanza_builder_t *b, const char *var,
+                           const char *type, const char *value)
+{
+    kn_stanza_builder_start(b, "field", NULL);
+    kn_stanza_builder_attr(b, "var", var);
+    if (type != NULL)
+        kn_stanza_builder_attr(b, "type", type);
+    kn_stanza_builder_start(b, "value", NULL);
+    kn_stanza_builder_text(b, value, strlen(value));
+    kn_stanza_builder_end(b);
+    kn_stanza_builder_end(b);
+}
+
+/* XEP-0402 3.1: the node is private (whitelist), persistent and keeps
+ * every bookmark; without these options the PEP service would create it
+ * with its defaults (presence access, one item). */
+static void bookmark_options(kn_stanza_builder_t *b)
+{
+    kn_stanza_builder_start(b, "publish-options", NULL);
+    kn_stanza_builder_start(b, "x", "jabber:x:data");
+    kn_stanza_builder_attr(b, "type", "submit");
+    bookmark_field(b, "FORM_TYPE", "hidden",
+                   "http://jabber.org/protocol/pubsub#publish-options");
+    bookmark_field(b, "pubsub#persist_items", NULL, "true");
+    bookmark_field(b, "pubsub#max_items", NULL, "max");
+    bookmark_field(b, "pubsub#send_last_published_item", NULL, "never");
+    bookmark_field(b, "pubsub#access_model", NULL, "whitelist");
+    kn_stanza_builder_end(b);
+    kn_stanza_builder_end(b);
+}
 
 void muc_bookmark_update(muc_t *m, const muc_room_t *room, const char *bare,
                          bool added)
@@ -42,6 +74,7 @@ void muc_bookmark_update(muc_t *m, const muc_room_t *room, const char *bare,
         kn_stanza_builder_end(b);
         kn_stanza_builder_end(b);
         kn_stanza_builder_end(b);
+        bookmark_options(b);
     } else {
         kn_stanza_builder_start(b, "retract", NULL);
         kn_stanza_builder_attr(b, "node", MUC_NS_BOOKMARKS);

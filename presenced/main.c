@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "kn_buf.h"
+#include "kn_config.h"
 #include "kn_daemon.h"
 #include "kn_err.h"
 #include "kn_link.h"
@@ -59,6 +61,16 @@ static const char *const presd_features[] = {
     "jabber:iq:roster", "jabber:iq:last",    "jabber:iq:version",
     "urn:xmpp:time",    "jabber:iq:private", "urn:xmpp:blocking",
     "vcard-temp",       "msgoffline",        NULL,
+};
+
+/* IQs to an account's bare JID that we answer for it (KN_REG_ACCOUNT_NS):
+ * PEP and the account's disco (pres_pep.c). */
+static const char *const presd_account_namespaces[] = {
+    "http://jabber.org/protocol/pubsub",
+    "http://jabber.org/protocol/pubsub#owner",
+    "http://jabber.org/protocol/disco#info",
+    "http://jabber.org/protocol/disco#items",
+    NULL,
 };
 
 static const char *const presd_namespaces[] = {
@@ -125,6 +137,16 @@ int main(int argc, char **argv)
     pres_sink_t sink = {presd_send, &d};
     d.p = pres_new(d.loop, cc.domain, &pc, &sink, pg, redis);
     pres_set_ordered_pg(d.p, pg_ord);
+    /* The MUC service publishes group bookmarks for members (R-GRP-6): the
+     * same domain kiln-mucd serves (mucd.service, else conference.<domain>). */
+    const char *muc = kn_conf_peek_str(cf, "mucd.service");
+    kn_buf_t svc = KN_BUF_INIT;
+    if (muc != NULL && *muc != '\0')
+        kn_buf_append_str(&svc, muc);
+    else
+        kn_buf_printf(&svc, "conference.%s", cc.domain);
+    pres_pep_set_trusted(d.p, svc.data);
+    kn_buf_free(&svc);
     d.link = kn_link_new(d.loop, &cc, "presenced", KN_F_ROLE_DAEMON,
                          &presd_link_ops, &d);
     if (d.link == NULL)
@@ -134,6 +156,9 @@ int main(int argc, char **argv)
     kn_link_register(d.link, KN_REG_OFFLINE, "");
     for (size_t i = 0; presd_namespaces[i] != NULL; i++)
         kn_link_register(d.link, KN_REG_IQ_NS, presd_namespaces[i]);
+    for (size_t i = 0; presd_account_namespaces[i] != NULL; i++)
+        kn_link_register(d.link, KN_REG_ACCOUNT_NS,
+                         presd_account_namespaces[i]);
     for (size_t i = 0; presd_features[i] != NULL; i++)
         kn_link_register(d.link, KN_REG_FEATURE, presd_features[i]);
     if (kn_redis_is_connected(redis))

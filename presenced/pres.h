@@ -47,6 +47,8 @@ typedef struct pres_conf {
     long long offline_quota_bytes; /* per user */
     long long shared_poll_ms;      /* shared-group change poll period */
     int roster_presence;           /* R-PERF-8: 0 = no roster fan-out */
+    long long pep_max_items;       /* PEP: largest max_items ("max") */
+    long long pep_max_nodes;       /* PEP: nodes per account */
 } pres_conf_t;
 
 struct kn_conf;
@@ -159,6 +161,9 @@ struct pres {
     kn_stanza_builder_t *b;
     struct pres_subq *subq_head, **subq_tail; /* pres_subscr_io.c */
     bool subq_busy;
+    struct pep_queue *pep_queues; /* pres_pep.c: bare JID -> FIFO of jobs */
+    char *pep_trusted;            /* the MUC service: publishes for users */
+    unsigned long pep_seq;        /* PEP notification and item ids */
     pres_stats_t stats;
 };
 
@@ -328,5 +333,16 @@ void pres_iq_handle(pres_t *p, const kn_env_t *env, const kn_stanza_t *st);
 bool pres_is_blocked(pres_t *p, const char *bare, const char *jid);
 /* Load the block list of bare into the cache. */
 void pres_block_load(pres_t *p, pres_user_t *u);
+
+/* ---- pres_pep.c: PEP (XEP-0163), see pres_pep.h ---- */
+/* A pubsub, pubsub#owner, disco#info or disco#items IQ to a local bare
+ * JID (st borrowed; from stamped). */
+void pres_pep_iq(pres_t *p, const kn_env_t *env, const kn_stanza_t *st);
+/* The domain trusted to publish and retract on users' behalf (the MUC
+ * service; NULL or "": none). Copied. */
+void pres_pep_set_trusted(pres_t *p, const char *domain);
+/* Free the job queues (pres_free); jobs with a query in flight are
+ * orphaned and freed by its callback. */
+void pres_pep_free(pres_t *p);
 
 #endif

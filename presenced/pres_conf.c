@@ -21,6 +21,11 @@ static const kn_conf_def_t pres_conf_defs[] = {
      NULL, 10, 60000, NULL, "shared-group change poll period"},
     {"roster_presence", KN_CONF_BOOL, offsetof(pres_conf_t, roster_presence), 1,
      NULL, 0, 1, NULL, "roster-based presence fan-out (R-PERF-8)"},
+    {"pep_max_items", KN_CONF_INT, offsetof(pres_conf_t, pep_max_items), 1000,
+     NULL, 1, 100000, NULL,
+     "PEP: most items a node keeps (what pubsub#max_items 'max' means)"},
+    {"pep_max_nodes", KN_CONF_INT, offsetof(pres_conf_t, pep_max_nodes), 256,
+     NULL, 1, 100000, NULL, "PEP: most nodes an account may have"},
     {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 

@@ -42,6 +42,7 @@ void pres_free(pres_t **pp)
         return;
     if (p->loop)
         ev_timer_stop(p->loop, &p->shared_timer);
+    pres_pep_free(p);
     pres_sess_t *s, *stmp;
     HASH_ITER(hh, p->sessions, s, stmp)
     {

@@ -1,7 +1,8 @@
 /*
  * pres_iq.c - the small per-user and server IQs: software version
  * (XEP-0092), entity time (XEP-0202), private XML storage (XEP-0049),
- * blocking (XEP-0191) and vCards (XEP-0054).
+ * blocking (XEP-0191) and vCards (XEP-0054); and the dispatch of every IQ
+ * we registered (PEP and account disco go to pres_pep.c).
  *
  * A note on the block list. It lives in PostgreSQL (blocklist), is cached
  * on the pres_user_t while the user is online (loaded at SESSION_UP) and
@@ -21,6 +22,7 @@
 #include "kn_mem.h"
 #include "kn_xml.h"
 #include "pres.h"
+#include "pres_pep.h"
 
 #define NS_VERSION  "jabber:iq:version"
 #define NS_TIME     "urn:xmpp:time"
@@ -485,6 +487,10 @@ void pres_iq_handle(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
         iq_blocking(p, st);
     } else if (strcmp(ns, NS_VCARD) == 0 && p->pg != NULL) {
         iq_vcard(p, st);
+    } else if (strcmp(ns, PEP_NS) == 0 || strcmp(ns, PEP_NS_OWNER) == 0 ||
+               strcmp(ns, PEP_NS_DISCO_INFO) == 0 ||
+               strcmp(ns, PEP_NS_DISCO_ITEMS) == 0) {
+        pres_pep_iq(p, env, st);
     } else {
         pres_send_error(p, st, KN_STE_SERVICE_UNAVAILABLE);
     }

@@ -234,15 +234,20 @@ static void route_iq_server(router_t *r, router_node_t *src,
         r->stats.dropped++;
         return;
     }
-    router_node_t *h = reg_node(r, KN_REG_IQ_NS, env->node, env->node_len);
+    addr_t to;
+    addr_split(env->to, env->to_len, &to);
+    /* An account's own services (PEP, its disco) before the server's. */
+    router_node_t *h =
+        to.has_local ? reg_node(r, KN_REG_ACCOUNT_NS, env->node, env->node_len)
+                     : NULL;
+    if (h == NULL)
+        h = reg_node(r, KN_REG_IQ_NS, env->node, env->node_len);
     if (h != NULL) {
         kn_env_t e = *env;
         router_emit(r, h, &e, pl);
         r->stats.routed++;
         return;
     }
-    addr_t to;
-    addr_split(env->to, env->to_len, &to);
     if (!to.has_local && router_disco_answer(r, src, env, pl))
         return;
     router_bounce(r, src, env, pl, KN_STE_SERVICE_UNAVAILABLE);

@@ -227,6 +227,23 @@ START_TEST(common_conf)
 }
 END_TEST
 
+START_TEST(peek_other_section)
+{
+    kn_conf_t *cf = NULL;
+    ck_assert_int_eq(kn_conf_open_string(&cf,
+                                         "mucd = { service = \"muc.x\"; "
+                                         "history_hard_max = 5; };",
+                                         err, sizeof(err)),
+                     0);
+    ck_assert_str_eq(kn_conf_peek_str(cf, "mucd.service"), "muc.x");
+    /* not a string, absent key, absent section */
+    ck_assert_ptr_null(kn_conf_peek_str(cf, "mucd.history_hard_max"));
+    ck_assert_ptr_null(kn_conf_peek_str(cf, "mucd.nothing"));
+    ck_assert_ptr_null(kn_conf_peek_str(cf, "c2s.service"));
+    kn_conf_close(&cf);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -238,6 +255,7 @@ int main(void)
     tcase_add_test(tc, file_errors);
     tcase_add_test(tc, type_range_enum_unknown_errors);
     tcase_add_test(tc, common_conf);
+    tcase_add_test(tc, peek_other_section);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

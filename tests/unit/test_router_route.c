@@ -247,6 +247,68 @@ START_TEST(iq_namespace_dispatch)
 }
 END_TEST
 
+/* KN_REG_ACCOUNT_NS: an account's own services (PEP, its disco) get the
+ * IQs to bare JIDs in that namespace; the server's IQs (to the domain) and
+ * its disco stay with KN_REG_IQ_NS and the router. */
+START_TEST(account_namespace_dispatch)
+{
+    hello("presenced", KN_F_ROLE_DAEMON, 3);
+    hello("other", KN_F_ROLE_DAEMON, 4);
+    const char *disco = "http://jabber.org/protocol/disco#info";
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_ACCOUNT_NS;
+    g.node = disco;
+    g.node_len = strlen(disco);
+    in("presenced", &g, NULL);
+    g.node = "urn:x:acct";
+    g.node_len = strlen(g.node);
+    in("presenced", &g, NULL);
+    g.node = "urn:x:both";
+    g.node_len = strlen(g.node);
+    in("presenced", &g, NULL);
+    g.flags = KN_REG_IQ_NS;
+    in("other", &g, NULL);
+    /* to a bare JID: the account handler */
+    send_stanza("c2s-a", KN_ENV_ST_IQ, KN_ENV_TYPE_GET, "a@localhost/1",
+                "b@localhost", disco, kn_conn_make(ia, 1));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_STANZA);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    send_stanza("c2s-a", KN_ENV_ST_IQ, KN_ENV_TYPE_SET, "a@localhost/1",
+                "b@localhost", "urn:x:both", kn_conn_make(ia, 1));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    /* to the domain: the server's handler, never the account one */
+    send_stanza("c2s-a", KN_ENV_ST_IQ, KN_ENV_TYPE_SET, "a@localhost/1",
+                "localhost", "urn:x:both", kn_conn_make(ia, 1));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "other");
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_IQ;
+    e.type = KN_ENV_TYPE_GET;
+    e.from = "a@localhost/1";
+    e.from_len = strlen(e.from);
+    e.to = "localhost";
+    e.to_len = strlen(e.to);
+    e.node = disco;
+    e.node_len = strlen(disco);
+    e.conn_id = kn_conn_make(ia, 1);
+    reset_out();
+    in("c2s-a", &e,
+       "<iq xmlns='jabber:client' type='get' id='d2' from='a@localhost/1' "
+       "to='localhost'><query "
+       "xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "c2s-a"); /* answered by the router */
+    ck_assert_ptr_nonnull(strstr(outs[0].payload, "category='server'"));
+    /* an account namespace is not a server feature */
+    ck_assert_ptr_null(strstr(outs[0].payload, "urn:x:acct"));
+    ck_assert_ptr_nonnull(strstr(outs[0].payload, "urn:x:both"));
+}
+END_TEST
+
 START_TEST(other_domain_and_registered_domain)
 {
     send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT, "a@localhost/1",
@@ -545,6 +607,7 @@ int main(void)
     tcase_add_test(tc, offline_without_handler_bounces_and_with_handler_stores);
     tcase_add_test(tc, iq_and_presence_to_unavailable_full_R_ARCH_4);
     tcase_add_test(tc, iq_namespace_dispatch);
+    tcase_add_test(tc, account_namespace_dispatch);
     tcase_add_test(tc, other_domain_and_registered_domain);
     tcase_add_test(tc, conflict_kicks_old_session_R_DROP_7);
     tcase_add_test(tc, multicast_split_per_node);
