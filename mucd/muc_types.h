@@ -13,7 +13,9 @@
  *     real full JID joined under that nick: two devices of one member
  *     share one nick and one occupant (R-GRP-10);
  *   - the history ring (recent groupchat messages for joins, R-PERF-7)
- *     and the next stanza-id (XEP-0359), monotonically increasing.
+ *     and the next stanza-id (XEP-0359), monotonically increasing;
+ *   - pending registration requests by bare JID (muc_regreq_t, XEP-0045
+ *     7.10), dropped when the JID gets an affiliation.
  * The service also indexes seats by real full JID (muc_user_t) so that a
  * SESSION_DOWN finds every room the session was in without a scan.
  *
