@@ -129,7 +129,7 @@ bool muc_register_needs_approval(const muc_config_t *cfg)
 int muc_register_refusal(muc_aff_t a)
 {
     if (a == MUC_AFF_OUTCAST)
-        return KN_STE_FORBIDDEN;
+        return KN_STE_NOT_ALLOWED;
     if (a >= MUC_AFF_MEMBER)
         return KN_STE_CONFLICT;
     return -1;

@@ -62,8 +62,8 @@ bool muc_voice_may_request(muc_role_t role);
 bool muc_register_needs_approval(const muc_config_t *cfg);
 
 /* Why a user with affiliation a may not file a registration request:
- * KN_STE_FORBIDDEN (outcast), KN_STE_CONFLICT (already a member, admin or
- * owner), or -1 when it may. */
+ * KN_STE_NOT_ALLOWED (outcast: XEP-0045 7.10), KN_STE_CONFLICT (already a
+ * member, admin or owner), or -1 when it may. */
 int muc_register_refusal(muc_aff_t a);
 
 #endif

@@ -3,11 +3,12 @@
  * approval (9.9): the way into a members-only room when invitations do
  * not add members (R-GRP-7, invite_adds_member off).
  *
- * get: an outcast gets forbidden; a member (admin, owner) gets
+ * get: an outcast gets not-allowed (XEP-0045 7.10: "not allowed to
+ * register"); a member (admin, owner) gets
  * <registered/> and the form with its reserved nick; anyone else the
  * muc#register form (the nick of a pending request filled in).
  *
- * set with the submitted form: outcast forbidden, already a member
+ * set with the submitted form: outcast not-allowed, already a member
  * conflict (as the brief of R-GRP-7 and XEP-0077's "already registered"
  * on a set that would change nothing), a nick reserved, requested or in
  * use by someone else conflict, a form without a nick bad-request. Then,
@@ -61,7 +62,8 @@ static void reg_get(muc_t *m, const muc_in_t *in, muc_room_t *room)
     const kn_stanza_t *st = in->st;
     muc_aff_t aff = muc_room_aff(room, in->from_bare);
     if (aff == MUC_AFF_OUTCAST) {
-        muc_send_error(m, st, KN_STE_FORBIDDEN, NULL);
+        muc_send_error(m, st, KN_STE_NOT_ALLOWED,
+                       "you may not register with this room");
         return;
     }
     kn_stanza_builder_t *b = m->b;
@@ -241,20 +243,19 @@ void muc_register_message(muc_t *m, const muc_in_t *in, muc_room_t *room, int x)
     bare = kn_strndup(kn_jid_str(&j), kn_jid_bare_len(&j));
     muc_aff_t actor = muc_room_aff(room, in->from_bare);
     muc_aff_t had = muc_room_aff(room, bare);
-    if (actor < MUC_AFF_ADMIN ||
-        !muc_aff_can_change(actor, had, MUC_AFF_MEMBER)) {
+    if (actor < MUC_AFF_ADMIN) {
         muc_send_error(m, st, KN_STE_FORBIDDEN,
                        "only owners and admins approve registrations");
         goto out;
     }
+    if (had >= MUC_AFF_MEMBER)
+        goto out; /* decided already (by another admin, or muc#admin) */
     if (!f.allow) {
         muc_regreq_remove(room, bare);
         kn_log_info("room %s: %s turned down the registration of %s", room->jid,
                     in->from_bare, bare);
         goto out;
     }
-    if (had >= MUC_AFF_MEMBER)
-        goto out; /* approved already (by another admin, or muc#admin) */
     muc_regreq_t *q = muc_regreq_find(room, bare);
     const char *nick = f.nick ? f.nick : q ? q->nick : NULL;
     if (nick != NULL && muc_room_nick_reserved(room, nick, bare)) {

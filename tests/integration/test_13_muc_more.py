@@ -468,9 +468,9 @@ def test_registration_open_room_XEP_0045(muc, make_user):
         await iq(o, "set", room, "<query xmlns='%s'><item affiliation="
                  "'outcast' jid='m13oban@localhost'/></query>" % NS_ADMIN)
         assert await iq_error(b, "get", room, "<query xmlns='%s'/>"
-                              % NS_REGISTER) == "forbidden"
+                              % NS_REGISTER) == "not-allowed"
         assert await iq_error(b, "set", room, ET.tostring(q).decode()) \
-            == "forbidden"
+            == "not-allowed"
         for c in (o, r, b):
             await c.stop()
 

@@ -279,7 +279,7 @@ START_TEST(voice_and_register_rules)
     muc_config_group(&c); /* members-only */
     ck_assert(muc_register_needs_approval(&c));
     ck_assert_int_eq(muc_register_refusal(MUC_AFF_NONE), -1);
-    ck_assert_int_eq(muc_register_refusal(MUC_AFF_OUTCAST), KN_STE_FORBIDDEN);
+    ck_assert_int_eq(muc_register_refusal(MUC_AFF_OUTCAST), KN_STE_NOT_ALLOWED);
     ck_assert_int_eq(muc_register_refusal(MUC_AFF_MEMBER), KN_STE_CONFLICT);
     ck_assert_int_eq(muc_register_refusal(MUC_AFF_ADMIN), KN_STE_CONFLICT);
     ck_assert_int_eq(muc_register_refusal(MUC_AFF_OWNER), KN_STE_CONFLICT);
