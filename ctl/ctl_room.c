@@ -89,6 +89,40 @@ static PGconn *room_begin(ctl_ctx_t *ctx)
     return db;
 }
 
+/* A destroyed room's name is retired until its tombstone's
+ * retired_until (R-GRP-7): refuse it, as mucd refuses a join that would
+ * create it. After that the tombstone (and the old archive) goes, so the
+ * new room starts empty. The row is locked for the transaction. Returns 0
+ * or -KN_EDB / -KN_EINVAL (retired) after printing why. */
+static int room_check_retired(PGconn *db, const char *jid)
+{
+    const char *p[] = {jid};
+    PGresult *res = PQexecParams(
+        db,
+        "select retired_until > now(), to_char(retired_until at time zone "
+        "'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"') from muc_room where jid = "
+        "$1 and destroyed_at is not null for update",
+        1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ctl_db_err("create", res);
+        PQclear(res);
+        return -KN_EDB;
+    }
+    int rc = 0;
+    if (PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't') {
+        ctl_err("%s was destroyed; its name is retired until %s", jid,
+                PQgetvalue(res, 0, 1));
+        rc = -KN_EINVAL;
+    } else if (PQntuples(res) == 1) {
+        rc = room_exec(db, "create",
+                       "delete from muc_room where jid = $1 and "
+                       "destroyed_at is not null",
+                       1, p, NULL);
+    }
+    PQclear(res);
+    return rc;
+}
+
 int ctl_room_create(ctl_ctx_t *ctx, const char *room, const char *name,
                     const char *owner)
 {
@@ -100,6 +134,8 @@ int ctl_room_create(ctl_ctx_t *ctx, const char *room, const char *name,
     char *jid = room_jid(room, svc, "room");
     char *own = owner ? room_jid(owner, ctx->cc.domain, "owner JID") : NULL;
     if (jid == NULL || (owner && own == NULL))
+        goto out;
+    if (room_check_retired(db, jid) < 0)
         goto out;
     char *node = kn_strndup(jid, (size_t)(strchr(jid, '@') - jid));
     const char *service = strchr(jid, '@') + 1;
@@ -113,8 +149,7 @@ int ctl_room_create(ctl_ctx_t *ctx, const char *room, const char *name,
         "(jid) do update set title = coalesce($4, muc_room.title), "
         "persistent = true, members_only = true, whois = 'anyone', "
         "public_room = false, allow_pm = 'none', mam = true, "
-        "offline_delivery = true, is_group = true, destroyed_at = null, "
-        "destroy_reason = null",
+        "offline_delivery = true, is_group = true",
         4, p1, NULL);
     free(node);
     if (q == 0 && own) {

@@ -30,6 +30,8 @@ typedef struct mucd_conf {
     char *service; /* "" -> conference.<domain> */
     long long history_hard_max;
     int anyone_creates;
+    long long room_retire_days;
+    long long voice_request_interval;
 } mucd_conf_t;
 
 static const kn_conf_def_t mucd_defs[] = {
@@ -40,6 +42,12 @@ static const kn_conf_def_t mucd_defs[] = {
      "most messages any room keeps in memory for history on join"},
     {"anyone_creates", KN_CONF_BOOL, offsetof(mucd_conf_t, anyone_creates), 0,
      NULL, 0, 1, NULL, "let users of other domains create rooms"},
+    {"room_retire_days", KN_CONF_INT, offsetof(mucd_conf_t, room_retire_days),
+     30, NULL, 0, 36500, NULL,
+     "days a destroyed persistent room's name cannot be taken again"},
+    {"voice_request_interval", KN_CONF_INT,
+     offsetof(mucd_conf_t, voice_request_interval), 60, NULL, 0, 86400, NULL,
+     "seconds between two voice requests of one visitor (0: no limit)"},
     {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -172,6 +180,8 @@ int main(int argc, char **argv)
     kn_buf_free(&svc);
     d.m.set.history_hard_max = (size_t)mc.history_hard_max;
     d.m.set.anyone_creates = mc.anyone_creates != 0;
+    d.m.set.retire_days = (unsigned)mc.room_retire_days;
+    d.m.set.voice_interval = (unsigned)mc.voice_request_interval;
     kn_buf_t origin = KN_BUF_INIT;
     kn_buf_printf(&origin, "mucd:%08x", kn_daemon_boot_id());
     d.m.set.origin = kn_buf_release(&origin, NULL);

@@ -16,6 +16,7 @@
 #include "kn_err.h"
 #include "kn_jid.h"
 #include "kn_mem.h"
+#include "muc_admin.h"
 #include "muc_aff.h"
 #include "muc_bookmark.h"
 #include "muc_iq.h"
@@ -129,6 +130,39 @@ static int admin_set_role(muc_t *m, const muc_in_t *in, muc_room_t *room,
     return -1;
 }
 
+void muc_aff_apply(muc_t *m, muc_room_t *room, const char *bare, muc_aff_t to,
+                   const char *nick, const char *by, const char *actor_full,
+                   const char *reason)
+{
+    muc_aff_t from = muc_room_aff(room, bare);
+    muc_room_set_aff(room, bare, to, nick);
+    muc_persist_aff(m, room, bare, to, nick, by);
+    bool was = from >= MUC_AFF_MEMBER, is = to >= MUC_AFF_MEMBER;
+    if (was != is)
+        muc_bookmark_update(m, room, bare, is);
+    muc_occ_t *o;
+    while ((o = muc_occ_by_bare(room, bare)) != NULL) {
+        if (to == MUC_AFF_OUTCAST ||
+            (room->cfg.members_only && to < MUC_AFF_MEMBER)) {
+            static const int c301[] = {301}, c321[] = {321};
+            /* The actor's seat is looked up again each time: removing
+             * occupants of the actor's own bare JID may have freed it. */
+            muc_seat_t *as =
+                actor_full ? muc_seat_find(m, room, actor_full) : NULL;
+            char *an = as ? kn_strdup(as->occ->nick) : NULL;
+            muc_occ_remove(m, o, to == MUC_AFF_OUTCAST ? c301 : c321, 1, an,
+                           reason);
+            free(an);
+            continue;
+        }
+        o->role = muc_role_default(&room->cfg, to);
+        muc_pres_opts_t po = {0};
+        po.reason = reason;
+        muc_pres_broadcast(m, o, &po);
+        break; /* one occupant per bare JID is the common case */
+    }
+}
+
 /* One affiliation item. Returns the error condition, or -1 when done. */
 static int admin_set_aff(muc_t *m, const muc_in_t *in, muc_room_t *room,
                          int item, muc_aff_t to)
@@ -161,33 +195,8 @@ static int admin_set_aff(muc_t *m, const muc_in_t *in, muc_room_t *room,
         goto out;
     }
     const char *nick = kn_stanza_attr(st, item, "nick", NULL);
-    muc_room_set_aff(room, bare, to, nick);
-    muc_persist_aff(m, room, bare, to, nick, in->from_bare);
-    bool was = from >= MUC_AFF_MEMBER, is = to >= MUC_AFF_MEMBER;
-    if (was != is)
-        muc_bookmark_update(m, room, bare, is);
     char *reason = admin_reason(st, item);
-    muc_seat_t *actor_seat = muc_seat_find(m, room, in->from);
-    const char *actor_nick = actor_seat ? actor_seat->occ->nick : NULL;
-    muc_occ_t *o;
-    while ((o = muc_occ_by_bare(room, bare)) != NULL) {
-        if (to == MUC_AFF_OUTCAST ||
-            (room->cfg.members_only && to < MUC_AFF_MEMBER)) {
-            static const int c301[] = {301}, c321[] = {321};
-            char *an = actor_nick ? kn_strdup(actor_nick) : NULL;
-            muc_occ_remove(m, o, to == MUC_AFF_OUTCAST ? c301 : c321, 1, an,
-                           reason);
-            free(an);
-            actor_seat = muc_seat_find(m, room, in->from);
-            actor_nick = actor_seat ? actor_seat->occ->nick : NULL;
-            continue;
-        }
-        o->role = muc_role_default(&room->cfg, to);
-        muc_pres_opts_t po = {0};
-        po.reason = reason;
-        muc_pres_broadcast(m, o, &po);
-        break; /* one occupant per bare JID is the common case */
-    }
+    muc_aff_apply(m, room, bare, to, nick, in->from_bare, in->from, reason);
     free(reason);
 out:
     free(bare);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kn_err.h"
+#include "kn_xmpp_err.h"
 
 static const char *const aff_names[] = {"outcast", "none", "member", "admin",
                                         "owner"};
@@ -113,4 +114,23 @@ bool muc_subject_allowed(const muc_config_t *cfg, muc_role_t role)
     if (role == MUC_ROLE_MODERATOR)
         return true;
     return cfg->change_subject && role >= MUC_ROLE_PARTICIPANT;
+}
+
+bool muc_voice_may_request(muc_role_t role)
+{
+    return role == MUC_ROLE_VISITOR;
+}
+
+bool muc_register_needs_approval(const muc_config_t *cfg)
+{
+    return cfg->members_only || cfg->moderated;
+}
+
+int muc_register_refusal(muc_aff_t a)
+{
+    if (a == MUC_AFF_OUTCAST)
+        return KN_STE_NOT_ALLOWED;
+    if (a >= MUC_AFF_MEMBER)
+        return KN_STE_CONFLICT;
+    return -1;
 }

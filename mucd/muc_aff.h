@@ -51,4 +51,19 @@ bool muc_pm_allowed(const muc_config_t *cfg, muc_role_t role);
 /* May an occupant with (role, aff) change the subject? */
 bool muc_subject_allowed(const muc_config_t *cfg, muc_role_t role);
 
+/* May an occupant with this role ask for voice (XEP-0045 7.13)? Only a
+ * visitor: everyone else already has voice. */
+bool muc_voice_may_request(muc_role_t role);
+
+/* Does a registration with the room (XEP-0045 7.10) wait for an owner or
+ * admin (9.9)? In a members-only room membership is the way in, and in a
+ * moderated room it is voice, so both need approval; elsewhere the
+ * requester becomes a member at once (a reserved nick). */
+bool muc_register_needs_approval(const muc_config_t *cfg);
+
+/* Why a user with affiliation a may not file a registration request:
+ * KN_STE_NOT_ALLOWED (outcast: XEP-0045 7.10), KN_STE_CONFLICT (already a
+ * member, admin or owner), or -1 when it may. */
+int muc_register_refusal(muc_aff_t a);
+
 #endif

@@ -22,6 +22,7 @@
 #include "kn_mem.h"
 #include "muc_aff.h"
 #include "muc_bookmark.h"
+#include "muc_form.h"
 #include "muc_history.h"
 #include "muc_iq.h"
 #include "muc_occupant.h"
@@ -82,32 +83,10 @@ int muc_history_mode_parse(const char *s, muc_history_mode_t *out)
     return rc;
 }
 
-static void form_field(kn_stanza_builder_t *b, const char *var,
-                       const char *type, const char *label, const char *value,
-                       const char *const *options)
-{
-    kn_stanza_builder_start(b, "field", NULL);
-    kn_stanza_builder_attr(b, "var", var);
-    kn_stanza_builder_attr(b, "type", type);
-    if (label)
-        kn_stanza_builder_attr(b, "label", label);
-    kn_stanza_builder_start(b, "value", NULL);
-    kn_stanza_builder_text(b, value, strlen(value));
-    kn_stanza_builder_end(b);
-    for (size_t i = 0; options && options[i]; i++) {
-        kn_stanza_builder_start(b, "option", NULL);
-        kn_stanza_builder_start(b, "value", NULL);
-        kn_stanza_builder_text(b, options[i], strlen(options[i]));
-        kn_stanza_builder_end(b);
-        kn_stanza_builder_end(b);
-    }
-    kn_stanza_builder_end(b);
-}
-
 static void form_bool(kn_stanza_builder_t *b, const char *var,
                       const char *label, bool v)
 {
-    form_field(b, var, "boolean", label, v ? "1" : "0", NULL);
+    muc_form_field(b, var, "boolean", label, v ? "1" : "0", NULL);
 }
 
 static void form_num(kn_stanza_builder_t *b, const char *var, const char *label,
@@ -115,40 +94,40 @@ static void form_num(kn_stanza_builder_t *b, const char *var, const char *label,
 {
     char num[32];
     snprintf(num, sizeof(num), "%zu", v);
-    form_field(b, var, "text-single", label, num, NULL);
+    muc_form_field(b, var, "text-single", label, num, NULL);
 }
 
 void muc_config_form(kn_stanza_builder_t *b, const muc_config_t *c)
 {
     kn_stanza_builder_start(b, "x", MUC_NS_DATA);
     kn_stanza_builder_attr(b, "type", "form");
-    form_field(b, "FORM_TYPE", "hidden", NULL, MUC_NS_CONFIG, NULL);
-    form_field(b, "muc#roomconfig_roomname", "text-single", "Name",
-               c->title ? c->title : "", NULL);
-    form_field(b, "muc#roomconfig_roomdesc", "text-single", "Description",
-               c->description ? c->description : "", NULL);
+    muc_form_field(b, "FORM_TYPE", "hidden", NULL, MUC_NS_CONFIG, NULL);
+    muc_form_field(b, "muc#roomconfig_roomname", "text-single", "Name",
+                   c->title ? c->title : "", NULL);
+    muc_form_field(b, "muc#roomconfig_roomdesc", "text-single", "Description",
+                   c->description ? c->description : "", NULL);
     form_bool(b, "muc#roomconfig_persistentroom", "Persistent", c->persistent);
     form_bool(b, "muc#roomconfig_publicroom", "Listed", c->public_room);
     form_bool(b, "muc#roomconfig_membersonly", "Members only", c->members_only);
     form_bool(b, "muc#roomconfig_moderatedroom", "Moderated", c->moderated);
     form_bool(b, "muc#roomconfig_passwordprotectedroom", "Password",
               c->password && c->password[0]);
-    form_field(b, "muc#roomconfig_roomsecret", "text-private", "Password",
-               c->password ? c->password : "", NULL);
-    form_field(b, "muc#roomconfig_whois", "list-single", "Who sees real JIDs",
-               muc_whois_name(c->whois), whois_names);
+    muc_form_field(b, "muc#roomconfig_roomsecret", "text-private", "Password",
+                   c->password ? c->password : "", NULL);
+    muc_form_field(b, "muc#roomconfig_whois", "list-single",
+                   "Who sees real JIDs", muc_whois_name(c->whois), whois_names);
     form_num(b, "muc#roomconfig_maxusers", "Maximum occupants (0: no limit)",
              c->max_occupants);
     form_bool(b, "muc#roomconfig_changesubject", "Occupants change subject",
               c->change_subject);
     form_bool(b, "muc#roomconfig_allowinvites", "Occupants invite",
               c->allow_invites);
-    form_field(b, "muc#roomconfig_allowpm", "list-single",
-               "Who may send private messages", muc_pm_name(c->allow_pm),
-               pm_names);
+    muc_form_field(b, "muc#roomconfig_allowpm", "list-single",
+                   "Who may send private messages", muc_pm_name(c->allow_pm),
+                   pm_names);
     form_bool(b, "muc#roomconfig_enablearchiving", "Archive (MAM)", c->mam);
-    form_field(b, "kiln#history_mode", "list-single", "History on join",
-               muc_history_mode_name(c->history_mode), hist_names);
+    muc_form_field(b, "kiln#history_mode", "list-single", "History on join",
+                   muc_history_mode_name(c->history_mode), hist_names);
     form_num(b, "muc#maxhistoryfetch", "History length", c->history_max);
     form_bool(b, "kiln#offline_delivery", "Deliver to absent members",
               c->offline_delivery);
@@ -160,17 +139,6 @@ void muc_config_form(kn_stanza_builder_t *b, const muc_config_t *c)
              "Most occupant presences on join (0: all)",
              c->max_occupant_presence);
     kn_stanza_builder_end(b);
-}
-
-static int cfg_bool(const char *v, bool *out)
-{
-    if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0)
-        *out = true;
-    else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0)
-        *out = false;
-    else
-        return -KN_EINVAL;
-    return 0;
 }
 
 static int cfg_size(const char *v, size_t *out)
@@ -220,15 +188,15 @@ int muc_config_apply(muc_config_t *c, const kn_stanza_t *st, int x)
         else if (strcmp(var, "muc#roomconfig_roomdesc") == 0)
             cfg_str(&n.description, v);
         else if (strcmp(var, "muc#roomconfig_persistentroom") == 0)
-            rc = cfg_bool(v, &n.persistent);
+            rc = muc_form_bool(v, &n.persistent);
         else if (strcmp(var, "muc#roomconfig_publicroom") == 0)
-            rc = cfg_bool(v, &n.public_room);
+            rc = muc_form_bool(v, &n.public_room);
         else if (strcmp(var, "muc#roomconfig_membersonly") == 0)
-            rc = cfg_bool(v, &n.members_only);
+            rc = muc_form_bool(v, &n.members_only);
         else if (strcmp(var, "muc#roomconfig_moderatedroom") == 0)
-            rc = cfg_bool(v, &n.moderated);
+            rc = muc_form_bool(v, &n.moderated);
         else if (strcmp(var, "muc#roomconfig_passwordprotectedroom") == 0) {
-            rc = cfg_bool(v, &pw_on);
+            rc = muc_form_bool(v, &pw_on);
             pw_seen = true;
         } else if (strcmp(var, "muc#roomconfig_roomsecret") == 0)
             cfg_str(&n.password, v);
@@ -237,25 +205,25 @@ int muc_config_apply(muc_config_t *c, const kn_stanza_t *st, int x)
         else if (strcmp(var, "muc#roomconfig_maxusers") == 0)
             rc = cfg_size(v, &n.max_occupants);
         else if (strcmp(var, "muc#roomconfig_changesubject") == 0)
-            rc = cfg_bool(v, &n.change_subject);
+            rc = muc_form_bool(v, &n.change_subject);
         else if (strcmp(var, "muc#roomconfig_allowinvites") == 0)
-            rc = cfg_bool(v, &n.allow_invites);
+            rc = muc_form_bool(v, &n.allow_invites);
         else if (strcmp(var, "muc#roomconfig_allowpm") == 0)
             rc = muc_pm_parse(v, &n.allow_pm);
         else if (strcmp(var, "muc#roomconfig_enablearchiving") == 0 ||
                  strcmp(var, "mam") == 0)
-            rc = cfg_bool(v, &n.mam);
+            rc = muc_form_bool(v, &n.mam);
         else if (strcmp(var, "kiln#history_mode") == 0)
             rc = muc_history_mode_parse(v, &n.history_mode);
         else if (strcmp(var, "muc#maxhistoryfetch") == 0 ||
                  strcmp(var, "muc#roomconfig_historylength") == 0)
             rc = cfg_size(v, &n.history_max);
         else if (strcmp(var, "kiln#offline_delivery") == 0)
-            rc = cfg_bool(v, &n.offline_delivery);
+            rc = muc_form_bool(v, &n.offline_delivery);
         else if (strcmp(var, "kiln#invite_adds_member") == 0)
-            rc = cfg_bool(v, &n.invite_adds_member);
+            rc = muc_form_bool(v, &n.invite_adds_member);
         else if (strcmp(var, "kiln#occupant_presence") == 0)
-            rc = cfg_bool(v, &n.occupant_presence);
+            rc = muc_form_bool(v, &n.occupant_presence);
         else if (strcmp(var, "kiln#max_occupant_presence") == 0)
             rc = cfg_size(v, &n.max_occupant_presence);
     }

@@ -3,9 +3,12 @@
  * rooms (XEP-0045 6.1-6.4): the service is conference/text with the muc
  * feature; its items are the public rooms; a room's info names its
  * features (muc_persistent, muc_membersonly, muc_nonanonymous,
- * muc_hidden ... R-GRP-1) and a muc#roominfo form. Hidden rooms answer
- * disco#info like any other (clients need it to join) but are not
- * listed. A room that does not exist: item-not-found.
+ * muc_hidden ... R-GRP-1) and a muc#roominfo form. The service also
+ * names Kiln's group-list IQ (urn:kiln:groups:0, muc_groups.c); rooms
+ * name registration (jabber:iq:register) and voice requests
+ * (muc#request). Hidden rooms answer disco#info like any other (clients
+ * need it to join) but are not listed. A room that does not exist:
+ * item-not-found.
  */
 #include <stdio.h>
 #include <string.h>
@@ -65,6 +68,7 @@ void muc_disco_info(muc_t *m, const muc_in_t *in)
     disco_feature(b, MUC_NS_ITEMS);
     if (room == NULL) {
         disco_feature(b, "urn:xmpp:ping");
+        disco_feature(b, MUC_NS_GROUPS);
         kn_stanza_t *out = kn_stanza_builder_finish(b);
         muc_send(m, out);
         kn_stanza_unref(&out);
@@ -81,6 +85,8 @@ void muc_disco_info(muc_t *m, const muc_in_t *in)
                                                    : "muc_unsecured");
     disco_feature(b, "urn:xmpp:sid:0");
     disco_feature(b, "urn:xmpp:ping");
+    disco_feature(b, MUC_NS_REGISTER);
+    disco_feature(b, MUC_NS_REQUEST);
     if (c->mam)
         disco_feature(b, MUC_NS_MAM);
     kn_stanza_builder_start(b, "x", MUC_NS_DATA);

@@ -7,6 +7,7 @@
 
 #include "kn_err.h"
 #include "muc_out.h"
+#include "muc_register.h"
 #include "muc_room.h"
 
 int muc_iq_query(const kn_stanza_t *st)
@@ -62,8 +63,16 @@ void muc_iq_in(muc_t *m, const muc_in_t *in)
         muc_disco_items(m, in);
     } else if (strcmp(ns, "urn:xmpp:ping") == 0 && get) {
         muc_iq_result_empty(m, st);
+    } else if (in->room == NULL && strcmp(ns, MUC_NS_GROUPS) == 0) {
+        if (get)
+            muc_groups_iq(m, in);
+        else
+            muc_send_error(m, st, KN_STE_NOT_ALLOWED,
+                           "the group list is read-only");
     } else if (in->room == NULL) {
         muc_send_error(m, st, KN_STE_SERVICE_UNAVAILABLE, NULL);
+    } else if (strcmp(ns, MUC_NS_REGISTER) == 0) {
+        muc_register_iq(m, in);
     } else if (strcmp(ns, MUC_NS_ADMIN) == 0) {
         muc_admin_iq(m, in);
     } else if (strcmp(ns, MUC_NS_OWNER) == 0) {

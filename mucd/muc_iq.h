@@ -1,7 +1,8 @@
 /*
  * muc_iq.h - IQs to the service and its rooms: dispatch by namespace to
  * disco (muc_disco.c), muc#admin (muc_admin.c), muc#owner (muc_config.c),
- * MAM (muc_mam.c); XEP-0410 self-ping to an occupant JID; results and
+ * MAM (muc_mam.c), registration (muc_register.c), Kiln's group list
+ * (muc_groups.c); XEP-0410 self-ping to an occupant JID; results and
  * errors of IQs the service sent (bookmark publishes) are dropped.
  */
 #ifndef MUC_IQ_H
@@ -24,5 +25,7 @@ void muc_disco_items(muc_t *m, const muc_in_t *in);
 void muc_admin_iq(muc_t *m, const muc_in_t *in);
 void muc_owner_iq(muc_t *m, const muc_in_t *in);
 void muc_mam_iq(muc_t *m, const muc_in_t *in);
+/* urn:kiln:groups:0 get to the service: the groups of the sender. */
+void muc_groups_iq(muc_t *m, const muc_in_t *in);
 
 #endif

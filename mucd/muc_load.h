@@ -16,5 +16,8 @@ typedef void (*muc_load_done_cb)(int err, void *arg);
 /* Load every room of the service (only NULL) or just room only. m->store
  * must be set. done is called once, from the loop. */
 void muc_load(muc_t *m, const char *only, muc_load_done_cb done, void *arg);
+/* Load room jid, which this node does not hold yet, with the tail of its
+ * archive into the history ring (muc_lookup.c). done is called once. */
+void muc_load_room(muc_t *m, const char *jid, muc_load_done_cb done, void *arg);
 
 #endif

@@ -1,5 +1,7 @@
 /*
- * muc_message.c - groupchat, subject, private messages, invitations.
+ * muc_message.c - groupchat, subject, private messages, invitations;
+ * messages to the room holding a muc#request form (voice, muc_voice.c) or
+ * a muc#register form (registration approval, muc_register.c).
  *
  * A groupchat message from an occupant is stamped once (from = room/nick,
  * the client's id kept so it recognises its reflection, any stanza-id
@@ -30,11 +32,14 @@
 #include "kn_jid.h"
 #include "kn_log.h"
 #include "kn_mem.h"
+#include "muc_admin.h"
 #include "muc_aff.h"
-#include "muc_bookmark.h"
+#include "muc_form.h"
 #include "muc_out.h"
 #include "muc_persist.h"
+#include "muc_register.h"
 #include "muc_room.h"
+#include "muc_voice.h"
 
 /* Is element e of st a stanza-id claimed by room (to be stripped)? */
 static bool msg_is_our_sid(const kn_stanza_t *st, int e, const char *room)
@@ -279,12 +284,10 @@ static void msg_invite(muc_t *m, const muc_in_t *in, muc_room_t *room, int x)
                 if (kn_jid_parse(&j, jid.data, jid.len) == 0) {
                     char *bare =
                         kn_strndup(kn_jid_str(&j), kn_jid_bare_len(&j));
-                    if (muc_room_aff(room, bare) < MUC_AFF_MEMBER) {
-                        muc_room_set_aff(room, bare, MUC_AFF_MEMBER, NULL);
-                        muc_persist_aff(m, room, bare, MUC_AFF_MEMBER, NULL,
-                                        in->from_bare);
-                        muc_bookmark_update(m, room, bare, true);
-                    }
+                    muc_aff_t had = muc_room_aff(room, bare);
+                    if (had == MUC_AFF_NONE)
+                        muc_aff_apply(m, room, bare, MUC_AFF_MEMBER, NULL,
+                                      in->from_bare, in->from, NULL);
                     free(bare);
                 }
                 kn_jid_free(&j);
@@ -346,6 +349,16 @@ void muc_message_in(muc_t *m, const muc_in_t *in)
     }
     if (type != NULL && strcmp(type, "groupchat") == 0) {
         msg_groupchat(m, in, room);
+        return;
+    }
+    int form = muc_form_find(st, 0, MUC_NS_REQUEST);
+    if (form >= 0) {
+        muc_voice_message(m, in, room, form);
+        return;
+    }
+    form = muc_form_find(st, 0, MUC_NS_REGFORM);
+    if (form >= 0) {
+        muc_register_message(m, in, room, form);
         return;
     }
     muc_send_error(m, st, KN_STE_BAD_REQUEST,

@@ -9,6 +9,9 @@
  * in the same occupant (R-GRP-10): it gets the room's state, and nobody
  * else hears about it.
  *
+ * Creation: a name retired by a destroyed room (muc_lookup.c) ->
+ * not-allowed, as for restricted creation (XEP-0045 10.1.1).
+ *
  * Access checks, in order: outcast -> forbidden; members-only and not a
  * member -> registration-required (R-GRP-3); password -> not-authorized;
  * nick held or reserved by someone else -> conflict; room full ->
@@ -35,16 +38,6 @@ bool muc_room_gc(muc_t *m, muc_room_t *room)
     kn_log_debug("room %s: last occupant left, room removed", room->jid);
     muc_room_free(m, room);
     return true;
-}
-
-/* The nick reserved by someone other than bare, if nick is one. */
-static bool occ_nick_reserved(const muc_room_t *room, const char *nick,
-                              const char *bare)
-{
-    for (const muc_affrec_t *a = room->affs; a; a = a->hh.next)
-        if (a->nick && strcmp(a->nick, nick) == 0 && strcmp(a->bare, bare))
-            return true;
-    return false;
 }
 
 static bool occ_may_create(const muc_t *m, const char *bare)
@@ -84,6 +77,16 @@ static void occ_join(muc_t *m, const muc_in_t *in, muc_room_t *room)
     const kn_stanza_t *st = in->st;
     bool created = false;
     if (room == NULL) {
+        if (in->lookup == MUC_LOOKUP_RETIRED) {
+            kn_buf_t why = KN_BUF_INIT;
+            kn_buf_printf(&why,
+                          "this room was destroyed; its name is retired "
+                          "until %s",
+                          in->until && in->until[0] ? in->until : "later");
+            muc_send_error(m, st, KN_STE_NOT_ALLOWED, why.data);
+            kn_buf_free(&why);
+            return;
+        }
         if (!occ_may_create(m, in->from_bare)) {
             muc_send_error(m, st, KN_STE_NOT_ALLOWED,
                            "room creation is restricted");
@@ -118,7 +121,7 @@ static void occ_join(muc_t *m, const muc_in_t *in, muc_room_t *room)
     }
     muc_occ_t *occ = muc_occ_find(room, in->nick);
     if ((occ != NULL && strcmp(occ->bare, in->from_bare) != 0) ||
-        occ_nick_reserved(room, in->nick, in->from_bare)) {
+        muc_room_nick_reserved(room, in->nick, in->from_bare)) {
         muc_send_error(m, st, KN_STE_CONFLICT, NULL);
         return;
     }
@@ -167,7 +170,7 @@ static void occ_nick_change(muc_t *m, const muc_in_t *in, muc_seat_t *seat)
     muc_occ_t *occ = seat->occ;
     muc_room_t *room = occ->room;
     if (muc_occ_find(room, in->nick) != NULL ||
-        occ_nick_reserved(room, in->nick, in->from_bare)) {
+        muc_room_nick_reserved(room, in->nick, in->from_bare)) {
         muc_send_error(m, in->st, KN_STE_CONFLICT, NULL);
         return;
     }

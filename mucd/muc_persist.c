@@ -65,7 +65,8 @@ static void persist_aff_q(muc_t *m, const muc_room_t *room, const char *bare,
         m->store,
         "insert into muc_affiliation (room_id, bare_jid, affiliation, nick, "
         "added_by) select id, $2, $3, $4, $5 from muc_room where jid = $1 "
-        "on conflict (room_id, bare_jid) do update set affiliation = "
+        "and destroyed_at is null on conflict (room_id, bare_jid) do update "
+        "set affiliation = "
         "excluded.affiliation, nick = coalesce(excluded.nick, "
         "muc_affiliation.nick), added_by = excluded.added_by, added_at = "
         "now()",
@@ -133,8 +134,8 @@ void muc_persist_room(muc_t *m, muc_room_t *room)
         "max_occupants = excluded.max_occupants, max_occupant_presence = "
         "excluded.max_occupant_presence, occupant_presence = "
         "excluded.occupant_presence, subject = excluded.subject, "
-        "subject_from = excluded.subject_from, destroyed_at = null, "
-        "destroy_reason = null",
+        "subject_from = excluded.subject_from where muc_room.destroyed_at "
+        "is null",
         KN_ARRAY_LEN(params), params, true, NULL, NULL);
     if (!room->stored) {
         room->stored = true;
@@ -175,8 +176,8 @@ void muc_persist_archive(muc_t *m, muc_room_t *room, uint64_t seq, time_t at,
     muc_store_query(m->store,
                     "insert into muc_archive (room_id, id, at, nick, "
                     "from_jid, stanza) select id, $2, to_timestamp($3), $4, "
-                    "$5, $6 from muc_room where jid = $1 on conflict do "
-                    "nothing",
+                    "$5, $6 from muc_room where jid = $1 and destroyed_at "
+                    "is null on conflict do nothing",
                     6, params, true, NULL, NULL);
     kn_buf_free(&xml);
 }
@@ -185,11 +186,15 @@ void muc_persist_destroy(muc_t *m, muc_room_t *room, const char *reason)
 {
     if (m->store == NULL || !room->stored)
         return;
-    const char *p1[] = {room->jid, reason};
+    char days[24];
+    snprintf(days, sizeof(days), "%u", m->set.retire_days);
+    const char *p1[] = {room->jid, reason, days};
     muc_store_query(m->store,
                     "update muc_room set destroyed_at = now(), "
-                    "destroy_reason = $2 where jid = $1",
-                    2, p1, true, NULL, NULL);
+                    "retired_until = now() + make_interval(days => $3::int), "
+                    "destroy_reason = $2 where jid = $1 and destroyed_at is "
+                    "null",
+                    3, p1, true, NULL, NULL);
     const char *p2[] = {room->jid};
     muc_store_query(m->store,
                     "delete from muc_affiliation where room_id = (select id "
@@ -217,6 +222,7 @@ typedef struct load_ctx {
     int err;
     char **seen; /* rooms found by the first query (reload: one) */
     size_t nseen;
+    bool fresh; /* one room new to this node: load its history too */
 } load_ctx_t;
 
 static char *load_val(const PGresult *res, int row, int col)
@@ -349,12 +355,23 @@ static void load_on_affs(const PGresult *res, int err, void *arg)
             muc_room_gc(m, room);
     }
     free(old);
+    char hard[24];
+    snprintf(hard, sizeof(hard), "%zu", m->set.history_hard_max);
+    if (c->only && c->fresh && c->nseen > 0) {
+        const char *p1[] = {c->only, hard};
+        muc_store_query(m->store,
+                        "select * from (select r.jid, a.id, extract(epoch "
+                        "from a.at)::bigint, a.stanza from muc_archive a "
+                        "join muc_room r on r.id = a.room_id where r.jid = "
+                        "$1 and r.destroyed_at is null order by a.id desc "
+                        "limit $2::bigint) t order by 2",
+                        2, p1, false, load_on_hist, c);
+        return;
+    }
     if (c->only) {
         load_finish(c);
         return;
     }
-    char hard[24];
-    snprintf(hard, sizeof(hard), "%zu", m->set.history_hard_max);
     const char *params[] = {m->set.service, hard};
     muc_store_query(m->store,
                     "select r.jid, a.id, extract(epoch from a.at)::bigint, "
@@ -445,9 +462,11 @@ static void load_on_rooms(const PGresult *res, int err, void *arg)
         2, params, false, load_on_affs, c);
 }
 
-void muc_load(muc_t *m, const char *only, muc_load_done_cb done, void *arg)
+static void load_start(muc_t *m, const char *only, bool fresh,
+                       muc_load_done_cb done, void *arg)
 {
     load_ctx_t *c = kn_calloc(1, sizeof(*c));
+    c->fresh = fresh;
     c->m = m;
     c->only = only ? kn_strdup(only) : NULL;
     c->done = done;
@@ -459,4 +478,14 @@ void muc_load(muc_t *m, const char *only, muc_load_done_cb done, void *arg)
         "r.destroyed_at is null and r.service = $1 and ($2::text is "
         "null or r.jid = $2)",
         2, params, false, load_on_rooms, c);
+}
+
+void muc_load(muc_t *m, const char *only, muc_load_done_cb done, void *arg)
+{
+    load_start(m, only, false, done, arg);
+}
+
+void muc_load_room(muc_t *m, const char *jid, muc_load_done_cb done, void *arg)
+{
+    load_start(m, jid, true, done, arg);
 }

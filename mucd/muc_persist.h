@@ -18,7 +18,9 @@
 /* True if room should have a row in PostgreSQL. */
 bool muc_persist_wanted(const muc_room_t *room);
 /* Insert or update the room's row (configuration and subject), and, the
- * first time, every affiliation it has. */
+ * first time, every affiliation it has. A tombstone is never revived
+ * here: the name comes back only through muc_lookup.c (after its
+ * retirement, the tombstone is deleted first). */
 void muc_persist_room(muc_t *m, muc_room_t *room);
 /* Upsert (or delete, for MUC_AFF_NONE) bare's affiliation. by may be
  * NULL. */
@@ -28,7 +30,9 @@ void muc_persist_aff(muc_t *m, muc_room_t *room, const char *bare,
 void muc_persist_archive(muc_t *m, muc_room_t *room, uint64_t seq, time_t at,
                          const char *nick, const char *from_jid,
                          const kn_stanza_t *msg);
-/* Mark the room destroyed (tombstone) and drop its affiliations. */
+/* Mark the room destroyed (tombstone: destroyed_at, and retired_until =
+ * now + mucd.room_retire_days, until when the name cannot be taken again)
+ * and drop its affiliations. */
 void muc_persist_destroy(muc_t *m, muc_room_t *room, const char *reason);
 
 #endif

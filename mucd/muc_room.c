@@ -12,6 +12,7 @@
 #include "kn_err.h"
 #include "kn_mem.h"
 #include "muc_history.h"
+#include "muc_lookup.h"
 
 void muc_init(muc_t *m, const char *server_domain, const char *service,
               const muc_sink_t *sink)
@@ -21,6 +22,8 @@ void muc_init(muc_t *m, const char *server_domain, const char *service,
     m->set.service = kn_strdup(service);
     m->set.history_hard_max = 1000;
     m->set.anyone_creates = false;
+    m->set.retire_days = 30;
+    m->set.voice_interval = 60;
     m->sink = *sink;
     m->b = kn_stanza_builder_new();
 }
@@ -31,6 +34,7 @@ void muc_fini(muc_t *m)
     HASH_ITER(hh, m->rooms, r, tmp)
     muc_room_free(m, r);
     KN_ASSERT(m->users == NULL);
+    muc_lookup_fini(m);
     kn_stanza_builder_free(&m->b);
     kn_buf_free(&m->out);
     free(m->targets);
@@ -110,6 +114,9 @@ void muc_room_free(muc_t *m, muc_room_t *room)
         free(a->nick);
         free(a);
     }
+    muc_regreq_t *q, *qt;
+    HASH_ITER(hh, room->regs, q, qt)
+    muc_regreq_remove(room, q->bare);
     muc_history_clear(room);
     free(room->hist);
     HASH_DEL(m->rooms, room);
@@ -138,6 +145,8 @@ void muc_room_set_aff(muc_room_t *room, const char *bare, muc_aff_t aff,
                       const char *nick)
 {
     muc_affrec_t *a = muc_room_affrec(room, bare);
+    if (aff != MUC_AFF_NONE)
+        muc_regreq_remove(room, bare); /* decided: member, or banned */
     if (aff == MUC_AFF_NONE) {
         if (a != NULL) {
             HASH_DEL(room->affs, a);
@@ -165,6 +174,62 @@ size_t muc_room_owners(const muc_room_t *room)
     for (const muc_affrec_t *a = room->affs; a; a = a->hh.next)
         n += a->aff == MUC_AFF_OWNER;
     return n;
+}
+
+bool muc_room_nick_reserved(const muc_room_t *room, const char *nick,
+                            const char *bare)
+{
+    for (const muc_affrec_t *a = room->affs; a; a = a->hh.next)
+        if (a->nick && strcmp(a->nick, nick) == 0 && strcmp(a->bare, bare))
+            return true;
+    return false;
+}
+
+bool muc_room_nick_taken(const muc_room_t *room, const char *nick,
+                         const char *bare)
+{
+    if (muc_room_nick_reserved(room, nick, bare))
+        return true;
+    for (const muc_regreq_t *q = room->regs; q; q = q->hh.next)
+        if (strcmp(q->nick, nick) == 0 && strcmp(q->bare, bare))
+            return true;
+    const muc_occ_t *o = muc_occ_find(room, nick);
+    return o != NULL && strcmp(o->bare, bare) != 0;
+}
+
+muc_regreq_t *muc_regreq_find(const muc_room_t *room, const char *bare)
+{
+    muc_regreq_t *q = NULL;
+    HASH_FIND_STR(room->regs, bare, q);
+    return q;
+}
+
+muc_regreq_t *muc_regreq_add(muc_room_t *room, const char *bare,
+                             const char *nick, time_t at)
+{
+    muc_regreq_t *q = muc_regreq_find(room, bare);
+    if (q == NULL) {
+        q = kn_calloc(1, sizeof(*q));
+        q->bare = kn_strdup(bare);
+        HASH_ADD_KEYPTR(hh, room->regs, q->bare, strlen(q->bare), q);
+        room->nregs++;
+    }
+    free(q->nick);
+    q->nick = kn_strdup(nick);
+    q->at = at;
+    return q;
+}
+
+void muc_regreq_remove(muc_room_t *room, const char *bare)
+{
+    muc_regreq_t *q = muc_regreq_find(room, bare);
+    if (q == NULL)
+        return;
+    HASH_DEL(room->regs, q);
+    room->nregs--;
+    free(q->bare);
+    free(q->nick);
+    free(q);
 }
 
 muc_occ_t *muc_occ_find(const muc_room_t *room, const char *nick)

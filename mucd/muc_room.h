@@ -45,6 +45,22 @@ void muc_room_set_aff(muc_room_t *room, const char *bare, muc_aff_t aff,
 /* Number of owners. */
 size_t muc_room_owners(const muc_room_t *room);
 
+/* Is nick reserved (an affiliation's nick) by someone other than bare? */
+bool muc_room_nick_reserved(const muc_room_t *room, const char *nick,
+                            const char *bare);
+/* May bare not register nick: reserved by, asked for by (a pending
+ * request) or in use by an occupant of someone else? */
+bool muc_room_nick_taken(const muc_room_t *room, const char *nick,
+                         const char *bare);
+
+/* Pending registration requests (XEP-0045 7.10): the request of bare, or
+ * NULL; add (or replace the nick of) one; remove one (no-op when absent).
+ * Setting an affiliation other than none removes the request. */
+muc_regreq_t *muc_regreq_find(const muc_room_t *room, const char *bare);
+muc_regreq_t *muc_regreq_add(muc_room_t *room, const char *bare,
+                             const char *nick, time_t at);
+void muc_regreq_remove(muc_room_t *room, const char *bare);
+
 /* Occupant by nick, or by real bare JID (first found), or NULL. */
 muc_occ_t *muc_occ_find(const muc_room_t *room, const char *nick);
 muc_occ_t *muc_occ_by_bare(const muc_room_t *room, const char *bare);

@@ -4,7 +4,9 @@
  * Addressing comes from the envelope (c2s prepared both JIDs and stamped
  * from; the router never rewrites them); the stanza's own attributes are
  * the fallback when the envelope has none. The target must be the
- * service domain or a room of it (room@service[/nick]).
+ * service domain or a room of it (room@service[/nick]). A stanza for a
+ * room this node does not hold may wait for PostgreSQL first
+ * (muc_lookup.c).
  */
 #include "muc_service.h"
 
@@ -16,6 +18,7 @@
 #include "kn_mem.h"
 #include "kn_xml.h"
 #include "muc_iq.h"
+#include "muc_lookup.h"
 #include "muc_message.h"
 #include "muc_occupant.h"
 #include "muc_out.h"
@@ -29,6 +32,32 @@ static int svc_jid(kn_jid_t *j, const char *env_s, size_t env_len,
     if (attr != NULL)
         return kn_jid_parse(j, attr, strlen(attr));
     return -KN_EINVAL;
+}
+
+void muc_service_dispatch(muc_t *m, const muc_in_t *in)
+{
+    const kn_stanza_t *st = in->st;
+    if (in->room != NULL && in->lookup == MUC_LOOKUP_NONE &&
+        muc_lookup_defer(m, in))
+        return;
+    switch (kn_stanza_kind(st)) {
+    case KN_STANZA_PRESENCE:
+        if (in->room != NULL)
+            muc_presence_in(m, in);
+        break;
+    case KN_STANZA_MESSAGE:
+        if (in->room != NULL)
+            muc_message_in(m, in);
+        else if (kn_stanza_type(st) == NULL ||
+                 strcmp(kn_stanza_type(st), "error") != 0)
+            muc_send_error(m, st, KN_STE_SERVICE_UNAVAILABLE, NULL);
+        break;
+    case KN_STANZA_IQ:
+        muc_iq_in(m, in);
+        break;
+    default:
+        break;
+    }
 }
 
 static void svc_stanza(muc_t *m, const kn_env_t *env, const void *payload,
@@ -72,25 +101,9 @@ static void svc_stanza(muc_t *m, const kn_env_t *env, const void *payload,
     const char *res = kn_jid_resource(&to, &rlen);
     if (res != NULL)
         nick = kn_strndup(res, rlen);
-    muc_in_t in = {st, env->conn_id, kn_jid_str(&from), bare, room, nick};
-    switch (kn_stanza_kind(st)) {
-    case KN_STANZA_PRESENCE:
-        if (room != NULL)
-            muc_presence_in(m, &in);
-        break;
-    case KN_STANZA_MESSAGE:
-        if (room != NULL)
-            muc_message_in(m, &in);
-        else if (kn_stanza_type(st) == NULL ||
-                 strcmp(kn_stanza_type(st), "error") != 0)
-            muc_send_error(m, st, KN_STE_SERVICE_UNAVAILABLE, NULL);
-        break;
-    case KN_STANZA_IQ:
-        muc_iq_in(m, &in);
-        break;
-    default:
-        break;
-    }
+    muc_in_t in = {st,   env->conn_id, kn_jid_str(&from), bare,
+                   room, nick,         MUC_LOOKUP_NONE,   NULL};
+    muc_service_dispatch(m, &in);
 out:
     free(bare);
     free(room);
@@ -110,6 +123,7 @@ void muc_service_handle(muc_t *m, const kn_env_t *env, const void *payload,
         return;
     case KN_ENV_SESSION_DOWN: {
         char *full = kn_strndup(env->from, env->from_len);
+        muc_lookup_session_down(m, full);
         muc_session_down(m, full);
         free(full);
         return;

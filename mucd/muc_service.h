@@ -20,4 +20,9 @@
 void muc_service_handle(muc_t *m, const kn_env_t *env, const void *payload,
                         size_t len);
 
+/* Hand one addressed stanza to its handler (presence, message, iq); a
+ * stanza for a room not in memory may be deferred (muc_lookup.c), which
+ * calls this again when PostgreSQL has answered. in is borrowed. */
+void muc_service_dispatch(muc_t *m, const muc_in_t *in);
+
 #endif

@@ -13,7 +13,9 @@
  *     real full JID joined under that nick: two devices of one member
  *     share one nick and one occupant (R-GRP-10);
  *   - the history ring (recent groupchat messages for joins, R-PERF-7)
- *     and the next stanza-id (XEP-0359), monotonically increasing.
+ *     and the next stanza-id (XEP-0359), monotonically increasing;
+ *   - pending registration requests by bare JID (muc_regreq_t, XEP-0045
+ *     7.10), dropped when the JID gets an affiliation.
  * The service also indexes seats by real full JID (muc_user_t) so that a
  * SESSION_DOWN finds every room the session was in without a scan.
  *
@@ -34,20 +36,25 @@
 #include "kn_env.h"
 #include "kn_stanza.h"
 
-#define MUC_NS         "http://jabber.org/protocol/muc"
-#define MUC_NS_USER    "http://jabber.org/protocol/muc#user"
-#define MUC_NS_ADMIN   "http://jabber.org/protocol/muc#admin"
-#define MUC_NS_OWNER   "http://jabber.org/protocol/muc#owner"
-#define MUC_NS_CONFIG  "http://jabber.org/protocol/muc#roomconfig"
-#define MUC_NS_INFO    "http://jabber.org/protocol/disco#info"
-#define MUC_NS_ITEMS   "http://jabber.org/protocol/disco#items"
-#define MUC_NS_DATA    "jabber:x:data"
-#define MUC_NS_MAM     "urn:xmpp:mam:2"
-#define MUC_NS_RSM     "http://jabber.org/protocol/rsm"
-#define MUC_NS_SID     "urn:xmpp:sid:0"
-#define MUC_NS_DELAY   "urn:xmpp:delay"
-#define MUC_NS_FORWARD "urn:xmpp:forward:0"
-#define MUC_NS_ADDRESS "http://jabber.org/protocol/address"
+#define MUC_NS          "http://jabber.org/protocol/muc"
+#define MUC_NS_USER     "http://jabber.org/protocol/muc#user"
+#define MUC_NS_ADMIN    "http://jabber.org/protocol/muc#admin"
+#define MUC_NS_OWNER    "http://jabber.org/protocol/muc#owner"
+#define MUC_NS_CONFIG   "http://jabber.org/protocol/muc#roomconfig"
+#define MUC_NS_INFO     "http://jabber.org/protocol/disco#info"
+#define MUC_NS_ITEMS    "http://jabber.org/protocol/disco#items"
+#define MUC_NS_DATA     "jabber:x:data"
+#define MUC_NS_MAM      "urn:xmpp:mam:2"
+#define MUC_NS_RSM      "http://jabber.org/protocol/rsm"
+#define MUC_NS_SID      "urn:xmpp:sid:0"
+#define MUC_NS_DELAY    "urn:xmpp:delay"
+#define MUC_NS_FORWARD  "urn:xmpp:forward:0"
+#define MUC_NS_ADDRESS  "http://jabber.org/protocol/address"
+#define MUC_NS_REQUEST  "http://jabber.org/protocol/muc#request"
+#define MUC_NS_REGFORM  "http://jabber.org/protocol/muc#register"
+#define MUC_NS_REGISTER "jabber:iq:register"
+/* Kiln's group-list IQ (R-GRP-6): the groups a bare JID belongs to. */
+#define MUC_NS_GROUPS "urn:kiln:groups:0"
 
 /* Affiliations, ordered by rank (compare with < and >). */
 typedef enum muc_aff {
@@ -116,6 +123,16 @@ typedef struct muc_affrec {
     UT_hash_handle hh;
 } muc_affrec_t;
 
+/* A registration request waiting for an owner or admin (XEP-0045 7.10,
+ * 9.9). In memory only: the form forwarded to the owners carries all an
+ * approval needs, so an approval after a restart still works. */
+typedef struct muc_regreq {
+    char *bare; /* requester's bare JID, key */
+    char *nick; /* requested room nick */
+    time_t at;
+    UT_hash_handle hh;
+} muc_regreq_t;
+
 struct muc_occ;
 struct muc_room;
 struct muc_user;
@@ -135,6 +152,7 @@ typedef struct muc_occ {
     muc_role_t role;
     kn_stanza_t *pres; /* last available presence (owned), for new joiners */
     muc_seat_t *seats;
+    time_t voice_req_at; /* last voice request forwarded (0: none) */
     UT_hash_handle hh;
 } muc_occ_t;
 
@@ -162,8 +180,10 @@ typedef struct muc_room {
     char *subject_from; /* nick (or room JID) that set it */
     muc_hist_t *hist;   /* ring of cap hist_cap */
     size_t hist_cap, hist_head, hist_len;
-    uint64_t next_seq; /* next stanza-id */
-    bool stored;       /* a row exists in PostgreSQL */
+    uint64_t next_seq;  /* next stanza-id */
+    bool stored;        /* a row exists in PostgreSQL */
+    muc_regreq_t *regs; /* pending registration requests */
+    size_t nregs;
     UT_hash_handle hh;
 } muc_room_t;
 
@@ -177,6 +197,15 @@ typedef struct muc_sink {
 
 struct muc_store;
 
+/* What a PostgreSQL look-up said about a room this node did not hold
+ * (muc_lookup.c). */
+typedef enum muc_lookup_res {
+    MUC_LOOKUP_NONE = 0, /* not looked up (the room was in memory, or no
+                          * store) */
+    MUC_LOOKUP_FREE,     /* no room of that name: it may be created */
+    MUC_LOOKUP_RETIRED,  /* a destroyed room's name, still retired */
+} muc_lookup_res_t;
+
 /* One inbound stanza, addressed: what every handler receives. The
  * strings are prepared JIDs, borrowed for the call. */
 typedef struct muc_in {
@@ -186,6 +215,8 @@ typedef struct muc_in {
     const char *from_bare; /* its bare JID */
     const char *room;      /* bare room JID; NULL when to the service */
     const char *nick;      /* resource of `to`; NULL when none */
+    muc_lookup_res_t lookup;
+    const char *until; /* RETIRED: until when, for the error text */
 } muc_in_t;
 
 /* Service-wide settings (the `mucd` config section). */
@@ -194,9 +225,14 @@ typedef struct muc_settings {
     char *server_domain;     /* "<domain>"; owned */
     size_t history_hard_max; /* bound of any room's ring */
     bool anyone_creates;     /* false: only server-domain users create rooms */
-    char *origin; /* tag of this process in invalidations; owned, may be
-                   * NULL */
+    char *origin;         /* tag of this process in invalidations; owned, may be
+                           * NULL */
+    unsigned retire_days; /* a destroyed room's name stays retired */
+    unsigned voice_interval; /* seconds between one visitor's voice
+                              * requests */
 } muc_settings_t;
+
+struct muc_lookup;
 
 typedef struct muc {
     muc_settings_t set;
@@ -208,7 +244,9 @@ typedef struct muc {
     kn_buf_t out;           /* scratch serialisation buffer */
     uint64_t *targets;      /* scratch multicast target list */
     size_t targets_cap;
-    uint64_t id_counter; /* for ids of stanzas the service originates */
+    uint64_t id_counter;        /* for ids of stanzas the service originates */
+    struct muc_lookup *lookups; /* rooms being looked up (muc_lookup.c) */
+    size_t nlookups;
     struct {
         uint64_t joins, leaves, messages, deliveries, offline;
     } stats;

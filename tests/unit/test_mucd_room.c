@@ -5,7 +5,9 @@
  * (R-GRP-3), history on join (R-PERF-7), multi-device occupants
  * (R-GRP-10), offline delivery to absent members with stanza-ids
  * (R-GRP-4), muc#admin member grants visible at once (R-GRP-2), kick,
- * session end, disco (R-GRP-1), MAM paging from the ring (R-GRP-5).
+ * session end, disco (R-GRP-1), MAM paging from the ring (R-GRP-5),
+ * voice requests (XEP-0045 7.13/8.6), registration and its approval
+ * (R-GRP-7), the group-list IQ (R-GRP-6), a retired room name (R-GRP-7).
  */
 #include <check.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "kn_mem.h"
+#include "kn_xml.h"
 #include "muc_room.h"
 #include "muc_service.h"
 
@@ -481,6 +484,254 @@ START_TEST(mam_paging_from_ring_R_GRP_5)
 }
 END_TEST
 
+#define VOICE_REQ                                                              \
+    "<message xmlns='jabber:client' from='%s' to='%s'><x "                     \
+    "xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"       \
+    "http://jabber.org/protocol/muc#request</value></field><field "            \
+    "var='muc#role'><value>participant</value></field></x></message>"
+
+START_TEST(voice_request_and_grant_XEP_0045)
+{
+    M.set.voice_interval = 60;
+    join(A, "alice", 11, NULL);
+    muc_room_find(&M, ROOM)->cfg.moderated = true;
+    join(B, "bob", 21, NULL);
+    muc_occ_t *bob = muc_occ_find(muc_room_find(&M, ROOM), "bob");
+    ck_assert_int_eq(bob->role, MUC_ROLE_VISITOR);
+    clear();
+    feed(B, ROOM, 21, VOICE_REQ);
+    /* alice, the moderator, gets the approval form; bob nothing yet */
+    int f = find(0, A, "muc#request_allow", "muc#roomnick");
+    ck_assert_int_ge(f, 0);
+    ck_assert_ptr_nonnull(strstr(outs[f].payload, "<value>" B "</value>"));
+    ck_assert_ptr_nonnull(strstr(outs[f].payload, "<value>bob</value>"));
+    ck_assert_int_lt(find(0, B, NULL, NULL), 0);
+    /* a second request waits */
+    clear();
+    feed(B, ROOM, 21, VOICE_REQ);
+    ck_assert_int_ge(find(0, B, "<resource-constraint", NULL), 0);
+    ck_assert_int_lt(find(0, A, NULL, NULL), 0);
+    /* bob cannot answer his own request */
+    clear();
+    feed(B, ROOM, 21,
+         "<message xmlns='jabber:client' from='%s' to='%s'><x "
+         "xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"
+         "http://jabber.org/protocol/muc#request</value></field><field "
+         "var='muc#roomnick'><value>bob</value></field><field "
+         "var='muc#request_allow'><value>true</value></field></x></message>");
+    ck_assert_int_ge(find(0, B, "<forbidden", NULL), 0);
+    ck_assert_int_eq(bob->role, MUC_ROLE_VISITOR);
+    /* alice grants it: bob's presence with the new role, to both */
+    clear();
+    feed(A, ROOM, 11,
+         "<message xmlns='jabber:client' from='%s' to='%s'><x "
+         "xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"
+         "http://jabber.org/protocol/muc#request</value></field><field "
+         "var='muc#jid'><value>" B "</value></field><field "
+         "var='muc#roomnick'><value>bob</value></field><field "
+         "var='muc#request_allow'><value>true</value></field></x></message>");
+    ck_assert_int_eq(bob->role, MUC_ROLE_PARTICIPANT);
+    ck_assert_int_ge(find(0, B, "code='110'", "role='participant'"), 0);
+    bool seen = false;
+    for (size_t i = 0; i < nout; i++)
+        seen |= outs[i].kind == KN_ENV_MULTICAST && targets_has(&outs[i], 11) &&
+                strstr(outs[i].payload, "role='participant'") != NULL;
+    ck_assert(seen);
+    /* now a participant: no more requests */
+    clear();
+    feed(B, ROOM, 21, VOICE_REQ);
+    ck_assert_int_ge(find(0, B, "<not-allowed", NULL), 0);
+    /* a bad form */
+    clear();
+    feed(B, ROOM, 21,
+         "<message xmlns='jabber:client' from='%s' to='%s'><x "
+         "xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"
+         "http://jabber.org/protocol/muc#request</value></field><field "
+         "var='muc#role'><value>owner</value></field></x></message>");
+    ck_assert_int_ge(find(0, B, "<bad-request", NULL), 0);
+    /* a visitor with no moderator in the room to ask */
+    join(C, "carol", 31, NULL);
+    feed(A, ROOM "/alice", 11,
+         "<presence xmlns='jabber:client' type='unavailable' from='%s' "
+         "to='%s'/>");
+    clear();
+    feed(C, ROOM, 31, VOICE_REQ);
+    ck_assert_int_ge(find(0, C, "<recipient-unavailable", NULL), 0);
+}
+END_TEST
+
+#define REG_SET(nick)                                                          \
+    "<iq xmlns='jabber:client' type='set' id='r1' from='%s' to='%s'><query "   \
+    "xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>"       \
+    "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register"    \
+    "</value></field><field var='muc#register_roomnick'><value>" nick          \
+    "</value></field></x></query></iq>"
+
+START_TEST(registration_and_approval_R_GRP_7)
+{
+    make_group(); /* alice owner; bob, carol members */
+    muc_room_t *r = muc_room_find(&M, ROOM);
+    muc_room_set_aff(r, "adam@localhost", MUC_AFF_ADMIN, NULL);
+    const char *D = "dave@localhost/pc";
+    clear();
+    join(D, "dave", 41, NULL);
+    ck_assert_int_ge(find(0, D, "<registration-required", NULL), 0);
+    clear();
+    feed(D, ROOM, 41,
+         "<iq xmlns='jabber:client' type='get' id='g1' from='%s' to='%s'>"
+         "<query xmlns='jabber:iq:register'/></iq>");
+    int g = find(0, D, "id='g1'", "muc#register_roomnick");
+    ck_assert_int_ge(g, 0);
+    ck_assert_ptr_null(strstr(outs[g].payload, "<registered"));
+    /* a member registering again: conflict; bob's nick: conflict */
+    clear();
+    feed(B, ROOM, 21, REG_SET("again"));
+    ck_assert_int_ge(find(0, B, "<conflict", NULL), 0);
+    feed(B, ROOM "/bob", 21,
+         "<presence xmlns='jabber:client' from='%s' to='%s'/>");
+    clear();
+    feed(D, ROOM, 41, REG_SET("bob"));
+    ck_assert_int_ge(find(0, D, "<conflict", NULL), 0);
+    /* the request goes to the owner and the admin, by bare JID, once */
+    clear();
+    feed(D, ROOM, 41, REG_SET("dave"));
+    ck_assert_int_ge(find(0, D, "id='r1'", "type='result'"), 0);
+    int fa = find(0, "alice@localhost", "muc#register_allow", NULL);
+    int fd = find(0, "adam@localhost", "muc#register_allow", NULL);
+    ck_assert_int_ge(fa, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_ptr_nonnull(
+        strstr(outs[fa].payload, "<value>dave@localhost</value>"));
+    ck_assert_ptr_nonnull(strstr(outs[fa].payload, "<body>"));
+    ck_assert_int_lt(find(0, "bob@localhost", NULL, NULL), 0);
+    ck_assert_ptr_nonnull(muc_regreq_find(r, "dave@localhost"));
+    clear();
+    feed(D, ROOM, 41, REG_SET("dave"));
+    ck_assert_int_ge(find(0, D, "type='result'", NULL), 0);
+    ck_assert_int_lt(find(0, "alice@localhost", NULL, NULL), 0);
+    /* erin cannot ask for the nick dave asked for */
+    clear();
+    feed("erin@localhost/pc", ROOM, 51, REG_SET("dave"));
+    ck_assert_int_ge(find(0, "erin@localhost/pc", "<conflict", NULL), 0);
+    /* bob (a member) cannot approve */
+#define APPROVE(allow)                                                         \
+    "<message xmlns='jabber:client' from='%s' to='%s'><x "                     \
+    "xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"       \
+    "http://jabber.org/protocol/muc#register</value></field><field "           \
+    "var='muc#jid'><value>dave@localhost</value></field><field "               \
+    "var='muc#register_allow'><value>" allow "</value></field></x></message>"
+    clear();
+    feed(B, ROOM, 21, APPROVE("1"));
+    ck_assert_int_ge(find(0, B, "<forbidden", NULL), 0);
+    ck_assert_int_eq(muc_room_aff(r, "dave@localhost"), MUC_AFF_NONE);
+    /* the admin approves: member, nick from the request, bookmarked */
+    clear();
+    feed("adam@localhost/x", ROOM, 61, APPROVE("1"));
+    ck_assert_int_eq(muc_room_aff(r, "dave@localhost"), MUC_AFF_MEMBER);
+    ck_assert_str_eq(muc_room_affrec(r, "dave@localhost")->nick, "dave");
+    ck_assert_ptr_null(muc_regreq_find(r, "dave@localhost"));
+    ck_assert_int_ge(find(0, "dave@localhost", "urn:xmpp:bookmarks:1", NULL),
+                     0);
+    clear();
+    join(D, "dave", 41, NULL);
+    ck_assert_int_ge(find(0, D, "code='110'", "affiliation='member'"), 0);
+    clear();
+    feed(D, ROOM, 41,
+         "<iq xmlns='jabber:client' type='get' id='g2' from='%s' to='%s'>"
+         "<query xmlns='jabber:iq:register'/></iq>");
+    ck_assert_int_ge(find(0, D, "id='g2'", "<registered"), 0);
+    /* a denial only drops the request */
+    feed("erin@localhost/pc", ROOM, 51, REG_SET("erin"));
+    ck_assert_ptr_nonnull(muc_regreq_find(r, "erin@localhost"));
+    clear();
+    feed(A, ROOM, 11,
+         "<message xmlns='jabber:client' from='%s' to='%s'><x "
+         "xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"
+         "http://jabber.org/protocol/muc#register</value></field><field "
+         "var='muc#jid'><value>erin@localhost</value></field><field "
+         "var='muc#register_allow'><value>0</value></field></x></message>");
+    ck_assert_ptr_null(muc_regreq_find(r, "erin@localhost"));
+    ck_assert_int_eq(muc_room_aff(r, "erin@localhost"), MUC_AFF_NONE);
+    ck_assert_uint_eq(nout, 0);
+    /* an approval without muc#jid is a bad request */
+    feed(A, ROOM, 11,
+         "<message xmlns='jabber:client' from='%s' to='%s'><x "
+         "xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>"
+         "http://jabber.org/protocol/muc#register</value></field><field "
+         "var='muc#register_allow'><value>1</value></field></x></message>");
+    ck_assert_int_ge(find(0, A, "<bad-request", NULL), 0);
+}
+END_TEST
+
+START_TEST(group_list_from_memory_R_GRP_6)
+{
+    make_group(); /* room: a group, alice owner, bob member */
+    join(B, "bob", 21, NULL);
+    /* a plain room where bob is owner is no group */
+    feed(B, "plain@conference.localhost/bob", 21,
+         "<presence xmlns='jabber:client' from='%s' to='%s'/>");
+    ck_assert_ptr_nonnull(muc_room_find(&M, "plain@conference.localhost"));
+    clear();
+    feed(B, "conference.localhost", 21,
+         "<iq xmlns='jabber:client' type='get' id='l1' from='%s' to='%s'>"
+         "<query xmlns='urn:kiln:groups:0'/></iq>");
+    int l = find(0, B, "id='l1'", "type='result'");
+    ck_assert_int_ge(l, 0);
+    ck_assert_ptr_nonnull(strstr(outs[l].payload, "jid='" ROOM "'"));
+    ck_assert_ptr_nonnull(strstr(outs[l].payload, "affiliation='member'"));
+    ck_assert_ptr_null(strstr(outs[l].payload, "plain@"));
+    /* an outcast is in no list */
+    muc_room_set_aff(muc_room_find(&M, ROOM), "bob@localhost", MUC_AFF_OUTCAST,
+                     NULL);
+    clear();
+    feed(B, "conference.localhost", 21,
+         "<iq xmlns='jabber:client' type='get' id='l2' from='%s' to='%s'>"
+         "<query xmlns='urn:kiln:groups:0'/></iq>");
+    l = find(0, B, "id='l2'", "type='result'");
+    ck_assert_int_ge(l, 0);
+    ck_assert_ptr_null(strstr(outs[l].payload, "<item"));
+    /* read-only; advertised by the service */
+    clear();
+    feed(B, "conference.localhost", 21,
+         "<iq xmlns='jabber:client' type='set' id='l3' from='%s' to='%s'>"
+         "<query xmlns='urn:kiln:groups:0'/></iq>");
+    ck_assert_int_ge(find(0, B, "id='l3'", "<not-allowed"), 0);
+    feed(B, "conference.localhost", 21,
+         "<iq xmlns='jabber:client' type='get' id='l4' from='%s' to='%s'>"
+         "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    ck_assert_int_ge(find(0, B, "id='l4'", "urn:kiln:groups:0"), 0);
+}
+END_TEST
+
+START_TEST(retired_name_refused_R_GRP_7)
+{
+    /* What muc_lookup.c hands on when PostgreSQL holds a tombstone. */
+    const char *xml =
+        "<presence xmlns='jabber:client' from='" A "' to='" ROOM "/alice'><x "
+        "xmlns='http://jabber.org/protocol/muc'/></presence>";
+    kn_stanza_t *st = NULL;
+    ck_assert_int_eq(kn_xml_parse_stanza(xml, strlen(xml), NULL, &st), 0);
+    muc_in_t in = {st,
+                   11,
+                   A,
+                   "alice@localhost",
+                   ROOM,
+                   "alice",
+                   MUC_LOOKUP_RETIRED,
+                   "2030-01-01 00:00:00 UTC"};
+    muc_service_dispatch(&M, &in);
+    int e = find(0, A, "<not-allowed", "retired until 2030-01-01");
+    ck_assert_int_ge(e, 0);
+    ck_assert_ptr_null(muc_room_find(&M, ROOM));
+    /* a free name creates the room (201) */
+    clear();
+    in.lookup = MUC_LOOKUP_FREE;
+    muc_service_dispatch(&M, &in);
+    ck_assert_int_ge(find(0, A, "code='201'", NULL), 0);
+    kn_stanza_unref(&st);
+}
+END_TEST
+
 START_TEST(bad_input_never_crashes)
 {
     feed(A, ROOM "/alice", 11, "<presence xmlns='jabber:client'");
@@ -513,6 +764,10 @@ int main(void)
     tcase_add_test(tc, leave_and_temporary_room_goes);
     tcase_add_test(tc, disco_of_group_R_GRP_1);
     tcase_add_test(tc, mam_paging_from_ring_R_GRP_5);
+    tcase_add_test(tc, voice_request_and_grant_XEP_0045);
+    tcase_add_test(tc, registration_and_approval_R_GRP_7);
+    tcase_add_test(tc, group_list_from_memory_R_GRP_6);
+    tcase_add_test(tc, retired_name_refused_R_GRP_7);
     tcase_add_test(tc, bad_input_never_crashes);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
