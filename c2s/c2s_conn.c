@@ -12,10 +12,20 @@
  * server's flush list and is written from the ev_prepare hook, so a burst
  * of router deliveries becomes one write.
  *
+ * A note on acknowledgements (R-PRES-5). A stored offline message
+ * (KN_F_ACK_WANTED) is marked with its end offset in the output buffer
+ * (c2s_ack.h). After every write the marks the written offset passed
+ * move to the node's ACK batch, which the ev_prepare hook sends in one
+ * ACK envelope: presenced deletes those rows. For TLS, a count returned
+ * by SSL_write means the records holding those bytes were written to
+ * the socket. Marks of output that is dropped (write error, slow
+ * consumer, connection freed) are forgotten: the rows stay and are
+ * delivered at the next login.
+ *
  * Memory of an idle authenticated session: this struct, the stream and
  * its XML parser, the JID, and the TLS session with released buffers.
- * The output buffer is freed whenever it drains; the read buffer is one
- * static array for the whole process.
+ * The output buffer and the marks are freed whenever they drain; the
+ * read buffer is one static array for the whole process.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +47,7 @@
 
 #define CONN_READ_BATCH 8    /* reads per wake-up before yielding */
 #define CONN_OUT_KEEP   4096 /* keep a drained output buffer this small */
+#define CONN_ACK_MAX    8192 /* ack ids per ACK envelope */
 
 typedef struct conn_creds_req {
     c2s_conn_t *c; /* NULL once the connection is gone */
@@ -50,6 +61,7 @@ struct c2s_conn {
     uint64_t local;
     kn_buf_t out;
     size_t out_off;
+    c2s_acks_t acks; /* offline messages in out, not written yet */
     ev_io io;
     ev_timer *delay;
     conn_creds_req_t *creds;
@@ -243,6 +255,28 @@ static void conn_update_io(c2s_conn_t *c)
         ev_io_start(c->srv->loop, &c->io);
 }
 
+/* The output up to out_off was written: queue the acks it covers. */
+static void conn_acks_written(c2s_conn_t *c)
+{
+    c2s_acks_written(&c->acks, c->out_off, &c->srv->acks_out);
+}
+
+/* The unwritten output is dropped: so are its marks. */
+static void conn_acks_drop(c2s_conn_t *c)
+{
+    conn_acks_written(c);
+    size_t n = c2s_acks_drop(&c->acks);
+    if (n > 0)
+        kn_log_info("c2s: %s: %zu offline messages not written, kept for the "
+                    "next login",
+                    c->st->jid.str ? c->st->jid.str : "?", n);
+}
+
+void c2s_conn_ack_mark(c2s_conn_t *c, uint64_t ack_id)
+{
+    c2s_acks_add(&c->acks, ack_id, c->out.len);
+}
+
 void c2s_conn_output(c2s_conn_t *c)
 {
     if (c->out.len - c->out_off > (size_t)c->srv->conf->out_buffer_max &&
@@ -252,6 +286,7 @@ void c2s_conn_output(c2s_conn_t *c)
         kn_log_info("c2s: %s: output over %lld bytes, disconnecting",
                     c->st->jid.str ? c->st->jid.str : "?",
                     c->srv->conf->out_buffer_max);
+        conn_acks_drop(c);
         kn_buf_free(&c->out);
         c->out_off = 0;
         c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
@@ -285,11 +320,13 @@ static void conn_flush(c2s_conn_t *c)
         ssize_t n = c->tr->write(c->trs, c->io.fd, c->out.data + c->out_off,
                                  c->out.len - c->out_off, &want);
         if (n == -KN_EAGAIN) {
+            conn_acks_written(c);
             c->write_want = (uint8_t)want;
             conn_update_io(c);
             return;
         }
         if (n < 0) {
+            conn_acks_drop(c);
             kn_buf_free(&c->out);
             c->out_off = 0;
             c->write_want = 0;
@@ -298,6 +335,7 @@ static void conn_flush(c2s_conn_t *c)
         }
         c->out_off += (size_t)n;
     }
+    conn_acks_written(c);
     c->out_off = 0;
     if (c->out.cap > CONN_OUT_KEEP)
         kn_buf_free(&c->out);
@@ -548,9 +586,31 @@ void c2s_conn_free(c2s_conn_t *c)
     srv->slots[slot] = NULL;
     srv->free_slots[srv->nfree++] = (uint32_t)slot;
     srv->nconns--;
+    conn_acks_drop(c);
     c2s_stream_free(&c->st);
     kn_buf_free(&c->out);
     free(c);
+}
+
+/* One ACK envelope per CONN_ACK_MAX ids written since the last call. If
+ * the router link drops it, the rows are delivered again (at least
+ * once). */
+static void conn_send_acks(c2s_server_t *srv)
+{
+    c2s_ack_ids_t *a = &srv->acks_out;
+    for (size_t off = 0; off < a->n; off += CONN_ACK_MAX) {
+        kn_env_t e = {0};
+        e.kind = KN_ENV_ACK;
+        e.targets = a->ids + off;
+        e.ntargets = a->n - off < CONN_ACK_MAX ? a->n - off : CONN_ACK_MAX;
+        int rc = srv->link ? kn_link_send(srv->link, &e, NULL, 0) : -KN_EIO;
+        if (rc < 0)
+            kn_log_warn("c2s: ACK of %zu offline messages not sent: %s",
+                        e.ntargets, kn_strerror(rc));
+    }
+    if (a->cap > CONN_ACK_MAX)
+        c2s_ack_ids_free(a);
+    a->n = 0;
 }
 
 void c2s_conn_drain(c2s_server_t *srv)
@@ -577,6 +637,7 @@ void c2s_conn_drain(c2s_server_t *srv)
             conn_flush(c); /* best effort: the socket closes next */
         c2s_conn_free(c);
     }
+    conn_send_acks(srv);
 }
 
 /* The idle policy for one connection: ping or close. *next gets when

@@ -5,8 +5,11 @@
  * connection vanished in flight, a message or an iq get/set goes back to
  * the router with KN_F_REROUTE (the router then treats it as addressed to
  * the bare JID: another resource, offline storage, or a bounce to the
- * sender); anything else (presence, iq results and errors) is dropped, as
- * RFC 6121 allows for presence and as there is no one left to answer.
+ * sender; a stored offline message, KN_F_ACK_WANTED, goes back to the
+ * offline handler that holds its row); anything else (presence, iq
+ * results and errors) is dropped, as RFC 6121 allows for presence and as
+ * there is no one left to answer. A stored offline message that was
+ * written is acknowledged (c2s_conn_ack_mark, R-PRES-5).
  * MULTICAST: the same payload to each target of ours (gone ones skipped).
  * BOUNCE: the router could not deliver a stanza this node sent; the
  * original sender (env->conn_id, or the full JID in env->from when the
@@ -32,14 +35,16 @@ static c2s_conn_t *router_bound_conn(c2s_server_t *srv, uint64_t id)
     return c;
 }
 
-static void router_deliver(c2s_server_t *srv, uint64_t id, const void *pl,
-                           size_t len, bool *delivered)
+static void router_deliver(c2s_server_t *srv, const kn_env_t *env, uint64_t id,
+                           const void *pl, size_t len, bool *delivered)
 {
     c2s_conn_t *c = router_bound_conn(srv, id);
     *delivered = c != NULL;
     if (c == NULL)
         return;
     c2s_stanza_deliver(c2s_conn_stream(c), pl, len);
+    if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_ACK_WANTED))
+        c2s_conn_ack_mark(c, env->ack_id);
     c2s_conn_output(c);
 }
 
@@ -47,7 +52,7 @@ static void router_on_stanza(c2s_server_t *srv, const kn_env_t *env,
                              const void *pl, size_t len)
 {
     bool ok;
-    router_deliver(srv, env->conn_id, pl, len, &ok);
+    router_deliver(srv, env, env->conn_id, pl, len, &ok);
     if (ok)
         return;
     bool reroute =
@@ -61,7 +66,10 @@ static void router_on_stanza(c2s_server_t *srv, const kn_env_t *env,
         return;
     kn_env_t e = *env;
     e.flags |= KN_F_REROUTE;
-    e.conn_id = 0;
+    /* A stored offline message keeps the connection it was meant for:
+     * presenced tells its own returns from older ones by it. */
+    if (!(env->flags & KN_F_ACK_WANTED))
+        e.conn_id = 0;
     int rc = kn_link_send(srv->link, &e, pl, len);
     if (rc < 0)
         kn_log_warn("c2s: reroute of a stanza for a vanished connection "
@@ -129,7 +137,7 @@ static void c2s_on_message(void *ud, const kn_env_t *env, const void *payload,
     case KN_ENV_MULTICAST:
         for (size_t i = 0; i < env->ntargets; i++) {
             bool ok;
-            router_deliver(srv, kn_env_target(env, i), payload, len, &ok);
+            router_deliver(srv, env, kn_env_target(env, i), payload, len, &ok);
         }
         break;
     case KN_ENV_BOUNCE:

@@ -160,4 +160,5 @@ void c2s_server_free(c2s_server_t *srv)
         close(srv->reserve_fd);
     free(srv->slots);
     free(srv->free_slots);
+    c2s_ack_ids_free(&srv->acks_out);
 }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "c2s_ack.h"
 #include "c2s_conf.h"
 #include "c2s_stream.h"
 #include "c2s_tls.h"
@@ -52,6 +53,7 @@ typedef struct c2s_server {
     uint64_t gen;
     c2s_conn_t *flush_list;
     c2s_conn_t *close_list;
+    c2s_ack_ids_t acks_out; /* written offline messages, sent by drain */
     ev_prepare prepare;
     ev_timer sweep;         /* idle policy, parks idle streams' parsers */
     uint32_t ping_seq;      /* ids of server pings (kiln-ping-N) */
@@ -98,10 +100,14 @@ c2s_stream_t *c2s_conn_stream(c2s_conn_t *c);
 /* The stream wrote into the connection's output: schedule a flush and
  * enforce out_buffer_max. */
 void c2s_conn_output(c2s_conn_t *c);
+/* The stanza just appended to c's output carries ack id (KN_F_ACK_WANTED):
+ * acknowledge it once it is written (R-PRES-5, c2s_ack.h). */
+void c2s_conn_ack_mark(c2s_conn_t *c, uint64_t ack_id);
 /* End the connection: err (KN_SE_NONE: none) and the close tag to the
  * client, SESSION_DOWN with reason, free from the close queue. */
 void c2s_conn_close(c2s_conn_t *c, kn_stream_err_t err, kn_env_reason_t reason);
-/* Flush pending output and drain the close queue (the ev_prepare). */
+/* Flush pending output, drain the close queue, then send one ACK for
+ * the offline messages written meanwhile (the ev_prepare). */
 void c2s_conn_drain(c2s_server_t *srv);
 /* The idle sweep: apply the idle policy (c2s_idle.c: ping, or close with
  * <connection-timeout/>) and park the XML parser of every connection

@@ -32,6 +32,7 @@ static const char *const env_kind_names[] = {
     [KN_ENV_REGISTER] = "register",
     [KN_ENV_BOUNCE] = "bounce",
     [KN_ENV_KICK] = "kick",
+    [KN_ENV_ACK] = "ack",
 };
 
 static const char *const env_reason_names[] = {
@@ -216,6 +217,7 @@ int kn_env_encode(const kn_env_t *env, kn_buf_t *out)
     env_put16(out, (uint16_t)env->priority);
     env_put64(out, env->conn_id);
     env_put32(out, env->seq);
+    env_put64(out, env->ack_id);
     env_put_str(out, env->from, env->from_len);
     env_put_str(out, env->to, env->to_len);
     env_put_str(out, env->node, env->node_len);
@@ -275,7 +277,7 @@ static int env_get_str(env_cur_t *c, const char **s, size_t *n)
 static int env_decode(env_cur_t *c, kn_env_t *out)
 {
     uint64_t magic, version, kind, stanza, type, reason, flags, prio, conn, seq,
-        count;
+        ack, count;
     int rc;
 
     if (env_get(c, 1, &magic) < 0 || magic != KN_ENV_MAGIC)
@@ -293,7 +295,8 @@ static int env_decode(env_cur_t *c, kn_env_t *out)
     if (env_get(c, 1, &reason) < 0 || reason > KN_ENV_REASON_MAX)
         return -KN_EPROTO;
     if (env_get(c, 2, &flags) < 0 || env_get(c, 2, &prio) < 0 ||
-        env_get(c, 8, &conn) < 0 || env_get(c, 4, &seq) < 0)
+        env_get(c, 8, &conn) < 0 || env_get(c, 4, &seq) < 0 ||
+        env_get(c, 8, &ack) < 0)
         return -KN_EPROTO;
     out->kind = (kn_env_kind_t)kind;
     out->stanza = (kn_env_stanza_t)stanza;
@@ -305,6 +308,7 @@ static int env_decode(env_cur_t *c, kn_env_t *out)
         prio >= 0x8000 ? (int16_t)((int32_t)prio - 0x10000) : (int16_t)prio;
     out->conn_id = conn;
     out->seq = (uint32_t)seq;
+    out->ack_id = ack;
 
     if ((rc = env_get_str(c, &out->from, &out->from_len)) < 0 ||
         (rc = env_get_str(c, &out->to, &out->to_len)) < 0 ||

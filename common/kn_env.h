@@ -6,13 +6,13 @@
  * where the payload is the stanza's XML bytes (empty for control
  * messages). The router routes on the envelope alone, never on XML.
  *
- * Envelope layout, version 1, all integers big-endian, every field always
+ * Envelope layout, version 2, all integers big-endian, every field always
  * present (unused ones are zero / empty):
  *
  *   off  size  field
  *   0    1     magic 'K' (0x4B)
- *   1    1     version (1)
- *   2    1     kind          kn_env_kind_t, 1..10
+ *   1    1     version (2)
+ *   2    1     kind          kn_env_kind_t, 1..11
  *   3    1     stanza name   kn_env_stanza_t, 0..3
  *   4    1     stanza type   kn_env_type_t, must fit the stanza name
  *   5    1     reason        kn_env_reason_t, 0..6
@@ -20,13 +20,19 @@
  *   8    2     priority      i16 (two's complement)
  *   10   8     conn id       u64
  *   18   4     seq           u32
- *   22   2+n   from          u16 length, then bytes (prepared JID)
+ *   22   8     ack id        u64: with KN_F_ACK_WANTED, the id the
+ *                            receiving c2s node returns in an ACK once
+ *                            the stanza is written (an offline row id)
+ *   30   2+n   from          u16 length, then bytes (prepared JID)
  *   ..   2+n   to            u16 length, then bytes (prepared JID)
  *   ..   2+n   node          u16 length, then bytes (node name, or the
  *                            namespace / domain for REGISTER)
  *   ..   4+8c  targets       u32 count c, then c u64 connection ids
+ *                            (MULTICAST) or acknowledged ids (ACK)
  *
- * The smallest frame is 32 bytes; strings are at most KN_ENV_STR_MAX
+ * Version 2 added the ack id (version 1 frames are refused: every
+ * process of a cluster runs the same build). The smallest frame is 40
+ * bytes; strings are at most KN_ENV_STR_MAX
  * bytes and the whole frame at most KN_ENV_MAX_BYTES. Nothing may follow
  * the target list. A change of layout bumps the version.
  */
@@ -40,8 +46,8 @@
 #include "kn_buf.h"
 
 #define KN_ENV_MAGIC        0x4B /* 'K' */
-#define KN_ENV_VERSION      1
-#define KN_ENV_HEADER_BYTES 22
+#define KN_ENV_VERSION      2
+#define KN_ENV_HEADER_BYTES 30
 #define KN_ENV_MIN_BYTES    (KN_ENV_HEADER_BYTES + 3 * 2 + 4)
 #define KN_ENV_MAX_BYTES    (1024 * 1024)
 #define KN_ENV_STR_MAX      3071 /* the longest prepared JID */
@@ -59,8 +65,9 @@ typedef enum kn_env_kind {
     KN_ENV_REGISTER = 8,     /* daemon claims an IQ namespace / a domain */
     KN_ENV_BOUNCE = 9,       /* undeliverable; returned to sender */
     KN_ENV_KICK = 10,        /* router asks a node to end a session */
+    KN_ENV_ACK = 11,         /* c2s: these ack ids were written (targets) */
 } kn_env_kind_t;
-#define KN_ENV_KIND_MAX KN_ENV_KICK
+#define KN_ENV_KIND_MAX KN_ENV_ACK
 
 typedef enum kn_env_stanza {
     KN_ENV_ST_NONE = 0,
@@ -129,6 +136,7 @@ typedef struct kn_env {
     int16_t priority;
     uint64_t conn_id;
     uint32_t seq;
+    uint64_t ack_id; /* KN_F_ACK_WANTED: returned in an ACK; else 0 */
     const char *from;
     size_t from_len;
     const char *to;

@@ -32,6 +32,14 @@
 #define KN_F_COPY                                                              \
     0x0004 /* a copy for the presence daemon to record (directed               \
               presence); it must not deliver it */
+/* A stored offline message (R-PRES-5): conn_id names the one connection
+ * it is for and ack_id its row. The owning c2s node returns ack_id in an
+ * ACK once the stanza's last byte was accepted by the socket. The router
+ * delivers it only to that connection; otherwise (session gone or
+ * replaced, node unreachable, a c2s reroute) it goes back to the offline
+ * handler, which still holds the row: it is never stored again and never
+ * bounced. */
+#define KN_F_ACK_WANTED 0x0008
 
 /* REGISTER flags (node field carries the namespace, feature or domain) */
 #define KN_REG_IQ_NS    0x0001 /* IQs to the server/bare JIDs in this ns */
@@ -51,6 +59,10 @@
  * the last node that registered it. */
 
 /* BOUNCE: seq carries the kn_stanza_err_t condition. */
+
+/* ACK (c2s -> router -> the offline handler): the targets are the ack
+ * ids of KN_F_ACK_WANTED stanzas the node wrote since its last ACK, for
+ * any of its connections (one ACK per loop iteration at most). */
 
 #define KN_CONN_NODE_SHIFT 48
 #define KN_CONN_LOCAL_MASK ((UINT64_C(1) << KN_CONN_NODE_SHIFT) - 1)

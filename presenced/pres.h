@@ -94,6 +94,8 @@ typedef struct pres_sess {
     kn_stanza_t *last; /* last available presence (from = full) */
     char **dir;        /* directed presence recipients (R-PRES-7) */
     size_t ndir;
+    uint64_t *off_ids; /* offline rows sent to it (pres_offline.c) */
+    size_t noff, off_cap;
     pres_user_t *user;
     struct pres_sess *next; /* in user->sessions */
     UT_hash_handle hh;      /* p->sessions */
@@ -121,6 +123,8 @@ struct pres_user {
     char *photo;        /* XEP-0153 hash (hex, "" no photo); NULL unknown */
     bool photo_loading; /* vcards query in flight */
     bool photo_stale;   /* a presence went out before the hash was known */
+    bool off_pass;      /* a redelivery read of offline rows is queued */
+    bool off_again;     /* rows were released meanwhile: read once more */
     UT_hash_handle hh;  /* p->users */
 };
 
@@ -132,9 +136,17 @@ typedef struct pres_sink {
 } pres_sink_t;
 
 typedef struct pres_stats {
-    uint64_t broadcasts, multicast_targets, offline_stored, offline_delivered,
-        offline_bounced, pushes;
+    uint64_t broadcasts, multicast_targets, offline_stored, offline_sent,
+        offline_acked, offline_returned, offline_bounced, pushes;
 } pres_stats_t;
+
+/* An offline row handed to a c2s node and not deleted yet (R-PRES-5). */
+typedef struct pres_off_row {
+    uint64_t id;   /* key: offline_messages.id */
+    uint64_t conn; /* the connection it was sent to */
+    bool acked;    /* written; the delete is queued */
+    UT_hash_handle hh;
+} pres_off_row_t;
 
 struct pres {
     struct ev_loop *loop;
@@ -160,6 +172,7 @@ struct pres {
     size_t targets_cap;
     kn_stanza_builder_t *b;
     struct pres_subq *subq_head, **subq_tail; /* pres_subscr_io.c */
+    pres_off_row_t *off_rows; /* offline rows in flight, by id */
     bool subq_busy;
     struct pep_queue *pep_queues; /* pres_pep.c: bare JID -> FIFO of jobs */
     char *pep_trusted;            /* the MUC service: publishes for users */
@@ -203,6 +216,11 @@ void pres_sess_restore(pres_t *p);
 /* ---- pres_out.c ---- */
 /* Route st on its to (STANZA). st borrowed. flags: KN_F_*. */
 void pres_send(pres_t *p, const kn_stanza_t *st, uint16_t flags);
+/* Route a stored offline message (st's to: the session's full JID) to the
+ * connection conn only, asking its c2s node to ACK row id `row` once
+ * written (KN_F_ACK_WANTED). */
+void pres_send_row(pres_t *p, const kn_stanza_t *st, uint64_t conn,
+                   uint64_t row);
 /* Route st with to replaced. */
 void pres_send_to(pres_t *p, const kn_stanza_t *st, const char *to);
 /* One MULTICAST of st to targets[0..n). */
@@ -311,8 +329,18 @@ void pres_subscr_cancel_on_remove(pres_t *p, const char *user_bare,
 /* ---- pres_offline.c ---- */
 void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
                         const void *payload, size_t len);
-/* Deliver and delete u's offline messages to full (after presence). */
+/* Send bare's stored messages to the session full (after its presence);
+ * each row is deleted when its c2s node ACKs the write. */
 void pres_offline_deliver(pres_t *p, const char *bare, const char *full);
+/* An ACK from a c2s node: delete the rows whose ids are its targets. */
+void pres_offline_ack(pres_t *p, const kn_env_t *env);
+/* A row sent with KN_F_ACK_WANTED came back undelivered (env->ack_id):
+ * it is still stored; hand it to another session or keep it. */
+void pres_offline_returned(pres_t *p, const kn_env_t *env);
+/* Session s is going away: its rows not written yet are free again. */
+void pres_offline_session_gone(pres_t *p, pres_sess_t *s);
+/* Forget every row in flight (shutdown). */
+void pres_offline_free(pres_t *p);
 
 /* ---- pres_last.c ---- */
 void pres_last_store(pres_t *p, const char *bare, const kn_stanza_t *unavail);

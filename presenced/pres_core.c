@@ -1,7 +1,8 @@
 /*
  * pres_core.c - presenced's context and the dispatch of what the router
  * sends us: session-event copies, broadcast/subscription/probe presence,
- * messages for offline users, IQs in the namespaces we registered.
+ * messages for offline users, IQs in the namespaces we registered, and
+ * the c2s nodes' ACKs of written offline messages.
  *
  * Payloads are parsed once here (kn_xml_parse_stanza); handlers get the
  * stanza borrowed. `from` and `to` come from the stanza (c2s stamped
@@ -14,6 +15,7 @@
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
+#include "kn_proto.h"
 #include "kn_xml.h"
 #include "pres.h"
 
@@ -44,9 +46,11 @@ void pres_free(pres_t **pp)
         ev_timer_stop(p->loop, &p->shared_timer);
     pres_pep_free(p);
     pres_sess_t *s, *stmp;
+    pres_offline_free(p);
     HASH_ITER(hh, p->sessions, s, stmp)
     {
         HASH_DEL(p->sessions, s);
+        free(s->off_ids);
         kn_stanza_unref(&s->last);
         for (size_t i = 0; i < s->ndir; i++)
             free(s->dir[i]);
@@ -144,7 +148,16 @@ void pres_handle(pres_t *p, const kn_env_t *env, const void *payload,
         pres_sess_priority(p, env);
         return;
     case KN_ENV_STANZA:
+        if (env->flags & KN_F_ACK_WANTED) {
+            /* One of our stored rows, back undelivered: never stored
+             * again (R-PRES-5). */
+            pres_offline_returned(p, env);
+            return;
+        }
         break;
+    case KN_ENV_ACK:
+        pres_offline_ack(p, env);
+        return;
     case KN_ENV_BOUNCE:
         kn_log_debug("bounced: %.*s", (int)len, (const char *)payload);
         return;

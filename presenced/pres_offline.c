@@ -20,12 +20,28 @@
  * the router handed us the messages, and the read at login sees every
  * insert queued before it.
  *
- * Delivery runs at the end of the login flow (pres_broadcast.c), in id
- * order, each with a XEP-0203 delay; the rows are deleted (up to the last
- * id sent) only after all were handed to the router, on the same socket
- * the c2s node reads in order. If the session vanished meanwhile they are
- * kept for the next login. (Deleting only after the c2s write, or the
- * XEP-0198 ack, needs a c2s acknowledgement: NEEDS.md.)
+ * A note on delivery (R-PRES-5). Delivery runs at the end of the login
+ * flow (pres_broadcast.c), in id order, each message with a XEP-0203
+ * delay. A row is deleted only once it was written to the client's
+ * socket: it goes out with KN_F_ACK_WANTED, its row id (ack_id) and the
+ * session's connection id; the c2s node that owns the connection sends
+ * an ACK with the ids whose last byte the socket accepted, and the ACK
+ * deletes them (one statement per ACK, id = any($1)). Until then the row
+ * is "in flight": p->off_rows maps its id to the connection it was sent
+ * to, and every read skips the rows in flight, so a second session of
+ * the user logging in meanwhile does not get them too, and no session
+ * gets a row twice. A row leaves p->off_rows when its delete completed
+ * (the ordered pool runs it before any read queued later, so no later
+ * read sees it), or, unwritten, when its session ends (any reason: the
+ * row is free for the next login) or when the stanza comes back: the
+ * router hands a KN_F_ACK_WANTED stanza that cannot reach its connection
+ * (session gone or replaced, node unreachable, c2s found the connection
+ * closed) back to us, and we never store it twice. A freed row goes to
+ * the user's best other available session, if one has done its login
+ * (one read per user at a time); otherwise it waits for the next login.
+ * A crash of c2s, of the router or of presenced loses no row: at worst
+ * a row written but not yet acknowledged is delivered again (at least
+ * once). Rows that no longer parse are deleted at once, with a log line.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +61,10 @@ typedef struct off_job {
     kn_stanza_t *st;
     char *bare;
     char *full;
+    uint64_t conn;   /* the session's connection (delivery) */
+    bool redelivery; /* a read for freed rows (user->off_pass) */
+    uint64_t *ids;   /* the ids of an ACK's delete */
+    size_t nids;
 } off_job_t;
 
 static void off_job_free(off_job_t *j)
@@ -52,6 +72,7 @@ static void off_job_free(off_job_t *j)
     kn_stanza_unref(&j->st);
     free(j->bare);
     free(j->full);
+    free(j->ids);
     free(j);
 }
 
@@ -118,6 +139,106 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
     free(local);
 }
 
+/* ---- rows in flight ---------------------------------------------------- */
+
+static pres_off_row_t *off_find(pres_t *p, uint64_t id)
+{
+    pres_off_row_t *r = NULL;
+    HASH_FIND(hh, p->off_rows, &id, sizeof(id), r);
+    return r;
+}
+
+static void off_forget(pres_t *p, pres_off_row_t *r)
+{
+    HASH_DEL(p->off_rows, r);
+    free(r);
+}
+
+static void off_mark(pres_t *p, pres_sess_t *s, uint64_t id)
+{
+    pres_off_row_t *r = kn_calloc(1, sizeof(*r));
+    r->id = id;
+    r->conn = s->conn;
+    HASH_ADD(hh, p->off_rows, id, sizeof(r->id), r);
+    if (s->noff == s->off_cap) {
+        s->off_cap = s->off_cap ? 2 * s->off_cap : 16;
+        s->off_ids = kn_realloc(s->off_ids, s->off_cap * sizeof(*s->off_ids));
+    }
+    s->off_ids[s->noff++] = id;
+}
+
+void pres_offline_free(pres_t *p)
+{
+    pres_off_row_t *r, *tmp;
+    HASH_ITER(hh, p->off_rows, r, tmp)
+    {
+        off_forget(p, r);
+    }
+}
+
+/* "{1,2,3}": a bigint[] parameter. */
+static void off_id_array(const uint64_t *ids, size_t n, kn_buf_t *out)
+{
+    kn_buf_append_byte(out, '{');
+    for (size_t i = 0; i < n; i++)
+        kn_buf_printf(out, "%s%llu", i ? "," : "", (unsigned long long)ids[i]);
+    kn_buf_append_byte(out, '}');
+}
+
+static void off_deleted(const PGresult *res, int err, void *arg)
+{
+    off_job_t *j = arg;
+    pres_t *p = j->p;
+    if (err != 0)
+        kn_log_warn("offline delete of %zu written rows failed (they will be "
+                    "delivered again): %s",
+                    j->nids,
+                    res ? PQresultErrorMessage(res) : kn_strerror(err));
+    /* Deleted, or (failed) still stored and free for the next login. */
+    for (size_t i = 0; i < j->nids; i++) {
+        pres_off_row_t *r = off_find(p, j->ids[i]);
+        if (r != NULL && r->acked)
+            off_forget(p, r);
+    }
+    off_job_free(j);
+}
+
+/* Delete rows ids[0..n) (taken) through the ordered pool. */
+static void off_delete(pres_t *p, uint64_t *ids, size_t n)
+{
+    off_job_t *j = kn_calloc(1, sizeof(*j));
+    j->p = p;
+    j->ids = ids;
+    j->nids = n;
+    kn_buf_t arr = KN_BUF_INIT;
+    off_id_array(ids, n, &arr);
+    const char *params[] = {arr.data};
+    kn_pg_query(pres_pg_ordered(p),
+                "delete from offline_messages where id = any($1::bigint[])", 1,
+                params, off_deleted, j);
+    kn_buf_free(&arr);
+}
+
+void pres_offline_ack(pres_t *p, const kn_env_t *env)
+{
+    if (env->ntargets == 0 || p->pg == NULL)
+        return;
+    uint64_t *ids = kn_malloc(env->ntargets * sizeof(*ids));
+    for (size_t i = 0; i < env->ntargets; i++) {
+        ids[i] = kn_env_target(env, i);
+        pres_off_row_t *r = off_find(p, ids[i]);
+        if (r != NULL)
+            r->acked = true;
+    }
+    /* Rows we do not hold (we restarted since they were sent) were
+     * written all the same. */
+    p->stats.offline_acked += env->ntargets;
+    off_delete(p, ids, env->ntargets);
+}
+
+/* ---- delivery --------------------------------------------------------------
+ */
+
 static kn_stanza_t *off_with_delay(pres_t *p, const char *xml, const char *full,
                                    double at)
 {
@@ -139,44 +260,96 @@ static kn_stanza_t *off_with_delay(pres_t *p, const char *xml, const char *full,
     return st;
 }
 
+static void off_read(pres_t *p, const char *bare, pres_sess_t *s,
+                     bool redelivery);
+
+/* The session of u that freed rows go to: available, login done,
+ * highest non-negative priority (RFC 6121 8.5.2.1.1); not `except`. */
+static pres_sess_t *off_best_session(pres_user_t *u, const pres_sess_t *except)
+{
+    pres_sess_t *best = NULL;
+    for (pres_sess_t *s = u ? u->sessions : NULL; s; s = s->next)
+        if (s != except && s->avail && s->initial_done && s->prio >= 0 &&
+            (best == NULL || s->prio > best->prio))
+            best = s;
+    return best;
+}
+
+/* Rows of u were freed: hand them to its best other session (one read
+ * per user at a time; rows freed during it take one more). */
+static void off_redeliver(pres_t *p, pres_user_t *u, const pres_sess_t *except)
+{
+    pres_sess_t *s = off_best_session(u, except);
+    if (s == NULL)
+        return;
+    if (u->off_pass) {
+        u->off_again = true;
+        return;
+    }
+    u->off_pass = true;
+    off_read(p, u->bare, s, true);
+}
+
 static void off_rows(const PGresult *res, int err, void *arg)
 {
     off_job_t *j = arg;
     pres_t *p = j->p;
-    if (err != 0 || PQntuples(res) == 0 || pres_sess_find(p, j->full) == NULL) {
-        off_job_free(j);
-        return;
-    }
-    const char *maxid = NULL;
-    for (int i = 0; i < PQntuples(res); i++) {
+    pres_sess_t *s = pres_sess_find(p, j->full);
+    if (s != NULL && s->conn != j->conn)
+        s = NULL; /* replaced: the new session reads for itself */
+    if (err != 0)
+        kn_log_warn("offline read for %s failed: %s", j->full,
+                    res ? PQresultErrorMessage(res) : kn_strerror(err));
+    uint64_t *bad = NULL;
+    size_t nbad = 0, sent = 0;
+    for (int i = 0; s != NULL && err == 0 && i < PQntuples(res); i++) {
+        uint64_t id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+        if (off_find(p, id) != NULL)
+            continue; /* in flight to another session, or being deleted */
         kn_stanza_t *st = off_with_delay(p, PQgetvalue(res, i, 1), j->full,
                                          atof(PQgetvalue(res, i, 2)));
-        maxid = PQgetvalue(res, i, 0);
-        if (st == NULL)
+        if (st == NULL) {
+            kn_log_warn("offline row %llu for %s does not parse: deleted",
+                        (unsigned long long)id, j->bare);
+            bad = kn_realloc(bad, (nbad + 1) * sizeof(*bad));
+            bad[nbad++] = id;
             continue;
-        /* To the full JID: if it vanished, the router stores it again. */
-        pres_send(p, st, 0);
-        p->stats.offline_delivered++;
+        }
+        off_mark(p, s, id);
+        pres_send_row(p, st, s->conn, id);
+        p->stats.offline_sent++;
+        sent++;
         kn_stanza_unref(&st);
     }
-    char *local = pres_localpart(j->bare);
-    const char *params[] = {local, maxid};
-    kn_pg_query(pres_pg_ordered(p),
-                "delete from offline_messages where username = $1 and"
-                " id <= $2::bigint",
-                2, params, pres_pg_ignore, (void *)"offline delete");
-    free(local);
+    if (sent > 0)
+        kn_log_info("offline: %zu messages to %s, deleted once written", sent,
+                    j->full);
+    if (nbad > 0)
+        off_delete(p, bad, nbad);
+    if (j->redelivery) {
+        pres_user_t *u = pres_user_find(p, j->bare);
+        if (u != NULL) {
+            u->off_pass = false;
+            if (u->off_again) {
+                u->off_again = false;
+                off_redeliver(p, u, NULL);
+            }
+        }
+    }
     off_job_free(j);
 }
 
-void pres_offline_deliver(pres_t *p, const char *bare, const char *full)
+/* Read bare's rows for session s (the ordered pool: every insert queued
+ * before is seen, every delete queued before has happened). */
+static void off_read(pres_t *p, const char *bare, pres_sess_t *s,
+                     bool redelivery)
 {
-    if (p->pg == NULL)
-        return;
     off_job_t *j = kn_calloc(1, sizeof(*j));
     j->p = p;
     j->bare = kn_strdup(bare);
-    j->full = kn_strdup(full);
+    j->full = kn_strdup(s->full);
+    j->conn = s->conn;
+    j->redelivery = redelivery;
     char *local = pres_localpart(bare);
     const char *params[] = {local};
     kn_pg_query(pres_pg_ordered(p),
@@ -184,4 +357,48 @@ void pres_offline_deliver(pres_t *p, const char *bare, const char *full)
                 " offline_messages where username = $1 order by id",
                 1, params, off_rows, j);
     free(local);
+}
+
+void pres_offline_deliver(pres_t *p, const char *bare, const char *full)
+{
+    pres_sess_t *s = pres_sess_find(p, full);
+    if (p->pg == NULL || s == NULL)
+        return;
+    off_read(p, bare, s, false);
+}
+
+void pres_offline_returned(pres_t *p, const kn_env_t *env)
+{
+    p->stats.offline_returned++;
+    char to[KN_ENV_STR_MAX + 1];
+    snprintf(to, sizeof(to), "%.*s", (int)env->to_len, env->to);
+    kn_log_info("offline: message %llu for %s came back unwritten: kept",
+                (unsigned long long)env->ack_id, to);
+    pres_off_row_t *r = off_find(p, env->ack_id);
+    if (r != NULL && (r->acked || r->conn != env->conn_id))
+        return; /* written by now, or already on its way to another session */
+    if (r != NULL)
+        off_forget(p, r);
+    char *bare = pres_bare_of(to);
+    off_redeliver(p, pres_user_find(p, bare), NULL);
+    free(bare);
+}
+
+void pres_offline_session_gone(pres_t *p, pres_sess_t *s)
+{
+    size_t freed = 0;
+    for (size_t i = 0; i < s->noff; i++) {
+        pres_off_row_t *r = off_find(p, s->off_ids[i]);
+        if (r != NULL && r->conn == s->conn && !r->acked) {
+            off_forget(p, r);
+            freed++;
+        }
+    }
+    kn_free(&s->off_ids);
+    s->noff = s->off_cap = 0;
+    if (freed == 0)
+        return;
+    kn_log_info("offline: %zu messages to %s not written: kept", freed,
+                s->full);
+    off_redeliver(p, s->user, s);
 }

@@ -9,7 +9,8 @@
  * router splits per c2s node: the wire cost grows with nodes touched,
  * not with recipients (R-PERF). Stanzas for one session (probe answers,
  * contacts' presence on login, offline messages) are STANZA envelopes to
- * the full JID, with `to` set.
+ * the full JID, with `to` set; offline messages also name the connection
+ * and their row (pres_send_row, KN_F_ACK_WANTED).
  */
 #include <string.h>
 #include <time.h>
@@ -29,6 +30,21 @@ void pres_send(pres_t *p, const kn_stanza_t *st, uint16_t flags)
     if (kn_env_from_stanza(&e, st) < 0)
         return;
     e.flags = flags;
+    kn_buf_reset(&p->out);
+    kn_stanza_serialize(st, &p->out, NULL);
+    p->sink.send(p->sink.ud, &e, p->out.data, p->out.len);
+}
+
+void pres_send_row(pres_t *p, const kn_stanza_t *st, uint64_t conn,
+                   uint64_t row)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    if (kn_env_from_stanza(&e, st) < 0)
+        return;
+    e.flags = KN_F_ACK_WANTED;
+    e.conn_id = conn;
+    e.ack_id = row;
     kn_buf_reset(&p->out);
     kn_stanza_serialize(st, &p->out, NULL);
     p->sink.send(p->sink.ud, &e, p->out.data, p->out.len);

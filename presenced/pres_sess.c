@@ -105,6 +105,7 @@ static pres_sess_t *sess_create(pres_t *p, const char *full, size_t len,
 static void sess_destroy(pres_t *p, pres_sess_t *s)
 {
     pres_user_t *u = s->user;
+    pres_offline_session_gone(p, s);
     for (pres_sess_t **pp = &u->sessions; *pp; pp = &(*pp)->next) {
         if (*pp == s) {
             *pp = s->next;
@@ -116,6 +117,7 @@ static void sess_destroy(pres_t *p, pres_sess_t *s)
     for (size_t i = 0; i < s->ndir; i++)
         free(s->dir[i]);
     free(s->dir);
+    free(s->off_ids);
     free(s->full);
     free(s);
     pres_user_maybe_free(p, u);

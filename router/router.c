@@ -148,7 +148,8 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         router_node_heartbeat(r, from_name, from_len, env, now);
         return;
     }
-    bool data = env->kind == KN_ENV_STANZA || env->kind == KN_ENV_MULTICAST;
+    bool data = env->kind == KN_ENV_STANZA || env->kind == KN_ENV_MULTICAST ||
+                env->kind == KN_ENV_ACK;
     if (data && r->warm_until > 0 && now < r->warm_until &&
         r->hold_count < ROUTER_HOLD_MAX) {
         router_hold(r, from_name, from_len, env, payload);
@@ -182,6 +183,9 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         break;
     case KN_ENV_MULTICAST:
         router_route_multicast(r, env, payload);
+        break;
+    case KN_ENV_ACK:
+        router_route_ack(r, env);
         break;
     case KN_ENV_SESSION_UP:
         if (src == NULL)

@@ -99,6 +99,7 @@ struct router {
     struct router_held **hold_tail;
     size_t hold_count;
     bool replaying;     /* routing held stanzas now */
+    bool undeliverable; /* inside router_undeliverable: no second level */
     uint64_t *mc_split; /* multicast split work arrays, grown only */
     bool *mc_done;
     size_t mc_cap;
@@ -141,6 +142,9 @@ void router_sess_priority(router_t *r, const kn_env_t *env);
 void router_sess_remove(router_t *r, router_sess_t *s, kn_env_reason_t why);
 
 /* ---- router_route.c ---- */
+/* An ACK from a c2s node: to the offline handler (dropped without one:
+ * the rows stay and are delivered again). */
+void router_route_ack(router_t *r, const kn_env_t *env);
 void router_route_stanza(router_t *r, router_node_t *src, const kn_env_t *env,
                          const router_payload_t *payload);
 void router_route_multicast(router_t *r, const kn_env_t *env,
@@ -153,7 +157,10 @@ router_reg_t *router_reg_find(router_t *r, uint16_t flags, const char *name,
 void router_bounce(router_t *r, router_node_t *src, const kn_env_t *env,
                    const router_payload_t *payload, kn_stanza_err_t cond);
 /* The I/O layer could not hand env to its node (ZMQ_ROUTER_MANDATORY
- * said the peer is gone): store a message offline or bounce it. */
+ * said the peer is gone): store a message offline or bounce it; a stored
+ * offline message (KN_F_ACK_WANTED) goes back to the offline handler.
+ * What cannot be handed on from here (the offline handler is unreachable
+ * too) is dropped, not retried. */
 void router_undeliverable(router_t *r, const kn_env_t *env,
                           const router_payload_t *payload);
 /* Send to node n a copy of env with kind/conn replaced. */

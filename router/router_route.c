@@ -16,6 +16,15 @@
  * sender's node, with the stanza error condition in seq; the sender's
  * node, which parses XML anyway, writes the error stanza. Errors are never
  * bounced.
+ *
+ * A note on stored offline messages (R-PRES-5). The offline handler sends
+ * each stored message with KN_F_ACK_WANTED to the full JID and connection
+ * of the session it is for, and deletes the row only when that c2s node
+ * ACKs the write. Such a stanza is delivered to that connection or to no
+ * one: a replaced session (same full JID, new connection) may get the row
+ * from its own login, and must not get it twice. Whatever cannot be
+ * delivered goes back to the offline handler, which still holds the row,
+ * so it is neither stored a second time nor bounced.
  */
 #include <stdio.h>
 #include <string.h>
@@ -190,6 +199,47 @@ static void route_offline(router_t *r, router_node_t *src, const kn_env_t *env,
         return;
     }
     router_bounce(r, src, env, pl, KN_STE_SERVICE_UNAVAILABLE);
+}
+
+/* A stored offline message that cannot reach its connection: back to the
+ * offline handler (the row's owner); without one, the row waits. */
+static void route_back(router_t *r, const kn_env_t *env,
+                       const router_payload_t *pl)
+{
+    router_node_t *h = role_node(r, KN_REG_OFFLINE);
+    if (h == NULL) {
+        r->stats.dropped++;
+        return;
+    }
+    kn_env_t e = *env;
+    e.kind = KN_ENV_STANZA;
+    e.flags |= KN_F_REROUTE;
+    router_emit(r, h, &e, pl);
+    r->stats.routed++;
+}
+
+static void route_acked(router_t *r, const kn_env_t *env,
+                        const router_payload_t *pl)
+{
+    router_sess_t *s = NULL;
+    if (!(env->flags & KN_F_REROUTE))
+        s = router_sess_find(r, env->to, env->to_len);
+    if (s != NULL && s->conn == env->conn_id) {
+        route_to_sess(r, s, env, pl);
+        return;
+    }
+    route_back(r, env, pl);
+}
+
+void router_route_ack(router_t *r, const kn_env_t *env)
+{
+    router_node_t *h = role_node(r, KN_REG_OFFLINE);
+    if (h == NULL || env->ntargets == 0) {
+        r->stats.dropped++;
+        return;
+    }
+    router_payload_t none = {NULL, 0, NULL};
+    router_emit(r, h, env, &none);
 }
 
 static void route_message_bare(router_t *r, router_node_t *src,
@@ -394,6 +444,10 @@ void router_route_stanza(router_t *r, router_node_t *src, const kn_env_t *env,
         r->stats.dropped++;
         return;
     }
+    if (env->flags & KN_F_ACK_WANTED) {
+        route_acked(r, env, payload);
+        return;
+    }
     addr_t to;
     addr_split(env->to, env->to_len, &to);
     size_t dl = strlen(r->domain);
@@ -471,14 +525,21 @@ static router_node_t *route_sender_node(router_t *r, const kn_env_t *env)
 void router_undeliverable(router_t *r, const kn_env_t *env,
                           const router_payload_t *payload)
 {
-    if (env->kind != KN_ENV_STANZA) {
+    if (env->kind != KN_ENV_STANZA || r->undeliverable) {
+        /* From inside this function: the offline handler or the sender's
+         * node is unreachable too. Dropping ends what would otherwise
+         * recurse until the stack ran out. */
         r->stats.dropped++;
         return;
     }
+    r->undeliverable = true;
     router_node_t *src = route_sender_node(r, env);
-    if (env->stanza == KN_ENV_ST_MESSAGE && env->type != KN_ENV_TYPE_ERROR &&
-        env->type != KN_ENV_TYPE_GROUPCHAT &&
-        env->type != KN_ENV_TYPE_HEADLINE) {
+    if (env->flags & KN_F_ACK_WANTED) {
+        route_back(r, env, payload);
+    } else if (env->stanza == KN_ENV_ST_MESSAGE &&
+               env->type != KN_ENV_TYPE_ERROR &&
+               env->type != KN_ENV_TYPE_GROUPCHAT &&
+               env->type != KN_ENV_TYPE_HEADLINE) {
         route_offline(r, src, env, payload);
     } else if (env->stanza == KN_ENV_ST_IQ &&
                (env->type == KN_ENV_TYPE_GET || env->type == KN_ENV_TYPE_SET)) {
@@ -486,4 +547,5 @@ void router_undeliverable(router_t *r, const kn_env_t *env,
     } else {
         r->stats.dropped++;
     }
+    r->undeliverable = false;
 }

@@ -7,11 +7,14 @@ R-PERF-6. Contacts are spread over both c2s nodes.
 """
 
 import asyncio
+import os
+import signal
+import subprocess
 import time
 
 import conftest
 from test_05_roster import D, presenced, presences, roster_row, sql  # noqa: F401
-from xmpp_client import login, run
+from xmpp_client import Client, login, run
 
 PW = "secret-pw"
 
@@ -87,7 +90,10 @@ def test_offline_messages_after_presence_R_PRES_5_R_ARCH_3(presenced,
         s = await login(presenced, "p6sender", PW, "c2s-a", "s")
         for i in range(3):
             s.send_message(mto="p6off@" + D, mbody="m%d" % i, mtype="chat")
-        await asyncio.sleep(1)
+        # Stored first (a fixed sleep lost that race to the router's
+        # warm-up hold on a fresh cluster).
+        await until(lambda: len(offline_ids("p6off")) == 3, 20,
+                    "the three rows")
         o = await login(presenced, "p6off", PW, "c2s-b", "o")
         bodies = []
         for _ in range(3):
@@ -136,6 +142,216 @@ def test_offline_messages_keep_arrival_order_R_PRES_5(presenced, make_user):
         await s.stop()
 
     run(scenario())
+
+
+# ---- R-PRES-5: rows are deleted once c2s has written them -----------------
+#
+# A deterministic point to act at: while a psql session holds an ACCESS
+# EXCLUSIVE lock on offline_messages, presenced's login read of the rows
+# waits (visible in pg_stat_activity). The test then stops or kills
+# processes, releases the lock, and waits for presenced's log line saying
+# the rows went out. No fixed sleeps: every wait is on a condition.
+
+
+class TableLock:
+    """An ACCESS EXCLUSIVE lock on a table, held by a psql session until
+    release()."""
+
+    def __init__(self, table):
+        self.p = subprocess.Popen(
+            ["psql", os.environ["KILN_PG"], "-XAtq", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.p.stdin.write("begin; lock table %s in access exclusive mode;"
+                           " select 'locked';\n" % table)
+        self.p.stdin.flush()
+        assert self.p.stdout.readline().strip() == "locked"
+
+    def release(self):
+        if self.p is None:
+            return
+        self.p.stdin.write("commit;\n")
+        self.p.stdin.close()
+        assert self.p.wait(30) == 0
+        self.p = None
+
+
+async def until(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        await asyncio.sleep(0.05)
+
+
+def offline_ids(user):
+    return sql("select id from offline_messages where username = '%s'"
+               " order by id" % user).split()
+
+
+def read_is_waiting():
+    """presenced's read of offline rows waits for our table lock."""
+    return sql("select count(*) from pg_stat_activity where"
+               " wait_event_type = 'Lock' and query like"
+               " 'select id, stanza%'") == "1"
+
+
+def logged(cluster, name, mark, needle, count=1):
+    return cluster.procs[name].text(since=mark).count(needle) >= count
+
+
+async def store_offline(cluster, sender, user, bodies):
+    """sender sends bodies to the offline user; returns the row ids once
+    all are stored."""
+    s = await login(cluster, sender, PW, "c2s-a", "s")
+    for body in bodies:
+        s.send_message(mto="%s@%s" % (user, D), mbody=body, mtype="chat")
+    await until(lambda: len(offline_ids(user)) == len(bodies), 20,
+                "the rows of " + user)
+    await s.stop()
+    return offline_ids(user)
+
+
+async def rows_sent_while(cluster, user, resource, freeze, lock):
+    """user logs in on c2s-b with initial presence while presenced's read
+    of its rows waits for lock; freeze() runs at that point, then the
+    lock goes and we wait until presenced has sent the rows. Returns the
+    client."""
+    mark = cluster.log_mark("presenced")
+    c = await login(cluster, user, PW, "c2s-b", resource)
+    await until(read_is_waiting, 20, "presenced's read of the rows")
+    freeze()
+    lock.release()
+    await until(lambda: logged(cluster, "presenced", mark,
+                               "messages to %s@%s/%s, deleted once written"
+                               % (user, D, resource)),
+                20, "presenced sending the rows")
+    return c
+
+
+def test_offline_rows_deleted_after_write_R_PRES_5(presenced, make_user):
+    """The rows stay in PostgreSQL while the c2s node that owns the
+    session has not written them (stopped with SIGSTOP after presenced
+    sent them); once it runs again the client gets them, in order, and
+    only then are the rows deleted."""
+    make_user("p6wsend", PW)
+    make_user("p6wrecv", PW)
+    sent = ["written%d" % i for i in range(5)]
+    c2s_b = presenced.procs["c2s-b"].popen
+
+    async def scenario():
+        ids = await store_offline(presenced, "p6wsend", "p6wrecv", sent)
+        lock = TableLock("offline_messages")
+        try:
+            o = await rows_sent_while(presenced, "p6wrecv", "o",
+                                      lambda: c2s_b.send_signal(
+                                          signal.SIGSTOP), lock)
+            # Sent by presenced, not written by c2s: still stored.
+            assert offline_ids("p6wrecv") == ids
+        finally:
+            lock.release()
+            c2s_b.send_signal(signal.SIGCONT)
+        bodies = []
+        for _ in sent:
+            m = await o.next_message(10)
+            assert m.xml.find("{urn:xmpp:delay}delay") is not None
+            bodies.append(m["body"])
+        assert bodies == sent
+        await until(lambda: offline_ids("p6wrecv") == [], 20,
+                    "the rows to be deleted after the write")
+        assert await o.no_message(1.0)
+        await o.stop()
+        o = await login(presenced, "p6wrecv", PW, "c2s-a", "o")
+        assert await o.no_message(1.0)  # deleted, not delivered again
+        await o.stop()
+
+    run(scenario(), timeout=120)
+
+
+def test_offline_kept_when_c2s_killed_before_write_R_PRES_5(presenced, make_user):
+    """kill -9 of the c2s node after presenced sent the rows but before
+    the node wrote them (it was stopped): every row is still stored, and
+    the user's next login (another resource, on the other node, logged in
+    while the dead session may still hold the rows) gets each message
+    once, in order; then the rows are gone."""
+    make_user("p6ksend", PW)
+    make_user("p6krecv", PW)
+    sent = ["kept%02d" % i for i in range(20)]
+    c2s_b = presenced.procs["c2s-b"].popen
+
+    async def scenario():
+        ids = await store_offline(presenced, "p6ksend", "p6krecv", sent)
+        lock = TableLock("offline_messages")
+        try:
+            o = await rows_sent_while(presenced, "p6krecv", "o",
+                                      lambda: c2s_b.send_signal(
+                                          signal.SIGSTOP), lock)
+        finally:
+            lock.release()
+        presenced.kill9("c2s-b")
+        o.abort()
+        assert offline_ids("p6krecv") == ids  # none lost, none stored twice
+        n = await login(presenced, "p6krecv", PW, "c2s-a", "n")
+        bodies = []
+        for _ in sent:
+            m = await n.next_message(30)
+            assert m.xml.find("{urn:xmpp:delay}delay") is not None
+            bodies.append(m["body"])
+        assert bodies == sent
+        assert await n.no_message(1.5)  # none twice in this login
+        await until(lambda: offline_ids("p6krecv") == [], 20,
+                    "the rows to be deleted after the write")
+        await n.stop()
+
+    try:
+        run(scenario(), timeout=120)
+    finally:
+        presenced.ensure()
+
+
+def test_offline_returned_rows_not_stored_twice_R_PRES_5(presenced, make_user):
+    """A row whose session ends before the row reaches it comes back to
+    presenced (through the router or the c2s node, whichever sees it
+    first): it is kept as it is, not stored a second time, and delivered
+    once at the next login."""
+    make_user("p6rsend", PW)
+    make_user("p6rrecv", PW)
+    make_user("p6rwit", PW)
+    sent = ["back%d" % i for i in range(4)]
+    router = presenced.procs["router"].popen
+
+    async def scenario():
+        ids = await store_offline(presenced, "p6rsend", "p6rrecv", sent)
+        # A second client on c2s-b, to know when c2s-b has seen the close;
+        # without presence, so no offline read of its own meets the lock.
+        w = await Client("p6rwit@%s/w" % D, PW,
+                         presenced.ports["c2s-b"]["starttls"],
+                         presenced.cert).start(presence=False)
+        mark = presenced.log_mark("presenced")
+        lock = TableLock("offline_messages")
+        try:
+            o = await rows_sent_while(presenced, "p6rrecv", "o",
+                                      lambda: router.send_signal(
+                                          signal.SIGSTOP), lock)
+            # The session ends while the rows wait in the stopped router.
+            await o.stop()
+            await w["xep_0199"].ping(D, timeout=10)
+        finally:
+            lock.release()
+            router.send_signal(signal.SIGCONT)
+        await until(lambda: logged(presenced, "presenced", mark,
+                                   "for p6rrecv@%s/o came back unwritten" % D,
+                                   len(sent)),
+                    20, "every row to come back")
+        assert offline_ids("p6rrecv") == ids
+        n = await login(presenced, "p6rrecv", PW, "c2s-a", "n")
+        bodies = [await n.next_message(10, body_only=True) for _ in sent]
+        assert bodies == sent
+        assert await n.no_message(1.0)
+        await until(lambda: offline_ids("p6rrecv") == [], 20,
+                    "the rows to be deleted after the write")
+        await n.stop()
+        await w.stop()
+
+    run(scenario(), timeout=120)
 
 
 def test_offline_quota_bounce_R_PERF_6(presenced, make_user):

@@ -10,6 +10,7 @@
 
 #include "kn_env.h"
 #include "kn_err.h"
+#include "kn_proto.h"
 
 static void expect_same(const kn_env_t *a, const kn_env_t *b)
 {
@@ -21,6 +22,7 @@ static void expect_same(const kn_env_t *a, const kn_env_t *b)
     ck_assert_int_eq(a->priority, b->priority);
     ck_assert(a->conn_id == b->conn_id);
     ck_assert_uint_eq(a->seq, b->seq);
+    ck_assert(a->ack_id == b->ack_id);
     ck_assert_uint_eq(a->from_len, b->from_len);
     ck_assert_uint_eq(a->to_len, b->to_len);
     ck_assert_uint_eq(a->node_len, b->node_len);
@@ -84,6 +86,7 @@ START_TEST(exact_bytes)
         .priority = -2,
         .conn_id = 0x0102030405060708ull,
         .seq = 0xDEADBEEF,
+        .ack_id = 0x8877665544332211ull,
         .from = "a@b/c",
         .from_len = 5,
         .to = "d@e",
@@ -95,12 +98,14 @@ START_TEST(exact_bytes)
     };
     /* clang-format off */
     static const unsigned char want[] = {
-        'K', 1,                         /* magic, version */
+        'K', 2,                         /* magic, version */
         2, 2, 6, 2,                     /* multicast presence unavail. dropped */
         0xAB, 0xCD,                     /* flags */
         0xFF, 0xFE,                     /* priority -2 */
         1, 2, 3, 4, 5, 6, 7, 8,         /* conn id */
         0xDE, 0xAD, 0xBE, 0xEF,         /* seq */
+        0x88, 0x77, 0x66, 0x55,         /* ack id */
+        0x44, 0x33, 0x22, 0x11,
         0, 5, 'a', '@', 'b', '/', 'c',  /* from */
         0, 3, 'd', '@', 'e',            /* to */
         0, 5, 'c', '2', 's', '-', 'a',  /* node */
@@ -116,7 +121,8 @@ START_TEST(exact_bytes)
     kn_env_t d;
     ck_assert_int_eq(kn_env_decode(want, sizeof(want), &d), 0);
     ck_assert_int_eq(d.priority, -2);
-    ck_assert_ptr_eq(d.from, (const char *)want + 24);
+    ck_assert_ptr_eq(d.from, (const char *)want + 32);
+    ck_assert(d.ack_id == 0x8877665544332211ull);
     ck_assert(kn_env_target(&d, 0) == 0x1122334455667788ull);
     kn_buf_free(&b);
 
@@ -124,7 +130,7 @@ START_TEST(exact_bytes)
     kn_env_t z = {.kind = KN_ENV_HEARTBEAT};
     ck_assert_int_eq(kn_env_encode(&z, &b), 0);
     ck_assert_uint_eq(b.len, KN_ENV_MIN_BYTES);
-    ck_assert_uint_eq(KN_ENV_MIN_BYTES, 32);
+    ck_assert_uint_eq(KN_ENV_MIN_BYTES, 40);
     ck_assert_int_eq(kn_env_decode(b.data, b.len, &d), 0);
     ck_assert_ptr_null(d.from);
     ck_assert_ptr_null(d.targets_wire);
@@ -154,6 +160,7 @@ START_TEST(every_kind_round_trips)
                 .priority = (int16_t)(s & 1 ? -128 + k : 127 - k),
                 .conn_id = UINT64_MAX - (uint64_t)k,
                 .seq = (uint32_t)k * 0x01000193u,
+                .ack_id = (uint64_t)k << (8 * s),
                 .from = "juliet@example.com/balcony",
                 .from_len = 26,
                 .to = "romeo@example.net",
@@ -220,6 +227,50 @@ START_TEST(extremes_round_trip)
 }
 END_TEST
 
+/* R-PRES-5: an offline row id rides in a STANZA's ack id, unchanged at
+ * both ends of the u64 range; the ACK that comes back carries a batch of
+ * them in its target list. */
+START_TEST(ack_id_and_ack_batch)
+{
+    static const uint64_t ids[] = {1, 2, 0x7FFFFFFFFFFFFFFFull, UINT64_MAX};
+    for (size_t i = 0; i < KN_ARRAY_LEN(ids); i++) {
+        kn_env_t e = {
+            .kind = KN_ENV_STANZA,
+            .stanza = KN_ENV_ST_MESSAGE,
+            .type = KN_ENV_TYPE_CHAT,
+            .flags = KN_F_ACK_WANTED,
+            .conn_id = 0x0001000000000005ull,
+            .ack_id = ids[i],
+            .from = "a@b/c",
+            .from_len = 5,
+            .to = "d@e/f",
+            .to_len = 5,
+        };
+        round_trip(&e, 1);
+        kn_buf_t b = KN_BUF_INIT;
+        ck_assert_int_eq(kn_env_encode(&e, &b), 0);
+        /* Big-endian at offset 22, right after seq. */
+        for (int k = 0; k < 8; k++)
+            ck_assert_uint_eq((unsigned char)b.data[22 + k],
+                              (unsigned)(ids[i] >> (56 - 8 * k)) & 0xFF);
+        kn_buf_free(&b);
+    }
+    uint64_t *batch = malloc(1000 * sizeof(*batch));
+    for (size_t i = 0; i < 1000; i++)
+        batch[i] = 1000000000000ull + i;
+    kn_env_t a = {
+        .kind = KN_ENV_ACK,
+        .conn_id = 0x0002000000000009ull,
+        .from = "d@e/f",
+        .from_len = 5,
+        .ntargets = 1000,
+        .targets = batch,
+    };
+    round_trip(&a, 0);
+    free(batch);
+}
+END_TEST
+
 /* A valid frame to corrupt: MULTICAST, message/chat, 2 targets. */
 static void sample(kn_buf_t *b)
 {
@@ -259,9 +310,11 @@ START_TEST(bad_frames)
     b.data[0] = 'k';
     ck_assert_int_eq(decode_copy(&b), -KN_EPROTO);
     sample(&b);
-    b.data[1] = 2; /* future version */
+    b.data[1] = 3; /* future version */
     ck_assert_int_eq(decode_copy(&b), -KN_EPROTO);
     b.data[1] = 0;
+    ck_assert_int_eq(decode_copy(&b), -KN_EPROTO);
+    b.data[1] = 1; /* version 1 had no ack id */
     ck_assert_int_eq(decode_copy(&b), -KN_EPROTO);
 
     /* Trailing garbage, one byte and one whole target. */
@@ -349,6 +402,7 @@ START_TEST(names)
     ck_assert_str_eq(kn_env_kind_name(KN_ENV_STANZA), "stanza");
     ck_assert_str_eq(kn_env_kind_name(KN_ENV_SESSION_DOWN), "session_down");
     ck_assert_str_eq(kn_env_kind_name(KN_ENV_KICK), "kick");
+    ck_assert_str_eq(kn_env_kind_name(KN_ENV_ACK), "ack");
     ck_assert_str_eq(kn_env_kind_name((kn_env_kind_t)0), "?");
     ck_assert_str_eq(kn_env_kind_name((kn_env_kind_t)99), "?");
     ck_assert_str_eq(kn_env_reason_name(KN_ENV_REASON_NODE_LOST), "node_lost");
@@ -437,6 +491,7 @@ int main(void)
     tcase_add_test(tc, exact_bytes);
     tcase_add_test(tc, every_kind_round_trips);
     tcase_add_test(tc, extremes_round_trip);
+    tcase_add_test(tc, ack_id_and_ack_batch);
     tcase_add_test(tc, bad_frames);
     tcase_add_test(tc, enum_ranges);
     tcase_add_test(tc, names);

@@ -20,6 +20,7 @@ typedef struct out {
     kn_env_reason_t reason;
     uint64_t conn;
     uint32_t seq;
+    uint64_t ack_id;
     uint16_t flags;
     char to[128];
     char from[128];
@@ -30,11 +31,17 @@ typedef struct out {
 
 static out_t outs[MAXOUT];
 static int nout;
+static const char *unreachable; /* a node whose frames fail, as in io_send */
+static struct router *r;
 
 static void cap_send(void *ud, const router_node_t *to, const kn_env_t *env,
                      const router_payload_t *pl)
 {
     (void)ud;
+    if (unreachable != NULL && strcmp(to->name, unreachable) == 0) {
+        router_undeliverable(r, env, pl);
+        return;
+    }
     ck_assert_int_lt(nout, MAXOUT);
     out_t *o = &outs[nout++];
     memset(o, 0, sizeof(*o));
@@ -43,6 +50,7 @@ static void cap_send(void *ud, const router_node_t *to, const kn_env_t *env,
     o->reason = env->reason;
     o->conn = env->conn_id;
     o->seq = env->seq;
+    o->ack_id = env->ack_id;
     o->flags = env->flags;
     snprintf(o->to, sizeof(o->to), "%.*s", (int)env->to_len, env->to);
     snprintf(o->from, sizeof(o->from), "%.*s", (int)env->from_len, env->from);
@@ -53,7 +61,6 @@ static void cap_send(void *ud, const router_node_t *to, const kn_env_t *env,
              (const char *)pl->data);
 }
 
-static router_t *r;
 static double now = 100.0;
 
 static void reset_out(void)
@@ -118,6 +125,7 @@ static uint16_t ia, ib, ip;
 
 static void setup(void)
 {
+    unreachable = NULL;
     r = router_new("localhost", 77, 15.0, cap_send, NULL);
     now = 100.0;
     ia = hello("c2s-a", KN_F_ROLE_C2S, 1);
@@ -450,6 +458,7 @@ START_TEST(warm_up_holds_stanzas_until_sessions_return)
     /* A freshly started router: c2s-b's queued stanza arrives before
      * c2s-a re-announces alice; it must not bounce. */
     router_free(&r);
+    unreachable = NULL;
     r = router_new("localhost", 77, 15.0, cap_send, NULL);
     r->warm_until = now + 2.0;
     send_stanza("c2s-b", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT, "bob@localhost/p",
@@ -492,6 +501,130 @@ START_TEST(undeliverable_message_goes_offline_or_bounces)
     ck_assert_int_eq(nout, 1);
     ck_assert_int_eq(outs[0].kind, KN_ENV_BOUNCE);
     ck_assert_str_eq(outs[0].node, "c2s-a");
+}
+END_TEST
+
+/* A stored offline message from presenced (R-PRES-5). */
+static void send_row(uint16_t flags, uint64_t conn, const char *to,
+                     uint64_t row)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.flags = flags;
+    e.conn_id = conn;
+    e.ack_id = row;
+    e.from = "alice@localhost/pc";
+    e.from_len = strlen(e.from);
+    e.to = to;
+    e.to_len = strlen(to);
+    reset_out();
+    in("presenced", &e, "<m/>");
+}
+
+static void expect_back(uint64_t row)
+{
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert_int_eq(outs[0].kind, KN_ENV_STANZA);
+    ck_assert(outs[0].flags & KN_F_ACK_WANTED);
+    ck_assert(outs[0].flags & KN_F_REROUTE);
+    ck_assert(outs[0].ack_id == row);
+    ck_assert_str_eq(outs[0].payload, "<m/>");
+}
+
+START_TEST(offline_row_only_to_its_connection_R_PRES_5)
+{
+    uint64_t ids[] = {5, 6};
+    kn_env_t ack = {0};
+    ack.kind = KN_ENV_ACK;
+    ack.targets = ids;
+    ack.ntargets = 2;
+    /* No offline handler: an ACK has nowhere to go (the rows stay). */
+    reset_out();
+    in("c2s-a", &ack, NULL);
+    ck_assert_int_eq(nout, 0);
+
+    ip = hello("presenced", KN_F_ROLE_DAEMON, 3);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_OFFLINE;
+    in("presenced", &g, NULL);
+    sess_up("c2s-a", ia, 1, "bob@localhost/pc", 0, true);
+    sess_up("c2s-b", ib, 2, "bob@localhost/phone", 5, true);
+
+    /* To its connection, with the flag and the row id for c2s. */
+    send_row(KN_F_ACK_WANTED, kn_conn_make(ia, 1), "bob@localhost/pc", 42);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "c2s-a");
+    ck_assert_uint_eq(outs[0].conn, kn_conn_make(ia, 1));
+    ck_assert(outs[0].flags & KN_F_ACK_WANTED);
+    ck_assert(outs[0].ack_id == 42);
+
+    /* The full JID now belongs to another connection: back, not there,
+     * and not to the other resource either. */
+    send_row(KN_F_ACK_WANTED, kn_conn_make(ia, 9), "bob@localhost/pc", 43);
+    expect_back(43);
+    /* The session is gone. */
+    send_row(KN_F_ACK_WANTED, kn_conn_make(ia, 3), "bob@localhost/gone", 44);
+    expect_back(44);
+    /* c2s found the connection closed and rerouted it. */
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.flags = KN_F_ACK_WANTED | KN_F_REROUTE;
+    e.ack_id = 45;
+    e.from = "alice@localhost/pc";
+    e.from_len = strlen(e.from);
+    e.to = "bob@localhost/pc";
+    e.to_len = strlen(e.to);
+    reset_out();
+    in("c2s-a", &e, "<m/>");
+    expect_back(45);
+    /* The node is unreachable: back to presenced, never a bounce. */
+    e.flags = KN_F_ACK_WANTED;
+    e.conn_id = kn_conn_make(ia, 1);
+    router_payload_t pl = {"<m/>", 4, NULL};
+    reset_out();
+    router_undeliverable(r, &e, &pl);
+    expect_back(45);
+
+    /* The ACK goes to the offline handler with its ids. */
+    reset_out();
+    in("c2s-a", &ack, NULL);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert_int_eq(outs[0].kind, KN_ENV_ACK);
+    ck_assert_uint_eq(outs[0].ntargets, 2);
+    ck_assert(outs[0].targets[0] == 5 && outs[0].targets[1] == 6);
+}
+END_TEST
+
+START_TEST(unreachable_offline_handler_does_not_recurse)
+{
+    ip = hello("presenced", KN_F_ROLE_DAEMON, 3);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_OFFLINE;
+    in("presenced", &g, NULL);
+    sess_up("c2s-a", ia, 1, "alice@localhost/pc", 0, true);
+    sess_up("c2s-b", ib, 2, "bob@localhost/pc", 0, true);
+    /* Every frame for presenced fails: a message for an offline user is
+     * dropped after one more try, not handed back and forth until the
+     * stack runs out. */
+    unreachable = "presenced";
+    send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT,
+                "alice@localhost/pc", "carol@localhost", NULL,
+                kn_conn_make(ia, 1));
+    ck_assert_int_eq(nout, 0);
+    ck_assert(!r->undeliverable);
+    /* c2s-b unreachable: its stored message comes back once. */
+    unreachable = "c2s-b";
+    send_row(KN_F_ACK_WANTED, kn_conn_make(ib, 2), "bob@localhost/pc", 7);
+    expect_back(7);
+    ck_assert(!r->undeliverable);
 }
 END_TEST
 
@@ -615,6 +748,8 @@ int main(void)
     tcase_add_test(tc, restarted_node_clears_stale_sessions);
     tcase_add_test(tc, warm_up_holds_stanzas_until_sessions_return);
     tcase_add_test(tc, undeliverable_message_goes_offline_or_bounces);
+    tcase_add_test(tc, offline_row_only_to_its_connection_R_PRES_5);
+    tcase_add_test(tc, unreachable_offline_handler_does_not_recurse);
     tcase_add_test(tc, server_disco_from_registrations);
     tcase_add_test(tc, session_events_go_to_every_subscriber);
     tcase_add_test(tc, client_presence_hooks_for_presence_daemon_R_PRES_7);
