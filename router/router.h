@@ -152,10 +152,12 @@ router_reg_t *router_reg_find(router_t *r, uint16_t flags, const char *name,
 /* Return the payload to the sender as a BOUNCE with cond. */
 void router_bounce(router_t *r, router_node_t *src, const kn_env_t *env,
                    const router_payload_t *payload, kn_stanza_err_t cond);
-/* The I/O layer could not hand env to its node (ZMQ_ROUTER_MANDATORY
- * said the peer is gone): store a message offline or bounce it. */
-void router_undeliverable(router_t *r, const kn_env_t *env,
-                          const router_payload_t *payload);
+/* The I/O layer could not hand env to node `to` (ZMQ_ROUTER_MANDATORY
+ * said the peer is gone): store a message offline or bounce it. When
+ * `to` is the offline handler itself, the message bounces (storing it
+ * would send it to the same unreachable node again). */
+void router_undeliverable(router_t *r, const router_node_t *to,
+                          const kn_env_t *env, const router_payload_t *payload);
 /* Send to node n a copy of env with kind/conn replaced. */
 void router_emit(router_t *r, const router_node_t *n, const kn_env_t *env,
                  const router_payload_t *payload);
