@@ -22,7 +22,7 @@
  * the list arrives.
  *
  * A note on presence (XEP-0191 "User Blocks JID", "User Unblocks JID").
- * The fan-out (pres_broadcast.c) skips a contact's session when either
+ * The fan-out (pres_broadcast.c) leaves out a contact's session when either
  * side blocks the other. When a block starts, each available resource of
  * the user sends unavailable to every newly blocked session of a contact
  * allowed to see its presence (subscription from/both) and to newly

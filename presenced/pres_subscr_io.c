@@ -17,7 +17,7 @@
  * when it loses "to", X's resources get unavailable from Y's (RFC 6121
  * 3.1.5, 3.1.6, 3.2.3, 3.3.3). Pending inbound requests are kept in the
  * row (pending_in, pending_status) and re-delivered at each login until
- * answered (R-PRES-4, pres_broadcast.c). The contact's side is skipped
+ * answered (R-PRES-4, pres_broadcast.c). The contact's side is left out
  * when the contact blocked the sender (XEP-0191: presence from a blocked
  * JID, subscriptions included, is dropped silently).
  */

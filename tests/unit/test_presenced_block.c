@@ -2,7 +2,7 @@
  * test_presenced_block.c - blocking (XEP-0191) in presenced, driven with
  * envelopes and a capture sink, no database: the list each new session
  * gets for its c2s (KN_F_BLOCKLIST), the block and unblock commands (the
- * order of presence, result and push), presence fan-out that skips
+ * order of presence, result and push), presence fan-out that leaves out
  * blocked sessions both ways, domain items, and bad commands.
  */
 #include <check.h>
@@ -202,7 +202,7 @@ END_TEST
 
 START_TEST(blocked_by_contact_hides_user)
 {
-    /* The contact blocks the user: the user's broadcasts skip it. */
+    /* The contact blocks the user: the user's broadcasts leave it out. */
     pres_t *p = two_users();
     block_iq(p, "<iq xmlns='jabber:client' type='set' id='b' from='c@x/r'>"
                 "<block xmlns='urn:xmpp:blocking'><item jid='a@x'/></block>"
