@@ -95,6 +95,10 @@ c2s_act_t c2s_bind_handle(c2s_stream_t *s, const kn_stanza_t *st)
     e.flags = 0;
     c2s_stream_route(s, &e, NULL, 0);
     s->session_up = true;
+    /* XEP-0191: deliveries wait for the block list (c2s_block.c). */
+    s->block_ready = false;
+    if (s->ops->block_wait != NULL)
+        s->ops->block_wait(s->ud);
     kn_log_debug("c2s: bound %s", kn_jid_str(&s->jid));
     /* Parser buffers of the login are no longer needed. */
     return C2S_ACT_MORE;

@@ -40,6 +40,10 @@ const kn_conf_def_t c2s_conf_defs[] = {
      "seconds without traffic before a session is closed (-1: never)"},
     {"idle_ping", KN_CONF_BOOL, F(idle_ping), 1, NULL, 0, 1, NULL,
      "ping a silent bound client after idle_timeout / 2"},
+    {"blocklist_wait_ms", KN_CONF_INT, F(blocklist_wait_ms), 3000, NULL, 50,
+     600000, NULL,
+     "how long a new session waits for its XEP-0191 block list from "
+     "presenced before reading it from PostgreSQL"},
     {"bind", KN_CONF_STR, F(bind), 0, "127.0.0.1", 0, 0, NULL,
      "address the listeners bind (numeric IPv4 or IPv6)"},
     {"starttls_port", KN_CONF_INT, F(starttls_port), 5222, NULL, 0, 65535, NULL,

@@ -49,6 +49,8 @@
 #define CONN_OUT_KEEP   4096 /* keep a drained output buffer this small */
 #define CONN_ACK_MAX    8192 /* ack ids per ACK envelope */
 
+/* A PostgreSQL query in flight for a connection (credentials, or the
+ * block list when presenced did not send it). */
 typedef struct conn_creds_req {
     c2s_conn_t *c; /* NULL once the connection is gone */
 } conn_creds_req_t;
@@ -200,6 +202,7 @@ static unsigned conn_op_auth_failed(void *ud)
         ev_init(c->delay, conn_on_delay);
         c->delay->data = c;
     }
+    ev_set_cb(c->delay, conn_on_delay);
     ev_timer_set(c->delay, ms / 1000.0, 0.);
     ev_timer_start(c->srv->loop, c->delay);
     return ms;
@@ -227,10 +230,90 @@ static int conn_op_cb_data(void *ud, kn_scram_cb_t type, uint8_t *out,
     return c2s_tls_cb_data(c->trs, type, out, cap);
 }
 
+/* ---- the block list when presenced does not send it (XEP-0191) ---------
+ */
+
+static void conn_block_timer(c2s_conn_t *c, double after);
+
+static void conn_on_block_rows(const PGresult *res, int err, void *arg)
+{
+    conn_creds_req_t *req = arg;
+    c2s_conn_t *c = req->c;
+    free(req);
+    if (c == NULL)
+        return;
+    c->creds = NULL;
+    if (c->closing || c->st->block_ready)
+        return;
+    if (err != 0) {
+        kn_log_warn("c2s: %s: block list query failed: %s%s; retrying",
+                    c->st->jid.str, kn_strerror(err),
+                    res ? PQresultErrorMessage(res) : "");
+        conn_block_timer(c, (double)c->srv->conf->blocklist_wait_ms / 1000.0);
+        return;
+    }
+    int n = PQntuples(res);
+    const char **jids = n > 0 ? kn_calloc((size_t)n, sizeof(*jids)) : NULL;
+    size_t *lens = n > 0 ? kn_calloc((size_t)n, sizeof(*lens)) : NULL;
+    for (int i = 0; i < n; i++) {
+        jids[i] = PQgetvalue(res, i, 0);
+        lens[i] = (size_t)PQgetlength(res, i, 0);
+    }
+    c2s_stream_block_loaded(c->st, jids, lens, (size_t)n);
+    free(jids);
+    free(lens);
+    if (c->out.len > c->out_off)
+        c2s_conn_output(c);
+}
+
+static void conn_on_block_wait(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    c2s_conn_t *c = t->data;
+    if (c->closing || c->st->block_ready || c->creds != NULL)
+        return;
+    kn_log_info("c2s: %s: no block list from presenced after %lld ms, "
+                "reading it from PostgreSQL",
+                c->st->jid.str, c->srv->conf->blocklist_wait_ms);
+    conn_creds_req_t *req = kn_malloc(sizeof(*req));
+    req->c = c;
+    c->creds = req;
+    const char *params[1] = {c->st->user};
+    kn_pg_query(c->srv->pg, "select jid from blocklist where username = $1", 1,
+                params, conn_on_block_rows, req);
+}
+
+/* Arm the connection's one-shot timer (the SASL failure delay before
+ * authentication, the block-list wait after bind) for after seconds. */
+static void conn_block_timer(c2s_conn_t *c, double after)
+{
+    if (c->delay == NULL) {
+        c->delay = kn_malloc(sizeof(*c->delay));
+        ev_init(c->delay, conn_on_block_wait);
+        c->delay->data = c;
+    }
+    ev_timer_stop(c->srv->loop, c->delay);
+    ev_set_cb(c->delay, conn_on_block_wait);
+    ev_timer_set(c->delay, after, 0.);
+    ev_timer_start(c->srv->loop, c->delay);
+}
+
+static void conn_op_block_wait(void *ud)
+{
+    c2s_conn_t *c = ud;
+    conn_block_timer(c, (double)c->srv->conf->blocklist_wait_ms / 1000.0);
+}
+
+static void conn_op_ack_mark(void *ud, uint64_t ack_id)
+{
+    c2s_conn_ack_mark(ud, ack_id);
+}
+
 static const c2s_stream_ops_t conn_stream_ops = {
     conn_op_route,   conn_op_creds_lookup, conn_op_auth_failed,
     conn_op_auth_ok, conn_op_starttls,     conn_op_cb_data,
-    conn_op_conn_id,
+    conn_op_conn_id, conn_op_block_wait,   conn_op_ack_mark,
 };
 
 /* ---- watcher, output -----------------------------------------------------

@@ -1,7 +1,8 @@
 /*
  * c2s_router.c - what arrives from the router (kn_link callbacks).
  *
- * STANZA: the payload is written to the target connection as is. If that
+ * STANZA: the payload is written to the target connection as is, once
+ * the XEP-0191 filter let it through (c2s_block.c). If that
  * connection vanished in flight, a message or an iq get/set goes back to
  * the router with KN_F_REROUTE (the router then treats it as addressed to
  * the bare JID: another resource, offline storage, or a bounce to the
@@ -35,16 +36,18 @@ static c2s_conn_t *router_bound_conn(c2s_server_t *srv, uint64_t id)
     return c;
 }
 
-static void router_deliver(c2s_server_t *srv, const kn_env_t *env, uint64_t id,
+static void router_deliver(c2s_server_t *srv, uint64_t id, const kn_env_t *env,
                            const void *pl, size_t len, bool *delivered)
 {
     c2s_conn_t *c = router_bound_conn(srv, id);
     *delivered = c != NULL;
     if (c == NULL)
         return;
-    c2s_stanza_deliver(c2s_conn_stream(c), pl, len);
-    if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_ACK_WANTED))
-        c2s_conn_ack_mark(c, env->ack_id);
+    c2s_stream_t *st = c2s_conn_stream(c);
+    if (c2s_stream_inbound(st, env, pl, len) == C2S_ACT_CLOSE) {
+        c2s_conn_close(c, KN_SE_NONE, st->reason);
+        return;
+    }
     c2s_conn_output(c);
 }
 
@@ -52,9 +55,9 @@ static void router_on_stanza(c2s_server_t *srv, const kn_env_t *env,
                              const void *pl, size_t len)
 {
     bool ok;
-    router_deliver(srv, env, env->conn_id, pl, len, &ok);
-    if (ok)
-        return;
+    router_deliver(srv, env->conn_id, env, pl, len, &ok);
+    if (ok || (env->flags & KN_F_BLOCKLIST))
+        return; /* a block list for a session that is gone: nobody's */
     bool reroute =
         env->type != KN_ENV_TYPE_ERROR &&
         ((env->stanza == KN_ENV_ST_MESSAGE &&
@@ -137,7 +140,7 @@ static void c2s_on_message(void *ud, const kn_env_t *env, const void *payload,
     case KN_ENV_MULTICAST:
         for (size_t i = 0; i < env->ntargets; i++) {
             bool ok;
-            router_deliver(srv, env, kn_env_target(env, i), payload, len, &ok);
+            router_deliver(srv, kn_env_target(env, i), env, payload, len, &ok);
         }
         break;
     case KN_ENV_BOUNCE:

@@ -13,12 +13,14 @@
  * broadcasts also update the router's priority table (PRIORITY). IQ
  * pings to the server and session establishment are answered here, and
  * the answer to the server's own idle ping (c2s_idle.c) is swallowed;
+ * a stanza to a JID the user blocked is refused (XEP-0191, c2s_block.c);
  * everything else goes to the router once, serialised with
  * xmlns='jabber:client' explicit (the process boundary is a document
  * boundary).
  *
  * Inbound: the router's payload is written as received: no parse on the
- * delivery path.
+ * delivery path (c2s_stream_inbound in c2s_block.c decides first whether
+ * it is delivered at all).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +163,8 @@ c2s_act_t c2s_stanza_handle(c2s_stream_t *s, const kn_stanza_t *st)
             goto out_free_to;
         }
     }
+    if (s->blocked != NULL && c2s_block_outbound(s, st, &to, est, type))
+        goto out_free_to; /* XEP-0191: to a JID the user blocked */
     if (est == KN_ENV_ST_PRESENCE && to.str == NULL)
         stanza_presence_state(s, st, type);
 

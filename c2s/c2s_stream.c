@@ -59,6 +59,7 @@ void c2s_stream_free(c2s_stream_t **sp)
     kn_xml_free(&s->xml);
     c2s_sasl_free(&s->sasl);
     kn_free(&s->user);
+    c2s_block_end(s);
     kn_jid_free(&s->jid);
     free(s);
     *sp = NULL;
@@ -137,6 +138,7 @@ void c2s_stream_end(c2s_stream_t *s)
     e.conn_id = s->ops->conn_id(s->ud);
     c2s_stream_route(s, &e, NULL, 0);
     s->session_up = false;
+    c2s_block_end(s); /* after SESSION_DOWN: held stanzas are rerouted */
 }
 
 void c2s_stream_reannounce(c2s_stream_t *s)

@@ -80,6 +80,7 @@ typedef struct c2s_creds {
 typedef struct c2s_stream_conf {
     const char *domain;     /* prepared domain we serve */
     kn_xml_limits_t limits; /* stanza size, depth, attributes */
+    size_t hold_max; /* bytes held until the block list is known (0: 1 MiB) */
 } c2s_stream_conf_t;
 
 typedef struct c2s_stream_ops {
@@ -106,6 +107,16 @@ typedef struct c2s_stream_ops {
     int (*cb_data)(void *ud, kn_scram_cb_t type, uint8_t *out, size_t cap);
     /* The cluster-wide connection id of this stream's connection. */
     uint64_t (*conn_id)(void *ud);
+    /* The session was bound and announced; its XEP-0191 block list is
+     * expected from presenced (c2s_block.c). If it has not come when the
+     * owner's wait is over, the owner reads it itself and calls
+     * c2s_stream_block_loaded(). May be NULL (no fallback). */
+    void (*block_wait)(void *ud);
+    /* A delivery carrying KN_F_ACK_WANTED (a stored offline message,
+     * R-PRES-5) is now in the output, or was refused (XEP-0191): mark
+     * ack_id at the current end of the output, so the ACK goes out once
+     * the socket took everything before it. May be NULL. */
+    void (*ack_mark)(void *ud, uint64_t ack_id);
 } c2s_stream_ops_t;
 
 /* Stream flags for c2s_stream_new. */
@@ -113,6 +124,7 @@ typedef struct c2s_stream_ops {
 #define C2S_STREAM_F_TLS      2u /* already encrypted (direct TLS) */
 
 typedef struct c2s_sasl c2s_sasl_t;
+struct kn_blocklist;
 
 typedef struct c2s_stream {
     const c2s_stream_conf_t *cf;
@@ -127,6 +139,8 @@ typedef struct c2s_stream {
     c2s_pause_t pause;
     kn_env_reason_t reason; /* why it closed (CLOSED state) */
     uint32_t ping_id;       /* our outstanding ping (c2s_idle.c), 0: none */
+    struct kn_blocklist *blocked; /* XEP-0191 list of the user; NULL: none */
+    kn_buf_t *held; /* deliveries held until the block list is known */
     int16_t priority;
     uint8_t cb_types; /* C2S_CB_* the transport provides */
     bool tls : 1;
@@ -134,6 +148,7 @@ typedef struct c2s_stream {
     bool header_sent : 1; /* our header of the current stream is out */
     bool available : 1;   /* sent available presence */
     bool session_up : 1;  /* SESSION_UP sent, SESSION_DOWN owed */
+    bool block_ready : 1; /* the block list is known (c2s_block.c) */
 } c2s_stream_t;
 
 /* Create a stream writing to out (borrowed, must outlive the stream).
@@ -217,6 +232,41 @@ c2s_act_t c2s_stanza_handle(c2s_stream_t *s, const kn_stanza_t *st);
  * its root has no 'to' (a MULTICAST from mucd) the stream's full JID is
  * spliced in as to='...' without parsing the stanza. */
 void c2s_stanza_deliver(c2s_stream_t *s, const void *payload, size_t len);
+
+/* ---- blocking, XEP-0191 (c2s_block.c) ----------------------------------- */
+
+#define C2S_NS_BLOCKING        "urn:xmpp:blocking"
+#define C2S_NS_BLOCKING_ERRORS "urn:xmpp:blocking:errors"
+
+/* A delivery from the router for this bound session (a STANZA, or a
+ * MULTICAST naming it; env and payload borrowed). Block-list data from
+ * presenced (KN_F_BLOCKLIST) updates the session's list; until the list
+ * is known everything is held, in order; then a stanza from a JID the
+ * user blocked is refused (message, iq get/set: <service-unavailable/>
+ * to the sender) or dropped, and the rest is written as
+ * c2s_stanza_deliver() does. Returns C2S_ACT_CLOSE when the held bytes
+ * passed hold_max (the stream is closed with <resource-constraint/>;
+ * the owner runs its close path), else C2S_ACT_MORE. */
+c2s_act_t c2s_stream_inbound(c2s_stream_t *s, const kn_env_t *env,
+                             const void *payload, size_t len);
+
+/* The owner read the block list itself (presenced did not send it in
+ * time): jids[0..n) as stored. Ignored once the list is known. Releases
+ * the held deliveries. */
+void c2s_stream_block_loaded(c2s_stream_t *s, const char *const *jids,
+                             const size_t *lens, size_t n);
+
+/* An outbound stanza of the user to `to`: if the user blocked it, answer
+ * <not-acceptable/><blocked/> (errors and iq results are dropped) and
+ * return true: the stanza must not be routed. */
+bool c2s_block_outbound(c2s_stream_t *s, const kn_stanza_t *st,
+                        const kn_jid_t *to, kn_env_stanza_t est,
+                        kn_env_type_t type);
+
+/* The session ended (after SESSION_DOWN): held messages and iq get/set go
+ * back to the router as for a vanished connection (KN_F_REROUTE), the
+ * rest is dropped; the list is freed. Idempotent. */
+void c2s_block_end(c2s_stream_t *s);
 
 /* ---- idle policy, R-DROP-4 (c2s_idle.c) --------------------------------- */
 

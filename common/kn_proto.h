@@ -40,6 +40,15 @@
  * handler, which still holds the row: it is never stored again and never
  * bounced. */
 #define KN_F_ACK_WANTED 0x0008
+/* XEP-0191 data for c2s, from presenced: a <blocklist/> iq is the whole
+ * block list of the session it is addressed to (c2s keeps it, the client
+ * never sees it); a <block/> or <unblock/> push updates the list of every
+ * session it reaches and is then delivered. */
+#define KN_F_BLOCKLIST 0x0020
+/* The router delivers a message to a bare JID to several resources: all
+ * but the first copy carry this, so a refusal (XEP-0191) answers the
+ * sender once. */
+#define KN_F_EXTRA_COPY 0x0010
 
 /* REGISTER flags (node field carries the namespace, feature or domain) */
 #define KN_REG_IQ_NS    0x0001 /* IQs to the server/bare JIDs in this ns */

@@ -112,6 +112,14 @@ const char *kn_stanza_err_type(kn_stanza_err_t cond)
 kn_stanza_t *kn_stanza_error_reply(const kn_stanza_t *orig,
                                    kn_stanza_err_t cond, const char *text)
 {
+    return kn_stanza_error_reply_ext(orig, cond, NULL, text, NULL, NULL);
+}
+
+kn_stanza_t *kn_stanza_error_reply_ext(const kn_stanza_t *orig,
+                                       kn_stanza_err_t cond, const char *etype,
+                                       const char *text, const char *app_name,
+                                       const char *app_ns)
+{
     KN_ASSERT(orig != NULL);
     const char *type = kn_stanza_type(orig);
     if (type != NULL && strcmp(type, "error") == 0)
@@ -142,12 +150,16 @@ kn_stanza_t *kn_stanza_error_reply(const kn_stanza_t *orig,
             kn_stanza_builder_copy(b, orig, c);
     }
     kn_stanza_builder_start(b, "error", NULL);
-    kn_stanza_builder_attr(b, "type", kn_stanza_err_type(cond));
+    kn_stanza_builder_attr(b, "type", etype ? etype : kn_stanza_err_type(cond));
     kn_stanza_builder_start(b, kn_stanza_err_name(cond), KN_NS_STANZA_ERRORS);
     kn_stanza_builder_end(b);
     if (text != NULL) {
         kn_stanza_builder_start(b, "text", KN_NS_STANZA_ERRORS);
         kn_stanza_builder_text(b, text, strlen(text));
+        kn_stanza_builder_end(b);
+    }
+    if (app_name != NULL) {
+        kn_stanza_builder_start(b, app_name, app_ns);
         kn_stanza_builder_end(b);
     }
     kn_stanza_t *reply = kn_stanza_builder_finish(b);

@@ -99,4 +99,13 @@ const char *kn_stanza_err_type(kn_stanza_err_t cond);
 kn_stanza_t *kn_stanza_error_reply(const kn_stanza_t *orig,
                                    kn_stanza_err_t cond, const char *text);
 
+/* kn_stanza_error_reply() with the error's type attribute given (NULL:
+ * the one RFC 6120 recommends for cond) and an application-specific
+ * condition <app_name xmlns='app_ns'/> after the defined one (RFC 6120
+ * 8.3.2; app_name NULL: none), e.g. XEP-0191's <blocked/>. */
+kn_stanza_t *kn_stanza_error_reply_ext(const kn_stanza_t *orig,
+                                       kn_stanza_err_t cond, const char *etype,
+                                       const char *text, const char *app_name,
+                                       const char *app_ns);
+
 #endif

@@ -38,6 +38,8 @@
 
 typedef struct pres pres_t;
 typedef struct pres_user pres_user_t;
+struct kn_blocklist;
+struct pres_block_wait;
 
 /* ---- config (pres_conf.c) ---- */
 enum { PRES_OFFLINE_STORE_AND_BOUNCE = 0, PRES_OFFLINE_STORE_AND_DROP = 1 };
@@ -91,6 +93,7 @@ typedef struct pres_sess {
     bool router_avail; /* AVAILABLE flag from the router's copy */
     bool avail;        /* we processed its available presence */
     bool initial_done; /* login flow (R-PRES-3/4/5) ran */
+    bool block_sent;   /* its XEP-0191 block list went to its c2s node */
     kn_stanza_t *last; /* last available presence (from = full) */
     char **dir;        /* directed presence recipients (R-PRES-7) */
     size_t ndir;
@@ -117,9 +120,10 @@ struct pres_user {
     bool loading;
     bool reload; /* invalidated while loading */
     pres_roster_waiter_t *waiters;
-    char **blocked; /* XEP-0191 block list cache */
-    size_t nblocked;
-    bool blocked_loaded;
+    struct kn_blocklist *blocked; /* XEP-0191 list (cache); NULL: none */
+    uint8_t block_state;          /* PRES_BLOCK_* */
+    bool block_busy; /* blocking IQs running: not freed meanwhile */
+    struct pres_block_wait *block_waiting; /* blocking IQs until loaded */
     char *photo;        /* XEP-0153 hash (hex, "" no photo); NULL unknown */
     bool photo_loading; /* vcards query in flight */
     bool photo_stale;   /* a presence went out before the hash was known */
@@ -226,6 +230,9 @@ void pres_send_to(pres_t *p, const kn_stanza_t *st, const char *to);
 /* One MULTICAST of st to targets[0..n). */
 void pres_multicast(pres_t *p, const kn_stanza_t *st, const uint64_t *targets,
                     size_t n);
+/* The same with envelope flags (KN_F_*). */
+void pres_multicast_flags(pres_t *p, const kn_stanza_t *st,
+                          const uint64_t *targets, size_t n, uint16_t flags);
 /* Error reply to orig. */
 void pres_send_error(pres_t *p, const kn_stanza_t *orig, kn_stanza_err_t cond);
 /* Append conn to p->targets (growing). */
@@ -355,12 +362,39 @@ void pres_last_send_stored(pres_t *p, char **contacts, size_t n,
 /* ---- pres_shared.c ---- */
 void pres_shared_poll(pres_t *p);
 
-/* ---- pres_iq.c: version, time, private, blocking, vCard ---- */
+/* ---- pres_iq.c: version, time, private, vCard; dispatch ---- */
 void pres_iq_handle(pres_t *p, const kn_env_t *env, const kn_stanza_t *st);
-/* True if bare has blocked jid (cached lists only). */
-bool pres_is_blocked(pres_t *p, const char *bare, const char *jid);
-/* Load the block list of bare into the cache. */
-void pres_block_load(pres_t *p, pres_user_t *u);
+/* The sender's bare JID if the IQ is to its own account (no to, its bare
+ * JID or the server), else NULL. Caller frees. */
+char *pres_iq_own_bare(pres_t *p, const kn_stanza_t *st);
+
+/* ---- pres_block.c: blocking (XEP-0191) ---- */
+enum {
+    PRES_BLOCK_UNKNOWN = 0, /* not loaded (or the load failed) */
+    PRES_BLOCK_LOADING,
+    PRES_BLOCK_LOADED,
+};
+/* An IQ in urn:xmpp:blocking (get the list, block, unblock). */
+void pres_block_iq(pres_t *p, const kn_stanza_t *st);
+/* Whether owner_bare's cached list blocks jid (false when not loaded). */
+bool pres_is_blocked(pres_t *p, const char *owner_bare, const char *jid);
+/* Whether either of the JIDs a and b (full or bare) is blocked by the
+ * other's owner, on the cached lists. Never for two JIDs of one user. */
+bool pres_block_between(pres_t *p, const char *a, const char *b);
+/* A session came up: send it the user's list (KN_F_BLOCKLIST), loading
+ * the list first if needed. */
+void pres_block_session_up(pres_t *p, pres_sess_t *s);
+/* Free what u holds for blocking (the list, waiting IQs). */
+void pres_block_user_free(pres_user_t *u);
+/* Whether owner_bare blocks jid: from the cache when loaded, else from
+ * PostgreSQL. cb(p, blocked, err, arg) exactly once, maybe at once. */
+typedef void (*pres_block_cb)(pres_t *p, bool blocked, int err, void *arg);
+void pres_block_check(pres_t *p, const char *owner_bare, const char *jid,
+                      pres_block_cb cb, void *arg);
+/* The four XEP-0191 keys of jid (kn_block_keys, the last repeated) as
+ * NUL-terminated strings for SQL parameters: keys[0..4) point into the
+ * returned allocation, which the caller frees. */
+char *pres_block_key_params(const char *jid, size_t len, const char *keys[4]);
 
 /* ---- pres_pep.c: PEP (XEP-0163), see pres_pep.h ---- */
 /* A pubsub, pubsub#owner, disco#info or disco#items IQ to a local bare

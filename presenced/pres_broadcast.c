@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kn_block.h"
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
@@ -44,6 +45,9 @@ static size_t bc_targets(pres_t *p, const char *bare, const char *self,
 {
     size_t n = 0;
     pres_user_t *u = pres_user_find(p, bare);
+    const char *me = self != NULL ? self : bare;
+    size_t melen = strlen(me);
+    const kn_blocklist_t *mine = u != NULL ? u->blocked : NULL;
     for (pres_sess_t *s = u ? u->sessions : NULL; s; s = s->next)
         if (s->avail && (self == NULL || strcmp(s->full, self) != 0))
             pres_target_add(p, &n, s->conn);
@@ -54,13 +58,16 @@ static size_t bc_targets(pres_t *p, const char *bare, const char *self,
         if (!(pres_item_sub(it) & PRES_SUB_FROM))
             continue;
         pres_user_t *c = pres_user_find(p, it->jid);
-        if (c == NULL)
+        if (c == NULL || c == u)
             continue;
-        if (pres_is_blocked(p, bare, it->jid) ||
-            pres_is_blocked(p, it->jid, bare))
+        /* XEP-0191: not to a session the user blocked, nor to a contact
+         * who blocked the user. */
+        if (kn_blocklist_match(c->blocked, me, melen))
             continue;
         for (pres_sess_t *s = c->sessions; s; s = s->next)
-            if (s->avail)
+            if (s->avail &&
+                (mine == NULL ||
+                 !kn_blocklist_match(mine, s->full, strlen(s->full))))
                 pres_target_add(p, &n, s->conn);
     }
     return n;
@@ -71,7 +78,8 @@ size_t pres_send_presences_of(pres_t *p, const char *contact, const char *to)
     size_t sent = 0;
     pres_user_t *c = pres_user_find(p, contact);
     for (pres_sess_t *s = c ? c->sessions : NULL; s; s = s->next) {
-        if (!s->avail || s->last == NULL || strcmp(s->full, to) == 0)
+        if (!s->avail || s->last == NULL || strcmp(s->full, to) == 0 ||
+            pres_block_between(p, s->full, to))
             continue;
         pres_send_to(p, s->last, to);
         sent++;
@@ -156,8 +164,7 @@ static void login_flow(pres_t *p, const char *bare, const char *full,
         }
         if (!(pres_item_sub(it) & PRES_SUB_TO) || !p->conf.roster_presence)
             continue;
-        if (pres_is_blocked(p, bare, it->jid) ||
-            pres_is_blocked(p, it->jid, bare))
+        if (pres_block_between(p, full, it->jid))
             continue;
         if (pres_send_presences_of(p, it->jid, full) == 0 &&
             pres_is_local(p, it->jid)) {

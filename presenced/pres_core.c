@@ -68,9 +68,7 @@ void pres_free(pres_t **pp)
             u->waiters = w->next;
             free(w);
         }
-        for (size_t i = 0; i < u->nblocked; i++)
-            free(u->blocked[i]);
-        free(u->blocked);
+        pres_block_user_free(u);
         free(u->photo);
         free(u->bare);
         free(u);

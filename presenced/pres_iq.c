@@ -4,12 +4,9 @@
  * blocking (XEP-0191) and vCards (XEP-0054); and the dispatch of every IQ
  * we registered (PEP and account disco go to pres_pep.c).
  *
- * A note on the block list. It lives in PostgreSQL (blocklist), is cached
- * on the pres_user_t while the user is online (loaded at SESSION_UP) and
- * mirrored in the Redis set blocklist:<bare> for c2s, which owns refusing
- * blocked senders' messages on the delivery path. presenced applies it to
- * presence: blocked contacts get no presence from the user and the user
- * gets none from them.
+ * Blocking (XEP-0191) lives in pres_block.c; here an IQ from a JID the
+ * addressed user blocked gets <service-unavailable/> before any handler
+ * sees it (the user looks offline, as XEP-0191 asks).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,9 +75,7 @@ static void text_el(kn_stanza_builder_t *b, const char *name, const char *v)
     kn_stanza_builder_end(b);
 }
 
-/* The user's own bare JID if the IQ is to the account (no to, own bare
- * JID or the server), else NULL. Caller frees. */
-static char *iq_own_bare(pres_t *p, const kn_stanza_t *st)
+char *pres_iq_own_bare(pres_t *p, const kn_stanza_t *st)
 {
     const char *from = kn_stanza_from(st);
     if (from == NULL || !pres_is_local(p, from))
@@ -172,7 +167,7 @@ static void xml_set_done(const PGresult *res, int err, void *arg)
 
 static void iq_private(pres_t *p, const kn_stanza_t *st)
 {
-    char *bare = iq_own_bare(p, st);
+    char *bare = pres_iq_own_bare(p, st);
     int q = kn_stanza_child(st, 0, "query", NS_PRIVATE);
     int c = q >= 0 ? kn_stanza_first_child(st, q) : -1;
     if (bare == NULL) {
@@ -220,7 +215,7 @@ static void iq_vcard(pres_t *p, const kn_stanza_t *st)
 {
     const char *type = kn_stanza_type(st);
     bool set = type != NULL && strcmp(type, "set") == 0;
-    char *own = iq_own_bare(p, st);
+    char *own = pres_iq_own_bare(p, st);
     char *target = own;
     if (target == NULL) {
         const char *to = kn_stanza_to(st);
@@ -270,202 +265,11 @@ static void iq_vcard(pres_t *p, const kn_stanza_t *st)
     free(target);
 }
 
-/* ---- blocking ------------------------------------------------------------ */
-
-bool pres_is_blocked(pres_t *p, const char *bare, const char *jid)
-{
-    pres_user_t *u = pres_user_find(p, bare);
-    if (u == NULL)
-        return false;
-    for (size_t i = 0; i < u->nblocked; i++)
-        if (strcmp(u->blocked[i], jid) == 0)
-            return true;
-    return false;
-}
-
-static void block_add(pres_user_t *u, const char *jid)
-{
-    for (size_t i = 0; i < u->nblocked; i++)
-        if (strcmp(u->blocked[i], jid) == 0)
-            return;
-    u->blocked = kn_realloc(u->blocked, (u->nblocked + 1) * sizeof(char *));
-    u->blocked[u->nblocked++] = kn_strdup(jid);
-}
-
-static void block_del(pres_user_t *u, const char *jid)
-{
-    for (size_t i = 0; i < u->nblocked; i++) {
-        if (jid == NULL || strcmp(u->blocked[i], jid) == 0) {
-            free(u->blocked[i]);
-            u->blocked[i] = u->blocked[--u->nblocked];
-            if (jid != NULL)
-                return;
-            i--;
-        }
-    }
-}
-
-typedef struct block_load {
-    pres_t *p;
-    char *bare;
-} block_load_t;
-
-static void block_loaded(const PGresult *res, int err, void *arg)
-{
-    block_load_t *l = arg;
-    pres_user_t *u = pres_user_find(l->p, l->bare);
-    if (u != NULL && err == 0) {
-        for (int i = 0; i < PQntuples(res); i++)
-            block_add(u, PQgetvalue(res, i, 0));
-        u->blocked_loaded = true;
-    }
-    free(l->bare);
-    free(l);
-}
-
-void pres_block_load(pres_t *p, pres_user_t *u)
-{
-    if (p->pg == NULL || !pres_is_local(p, u->bare))
-        return;
-    u->blocked_loaded = true; /* in flight counts: load once */
-    block_load_t *l = kn_malloc(sizeof(*l));
-    l->p = p;
-    l->bare = kn_strdup(u->bare);
-    char *local = pres_localpart(u->bare);
-    const char *params[] = {local};
-    kn_pg_query(p->pg, "select jid from blocklist where username = $1", 1,
-                params, block_loaded, l);
-    free(local);
-}
-
-static void block_list_rows(const PGresult *res, int err, void *arg)
-{
-    iq_job_t *j = arg;
-    pres_t *p = j->p;
-    if (err != 0) {
-        pres_send_error(p, j->iq, KN_STE_INTERNAL_SERVER_ERROR);
-        iq_job_free(j);
-        return;
-    }
-    kn_stanza_builder_t *b = iq_result_start(p, j->iq);
-    kn_stanza_builder_start(b, "blocklist", NS_BLOCKING);
-    for (int i = 0; i < PQntuples(res); i++) {
-        kn_stanza_builder_start(b, "item", NULL);
-        kn_stanza_builder_attr(b, "jid", PQgetvalue(res, i, 0));
-        kn_stanza_builder_end(b);
-    }
-    kn_stanza_builder_end(b);
-    iq_finish_send(p);
-    iq_job_free(j);
-}
-
-static void block_push(pres_t *p, const char *bare, const kn_stanza_t *st,
-                       int op)
-{
-    pres_user_t *u = pres_user_find(p, bare);
-    if (u == NULL)
-        return;
-    kn_stanza_builder_t *b = p->b;
-    kn_stanza_builder_reset(b);
-    kn_stanza_builder_start(b, "iq", KN_NS_CLIENT);
-    kn_stanza_builder_attr(b, "type", "set");
-    kn_stanza_builder_attr(b, "id", "block-push");
-    kn_stanza_builder_copy(b, st, op);
-    kn_stanza_t *push = kn_stanza_builder_finish(b);
-    size_t n = 0;
-    for (pres_sess_t *s = u->sessions; s; s = s->next)
-        pres_target_add(p, &n, s->conn);
-    pres_multicast(p, push, p->targets, n);
-    kn_stanza_unref(&push);
-}
-
-static void iq_blocking(pres_t *p, const kn_stanza_t *st)
-{
-    char *bare = iq_own_bare(p, st);
-    if (bare == NULL) {
-        pres_send_error(p, st, KN_STE_FORBIDDEN);
-        return;
-    }
-    const char *type = kn_stanza_type(st);
-    char *local = pres_localpart(bare);
-    if (type != NULL && strcmp(type, "get") == 0) {
-        const char *params[] = {local};
-        kn_pg_query(p->pg,
-                    "select jid from blocklist where username = $1"
-                    " order by jid",
-                    1, params, block_list_rows, iq_job_new(p, st, bare));
-        goto out;
-    }
-    int op = kn_stanza_child(st, 0, "block", NS_BLOCKING);
-    bool block = op >= 0;
-    if (op < 0)
-        op = kn_stanza_child(st, 0, "unblock", NS_BLOCKING);
-    if (op < 0) {
-        pres_send_error(p, st, KN_STE_BAD_REQUEST);
-        goto out;
-    }
-    pres_user_t *u = pres_user_get(p, bare);
-    size_t nitems = 0;
-    for (int it = kn_stanza_first_child(st, op); it >= 0;
-         it = kn_stanza_next_sibling(st, it)) {
-        const char *jid = kn_stanza_attr(st, it, "jid", NULL);
-        kn_jid_t j = KN_JID_INIT;
-        if (jid == NULL || kn_jid_parse(&j, jid, strlen(jid)) < 0) {
-            pres_send_error(p, st, KN_STE_JID_MALFORMED);
-            pres_user_maybe_free(p, u);
-            goto out;
-        }
-        const char *params[] = {local, kn_jid_str(&j)};
-        if (block) {
-            block_add(u, kn_jid_str(&j));
-            kn_pg_query(p->pg,
-                        "insert into blocklist (username, jid) values ($1,"
-                        " $2) on conflict do nothing",
-                        2, params, pres_pg_ignore, (void *)"block");
-            if (p->redis)
-                kn_redis_command(p->redis, NULL, NULL, "SADD blocklist:%s %s",
-                                 bare, kn_jid_str(&j));
-        } else {
-            block_del(u, kn_jid_str(&j));
-            kn_pg_query(p->pg,
-                        "delete from blocklist where username = $1 and"
-                        " jid = $2",
-                        2, params, pres_pg_ignore, (void *)"unblock");
-            if (p->redis)
-                kn_redis_command(p->redis, NULL, NULL, "SREM blocklist:%s %s",
-                                 bare, kn_jid_str(&j));
-        }
-        kn_jid_free(&j);
-        nitems++;
-    }
-    if (nitems == 0) {
-        if (block) {
-            pres_send_error(p, st, KN_STE_BAD_REQUEST);
-            pres_user_maybe_free(p, u);
-            goto out;
-        }
-        block_del(u, NULL); /* unblock everything */
-        const char *params[] = {local};
-        kn_pg_query(p->pg, "delete from blocklist where username = $1", 1,
-                    params, pres_pg_ignore, (void *)"unblock all");
-        if (p->redis)
-            kn_redis_command(p->redis, NULL, NULL, "DEL blocklist:%s", bare);
-    }
-    pres_send_result(p, st);
-    block_push(p, bare, st, op);
-    pres_user_maybe_free(p, u);
-out:
-    free(local);
-    free(bare);
-}
-
 /* ---- dispatch ------------------------------------------------------------ */
 
-void pres_iq_handle(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
+static void iq_dispatch(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
 {
     const char *type = kn_stanza_type(st);
-    if (type == NULL || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0))
-        return; /* results and errors to the server: nothing to do */
     int c = kn_stanza_first_child(st, 0);
     const char *ns = c >= 0 ? kn_stanza_ns(st, c) : "";
     const char *to = kn_stanza_to(st);
@@ -484,7 +288,7 @@ void pres_iq_handle(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
     } else if (strcmp(ns, NS_PRIVATE) == 0 && p->pg != NULL) {
         iq_private(p, st);
     } else if (strcmp(ns, NS_BLOCKING) == 0 && p->pg != NULL) {
-        iq_blocking(p, st);
+        pres_block_iq(p, st);
     } else if (strcmp(ns, NS_VCARD) == 0 && p->pg != NULL) {
         iq_vcard(p, st);
     } else if (strcmp(ns, PEP_NS) == 0 || strcmp(ns, PEP_NS_OWNER) == 0 ||
@@ -494,4 +298,37 @@ void pres_iq_handle(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
     } else {
         pres_send_error(p, st, KN_STE_SERVICE_UNAVAILABLE);
     }
+}
+
+static void iq_block_checked(pres_t *p, bool blocked, int err, void *arg)
+{
+    kn_stanza_t *st = arg;
+    if (err != 0)
+        pres_send_error(p, st, KN_STE_INTERNAL_SERVER_ERROR);
+    else if (blocked)
+        pres_send_error(p, st, KN_STE_SERVICE_UNAVAILABLE);
+    else
+        iq_dispatch(p, NULL, st);
+    kn_stanza_unref(&st);
+}
+
+void pres_iq_handle(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
+{
+    const char *type = kn_stanza_type(st);
+    if (type == NULL || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0))
+        return; /* results and errors to the server: nothing to do */
+    /* XEP-0191: an IQ to a user's account from a JID that user blocked. */
+    const char *to = kn_stanza_to(st);
+    const char *from = kn_stanza_from(st);
+    if (to != NULL && from != NULL && pres_is_local(p, to)) {
+        size_t tl = strcspn(to, "/"), fl = strcspn(from, "/");
+        if (tl != fl || memcmp(to, from, tl) != 0) {
+            char *owner = kn_strndup(to, tl);
+            pres_block_check(p, owner, from, iq_block_checked,
+                             kn_stanza_ref((kn_stanza_t *)st));
+            free(owner);
+            return;
+        }
+    }
+    iq_dispatch(p, env, st);
 }

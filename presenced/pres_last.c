@@ -151,12 +151,18 @@ void pres_last_send_stored(pres_t *p, char **contacts, size_t n,
     stored_ctx_t *c = kn_malloc(sizeof(*c));
     c->p = p;
     c->j = j;
-    const char *params[] = {list.data};
+    /* XEP-0191: not the presence of a contact who blocked the recipient. */
+    const char *k[4];
+    char *kb = pres_block_key_params(full, strlen(full), k);
+    const char *params[] = {list.data, k[0], k[1], k[2], k[3]};
     kn_pg_query(pres_pg_ordered(p),
-                "select username, presence_xml, extract(epoch from offline_at)"
-                " from last_presence where username = any"
-                " (string_to_array($1, E'\\x01'))",
-                1, params, stored_rows, c);
+                "select l.username, l.presence_xml,"
+                " extract(epoch from l.offline_at) from last_presence l"
+                " where l.username = any (string_to_array($1, E'\\x01'))"
+                " and not exists (select 1 from blocklist b where"
+                " b.username = l.username and b.jid in ($2, $3, $4, $5))",
+                5, params, stored_rows, c);
+    free(kb);
     kn_buf_free(&list);
 }
 

@@ -9,7 +9,10 @@
  * presenced.offline_quota_bytes in the same statement, so a full box
  * refuses the row. Over quota, store_and_bounce answers the sender with
  * service-unavailable; store_and_drop drops silently. Bodiless messages
- * (chat states) are not worth storing and are dropped.
+ * (chat states) are not worth storing and are dropped. A message from a
+ * JID the user blocked (XEP-0191) is refused by the same statement and
+ * always answered with service-unavailable, as an online user's c2s
+ * answers it (c2s_block.c).
  *
  * A note on order (R-PRES-5, R-GRP-4). Inserts, the delivery read and the
  * delete all go through the ordered pool (pres_pg_ordered(): one
@@ -80,7 +83,14 @@ static void off_stored(const PGresult *res, int err, void *arg)
 {
     off_job_t *j = arg;
     pres_t *p = j->p;
-    if (err == 0 && PQntuples(res) == 1) {
+    bool blocked =
+        err == 0 && PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+    if (blocked) {
+        /* XEP-0191: from a JID the user blocked; the user looks offline
+         * to it, whatever offline_type says. */
+        pres_send_error(p, j->st, KN_STE_SERVICE_UNAVAILABLE);
+        p->stats.offline_bounced++;
+    } else if (err == 0 && PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) {
         p->stats.offline_stored++;
     } else {
         if (err != 0)
@@ -128,13 +138,28 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
     const char *from = kn_stanza_from(st);
     kn_buf_t xml = KN_BUF_INIT;
     kn_buf_append(&xml, payload, len);
-    const char *params[] = {local, from ? from : "", xml.data, bytes, quota};
+    /* The sender as routed (prepared) for the XEP-0191 check. */
+    char sender[KN_ENV_STR_MAX + 1];
+    if (env->from_len > 0)
+        snprintf(sender, sizeof(sender), "%.*s", (int)env->from_len, env->from);
+    else
+        snprintf(sender, sizeof(sender), "%s", from ? from : "");
+    const char *k[4];
+    char *kb = pres_block_key_params(sender, strlen(sender), k);
+    const char *params[] = {
+        local, from ? from : "", xml.data, bytes, quota, k[0], k[1], k[2],
+        k[3]};
     kn_pg_query(pres_pg_ordered(p),
-                "insert into offline_messages (username, sender, stanza,"
-                " bytes) select $1, $2, $3, $4::int where (select"
-                " coalesce(sum(bytes), 0) from offline_messages where"
-                " username = $1) + $4::int <= $5::bigint returning id",
-                5, params, off_stored, j);
+                "with b as (select exists (select 1 from blocklist where"
+                " username = $1 and jid in ($6, $7, $8, $9)) as blocked),"
+                " ins as (insert into offline_messages (username, sender,"
+                " stanza, bytes) select $1, $2, $3, $4::int where not"
+                " (select blocked from b) and (select coalesce(sum(bytes), 0)"
+                " from offline_messages where username = $1) + $4::int <="
+                " $5::bigint returning id)"
+                " select (select blocked from b), (select id from ins)",
+                9, params, off_stored, j);
+    free(kb);
     kn_buf_free(&xml);
     free(local);
 }

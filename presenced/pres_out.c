@@ -60,6 +60,12 @@ void pres_send_to(pres_t *p, const kn_stanza_t *st, const char *to)
 void pres_multicast(pres_t *p, const kn_stanza_t *st, const uint64_t *targets,
                     size_t n)
 {
+    pres_multicast_flags(p, st, targets, n, 0);
+}
+
+void pres_multicast_flags(pres_t *p, const kn_stanza_t *st,
+                          const uint64_t *targets, size_t n, uint16_t flags)
+{
     if (n == 0)
         return;
     kn_stanza_t *t = NULL;
@@ -73,6 +79,7 @@ void pres_multicast(pres_t *p, const kn_stanza_t *st, const uint64_t *targets,
         kn_stanza_unref(&t);
         return;
     }
+    e.flags = flags;
     e.targets = targets;
     e.ntargets = n;
     kn_buf_reset(&p->out);

@@ -7,7 +7,9 @@
  * subscription from/both (shared-group members count as both) get an
  * answer; anyone else gets nothing at all, not even the last unavailable
  * presence. An authorised prober of an offline user gets the stored last
- * unavailable presence when there is one.
+ * unavailable presence when there is one. A prober the user blocked
+ * (XEP-0191) gets nothing either: the cached list while the user is
+ * online, the table for the stored presence (pres_last.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +34,7 @@ static void probe_roster_cb(pres_t *p, const char *bare, const pres_roster_t *r,
     char *asker = pres_bare_of(j->from);
     const pres_item_t *it = err == 0 ? pres_roster_find(r, asker) : NULL;
     bool ok = it != NULL && (pres_item_sub(it) & PRES_SUB_FROM) &&
-              !pres_is_blocked(p, bare, asker);
+              !pres_block_between(p, bare, j->from);
     if (ok && pres_send_presences_of(p, bare, j->from) == 0) {
         char *one[] = {(char *)bare};
         pres_last_send_stored(p, one, 1, j->from, probe_done, NULL);

@@ -45,22 +45,14 @@ pres_user_t *pres_user_get(pres_t *p, const char *bare)
     return u;
 }
 
-static void user_free_blocked(pres_user_t *u)
-{
-    for (size_t i = 0; i < u->nblocked; i++)
-        free(u->blocked[i]);
-    kn_free(&u->blocked);
-    u->nblocked = 0;
-    u->blocked_loaded = false;
-}
-
 void pres_user_maybe_free(pres_t *p, pres_user_t *u)
 {
-    if (u == NULL || u->sessions != NULL || u->loading || u->waiters != NULL)
+    if (u == NULL || u->sessions != NULL || u->loading || u->waiters != NULL ||
+        u->block_state == PRES_BLOCK_LOADING || u->block_busy)
         return;
     HASH_DEL(p->users, u);
     pres_roster_free(&u->roster);
-    user_free_blocked(u);
+    pres_block_user_free(u);
     free(u->photo);
     free(u->bare);
     free(u);
@@ -143,8 +135,7 @@ void pres_sess_up(pres_t *p, const kn_env_t *env)
     s->router_avail = (env->flags & KN_F_AVAILABLE) != 0;
     if (s->user->roster == NULL)
         pres_roster_get(p, s->user->bare, NULL, NULL); /* warm the cache */
-    if (!s->user->blocked_loaded)
-        pres_block_load(p, s->user);
+    pres_block_session_up(p, s);  /* XEP-0191: the list for its c2s */
     pres_avatar_load(p, s->user); /* XEP-0153 */
 }
 
@@ -303,6 +294,10 @@ static void restore_sessions_cb(kn_redis_t *r, redisReply *reply, int err,
                 continue;
             s->prio = (int16_t)prio;
             s->router_avail = end && *end == '|' && end[1] == '1';
+            /* Its c2s has its block list (from us before the restart, or
+             * from PostgreSQL): only our cache needs loading. */
+            s->block_sent = true;
+            pres_block_session_up(p, s);
         }
         void **a = kn_malloc(2 * sizeof(void *));
         a[0] = p;

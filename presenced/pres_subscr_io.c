@@ -17,7 +17,9 @@
  * when it loses "to", X's resources get unavailable from Y's (RFC 6121
  * 3.1.5, 3.1.6, 3.2.3, 3.3.3). Pending inbound requests are kept in the
  * row (pending_in, pending_status) and re-delivered at each login until
- * answered (R-PRES-4, pres_broadcast.c).
+ * answered (R-PRES-4, pres_broadcast.c). The contact's side is left out
+ * when the contact blocked the sender (XEP-0191: presence from a blocked
+ * JID, subscriptions included, is dropped silently).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,6 +282,21 @@ static void after_contact(pres_t *p, subq_t *j)
     subq_finish(p, j);
 }
 
+static void subq_contact_checked(pres_t *p, bool blocked, int err, void *arg)
+{
+    subq_t *j = arg;
+    if (blocked || err != 0) {
+        /* XEP-0191: a subscription presence from a JID the contact
+         * blocked is dropped without an answer. */
+        if (err != 0)
+            kn_log_info("subscription %s -> %s: block check failed (%s)",
+                        j->user, j->contact, kn_strerror(err));
+        subq_finish(p, j);
+        return;
+    }
+    subq_step(p, j, j->contact, j->user, true, j->type, after_contact);
+}
+
 static void subq_contact_side(pres_t *p, subq_t *j)
 {
     if (!j->contact_local) {
@@ -292,7 +309,7 @@ static void subq_contact_side(pres_t *p, subq_t *j)
         subq_finish(p, j);
         return;
     }
-    subq_step(p, j, j->contact, j->user, true, j->type, after_contact);
+    pres_block_check(p, j->contact, j->user, subq_contact_checked, j);
 }
 
 static void after_user(pres_t *p, subq_t *j)

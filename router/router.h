@@ -156,13 +156,15 @@ router_reg_t *router_reg_find(router_t *r, uint16_t flags, const char *name,
 /* Return the payload to the sender as a BOUNCE with cond. */
 void router_bounce(router_t *r, router_node_t *src, const kn_env_t *env,
                    const router_payload_t *payload, kn_stanza_err_t cond);
-/* The I/O layer could not hand env to its node (ZMQ_ROUTER_MANDATORY
+/* The I/O layer could not hand env to node `to` (ZMQ_ROUTER_MANDATORY
  * said the peer is gone): store a message offline or bounce it; a stored
  * offline message (KN_F_ACK_WANTED) goes back to the offline handler.
- * What cannot be handed on from here (the offline handler is unreachable
- * too) is dropped, not retried. */
-void router_undeliverable(router_t *r, const kn_env_t *env,
-                          const router_payload_t *payload);
+ * When `to` is the offline handler itself, a message bounces (storing it
+ * would send it to the same unreachable node again) and a stored offline
+ * message is dropped (its row is still in PostgreSQL). What cannot be
+ * handed on from here is dropped, not retried. */
+void router_undeliverable(router_t *r, const router_node_t *to,
+                          const kn_env_t *env, const router_payload_t *payload);
 /* Send to node n a copy of env with kind/conn replaced. */
 void router_emit(router_t *r, const router_node_t *n, const kn_env_t *env,
                  const router_payload_t *payload);

@@ -51,7 +51,7 @@ static void io_send(void *ud, const router_node_t *to, const kn_env_t *env,
                   "node %s unreachable: %s %s handled as undeliverable",
                   to->name, kn_env_kind_name(env->kind),
                   kn_env_stanza_name(env->stanza));
-        router_undeliverable(io->r, env, payload);
+        router_undeliverable(io->r, to, env, payload);
     } else {
         kn_log_err("send to %s failed (%s): %s dropped", to->name,
                    kn_strerror(rc), kn_env_kind_name(env->kind));

@@ -266,9 +266,15 @@ static void route_message_bare(router_t *r, router_node_t *src,
                 route_offline(r, src, env, pl);
             return;
         }
-        for (router_sess_t *s = b->sessions; s; s = s->next)
-            if (s->avail && s->prio == best)
-                route_to_sess(r, s, env, pl);
+        /* All but the first copy are marked, so a resource that refuses
+         * it (XEP-0191) does not answer the sender once per copy. */
+        kn_env_t e = *env;
+        for (router_sess_t *s = b->sessions; s; s = s->next) {
+            if (s->avail && s->prio == best) {
+                route_to_sess(r, s, &e, pl);
+                e.flags |= KN_F_EXTRA_COPY;
+            }
+        }
         return;
     }
     }
@@ -522,8 +528,8 @@ static router_node_t *route_sender_node(router_t *r, const kn_env_t *env)
     return reg_node(r, KN_REG_DOMAIN, a.domain, a.domain_len);
 }
 
-void router_undeliverable(router_t *r, const kn_env_t *env,
-                          const router_payload_t *payload)
+void router_undeliverable(router_t *r, const router_node_t *to,
+                          const kn_env_t *env, const router_payload_t *payload)
 {
     if (env->kind != KN_ENV_STANZA || r->undeliverable) {
         /* From inside this function: the offline handler or the sender's
@@ -534,13 +540,20 @@ void router_undeliverable(router_t *r, const kn_env_t *env,
     }
     r->undeliverable = true;
     router_node_t *src = route_sender_node(r, env);
+    bool offline_gone = to != NULL && to == role_node(r, KN_REG_OFFLINE);
     if (env->flags & KN_F_ACK_WANTED) {
-        route_back(r, env, payload);
+        if (offline_gone)
+            r->stats.dropped++; /* presenced still holds the row */
+        else
+            route_back(r, env, payload);
     } else if (env->stanza == KN_ENV_ST_MESSAGE &&
                env->type != KN_ENV_TYPE_ERROR &&
                env->type != KN_ENV_TYPE_GROUPCHAT &&
                env->type != KN_ENV_TYPE_HEADLINE) {
-        route_offline(r, src, env, payload);
+        if (offline_gone) /* the offline handler itself is unreachable */
+            router_bounce(r, src, env, payload, KN_STE_SERVICE_UNAVAILABLE);
+        else
+            route_offline(r, src, env, payload);
     } else if (env->stanza == KN_ENV_ST_IQ &&
                (env->type == KN_ENV_TYPE_GET || env->type == KN_ENV_TYPE_SET)) {
         router_bounce(r, src, env, payload, KN_STE_SERVICE_UNAVAILABLE);

@@ -4,7 +4,9 @@
  * sockets: header errors, features before and after TLS, STARTTLS, SASL
  * PLAIN and SCRAM (with a client written here on OpenSSL), the failure
  * delay, binding, 'from' stamping and invalid-from, local IQs, presence
- * priority, framing (R-ARCH-1), delivery, and the close path.
+ * priority, framing (R-ARCH-1), delivery, the close path, and blocking
+ * (XEP-0191): held deliveries until the list, refusals, pushes, the
+ * outbound check.
  *
  * The fake owner records what the stream asks of the world: envelopes
  * for the router, credential lookups, STARTTLS, failure delays.
@@ -49,6 +51,11 @@ typedef struct fake {
     int starttls;
     unsigned delay;
     int fails, oks;
+    int block_waits;
+    uint64_t acks[8]; /* ack_mark calls: id and output length then */
+    size_t ack_at[8];
+    int nacks;
+    uint64_t next_ack_id; /* dlv() puts it in the envelope */
 } fake_t;
 
 static fake_t F;
@@ -122,8 +129,22 @@ static uint64_t f_conn(void *ud)
     return kn_conn_make(3, 42);
 }
 
-static const c2s_stream_ops_t OPS = {f_route,    f_lookup, f_failed, f_ok,
-                                     f_starttls, f_cb,     f_conn};
+static void f_block_wait(void *ud)
+{
+    ((fake_t *)ud)->block_waits++;
+}
+
+static void f_ack_mark(void *ud, uint64_t id)
+{
+    fake_t *f = ud;
+    ck_assert_int_lt(f->nacks, 8);
+    f->acks[f->nacks] = id;
+    f->ack_at[f->nacks++] = f->out.len;
+}
+
+static const c2s_stream_ops_t OPS = {f_route, f_lookup,     f_failed,
+                                     f_ok,    f_starttls,   f_cb,
+                                     f_conn,  f_block_wait, f_ack_mark};
 
 static void setup(void)
 {
@@ -862,6 +883,266 @@ START_TEST(deliver_splices_to)
 }
 END_TEST
 
+/* ---- blocking (XEP-0191, c2s_block.c) ---------------------------------- */
+
+static c2s_act_t dlv(kn_env_kind_t kind, kn_env_stanza_t st, kn_env_type_t type,
+                     uint16_t flags, const char *from, const char *to,
+                     const char *xml)
+{
+    kn_env_t e = {0};
+    e.kind = kind;
+    e.stanza = st;
+    e.type = type;
+    e.flags = flags;
+    e.from = from;
+    e.from_len = strlen(from);
+    e.to = to;
+    e.to_len = to ? strlen(to) : 0;
+    e.ack_id = F.next_ack_id;
+    return c2s_stream_inbound(F.s, &e, xml, strlen(xml));
+}
+
+#define LIST(items)                                                            \
+    "<iq xmlns='jabber:client' type='set' id='kiln-blocklist' "                \
+    "to='alice@localhost/desk'><blocklist xmlns='urn:xmpp:blocking'>" items    \
+    "</blocklist></iq>"
+
+static void give_list(const char *xml)
+{
+    ck_assert_int_eq(dlv(KN_ENV_STANZA, KN_ENV_ST_IQ, KN_ENV_TYPE_SET,
+                         KN_F_BLOCKLIST, "", "alice@localhost/desk", xml),
+                     C2S_ACT_MORE);
+}
+
+static void msg_from(const char *from, kn_env_type_t type, uint16_t flags,
+                     const char *body)
+{
+    char xml[512];
+    snprintf(xml, sizeof(xml),
+             "<message xmlns='jabber:client' from='%s' to='alice@localhost' "
+             "type='%s' id='m-%s'><body>%s</body></message>",
+             from, type == KN_ENV_TYPE_GROUPCHAT ? "groupchat" : "chat", body,
+             body);
+    ck_assert_int_eq(dlv(KN_ENV_STANZA, KN_ENV_ST_MESSAGE, type, flags, from,
+                         "alice@localhost", xml),
+                     C2S_ACT_MORE);
+}
+
+START_TEST(block_hold_until_list_XEP_0191)
+{
+    login("desk");
+    ck_assert_int_eq(F.block_waits, 1);
+    /* before the list: held, nothing written */
+    msg_from("eve@localhost/r", KN_ENV_TYPE_CHAT, 0, "early");
+    msg_from("bob@localhost/r", KN_ENV_TYPE_CHAT, 0, "hello");
+    ck_assert_uint_eq(F.out.len, 0);
+    ck_assert_int_eq(F.nrec, 0);
+    give_list(LIST("<item jid='EVE@localhost'/>"));
+    /* the list is kept, not delivered; the held ones are filtered */
+    ck_no_out("blocklist");
+    ck_no_out("early");
+    ck_out("hello");
+    ck_assert_int_eq(F.nrec, 1);
+    ck_assert_int_eq(F.rec[0].kind, KN_ENV_STANZA);
+    ck_assert_int_eq(F.rec[0].type, KN_ENV_TYPE_ERROR);
+    ck_assert_str_eq(F.rec[0].to, "eve@localhost/r");
+    ck_assert_str_eq(F.rec[0].from, "alice@localhost");
+    ck_assert_ptr_nonnull(strstr(F.rec[0].payload, "<service-unavailable"));
+    ck_assert_ptr_nonnull(strstr(F.rec[0].payload, "type='cancel'"));
+    ck_assert_ptr_nonnull(strstr(F.rec[0].payload, "xmlns='jabber:client'"));
+}
+END_TEST
+
+/* Stored offline messages (KN_F_ACK_WANTED, R-PRES-5) held until the
+ * list came: each is marked for its ACK once released, the refused one
+ * too (it is done with), the delivered one after its bytes. */
+START_TEST(block_held_offline_rows_acked_R_PRES_5)
+{
+    login("desk");
+    F.next_ack_id = 7;
+    msg_from("eve@localhost/r", KN_ENV_TYPE_CHAT, KN_F_ACK_WANTED, "old");
+    F.next_ack_id = 8;
+    msg_from("bob@localhost/r", KN_ENV_TYPE_CHAT, KN_F_ACK_WANTED, "kept");
+    F.next_ack_id = 0;
+    msg_from("bob@localhost/r", KN_ENV_TYPE_CHAT, 0, "live");
+    ck_assert_int_eq(F.nacks, 0); /* held: nothing written, nothing marked */
+    give_list(LIST("<item jid='eve@localhost'/>"));
+    ck_no_out("old");
+    ck_out("kept");
+    ck_out("live");
+    ck_assert_int_eq(F.nacks, 2);
+    ck_assert_uint_eq(F.acks[0], 7);
+    ck_assert_uint_eq(F.ack_at[0], 0); /* refused: nothing before it */
+    ck_assert_uint_eq(F.acks[1], 8);
+    ck_assert_uint_gt(F.ack_at[1], 0); /* after "kept" was written */
+    ck_assert_ptr_null(strstr(F.out.data, "live") < F.out.data + F.ack_at[1]
+                           ? strstr(F.out.data, "live")
+                           : NULL);
+}
+END_TEST
+
+START_TEST(block_refusals_XEP_0191)
+{
+    login("desk");
+    give_list(LIST(""));
+    ck_assert_ptr_null(F.s->blocked); /* nobody blocked: no list at all */
+    /* a push from presenced: applied, then delivered to the client */
+    const char *push = "<iq xmlns='jabber:client' type='set' id='block-push'>"
+                       "<block xmlns='urn:xmpp:blocking'><item "
+                       "jid='eve@localhost'/><item jid='evil.example'/>"
+                       "<item jid='localhost'/></block></iq>";
+    dlv(KN_ENV_MULTICAST, KN_ENV_ST_IQ, KN_ENV_TYPE_SET, KN_F_BLOCKLIST, "", "",
+        push);
+    ck_out("<block xmlns='urn:xmpp:blocking'>");
+    kn_buf_reset(&F.out);
+    /* message: refused once, not for the router's extra copies */
+    msg_from("eve@localhost/r", KN_ENV_TYPE_CHAT, KN_F_EXTRA_COPY, "copy");
+    ck_assert_int_eq(F.nrec, 0);
+    msg_from("eve@localhost/r", KN_ENV_TYPE_CHAT, 0, "one");
+    ck_assert_int_eq(F.nrec, 1);
+    ck_assert_ptr_nonnull(strstr(F.rec[0].payload, "<service-unavailable"));
+    /* a domain item blocks every JID at it */
+    msg_from("spam@evil.example/bot", KN_ENV_TYPE_CHAT, 0, "spam");
+    ck_assert_int_eq(F.nrec, 2);
+    ck_assert_str_eq(F.rec[1].to, "spam@evil.example/bot");
+    /* groupchat, presence, iq result: dropped without an answer */
+    msg_from("eve@localhost/r", KN_ENV_TYPE_GROUPCHAT, 0, "gc");
+    dlv(KN_ENV_STANZA, KN_ENV_ST_PRESENCE, KN_ENV_TYPE_AVAILABLE, 0,
+        "eve@localhost/r", "alice@localhost/desk",
+        "<presence xmlns='jabber:client' from='eve@localhost/r'/>");
+    dlv(KN_ENV_STANZA, KN_ENV_ST_IQ, KN_ENV_TYPE_RESULT, 0, "eve@localhost/r",
+        "alice@localhost/desk",
+        "<iq xmlns='jabber:client' type='result' id='r' "
+        "from='eve@localhost/r'/>");
+    dlv(KN_ENV_MULTICAST, KN_ENV_ST_PRESENCE, KN_ENV_TYPE_AVAILABLE, 0,
+        "eve@localhost/r", "", "<presence xmlns='jabber:client'/>");
+    ck_assert_int_eq(F.nrec, 2);
+    /* iq get: service-unavailable */
+    dlv(KN_ENV_STANZA, KN_ENV_ST_IQ, KN_ENV_TYPE_GET, 0, "eve@localhost/r",
+        "alice@localhost/desk",
+        "<iq xmlns='jabber:client' type='get' id='v' from='eve@localhost/r' "
+        "to='alice@localhost/desk'><query xmlns='jabber:iq:version'/></iq>");
+    ck_assert_int_eq(F.nrec, 3);
+    ck_assert_int_eq(F.rec[2].stanza, KN_ENV_ST_IQ);
+    ck_assert_ptr_nonnull(strstr(F.rec[2].payload, "id='v'"));
+    ck_assert_str_eq(F.rec[2].from, "alice@localhost/desk");
+    ck_assert_uint_eq(F.out.len, 0); /* nothing reached the client */
+    /* the user's own resources and the server are never blocked */
+    msg_from("alice@localhost/phone", KN_ENV_TYPE_CHAT, 0, "mine");
+    dlv(KN_ENV_STANZA, KN_ENV_ST_IQ, KN_ENV_TYPE_RESULT, 0, "localhost",
+        "alice@localhost/desk",
+        "<iq xmlns='jabber:client' type='result' id='srv' from='localhost'/>");
+    ck_out("mine");
+    ck_out("id='srv'");
+    ck_assert_int_eq(F.nrec, 3);
+    /* unblock all: delivered again */
+    kn_buf_reset(&F.out);
+    dlv(KN_ENV_MULTICAST, KN_ENV_ST_IQ, KN_ENV_TYPE_SET, KN_F_BLOCKLIST, "", "",
+        "<iq xmlns='jabber:client' type='set' id='block-push'>"
+        "<unblock xmlns='urn:xmpp:blocking'/></iq>");
+    ck_assert_ptr_null(F.s->blocked);
+    msg_from("eve@localhost/r", KN_ENV_TYPE_CHAT, 0, "after");
+    ck_out("after");
+    ck_assert_int_eq(F.nrec, 3);
+}
+END_TEST
+
+START_TEST(block_outbound_XEP_0191)
+{
+    login("desk");
+    give_list(LIST("<item jid='eve@localhost'/>"));
+    ck_assert_int_eq(in("<message to='Eve@localhost/r' id='o1' type='chat'>"
+                        "<body>hi</body></message>"),
+                     C2S_ACT_MORE);
+    ck_assert_int_eq(F.nrec, 0); /* not routed */
+    ck_out("type='error'");
+    ck_out("<error type='cancel'><not-acceptable "
+           "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><blocked "
+           "xmlns='urn:xmpp:blocking:errors'/></error>");
+    ck_out("from='Eve@localhost/r'");
+    kn_buf_reset(&F.out);
+    /* an iq result or an error to it: dropped silently */
+    in("<iq to='eve@localhost/r' id='q' type='result'/>");
+    in("<message to='eve@localhost' type='error'><error type='cancel'>"
+       "<gone xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+       "</message>");
+    ck_assert_uint_eq(F.out.len, 0);
+    ck_assert_int_eq(F.nrec, 0);
+    /* others are routed */
+    in("<message to='bob@localhost' type='chat'><body>b</body></message>");
+    in("<presence/>");
+    ck_assert_int_eq(F.nrec, 3); /* message, PRIORITY, presence */
+}
+END_TEST
+
+START_TEST(block_fallback_list_XEP_0191)
+{
+    login("desk");
+    const char *jids[] = {"eve@localhost", "bad@@"};
+    size_t lens[] = {13, 5};
+    msg_from("eve@localhost/r", KN_ENV_TYPE_CHAT, 0, "held");
+    c2s_stream_block_loaded(F.s, jids, lens, 2);
+    ck_assert(F.s->block_ready);
+    ck_assert_int_eq(F.nrec, 1); /* the held one refused */
+    /* once known, a second read is ignored; presenced's list replaces */
+    c2s_stream_block_loaded(F.s, NULL, NULL, 0);
+    ck_assert_ptr_nonnull(F.s->blocked);
+    give_list(LIST(""));
+    ck_assert_ptr_null(F.s->blocked);
+}
+END_TEST
+
+START_TEST(block_hold_overflow_reroutes_XEP_0191)
+{
+    c2s_stream_conf_t small = {"localhost", KN_XML_LIMITS_DEFAULT, 600};
+    open_tls(0);
+    F.s->cf = &small;
+    in(HDR);
+    auth_plain("alice", "secret");
+    c2s_creds_t c = creds("secret");
+    c2s_stream_creds_done(F.s, 0, &c);
+    in(HDR);
+    in("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+       "<resource>desk</resource></bind></iq>");
+    kn_buf_reset(&F.out);
+    F.nrec = 0;
+    msg_from("bob@localhost/r", KN_ENV_TYPE_CHAT, 0, "one");
+    dlv(KN_ENV_STANZA, KN_ENV_ST_PRESENCE, KN_ENV_TYPE_AVAILABLE, 0,
+        "bob@localhost/r", "alice@localhost/desk",
+        "<presence xmlns='jabber:client' from='bob@localhost/r'/>");
+    msg_from("bob@localhost/r", KN_ENV_TYPE_CHAT, KN_F_EXTRA_COPY, "copy");
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.from = "bob@localhost/r";
+    e.from_len = 15;
+    e.to = "alice@localhost/desk";
+    e.to_len = 20;
+    const char *big = "<message xmlns='jabber:client' from='bob@localhost/r' "
+                      "type='chat'><body>xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                      "</body></message>";
+    ck_assert_int_eq(c2s_stream_inbound(F.s, &e, big, strlen(big)),
+                     C2S_ACT_CLOSE);
+    ck_out("<resource-constraint");
+    c2s_stream_end(F.s);
+    /* SESSION_DOWN first, then the held messages back to the router (not
+     * the presence, not the extra copy) */
+    ck_assert_int_eq(F.nrec, 3);
+    ck_assert_int_eq(F.rec[0].kind, KN_ENV_SESSION_DOWN);
+    ck_assert_int_eq(F.rec[1].kind, KN_ENV_STANZA);
+    ck_assert(F.rec[1].flags & KN_F_REROUTE);
+    ck_assert_ptr_nonnull(strstr(F.rec[1].payload, "<body>one</body>"));
+    ck_assert_str_eq(F.rec[1].to, "alice@localhost");
+    ck_assert(F.rec[2].flags & KN_F_REROUTE);
+    ck_assert_str_eq(F.rec[2].to, "alice@localhost/desk");
+    ck_assert_ptr_null(F.s->held);
+}
+END_TEST
+
 START_TEST(clean_close)
 {
     login("desk");
@@ -963,6 +1244,12 @@ static Suite *suite(void)
     tcase_add_test(t, presence_priority);
     tcase_add_test(t, framing_R_ARCH_1);
     tcase_add_test(t, deliver_splices_to);
+    tcase_add_test(t, block_hold_until_list_XEP_0191);
+    tcase_add_test(t, block_held_offline_rows_acked_R_PRES_5);
+    tcase_add_test(t, block_refusals_XEP_0191);
+    tcase_add_test(t, block_outbound_XEP_0191);
+    tcase_add_test(t, block_fallback_list_XEP_0191);
+    tcase_add_test(t, block_hold_overflow_reroutes_XEP_0191);
     tcase_add_test(t, clean_close);
     tcase_add_test(t, kick_conflict);
     tcase_add_test(t, oversized_stanza);

@@ -72,6 +72,7 @@ END_TEST
 
 typedef struct cap {
     kn_env_kind_t kind;
+    uint16_t flags;
     size_t ntargets;
     uint64_t targets[8];
     char to[128];
@@ -89,6 +90,7 @@ static void cap_send(void *ud, const kn_env_t *env, const void *payload,
     cap_t *c = &caps[ncap++];
     memset(c, 0, sizeof(*c));
     c->kind = env->kind;
+    c->flags = env->flags;
     c->ntargets = env->ntargets;
     for (size_t i = 0; i < env->ntargets && i < 8; i++)
         c->targets[i] = kn_env_target(env, i);
@@ -137,6 +139,13 @@ START_TEST(test_broadcast_own_resources)
     pres_t *p = mk();
     sess(p, KN_ENV_SESSION_UP, "a@x/one", C1, 0);
     sess(p, KN_ENV_SESSION_UP, "a@x/two", C2, 0);
+    /* XEP-0191: each new session gets its (empty) block list for c2s. */
+    ck_assert_int_eq(ncap, 2);
+    ck_assert_int_eq(caps[0].kind, KN_ENV_STANZA);
+    ck_assert(caps[0].flags & KN_F_BLOCKLIST);
+    ck_assert_str_eq(caps[0].to, "a@x/one");
+    ck_assert_str_eq(caps[1].to, "a@x/two");
+    ncap = 0;
     presence(p, "a@x/one", "<presence xmlns='jabber:client' from='a@x/one'/>");
     /* Nobody else is available yet: an empty multicast is not sent. */
     ck_assert_int_eq(ncap, 0);

@@ -39,7 +39,7 @@ static void cap_send(void *ud, const router_node_t *to, const kn_env_t *env,
 {
     (void)ud;
     if (unreachable != NULL && strcmp(to->name, unreachable) == 0) {
-        router_undeliverable(r, env, pl);
+        router_undeliverable(r, to, env, pl);
         return;
     }
     ck_assert_int_lt(nout, MAXOUT);
@@ -172,6 +172,9 @@ START_TEST(bare_jid_highest_priority_R_ARCH_3)
     ck_assert(c0 != c1);
     ck_assert(c0 == kn_conn_make(ib, 2) || c0 == kn_conn_make(ib, 3));
     ck_assert(c1 == kn_conn_make(ib, 2) || c1 == kn_conn_make(ib, 3));
+    /* XEP-0191: only the first copy may answer a refusal */
+    ck_assert(!(outs[0].flags & KN_F_EXTRA_COPY));
+    ck_assert(outs[1].flags & KN_F_EXTRA_COPY);
 }
 END_TEST
 
@@ -497,10 +500,33 @@ START_TEST(undeliverable_message_goes_offline_or_bounces)
     e.to_len = strlen(e.to);
     router_payload_t pl = {"<m/>", 4, NULL};
     reset_out();
-    router_undeliverable(r, &e, &pl);
+    router_undeliverable(r, NULL, &e, &pl);
     ck_assert_int_eq(nout, 1);
     ck_assert_int_eq(outs[0].kind, KN_ENV_BOUNCE);
     ck_assert_str_eq(outs[0].node, "c2s-a");
+    /* With an offline handler: stored; but when the handler itself is the
+     * unreachable node, bounced, not handed to it again (that looped). */
+    hello("presenced", KN_F_ROLE_DAEMON, 3);
+    kn_env_t reg = {0};
+    reg.kind = KN_ENV_REGISTER;
+    reg.flags = KN_REG_OFFLINE;
+    in("presenced", &reg, NULL);
+    reset_out();
+    router_undeliverable(r, NULL, &e, &pl);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert_int_eq(outs[0].kind, KN_ENV_STANZA);
+    const router_node_t *h = NULL;
+    for (size_t i = 0; i < ROUTER_MAX_NODES && h == NULL; i++)
+        if (r->nodes[i] != NULL && strcmp(r->nodes[i]->name, "presenced") == 0)
+            h = r->nodes[i];
+    ck_assert_ptr_nonnull(h);
+    reset_out();
+    router_undeliverable(r, h, &e, &pl);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_BOUNCE);
+    ck_assert_str_eq(outs[0].node, "c2s-a");
+    ck_assert_uint_eq(outs[0].seq, KN_STE_SERVICE_UNAVAILABLE);
 }
 END_TEST
 
@@ -588,7 +614,7 @@ START_TEST(offline_row_only_to_its_connection_R_PRES_5)
     e.conn_id = kn_conn_make(ia, 1);
     router_payload_t pl = {"<m/>", 4, NULL};
     reset_out();
-    router_undeliverable(r, &e, &pl);
+    router_undeliverable(r, NULL, &e, &pl);
     expect_back(45);
 
     /* The ACK goes to the offline handler with its ids. */

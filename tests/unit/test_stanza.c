@@ -371,6 +371,18 @@ START_TEST(error_reply)
                      "<iq id='q' type='error'><error type='auth'><forbidden "
                      "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
                      "</iq>");
+    /* XEP-0191: a given type and an application-specific condition */
+    kn_stanza_t *rb =
+        kn_stanza_error_reply_ext(msg, KN_STE_NOT_ACCEPTABLE, "cancel", NULL,
+                                  "blocked", "urn:xmpp:blocking:errors");
+    ck_assert_str_eq(
+        ser(&out, rb, KN_NS_CLIENT),
+        "<message id='m7' xml:lang='en' to='juliet@example.com/balcony' "
+        "from='romeo@example.net' type='error'><body>a&lt;b</body>"
+        "<error type='cancel'><not-acceptable "
+        "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><blocked "
+        "xmlns='urn:xmpp:blocking:errors'/></error></message>");
+    kn_stanza_unref(&rb);
     kn_stanza_unref(&msg);
     kn_stanza_unref(&r);
     kn_stanza_unref(&iq);
