@@ -638,13 +638,15 @@ START_TEST(unreachable_offline_handler_does_not_recurse)
     sess_up("c2s-a", ia, 1, "alice@localhost/pc", 0, true);
     sess_up("c2s-b", ib, 2, "bob@localhost/pc", 0, true);
     /* Every frame for presenced fails: a message for an offline user is
-     * dropped after one more try, not handed back and forth until the
+     * bounced to its sender once, not handed back and forth until the
      * stack runs out. */
     unreachable = "presenced";
     send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT,
                 "alice@localhost/pc", "carol@localhost", NULL,
                 kn_conn_make(ia, 1));
-    ck_assert_int_eq(nout, 0);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "c2s-a");
+    ck_assert_int_eq(outs[0].kind, KN_ENV_BOUNCE);
     ck_assert(!r->undeliverable);
     /* c2s-b unreachable: its stored message comes back once. */
     unreachable = "c2s-b";
