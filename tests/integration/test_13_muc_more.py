@@ -7,7 +7,8 @@ owners and admins; invitations that add members; removed or banned
 members get no more offline deliveries; a destroyed room's name is
 retired), R-GRP-6 (the legacy group-list IQ, urn:kiln:groups:0), R-GRP-2
 (a member's join right after `kilnctl group-room create` finds the group
-even before mucd has seen the invalidation).
+even before mucd has seen the invalidation), R-GRP-9 (the occupant list
+a joiner gets is bounded and can be switched off; no history in groups).
 
 Users are spread over c2s-a and c2s-b.
 """
@@ -697,3 +698,89 @@ def test_removed_member_gets_no_offline_delivery_R_GRP_7(muc, make_user):
             await c.stop()
 
     run(later())
+
+
+# ---- presence cost of a group (R-GRP-9) ---------------------------------------
+
+def test_group_presence_cost_R_GRP_9(muc, make_user):
+    """A joiner of a group gets at most kiln#max_occupant_presence of the
+    other occupants' presences (none with kiln#occupant_presence off), no
+    presence for members who are not in the room, and no history (groups
+    default to 0; MAM covers catch-up); it still gets every new message
+    and every later join."""
+    users = ["m13po", "m13p1", "m13p2", "m13p3", "m13poff", "m13pj"]
+    for u in users:
+        make_user(u, PW)
+    room = "g9cost@" + SVC
+    kilnctl("group-room", "create", "g9cost", "--owner", "m13po")
+    for u in users[1:]:
+        kilnctl("group-room", "add-member", "g9cost", u)
+
+    def from_room(p):
+        return str(p["from"]).startswith(room + "/")
+
+    async def scenario():
+        own = await login(muc, "m13po", PW, "c2s-a")
+        occ = [await login(muc, u, PW, node) for u, node in
+               (("m13p1", "c2s-b"), ("m13p2", "c2s-a"), ("m13p3", "c2s-b"))]
+        assert "110" in codes(await joined(own, room, "owner"))
+        await configure(own, room, [("kiln#max_occupant_presence", "2")])
+        for i, c in enumerate(occ):
+            assert "110" in codes(await joined(c, room, "p%d" % (i + 1)))
+        say(own, room, "before-join")
+        await next_message(occ[0], lambda m: m["body"] == "before-join")
+
+        j = await login(muc, "m13pj", PW, "c2s-b")
+        drain(j.presences)
+        join(j, room, "joiner")
+        seen = []
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            try:
+                p = await asyncio.wait_for(j.presences.get(),
+                                           deadline - time.monotonic())
+            except asyncio.TimeoutError:
+                break
+            if from_room(p):
+                seen.append(p)
+        others = [p for p in seen if "110" not in codes(p)]
+        assert any("110" in codes(p) for p in seen), "no self-presence"
+        assert len(others) == 2, [str(p["from"]) for p in others]
+        assert all(p["type"] != "unavailable" for p in others)
+        assert room + "/m13poff" not in {str(p["from"]) for p in seen}
+        # no history in a group by default: the message posted while j
+        # was away comes once, through offline delivery (R-GRP-4), and not
+        # a second time as groupchat history
+        first = await next_message(j, lambda m: m["body"] == "before-join")
+        assert first["type"] != "groupchat"
+        await no_matching_message(j, lambda m: m["body"] == "before-join")
+        # joined for real: new messages and later joins reach it
+        say(occ[1], room, "after-join")
+        await next_message(j, lambda m: m["body"] == "after-join")
+        off = await login(muc, "m13poff", PW, "c2s-a")
+        assert "110" in codes(await joined(off, room, "late"))
+        await next_presence(j, lambda p: str(p["from"]) == room + "/late")
+
+        # occupant list switched off: the next joiner gets only itself
+        await configure(own, room, [("kiln#occupant_presence", "0")])
+        await off.stop()
+        await next_presence(j, lambda p: str(p["from"]) == room + "/late"
+                            and p["type"] == "unavailable")
+        off = await login(muc, "m13poff", PW, "c2s-b")
+        drain(off.presences)
+        join(off, room, "late")
+        seen = []
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            try:
+                p = await asyncio.wait_for(off.presences.get(),
+                                           deadline - time.monotonic())
+            except asyncio.TimeoutError:
+                break
+            if from_room(p):
+                seen.append(p)
+        assert [str(p["from"]) for p in seen] == [room + "/late"]
+        for c in [own, j, off] + occ:
+            await c.stop()
+
+    run(scenario())
