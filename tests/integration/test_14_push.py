@@ -11,6 +11,8 @@ test wants). slixmpp has no XEP-0357 plugin loaded: requests are raw XML.
 """
 
 import asyncio
+import os
+import re
 import time
 import xml.etree.ElementTree as ET
 
@@ -18,6 +20,7 @@ from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
+from conftest import CONF, VAR
 from test_05_roster import sql
 from test_07_muc import SVC, joined, kilnctl, say
 from test_07_muc import login as muc_login
@@ -352,3 +355,51 @@ def test_push_registration_survives_presenced_restart_XEP_0357(live,
         await p.c.stop()
 
     run(after())
+
+
+def test_push_include_body_config_XEP_0357(live, make_user):
+    """presenced.push_include_body = true adds last-message-body (cut at
+    1 KiB on a UTF-8 boundary); presenced runs with a copy of the config
+    that says so, then with the usual one again."""
+    for u in ("p14ya", "p14yb", "p14yapp"):
+        make_user(u, PW)
+    with open(CONF) as f:
+        text = f.read()
+    if re.search(r"^presenced\s*=\s*\{", text, re.M):
+        text = re.sub(r"^(presenced\s*=\s*\{)",
+                      r"\1\n  push_include_body = true;", text, count=1,
+                      flags=re.M)
+    else:
+        text += "\npresenced = {\n  push_include_body = true;\n};\n"
+    alt = os.path.join(VAR, "kiln-push-body.conf")
+    with open(alt, "w") as f:
+        f.write(text)
+    proc = live.procs["presenced"]
+    argv = proc.argv
+    proc.stop()
+    proc.argv = argv[:-1] + [alt]
+    try:
+        proc.start()
+
+        async def scenario():
+            p = AppServer(await login(live, "p14yapp", PW, "c2s-b", "app"))
+            a = await login(live, "p14ya", PW, "c2s-a", "phone")
+            await enable(a, p.jid, "y1")
+            await a.stop()
+            b = await login(live, "p14yb", PW, "c2s-a", "desk")
+            b.send_message(mto="p14ya@" + D, mbody="secret plans <&>",
+                           mtype="chat")
+            _, f, _ = note(await p.next())
+            assert f["last-message-body"] == "secret plans <&>"
+            long_body = "\u00e9" * 600  # 1200 bytes of UTF-8
+            b.send_message(mto="p14ya@" + D, mbody=long_body, mtype="chat")
+            _, f, _ = note(await p.next())
+            assert f["last-message-body"] == "\u00e9" * 512
+            await b.stop()
+            await p.c.stop()
+
+        run(scenario())
+    finally:
+        proc.stop()
+        proc.argv = argv
+        proc.start()
