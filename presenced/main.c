@@ -64,8 +64,10 @@ static const char *const presd_features[] = {
 };
 
 /* IQs to an account's bare JID that we answer for it (KN_REG_ACCOUNT_NS):
- * PEP and the account's disco (pres_pep.c). */
+ * PEP and the account's disco (pres_pep.c), push notification
+ * registrations (XEP-0357, pres_push.c). */
 static const char *const presd_account_namespaces[] = {
+    "urn:xmpp:push:0",
     "http://jabber.org/protocol/pubsub",
     "http://jabber.org/protocol/pubsub#owner",
     "http://jabber.org/protocol/disco#info",

@@ -45,12 +45,14 @@ struct pres_block_wait;
 enum { PRES_OFFLINE_STORE_AND_BOUNCE = 0, PRES_OFFLINE_STORE_AND_DROP = 1 };
 
 typedef struct pres_conf {
-    int offline_type;              /* PRES_OFFLINE_* */
-    long long offline_quota_bytes; /* per user */
-    long long shared_poll_ms;      /* shared-group change poll period */
-    int roster_presence;           /* R-PERF-8: 0 = no roster fan-out */
-    long long pep_max_items;       /* PEP: largest max_items ("max") */
-    long long pep_max_nodes;       /* PEP: nodes per account */
+    int offline_type;                 /* PRES_OFFLINE_* */
+    long long offline_quota_bytes;    /* per user */
+    long long shared_poll_ms;         /* shared-group change poll period */
+    int roster_presence;              /* R-PERF-8: 0 = no roster fan-out */
+    long long pep_max_items;          /* PEP: largest max_items ("max") */
+    long long pep_max_nodes;          /* PEP: nodes per account */
+    int push_include_body;            /* XEP-0357: send last-message-body */
+    long long push_max_registrations; /* XEP-0357: app servers per user */
 } pres_conf_t;
 
 struct kn_conf;
@@ -141,10 +143,14 @@ typedef struct pres_sink {
 
 typedef struct pres_stats {
     uint64_t broadcasts, multicast_targets, offline_stored, offline_sent,
-        offline_acked, offline_returned, offline_bounced, pushes;
+        offline_acked, offline_returned, offline_bounced, pushes, push_sent,
+        push_removed;
 } pres_stats_t;
 
 /* An offline row handed to a c2s node and not deleted yet (R-PRES-5). */
+/* A XEP-0357 publish waiting for its answer (pres_push.c). */
+typedef struct pres_push_pending pres_push_pending_t;
+
 typedef struct pres_off_row {
     uint64_t id;   /* key: offline_messages.id */
     uint64_t conn; /* the connection it was sent to */
@@ -181,6 +187,10 @@ struct pres {
     struct pep_queue *pep_queues; /* pres_pep.c: bare JID -> FIFO of jobs */
     char *pep_trusted;            /* the MUC service: publishes for users */
     unsigned long pep_seq;        /* PEP notification and item ids */
+    pres_push_pending_t *push_pending; /* XEP-0357 publishes by id, oldest
+                                          first */
+    size_t push_npending;
+    unsigned long push_seq; /* XEP-0357 publish ids */
     pres_stats_t stats;
 };
 
@@ -406,5 +416,20 @@ void pres_pep_set_trusted(pres_t *p, const char *domain);
 /* Free the job queues (pres_free); jobs with a query in flight are
  * orphaned and freed by its callback. */
 void pres_pep_free(pres_t *p);
+
+/* ---- pres_push.c: push notifications (XEP-0357), see pres_push.h ---- */
+/* An <enable/> or <disable/> IQ (urn:xmpp:push:0) to a local bare JID. */
+void pres_push_iq(pres_t *p, const kn_stanza_t *st);
+/* A message msg for bare was stored offline; res's rows from column col
+ * on hold the user's registrations (jid, node, options; jid NULL: none)
+ * and its stored count: one publish to each (borrowed, not kept). */
+void pres_push_stored(pres_t *p, const char *bare, const kn_stanza_t *msg,
+                      const PGresult *res, int col);
+/* An iq result or error to a local bare JID: if it answers one of our
+ * publishes, handle it (an error may remove the registration) and return
+ * true. */
+bool pres_push_reply(pres_t *p, const kn_stanza_t *st);
+/* Forget the publishes waiting for answers (pres_free). */
+void pres_push_free(pres_t *p);
 
 #endif

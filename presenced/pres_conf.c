@@ -26,6 +26,12 @@ static const kn_conf_def_t pres_conf_defs[] = {
      "PEP: most items a node keeps (what pubsub#max_items 'max' means)"},
     {"pep_max_nodes", KN_CONF_INT, offsetof(pres_conf_t, pep_max_nodes), 256,
      NULL, 1, 100000, NULL, "PEP: most nodes an account may have"},
+    {"push_include_body", KN_CONF_BOOL,
+     offsetof(pres_conf_t, push_include_body), 0, NULL, 0, 1, NULL,
+     "XEP-0357: put the message body in push notifications"},
+    {"push_max_registrations", KN_CONF_INT,
+     offsetof(pres_conf_t, push_max_registrations), 16, NULL, 1, 1000, NULL,
+     "XEP-0357: most app-server registrations per user"},
     {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 

@@ -45,6 +45,7 @@ void pres_free(pres_t **pp)
     if (p->loop)
         ev_timer_stop(p->loop, &p->shared_timer);
     pres_pep_free(p);
+    pres_push_free(p);
     pres_sess_t *s, *stmp;
     pres_offline_free(p);
     HASH_ITER(hh, p->sessions, s, stmp)

@@ -2,7 +2,8 @@
  * pres_iq.c - the small per-user and server IQs: software version
  * (XEP-0092), entity time (XEP-0202), private XML storage (XEP-0049),
  * blocking (XEP-0191) and vCards (XEP-0054); and the dispatch of every IQ
- * we registered (PEP and account disco go to pres_pep.c).
+ * we registered (PEP and account disco go to pres_pep.c, push
+ * notifications and the app servers' answers to pres_push.c).
  *
  * Blocking (XEP-0191) lives in pres_block.c; here an IQ from a JID the
  * addressed user blocked gets <service-unavailable/> before any handler
@@ -20,6 +21,7 @@
 #include "kn_xml.h"
 #include "pres.h"
 #include "pres_pep.h"
+#include "pres_push.h"
 
 #define NS_VERSION  "jabber:iq:version"
 #define NS_TIME     "urn:xmpp:time"
@@ -295,6 +297,8 @@ static void iq_dispatch(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
                strcmp(ns, PEP_NS_DISCO_INFO) == 0 ||
                strcmp(ns, PEP_NS_DISCO_ITEMS) == 0) {
         pres_pep_iq(p, env, st);
+    } else if (strcmp(ns, PUSH_NS) == 0 && p->pg != NULL) {
+        pres_push_iq(p, st);
     } else {
         pres_send_error(p, st, KN_STE_SERVICE_UNAVAILABLE);
     }
@@ -315,8 +319,13 @@ static void iq_block_checked(pres_t *p, bool blocked, int err, void *arg)
 void pres_iq_handle(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
 {
     const char *type = kn_stanza_type(st);
-    if (type == NULL || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0))
-        return; /* results and errors to the server: nothing to do */
+    if (type == NULL ||
+        (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
+        /* Results and errors: an app server's answer to a push publish
+         * (XEP-0357) is ours; nothing else is. */
+        pres_push_reply(p, st);
+        return;
+    }
     /* XEP-0191: an IQ to a user's account from a JID that user blocked. */
     const char *to = kn_stanza_to(st);
     const char *from = kn_stanza_from(st);

@@ -12,7 +12,9 @@
  * (chat states) are not worth storing and are dropped. A message from a
  * JID the user blocked (XEP-0191) is refused by the same statement and
  * always answered with service-unavailable, as an online user's c2s
- * answers it (c2s_block.c).
+ * answers it (c2s_block.c). The same statement returns the user's push
+ * registrations (XEP-0357) when the row was stored: each gets a publish
+ * (pres_push.c), for 1:1 and group messages alike (R-GRP-8).
  *
  * A note on order (R-PRES-5, R-GRP-4). Inserts, the delivery read and the
  * delete all go through the ordered pool (pres_pg_ordered(): one
@@ -84,14 +86,17 @@ static void off_stored(const PGresult *res, int err, void *arg)
     off_job_t *j = arg;
     pres_t *p = j->p;
     bool blocked =
-        err == 0 && PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+        err == 0 && PQntuples(res) >= 1 && PQgetvalue(res, 0, 0)[0] == 't';
     if (blocked) {
         /* XEP-0191: from a JID the user blocked; the user looks offline
          * to it, whatever offline_type says. */
         pres_send_error(p, j->st, KN_STE_SERVICE_UNAVAILABLE);
         p->stats.offline_bounced++;
-    } else if (err == 0 && PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) {
+    } else if (err == 0 && PQntuples(res) >= 1 && !PQgetisnull(res, 0, 1)) {
         p->stats.offline_stored++;
+        /* A would-be-missed message: tell the user's app servers
+         * (XEP-0357, R-GRP-8). */
+        pres_push_stored(p, j->bare, j->st, res, 2);
     } else {
         if (err != 0)
             kn_log_info("offline store for %s failed: %s", j->bare,
@@ -146,9 +151,14 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
         snprintf(sender, sizeof(sender), "%s", from ? from : "");
     const char *k[4];
     char *kb = pres_block_key_params(sender, strlen(sender), k);
+    /* The sender's bare JID: a registration may mute it (a group room). */
+    char *sender_bare = pres_bare_of(sender);
     const char *params[] = {
         local, from ? from : "", xml.data, bytes, quota, k[0], k[1], k[2],
-        k[3]};
+        k[3],  sender_bare};
+    /* One row, or one per push registration (XEP-0357) not muting the
+     * sender when the row was stored, with the user's stored count (the
+     * main query does not see the insert: + 1). */
     kn_pg_query(pres_pg_ordered(p),
                 "with b as (select exists (select 1 from blocklist where"
                 " username = $1 and jid in ($6, $7, $8, $9)) as blocked),"
@@ -157,8 +167,15 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
                 " (select blocked from b) and (select coalesce(sum(bytes), 0)"
                 " from offline_messages where username = $1) + $4::int <="
                 " $5::bigint returning id)"
-                " select (select blocked from b), (select id from ins)",
-                9, params, off_stored, j);
+                " select (select blocked from b), (select id from ins),"
+                " r.jid, r.node, r.options, case when r.jid is null then null"
+                " else (select count(*) from offline_messages where"
+                " username = $1) + 1 end"
+                " from (select 1) one left join push_registrations r on"
+                " r.username = $1 and exists (select 1 from ins) and not"
+                " ($10 = any (r.muted))",
+                10, params, off_stored, j);
+    free(sender_bare);
     free(kb);
     kn_buf_free(&xml);
     free(local);

@@ -858,6 +858,7 @@ static const char *const pep_features[] = {
     PEP_NS "#purge-nodes",
     PEP_NS "#retract-items",
     PEP_NS "#retrieve-items",
+    "urn:xmpp:push:0", /* XEP-0357 registrations (pres_push.c) */
     NULL,
 };
 

@@ -284,14 +284,22 @@ static void route_message_bare(router_t *r, router_node_t *src,
 static void route_iq_server(router_t *r, router_node_t *src,
                             const kn_env_t *env, const router_payload_t *pl)
 {
-    if (env->type == KN_ENV_TYPE_RESULT || env->type == KN_ENV_TYPE_ERROR) {
-        /* An answer to a server-originated IQ (e.g. c2s's ping). Those
-         * are answered to the full JID of the asker; nothing to do. */
-        r->stats.dropped++;
-        return;
-    }
     addr_t to;
     addr_split(env->to, env->to_len, &to);
+    if (env->type == KN_ENV_TYPE_RESULT || env->type == KN_ENV_TYPE_ERROR) {
+        /* An answer to an IQ the server sent. To the domain (c2s's ping):
+         * nothing to do. To an account's bare JID: the presence daemon
+         * sends IQs on behalf of accounts (XEP-0357 push publishes, whose
+         * errors it must see), so it gets the answer; else dropped. */
+        router_node_t *p = to.has_local ? presence_node(r) : NULL;
+        if (p != NULL) {
+            router_emit(r, p, env, pl);
+            r->stats.routed++;
+        } else {
+            r->stats.dropped++;
+        }
+        return;
+    }
     /* An account's own services (PEP, its disco) before the server's. */
     router_node_t *h =
         to.has_local ? reg_node(r, KN_REG_ACCOUNT_NS, env->node, env->node_len)

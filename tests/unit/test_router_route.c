@@ -320,6 +320,35 @@ START_TEST(account_namespace_dispatch)
 }
 END_TEST
 
+/* An answer (result, error) to an account's bare JID goes to the presence
+ * daemon, which sends IQs for accounts (XEP-0357 publishes); an answer to
+ * the domain, or with no presence daemon, is dropped. */
+START_TEST(iq_answer_to_bare_jid_goes_to_presence_daemon_XEP_0357)
+{
+    send_stanza("c2s-b", KN_ENV_ST_IQ, KN_ENV_TYPE_ERROR, "app@localhost/p",
+                "a@localhost", NULL, kn_conn_make(ib, 1));
+    ck_assert_int_eq(nout, 0);
+    hello("presenced", KN_F_ROLE_DAEMON, 3);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_PRESENCE;
+    in("presenced", &g, NULL);
+    send_stanza("c2s-b", KN_ENV_ST_IQ, KN_ENV_TYPE_ERROR, "app@localhost/p",
+                "a@localhost", NULL, kn_conn_make(ib, 1));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_STANZA);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    send_stanza("c2s-b", KN_ENV_ST_IQ, KN_ENV_TYPE_RESULT, "app@localhost/p",
+                "a@localhost", NULL, kn_conn_make(ib, 1));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    /* to the domain (an answer to c2s's ping): dropped */
+    send_stanza("c2s-b", KN_ENV_ST_IQ, KN_ENV_TYPE_RESULT, "app@localhost/p",
+                "localhost", NULL, kn_conn_make(ib, 1));
+    ck_assert_int_eq(nout, 0);
+}
+END_TEST
+
 START_TEST(other_domain_and_registered_domain)
 {
     send_stanza("c2s-a", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT, "a@localhost/1",
@@ -781,6 +810,7 @@ int main(void)
     tcase_add_test(tc, server_disco_from_registrations);
     tcase_add_test(tc, session_events_go_to_every_subscriber);
     tcase_add_test(tc, client_presence_hooks_for_presence_daemon_R_PRES_7);
+    tcase_add_test(tc, iq_answer_to_bare_jid_goes_to_presence_daemon_XEP_0357);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
