@@ -9,10 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 
 #include "load.h"
-#include "load_sasl.h"
 
 static void usage(FILE *f)
 {
@@ -35,9 +33,6 @@ static void usage(FILE *f)
           "  --direct-tls           TLS from the first byte (default: "
           "STARTTLS)\n"
           "  --sasl scram|plain     SCRAM-SHA-1 (default) or PLAIN\n"
-          "  --scram-cache FILE|none  SCRAM client keys kept across runs\n"
-          "                         ($XDG_CACHE_HOME or ~/.cache/"
-          "kiln-load-scram-keys)\n"
           "  --domain D             (localhost)\n"
           "  --user-fmt F           user name pattern, one %d (user%d)\n"
           "  --password-fmt F       password pattern (default: the user "
@@ -162,7 +157,6 @@ enum {
     OPT_PIDS,
     OPT_PIDGLOB,
     OPT_LABEL,
-    OPT_SCRAM_CACHE,
     OPT_ALLOWLOSS,
     OPT_RESOURCE,
     OPT_HELP,
@@ -196,7 +190,6 @@ static const struct option long_opts[] = {
     {"server-pids", 1, NULL, OPT_PIDS},
     {"server-pidfile-glob", 1, NULL, OPT_PIDGLOB},
     {"label", 1, NULL, OPT_LABEL},
-    {"scram-cache", 1, NULL, OPT_SCRAM_CACHE},
     {"allow-loss", 0, NULL, OPT_ALLOWLOSS},
     {"resource", 1, NULL, OPT_RESOURCE},
     {"help", 0, NULL, OPT_HELP},
@@ -213,8 +206,7 @@ int main(int argc, char **argv)
 {
     static load_opts_t o;
     size_t pairs = 0;
-    bool users_set = false, scram_cache_set = false;
-    static char scram_path[4096];
+    bool users_set = false;
     double tmp[LOAD_MAX_PIDS];
     size_t ntmp;
 
@@ -374,10 +366,6 @@ int main(int argc, char **argv)
         case OPT_PIDGLOB:
             o.server_pidfile_glob = optarg;
             break;
-        case OPT_SCRAM_CACHE:
-            o.scram_cache = strcmp(optarg, "none") == 0 ? NULL : optarg;
-            scram_cache_set = true;
-            break;
         case OPT_LABEL:
             o.label = optarg;
             break;
@@ -410,30 +398,6 @@ int main(int argc, char **argv)
     if (o.nsrc == (size_t)-1) {
         size_t per_port = (o.users + o.nports - 1) / o.nports;
         o.nsrc = strncmp(o.host, "127.", 4) == 0 ? 1 + per_port / 25000 : 0;
-    }
-
-    if (!scram_cache_set && o.sasl == LOAD_SASL_SCRAM) {
-        const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-        if (xdg != NULL && *xdg == '/')
-            snprintf(scram_path, sizeof(scram_path), "%s/kiln-load-scram-keys",
-                     xdg);
-        else if (home != NULL && *home == '/')
-            snprintf(scram_path, sizeof(scram_path),
-                     "%s/.cache/kiln-load-scram-keys", home);
-        if (scram_path[0] != '\0') {
-            char dir[4096];
-            snprintf(dir, sizeof(dir), "%s", scram_path);
-            char *slash = strrchr(dir, '/');
-            *slash = '\0';
-            mkdir(dir, 0700);
-            o.scram_cache = scram_path;
-        }
-    }
-    if (o.scram_cache != NULL && o.sasl == LOAD_SASL_SCRAM &&
-        load_scram_store_open(o.scram_cache) < 0) {
-        fprintf(stderr, "kiln-load: --scram-cache %s: %s\n", o.scram_cache,
-                strerror(errno));
-        return 2;
     }
 
     raise_nofile();

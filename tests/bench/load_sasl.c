@@ -13,14 +13,8 @@
  */
 #include "load_sasl.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <uthash.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -29,129 +23,6 @@
 
 #include "kn_err.h"
 #include "kn_mem.h"
-
-static void sasl_hmac(const uint8_t *key, size_t klen, const void *msg,
-                      size_t mlen, uint8_t out[LOAD_SHA1_LEN]);
-
-/* ---- the key file ---- */
-
-typedef struct store_ent {
-    UT_hash_handle hh;
-    uint8_t client_key[LOAD_SHA1_LEN];
-    uint8_t server_key[LOAD_SHA1_LEN];
-    char key[]; /* "USER SALT_B64 ITER" */
-} store_ent_t;
-
-static store_ent_t *store;
-static int store_fd = -1;
-
-static void store_add(const char *key, size_t klen, const uint8_t *ck,
-                      const uint8_t *sk)
-{
-    store_ent_t *e;
-    HASH_FIND(hh, store, key, klen, e);
-    if (e != NULL)
-        return;
-    e = kn_malloc(sizeof(*e) + klen + 1);
-    memcpy(e->key, key, klen);
-    e->key[klen] = '\0';
-    memcpy(e->client_key, ck, LOAD_SHA1_LEN);
-    memcpy(e->server_key, sk, LOAD_SHA1_LEN);
-    HASH_ADD_KEYPTR(hh, store, e->key, klen, e);
-}
-
-static int unhex(const char *s, uint8_t *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (uint8_t)v;
-    }
-    return s[2 * n] == '\0' || s[2 * n] == ' ' || s[2 * n] == '\n' ? 0 : -1;
-}
-
-int load_scram_store_open(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    bool torn = false;
-    if (f != NULL) {
-        char line[1024];
-        while (fgets(line, sizeof(line), f) != NULL) {
-            size_t ll = strlen(line);
-            torn = ll > 0 && line[ll - 1] != '\n';
-            /* USER SALT ITER CK SK: the key is the first three fields */
-            char *sp1 = strchr(line, ' ');
-            char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-            char *sp3 = sp2 ? strchr(sp2 + 1, ' ') : NULL;
-            char *sp4 = sp3 ? strchr(sp3 + 1, ' ') : NULL;
-            uint8_t ck[LOAD_SHA1_LEN], sk[LOAD_SHA1_LEN];
-            if (sp4 == NULL || unhex(sp3 + 1, ck, LOAD_SHA1_LEN) < 0 ||
-                unhex(sp4 + 1, sk, LOAD_SHA1_LEN) < 0)
-                continue; /* a torn or foreign line: derive again */
-            store_add(line, (size_t)(sp3 - line), ck, sk);
-        }
-        fclose(f);
-    }
-    store_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (store_fd < 0)
-        return -1;
-    /* A run killed mid-line: start ours on a line of its own. */
-    if (torn && write(store_fd, "\n", 1) != 1) {
-        close(store_fd);
-        store_fd = -1;
-        return -1;
-    }
-    return 0;
-}
-
-/* Fill k from the file's table, or derive it and append it there. */
-static void store_keys(const char *user, const char *password,
-                       const char *salt_b64, size_t salt_b64_len,
-                       const uint8_t *salt, size_t saltn, unsigned iter,
-                       load_scram_keys_t *k)
-{
-    char key[512];
-    int kl = snprintf(key, sizeof(key), "%s %.*s %u", user, (int)salt_b64_len,
-                      salt_b64, iter);
-    bool usable = store_fd >= 0 && kl > 0 && (size_t)kl < sizeof(key) &&
-                  strchr(user, ' ') == NULL && strchr(user, '\n') == NULL;
-    store_ent_t *e = NULL;
-    if (usable)
-        HASH_FIND(hh, store, key, (size_t)kl, e);
-    if (e != NULL) {
-        memcpy(k->client_key, e->client_key, LOAD_SHA1_LEN);
-        memcpy(k->server_key, e->server_key, LOAD_SHA1_LEN);
-    } else {
-        uint8_t salted[LOAD_SHA1_LEN];
-        PKCS5_PBKDF2_HMAC_SHA1(password, (int)strlen(password), salt,
-                               (int)saltn, (int)iter, LOAD_SHA1_LEN, salted);
-        sasl_hmac(salted, LOAD_SHA1_LEN, "Client Key", 10, k->client_key);
-        sasl_hmac(salted, LOAD_SHA1_LEN, "Server Key", 10, k->server_key);
-        if (usable) {
-            store_add(key, (size_t)kl, k->client_key, k->server_key);
-            char line[640];
-            int n = snprintf(line, sizeof(line), "%s ", key);
-            for (size_t i = 0; i < LOAD_SHA1_LEN; i++)
-                n += snprintf(line + n, sizeof(line) - (size_t)n, "%02x",
-                              k->client_key[i]);
-            line[n++] = ' ';
-            for (size_t i = 0; i < LOAD_SHA1_LEN; i++)
-                n += snprintf(line + n, sizeof(line) - (size_t)n, "%02x",
-                              k->server_key[i]);
-            line[n++] = '\n';
-            /* one write per line: O_APPEND keeps workers' lines whole */
-            if (write(store_fd, line, (size_t)n) != n) {
-                close(store_fd);
-                store_fd = -1;
-            }
-        }
-    }
-    SHA1(k->client_key, LOAD_SHA1_LEN, k->stored_key);
-    memcpy(k->salt, salt, saltn);
-    k->salt_len = saltn;
-    k->iterations = iter;
-}
 
 void load_b64_encode(const uint8_t *in, size_t n, kn_buf_t *out)
 {
@@ -279,8 +150,15 @@ int load_scram_step(load_scram_t *s, const char *b64, size_t len, kn_buf_t *out)
         memcmp(k->salt, salt, (size_t)saltn) == 0) {
         /* cache hit: no PBKDF2 */
     } else {
-        store_keys(s->user, s->password, sb, slen, salt, (size_t)saltn, iter,
-                   k);
+        uint8_t salted[LOAD_SHA1_LEN];
+        PKCS5_PBKDF2_HMAC_SHA1(s->password, (int)strlen(s->password), salt,
+                               (int)saltn, (int)iter, LOAD_SHA1_LEN, salted);
+        sasl_hmac(salted, LOAD_SHA1_LEN, "Client Key", 10, k->client_key);
+        sasl_hmac(salted, LOAD_SHA1_LEN, "Server Key", 10, k->server_key);
+        SHA1(k->client_key, LOAD_SHA1_LEN, k->stored_key);
+        memcpy(k->salt, salt, (size_t)saltn);
+        k->salt_len = (size_t)saltn;
+        k->iterations = iter;
     }
 
     kn_buf_t without_proof = KN_BUF_INIT;

@@ -7,11 +7,7 @@
  * PBKDF2 is the cost of SCRAM on the client, so the salted password's
  * derived keys are cached per user (load_scram_cache_t, one slot per
  * user of the worker): a user logging in again against the same salt and
- * iteration count costs two HMACs and a hash. Optionally the keys are
- * also kept in a file (load_scram_store_open), so a user costs PBKDF2
- * once per salt across runs, not once per run: a fleet of real clients
- * has one CPU each and caches these keys too (RFC 5802 section 5.1), so a
- * benchmark run should not spend its client CPU re-deriving them.
+ * iteration count costs two HMACs and a hash.
  */
 #ifndef LOAD_SASL_H
 #define LOAD_SASL_H
@@ -55,13 +51,6 @@ int load_scram_step(load_scram_t *s, const char *b64, size_t len,
 /* Check the server-final message "v=..." (base64). 0 or -KN_EAUTH. */
 int load_scram_verify(load_scram_t *s, const char *b64, size_t len);
 void load_scram_clear(load_scram_t *s);
-
-/* Load the key file at path (lines "USER SALT_B64 ITER CLIENTKEY_HEX
- * SERVERKEY_HEX"; missing file = empty) and keep it open for appending
- * keys derived from now on. Call once, before forking workers (they share
- * the table copy-on-write and append with single O_APPEND writes).
- * Returns 0, or -1 with errno when the file cannot be opened. */
-int load_scram_store_open(const char *path);
 
 /* Base64 PLAIN message "\0user\0password" into out. */
 void load_sasl_plain(const char *user, const char *password, kn_buf_t *out);
