@@ -18,7 +18,7 @@ static void usage(FILE *f)
           "       kiln-load selftest\n"
           "scenarios:\n"
           "  connections   log N users in, hold them --hold s; logins/s and "
-          "server RSS per session\n"
+          "server RssAnon per session\n"
           "  throughput    pairs exchange chat messages at --rates; latency, "
           "losses, server CPU/msg\n"
           "  presence      roster cliques of --roster R log in and out "
