@@ -70,6 +70,7 @@ typedef struct load_opts {
     size_t nserver_pids;
     const char *server_pidfile_glob;
     const char *label; /* server name printed in the RESULT line */
+    const char *scram_cache; /* --scram-cache file, or NULL */
     bool allow_loss;   /* exit 0 even if messages were lost */
     int verbose;
 } load_opts_t;

@@ -73,6 +73,7 @@ struct load_conn {
     load_xml_t xml;
     load_scram_t scram;
     load_scram_keys_t keys; /* the SCRAM cache slot of this user */
+    bool keys_known;        /* keys has this user's --scram-cache line */
     char *jid;              /* full JID from bind */
     struct sockaddr_in dst;
     struct sockaddr_in src;

@@ -18,7 +18,7 @@ static void usage(FILE *f)
           "       kiln-load selftest\n"
           "scenarios:\n"
           "  connections   log N users in, hold them --hold s; logins/s and "
-          "server RSS per session\n"
+          "server RssAnon per session\n"
           "  throughput    pairs exchange chat messages at --rates; latency, "
           "losses, server CPU/msg\n"
           "  presence      roster cliques of --roster R log in and out "
@@ -33,6 +33,8 @@ static void usage(FILE *f)
           "  --direct-tls           TLS from the first byte (default: "
           "STARTTLS)\n"
           "  --sasl scram|plain     SCRAM-SHA-1 (default) or PLAIN\n"
+          "  --scram-cache FILE     keep the users' SCRAM keys (PBKDF2 "
+          "results) in FILE between runs\n"
           "  --domain D             (localhost)\n"
           "  --user-fmt F           user name pattern, one %d (user%d)\n"
           "  --password-fmt F       password pattern (default: the user "
@@ -159,6 +161,7 @@ enum {
     OPT_LABEL,
     OPT_ALLOWLOSS,
     OPT_RESOURCE,
+    OPT_SCACHE,
     OPT_HELP,
 };
 
@@ -192,6 +195,7 @@ static const struct option long_opts[] = {
     {"label", 1, NULL, OPT_LABEL},
     {"allow-loss", 0, NULL, OPT_ALLOWLOSS},
     {"resource", 1, NULL, OPT_RESOURCE},
+    {"scram-cache", 1, NULL, OPT_SCACHE},
     {"help", 0, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -374,6 +378,9 @@ int main(int argc, char **argv)
             break;
         case OPT_RESOURCE:
             o.resource = optarg;
+            break;
+        case OPT_SCACHE:
+            o.scram_cache = optarg;
             break;
         case 'v':
             o.verbose++;

@@ -1,6 +1,6 @@
 /*
  * load_proc.c - resident memory and CPU time of the server under test,
- * summed over its processes, from /proc/PID/status (VmRSS) and
+ * summed over its processes, from /proc/PID/status (RssAnon) and
  * /proc/PID/stat (utime + stime, in clock ticks: 10 ms granularity, so
  * CPU figures are meaningful over steps of seconds).
  */
@@ -32,6 +32,11 @@ void load_proc_resolve(load_opts_t *opts)
     globfree(&g);
 }
 
+/* Private resident memory (RssAnon: heap, stacks, anonymous mappings).
+ * VmRSS would also count file pages (the binary and its libraries, the
+ * same pages in every process of a multi-process server) and shared
+ * memory (PostgreSQL's buffer pool, again in every backend touching it),
+ * neither of which grows with sessions. */
 static int proc_rss(pid_t pid, uint64_t *kib)
 {
     char path[64], line[256];
@@ -41,8 +46,8 @@ static int proc_rss(pid_t pid, uint64_t *kib)
         return -1;
     *kib = 0;
     while (fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            *kib = strtoull(line + 6, NULL, 10);
+        if (strncmp(line, "RssAnon:", 8) == 0) {
+            *kib = strtoull(line + 8, NULL, 10);
             break;
         }
     }

@@ -1,8 +1,9 @@
 /*
  * load_scen_conn.c - scenario "connections": log N users in, hold them
  * idle, report logins per second and the server's resident memory per
- * session (VmRSS summed over the server pids, after the hold minus
- * before the logins, divided by the sessions).
+ * session (private resident memory, RssAnon, summed over the server
+ * pids, after the hold minus before the logins, divided by the
+ * sessions).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -51,14 +52,14 @@ int load_scen_connections(load_opts_t *opts)
     printf("%-34s %12" PRIu64 "\n", "disconnects during hold", hold.errors);
     if (s0.nprocs > 0) {
         printf("%-34s %12" PRIu64 " (%zu processes)\n",
-               "server RSS before (KiB)", s0.rss_kib, s0.nprocs);
-        printf("%-34s %12" PRIu64 "\n", "server RSS logged in (KiB)",
+               "server RssAnon before (KiB)", s0.rss_kib, s0.nprocs);
+        printf("%-34s %12" PRIu64 "\n", "server RssAnon logged in (KiB)",
                s1.rss_kib);
-        printf("%-34s %12" PRIu64 "\n", "server RSS after hold (KiB)",
+        printf("%-34s %12" PRIu64 "\n", "server RssAnon after hold (KiB)",
                s2.rss_kib);
-        printf("%-34s %12.1f\n", "server RSS per session (KiB)", rss_per);
+        printf("%-34s %12.1f\n", "server RssAnon per session (KiB)", rss_per);
     } else {
-        printf("%-34s %12s\n", "server RSS per session (KiB)",
+        printf("%-34s %12s\n", "server RssAnon per session (KiB)",
                "n/a (no --server-pids)");
     }
     load_result_line("scenario=connections server=%s users=%zu logins=%" PRIu64

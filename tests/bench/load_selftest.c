@@ -2,15 +2,19 @@
  * load_selftest.c - "kiln-load selftest": the pieces of the client that
  * must be exact, checked without a server. The stream scanner is fed a
  * canned server stream whole, byte by byte and in every two-way split;
- * SCRAM is checked against the example of RFC 5802 section 5.
+ * SCRAM is checked against the example of RFC 5802 section 5; the SCRAM
+ * key cache file is written, read back, and missed on a changed password.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kn_buf.h"
 #include "load.h"
+#include "load_conn.h"
 #include "load_sasl.h"
+#include "load_scache.h"
 #include "load_xml.h"
 
 static int st_fail;
@@ -133,6 +137,51 @@ static void st_scram(void)
     kn_buf_free(&b);
 }
 
+static void st_scache_conns(load_conn_t *c, size_t first, size_t n)
+{
+    memset(c, 0, n * sizeof(*c));
+    for (size_t i = 0; i < n; i++)
+        c[i].user = first + i;
+}
+
+static void st_scache(void)
+{
+    char path[] = "/tmp/kiln-load-selftest-XXXXXX";
+    int fd = mkstemp(path);
+    ST_CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    close(fd);
+    load_opts_t o = {.user_fmt = "user%d"};
+    load_conn_t a[3], b[3];
+    st_scache_conns(a, 5, 3); /* users 5, 6, 7 */
+    for (size_t i = 0; i < 3; i += 2) {
+        a[i].keys.salt_len = 12 + i;
+        memset(a[i].keys.salt, 0xa0 + (int)i, a[i].keys.salt_len);
+        a[i].keys.iterations = 4096;
+        memset(a[i].keys.client_key, 0x11 + (int)i, LOAD_SHA1_LEN);
+        memset(a[i].keys.server_key, 0x22 + (int)i, LOAD_SHA1_LEN);
+    }
+    ST_CHECK(load_scache_save(path, &o, a, 3) == 2);
+    ST_CHECK(load_scache_save(path, &o, a, 3) == 0); /* once per user */
+    st_scache_conns(b, 5, 3);
+    ST_CHECK(load_scache_load(path, &o, b, 3) == 2);
+    ST_CHECK(b[0].keys_known && !b[1].keys_known && b[2].keys_known);
+    ST_CHECK(
+        b[2].keys.salt_len == 14 && b[2].keys.iterations == 4096 &&
+        memcmp(b[2].keys.salt, a[2].keys.salt, 14) == 0 &&
+        memcmp(b[2].keys.client_key, a[2].keys.client_key, LOAD_SHA1_LEN) ==
+            0 &&
+        memcmp(b[2].keys.server_key, a[2].keys.server_key, LOAD_SHA1_LEN) == 0);
+    st_scache_conns(b, 7, 3); /* users 7, 8, 9: only 7 is known */
+    ST_CHECK(load_scache_load(path, &o, b, 3) == 1 && b[0].keys_known);
+    load_opts_t other = {.user_fmt = "user%d", .password_fmt = "pw%d"};
+    st_scache_conns(b, 5, 3); /* another password: every line a miss */
+    ST_CHECK(load_scache_load(path, &other, b, 3) == 0);
+    unlink(path);
+    ST_CHECK(load_scache_load(path, &o, b, 3) == 0); /* no file: empty */
+}
+
 static void st_hist(void)
 {
     load_hist_t *h = calloc(1, sizeof(*h));
@@ -160,6 +209,7 @@ int load_selftest(void)
     st_feed(0, 1);
     st_feed(0, 7);
     st_scram();
+    st_scache();
     st_hist();
     printf("selftest: %s (%d failures)\n", st_fail ? "FAILED" : "ok", st_fail);
     return st_fail;

@@ -31,6 +31,7 @@
 #include "kn_mem.h"
 #include "load.h"
 #include "load_conn.h"
+#include "load_scache.h"
 
 #define WORKER_TICK_S      0.2
 #define WORKER_SEND_TICK_S 0.001
@@ -731,6 +732,10 @@ int load_worker_main(const load_opts_t *opts, const load_plan_t *plan,
         }
     }
 
+    if (opts->scram_cache != NULL &&
+        load_scache_load(opts->scram_cache, opts, w->conns, count) < 0)
+        return 2;
+
     ev_io_init(&w->cmd_w, worker_cmd_cb, cmd_fd, EV_READ);
     w->cmd_w.data = w;
     ev_io_start(w->loop, &w->cmd_w);
@@ -745,6 +750,11 @@ int load_worker_main(const load_opts_t *opts, const load_plan_t *plan,
     w->last_progress = load_now_ns();
 
     ev_run(w->loop, 0);
+
+    if (opts->scram_cache != NULL &&
+        load_scache_save(opts->scram_cache, opts, w->conns, count) < 0 &&
+        w->exit_code == 0)
+        w->exit_code = 2;
 
     for (size_t i = 0; i < count; i++) {
         load_conn_t *c = &w->conns[i];
