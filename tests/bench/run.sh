@@ -46,6 +46,10 @@ echo "bench: warm-up logins (SCRAM key file $var/scram-keys)"
 "$load" connections "${common[@]}" --users "$max" --hold 1 >/dev/null || exit 1
 "$load" connections "${common[@]}" --users "$pres_users" --user-fmt 'pres%d' \
     --hold 1 >/dev/null || exit 1
+# Fresh daemons for the measured runs: after the warm-up their allocators
+# would reuse freed memory and memory per session would read about 0.
+"$top/deploy/dev/run.sh" --stop "$build" >/dev/null
+"$top/deploy/dev/run.sh" "$build" >/dev/null || exit 1
 rc=0
 "$load" connections "${common[@]}" --users "$users" --hold 30 || rc=1
 "$load" throughput "${common[@]}" --pairs "$pairs" --rates "$rates" \
