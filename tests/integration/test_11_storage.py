@@ -19,17 +19,11 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from test_05_roster import D, presenced, presences, roster_row, sql  # noqa: F401
-from xmpp_client import login, run
+from xmpp_client import iq, login, run
 
 PW = "secret-pw"
 NS_PRIV = "jabber:iq:private"
 NS_BLOCK = "urn:xmpp:blocking"
-
-
-async def iq(c, itype, to, payload):
-    q = c.make_iq(ito=to, itype=itype)
-    q.xml.append(ET.fromstring(payload))
-    return await q.send(timeout=10)
 
 
 async def iq_error(c, itype, to, payload):

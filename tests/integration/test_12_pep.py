@@ -23,7 +23,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from test_05_roster import roster_row, sql
 from test_07_muc import NS_ADMIN, NS_OWNER, SVC, kilnctl
-from xmpp_client import login, run
+from xmpp_client import iq, login, run
 
 PW = "secret-pw"
 D = "localhost"
@@ -42,12 +42,6 @@ def pep(live):
 
 
 # ---- helpers ---------------------------------------------------------------
-
-async def iq(c, itype, to, payload):
-    q = c.make_iq(ito=to, itype=itype)
-    q.xml.append(ET.fromstring(payload))
-    return await q.send(timeout=10)
-
 
 async def iq_error(c, itype, to, payload):
     """(stanza condition, pubsub#errors condition or None) of the error."""

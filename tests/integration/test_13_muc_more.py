@@ -23,11 +23,12 @@ import pytest
 
 from conftest import BIN, CONF
 
-from slixmpp.exceptions import IqError  # noqa: E402
 from slixmpp.xmlstream.handler import Callback  # noqa: E402
 from slixmpp.xmlstream.matcher import MatchXPath  # noqa: E402
 
-from xmpp_client import login as client_login, run  # noqa: E402
+from xmpp_client import (codes, drain, iq, iq_error, join,  # noqa: E402
+                         joined, next_message, next_presence, run, say)
+from xmpp_client import login as client_login  # noqa: E402
 
 PW = "secret-pw"
 SVC = "conference.localhost"
@@ -90,34 +91,6 @@ async def login(*args, **kw):
     return c
 
 
-def join(c, room, nick):
-    p = c.make_presence(pto="%s/%s" % (room, nick))
-    p.append(ET.Element("{%s}x" % NS_MUC))
-    p.send()
-
-
-async def next_presence(c, pred, timeout=5):
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError("no matching presence")
-        p = await asyncio.wait_for(c.presences.get(), left)
-        if pred(p):
-            return p
-
-
-async def next_message(c, pred, timeout=5):
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError("no matching message")
-        m = await asyncio.wait_for(c.messages.get(), left)
-        if pred(m):
-            return m
-
-
 async def no_matching_message(c, pred, wait=1.0):
     try:
         m = await next_message(c, pred, wait)
@@ -126,45 +99,8 @@ async def no_matching_message(c, pred, wait=1.0):
     raise AssertionError("unexpected message: %s" % m)
 
 
-def codes(p):
-    x = p.xml.find("{%s}x" % NS_USER)
-    return set() if x is None else {
-        s.get("code") for s in x.findall("{%s}status" % NS_USER)}
-
-
 def item(p):
     return p.xml.find("{%s}x/{%s}item" % (NS_USER, NS_USER))
-
-
-async def joined(c, room, nick):
-    """Join and wait for the self-presence (110) or the error."""
-    join(c, room, nick)
-    return await next_presence(
-        c, lambda p: str(p["from"]) == "%s/%s" % (room, nick) and
-        (p["type"] == "error" or "110" in codes(p)))
-
-
-async def iq(c, itype, to, payload):
-    q = c.make_iq(ito=to, itype=itype)
-    q.xml.append(ET.fromstring(payload))
-    return await q.send(timeout=10)
-
-
-async def iq_error(c, itype, to, payload):
-    try:
-        await iq(c, itype, to, payload)
-    except IqError as e:
-        return e.iq["error"]["condition"]
-    raise AssertionError("expected an error")
-
-
-def say(c, room, body):
-    c.send_message(mto=room, mbody=body, mtype="groupchat")
-
-
-def drain(q):
-    while not q.empty():
-        q.get_nowait()
 
 
 def form(form_type, fields, ftype="submit"):

@@ -16,15 +16,14 @@ import re
 import time
 import xml.etree.ElementTree as ET
 
-from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from conftest import CONF, VAR
 from test_05_roster import sql
-from test_07_muc import SVC, joined, kilnctl, say
+from test_07_muc import SVC, kilnctl
 from test_07_muc import login as muc_login
-from xmpp_client import login, run
+from xmpp_client import iq, iq_error, joined, login, run, say
 
 PW = "secret-pw"
 D = "localhost"
@@ -36,20 +35,6 @@ PUBOPTS = NS_PS + "#publish-options"
 
 
 # ---- helpers ---------------------------------------------------------------
-
-async def iq(c, itype, to, payload):
-    q = c.make_iq(ito=to, itype=itype)
-    q.xml.append(ET.fromstring(payload))
-    return await q.send(timeout=10)
-
-
-async def iq_error(c, itype, to, payload):
-    try:
-        await iq(c, itype, to, payload)
-    except IqError as e:
-        return e.iq["error"]["condition"]
-    raise AssertionError("expected an error")
-
 
 def enable_xml(jid, node=None, secret=None, muted=()):
     a = " jid='%s'" % jid if jid is not None else ""

@@ -11,8 +11,11 @@ exactly what it expects with a timeout, and assert nothing else came.
 import asyncio
 import logging
 import pathlib
+import time
+import xml.etree.ElementTree as ET
 
 import slixmpp
+from slixmpp.exceptions import IqError
 
 logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
 
@@ -112,3 +115,72 @@ async def login(cluster, user, password, node="c2s-a", resource=None, **kw):
     c = Client(jid, password, cluster.ports[node]["starttls"], cluster.cert,
                **kw)
     return await c.start()
+
+
+# ---- helpers shared by the test files (MUC, PEP, push, storage) ----------
+
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_USER = "http://jabber.org/protocol/muc#user"
+
+
+def join(c, room, nick, history=None, password=None):
+    x = ET.Element("{%s}x" % NS_MUC)
+    if history is not None:
+        ET.SubElement(x, "{%s}history" % NS_MUC, maxstanzas=str(history))
+    if password is not None:
+        ET.SubElement(x, "{%s}password" % NS_MUC).text = password
+    p = c.make_presence(pto="%s/%s" % (room, nick))
+    p.append(x)
+    p.send()
+
+async def next_presence(c, pred, timeout=5):
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("no matching presence")
+        p = await asyncio.wait_for(c.presences.get(), left)
+        if pred(p):
+            return p
+
+async def next_message(c, pred, timeout=5):
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("no matching message")
+        m = await asyncio.wait_for(c.messages.get(), left)
+        if pred(m):
+            return m
+
+def codes(p):
+    x = p.xml.find("{%s}x" % NS_USER)
+    return set() if x is None else {
+        s.get("code") for s in x.findall("{%s}status" % NS_USER)}
+
+async def joined(c, room, nick, **kw):
+    """Join and wait for the self-presence (status 110)."""
+    join(c, room, nick, **kw)
+    p = await next_presence(
+        c, lambda p: str(p["from"]) == "%s/%s" % (room, nick) and
+        (p["type"] == "error" or "110" in codes(p)))
+    return p
+
+async def iq(c, itype, to, payload):
+    q = c.make_iq(ito=to, itype=itype)
+    q.xml.append(ET.fromstring(payload))
+    return await q.send(timeout=10)
+
+async def iq_error(c, itype, to, payload):
+    try:
+        await iq(c, itype, to, payload)
+    except IqError as e:
+        return e.iq["error"]["condition"]
+    raise AssertionError("expected an error")
+
+def say(c, room, body):
+    c.send_message(mto=room, mbody=body, mtype="groupchat")
+
+def drain(q):
+    while not q.empty():
+        q.get_nowait()
