@@ -48,7 +48,7 @@ typedef enum pep_viewer {
 } pep_viewer_t;
 
 typedef struct pep_job pep_job_t;
-typedef void (*pep_step_t)(pep_job_t *j, const PGresult *res, int err);
+typedef void (*pep_step_t)(pep_job_t *j, const PGresult *res);
 
 struct pep_job {
     pres_t *p; /* NULL: orphaned by pres_free, the query callback frees */
@@ -61,9 +61,10 @@ struct pep_job {
     char *from_bare;
     pep_viewer_t viewer;
     bool started, in_pg, node_created;
-    pep_step_t step; /* what the query in flight continues with */
-    pep_conf_t conf; /* the node's configuration, once read */
-    char *id;        /* publish: the item id (ours when the request had none) */
+    pep_step_t step;    /* what the query in flight continues with */
+    bool step_may_fail; /* a failed query still goes on with step */
+    pep_conf_t conf;    /* the node's configuration, once read */
+    char *id; /* publish: the item id (ours when the request had none) */
 };
 
 struct pep_queue {
@@ -133,6 +134,8 @@ static void job_enqueue(pres_t *p, pep_job_t *j)
     queue_kick(p, q);
 }
 
+static void job_db_fail(pep_job_t *j, const PGresult *res);
+
 static void job_pg_cb(const PGresult *res, int err, void *arg)
 {
     pep_job_t *j = arg;
@@ -141,18 +144,32 @@ static void job_pg_cb(const PGresult *res, int err, void *arg)
         return;
     }
     j->in_pg = false;
-    if (err != 0)
+    if (err != 0) {
         kn_log_warn("pep %s: %s%s", j->owner, kn_strerror(err),
                     res ? PQresultErrorMessage(res) : "");
-    j->step(j, res, err);
+        if (!j->step_may_fail) {
+            job_db_fail(j, res);
+            return;
+        }
+        res = NULL;
+    }
+    j->step(j, res);
+}
+
+static void job_query_as(pep_job_t *j, const char *sql, size_t n,
+                         const char *const *params, pep_step_t step,
+                         bool may_fail)
+{
+    j->step = step;
+    j->step_may_fail = may_fail;
+    j->in_pg = true;
+    kn_pg_query(j->p->pg, sql, n, params, job_pg_cb, j);
 }
 
 static void job_query(pep_job_t *j, const char *sql, size_t n,
                       const char *const *params, pep_step_t step)
 {
-    j->step = step;
-    j->in_pg = true;
-    kn_pg_query(j->p->pg, sql, n, params, job_pg_cb, j);
+    job_query_as(j, sql, n, params, step, false);
 }
 
 void pres_pep_free(pres_t *p)
@@ -396,17 +413,17 @@ static void node_insert(pep_job_t *j, pep_step_t step)
 }
 
 /* Keep the node's max_items newest items (none when it does not persist). */
-static void items_trim(pep_job_t *j, pep_step_t step)
+static void items_trim(pep_job_t *j, pep_step_t step, bool may_fail)
 {
     char keep[24];
     snprintf(keep, sizeof(keep), "%ld",
              j->conf.persist ? j->conf.max_items : 0);
     const char *params[] = {j->local, j->req.node, keep};
-    job_query(j,
-              "delete from pep_items where username = $1 and node = $2 and"
-              " seq <= coalesce((select seq from pep_items where username ="
-              " $1 and node = $2 order by seq desc offset $3 limit 1), -1)",
-              3, params, step);
+    job_query_as(j,
+                 "delete from pep_items where username = $1 and node = $2 and"
+                 " seq <= coalesce((select seq from pep_items where username ="
+                 " $1 and node = $2 order by seq desc offset $3 limit 1), -1)",
+                 3, params, step, may_fail);
 }
 
 static size_t affected(const PGresult *res)
@@ -453,10 +470,11 @@ static void viewer_roster(pres_t *p, const char *bare, const pres_roster_t *r,
 
 /* ---- publish -------------------------------------------------------- */
 
-static void publish_trimmed(pep_job_t *j, const PGresult *res, int err)
+/* Sent with may_fail: a failed trim is logged, the item is stored and a
+ * later publish trims again. */
+static void publish_trimmed(pep_job_t *j, const PGresult *res)
 {
     (void)res;
-    (void)err; /* logged; the item is stored, a later publish trims again */
     job_done(j);
 }
 
@@ -473,14 +491,11 @@ static void publish_finish(pep_job_t *j)
     kn_log_debug("pep %s: published %s in %s", j->owner, j->id, j->req.node);
 }
 
-static void publish_stored(pep_job_t *j, const PGresult *res, int err)
+static void publish_stored(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
+    (void)res; /* the statement's success is all that matters */
     publish_finish(j);
-    items_trim(j, publish_trimmed);
+    items_trim(j, publish_trimmed, true);
 }
 
 static void publish_store(pep_job_t *j)
@@ -492,7 +507,8 @@ static void publish_store(pep_job_t *j)
             job_done(j);
             return;
         }
-        items_trim(j, publish_trimmed); /* drop what an earlier config kept */
+        items_trim(j, publish_trimmed,
+                   true); /* drop what an earlier config kept */
         return;
     }
     kn_stanza_builder_t *fb = kn_stanza_builder_new();
@@ -514,12 +530,8 @@ static void publish_store(pep_job_t *j)
     kn_buf_free(&xml);
 }
 
-static void publish_created(pep_job_t *j, const PGresult *res, int err)
+static void publish_created(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
     if (affected(res) == 0) { /* pep_max_nodes reached */
         job_fail(j, KN_STE_POLICY_VIOLATION, NULL);
         return;
@@ -528,12 +540,8 @@ static void publish_created(pep_job_t *j, const PGresult *res, int err)
     publish_store(j);
 }
 
-static void publish_node(pep_job_t *j, const PGresult *res, int err)
+static void publish_node(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
     if (PQntuples(res) == 0) { /* auto-create, with the publish-options */
         pep_conf_default(&j->conf);
         if (j->req.has_opts)
@@ -551,12 +559,8 @@ static void publish_node(pep_job_t *j, const PGresult *res, int err)
 
 /* ---- retract, purge, delete ----------------------------------------- */
 
-static void retract_done(pep_job_t *j, const PGresult *res, int err)
+static void retract_done(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
     if (affected(res) == 0) {
         job_fail(j, KN_STE_ITEM_NOT_FOUND, NULL);
         return;
@@ -566,12 +570,8 @@ static void retract_done(pep_job_t *j, const PGresult *res, int err)
     job_done(j);
 }
 
-static void purge_done(pep_job_t *j, const PGresult *res, int err)
+static void purge_done(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
     if (PQntuples(res) == 0 || strtol(PQgetvalue(res, 0, 0), NULL, 10) == 0) {
         job_fail(j, KN_STE_ITEM_NOT_FOUND, NULL);
         return;
@@ -581,12 +581,8 @@ static void purge_done(pep_job_t *j, const PGresult *res, int err)
     job_done(j);
 }
 
-static void delete_done(pep_job_t *j, const PGresult *res, int err)
+static void delete_done(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
     if (affected(res) == 0) {
         job_fail(j, KN_STE_ITEM_NOT_FOUND, NULL);
         return;
@@ -598,12 +594,8 @@ static void delete_done(pep_job_t *j, const PGresult *res, int err)
 
 /* ---- create, configure ---------------------------------------------- */
 
-static void create_done(pep_job_t *j, const PGresult *res, int err)
+static void create_done(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
     if (affected(res) == 0) {
         job_fail(j, KN_STE_POLICY_VIOLATION, NULL);
         return;
@@ -612,12 +604,8 @@ static void create_done(pep_job_t *j, const PGresult *res, int err)
     job_done(j);
 }
 
-static void create_node(pep_job_t *j, const PGresult *res, int err)
+static void create_node(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
     if (PQntuples(res) > 0) {
         job_fail(j, KN_STE_CONFLICT, NULL);
         return;
@@ -628,12 +616,8 @@ static void create_node(pep_job_t *j, const PGresult *res, int err)
     node_insert(j, create_done);
 }
 
-static void config_get(pep_job_t *j, const PGresult *res, int err)
+static void config_get(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
     if (PQntuples(res) == 0) {
         job_fail(j, KN_STE_ITEM_NOT_FOUND, NULL);
         return;
@@ -666,31 +650,21 @@ static void config_get(pep_job_t *j, const PGresult *res, int err)
     job_done(j);
 }
 
-static void config_trimmed(pep_job_t *j, const PGresult *res, int err)
+static void config_trimmed(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
+    (void)res; /* the statement's success is all that matters */
     pres_send_result(j->p, j->iq);
     job_done(j);
 }
 
-static void config_updated(pep_job_t *j, const PGresult *res, int err)
+static void config_updated(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
-    items_trim(j, config_trimmed);
+    (void)res; /* the statement's success is all that matters */
+    items_trim(j, config_trimmed, false);
 }
 
-static void config_set(pep_job_t *j, const PGresult *res, int err)
+static void config_set(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
     if (PQntuples(res) == 0) {
         job_fail(j, KN_STE_ITEM_NOT_FOUND, NULL);
         return;
@@ -714,12 +688,8 @@ static void config_set(pep_job_t *j, const PGresult *res, int err)
 
 /* ---- retrieval: items, disco ---------------------------------------- */
 
-static void items_rows(pep_job_t *j, const PGresult *res, int err)
+static void items_rows(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
     /* Rows are oldest first; keep the newest that fit in a frame. */
     int n = PQntuples(res), first = n;
     size_t bytes = 0;
@@ -813,12 +783,8 @@ static void info_send(pep_job_t *j)
 }
 
 /* The node row of a retrieval (items, node disco) arrived. */
-static void retrieve_node(pep_job_t *j, const PGresult *res, int err)
+static void retrieve_node(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
     bool disco = j->req.op != PEP_OP_ITEMS;
     if (PQntuples(res) == 0) {
         job_fail(j, KN_STE_ITEM_NOT_FOUND, NULL);
@@ -886,12 +852,8 @@ static void account_info_send(pres_t *p, const kn_stanza_t *iq)
     kn_stanza_unref(&st);
 }
 
-static void account_exists(pep_job_t *j, const PGresult *res, int err)
+static void account_exists(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
     if (PQntuples(res) == 0) {
         job_fail(j, KN_STE_SERVICE_UNAVAILABLE, NULL);
         return;
@@ -900,12 +862,8 @@ static void account_exists(pep_job_t *j, const PGresult *res, int err)
     job_done(j);
 }
 
-static void nodes_rows(pep_job_t *j, const PGresult *res, int err)
+static void nodes_rows(pep_job_t *j, const PGresult *res)
 {
-    if (err != 0) {
-        job_db_fail(j, res);
-        return;
-    }
     kn_stanza_builder_t *b = result_start(j);
     kn_stanza_builder_start(b, "query", PEP_NS_DISCO_ITEMS);
     for (int i = 0; i < PQntuples(res); i++) {
