@@ -247,6 +247,9 @@ void pres_multicast_flags(pres_t *p, const kn_stanza_t *st,
 void pres_send_error(pres_t *p, const kn_stanza_t *orig, kn_stanza_err_t cond);
 /* Append conn to p->targets (growing). */
 void pres_target_add(pres_t *p, size_t *n, uint64_t conn);
+/* p->targets = the sessions of u (its available ones when avail_only; none
+ * when u is NULL); returns how many. */
+size_t pres_user_targets(pres_t *p, const pres_user_t *u, bool avail_only);
 /* An empty result to iq (from = its to). */
 void pres_send_result(pres_t *p, const kn_stanza_t *iq);
 /* The ISO 8601 UTC stamp of t into buf[32]. */

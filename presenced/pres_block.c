@@ -316,22 +316,15 @@ static kn_stanza_t *block_unavailable(pres_t *p, const char *from)
     return kn_stanza_builder_finish(b);
 }
 
-/* Targets: the user's available sessions. */
-static size_t block_user_targets(pres_t *p, pres_user_t *u)
-{
-    size_t n = 0;
-    for (pres_sess_t *s = u ? u->sessions : NULL; s; s = s->next)
-        if (s->avail)
-            pres_target_add(p, &n, s->conn);
-    return n;
-}
-
 /* Contacts' sessions -> the user (to/both): unavailable from the newly
  * blocked ones (before the push), current presence of the newly
  * unblocked ones (after it). */
 static void block_flow_in(pres_t *p, const block_job_t *j, pres_user_t *u,
                           const pres_roster_t *r, bool blocked)
 {
+    /* The user's available sessions, once: only the blocked branch sends
+     * to them, and nothing in the loop changes p->targets. */
+    size_t nt = blocked ? pres_user_targets(p, u, true) : 0;
     for (size_t i = 0; r != NULL && i < r->n; i++) {
         const pres_item_t *it = &r->items[i];
         pres_user_t *c = pres_user_find(p, it->jid);
@@ -343,7 +336,7 @@ static void block_flow_in(pres_t *p, const block_job_t *j, pres_user_t *u,
                 continue;
             if (blocked) {
                 kn_stanza_t *un = block_unavailable(p, cs->full);
-                pres_multicast(p, un, p->targets, block_user_targets(p, u));
+                pres_multicast(p, un, p->targets, nt);
                 kn_stanza_unref(&un);
                 continue;
             }
@@ -411,9 +404,7 @@ static void block_roster_cb(pres_t *p, const char *bare, const pres_roster_t *r,
         block_flow_in(p, j, u, r, true);
     pres_send_result(p, j->iq);
     if (u != NULL) {
-        size_t n = 0;
-        for (pres_sess_t *s = u->sessions; s; s = s->next)
-            pres_target_add(p, &n, s->conn);
+        size_t n = pres_user_targets(p, u, false);
         pres_multicast_flags(p, j->push, p->targets, n, KN_F_BLOCKLIST);
         p->stats.pushes++;
         block_flow_out(p, j, u, r, blocked);

@@ -120,6 +120,15 @@ void pres_target_add(pres_t *p, size_t *n, uint64_t conn)
     p->targets[(*n)++] = conn;
 }
 
+size_t pres_user_targets(pres_t *p, const pres_user_t *u, bool avail_only)
+{
+    size_t n = 0;
+    for (const pres_sess_t *s = u ? u->sessions : NULL; s; s = s->next)
+        if (s->avail || !avail_only)
+            pres_target_add(p, &n, s->conn);
+    return n;
+}
+
 void pres_stamp(double t, char *buf, size_t size)
 {
     time_t s = (time_t)t;

@@ -325,11 +325,7 @@ static kn_stanza_builder_t *event_start(pres_t *p, const char *owner)
 static void event_send(pres_t *p, const char *owner)
 {
     kn_stanza_t *st = kn_stanza_builder_finish(p->b);
-    pres_user_t *u = pres_user_find(p, owner);
-    size_t n = 0;
-    for (pres_sess_t *s = u ? u->sessions : NULL; s; s = s->next)
-        if (s->avail)
-            pres_target_add(p, &n, s->conn);
+    size_t n = pres_user_targets(p, pres_user_find(p, owner), true);
     pres_multicast(p, st, p->targets, n);
     kn_stanza_unref(&st);
 }

@@ -361,9 +361,7 @@ void pres_roster_push(pres_t *p, const char *bare, const pres_item_t *it,
         kn_stanza_builder_end(b);
     }
     kn_stanza_t *st = kn_stanza_builder_finish(b);
-    size_t n = 0;
-    for (pres_sess_t *s = u->sessions; s; s = s->next)
-        pres_target_add(p, &n, s->conn);
+    size_t n = pres_user_targets(p, u, false);
     pres_multicast(p, st, p->targets, n);
     p->stats.pushes++;
     kn_stanza_unref(&st);

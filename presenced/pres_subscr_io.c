@@ -68,16 +68,6 @@ static void subq_finish(pres_t *p, subq_t *j)
 
 /* ---- presence between two local users ---------------------------------- */
 
-static size_t avail_targets(pres_t *p, const char *bare)
-{
-    size_t n = 0;
-    pres_user_t *u = pres_user_find(p, bare);
-    for (pres_sess_t *s = u ? u->sessions : NULL; s; s = s->next)
-        if (s->avail)
-            pres_target_add(p, &n, s->conn);
-    return n;
-}
-
 /* Y's available resources' presence (or unavailable) to X's resources. */
 void pres_presence_flow(pres_t *p, const char *y, const char *x, bool available)
 {
@@ -98,7 +88,7 @@ void pres_presence_flow(pres_t *p, const char *y, const char *x, bool available)
             kn_stanza_builder_attr(b, "type", "unavailable");
             st = kn_stanza_builder_finish(b);
         }
-        size_t n = avail_targets(p, x);
+        size_t n = pres_user_targets(p, pres_user_find(p, x), true);
         pres_multicast(p, st, p->targets, n);
         kn_stanza_unref(&st);
     }
@@ -121,7 +111,7 @@ static void subq_deliver(pres_t *p, subq_t *j, const char *from, const char *to,
     }
     kn_stanza_t *st = kn_stanza_builder_finish(b);
     if (pres_is_local(p, to)) {
-        size_t n = avail_targets(p, to);
+        size_t n = pres_user_targets(p, pres_user_find(p, to), true);
         pres_multicast(p, st, p->targets, n);
     } else {
         pres_send(p, st, 0);
