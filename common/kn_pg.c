@@ -445,9 +445,8 @@ static void conn_init(kn_pg_pool_t *p, pg_conn_t *c)
     c->timer.data = c;
 }
 
-/* Send q on c. 0, or -1 when libpq refused (q is untouched; a statement
- * this call added to the cache is dropped again, as the connection goes
- * down after a refusal anyway).
+/* Send q on c. 0, or -1 when libpq refused (q is untouched; the caller
+ * takes the connection down, which also empties its statement cache).
  *
  * Every SQL text is prepared once per connection as a named statement
  * (Parse + Execute in the same pipeline segment the first time, Execute

@@ -112,7 +112,6 @@ static void off_stored(const PGresult *res, int err, void *arg)
 void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
                         const void *payload, size_t len)
 {
-    (void)env;
     const char *to = kn_stanza_to(st);
     if (to == NULL || !pres_is_local(p, to) || p->pg == NULL)
         return;
