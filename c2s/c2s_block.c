@@ -307,12 +307,8 @@ static bool block_refused(c2s_stream_t *s, const kn_env_t *env, const void *pl,
     if (env->from_len == 0 || block_exempt(s, env->from, env->from_len) ||
         !kn_blocklist_match(s->blocked, env->from, env->from_len))
         return false;
-    bool answer =
-        env->kind == KN_ENV_STANZA && !(env->flags & KN_F_EXTRA_COPY) &&
-        ((env->stanza == KN_ENV_ST_MESSAGE &&
-          (env->type == KN_ENV_TYPE_NORMAL || env->type == KN_ENV_TYPE_CHAT)) ||
-         (env->stanza == KN_ENV_ST_IQ &&
-          (env->type == KN_ENV_TYPE_GET || env->type == KN_ENV_TYPE_SET)));
+    bool answer = env->kind == KN_ENV_STANZA &&
+                  !(env->flags & KN_F_EXTRA_COPY) && kn_env_wants_reply(env);
     kn_log_debug("c2s: %s: %s from blocked %.*s %s", kn_jid_str(&s->jid),
                  kn_env_stanza_name(env->stanza), (int)env->from_len, env->from,
                  answer ? "refused" : "dropped");
@@ -367,32 +363,29 @@ bool c2s_block_outbound(c2s_stream_t *s, const kn_stanza_t *st,
     return true;
 }
 
-/* A held delivery at the end of the session: what a vanished connection
- * would send back (c2s_router.c), the rest is dropped. An extra copy of
- * a message to the bare JID is not: its first copy went to another
- * resource. */
+bool c2s_reroute_env(const kn_env_t *env, kn_env_t *out)
+{
+    if (env->kind != KN_ENV_STANZA ||
+        (env->flags & (KN_F_REROUTE | KN_F_BLOCKLIST | KN_F_EXTRA_COPY)) ||
+        !kn_env_wants_reply(env))
+        return false;
+    *out = *env;
+    out->flags |= KN_F_REROUTE;
+    /* A stored offline message keeps the connection it was meant for:
+     * presenced tells its own returns from older ones by it. */
+    if (!(env->flags & KN_F_ACK_WANTED))
+        out->conn_id = 0;
+    return true;
+}
+
+/* A held delivery at the end of the session goes back as a vanished
+ * connection's would (c2s_reroute_env); the rest is dropped. */
 static void block_reroute_one(c2s_stream_t *s, const kn_env_t *env,
                               const void *pl, size_t len)
 {
-    bool reroute =
-        env->kind == KN_ENV_STANZA &&
-        !(env->flags & (KN_F_REROUTE | KN_F_BLOCKLIST | KN_F_EXTRA_COPY)) &&
-        ((env->stanza == KN_ENV_ST_MESSAGE &&
-          (env->type == KN_ENV_TYPE_NORMAL || env->type == KN_ENV_TYPE_CHAT)) ||
-         (env->stanza == KN_ENV_ST_IQ &&
-          (env->type == KN_ENV_TYPE_GET || env->type == KN_ENV_TYPE_SET)));
-    if (!reroute)
-        return;
-    kn_env_t e = *env;
-    e.flags |= KN_F_REROUTE;
-    e.conn_id = 0;
-    if (e.stanza == KN_ENV_ST_IQ) {
-        /* The router bounces a rerouted iq to its sender; it reads the
-         * namespace from node only for server IQs, so none is needed. */
-        e.node = NULL;
-        e.node_len = 0;
-    }
-    c2s_stream_route(s, &e, pl, len);
+    kn_env_t e;
+    if (c2s_reroute_env(env, &e))
+        c2s_stream_route(s, &e, pl, len);
 }
 
 void c2s_block_end(c2s_stream_t *s)

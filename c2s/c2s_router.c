@@ -56,23 +56,9 @@ static void router_on_stanza(c2s_server_t *srv, const kn_env_t *env,
 {
     bool ok;
     router_deliver(srv, env->conn_id, env, pl, len, &ok);
-    if (ok || (env->flags & KN_F_BLOCKLIST))
-        return; /* a block list for a session that is gone: nobody's */
-    bool reroute =
-        env->type != KN_ENV_TYPE_ERROR &&
-        ((env->stanza == KN_ENV_ST_MESSAGE &&
-          env->type != KN_ENV_TYPE_GROUPCHAT &&
-          env->type != KN_ENV_TYPE_HEADLINE) ||
-         (env->stanza == KN_ENV_ST_IQ &&
-          (env->type == KN_ENV_TYPE_GET || env->type == KN_ENV_TYPE_SET)));
-    if (!reroute || (env->flags & KN_F_REROUTE))
+    kn_env_t e;
+    if (ok || !c2s_reroute_env(env, &e))
         return;
-    kn_env_t e = *env;
-    e.flags |= KN_F_REROUTE;
-    /* A stored offline message keeps the connection it was meant for:
-     * presenced tells its own returns from older ones by it. */
-    if (!(env->flags & KN_F_ACK_WANTED))
-        e.conn_id = 0;
     int rc = kn_link_send(srv->link, &e, pl, len);
     if (rc < 0)
         kn_log_warn("c2s: reroute of a stanza for a vanished connection "

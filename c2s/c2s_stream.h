@@ -247,6 +247,15 @@ void c2s_stanza_deliver(c2s_stream_t *s, const void *payload, size_t len);
  * c2s_stanza_deliver() does. Returns C2S_ACT_CLOSE when the held bytes
  * passed hold_max (the stream is closed with <resource-constraint/>;
  * the owner runs its close path), else C2S_ACT_MORE. */
+/* A delivery that could not be written (its connection vanished, or it
+ * was held when the session ended): whether it goes back to the router,
+ * and then *out is the envelope to send (KN_F_REROUTE; conn id kept only
+ * for a stored offline message). What nobody answers (presence, results,
+ * groupchat, headline), block-list data, a second reroute and the extra
+ * copies of a message to a bare JID (its first copy went elsewhere) do
+ * not go back. */
+bool c2s_reroute_env(const kn_env_t *env, kn_env_t *out);
+
 c2s_act_t c2s_stream_inbound(c2s_stream_t *s, const kn_env_t *env,
                              const void *payload, size_t len);
 

@@ -114,6 +114,14 @@ bool kn_env_type_fits(kn_env_stanza_t st, kn_env_type_t type)
     }
 }
 
+bool kn_env_wants_reply(const kn_env_t *env)
+{
+    if (env->stanza == KN_ENV_ST_MESSAGE)
+        return env->type == KN_ENV_TYPE_NORMAL || env->type == KN_ENV_TYPE_CHAT;
+    return env->stanza == KN_ENV_ST_IQ &&
+           (env->type == KN_ENV_TYPE_GET || env->type == KN_ENV_TYPE_SET);
+}
+
 kn_env_stanza_t kn_env_stanza_from_name(const char *name)
 {
     if (name == NULL)

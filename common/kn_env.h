@@ -192,4 +192,8 @@ int kn_env_type_from_str(kn_env_stanza_t st, const char *type,
  * Accepts out-of-range values (returns false). */
 bool kn_env_type_fits(kn_env_stanza_t st, kn_env_type_t type);
 
+/* True for what its sender expects an answer to when it cannot be
+ * delivered: a message of type normal or chat, an iq get or set. */
+bool kn_env_wants_reply(const kn_env_t *env);
+
 #endif

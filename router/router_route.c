@@ -554,16 +554,12 @@ void router_undeliverable(router_t *r, const router_node_t *to,
             r->stats.dropped++; /* presenced still holds the row */
         else
             route_back(r, env, payload);
-    } else if (env->stanza == KN_ENV_ST_MESSAGE &&
-               env->type != KN_ENV_TYPE_ERROR &&
-               env->type != KN_ENV_TYPE_GROUPCHAT &&
-               env->type != KN_ENV_TYPE_HEADLINE) {
+    } else if (env->stanza == KN_ENV_ST_MESSAGE && kn_env_wants_reply(env)) {
         if (offline_gone) /* the offline handler itself is unreachable */
             router_bounce(r, src, env, payload, KN_STE_SERVICE_UNAVAILABLE);
         else
             route_offline(r, src, env, payload);
-    } else if (env->stanza == KN_ENV_ST_IQ &&
-               (env->type == KN_ENV_TYPE_GET || env->type == KN_ENV_TYPE_SET)) {
+    } else if (env->stanza == KN_ENV_ST_IQ && kn_env_wants_reply(env)) {
         router_bounce(r, src, env, payload, KN_STE_SERVICE_UNAVAILABLE);
     } else {
         r->stats.dropped++;
