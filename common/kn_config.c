@@ -329,6 +329,17 @@ const char *kn_conf_peek_str(const kn_conf_t *cf, const char *path)
     return v;
 }
 
+char *kn_conf_muc_service(const kn_conf_t *cf, const char *domain)
+{
+    const char *svc = kn_conf_peek_str(cf, "mucd.service");
+    if (svc != NULL && *svc != '\0')
+        return kn_strdup(svc);
+    size_t n = strlen("conference.") + strlen(domain) + 1;
+    char *out = kn_malloc(n);
+    snprintf(out, n, "conference.%s", domain);
+    return out;
+}
+
 void kn_conf_free_fields(const kn_conf_def_t *defs, void *out)
 {
     for (const kn_conf_def_t *d = defs; d->type != KN_CONF_END; d++) {

@@ -81,6 +81,10 @@ int kn_conf_apply_node(const kn_conf_t *cf, const char *section,
  * a string. Borrowed: valid until kn_conf_close. */
 const char *kn_conf_peek_str(const kn_conf_t *cf, const char *path);
 
+/* The MUC service domain every process must agree on: mucd.service when
+ * set and not empty, else "conference.<domain>". A new string. */
+char *kn_conf_muc_service(const kn_conf_t *cf, const char *domain);
+
 /* Free every KN_CONF_STR field of out that defs names. Idempotent. */
 void kn_conf_free_fields(const kn_conf_def_t *defs, void *out);
 

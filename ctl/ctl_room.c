@@ -43,10 +43,8 @@ static char *room_jid(const char *arg, const char *default_domain,
 static char *room_service(const ctl_ctx_t *ctx)
 {
     /* The same service name mucd and presenced use. */
-    const char *svc =
-        ctx->cf ? kn_conf_peek_str(ctx->cf, "mucd.service") : NULL;
-    if (svc != NULL && *svc != '\0')
-        return kn_strdup(svc);
+    if (ctx->cf != NULL)
+        return kn_conf_muc_service(ctx->cf, ctx->cc.domain);
     kn_buf_t b = KN_BUF_INIT;
     kn_buf_printf(&b, "conference.%s", ctx->cc.domain);
     return kn_buf_release(&b, NULL);

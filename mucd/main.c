@@ -169,15 +169,11 @@ int main(int argc, char **argv)
         rc = 0;
         goto out_conf;
     }
-    kn_buf_t svc = KN_BUF_INIT;
-    if (mc.service && mc.service[0])
-        kn_buf_append_str(&svc, mc.service);
-    else
-        kn_buf_printf(&svc, "conference.%s", d.cc.domain);
+    char *svc = kn_conf_muc_service(cf, d.cc.domain);
     d.loop = EV_DEFAULT;
     muc_sink_t sink = {mucd_send, &d};
-    muc_init(&d.m, d.cc.domain, svc.data, &sink);
-    kn_buf_free(&svc);
+    muc_init(&d.m, d.cc.domain, svc, &sink);
+    free(svc);
     d.m.set.history_hard_max = (size_t)mc.history_hard_max;
     d.m.set.anyone_creates = mc.anyone_creates != 0;
     d.m.set.retire_days = (unsigned)mc.room_retire_days;

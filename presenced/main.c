@@ -141,14 +141,9 @@ int main(int argc, char **argv)
     pres_set_ordered_pg(d.p, pg_ord);
     /* The MUC service publishes group bookmarks for members (R-GRP-6): the
      * same domain kiln-mucd serves (mucd.service, else conference.<domain>). */
-    const char *muc = kn_conf_peek_str(cf, "mucd.service");
-    kn_buf_t svc = KN_BUF_INIT;
-    if (muc != NULL && *muc != '\0')
-        kn_buf_append_str(&svc, muc);
-    else
-        kn_buf_printf(&svc, "conference.%s", cc.domain);
-    pres_pep_set_trusted(d.p, svc.data);
-    kn_buf_free(&svc);
+    char *svc = kn_conf_muc_service(cf, cc.domain);
+    pres_pep_set_trusted(d.p, svc);
+    free(svc);
     d.link = kn_link_new(d.loop, &cc, "presenced", KN_F_ROLE_DAEMON,
                          &presd_link_ops, &d);
     if (d.link == NULL)
