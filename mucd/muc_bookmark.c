@@ -12,21 +12,9 @@
 #include <string.h>
 
 #include "kn_log.h"
+#include "muc_form.h"
 #include "muc_out.h"
 #include "muc_room.h"
-
-static void bookmark_field(kn_stanza_builder_t *b, const char *var,
-                           const char *type, const char *value)
-{
-    kn_stanza_builder_start(b, "field", NULL);
-    kn_stanza_builder_attr(b, "var", var);
-    if (type != NULL)
-        kn_stanza_builder_attr(b, "type", type);
-    kn_stanza_builder_start(b, "value", NULL);
-    kn_stanza_builder_text(b, value, strlen(value));
-    kn_stanza_builder_end(b);
-    kn_stanza_builder_end(b);
-}
 
 /* XEP-0402 3.1: the node is private (whitelist), persistent and keeps
  * every bookmark; without these options the PEP service would create it
@@ -34,14 +22,15 @@ static void bookmark_field(kn_stanza_builder_t *b, const char *var,
 static void bookmark_options(kn_stanza_builder_t *b)
 {
     kn_stanza_builder_start(b, "publish-options", NULL);
-    kn_stanza_builder_start(b, "x", "jabber:x:data");
+    kn_stanza_builder_start(b, "x", MUC_NS_DATA);
     kn_stanza_builder_attr(b, "type", "submit");
-    bookmark_field(b, "FORM_TYPE", "hidden",
-                   "http://jabber.org/protocol/pubsub#publish-options");
-    bookmark_field(b, "pubsub#persist_items", NULL, "true");
-    bookmark_field(b, "pubsub#max_items", NULL, "max");
-    bookmark_field(b, "pubsub#send_last_published_item", NULL, "never");
-    bookmark_field(b, "pubsub#access_model", NULL, "whitelist");
+    muc_form_field(b, "FORM_TYPE", "hidden", NULL,
+                   "http://jabber.org/protocol/pubsub#publish-options", NULL);
+    muc_form_field(b, "pubsub#persist_items", NULL, NULL, "true", NULL);
+    muc_form_field(b, "pubsub#max_items", NULL, NULL, "max", NULL);
+    muc_form_field(b, "pubsub#send_last_published_item", NULL, NULL, "never",
+                   NULL);
+    muc_form_field(b, "pubsub#access_model", NULL, NULL, "whitelist", NULL);
     kn_stanza_builder_end(b);
     kn_stanza_builder_end(b);
 }
@@ -67,10 +56,7 @@ void muc_bookmark_update(muc_t *m, const muc_room_t *room, const char *bare,
         kn_stanza_builder_attr(b, "id", room->jid);
         kn_stanza_builder_start(b, "conference", MUC_NS_BOOKMARKS);
         kn_stanza_builder_attr(b, "autojoin", "true");
-        kn_stanza_builder_attr(b, "name",
-                               room->cfg.title && room->cfg.title[0]
-                                   ? room->cfg.title
-                                   : room->node);
+        kn_stanza_builder_attr(b, "name", muc_room_name(room));
         kn_stanza_builder_end(b);
         kn_stanza_builder_end(b);
         kn_stanza_builder_end(b);

@@ -58,9 +58,7 @@ void muc_disco_info(muc_t *m, const muc_in_t *in)
     kn_stanza_builder_start(b, "identity", NULL);
     kn_stanza_builder_attr(b, "category", "conference");
     kn_stanza_builder_attr(b, "type", "text");
-    const char *name = room == NULL                            ? "Chatrooms"
-                       : room->cfg.title && room->cfg.title[0] ? room->cfg.title
-                                                               : room->node;
+    const char *name = room == NULL ? "Chatrooms" : muc_room_name(room);
     kn_stanza_builder_attr(b, "name", name);
     kn_stanza_builder_end(b);
     disco_feature(b, MUC_NS);
@@ -124,9 +122,7 @@ void muc_disco_items(muc_t *m, const muc_in_t *in)
                 continue;
             kn_stanza_builder_start(b, "item", NULL);
             kn_stanza_builder_attr(b, "jid", r->jid);
-            kn_stanza_builder_attr(
-                b, "name",
-                r->cfg.title && r->cfg.title[0] ? r->cfg.title : r->node);
+            kn_stanza_builder_attr(b, "name", muc_room_name(r));
             kn_stanza_builder_end(b);
         }
     }

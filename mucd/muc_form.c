@@ -78,7 +78,8 @@ void muc_form_field(kn_stanza_builder_t *b, const char *var, const char *type,
     kn_stanza_builder_start(b, "field", NULL);
     if (var)
         kn_stanza_builder_attr(b, "var", var);
-    kn_stanza_builder_attr(b, "type", type);
+    if (type)
+        kn_stanza_builder_attr(b, "type", type);
     if (label)
         kn_stanza_builder_attr(b, "label", label);
     if (value) {

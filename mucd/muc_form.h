@@ -29,7 +29,7 @@ int muc_form_value(const kn_stanza_t *st, int x, const char *var,
 int muc_form_bool(const char *v, bool *out);
 
 /* Append <field var type label><value/>[<option>...]</field> to the open
- * element of b; label, value and options may be NULL (no element). */
+ * element of b; type, label, value and options may be NULL (none). */
 void muc_form_field(kn_stanza_builder_t *b, const char *var, const char *type,
                     const char *label, const char *value,
                     const char *const *options);

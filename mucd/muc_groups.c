@@ -88,8 +88,7 @@ static void groups_from_memory(muc_t *m, const muc_in_t *in)
     kn_stanza_builder_start(m->b, "query", MUC_NS_GROUPS);
     for (size_t i = 0; i < n; i++) {
         const muc_room_t *r = list[i];
-        groups_item(m->b, r->jid,
-                    r->cfg.title && r->cfg.title[0] ? r->cfg.title : r->node,
+        groups_item(m->b, r->jid, muc_room_name(r),
                     muc_aff_name(muc_room_aff(r, in->from_bare)));
     }
     free(list);

@@ -52,11 +52,6 @@
 
 #define REG_MAX_PENDING 100 /* pending requests per room */
 
-static const char *reg_room_name(const muc_room_t *room)
-{
-    return room->cfg.title && room->cfg.title[0] ? room->cfg.title : room->node;
-}
-
 static void reg_get(muc_t *m, const muc_in_t *in, muc_room_t *room)
 {
     const kn_stanza_t *st = in->st;
@@ -78,7 +73,7 @@ static void reg_get(muc_t *m, const muc_in_t *in, muc_room_t *room)
         muc_regreq_t *q = muc_regreq_find(room, in->from_bare);
         nick = q ? q->nick : NULL;
     }
-    muc_reg_form_request(b, reg_room_name(room), nick);
+    muc_reg_form_request(b, muc_room_name(room), nick);
     kn_stanza_t *out = kn_stanza_builder_finish(b);
     muc_send(m, out);
     kn_stanza_unref(&out);

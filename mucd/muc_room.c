@@ -88,6 +88,11 @@ muc_room_t *muc_room_find(muc_t *m, const char *jid)
     return r;
 }
 
+const char *muc_room_name(const muc_room_t *room)
+{
+    return room->cfg.title && room->cfg.title[0] ? room->cfg.title : room->node;
+}
+
 muc_room_t *muc_room_new(muc_t *m, const char *jid)
 {
     KN_ASSERT(muc_room_find(m, jid) == NULL);

@@ -31,6 +31,9 @@ muc_room_t *muc_room_find(muc_t *m, const char *jid);
 /* A new room jid (bare room JID; its local part is taken from it) with
  * the default configuration; the caller made sure it does not exist. */
 muc_room_t *muc_room_new(muc_t *m, const char *jid);
+/* The name shown for the room: its title, else its node. (The group-list
+ * query's SQL, muc_groups.c, says the same with coalesce/nullif.) */
+const char *muc_room_name(const muc_room_t *room);
 /* Remove the room and everything in it (occupants' seats too). */
 void muc_room_free(muc_t *m, muc_room_t *room);
 
