@@ -981,6 +981,43 @@ START_TEST(block_held_offline_rows_acked_R_PRES_5)
 }
 END_TEST
 
+/* What goes back to the router when a delivery cannot be written: one
+ * rule for a vanished connection and for what a session still held. */
+START_TEST(reroute_rule)
+{
+    kn_env_t e = {0}, out;
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.conn_id = kn_conn_make(3, 42);
+    ck_assert(c2s_reroute_env(&e, &out));
+    ck_assert(out.flags & KN_F_REROUTE);
+    ck_assert_uint_eq(out.conn_id, 0);
+    /* a stored offline message keeps its connection (R-PRES-5) */
+    e.flags = KN_F_ACK_WANTED;
+    ck_assert(c2s_reroute_env(&e, &out));
+    ck_assert_uint_eq(out.conn_id, kn_conn_make(3, 42));
+    /* not again, not the extra copies, not block-list data */
+    e.flags = KN_F_REROUTE;
+    ck_assert(!c2s_reroute_env(&e, &out));
+    e.flags = KN_F_EXTRA_COPY;
+    ck_assert(!c2s_reroute_env(&e, &out));
+    e.flags = KN_F_BLOCKLIST;
+    ck_assert(!c2s_reroute_env(&e, &out));
+    /* nothing that nobody answers */
+    e.flags = 0;
+    e.type = KN_ENV_TYPE_GROUPCHAT;
+    ck_assert(!c2s_reroute_env(&e, &out));
+    e.stanza = KN_ENV_ST_IQ;
+    e.type = KN_ENV_TYPE_RESULT;
+    ck_assert(!c2s_reroute_env(&e, &out));
+    e.type = KN_ENV_TYPE_GET;
+    ck_assert(c2s_reroute_env(&e, &out));
+    e.kind = KN_ENV_MULTICAST;
+    ck_assert(!c2s_reroute_env(&e, &out));
+}
+END_TEST
+
 START_TEST(block_refusals_XEP_0191)
 {
     login("desk");
@@ -1246,6 +1283,7 @@ static Suite *suite(void)
     tcase_add_test(t, deliver_splices_to);
     tcase_add_test(t, block_hold_until_list_XEP_0191);
     tcase_add_test(t, block_held_offline_rows_acked_R_PRES_5);
+    tcase_add_test(t, reroute_rule);
     tcase_add_test(t, block_refusals_XEP_0191);
     tcase_add_test(t, block_outbound_XEP_0191);
     tcase_add_test(t, block_fallback_list_XEP_0191);
