@@ -115,6 +115,19 @@ char *pres_block_key_params(const char *jid, size_t len, const char *keys[4])
 /* ---- the list to c2s ------------------------------------------------------
  */
 
+/* <blocklist><item jid/>...</blocklist> of u into the open element of b
+ * (left open: the caller ends or finishes it). */
+static void block_list_build(kn_stanza_builder_t *b, const pres_user_t *u)
+{
+    kn_stanza_builder_start(b, "blocklist", NS_BLOCKING);
+    for (size_t i = 0; i < kn_blocklist_count(u->blocked); i++) {
+        kn_stanza_builder_start(b, "item", NULL);
+        kn_stanza_builder_attr(b, "jid",
+                               kn_blocklist_item(u->blocked, i, NULL));
+        kn_stanza_builder_end(b);
+    }
+}
+
 /* The whole list, to session s only (KN_F_BLOCKLIST: c2s keeps it). */
 static void block_send_list(pres_t *p, pres_sess_t *s)
 {
@@ -125,13 +138,7 @@ static void block_send_list(pres_t *p, pres_sess_t *s)
     kn_stanza_builder_attr(b, "type", "set");
     kn_stanza_builder_attr(b, "id", "kiln-blocklist");
     kn_stanza_builder_attr(b, "to", s->full);
-    kn_stanza_builder_start(b, "blocklist", NS_BLOCKING);
-    for (size_t i = 0; i < kn_blocklist_count(u->blocked); i++) {
-        kn_stanza_builder_start(b, "item", NULL);
-        kn_stanza_builder_attr(b, "jid",
-                               kn_blocklist_item(u->blocked, i, NULL));
-        kn_stanza_builder_end(b);
-    }
+    block_list_build(b, u);
     kn_stanza_t *st = kn_stanza_builder_finish(b);
     pres_send(p, st, KN_F_BLOCKLIST);
     kn_stanza_unref(&st);
@@ -421,13 +428,7 @@ static void block_get(pres_t *p, pres_user_t *u, const kn_stanza_t *st)
 {
     kn_stanza_builder_t *b = p->b;
     kn_stanza_builder_iq_result(b, st);
-    kn_stanza_builder_start(b, "blocklist", NS_BLOCKING);
-    for (size_t i = 0; i < kn_blocklist_count(u->blocked); i++) {
-        kn_stanza_builder_start(b, "item", NULL);
-        kn_stanza_builder_attr(b, "jid",
-                               kn_blocklist_item(u->blocked, i, NULL));
-        kn_stanza_builder_end(b);
-    }
+    block_list_build(b, u);
     kn_stanza_builder_end(b);
     kn_stanza_t *r = kn_stanza_builder_finish(b);
     pres_send(p, r, 0);
