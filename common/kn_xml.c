@@ -28,6 +28,8 @@
  */
 #include "kn_xml.h"
 
+#include "kn_features.h"
+
 #include <expat.h>
 #include <limits.h>
 #include <stdint.h>
@@ -373,9 +375,13 @@ static void xml_start(kn_xml_t *p)
     KN_ASSERT(p->xp != NULL);
     XML_SetUserData(p->xp, p);
     XML_SetReturnNSTriplet(p->xp, XML_TRUE);
-    /* Expat >= 2.6 may hold back a small final chunk waiting for more;
-     * a stream must see each stanza as soon as its last byte arrives. */
+    /* Expat >= 2.6 (and Debian's later 2.5.0 security updates) may hold
+     * back a small final chunk waiting for more; a stream must see each
+     * stanza as soon as its last byte arrives. Builds without the call
+     * never defer, so there is nothing to switch off. */
+#ifdef KN_HAVE_XML_REPARSE_DEFERRAL
     XML_SetReparseDeferralEnabled(p->xp, XML_FALSE);
+#endif
     XML_SetElementHandler(p->xp, xml_on_start, xml_on_end);
     XML_SetCharacterDataHandler(p->xp, xml_on_text);
     XML_SetStartNamespaceDeclHandler(p->xp, xml_on_ns_decl);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # deploy/deps.sh - install the Debian 12 packages Kiln needs (make deps).
 #
-# Idempotent: only missing packages are installed, and `apt-get update`
-# runs only when something is missing. As root it installs; otherwise it
-# prints the exact sudo line and fails.
+# Idempotent: only missing packages are installed (and those whose
+# installed build lacks a required feature, see features.sh), and
+# `apt-get update` runs only when something is missing. As root it
+# installs; otherwise it prints the exact sudo line and fails.
 set -euo pipefail
 
 PKGS=(
@@ -25,13 +26,23 @@ for p in "${PKGS[@]}"; do
     fi
 done
 
+# Present is not enough: an older Debian build of a -dev package may lack
+# what the build uses (features.sh probes it). Required features that are
+# missing name their packages, which are then upgraded like missing ones.
+features() { "$(dirname "$0")/features.sh" check; }
+
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "deps: all ${#PKGS[@]} packages present"
-    exit 0
+    if out=$(features); then
+        [ -n "$out" ] && echo "$out"
+        echo "deps: all ${#PKGS[@]} packages present"
+        exit 0
+    fi
+    echo "$out"
+    missing=($(echo "$out" | sed -n 's/^upgrade: //p'))
 fi
 
 if [ "$(id -u)" != 0 ]; then
-    echo "deps: missing packages: ${missing[*]}" >&2
+    echo "deps: missing or too old: ${missing[*]}" >&2
     echo "deps: run this, then try again:" >&2
     echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
     exit 1
@@ -43,4 +54,10 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # Debian starts the system-wide services on install; Kiln runs its own
 # private ones, so leave the system's as they were configured.
+if ! out=$(features); then
+    echo "$out" >&2
+    echo "deps: the installed packages still lack what the build needs" >&2
+    exit 1
+fi
+[ -n "$out" ] && echo "$out"
 echo "deps: done"
