@@ -58,9 +58,11 @@ static void presd_on_redis(kn_redis_t *r, int connected, void *arg)
 static const kn_link_ops_t presd_link_ops = {presd_on_message, presd_on_ready};
 
 static const char *const presd_features[] = {
-    "jabber:iq:roster", "jabber:iq:last",    "jabber:iq:version",
-    "urn:xmpp:time",    "jabber:iq:private", "urn:xmpp:blocking",
-    "vcard-temp",       "msgoffline",        NULL,
+    "jabber:iq:roster",   "jabber:iq:last",
+    "jabber:iq:version",  "urn:xmpp:time",
+    "jabber:iq:private",  "urn:xmpp:blocking",
+    "vcard-temp",         "msgoffline",
+    "jabber:iq:register", NULL,
 };
 
 /* IQs to an account's bare JID that we answer for it (KN_REG_ACCOUNT_NS):
@@ -76,10 +78,9 @@ static const char *const presd_account_namespaces[] = {
 };
 
 static const char *const presd_namespaces[] = {
-    "jabber:iq:roster",  "jabber:iq:last",
-    "jabber:iq:version", "urn:xmpp:time",
-    "jabber:iq:private", "urn:xmpp:blocking",
-    "vcard-temp",        NULL,
+    "jabber:iq:roster", "jabber:iq:last",     "jabber:iq:version",
+    "urn:xmpp:time",    "jabber:iq:private",  "urn:xmpp:blocking",
+    "vcard-temp",       "jabber:iq:register", NULL,
 };
 
 int main(int argc, char **argv)

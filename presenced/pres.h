@@ -295,6 +295,11 @@ void pres_roster_merge_shared(pres_roster_t *r, const char *jid,
 /* Build the <item/> for it into the builder's open element. */
 void pres_item_build(kn_stanza_builder_t *b, const pres_item_t *it);
 
+/* ---- pres_register.c ---- */
+/* XEP-0077 to the server from a local user: query, password change,
+ * account removal. */
+void pres_register_iq(pres_t *p, const kn_stanza_t *st);
+
 /* ---- pres_broadcast.c ---- */
 /* A broadcast presence (no to) from a local full JID. */
 void pres_broadcast_handle(pres_t *p, const kn_stanza_t *st, const char *from);

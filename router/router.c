@@ -202,6 +202,10 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         if (src != NULL)
             router_register(r, src, env);
         break;
+    case KN_ENV_KICK:
+        if (src != NULL)
+            router_sess_kick(r, src, env);
+        break;
     default:
         if (src == NULL)
             break;
