@@ -390,6 +390,7 @@ static void conn_start_tls(c2s_conn_t *c)
         c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
         return;
     }
+    c2s_tls_after_starttls(c->trs);
     c->tr = &c2s_transport_tls;
     c->handshaking = true;
     c->read_want = EV_READ;

@@ -171,9 +171,12 @@ static void stream_features(c2s_stream_t *s)
         c2s_sasl_features(s, s->out);
         s->state = C2S_ST_FEATURES;
     } else {
+        /* XEP-0237 / RFC 6121 2.6.1: presenced answers roster gets with
+         * a version; say so once authenticated. */
         kn_buf_append_str(s->out, "<bind xmlns='" C2S_NS_BIND "'/>"
                                   "<session xmlns='" C2S_NS_SESSION
-                                  "'><optional/></session>");
+                                  "'><optional/></session>"
+                                  "<ver xmlns='" C2S_NS_ROSTERVER "'/>");
         s->state = C2S_ST_BIND;
     }
     kn_buf_append_str(s->out, "</stream:features>");

@@ -35,12 +35,13 @@
 #include "kn_xml.h"
 #include "kn_xmpp_err.h"
 
-#define C2S_NS_TLS     "urn:ietf:params:xml:ns:xmpp-tls"
-#define C2S_NS_SASL    "urn:ietf:params:xml:ns:xmpp-sasl"
-#define C2S_NS_BIND    "urn:ietf:params:xml:ns:xmpp-bind"
-#define C2S_NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
-#define C2S_NS_PING    "urn:xmpp:ping"
-#define C2S_NS_SASL_CB "urn:xmpp:sasl-cb:0"
+#define C2S_NS_TLS       "urn:ietf:params:xml:ns:xmpp-tls"
+#define C2S_NS_SASL      "urn:ietf:params:xml:ns:xmpp-sasl"
+#define C2S_NS_BIND      "urn:ietf:params:xml:ns:xmpp-bind"
+#define C2S_NS_SESSION   "urn:ietf:params:xml:ns:xmpp-session"
+#define C2S_NS_ROSTERVER "urn:xmpp:features:rosterver"
+#define C2S_NS_PING      "urn:xmpp:ping"
+#define C2S_NS_SASL_CB   "urn:xmpp:sasl-cb:0"
 
 /* Channel-binding types the transport can provide (bit per type). */
 #define C2S_CB_EXPORTER  (1u << KN_SCRAM_CB_TLS_EXPORTER)

@@ -17,6 +17,8 @@ PKGS=(
     # tests
     python3 python3-slixmpp python3-pytest postgresql-client redis-tools
     iproute2 procps
+    # real clients besides slixmpp (test_15, test_16)
+    go-sendxmpp profanity tmux
     # browser tests of the web chat (Debian's Chromium, driven by
     # playwright-core from `make web`; no browser download)
     chromium

@@ -398,6 +398,37 @@ END_TEST
 
 /* ---- SASL ------------------------------------------------------------- */
 
+/* RFC 6120 6.4.6: "</auth>\n" (go-sendxmpp) then the new stream with its
+ * XML declaration, every byte its own read, while the credential lookup
+ * is pending: the newline is the old stream's. XEP-0237: the rosterver
+ * feature comes with bind, not before. */
+START_TEST(restart_after_auth_newline)
+{
+    open_tls(0);
+    in(HDR);
+    ck_no_out("urn:xmpp:features:rosterver");
+    kn_buf_reset(&F.out);
+    char raw[64];
+    int n = snprintf(raw, sizeof(raw), "%c%s%c%s", 0, "alice", 0, "secret");
+    kn_buf_t x = KN_BUF_INIT;
+    kn_buf_append_str(&x, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                          "mechanism='PLAIN'>");
+    b64(raw, (size_t)n, &x);
+    kn_buf_append_str(&x, "</auth>\n\r\n " HDR);
+    for (size_t i = 0; i < x.len; i++)
+        ck_assert_int_ne(c2s_stream_input(F.s, x.data + i, 1), C2S_ACT_CLOSE);
+    kn_buf_free(&x);
+    ck_assert_int_eq(F.lookups, 1);
+    c2s_creds_t c = creds("secret");
+    ck_assert_int_eq(c2s_stream_creds_done(F.s, 0, &c), C2S_ACT_MORE);
+    ck_out("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'></success>");
+    ck_no_out("<stream:error>");
+    ck_out("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>");
+    ck_out("<ver xmlns='urn:xmpp:features:rosterver'/>");
+    ck_assert_int_eq(F.s->state, C2S_ST_BIND);
+}
+END_TEST
+
 START_TEST(plain_login_bind)
 {
     login("desk");
@@ -1260,6 +1291,7 @@ static Suite *suite(void)
     tcase_add_test(t, stanza_before_auth);
     tcase_add_test(t, starttls_flow);
     tcase_add_test(t, plain_login_bind);
+    tcase_add_test(t, restart_after_auth_newline);
     tcase_add_test(t, plain_bind_result_and_session_up);
     tcase_add_test(t, plain_wrong_password_delayed);
     tcase_add_test(t, plain_unknown_user);
