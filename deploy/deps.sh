@@ -16,7 +16,7 @@ PKGS=(
     postgresql redis-server openssl
     # tests
     python3 python3-slixmpp python3-pytest postgresql-client redis-tools
-    iproute2 procps
+    iproute2 procps tmux profanity
 )
 
 missing=()

@@ -276,8 +276,8 @@ def test_profanity_login_contact_online_offline_message_R_PRES_3_R_PRES_5(
         # the contact's presence comes before the roster and Profanity
         # prints no "++ ... is online" line; the roster panel (right
         # column) lists the contact under "Online".
-        await p.wait(r"\bOnline \(\d+\)\n[^\n]*\s{2}p16qa@localhost( \(\d+\))?$",
-                     what="contact under Online in the roster panel")
+        await p.wait(r"\bOnline \(\d+\)\n[^\n]*\s{2}p16qa@localhost"
+                     r"( \(\d+\))?$", what="contact under Online (panel)")
         p.type("/who online")
         await p.wait(r"^\S+ - p16qa@localhost is online", what="/who online")
         # The offline message opened a chat window (window 2).
