@@ -281,6 +281,8 @@ def test_profanity_login_contact_online_offline_message_R_PRES_3_R_PRES_5(
         p.type("/who online")
         await p.wait(r"^\S+ - p16qa@localhost is online", what="/who online")
         # The offline message opened a chat window (window 2).
+        await p.wait(r"<< chat message: p16qa@localhost(/early)? \(win 2\)",
+                     what="offline message notice")
         p.type("/win 2")
         await p.wait(r"p16qa@localhost(/early)?: while you were away",
                      what="offline message")
