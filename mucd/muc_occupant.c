@@ -7,7 +7,13 @@
  * +170 logged, +201 created), then history (R-PERF-7), then the subject.
  * A second device of an occupant (same bare JID, same nick) takes a seat
  * in the same occupant (R-GRP-10): it gets the room's state, and nobody
- * else hears about it.
+ * else hears about it. A join (with the MUC <x/>) from a seat that is
+ * already in the room gets the whole sequence again (a client that lost
+ * sync); the others hear of it only when its presence changed.
+ *
+ * Leaving: the item's jid is the leaving seat's full JID (the seat is
+ * gone by the time the presence is built). Probes to room/nick from an
+ * occupant get the probed occupant's presence (XEP-0045 17.3).
  *
  * Creation: a name retired by a destroyed room (muc_lookup.c) ->
  * not-allowed, as for restricted creation (XEP-0045 10.1.1).
