@@ -22,6 +22,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from slixmpp.exceptions import IqError  # noqa: E402
 from slixmpp.xmlstream.handler import Callback  # noqa: E402
 from slixmpp.xmlstream.matcher import MatchXPath  # noqa: E402
 
@@ -327,8 +328,6 @@ def test_errors_carry_by_RFC_6120_8_3_2(muc, make_user):
         assert error_by(m) == room
         # IQ: a non-owner asks for the configuration form.
         q = b.make_iq_get(queryxmlns=NS_OWNER, ito=room)
-        q["type"] = "get"
-        from slixmpp.exceptions import IqError
         try:
             await q.send(timeout=10)
             raise AssertionError("expected an error")
