@@ -1,0 +1,163 @@
+"""15 stopping: nothing accepted is lost on SIGTERM (issue 10).
+
+A stop (and every rolling restart) finishes what a process accepted: on
+SIGTERM kiln-presenced keeps its loop running until its queued
+PostgreSQL and Redis writes are done (at most shutdown_drain_ms), then
+exits. The test holds a lock on last_presence so the writes of many
+logouts are surely still queued when SIGTERM arrives, releases it once
+presenced has logged that it is stopping, and checks every user's stored
+last presence and last activity after the restart (R-DROP-3, R-PRES-6).
+"""
+
+import asyncio
+import os
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+
+import xmpp_client as xc
+
+PG = os.environ.get("KILN_PG", "")
+N = 240  # users, half on each c2s node
+PREFIX = "stopu"
+NS_LAST = "jabber:iq:last"
+
+
+def psql(sql):
+    r = subprocess.run(["psql", PG, "-XAtq", "-v", "ON_ERROR_STOP=1",
+                        "-c", sql], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+class TableLock:
+    """An open psql session holding EXCLUSIVE on a table: reads go on,
+    every insert, update and delete waits until release()."""
+
+    def __init__(self, table):
+        self.p = subprocess.Popen(["psql", PG, "-XAtq", "-v", "ON_ERROR_STOP=1"],
+                                  stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        self.p.stdin.write("begin;\nlock table %s in exclusive mode;\n"
+                           "select 'locked';\n" % table)
+        self.p.stdin.flush()
+        line = self.p.stdout.readline().strip()
+        assert line == "locked", line
+
+    def release(self):
+        if self.p.poll() is None:
+            self.p.stdin.write("commit;\n")
+            self.p.stdin.close()
+            self.p.wait(30)
+
+
+def user(i):
+    return "%s%d" % (PREFIX, i)
+
+
+def provision(make_user):
+    """N users with one password (rows copied from a template user made
+    by kilnctl: SCRAM keys do not depend on the name), each with a mutual
+    subscription to the watcher stopw."""
+    make_user("stoptpl", "pw15")
+    make_user("stopw", "pw15")
+    names = "array[%s]" % ",".join("'%s'" % user(i) for i in range(N))
+    psql("insert into users (username, iterations, sha1_salt, sha1_stored_key,"
+         " sha1_server_key, sha256_salt, sha256_stored_key, sha256_server_key)"
+         " select u, iterations, sha1_salt, sha1_stored_key, sha1_server_key,"
+         " sha256_salt, sha256_stored_key, sha256_server_key from users,"
+         " unnest(%s) u where username = 'stoptpl'" % names)
+    psql("insert into rosteritems (username, jid, subscription)"
+         " select 'stopw', u || '@localhost', 3 from unnest(%s) u"
+         " union all select u, 'stopw@localhost', 3 from unnest(%s) u"
+         % (names, names))
+    psql("insert into roster_versions (username, version) select u, 1 from"
+         " unnest(%s || array['stopw']) u on conflict (username) do update"
+         " set version = roster_versions.version + 1" % names)
+
+
+async def wait_presences(w, want, timeout=120):
+    """Wait until the watcher has seen a presence of type `want` from every
+    user; returns {bare: status}."""
+    seen = {}
+    deadline = time.monotonic() + timeout
+    while len(seen) < N:
+        left = deadline - time.monotonic()
+        assert left > 0, "watcher saw %s from %d of %d users" % (
+            want, len(seen), N)
+        p = await asyncio.wait_for(w.presences.get(), left)
+        bare = str(p["from"].bare)
+        if not bare.startswith(PREFIX):
+            continue
+        if (p["type"] == "unavailable") == (want == "unavailable"):
+            seen[bare] = p["status"]
+    return seen
+
+
+async def login_all(live):
+    async def one(i):
+        node = "c2s-a" if i % 2 == 0 else "c2s-b"
+        c = xc.Client("%s@localhost/r" % user(i), "pw15",
+                      live.ports[node]["starttls"], live.cert)
+        return await c.start(timeout=120)
+    out = []
+    for b in range(0, N, 40):  # bounded: 40 TLS logins at a time
+        out += await asyncio.gather(*(one(i) for i in range(b, b + 40)))
+    return out
+
+
+def test_sigterm_drains_last_presence_writes(live, make_user, redis):
+    """R-DROP-3, R-PRES-6: N logouts over both nodes, then SIGTERM to
+    presenced while all their last_presence writes are still queued: after
+    the restart every user's last status and last activity are in
+    PostgreSQL (and Redis), and iq:last reports them."""
+    provision(make_user)
+    t0 = float(psql("select extract(epoch from now())"))
+
+    async def go():
+        w = await xc.login(live, "stopw", "pw15")
+        clients = await login_all(live)
+        await wait_presences(w, "available")
+        lock = TableLock("last_presence")
+        try:
+            for i, c in enumerate(clients):
+                c.send_presence(ptype="unavailable", pstatus="bye %d" % i)
+            for c in clients:
+                await c.stop()
+            seen = await wait_presences(w, "unavailable")
+            assert seen == {"%s@localhost" % user(i): "bye %d" % i
+                            for i in range(N)}
+            # Every write is queued behind the lock now: stop presenced.
+            pd = live.procs["presenced"]
+            mark = pd.mark()
+            pd.popen.send_signal(15)
+            pd.wait_log("signal 15: stopping", since=mark)
+            lock.release()
+            rc = pd.popen.wait(60)
+            assert rc == 0, pd.text(since=mark)[-3000:]
+        finally:
+            lock.release()
+        live.start("presenced")
+        # iq:last on a few contacts through the restarted presenced.
+        for i in (0, 1, N - 1):
+            r = await xc.iq(w, "get", "%s@localhost" % user(i),
+                            "<query xmlns='%s'/>" % NS_LAST)
+            q = r.xml.find("{%s}query" % NS_LAST)
+            assert q is not None and q.text == "bye %d" % i, ET.tostring(r.xml)
+            assert int(q.get("seconds")) >= 0
+        await w.stop()
+
+    xc.run(go(), timeout=600)
+    rows = psql("select username, status, extract(epoch from offline_at)"
+                " from last_presence where username like '%s%%'" % PREFIX)
+    got = {}
+    for line in rows.splitlines():
+        name, status, at = line.split("|")
+        got[name] = status
+        assert float(at) >= t0 - 1, line
+    missing = [user(i) for i in range(N) if got.get(user(i)) != "bye %d" % i]
+    assert not missing, "%d of %d last presences lost on SIGTERM: %s" % (
+        len(missing), N, missing[:10])
+    for i in range(N):
+        v = redis("GET", "last:%s@localhost" % user(i)).strip()
+        assert v and float(v) >= t0 - 1, (user(i), v)
