@@ -123,6 +123,7 @@ static struct {
     ev_prepare prepare; /* after each iteration's callbacks */
     ev_timer deadline;
     double began;
+    bool had_pending; /* something to drain when the signal came */
 } daemon_stop;
 
 static size_t daemon_pending(void)
@@ -143,8 +144,9 @@ static void daemon_drain_check(struct ev_loop *loop)
     size_t left = daemon_pending();
     switch (kn_drain_check(&daemon_stop.drain, ev_now(loop), left)) {
     case KN_DRAIN_DONE:
-        kn_log_info("drained in %.0f ms",
-                    (ev_now(loop) - daemon_stop.began) * 1000.0);
+        if (daemon_stop.had_pending)
+            kn_log_info("drained in %.0f ms",
+                        (ev_now(loop) - daemon_stop.began) * 1000.0);
         daemon_finish(loop);
         return;
     case KN_DRAIN_EXPIRED:
@@ -190,6 +192,7 @@ static void daemon_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     if (daemon_stop.ops.stop != NULL)
         daemon_stop.ops.stop(daemon_stop.arg);
     size_t left = daemon_pending();
+    daemon_stop.had_pending = left > 0;
     if (left > 0)
         kn_log_info("draining %zu pending (at most %u ms)", left,
                     daemon_stop.drain_ms);
