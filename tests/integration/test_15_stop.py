@@ -146,8 +146,11 @@ def test_sigterm_drains_last_presence_writes(live, make_user, redis):
             assert rc == 0, pd.text(since=mark)[-3000:]
         finally:
             lock.release()
+        rmark = live.log_mark("router")
         live.start("presenced")
-        # iq:last on a few contacts through the restarted presenced.
+        # iq:last on a few contacts through the restarted presenced, once
+        # the router routes that namespace to it again.
+        live.wait_log("router", "registered 0001 '%s'" % NS_LAST, since=rmark)
         for i in (0, 1, N - 1):
             r = await xc.iq(w, "get", "%s@localhost" % user(i),
                             "<query xmlns='%s'/>" % NS_LAST)
