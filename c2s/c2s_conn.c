@@ -480,7 +480,12 @@ static void conn_read(c2s_conn_t *c)
         }
         c->read_want = 0;
         if (n <= 0) {
-            c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
+            /* A framing transport (WebSocket) names the stream error
+             * for input it refused. */
+            int err = KN_SE_NONE;
+            if (n == -KN_EPROTO && c->tr->stream_error != NULL)
+                err = c->tr->stream_error(c->trs);
+            c2s_conn_close(c, (kn_stream_err_t)err, KN_ENV_REASON_DROPPED);
             break;
         }
         c->last_in = ev_now(c->srv->loop);
@@ -575,8 +580,8 @@ static void conn_addr_key(const struct sockaddr *sa, uint8_t key[16])
     }
 }
 
-void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
-                     bool direct_tls)
+static c2s_conn_t *conn_new(c2s_server_t *srv, int fd,
+                            const struct sockaddr *sa, unsigned flags)
 {
     c2s_conn_t *c = kn_calloc(1, sizeof(*c));
     c->srv = srv;
@@ -591,11 +596,29 @@ void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
     c->tokens = (double)srv->conf->rate_burst_bytes;
     c->refill_at = ev_now(srv->loop);
     c->last_in = c->refill_at;
-    c->st = c2s_stream_new(&srv->scf, &conn_stream_ops, c, &c->out,
-                           direct_tls ? 0 : C2S_STREAM_F_STARTTLS);
+    c->st = c2s_stream_new(&srv->scf, &conn_stream_ops, c, &c->out, flags);
     ev_io_init(&c->io, conn_on_io, fd, EV_READ);
     c->io.data = c;
     c->tr = &c2s_transport_tcp;
+    return c;
+}
+
+void c2s_conn_adopt(c2s_server_t *srv, int fd, const struct sockaddr *sa,
+                    const c2s_transport_t *tr, void *trs, unsigned flags)
+{
+    c2s_conn_t *c = conn_new(srv, fd, sa, flags);
+    c->tr = tr;
+    c->trs = trs;
+    ev_io_start(srv->loop, &c->io);
+    /* The transport may hold input already (sent with the upgrade). */
+    ev_feed_event(srv->loop, &c->io, EV_READ);
+}
+
+void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
+                     bool direct_tls)
+{
+    c2s_conn_t *c =
+        conn_new(srv, fd, sa, direct_tls ? 0 : C2S_STREAM_F_STARTTLS);
     if (direct_tls) {
         c->trs = c2s_tls_new(srv->tls, fd);
         if (c->trs == NULL) {
