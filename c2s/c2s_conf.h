@@ -37,7 +37,11 @@ typedef struct c2s_conf {
     char *ws_origins;    /* comma separated; "": same host; "*": any */
     char *ws_url;        /* XEP-0156 links ("": from the Host header) */
     char *bosh_url;
-    char *web_root; /* served under /chat/ ("": none) */
+    char *web_root;            /* served under /chat/ ("": none) */
+    long long bosh_inactivity; /* BOSH, XEP-0124 (c2s_bosh.c) */
+    long long bosh_polling;
+    long long bosh_requests;
+    long long bosh_wait_max;
 } c2s_conf_t;
 
 extern const kn_conf_def_t c2s_conf_defs[];

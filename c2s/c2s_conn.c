@@ -321,6 +321,8 @@ static const c2s_stream_ops_t conn_stream_ops = {
 
 static void conn_update_io(c2s_conn_t *c)
 {
+    if (c->io.fd < 0)
+        return; /* no socket (BOSH): c2s_conn_wake() */
     int ev = 0;
     if (c->handshaking) {
         ev = c->read_want ? c->read_want : EV_READ;
@@ -603,15 +605,23 @@ static c2s_conn_t *conn_new(c2s_server_t *srv, int fd,
     return c;
 }
 
-void c2s_conn_adopt(c2s_server_t *srv, int fd, const struct sockaddr *sa,
-                    const c2s_transport_t *tr, void *trs, unsigned flags)
+c2s_conn_t *c2s_conn_adopt(c2s_server_t *srv, int fd, const struct sockaddr *sa,
+                           const c2s_transport_t *tr, void *trs, unsigned flags)
 {
     c2s_conn_t *c = conn_new(srv, fd, sa, flags);
     c->tr = tr;
     c->trs = trs;
-    ev_io_start(srv->loop, &c->io);
+    if (fd >= 0)
+        ev_io_start(srv->loop, &c->io);
     /* The transport may hold input already (sent with the upgrade). */
     ev_feed_event(srv->loop, &c->io, EV_READ);
+    return c;
+}
+
+void c2s_conn_wake(c2s_conn_t *c)
+{
+    if (!c->closing)
+        ev_feed_event(c->srv->loop, &c->io, EV_READ | EV_WRITE);
 }
 
 void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
@@ -687,7 +697,8 @@ void c2s_conn_free(c2s_conn_t *c)
     if (c->creds != NULL)
         c->creds->c = NULL;
     c->tr->free(&c->trs);
-    close(c->io.fd);
+    if (c->io.fd >= 0)
+        close(c->io.fd);
     uint64_t slot = c->local & C2S_SLOT_MASK;
     srv->slots[slot] = NULL;
     srv->free_slots[srv->nfree++] = (uint32_t)slot;

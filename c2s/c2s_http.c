@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "c2s_bosh.h"
 #include "c2s_http.h"
 #include "c2s_server.h"
 #include "c2s_transport.h"
@@ -51,7 +52,10 @@ struct c2s_http {
     c2s_http_proto_t hp;
     c2s_http_conf_t cf;
     struct sockaddr_storage sa;
-    kn_buf_t pending; /* WebSocket bytes after the upgrade request */
+    kn_buf_t pending; /* bytes after the last request parsed: WebSocket
+                       * frames after an upgrade, or the next requests
+                       * while a BOSH request is held */
+    c2s_bosh_t *bosh; /* the session holding our request, or NULL */
     size_t out_off;
     uint8_t read_want, write_want;
     bool handshaking : 1;
@@ -103,6 +107,9 @@ static void http_close(c2s_http_t *h)
     if (h->closing)
         return;
     h->closing = true;
+    if (h->bosh != NULL)
+        c2s_bosh_forget(h->bosh, h);
+    h->bosh = NULL;
     http_unlink(h);
     h->next_close = http_close_list;
     http_close_list = h;
@@ -215,9 +222,33 @@ static void http_flush(c2s_http_t *h)
     http_update_io(h);
 }
 
+/* Parse n bytes and act on the parser's verdict. */
+static void http_feed(c2s_http_t *h, const char *data, size_t n)
+{
+    size_t used = 0;
+    c2s_http_act_t act = c2s_http_proto_feed(&h->hp, data, n, &used);
+    if ((act == C2S_HTTP_UPGRADE || act == C2S_HTTP_BOSH) && used < n)
+        kn_buf_append(&h->pending, data + used, n - used);
+    if (act == C2S_HTTP_BOSH) {
+        ev_timer_stop(h->srv->loop, &h->idle); /* BOSH's wait governs */
+        c2s_bosh_request(h->srv, h, h->hp.body.data ? h->hp.body.data : "",
+                         h->hp.body.len, h->secure,
+                         (const struct sockaddr *)&h->sa);
+    }
+}
+
 static void http_read(c2s_http_t *h)
 {
-    for (int i = 0; i < HTTP_READ_BATCH && h->hp.act == C2S_HTTP_MORE; i++) {
+    for (int i = 0; i < HTTP_READ_BATCH && h->hp.act == C2S_HTTP_MORE &&
+                    !h->closing && !h->lingering;
+         i++) {
+        if (h->pending.len > 0) { /* requests behind an answered BOSH one */
+            kn_buf_t p = h->pending;
+            h->pending = (kn_buf_t)KN_BUF_INIT;
+            http_feed(h, p.data, p.len);
+            kn_buf_free(&p);
+            continue;
+        }
         int want = EV_READ;
         ssize_t n =
             h->tr->read(h->trs, h->io.fd, http_rbuf, sizeof(http_rbuf), &want);
@@ -231,18 +262,49 @@ static void http_read(c2s_http_t *h)
             return;
         }
         ev_timer_again(h->srv->loop, &h->idle);
-        size_t used = 0;
-        c2s_http_act_t act =
-            c2s_http_proto_feed(&h->hp, http_rbuf, (size_t)n, &used);
-        if (act == C2S_HTTP_UPGRADE && used < (size_t)n)
-            kn_buf_append(&h->pending, http_rbuf + used, (size_t)n - used);
+        http_feed(h, http_rbuf, (size_t)n);
     }
+    if (h->closing || h->lingering)
+        return;
     if (h->hp.out.len > h->out_off)
         http_flush(h);
     else if (h->hp.act == C2S_HTTP_CLOSE)
         http_linger(h);
     else
         http_update_io(h);
+}
+
+void c2s_http_bosh_link(c2s_http_t *h, c2s_bosh_t *b)
+{
+    h->bosh = b;
+}
+
+static void http_bosh_done(c2s_http_t *h)
+{
+    h->bosh = NULL;
+    if (h->closing || h->lingering)
+        return;
+    ev_timer_again(h->srv->loop, &h->idle);
+    if (h->hp.out.len > h->out_off && !h->write_want)
+        http_flush(h);
+    if (!h->closing && !h->lingering && h->hp.act == C2S_HTTP_MORE &&
+        h->pending.len > 0)
+        ev_feed_event(h->srv->loop, &h->io, EV_READ);
+}
+
+void c2s_http_bosh_answer(c2s_http_t *h, const char *body, size_t len)
+{
+    KN_ASSERT(!h->closing && h->hp.act == C2S_HTTP_BOSH);
+    c2s_http_proto_answer(&h->hp, 200, "text/xml; charset=utf-8", body, len);
+    http_bosh_done(h);
+}
+
+void c2s_http_bosh_refuse(c2s_http_t *h, int status, const char *why)
+{
+    KN_ASSERT(!h->closing && h->hp.act == C2S_HTTP_BOSH);
+    c2s_http_proto_answer(&h->hp, status, "text/plain; charset=utf-8", why,
+                          strlen(why));
+    http_bosh_done(h);
 }
 
 static void http_handshake(c2s_http_t *h)

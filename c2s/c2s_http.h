@@ -10,6 +10,7 @@
  *   GET /xmpp-websocket, GET /ws   RFC 7395 upgrade (101), else 4xx
  *   GET /.well-known/host-meta[.json]   XEP-0156 (CORS: any origin)
  *   GET /chat/...                  files of c2s.web_root (404 when unset)
+ *   POST /http-bind                BOSH (XEP-0124/0206, c2s_bosh.c)
  *   OPTIONS *                      CORS preflight
  *   anything else                  404; a known path with a wrong method
  *                                  405; oversized head 431, body 413;
@@ -29,7 +30,7 @@
 typedef struct c2s_http_conf {
     const char *origins;  /* c2s.ws_origins: "", "*", or a comma list */
     const char *ws_url;   /* "" : derived from Host */
-    const char *bosh_url; /* "" : not published (BOSH not served) */
+    const char *bosh_url; /* "" : derived from Host */
     const char *web_root; /* "" : no /chat/ */
     size_t max_header;
     size_t max_body;
@@ -40,6 +41,10 @@ typedef enum c2s_http_act {
     C2S_HTTP_CLOSE,    /* send the output, then close */
     C2S_HTTP_UPGRADE,  /* send the output (101), then the bytes after
                         * *used are the client's first WebSocket bytes */
+    C2S_HTTP_BOSH,     /* a POST to /http-bind in h->body: hand it to
+                        * c2s_bosh.c, which answers through
+                        * c2s_http_proto_answer(); then feed the bytes
+                        * after *used */
 } c2s_http_act_t;
 
 /* Header fields a handler looks at (the rest are skipped). */
@@ -66,6 +71,8 @@ typedef struct c2s_http_proto {
     size_t head_bytes, body_bytes;
     int err_status; /* set by a callback that aborted the parse */
     bool dup_host;
+    bool keep_body; /* POST /http-bind: the body is kept */
+    kn_buf_t body;
     /* results */
     kn_buf_t out; /* responses, in request order */
     c2s_http_act_t act;
@@ -82,6 +89,12 @@ void c2s_http_proto_free(c2s_http_proto_t *h);
  * UPGRADE. */
 c2s_http_act_t c2s_http_proto_feed(c2s_http_proto_t *h, const char *data,
                                    size_t len, size_t *used);
+
+/* Answer the BOSH request the last feed returned C2S_HTTP_BOSH for (CORS
+ * headers added for an allowed Origin); the parser goes on with the next
+ * request (C2S_HTTP_MORE) unless the connection must close. */
+void c2s_http_proto_answer(c2s_http_proto_t *h, int status, const char *ctype,
+                           const void *body, size_t len);
 
 /* Whether a WebSocket / CORS request from origin (NULL: none, a
  * non-browser client) may go on, for a request to host (the Host header,

@@ -325,17 +325,23 @@ static void http_websocket(c2s_http_proto_t *h)
 static void http_host_meta(c2s_http_proto_t *h, bool json)
 {
     const char *host = h->hdr[C2S_HH_HOST];
-    kn_buf_t ws = KN_BUF_INIT, body = KN_BUF_INIT;
-    if (*h->cf->ws_url != '\0') {
-        kn_buf_append_str(&ws, h->cf->ws_url);
-    } else if (http_host_ok(host)) {
-        kn_buf_printf(&ws, "%s://%s/xmpp-websocket", h->tls ? "wss" : "ws",
-                      host);
-    } else {
+    kn_buf_t ws = KN_BUF_INIT, bo = KN_BUF_INIT, body = KN_BUF_INIT;
+    bool derive = *h->cf->ws_url == '\0' || *h->cf->bosh_url == '\0';
+    if (derive && !http_host_ok(host)) {
         http_error(h, 400, "no usable Host header", NULL);
         return;
     }
-    const char *bosh = h->cf->bosh_url;
+    if (*h->cf->ws_url != '\0')
+        kn_buf_append_str(&ws, h->cf->ws_url);
+    else
+        kn_buf_printf(&ws, "%s://%s/xmpp-websocket", h->tls ? "wss" : "ws",
+                      host);
+    if (*h->cf->bosh_url != '\0')
+        kn_buf_append_str(&bo, h->cf->bosh_url);
+    else
+        kn_buf_printf(&bo, "%s://%s/http-bind", h->tls ? "https" : "http",
+                      host);
+    const char *bosh = bo.data;
     if (json) {
         /* The URLs come from config or a checked Host: no quotes or
          * backslashes to escape in them. */
@@ -343,12 +349,10 @@ static void http_host_meta(c2s_http_proto_t *h, bool json)
                                  "connections:websocket\",\"href\":\"");
         kn_buf_append(&body, ws.data, ws.len);
         kn_buf_append_str(&body, "\"}");
-        if (*bosh != '\0') {
-            kn_buf_append_str(&body, ",{\"rel\":\"urn:xmpp:alt-connections:"
-                                     "xbosh\",\"href\":\"");
-            kn_buf_append_str(&body, bosh);
-            kn_buf_append_str(&body, "\"}");
-        }
+        kn_buf_append_str(&body, ",{\"rel\":\"urn:xmpp:alt-connections:"
+                                 "xbosh\",\"href\":\"");
+        kn_buf_append_str(&body, bosh);
+        kn_buf_append_str(&body, "\"}");
         kn_buf_append_str(&body, "]}\n");
     } else {
         kn_buf_append_str(
@@ -357,12 +361,10 @@ static void http_host_meta(c2s_http_proto_t *h, bool json)
                    "  <Link rel='urn:xmpp:alt-connections:websocket' href='");
         kn_buf_append_xml_escaped(&body, ws.data, ws.len);
         kn_buf_append_str(&body, "'/>\n");
-        if (*bosh != '\0') {
-            kn_buf_append_str(
-                &body, "  <Link rel='urn:xmpp:alt-connections:xbosh' href='");
-            kn_buf_append_xml_escaped(&body, bosh, strlen(bosh));
-            kn_buf_append_str(&body, "'/>\n");
-        }
+        kn_buf_append_str(
+            &body, "  <Link rel='urn:xmpp:alt-connections:xbosh' href='");
+        kn_buf_append_xml_escaped(&body, bosh, strlen(bosh));
+        kn_buf_append_str(&body, "'/>\n");
         kn_buf_append_str(&body, "</XRD>\n");
     }
     http_respond(h, 200,
@@ -370,6 +372,7 @@ static void http_host_meta(c2s_http_proto_t *h, bool json)
                       : "application/xrd+xml; charset=utf-8",
                  body.data, body.len, "Access-Control-Allow-Origin: *\r\n");
     kn_buf_free(&ws);
+    kn_buf_free(&bo);
     kn_buf_free(&body);
 }
 
@@ -459,8 +462,9 @@ static void http_route(c2s_http_proto_t *h)
         kn_buf_t extra = KN_BUF_INIT;
         http_cors(h, &extra);
         kn_buf_append_str(&extra,
-                          "Allow: GET, HEAD, OPTIONS\r\n"
-                          "Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n"
+                          "Allow: GET, HEAD, POST, OPTIONS\r\n"
+                          "Access-Control-Allow-Methods: GET, HEAD, POST, "
+                          "OPTIONS\r\n"
                           "Access-Control-Allow-Headers: Content-Type\r\n"
                           "Access-Control-Max-Age: 86400\r\n");
         http_respond(h, 204, NULL, NULL, 0, extra.data);
@@ -470,6 +474,18 @@ static void http_route(c2s_http_proto_t *h)
     if (http_path_is(path, plen, "/xmpp-websocket") ||
         http_path_is(path, plen, "/ws")) {
         http_websocket(h);
+        return;
+    }
+    if (http_path_is(path, plen, "/http-bind")) {
+        if (m != HTTP_POST) {
+            http_error(h, 405, "BOSH takes POST (XEP-0124)",
+                       "Allow: POST, OPTIONS\r\n");
+        } else if (!c2s_http_origin_ok(h->cf->origins, h->hdr[C2S_HH_ORIGIN],
+                                       h->hdr[C2S_HH_HOST])) {
+            http_error(h, 403, "origin not allowed", NULL);
+        } else {
+            h->act = C2S_HTTP_BOSH;
+        }
         return;
     }
     bool hm = http_path_is(path, plen, "/.well-known/host-meta");
@@ -541,6 +557,8 @@ static int http_on_begin(http_parser *p)
         kn_free(&h->hdr[i]);
     h->head_bytes = h->body_bytes = 0;
     h->dup_host = false;
+    h->keep_body = false;
+    kn_buf_reset(&h->body);
     return 0;
 }
 
@@ -578,6 +596,13 @@ static int http_on_headers(http_parser *p)
 {
     c2s_http_proto_t *h = p->data;
     http_commit_header(h);
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    h->keep_body = p->method == HTTP_POST && h->url.len > 0 &&
+                   http_parser_parse_url(h->url.data, h->url.len, 0, &u) == 0 &&
+                   (u.field_set & (1 << UF_PATH)) &&
+                   http_path_is(h->url.data + u.field_data[UF_PATH].off,
+                                u.field_data[UF_PATH].len, "/http-bind");
     if ((p->flags & F_CONTENTLENGTH) &&
         p->content_length > (uint64_t)h->cf->max_body) {
         h->err_status = 413;
@@ -589,13 +614,14 @@ static int http_on_headers(http_parser *p)
 static int http_on_body(http_parser *p, const char *at, size_t n)
 {
     c2s_http_proto_t *h = p->data;
-    KN_UNUSED(at);
     h->body_bytes += n;
     if (h->body_bytes > h->cf->max_body) {
         h->err_status = 413;
         return -1;
     }
-    return 0; /* no route takes a body yet: it is skipped */
+    if (h->keep_body)
+        kn_buf_append(&h->body, at, n);
+    return 0; /* other routes take no body: it is skipped */
 }
 
 static int http_on_complete(http_parser *p)
@@ -640,6 +666,23 @@ void c2s_http_proto_free(c2s_http_proto_t *h)
     for (size_t i = 0; i < C2S_HH_COUNT; i++)
         kn_free(&h->hdr[i]);
     kn_buf_free(&h->out);
+    kn_buf_free(&h->body);
+}
+
+void c2s_http_proto_answer(c2s_http_proto_t *h, int status, const char *ctype,
+                           const void *body, size_t len)
+{
+    KN_ASSERT(h->act == C2S_HTTP_BOSH);
+    h->act = C2S_HTTP_MORE;
+    kn_buf_t extra = KN_BUF_INIT;
+    http_cors(h, &extra);
+    kn_buf_append_str(&extra, "Cache-Control: no-store\r\n");
+    http_respond(h, status, ctype, body, len, extra.data);
+    kn_buf_free(&extra);
+    if (h->body.cap > 65536)
+        kn_buf_free(&h->body);
+    if (h->act == C2S_HTTP_MORE)
+        http_parser_pause(&h->p, 0);
 }
 
 c2s_http_act_t c2s_http_proto_feed(c2s_http_proto_t *h, const char *data,

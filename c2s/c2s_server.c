@@ -7,6 +7,7 @@
  * on_ready): before that no connection id can be given to a session.
  */
 #include "c2s_server.h"
+#include "c2s_bosh.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +55,7 @@ static void server_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     (void)loop;
     (void)revents;
     c2s_conn_drain(w->data);
+    c2s_bosh_settle(w->data);
     c2s_http_drain(w->data);
 }
 

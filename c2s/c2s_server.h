@@ -47,6 +47,8 @@ typedef struct c2s_server {
     c2s_listener_t *listeners; /* NULL until the router accepted us */
     c2s_http_t *http;          /* HTTP connections (c2s_http.c) */
     size_t nhttp;
+    struct c2s_bosh *bosh;       /* BOSH sessions by sid (uthash) */
+    struct c2s_bosh *bosh_dirty; /* sessions to settle (c2s_bosh.c) */
     c2s_conn_t **slots;
     size_t nslots; /* slots in use or free, <= cap */
     size_t slots_cap;
@@ -95,11 +97,16 @@ void c2s_listen_stop(c2s_server_t *srv);
 void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
                      bool direct_tls);
 /* A connection whose transport is already set up (WebSocket after the
- * HTTP upgrade, c2s_http.c): tr and its state trs are taken; flags:
- * C2S_STREAM_F_*. */
+ * HTTP upgrade, c2s_http.c; a BOSH session, c2s_bosh.c, with fd -1: no
+ * socket, woken by c2s_conn_wake): tr and its state trs are taken;
+ * flags: C2S_STREAM_F_*. */
 struct c2s_transport;
-void c2s_conn_adopt(c2s_server_t *srv, int fd, const struct sockaddr *sa,
-                    const struct c2s_transport *tr, void *trs, unsigned flags);
+c2s_conn_t *c2s_conn_adopt(c2s_server_t *srv, int fd, const struct sockaddr *sa,
+                           const struct c2s_transport *tr, void *trs,
+                           unsigned flags);
+/* The transport of a connection without a socket has input or can take
+ * output now: read and flush from the loop. */
+void c2s_conn_wake(c2s_conn_t *c);
 /* The connection with this cluster-wide id, or NULL (gone, closing). */
 c2s_conn_t *c2s_conn_find(c2s_server_t *srv, uint64_t conn_id);
 /* The bound connection with this full JID (slow: a scan; only for

@@ -3,8 +3,10 @@ ordinary session, HTTP statuses for bad requests, XEP-0156 discovery,
 CORS, the /chat/ static files, WSS on the HTTPS port.
 
 Requirement IDs: R-WEB-1 (WebSocket login, messages, clean <close/>),
-R-WEB-3 (a WebSocket session and a TCP session on different nodes see
-each other's presence and talk), R-WEB-4 (Origin allow-list).
+R-WEB-2 (BOSH: session attributes, rid window, inactivity ends the session
+like a drop), R-WEB-3 (a WebSocket or BOSH session and a TCP session on
+different nodes see each other's presence and talk), R-WEB-4 (Origin
+allow-list, CORS).
 
 The clients are byte-level (web_client.py: socket + struct, stdlib only),
 so every frame and status is checked exactly.
@@ -24,8 +26,8 @@ import conftest
 from test_01_stream import login as tcp_login
 from test_03_sasl import _scram
 from test_05_roster import D, roster_row
-from web_client import (CLOSE, FRAMING, WS, HandshakeRefused, closed_after,
-                        http, read_response)
+from web_client import (CLOSE, FRAMING, WS, XBOSH, Bosh, HandshakeRefused,
+                        closed_after, http, read_response)
 
 PW = "web-secret"
 NS_STREAMS = "http://etherx.jabber.org/streams"
@@ -360,6 +362,8 @@ def test_host_meta_xep_0156(live):
                                  "Link")}
     assert links["urn:xmpp:alt-connections:websocket"] == \
         "ws://%s/xmpp-websocket" % host
+    assert links["urn:xmpp:alt-connections:xbosh"] == \
+        "http://%s/http-bind" % host
     st, hd, body = http(p, "GET", "/.well-known/host-meta.json", host=host)
     assert st == 200 and hd["content-type"] == "application/json"
     j = json.loads(body)
@@ -416,3 +420,182 @@ def test_chat_static_files(live):
         st, _, body = http(p, "GET", bad)
         assert st == 404, (bad, st)
         assert b"outside" not in body and b"secret" not in body
+
+
+# ---- BOSH (XEP-0124 / XEP-0206) --------------------------------------------------
+
+
+def test_bosh_login_presence_messages_R_WEB_3(live, make_user):
+    make_user("w17bo", PW)
+    make_user("w17bt", PW)
+    roster_row("w17bo", "w17bt", "both")
+    roster_row("w17bt", "w17bo", "both")
+    t = tcp_login(live, "c2s-b", "w17bt", PW, "tcp")
+    b = Bosh(port(live, "c2s-a"), wait=5)
+    created = b.create()
+    assert created.get("sid") and created.get("requests") == "2"
+    assert created.get("inactivity") == "30" and created.get("polling") == "5"
+    assert created.get("hold") == "1" and created.get("wait") == "5"
+    assert created.get("{%s}version" % XBOSH) == "1.0"
+    # the features come with the creation answer
+    feats = [ET.tostring(p).decode() for p in b.payloads]
+    assert any("PLAIN" in f for f in feats), feats
+    b.payloads = []
+    raw = base64.b64encode(b"\0w17bo\0" + PW.encode()).decode()
+    b.ask("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+          "mechanism='PLAIN'>%s</auth>" % raw, "success")
+    b.send(**{"xmpp:restart": "true", "xmlns:xmpp": XBOSH, "to": D})
+    b.expect("xmpp-bind")
+    r = b.ask("<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns="
+              "'urn:ietf:params:xml:ns:xmpp-bind'><resource>bosh</resource>"
+              "</bind></iq>", "b1")
+    jid = r.find(".//{urn:ietf:params:xml:ns:xmpp-bind}jid").text
+    assert jid == "w17bo@%s/bosh" % D
+    b.send("<presence xmlns='jabber:client'/>")
+    # presence both ways across the nodes
+    b.expect('from="w17bt@%s/tcp"' % D)
+    t.expect("from='w17bo@%s/bosh'" % D)
+    # messages both ways
+    b.send("<message xmlns='jabber:client' to='%s' type='chat'><body>"
+           "via bosh</body></message>" % t.jid)
+    assert "via bosh" in t.expect("</message>")
+    t.send("<message to='%s' type='chat'><body>to bosh</body></message>"
+           % jid)
+    m = b.expect("to bosh")
+    assert m.tag == "{jabber:client}message"
+    # terminate: an unavailable presence inside, then the session is over
+    b.send("<presence xmlns='jabber:client' type='unavailable'/>",
+           type="terminate")
+    deadline = time.monotonic() + 10
+    while b.terminated is None and time.monotonic() < deadline:
+        b.response()
+    assert b.terminated is not None
+    wait_unavailable(t, "w17bo@%s/bosh" % D)
+    # the sid is gone
+    b.send()
+    assert b.response().get("condition") == "item-not-found"
+    t.close()
+
+
+def test_bosh_scram_login(live, make_user):
+    make_user("w17bs", PW)
+    b = Bosh(port(live, "c2s-b"), wait=5)
+    b.create()
+    b.payloads = []  # the features
+    # SCRAM: challenge then success
+    out = _scram(_ShimAsk(b), "w17bs", PW, "sha1")
+    assert out.startswith("success"), out
+
+
+class _ShimAsk:
+    """test_03's _scram over BOSH: ask() returns '<tag>TEXT</' like the
+    byte-level clients."""
+
+    def __init__(self, b):
+        self.b = b
+
+    def ask(self, data, needle):
+        self.b.send(data)
+        el = self.b.expect("urn:ietf:params:xml:ns:xmpp-sasl")
+        tag = el.tag.split("}")[1]
+        if tag == "success":
+            return "success"
+        return "<%s>%s</" % (tag, el.text or "")
+
+
+def test_bosh_rid_window_replay_and_unknown_sid_R_WEB_2(live, make_user):
+    b = Bosh(port(live, "c2s-a"), wait=2)
+    b.create()
+    # a repeated rid gets the same answer again
+    rid = b.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                 "mechanism='NOPE'>=</auth>")
+    first = None
+    while first is None:
+        b.response()
+        first = b.last_raw.get(rid)
+    assert b"invalid-mechanism" in first
+    again = b.post({"sid": b.sid}, rid=rid)
+    assert again == rid
+    b.response()
+    assert b.last_raw[rid] == first
+    # another node does not know the session
+    b.post({"sid": b.sid}, port=port(live, "c2s-b"))
+    t = b.response()
+    assert t.get("type") == "terminate"
+    assert t.get("condition") == "item-not-found"
+    b.terminated = None
+    # a rid far outside the window ends the session
+    b.post({"sid": b.sid}, rid=b.rid + 50)
+    t = b.response()
+    assert t.get("type") == "terminate"
+    assert t.get("condition") == "item-not-found"
+    b.post({"sid": b.sid})
+    assert b.response().get("condition") == "item-not-found"
+
+
+def test_bosh_bad_requests(live):
+    p = port(live)
+    assert http(p, "GET", "/http-bind")[0] == 405
+    st, _, _ = http(p, "POST", "/http-bind", body=b"not xml")
+    assert st == 400
+    st, _, body = http(p, "POST", "/http-bind",
+                       body=b"<body xmlns='http://jabber.org/protocol/"
+                            b"httpbind' to='localhost'/>")
+    assert st == 200 and b"bad-request" in body
+    st, _, body = http(p, "POST", "/http-bind",
+                       body=b"<body xmlns='http://jabber.org/protocol/"
+                            b"httpbind' rid='5' to='elsewhere' wait='5' "
+                            b"hold='1'/>")
+    assert st == 200 and b"host-unknown" in body
+    st, _, _ = http(p, "POST", "/http-bind", {"Origin": "http://evil.example"},
+                    body=b"<body xmlns='http://jabber.org/protocol/"
+                         b"httpbind' rid='5' to='localhost'/>")
+    assert st == 403
+    # CORS for the page's own origin
+    own = "http://localhost:%d" % p
+    b = Bosh(p, host="localhost:%d" % p, origin=own)
+    b.create()
+    assert b.last_headers.get("access-control-allow-origin") == own
+
+
+@pytest.fixture
+def node_c(live):
+    live.start("c2s-c")
+    try:
+        yield live
+    finally:
+        live.stop("c2s-c")
+
+
+def test_bosh_inactivity_ends_session_like_a_drop_R_WEB_2(node_c,
+                                                           make_user):
+    """c2s-c has bosh_inactivity = 3: with no request held for 3 s the
+    session ends and the subscriber gets unavailable."""
+    make_user("w17bi", PW)
+    make_user("w17bj", PW)
+    roster_row("w17bi", "w17bj", "both")
+    roster_row("w17bj", "w17bi", "both")
+    t = tcp_login(node_c, "c2s-b", "w17bj", PW, "tcp")
+    b = Bosh(port(node_c, "c2s-c"), wait=1)
+    created = b.create()
+    assert created.get("inactivity") == "3"
+    raw = base64.b64encode(b"\0w17bi\0" + PW.encode()).decode()
+    b.ask("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+          "mechanism='PLAIN'>%s</auth>" % raw, "success")
+    b.send(**{"xmpp:restart": "true", "xmlns:xmpp": XBOSH, "to": D})
+    b.expect("xmpp-bind")
+    b.ask("<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns="
+          "'urn:ietf:params:xml:ns:xmpp-bind'><resource>idle</resource>"
+          "</bind></iq>", "b1")
+    b.send("<presence xmlns='jabber:client'/>")
+    t.expect("from='w17bi@%s/idle'" % D)
+    # the client stops: its held request is answered after wait (1 s),
+    # then nothing is held
+    while b.outstanding:
+        b.response()
+    mark = node_c.log_mark("c2s-c")
+    wait_unavailable(t, "w17bi@%s/idle" % D, timeout=20)
+    node_c.wait_log("c2s-c", "no request for 3 s", since=mark)
+    b.send()
+    assert b.response().get("condition") == "item-not-found"
+    t.close()

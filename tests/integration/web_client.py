@@ -14,11 +14,15 @@ are answered; a close frame from the server is recorded in close_code.
 import base64
 import hashlib
 import os
+import random
+import select
 import socket
 import ssl
 import struct
 import time
 
+HTTPBIND = "http://jabber.org/protocol/httpbind"
+XBOSH = "urn:xmpp:xbosh"
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
 OPEN = "<open xmlns='%s' to='%%s' version='1.0'/>" % FRAMING
@@ -275,3 +279,131 @@ class WS:
             self.sock.close()
         except OSError:
             pass
+
+
+class Bosh:
+    """A BOSH client (XEP-0124/0206): each request on its own connection,
+    so several can be outstanding, as a browser does; at most `keep`
+    empty requests are left held while waiting for something."""
+
+    def __init__(self, port, host="localhost", origin=None, wait=10,
+                 hold=1, domain="localhost"):
+        self.port, self.host, self.origin = port, host, origin
+        self.domain = domain
+        self.rid = random.randint(1 << 20, 1 << 40)
+        self.sid = None
+        self.wait, self.hold = wait, hold
+        self.outstanding = []  # (sock, rid, buf)
+        self.payloads = []     # received <body/> children, as text
+        self.bodies = []       # every response <body/> (ET elements)
+        self.terminated = None  # the terminate <body/> when one came
+        self.last_raw = {}     # rid -> raw response body
+
+    def post(self, attrs, payload="", rid=None, port=None):
+        """Send one request; returns its rid."""
+        if rid is None:
+            self.rid += 1
+            rid = self.rid
+        a = " ".join("%s='%s'" % kv for kv in attrs.items())
+        body = ("<body xmlns='%s' rid='%d' %s>%s</body>"
+                % (HTTPBIND, rid, a, payload)).encode()
+        s = socket.create_connection(("127.0.0.1", port or self.port),
+                                     timeout=10)
+        hdr = ("POST /http-bind HTTP/1.1\r\nHost: %s\r\nContent-Type: "
+               "text/xml; charset=utf-8\r\nContent-Length: %d\r\n"
+               % (self.host, len(body)))
+        if self.origin:
+            hdr += "Origin: %s\r\n" % self.origin
+        s.sendall(hdr.encode() + b"\r\n" + body)
+        self.outstanding.append((s, rid))
+        return rid
+
+    def send(self, payload="", **attrs):
+        attrs.setdefault("sid", self.sid)
+        return self.post(attrs, payload)
+
+    def create(self, **extra):
+        attrs = {"to": self.domain, "wait": str(self.wait),
+                 "hold": str(self.hold), "ver": "1.11",
+                 "xml:lang": "en", "xmpp:version": "1.0",
+                 "xmlns:xmpp": XBOSH}
+        attrs.update(extra)
+        self.post(attrs)
+        b = self.response()
+        self.sid = b.get("sid")
+        return b
+
+    def response(self, timeout=20):
+        """The next answer to any outstanding request (ET element of the
+        <body/>); its children go to self.payloads."""
+        deadline = time.monotonic() + timeout
+        socks = [o[0] for o in self.outstanding]
+        if not socks:
+            raise AssertionError("no request outstanding")
+        r, _, _ = select.select(socks, [], [], max(0, deadline -
+                                                   time.monotonic()))
+        if not r:
+            raise AssertionError("no BOSH answer in %ss" % timeout)
+        i = socks.index(r[0])
+        s, rid = self.outstanding.pop(i)
+        st, hd, body, _ = read_response(s, timeout=timeout)
+        s.close()
+        self.last_status, self.last_headers = st, hd
+        if st != 200:
+            raise AssertionError("HTTP %d: %r" % (st, body))
+        self.last_raw[rid] = body
+        import xml.etree.ElementTree as ET
+        b = ET.fromstring(body)
+        assert b.tag == "{%s}body" % HTTPBIND, body
+        self.bodies.append(b)
+        for child in b:
+            self.payloads.append(child)
+        if b.get("type") == "terminate":
+            self.terminated = b
+        return b
+
+    def expect(self, needle, timeout=20):
+        """Keep one request outstanding and read answers until a payload
+        element's text (ET.tostring: double quotes, ns0: prefixes)
+        contains needle; returns that element (earlier ones dropped)."""
+        import xml.etree.ElementTree as ET
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, p in enumerate(self.payloads):
+                if needle in ET.tostring(p).decode():
+                    self.payloads = self.payloads[i + 1:]
+                    return p
+            if self.terminated is not None:
+                raise AssertionError("terminated (%s) waiting for %r" % (
+                    self.terminated.get("condition"), needle))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("timeout waiting for %r; got %r"
+                                     % (needle, self.payloads))
+            if not self.outstanding:
+                self.send()
+            self.response(left)
+
+    def ask(self, payload, needle, timeout=20):
+        self.send(payload)
+        return self.expect(needle, timeout)
+
+    def login_plain(self, user, password, resource=None):
+        self.create()
+        raw = base64.b64encode(("\0%s\0%s" % (user, password)).encode())
+        self.ask("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                 "mechanism='PLAIN'>%s</auth>" % raw.decode(), "success")
+        self.send(**{"xmpp:restart": "true", "xmlns:xmpp": XBOSH,
+                     "to": self.domain})
+        self.expect("bind")
+        res = "<resource>%s</resource>" % resource if resource else ""
+        r = self.ask("<iq xmlns='jabber:client' type='set' id='bind1'>"
+                     "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>%s"
+                     "</bind></iq>" % res, "bind1")
+        self.jid = r.find(".//{urn:ietf:params:xml:ns:xmpp-bind}jid").text
+        return self.jid
+
+    def close(self):
+        for s, _ in self.outstanding:
+            s.close()
+        self.outstanding = []
