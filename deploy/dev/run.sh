@@ -93,8 +93,10 @@ Kiln dev stack (config: $KILN_CONF)
   PostgreSQL   $KILN_PG   (also 127.0.0.1:$KILN_PG_PORT)
   Redis        $KILN_REDIS_SOCK
   router       tcp://127.0.0.1:5270 (ZeroMQ)
-  c2s node A   5222 STARTTLS, 5223 direct TLS, 5280 HTTP (WebSocket/BOSH)
-  c2s node B   5322 STARTTLS, 5323 direct TLS, 5380 HTTP (WebSocket/BOSH)
+  c2s node A   5222 STARTTLS, 5223 direct TLS, 5280 HTTP, 5281 HTTPS
+  c2s node B   5322 STARTTLS, 5323 direct TLS, 5380 HTTP, 5381 HTTPS
+  web          ws://localhost:5280/xmpp-websocket, http://localhost:5280/http-bind
+               (and wss/https on 5281); files of $KILN_VAR/web at /chat/
   components   5275
   domain       localhost       MUC service  conference.localhost
   login        demo@localhost / demo  (self-signed certificate: $KILN_TLS_CERT)
