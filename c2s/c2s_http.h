@@ -56,6 +56,7 @@ enum {
     C2S_HH_WS_KEY,
     C2S_HH_WS_VERSION,
     C2S_HH_WS_PROTOCOL,
+    C2S_HH_EXPECT,
     C2S_HH_COUNT
 };
 

@@ -40,6 +40,7 @@ static const char *const http_hdr_names[C2S_HH_COUNT] = {
     "sec-websocket-key",
     "sec-websocket-version",
     "sec-websocket-protocol",
+    "expect",
 };
 
 /* ---- pure helpers ---------------------------------------------------------
@@ -608,6 +609,10 @@ static int http_on_headers(http_parser *p)
         h->err_status = 413;
         return -1;
     }
+    /* curl and other clients wait for this before sending a body */
+    if (h->hdr[C2S_HH_EXPECT] != NULL && p->http_minor >= 1 &&
+        strcasecmp(h->hdr[C2S_HH_EXPECT], "100-continue") == 0)
+        kn_buf_append_str(&h->out, "HTTP/1.1 100 Continue\r\n\r\n");
     return 0;
 }
 

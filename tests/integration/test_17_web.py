@@ -599,3 +599,19 @@ def test_bosh_inactivity_ends_session_like_a_drop_R_WEB_2(node_c,
     b.send()
     assert b.response().get("condition") == "item-not-found"
     t.close()
+
+
+def test_ws_idle_policy_R_DROP_4(node_c, make_user):
+    """The idle policy of TCP sessions applies to WebSocket ones (c2s-c:
+    idle_timeout = 6): a server ping at 3 s, then connection-timeout and
+    the framed close at 6 s."""
+    make_user("w17idle", PW)
+    w = ws_login(node_c, "w17idle", "c2s-c", resource="quiet")
+    t0 = time.monotonic()
+    w.expect("kiln-ping-", timeout=15)
+    ping = parse(w.last_messages[-1])
+    assert ping.tag == "{jabber:client}iq" and ping.get("type") == "get"
+    texts = w.until_closed(timeout=15)
+    assert time.monotonic() - t0 >= 5
+    assert any("<connection-timeout" in x for x in texts), texts
+    assert texts[-1].startswith("<close"), texts

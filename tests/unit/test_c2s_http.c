@@ -109,6 +109,14 @@ START_TEST(pipelined_requests_answered_in_order)
     ck_assert_int_eq(count(r.out, "<XRD"), 0);      /* HEAD: no body */
     ck_assert_int_eq(count(r.out, "Connection: close"), 1);
     free(r.out);
+    /* Expect: 100-continue gets its interim answer before the final one */
+    r = feed(&conf,
+             "POST /nope HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+             "Content-Length: 2\r\n\r\nab",
+             0);
+    ck_assert_ptr_eq(strstr(r.out, "HTTP/1.1 100 Continue\r\n\r\n"), r.out);
+    ck_assert_ptr_nonnull(strstr(r.out, "404"));
+    free(r.out);
 }
 END_TEST
 
