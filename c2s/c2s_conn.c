@@ -394,6 +394,8 @@ static const c2s_stream_ops_t conn_stream_ops = {
 
 static void conn_update_io(c2s_conn_t *c)
 {
+    if (c->io.fd < 0)
+        return; /* no socket (BOSH): c2s_conn_wake() */
     int ev = 0;
     if (c->handshaking) {
         ev = c->read_want ? c->read_want : EV_READ;
@@ -554,7 +556,12 @@ static void conn_read(c2s_conn_t *c)
         }
         c->read_want = 0;
         if (n <= 0) {
-            c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
+            /* A framing transport (WebSocket) names the stream error
+             * for input it refused. */
+            int err = KN_SE_NONE;
+            if (n == -KN_EPROTO && c->tr->stream_error != NULL)
+                err = c->tr->stream_error(c->trs);
+            c2s_conn_close(c, (kn_stream_err_t)err, KN_ENV_REASON_DROPPED);
             break;
         }
         c->last_in = ev_now(c->srv->loop);
@@ -649,8 +656,8 @@ static void conn_addr_key(const struct sockaddr *sa, uint8_t key[16])
     }
 }
 
-void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
-                     bool direct_tls)
+static c2s_conn_t *conn_new(c2s_server_t *srv, int fd,
+                            const struct sockaddr *sa, unsigned flags)
 {
     c2s_conn_t *c = kn_calloc(1, sizeof(*c));
     c->srv = srv;
@@ -665,11 +672,37 @@ void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
     c->tokens = (double)srv->conf->rate_burst_bytes;
     c->refill_at = ev_now(srv->loop);
     c->last_in = c->refill_at;
-    c->st = c2s_stream_new(&srv->scf, &conn_stream_ops, c, &c->out,
-                           direct_tls ? 0 : C2S_STREAM_F_STARTTLS);
+    c->st = c2s_stream_new(&srv->scf, &conn_stream_ops, c, &c->out, flags);
     ev_io_init(&c->io, conn_on_io, fd, EV_READ);
     c->io.data = c;
     c->tr = &c2s_transport_tcp;
+    return c;
+}
+
+c2s_conn_t *c2s_conn_adopt(c2s_server_t *srv, int fd, const struct sockaddr *sa,
+                           const c2s_transport_t *tr, void *trs, unsigned flags)
+{
+    c2s_conn_t *c = conn_new(srv, fd, sa, flags);
+    c->tr = tr;
+    c->trs = trs;
+    if (fd >= 0)
+        ev_io_start(srv->loop, &c->io);
+    /* The transport may hold input already (sent with the upgrade). */
+    ev_feed_event(srv->loop, &c->io, EV_READ);
+    return c;
+}
+
+void c2s_conn_wake(c2s_conn_t *c)
+{
+    if (!c->closing)
+        ev_feed_event(c->srv->loop, &c->io, EV_READ | EV_WRITE);
+}
+
+void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
+                     bool direct_tls)
+{
+    c2s_conn_t *c =
+        conn_new(srv, fd, sa, direct_tls ? 0 : C2S_STREAM_F_STARTTLS);
     if (direct_tls) {
         c->trs = c2s_tls_new(srv->tls, fd);
         if (c->trs == NULL) {
@@ -738,7 +771,8 @@ void c2s_conn_free(c2s_conn_t *c)
     if (c->creds != NULL)
         c->creds->c = NULL;
     c->tr->free(&c->trs);
-    close(c->io.fd);
+    if (c->io.fd >= 0)
+        close(c->io.fd);
     uint64_t slot = c->local & C2S_SLOT_MASK;
     srv->slots[slot] = NULL;
     srv->free_slots[srv->nfree++] = (uint32_t)slot;
