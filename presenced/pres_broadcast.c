@@ -5,16 +5,29 @@
  *
  * A note on the flows. A broadcast presence (no `to`) from a session
  * arrives here from the router. Available: remember it (session + Redis,
- * R-PRES-1), then one multicast to every available resource of each
- * contact with from/both (shared-group members count as both) and to the
- * user's other available resources. The first available presence of a
- * session also runs the login flow, in this order, every step to the new
- * resource only: presence of the to/both contacts' available resources;
- * the stored last unavailable presence of the offline ones (one query,
- * with XEP-0203 delay); the user's other resources' presence; pending
- * inbound subscription requests (R-PRES-4); offline messages (R-PRES-5).
- * Everything goes out on the one router socket in that order, so the
- * client sees it in that order.
+ * R-PRES-1), then one multicast to every listening resource (below) of
+ * each contact with from/both (shared-group members count as both) and to
+ * all of the user's listening resources, the sender included (RFC 6121
+ * 4.2.2, 4.4.2: a client waits for its own presence). The first available
+ * presence of a session also runs the login flow, in this order, every
+ * step to the new resource only: what the to/both contacts' resources and
+ * the user's other resources have broadcast; the stored last unavailable
+ * presence of the offline contacts (one query, with XEP-0203 delay);
+ * pending inbound subscription requests (R-PRES-4); offline messages
+ * (R-PRES-5). Everything goes out on the one router socket in that order,
+ * so the client sees it in that order.
+ *
+ * Exactly once. The targets are computed when the fan-out runs, after an
+ * asynchronous roster read, not when the presence arrives. So a
+ * session's `shown` (the presence its last fan-out sent) is set by that
+ * fan-out, and a resource is "listening" when it is available and has
+ * `shown`. A fan-out reaches the resources listening at that moment; the
+ * login flow, which runs in the same step, sends the new resource the
+ * `shown` presence of the others. Fan-outs run one at a time, so of any
+ * two resources exactly one ran first: the second learns the first's
+ * presence from its login flow, the first the second's from the second's
+ * fan-out. Before, both paths could fire for one pair (two or three
+ * copies under concurrent logins).
  *
  * Unavailable, from the client or synthesized when the router tells us a
  * session ended (SESSION_DOWN, whatever the reason), runs once per
@@ -288,10 +301,12 @@ static void bc_start(pres_t *p, const char *bare, const pres_sess_t *s,
 void pres_broadcast_photo_known(pres_t *p, pres_user_t *u)
 {
     /* Pop one at a time: the jobs left keep u alive; the last
-     * pres_roster_get may free it. */
-    while (u->bc_parked != NULL) {
+     * pres_roster_get may free it, so u is not read after that one. */
+    bool more = u->bc_parked != NULL;
+    while (more) {
         bc_job_t *j = u->bc_parked;
         u->bc_parked = j->next;
+        more = j->next != NULL;
         j->next = NULL;
         if (j->available && u->photo == NULL) {
             u->photo_stale = true; /* the load failed: goes out without */

@@ -9,7 +9,11 @@
  * presence), then the rest. Reported per
  * round: logins per second and presence stanzas delivered per second
  * over the login wave; a user that never saw one of its contacts online
- * counts as incomplete, which is a failure.
+ * counts as incomplete, which is a failure. Counted against the exact
+ * expectation (one presence per contact resource, RFC 6121), with the
+ * user's own presence (self), what a leaving session still received
+ * (leaving) and repeated states (repeats) apart; those are reported, not
+ * failures, since servers differ (tests/bench/README.md).
  */
 #include <inttypes.h>
 #include <stdint.h>

@@ -617,17 +617,17 @@ static void worker_on_presence(worker_t *w, load_conn_t *c, const char *el,
         w->c.presence++;
         return;
     }
-    long u = worker_user_of_jid(w, from, fl);
-    if (u >= 0 && (size_t)u == c->user) {
-        /* Our own presence reflected (RFC 6121 4.2.2, 4.4.2, 4.5.2):
-         * counted apart, never as a contact's. */
-        w->c.pres_self++;
-        return;
-    }
     if (c->state == LOAD_CONN_CLOSING) {
         /* Sent to us before the server processed our unavailable
          * presence: legitimate, but not what the watchers receive. */
         w->c.pres_leaving++;
+        return;
+    }
+    long u = worker_user_of_jid(w, from, fl);
+    if (u >= 0 && (size_t)u == c->user) {
+        /* Our own presence reflected (RFC 6121 4.2.2, 4.4.2): counted
+         * apart, never as a contact's. */
+        w->c.pres_self++;
         return;
     }
     w->c.presence++;

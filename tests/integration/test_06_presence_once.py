@@ -35,10 +35,13 @@ class Seen:
         deadline = loop.time() + timeout
         while not pred(self.got):
             left = deadline - loop.time()
-            if left <= 0:
-                raise AssertionError(
-                    "%s: timed out; got %s" % (self.c.boundjid, self.got))
-            p = await asyncio.wait_for(self.c.presences.get(), left)
+            try:
+                if left <= 0:
+                    raise asyncio.TimeoutError()
+                p = await asyncio.wait_for(self.c.presences.get(), left)
+            except asyncio.TimeoutError:
+                raise AssertionError("%s: still waiting after %d s; got %s"
+                                     % (self.c.boundjid, timeout, self.got))
             self.got.append((str(p["from"]), p["type"] or "available",
                              p["status"] or ""))
 
@@ -70,7 +73,8 @@ def test_own_presence_echoed_once_per_resource_across_nodes_R_PRES_2(
     for u in ("p6eme", "p6ebud", "p6estr"):
         make_user(u, PW)
     sql("insert into rosteritems (username, jid, subscription) values "
-        "('p6eme', 'p6ebud@%s', 3), ('p6ebud', 'p6eme@%s', 3)" % (D, D))
+        "('p6eme', 'p6ebud@%s', 3), ('p6ebud', 'p6eme@%s', 3) "
+        "on conflict (username, jid) do nothing" % (D, D))
     me = ["p6eme@%s/r%d" % (D, i) for i in (1, 2, 3)]
     bud = "p6ebud@%s/b" % D
     stranger = "p6estr@%s/s" % D
