@@ -321,13 +321,22 @@ static kn_stanza_builder_t *event_start(pres_t *p, const char *owner)
 }
 
 /* Finish the event in p->b and multicast it to owner's available
- * resources. */
-static void event_send(pres_t *p, const char *owner)
+ * resources; with node, also to the contacts that asked for NODE+notify
+ * and whom the node's access model allows (pres_caps.c). */
+static void event_send_to(pres_t *p, const char *owner, const char *node,
+                          pep_access_t access)
 {
     kn_stanza_t *st = kn_stanza_builder_finish(p->b);
     size_t n = pres_user_targets(p, pres_user_find(p, owner), true);
     pres_multicast(p, st, p->targets, n);
+    if (node != NULL)
+        pres_caps_notify(p, owner, node, (int)access, st);
     kn_stanza_unref(&st);
+}
+
+static void event_send(pres_t *p, const char *owner)
+{
+    event_send_to(p, owner, NULL, PEP_ACCESS_WHITELIST);
 }
 
 static void notify_publish(pep_job_t *j)
@@ -338,7 +347,7 @@ static void notify_publish(pep_job_t *j)
     kn_stanza_builder_start(b, "item", NULL);
     kn_stanza_builder_attr(b, "id", j->id);
     kn_stanza_builder_copy(b, j->iq, j->req.payload);
-    event_send(j->p, j->owner);
+    event_send_to(j->p, j->owner, j->req.node, j->conf.access);
 }
 
 static void notify_retract(pep_job_t *j)
