@@ -548,12 +548,15 @@ void pres_caps_presence(pres_t *p, pres_sess_t *s, const kn_stanza_t *st,
         return; /* no caps (or legacy ones): what we knew stays */
     kn_buf_t key = KN_BUF_INIT;
     kn_buf_printf(&key, "%s %s", c.hash, c.ver);
-    if (s->caps_key != NULL && strcmp(s->caps_key, key.data) == 0) {
+    bool same = s->caps_key != NULL && strcmp(s->caps_key, key.data) == 0;
+    if (same && s->caps != NULL) {
         kn_buf_free(&key);
-        if (first && s->caps != NULL)
+        if (first)
             caps_session_ready(p, s); /* available again */
         return;
     }
+    /* New caps, or the same ones still unknown (being resolved: it waits
+     * below; given up on: tried again). */
     free(s->caps_key);
     s->caps_key = kn_strdup(key.data);
     kn_buf_free(&key);
@@ -576,7 +579,10 @@ void pres_caps_presence(pres_t *p, pres_sess_t *s, const kn_stanza_t *st,
     while (pd != NULL && strcmp(pd->key, s->caps_key) != 0)
         pd = pd->next;
     if (pd != NULL) {
-        if (pd->nwait < CAPS_WAITERS_MAX)
+        bool listed = pd->asked != NULL && strcmp(pd->asked, s->full) == 0;
+        for (size_t i = 0; i < pd->nwait && !listed; i++)
+            listed = strcmp(pd->waiters[i], s->full) == 0;
+        if (!listed && pd->nwait < CAPS_WAITERS_MAX)
             pd->waiters[pd->nwait++] = kn_strdup(s->full);
         return;
     }
