@@ -215,6 +215,11 @@ void pres_handle(pres_t *p, const kn_env_t *env, const void *payload,
                  size_t len);
 /* Start timers (shared-group poll) and restore state from Redis. */
 void pres_start(pres_t *p);
+/* A graceful stop began: stop the timers (no new work of our own). */
+void pres_stop(pres_t *p);
+/* Replace the Redis handle (borrowed; NULL: no Redis writes), e.g. before
+ * the process frees it while pool callbacks may still run. */
+void pres_set_redis(pres_t *p, kn_redis_t *redis);
 
 /* ---- pres_sess.c ---- */
 pres_user_t *pres_user_find(pres_t *p, const char *bare);
