@@ -92,9 +92,16 @@ static void shared_changed(pres_t *p)
     free(olds);
 }
 
+/* arg: a pres_t * slot that pres_free clears when it frees p while the
+ * query is in flight (the pool answers it afterwards, with an error). */
 static void shared_rows(const PGresult *res, int err, void *arg)
 {
-    pres_t *p = arg;
+    pres_t **slot = arg;
+    pres_t *p = *slot;
+    free(slot);
+    if (p == NULL)
+        return;
+    p->shared_inflight = NULL;
     p->shared_polling = false;
     if (err != 0 || PQntuples(res) == 0)
         return;
@@ -116,6 +123,9 @@ void pres_shared_poll(pres_t *p)
     if (p->pg == NULL || p->shared_polling)
         return;
     p->shared_polling = true;
+    pres_t **slot = kn_malloc(sizeof(*slot));
+    *slot = p;
+    p->shared_inflight = slot;
     kn_pg_query(p->pg, "select coalesce(max(id), 0) from shared_group_changes",
-                0, NULL, shared_rows, p);
+                0, NULL, shared_rows, slot);
 }
