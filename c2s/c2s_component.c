@@ -545,6 +545,11 @@ static void comp_on_router_stanza(comp_conn_t *c, const kn_env_t *env,
         comp_write_stanza(c, st);
     }
     kn_stanza_unref(&st);
+    if (c->out.len - c->out_off > (size_t)c->cs->srv->conf->out_buffer_max) {
+        /* The component does not read: as for a slow client. */
+        comp_close(c, KN_SE_RESOURCE_CONSTRAINT, NULL);
+        return;
+    }
     comp_output(c);
 }
 

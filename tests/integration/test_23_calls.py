@@ -26,7 +26,8 @@ from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from xmpp_client import Client, iq, iq_error, login, next_message, run
+from xmpp_client import (Client, iq, iq_error, login, next_message,
+                         next_presence, run)
 
 PW = "secret-pw"
 NS = "urn:xmpp:extdisco:2"
@@ -151,25 +152,37 @@ class Turn:
                     break
             time.sleep(0.05)
         assert self.p.poll() is None, "turnserver exited"
+        # A UDP echo peer behind the relay: data really goes through it.
+        self.peer_port = TURN_PORT + 20200
+        lf = open(self.log, "ab")
+        self.peer = subprocess.Popen(
+            ["turnutils_peer", "-L", "127.0.0.1", "-p", str(self.peer_port)],
+            stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        lf.close()
 
     def allocate(self, user, password, tcp=False):
-        """turnutils_uclient allocates a relay; True when it could."""
+        """turnutils_uclient allocates a relay and sends through it to the
+        echo peer; True when every packet came back."""
         argv = ["turnutils_uclient", "-p", str(TURN_PORT), "-u", user,
-                "-w", password, "-n", "2", "-e", "127.0.0.1", "-X"]
+                "-w", password, "-n", "2", "-e", "127.0.0.1",
+                "-r", str(self.peer_port), "-X"]
         if tcp:
             argv.append("-t")
         r = subprocess.run(argv + ["127.0.0.1"], capture_output=True,
                            text=True, timeout=60)
         out = r.stdout + r.stderr
-        return r.returncode == 0 and "Cannot complete Allocation" not in out
+        return (r.returncode == 0 and
+                "Cannot complete Allocation" not in out and
+                "Total lost packets 0 " in out)
 
     def stop(self):
-        self.p.terminate()
-        try:
-            self.p.wait(10)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
+        for p in (self.peer, self.p):
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 def test_turn_credentials_accepted_by_coturn_R_AV_2(live, make_user):
@@ -301,6 +314,12 @@ def test_jingle_message_initiation_R_AV_1(live, make_user):
         f = await jlogin(live, "c23fay", "c2s-a", "pc")
         g1 = await jlogin(live, "c23gus", "c2s-a", "laptop")
         g2 = await jlogin(live, "c23gus", "c2s-b", "phone")
+        # Both devices available in the router before the call: each sees
+        # the other's presence only after the router took its priority.
+        for g, other in ((g1, "phone"), (g2, "laptop")):
+            await next_presence(
+                g, lambda p, o=other: str(p["from"]) == "c23gus@localhost/" + o
+                and p["type"] == "available")
         # propose to the bare JID rings every device of the callee.
         jmi(f, "c23gus@localhost", "propose", "call-1")
         for g in (g1, g2):
