@@ -6,9 +6,12 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kn_err.h"
+#include "kn_jid.h"
+#include "kn_mem.h"
 
 #define F(x) offsetof(c2s_conf_t, x)
 
@@ -86,8 +89,68 @@ const kn_conf_def_t c2s_conf_defs[] = {
      "BOSH: longest time a request is held"},
     {"web_root", KN_CONF_STR, F(web_root), 0, "", 0, 0, NULL,
      "directory served under /chat/ (empty: none)"},
+    {"component_port", KN_CONF_INT, F(component_port), 0, NULL, 0, 65535, NULL,
+     "port for external components, XEP-0114 (0: none); bound on `bind`"},
+    {"extdisco.host", KN_CONF_STR, F(extdisco_host), 0, "", 0, 0, NULL,
+     "STUN/TURN server announced by XEP-0215 (empty: service-unavailable)"},
+    {"extdisco.stun_port", KN_CONF_INT, F(extdisco_stun_port), 3478, NULL, 0,
+     65535, NULL, "its STUN port (0: no STUN entry)"},
+    {"extdisco.turn_port", KN_CONF_INT, F(extdisco_turn_port), 3478, NULL, 0,
+     65535, NULL, "its TURN port (0: no TURN entries)"},
+    {"extdisco.secret", KN_CONF_STR, F(extdisco_secret), 0, "", 0, 0, NULL,
+     "TURN REST shared secret (coturn static-auth-secret); empty: no TURN"},
+    {"extdisco.ttl", KN_CONF_INT, F(extdisco_ttl), 86400, NULL, 60, 31 * 86400,
+     NULL, "lifetime of TURN credentials, seconds"},
     {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
 };
+
+#define CF(x) offsetof(c2s_comp_def_t, x)
+static const kn_conf_def_t comp_defs[] = {
+    {"domain", KN_CONF_STR, CF(domain), 0, "", 0, 0, NULL,
+     "the component's domain (e.g. irc.example.org)"},
+    {"secret", KN_CONF_STR, CF(secret), 0, "", 0, 0, NULL,
+     "shared secret of the XEP-0114 handshake"},
+    {"name", KN_CONF_STR, CF(name), 0, "", 0, 0, NULL,
+     "name listed in the server's disco#items"},
+    {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
+};
+
+/* The top-level `components` list (XEP-0114). */
+static int conf_components(const kn_conf_t *cf, c2s_conf_t *out, char *err,
+                           size_t errlen)
+{
+    int n = kn_conf_list_len(cf, "components", err, errlen);
+    if (n <= 0)
+        return n;
+    out->components = kn_calloc((size_t)n, sizeof(*out->components));
+    for (size_t i = 0; i < (size_t)n; i++) {
+        c2s_comp_def_t *d = &out->components[i];
+        out->ncomponents = i + 1;
+        int rc =
+            kn_conf_apply_elem(cf, "components", i, comp_defs, d, err, errlen);
+        if (rc < 0)
+            return rc;
+        kn_buf_t p = KN_BUF_INIT;
+        if (kn_jid_prepare_str(d->domain, strlen(d->domain), &p) < 0 ||
+            strchr(p.data, '@') != NULL || strchr(p.data, '/') != NULL ||
+            *d->secret == '\0') {
+            kn_buf_free(&p);
+            snprintf(err, errlen,
+                     "components[%zu]: needs a domain (no @ or /) and a "
+                     "secret",
+                     i);
+            return -KN_EINVAL;
+        }
+        free(d->domain);
+        d->domain = kn_buf_release(&p, NULL);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(out->components[j].domain, d->domain) == 0) {
+                snprintf(err, errlen, "components: %s listed twice", d->domain);
+                return -KN_EINVAL;
+            }
+    }
+    return 0;
+}
 
 int c2s_conf_load(const kn_conf_t *cf, const char *node, c2s_conf_t *out,
                   char *err, size_t errlen)
@@ -95,6 +158,9 @@ int c2s_conf_load(const kn_conf_t *cf, const char *node, c2s_conf_t *out,
     memset(out, 0, sizeof(*out));
     int rc =
         kn_conf_apply_node(cf, "c2s", node, c2s_conf_defs, out, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = conf_components(cf, out, err, errlen);
     if (rc < 0)
         return rc;
     if (out->starttls_port == 0 && out->tls_port == 0) {
@@ -128,5 +194,10 @@ int c2s_conf_load(const kn_conf_t *cf, const char *node, c2s_conf_t *out,
 
 void c2s_conf_free(c2s_conf_t *c)
 {
+    for (size_t i = 0; i < c->ncomponents; i++)
+        kn_conf_free_fields(comp_defs, &c->components[i]);
+    free(c->components);
+    c->components = NULL;
+    c->ncomponents = 0;
     kn_conf_free_fields(c2s_conf_defs, c);
 }

@@ -10,6 +10,14 @@
 
 #include "kn_config.h"
 
+/* One external component (XEP-0114): an entry of the top-level
+ * `components` list. */
+typedef struct c2s_comp_def {
+    char *domain; /* prepared on load */
+    char *secret;
+    char *name; /* disco#items name (R-GW-2) */
+} c2s_comp_def_t;
+
 typedef struct c2s_conf {
     char *tls_cert;
     char *tls_key;
@@ -44,6 +52,15 @@ typedef struct c2s_conf {
     long long bosh_polling;
     long long bosh_requests;
     long long bosh_wait_max;
+    long long component_port;   /* XEP-0114 listener, 0: none */
+    c2s_comp_def_t *components; /* the top-level `components` list */
+    size_t ncomponents;
+    /* XEP-0215 (c2s_extdisco.c): STUN/TURN host, ports, shared secret */
+    char *extdisco_host;
+    long long extdisco_stun_port;
+    long long extdisco_turn_port;
+    char *extdisco_secret;
+    long long extdisco_ttl;
 } c2s_conf_t;
 
 extern const kn_conf_def_t c2s_conf_defs[];

@@ -662,7 +662,8 @@ static c2s_conn_t *conn_new(c2s_server_t *srv, int fd,
     c2s_conn_t *c = kn_calloc(1, sizeof(*c));
     c->srv = srv;
     uint32_t slot = conn_slot_alloc(srv);
-    srv->gen = (srv->gen + 1) & ((UINT64_C(1) << (48 - C2S_SLOT_BITS)) - 1);
+    /* One bit short of the local part: C2S_COMP_LOCAL_BIT is components'. */
+    srv->gen = (srv->gen + 1) & ((UINT64_C(1) << (47 - C2S_SLOT_BITS)) - 1);
     if (srv->gen == 0)
         srv->gen = 1;
     c->local = (srv->gen << C2S_SLOT_BITS) | slot;

@@ -120,7 +120,7 @@ static void c2s_on_message(void *ud, const kn_env_t *env, const void *payload,
                            size_t len)
 {
     c2s_server_t *srv = ud;
-    if (srv->stopping)
+    if (srv->stopping || c2s_comp_on_message(srv, env, payload, len))
         return;
     switch (env->kind) {
     case KN_ENV_STANZA:
@@ -163,8 +163,9 @@ static void c2s_on_ready(void *ud, bool resync)
         kn_log_info("c2s: re-announced %zu sessions", n);
         kn_link_synced(srv->link);
     }
+    c2s_comp_on_ready(srv);
     if (srv->listeners == NULL && !srv->stopping) {
-        if (c2s_listen_start(srv) < 0) {
+        if (c2s_listen_start(srv) < 0 || c2s_comp_start(srv) < 0) {
             ev_break(srv->loop, EVBREAK_ALL);
             return;
         }

@@ -102,6 +102,12 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
     srv->scf.limits.max_header = KN_XML_MAX_HEADER_DEFAULT;
     srv->scf.hold_max = (size_t)conf->out_buffer_max;
     srv->scf.registration = conf->registration != 0;
+    srv->extdisco.host = conf->extdisco_host;
+    srv->extdisco.stun_port = conf->extdisco_stun_port;
+    srv->extdisco.turn_port = conf->extdisco_turn_port;
+    srv->extdisco.secret = conf->extdisco_secret;
+    srv->extdisco.ttl = conf->extdisco_ttl;
+    srv->scf.extdisco = &srv->extdisco;
     srv->tls = c2s_tls_ctx_new(conf->tls_cert, conf->tls_key, err, sizeof(err));
     if (srv->tls == NULL) {
         kn_log_err("c2s: %s", err);
@@ -129,6 +135,8 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
         kn_link_new(loop, cc, node_name, KN_F_ROLE_C2S, &c2s_link_ops, srv);
     if (srv->link == NULL)
         return -KN_EIO;
+    if (conf->extdisco_host != NULL && *conf->extdisco_host)
+        kn_link_register(srv->link, KN_REG_FEATURE, C2S_NS_EXTDISCO);
     return 0;
 }
 
@@ -139,6 +147,7 @@ void c2s_server_shutdown(c2s_server_t *srv)
     srv->stopping = true;
     c2s_listen_stop(srv);
     c2s_http_close_all(srv);
+    c2s_comp_stop(srv);
     size_t n = 0;
     for (size_t i = 0; i < srv->nslots; i++) {
         c2s_conn_t *c = srv->slots[i];

@@ -34,6 +34,7 @@ typedef struct c2s_conn c2s_conn_t;
 typedef struct c2s_listener c2s_listener_t;
 typedef struct c2s_addr_fail c2s_addr_fail_t;
 typedef struct c2s_http c2s_http_t;
+typedef struct c2s_comps c2s_comps_t;
 
 typedef struct c2s_server {
     struct ev_loop *loop;
@@ -41,6 +42,7 @@ typedef struct c2s_server {
     const c2s_conf_t *conf;
     const char *node_name;
     c2s_stream_conf_t scf;
+    c2s_extdisco_conf_t extdisco; /* scf.extdisco points here */
     kn_link_t *link;
     kn_pg_pool_t *pg;
     c2s_tls_ctx_t *tls;
@@ -49,6 +51,7 @@ typedef struct c2s_server {
     size_t nhttp;
     struct c2s_bosh *bosh;       /* BOSH sessions by sid (uthash) */
     struct c2s_bosh *bosh_dirty; /* sessions to settle (c2s_bosh.c) */
+    c2s_comps_t *comps;          /* XEP-0114 listener (c2s_component.c) */
     c2s_conn_t **slots;
     size_t nslots; /* slots in use or free, <= cap */
     size_t slots_cap;
@@ -148,6 +151,24 @@ void c2s_http_drain(c2s_server_t *srv);
 /* ---- c2s_router.c -------------------------------------------------------- */
 
 extern const kn_link_ops_t c2s_link_ops;
+
+/* ---- c2s_component.c (XEP-0114) --------------------------------------- */
+
+/* Component connection ids have this bit set in their node-local part
+ * (client connections' generations stay below it). */
+#define C2S_COMP_LOCAL_BIT (UINT64_C(1) << 47)
+
+/* Open the component listener (component_port; 0: none). 0 or -KN_E*. */
+int c2s_comp_start(c2s_server_t *srv);
+/* The router (re)accepted us: register every connected component again. */
+void c2s_comp_on_ready(c2s_server_t *srv);
+/* A STANZA or BOUNCE from the router for a component connection: handled
+ * (true), or not one (false). */
+bool c2s_comp_on_message(c2s_server_t *srv, const kn_env_t *env, const void *pl,
+                         size_t len);
+bool c2s_comp_is_conn(uint64_t conn_id);
+/* Close every component stream (system-shutdown) and the listener. */
+void c2s_comp_stop(c2s_server_t *srv);
 
 /* ---- c2s_authdelay.c ----------------------------------------------------- */
 

@@ -24,6 +24,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "c2s_stream.h"
 #include "kn_err.h"
@@ -162,6 +163,10 @@ c2s_act_t c2s_stanza_handle(c2s_stream_t *s, const kn_stanza_t *st)
             stanza_iq_result(s, st);
             goto out_free_to;
         }
+        if (type == KN_ENV_TYPE_GET && jid_is_domain(s, &to) &&
+            strcmp(iq_ns, C2S_NS_EXTDISCO) == 0 &&
+            c2s_extdisco_handle(s, st, c, (long long)time(NULL)))
+            goto out_free_to; /* XEP-0215, c2s_extdisco.c */
     }
     if (s->blocked != NULL && c2s_block_outbound(s, st, &to, est, type))
         goto out_free_to; /* XEP-0191: to a JID the user blocked */

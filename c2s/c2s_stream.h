@@ -44,6 +44,7 @@
 #define C2S_NS_SASL_CB          "urn:xmpp:sasl-cb:0"
 #define C2S_NS_REGISTER         "jabber:iq:register"
 #define C2S_NS_REGISTER_FEATURE "http://jabber.org/features/iq-register"
+#define C2S_NS_EXTDISCO         "urn:xmpp:extdisco:2"
 
 /* Channel-binding types the transport can provide (bit per type). */
 #define C2S_CB_EXPORTER  (1u << KN_SCRAM_CB_TLS_EXPORTER)
@@ -80,12 +81,21 @@ typedef struct c2s_creds {
     kn_scram_creds_t sha256;
 } c2s_creds_t;
 
+/* XEP-0215 settings (c2s_extdisco.c): borrowed from c2s_conf_t. */
+typedef struct c2s_extdisco_conf {
+    const char *host; /* "" or NULL: none configured */
+    long long stun_port, turn_port;
+    const char *secret; /* TURN REST shared secret; "": no TURN */
+    long long ttl;      /* seconds */
+} c2s_extdisco_conf_t;
+
 /* Settings shared by every stream of a node (borrowed; outlives them). */
 typedef struct c2s_stream_conf {
     const char *domain;     /* prepared domain we serve */
     kn_xml_limits_t limits; /* stanza size, depth, attributes */
     size_t hold_max;   /* bytes held until the block list is known (0: 1 MiB) */
     bool registration; /* XEP-0077: anyone may create an account */
+    const c2s_extdisco_conf_t *extdisco; /* XEP-0215; NULL: none */
 } c2s_stream_conf_t;
 
 typedef struct c2s_stream_ops {
@@ -308,6 +318,14 @@ bool c2s_block_outbound(c2s_stream_t *s, const kn_stanza_t *st,
  * back to the router as for a vanished connection (KN_F_REROUTE), the
  * rest is dropped; the list is freed. Idempotent. */
 void c2s_block_end(c2s_stream_t *s);
+
+/* ---- XEP-0215 external services (c2s_extdisco.c) ----------------------- */
+
+/* An iq get to the server whose child q is in C2S_NS_EXTDISCO: answer
+ * <services/> or <credentials/> (TURN credentials valid from now, unix
+ * seconds) into the output and return true; false for other children. */
+bool c2s_extdisco_handle(c2s_stream_t *s, const kn_stanza_t *st, int q,
+                         long long now);
 
 /* ---- idle policy, R-DROP-4 (c2s_idle.c) --------------------------------- */
 

@@ -320,6 +320,45 @@ int kn_conf_apply_node(const kn_conf_t *cf, const char *section,
     return conf_apply_group(pick, defs, out, "name", 0, where, err, errlen);
 }
 
+int kn_conf_list_len(const kn_conf_t *cf, const char *list, char *err,
+                     size_t errlen)
+{
+    KN_ASSERT(cf != NULL && list != NULL);
+    const config_setting_t *l = config_lookup(&cf->cfg, list);
+    if (l == NULL)
+        return 0;
+    if (config_setting_type(l) != CONFIG_TYPE_LIST)
+        return conf_fail(err, errlen, "line %d: %s: expected a list ( ... )",
+                         config_setting_source_line(l), list);
+    int count = config_setting_length(l);
+    for (int i = 0; i < count; i++) {
+        const config_setting_t *e = config_setting_get_elem(l, (unsigned)i);
+        if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+            return conf_fail(err, errlen,
+                             "line %d: %s: each entry must be a group { ... }",
+                             config_setting_source_line(e), list);
+    }
+    return count;
+}
+
+int kn_conf_apply_elem(const kn_conf_t *cf, const char *list, size_t i,
+                       const kn_conf_def_t *defs, void *out, char *err,
+                       size_t errlen)
+{
+    KN_ASSERT(cf != NULL && list != NULL && defs != NULL && out != NULL);
+    conf_defaults(defs, out);
+    const config_setting_t *l = config_lookup(&cf->cfg, list);
+    const config_setting_t *e =
+        l != NULL && config_setting_type(l) == CONFIG_TYPE_LIST
+            ? config_setting_get_elem(l, (unsigned)i)
+            : NULL;
+    if (e == NULL || config_setting_type(e) != CONFIG_TYPE_GROUP)
+        return conf_fail(err, errlen, "%s: no entry %zu", list, i);
+    char where[128];
+    snprintf(where, sizeof(where), "%s[%zu]", list, i);
+    return conf_apply_group(e, defs, out, NULL, 0, where, err, errlen);
+}
+
 const char *kn_conf_peek_str(const kn_conf_t *cf, const char *path)
 {
     KN_ASSERT(cf != NULL && path != NULL);

@@ -76,6 +76,15 @@ int kn_conf_apply_node(const kn_conf_t *cf, const char *section,
                        const char *node, const kn_conf_def_t *defs, void *out,
                        char *err, size_t errlen);
 
+/* The entries of a top-level list of groups (`components = ( { ... },
+ * ... )`): how many (0 when absent; -KN_EINVAL with a message when it is
+ * not a list of groups), and kn_conf_apply_elem() fills out from entry i
+ * with defs (defaults first, unknown keys are errors). */
+int kn_conf_list_len(const kn_conf_t *cf, const char *list, char *err,
+                     size_t errlen);
+int kn_conf_apply_elem(const kn_conf_t *cf, const char *list, size_t i,
+                       const kn_conf_def_t *defs, void *out, char *err,
+                       size_t errlen);
 /* The string at path ("mucd.service") in another process's section, for
  * the few settings two processes must agree on; NULL when absent or not
  * a string. Borrowed: valid until kn_conf_close. */

@@ -63,6 +63,12 @@
     0x0040 /* IQs to local bare JIDs (accounts) in this ns; checked before     \
               KN_REG_IQ_NS for them, never used for IQs to the domain, not     \
               a server feature (PEP, an account's disco) */
+/* An XEP-0114 component connection (c2s -> router): node = the
+ * component's domain, conn = the connection id, payload = its disco name
+ * (may be empty). Several connections, on any nodes, may serve one
+ * domain; _DOWN removes one (a lost node's connections go with it). */
+#define KN_REG_COMPONENT      0x0080
+#define KN_REG_COMPONENT_DOWN 0x0100
 /* KN_REG_SESSIONS may be held by several nodes (presenced and mucd both
  * want session-end events); every other registration has one holder,
  * the last node that registered it. */

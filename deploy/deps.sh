@@ -19,6 +19,9 @@ PKGS=(
     iproute2 procps
     # real clients besides slixmpp (test_15, test_16)
     go-sendxmpp profanity tmux
+    # gateways and calls (test_22, test_23): IRC server, IRC gateway
+    # (XEP-0114 component), TURN server with turnutils_uclient
+    ngircd biboumi coturn
     # browser tests of the web chat (Debian's Chromium, driven by
     # playwright-core from `make web`; no browser download)
     chromium

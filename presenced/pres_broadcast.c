@@ -260,6 +260,15 @@ static void bc_roster_cb(pres_t *p, const char *bare, const pres_roster_t *r,
     size_t n = bc_targets(p, bare, j->full, self, echo, r);
     pres_multicast(p, j->st, p->targets, n);
     p->stats.broadcasts++;
+    /* Contacts elsewhere (external components, R-GW-1/R-GW-3): the
+     * presence goes to their JID, so a gateway sees the user come and
+     * go. */
+    for (size_t i = 0; r != NULL && p->conf.roster_presence && i < r->n; i++) {
+        const pres_item_t *it = &r->items[i];
+        if ((pres_item_sub(it) & PRES_SUB_FROM) && !pres_is_local(p, it->jid) &&
+            !pres_block_between(p, j->full, it->jid))
+            pres_send_to(p, j->st, it->jid);
+    }
     if (j->initial && self != NULL)
         login_flow(p, bare, j->full, r);
     bc_job_free(j);

@@ -132,7 +132,10 @@ static void core_presence(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
     case KN_ENV_TYPE_SUBSCRIBED:
     case KN_ENV_TYPE_UNSUBSCRIBE:
     case KN_ENV_TYPE_UNSUBSCRIBED:
-        if (to != NULL && strchr(to, '@') != NULL)
+        /* To an account, or to another domain's JID (a gateway is
+         * subscribed to as its bare domain, R-GW-1); not to ourselves. */
+        if (to != NULL &&
+            (strchr(to, '@') != NULL || strcmp(to, p->domain) != 0))
             pres_subscr_handle(p, env, st, from, to);
         return;
     case KN_ENV_TYPE_PROBE:

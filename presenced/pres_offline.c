@@ -9,12 +9,13 @@
  * presenced.offline_quota_bytes in the same statement, so a full box
  * refuses the row. Over quota, store_and_bounce answers the sender with
  * service-unavailable; store_and_drop drops silently. Bodiless messages
- * (chat states) are not worth storing and are dropped. A message from a
- * JID the user blocked (XEP-0191) is refused by the same statement and
- * always answered with service-unavailable, as an online user's c2s
- * answers it (c2s_block.c). The same statement returns the user's push
- * registrations (XEP-0357) when the row was stored: each gets a publish
- * (pres_push.c), for 1:1 and group messages alike (R-GRP-8).
+ * (chat states) are not worth storing and are dropped, unless they carry
+ * a store hint (XEP-0334) or a Jingle call proposal (XEP-0353). A message from
+ * a JID the user blocked (XEP-0191) is refused by the same statement and always
+ * answered with service-unavailable, as an online user's c2s answers it
+ * (c2s_block.c). The same statement returns the user's push registrations
+ * (XEP-0357) when the row was stored: each gets a publish (pres_push.c), for
+ * 1:1 and group messages alike (R-GRP-8).
  *
  * A note on order (R-PRES-5, R-GRP-4). Inserts, the delivery read and the
  * delete all go through the ordered pool (pres_pg_ordered(): one
@@ -58,6 +59,9 @@
 #include "kn_proto.h"
 #include "kn_xml.h"
 #include "pres.h"
+
+#define NS_HINTS "urn:xmpp:hints"
+#define NS_JMI   "urn:xmpp:jingle-message:0"
 
 #define NS_DELAY "urn:xmpp:delay"
 
@@ -119,8 +123,12 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
     if (type != NULL && strcmp(type, "error") == 0)
         return;
     if (kn_stanza_child(st, 0, "body", NULL) < 0 &&
-        kn_stanza_child(st, 0, "subject", NULL) < 0)
-        return; /* chat states and receipts alone are not stored */
+        kn_stanza_child(st, 0, "subject", NULL) < 0 &&
+        kn_stanza_child(st, 0, "store", NS_HINTS) < 0 &&
+        kn_stanza_child(st, 0, "propose", NS_JMI) < 0)
+        return; /* chat states and receipts alone are not stored; a
+                   store hint (XEP-0334) or a call proposal (XEP-0353:
+                   the callee sees a missed call) is */
     char *bare = pres_bare_of(to);
     pres_user_t *u = pres_user_find(p, bare);
     if (pres_user_navail(u) > 0 && !(env->flags & KN_F_NO_OFFLINE)) {

@@ -86,6 +86,7 @@ void router_free(router_t **rp)
         HASH_DEL(r->nodes_by_name, n);
         free(n);
     }
+    router_comp_free_all(r);
     hold_free_all(r);
     free(r->mc_split);
     free(r->mc_done);
@@ -199,7 +200,10 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         router_sess_priority(r, env);
         break;
     case KN_ENV_REGISTER:
-        if (src != NULL)
+        if (src != NULL && (env->flags == KN_REG_COMPONENT ||
+                            env->flags == KN_REG_COMPONENT_DOWN))
+            router_comp_register(r, src, env, payload);
+        else if (src != NULL)
             router_register(r, src, env);
         break;
     case KN_ENV_KICK:

@@ -72,6 +72,16 @@ typedef struct router_reg {
     UT_hash_handle hh;
 } router_reg_t;
 
+/* An external component's domain (XEP-0114) and its live connections;
+ * kept with none left, so stanzas to it bounce as to a known service. */
+typedef struct router_comp {
+    char *domain; /* key */
+    char *name;   /* disco#items name, "" when none */
+    uint64_t *conns;
+    size_t n, cap;
+    UT_hash_handle hh;
+} router_comp_t;
+
 /* Counters for logs and the stats command. */
 typedef struct router_stats {
     uint64_t in, out, routed, bounced, dropped, multicast_in;
@@ -91,6 +101,7 @@ struct router {
     router_sess_t *sessions;
     router_bare_t *bares;
     router_reg_t *regs;
+    router_comp_t *comps; /* router_comp.c */
     router_send_fn send;
     void *send_ud;
     void *redis; /* kn_redis_t *, or NULL (tests) */
@@ -172,6 +183,21 @@ void router_undeliverable(router_t *r, const router_node_t *to,
 /* Send to node n a copy of env with kind/conn replaced. */
 void router_emit(router_t *r, const router_node_t *n, const kn_env_t *env,
                  const router_payload_t *payload);
+
+/* ---- router_comp.c ---- */
+/* KN_REG_COMPONENT(_DOWN) from node src (payload: the disco name). */
+void router_comp_register(router_t *r, router_node_t *src, const kn_env_t *env,
+                          const router_payload_t *payload);
+router_comp_t *router_comp_find(router_t *r, const char *domain, size_t len);
+/* Route a stanza to component c: one of its connections chosen by the
+ * bare JIDs of both ends (one conversation stays on one connection);
+ * none: a bounce (remote-server-not-found, service-unavailable for an
+ * iq get/set). */
+void router_comp_route(router_t *r, router_node_t *src, router_comp_t *c,
+                       const kn_env_t *env, const router_payload_t *pl);
+/* Node lost or re-HELLOed: forget its component connections. */
+void router_comp_drop_node(router_t *r, uint16_t node);
+void router_comp_free_all(router_t *r);
 
 /* ---- router_disco.c ---- */
 /* Answer a disco#info/#items get to the server; false if env is not one

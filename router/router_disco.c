@@ -99,6 +99,18 @@ bool router_disco_answer(router_t *r, router_node_t *src, const kn_env_t *env,
                 kn_stanza_builder_end(b);
             }
         }
+        /* Connected components (R-GW-2), with their configured name. */
+        router_comp_t *c, *ctmp;
+        HASH_ITER(hh, r->comps, c, ctmp)
+        {
+            if (c->n == 0)
+                continue;
+            kn_stanza_builder_start(b, "item", NULL);
+            kn_stanza_builder_attr(b, "jid", c->domain);
+            if (*c->name)
+                kn_stanza_builder_attr(b, "name", c->name);
+            kn_stanza_builder_end(b);
+        }
     }
     kn_stanza_t *res = kn_stanza_builder_finish(b);
     kn_stanza_builder_free(&b);

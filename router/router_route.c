@@ -144,6 +144,7 @@ void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
 
 void router_unregister_node(router_t *r, uint16_t node)
 {
+    router_comp_drop_node(r, node);
     router_reg_t *g, *tmp;
     HASH_ITER(hh, r->regs, g, tmp)
     {
@@ -474,6 +475,11 @@ void router_route_stanza(router_t *r, router_node_t *src, const kn_env_t *env,
         route_local(r, src, env, &to, payload);
         return;
     }
+    router_comp_t *comp = router_comp_find(r, to.domain, to.domain_len);
+    if (comp != NULL) {
+        router_comp_route(r, src, comp, env, payload);
+        return;
+    }
     router_node_t *h = reg_node(r, KN_REG_DOMAIN, to.domain, to.domain_len);
     if (h != NULL) {
         router_emit(r, h, env, payload);
@@ -533,6 +539,8 @@ static router_node_t *route_sender_node(router_t *r, const kn_env_t *env)
         return r->nodes[kn_conn_node(s->conn)];
     addr_t a;
     addr_split(env->from, env->from_len, &a);
+    if (router_comp_find(r, a.domain, a.domain_len) != NULL)
+        return r->nodes[kn_conn_node(env->conn_id)]; /* its connection */
     return reg_node(r, KN_REG_DOMAIN, a.domain, a.domain_len);
 }
 

@@ -244,6 +244,46 @@ START_TEST(peek_other_section)
 }
 END_TEST
 
+START_TEST(list_of_groups)
+{
+    kn_conf_t *cf = NULL;
+    ck_assert_int_eq(kn_conf_open_string(&cf,
+                                         "components = ( { port = 1; }, "
+                                         "{ port = 2; mode = \"drop\"; } );"
+                                         "bad = ( 1, 2 ); nolist = 3;",
+                                         err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(kn_conf_list_len(cf, "components", err, sizeof(err)), 2);
+    ck_assert_int_eq(kn_conf_list_len(cf, "absent", err, sizeof(err)), 0);
+    ck_assert_int_lt(kn_conf_list_len(cf, "bad", err, sizeof(err)), 0);
+    ck_assert_int_lt(kn_conf_list_len(cf, "nolist", err, sizeof(err)), 0);
+    demo_t d;
+    memset(&d, 0, sizeof(d));
+    ck_assert_int_eq(kn_conf_apply_elem(cf, "components", 1, demo_defs, &d, err,
+                                        sizeof(err)),
+                     0);
+    ck_assert_int_eq(d.port, 2);
+    ck_assert_int_eq(d.mode, 1);
+    ck_assert_int_eq(d.idle, 360); /* default */
+    kn_conf_free_fields(demo_defs, &d);
+    ck_assert_int_lt(kn_conf_apply_elem(cf, "components", 2, demo_defs, &d, err,
+                                        sizeof(err)),
+                     0);
+    kn_conf_free_fields(demo_defs, &d);
+    kn_conf_close(&cf);
+    /* An unknown key in an entry is an error naming it. */
+    ck_assert_int_eq(kn_conf_open_string(&cf, "components = ( { prot = 1; } );",
+                                         err, sizeof(err)),
+                     0);
+    ck_assert_int_lt(kn_conf_apply_elem(cf, "components", 0, demo_defs, &d, err,
+                                        sizeof(err)),
+                     0);
+    ck_assert_ptr_nonnull(strstr(err, "components[0].prot"));
+    kn_conf_free_fields(demo_defs, &d);
+    kn_conf_close(&cf);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -256,6 +296,7 @@ int main(void)
     tcase_add_test(tc, type_range_enum_unknown_errors);
     tcase_add_test(tc, common_conf);
     tcase_add_test(tc, peek_other_section);
+    tcase_add_test(tc, list_of_groups);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
