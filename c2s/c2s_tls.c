@@ -37,7 +37,7 @@ struct c2s_tls_ctx {
 struct c2s_tls {
     SSL *ssl;
     c2s_tls_ctx_t *ctx; /* referenced: a reload does not free it under us */
-    bool skip_space; /* c2s_tls_after_starttls, until a non-space byte */
+    bool skip_space;    /* c2s_tls_after_starttls, until a non-space byte */
     size_t skipped;
 };
 

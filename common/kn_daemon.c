@@ -148,8 +148,7 @@ static void daemon_reload(void)
             daemon_on_reload_fn(daemon_reload_arg, cf);
         kn_common_conf_free(&cc);
         kn_conf_close(&cf);
-        kn_log_info("reloaded: log_level %s",
-                    kn_log_level_names[kn_log_level]);
+        kn_log_info("reloaded: log_level %s", kn_log_level_names[kn_log_level]);
     }
     sd_notify(0, "READY=1");
 }

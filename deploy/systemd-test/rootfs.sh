@@ -12,7 +12,22 @@
 set -euo pipefail
 
 dir=${1:?usage: rootfs.sh DIR}
-[ -f "$dir/.kiln-rootfs-ok" ] && exit 0
+
+# The container shares the host's network: its PostgreSQL and Redis listen
+# on Unix sockets only, so several trees (and the host's own) never clash
+# on 5432/6379. Idempotent; applied to a cached tree too.
+configure() {
+    local d=$1
+    echo "listen_addresses = ''" >"$d/etc/postgresql/15/main/conf.d/kiln-test.conf"
+    sed -i -e 's/^port 6379$/port 0/' \
+        -e 's|^# unixsocket /run/redis/redis-server.sock$|unixsocket /run/redis/redis-server.sock|' \
+        -e 's/^# unixsocketperm 700$/unixsocketperm 777/' "$d/etc/redis/redis.conf"
+}
+
+if [ -f "$dir/.kiln-rootfs-ok" ]; then
+    configure "$dir"
+    exit 0
+fi
 if [ "$(id -u)" != 0 ]; then
     echo "rootfs: debootstrap needs root" >&2
     exit 1
@@ -41,6 +56,7 @@ rm -f "$dir.tmp/etc/machine-id"
 systemd-machine-id-setup --root="$dir.tmp" >/dev/null
 ln -sf /dev/null "$dir.tmp/etc/systemd/system/console-getty.service"
 ln -sf /dev/null "$dir.tmp/etc/systemd/system/getty@tty1.service"
+configure "$dir.tmp"
 touch "$dir.tmp/.kiln-rootfs-ok"
 rm -rf "$dir"
 mv "$dir.tmp" "$dir"
