@@ -166,7 +166,7 @@ deb:
 
 # Boot Debian 12 (debootstrapped once into var/systemd-root) under
 # systemd-nspawn, install the package, run the units. Root only.
-systemd-test: deb
+systemd-test:
 	@deploy/systemd-test/run.sh
 
 # The web client (Converse.js) and the browser-test driver (playwright-core)
