@@ -4,6 +4,7 @@
 #include "kn_daemon.h"
 
 #include <getopt.h>
+#include <inttypes.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdint.h>
@@ -128,7 +129,11 @@ static void daemon_reload(void)
     kn_conf_t *cf = NULL;
     kn_common_conf_t cc;
 
-    sd_notify(0, "RELOADING=1");
+    /* MONOTONIC_USEC: what systemd >= 253 matches a reload with. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
+               (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
     kn_log_info("SIGHUP: reloading %s", daemon_conf_path);
     int rc = kn_conf_open(&cf, daemon_conf_path, err, sizeof(err));
     if (rc == 0) {

@@ -95,6 +95,15 @@ def test_watchdog_reload_stop_notifications(tmp_path):
         got = recv_until(sock, "RELOADING=1", 5)
         got = recv_until(sock, "READY=1", 5)
         assert p.poll() is None
+        # A config that no longer loads: logged, nothing changes, still up.
+        good = conf.read_text()
+        conf.write_text(good + "log_level = \"loud\";\n")
+        p.send_signal(signal.SIGHUP)
+        recv_until(sock, "RELOADING=1", 5)
+        recv_until(sock, "READY=1", 5)
+        assert p.poll() is None
+        conf.write_text(good)
+        recv_until(sock, "WATCHDOG=1", 5)
         p.send_signal(signal.SIGTERM)
         recv_until(sock, "STOPPING=1", 5)
         assert p.wait(20) == 0
@@ -107,6 +116,7 @@ def test_watchdog_reload_stop_notifications(tmp_path):
     text = (tmp_path / "router.log").read_text()
     assert "watchdog: WATCHDOG=1 every 0.100 s" in text, text
     assert "reloaded: log_level info" in text, text
+    assert "(nothing changed)" in text, text
 
 
 def cert_der(port):

@@ -101,7 +101,10 @@ class Container:
         return None
 
     def sh(self, cmd, check=True, timeout=120):
-        r = subprocess.run(["nsenter", "-t", str(self.pid), "-a", "sh", "-c", cmd],
+        # A clean environment: nothing of the host's (KILN_CONF...) inside.
+        r = subprocess.run(["nsenter", "-t", str(self.pid), "-a", "env", "-i",
+                            "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
+                            "sh", "-c", cmd],
                            capture_output=True, text=True, timeout=timeout)
         if check:
             assert r.returncode == 0, "%s: rc %d\n%s%s" % (cmd, r.returncode,
