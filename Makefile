@@ -7,6 +7,9 @@
 #   make stop       stop what `make run` started
 #   make deps       install missing Debian packages (root) or print the line
 #   make bench      run the load tool scenarios at full size
+#   make install    install binaries, sql/, units, config (PREFIX, DESTDIR)
+#   make deb        build the Debian package into build/ (deploy/deb)
+#   make systemd-test  boot Debian 12 under systemd-nspawn, run the units
 #
 # BUILD and SAN select the variant; `make test` sets them itself.
 
@@ -70,6 +73,7 @@ MICRO_BINS := $(MICRO_SRC:tests/bench/%.c=$(BUILD)/bin/%)
 
 .SECONDARY:
 .PHONY: all deps web run stop test unit unit-bin clean fmt fmt-check features-fallback bench stack-up stack-down
+.PHONY: bins install deb systemd-test
 all: $(LIBKILN) $(PROC_BINS) $(CTL_BIN) $(BENCH_BIN) $(MICRO_BINS)
 
 unit-bin: $(UNIT_BINS)
@@ -122,6 +126,49 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$($$(call unit_proc,$$*)_LIBOBJ) 
 
 deps:
 	@deploy/deps.sh
+
+# What `make install` and the package ship: the daemons and kilnctl.
+bins: $(PROC_BINS) $(CTL_BIN)
+
+# make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc]
+#   [UNITDIR=$(PREFIX)/lib/systemd/system]: binaries, sql/ (where kilnctl
+# looks: <bindir>/../share/kiln/sql), the units (paths rewritten to BINDIR
+# and SYSCONFDIR), docs, and kiln.conf from the example unless one exists.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(DATADIR)/doc/kiln
+MANDIR ?= $(DATADIR)/man
+install: bins
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/kiln/sql \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/kiln \
+	    $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(PROC_BINS) $(CTL_BIN) $(DESTDIR)$(BINDIR)/
+	install -m 0644 deploy/man/kiln.8 deploy/man/kilnctl.8 $(DESTDIR)$(MANDIR)/man8/
+	for d in c2s router presenced mucd; do \
+	    ln -sf kiln.8 $(DESTDIR)$(MANDIR)/man8/kiln-$$d.8 || exit 1; done
+	install -m 0644 sql/*.sql $(DESTDIR)$(DATADIR)/kiln/sql/
+	for u in deploy/systemd/*.service; do \
+	    sed -e 's|/usr/bin/|$(BINDIR)/|g' -e 's|/etc/kiln/|$(SYSCONFDIR)/kiln/|g' \
+	        $$u > $(DESTDIR)$(UNITDIR)/$${u##*/} && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
+	done
+	install -m 0644 README.md docs/ARCHITECTURE.md docs/DEPLOY.md \
+	    deploy/kiln.conf.example $(DESTDIR)$(DOCDIR)/
+	test -e $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.conf || \
+	    install -m 0640 deploy/kiln.conf.example $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.conf
+
+# The Debian package, from its own release build (build/deb, with
+# dpkg-buildflags hardening): build/kiln_<version>_<arch>.deb.
+deb:
+	@deploy/deb/build.sh
+
+# Boot Debian 12 (debootstrapped once into var/systemd-root) under
+# systemd-nspawn, install the package, run the units. Root only.
+systemd-test:
+	@deploy/systemd-test/run.sh
 
 # The web client (Converse.js) and the browser-test driver (playwright-core)
 # from the npm registry, at the versions pinned in deploy/web/package-lock.json;

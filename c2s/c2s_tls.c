@@ -25,6 +25,7 @@
 #include "kn_mem.h"
 
 struct c2s_tls_ctx {
+    unsigned refs; /* the owner's, plus one per c2s_tls_t (reload) */
     SSL_CTX *ssl;
     uint8_t end_point[EVP_MAX_MD_SIZE];
     unsigned end_point_len;
@@ -35,8 +36,8 @@ struct c2s_tls_ctx {
 
 struct c2s_tls {
     SSL *ssl;
-    const c2s_tls_ctx_t *ctx;
-    bool skip_space; /* c2s_tls_after_starttls, until a non-space byte */
+    c2s_tls_ctx_t *ctx; /* referenced: a reload does not free it under us */
+    bool skip_space;    /* c2s_tls_after_starttls, until a non-space byte */
     size_t skipped;
 };
 
@@ -76,6 +77,7 @@ c2s_tls_ctx_t *c2s_tls_ctx_new(const char *cert, const char *key, char *err,
         return NULL;
     }
     c2s_tls_ctx_t *c = kn_calloc(1, sizeof(*c));
+    c->refs = 1;
     c->ssl = SSL_CTX_new(TLS_server_method());
     if (c->ssl == NULL) {
         tls_err_string(err, errlen, "SSL_CTX_new");
@@ -119,9 +121,11 @@ void c2s_tls_ctx_free(c2s_tls_ctx_t **cp)
     c2s_tls_ctx_t *c = *cp;
     if (c == NULL)
         return;
+    *cp = NULL;
+    if (--c->refs > 0)
+        return;
     SSL_CTX_free(c->ssl);
     free(c);
-    *cp = NULL;
 }
 
 c2s_tls_t *c2s_tls_new(c2s_tls_ctx_t *ctx, int fd)
@@ -140,6 +144,7 @@ c2s_tls_t *c2s_tls_new(c2s_tls_ctx_t *ctx, int fd)
     c2s_tls_t *t = kn_calloc(1, sizeof(*t));
     t->ssl = ssl;
     t->ctx = ctx;
+    ctx->refs++;
     return t;
 }
 
@@ -152,6 +157,7 @@ void c2s_tls_free(c2s_tls_t **tp)
         SSL_shutdown(t->ssl); /* close_notify; we do not wait for theirs */
     SSL_free(t->ssl);
     ERR_clear_error();
+    c2s_tls_ctx_free(&t->ctx);
     free(t);
     *tp = NULL;
 }

@@ -3,7 +3,7 @@
  * The only module that includes OpenSSL: everything else sees opaque
  * handles and the transport vtable (c2s_transport.h).
  *
- * One c2s_tls_ctx_t per process (certificate, key, and the
+ * One c2s_tls_ctx_t per process, replaced on SIGHUP (certificate, key, and the
  * tls-server-end-point hash of our certificate, RFC 5929 4.1, computed
  * once); one c2s_tls_t per connection, created in accept state on the
  * connection's socket. SSL_MODE_RELEASE_BUFFERS keeps idle sessions small.
@@ -24,6 +24,8 @@ typedef struct c2s_tls c2s_tls_t;
  * when they cannot be used. Caller frees with c2s_tls_ctx_free(). */
 c2s_tls_ctx_t *c2s_tls_ctx_new(const char *cert, const char *key, char *err,
                                size_t errlen);
+/* Drop the caller's reference; sessions made from it keep theirs, so a
+ * reload may replace the server's context while they run. */
 void c2s_tls_ctx_free(c2s_tls_ctx_t **cp);
 
 /* A server-side TLS session on fd (borrowed: the caller closes it). */

@@ -16,6 +16,31 @@ static void on_stop(void *arg)
     c2s_server_shutdown(arg);
 }
 
+static const char *g_node_arg; /* --node, for the reload */
+
+/* SIGHUP: a new certificate and key (same paths or new ones) serve new
+ * connections; sessions keep the context they were made with. */
+static void on_reload(void *arg, kn_conf_t *cf)
+{
+    c2s_server_t *srv = arg;
+    char err[512];
+    c2s_conf_t conf;
+    if (c2s_conf_load(cf, g_node_arg, &conf, err, sizeof(err)) < 0) {
+        kn_log_err("reload: %s (TLS unchanged)", err);
+        return;
+    }
+    c2s_tls_ctx_t *t =
+        c2s_tls_ctx_new(conf.tls_cert, conf.tls_key, err, sizeof(err));
+    if (t == NULL) {
+        kn_log_err("reload: %s (TLS unchanged)", err);
+    } else {
+        c2s_tls_ctx_free(&srv->tls);
+        srv->tls = t;
+        kn_log_info("reload: TLS certificate %s", conf.tls_cert);
+    }
+    c2s_conf_free(&conf);
+}
+
 int main(int argc, char **argv)
 {
     kn_daemon_args_t args;
@@ -48,7 +73,9 @@ int main(int argc, char **argv)
     struct ev_loop *loop = EV_DEFAULT;
     c2s_server_t srv;
     if (c2s_server_init(&srv, loop, &cc, &conf, node) == 0) {
+        g_node_arg = args.node;
         kn_daemon_signals(loop, on_stop, &srv);
+        kn_daemon_on_reload(on_reload, &srv);
         ev_run(loop, 0);
         rc = 0;
     }

@@ -424,8 +424,8 @@ static const kn_conf_def_t common_defs[] = {
     {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
-int kn_common_conf_load(const kn_conf_t *cf, kn_common_conf_t *out, char *err,
-                        size_t errlen)
+static int common_conf_load(const kn_conf_t *cf, kn_common_conf_t *out,
+                            char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     /* Only the top level's scalars and the db/redis groups are checked for
@@ -464,6 +464,16 @@ int kn_common_conf_load(const kn_conf_t *cf, kn_common_conf_t *out, char *err,
         return conf_fail(err, errlen, "db.pool_min (%lld) > db.pool_max (%lld)",
                          out->db_pool_min, out->db_pool_max);
     return 0;
+}
+
+/* On failure nothing stays allocated (a SIGHUP reload keeps running). */
+int kn_common_conf_load(const kn_conf_t *cf, kn_common_conf_t *out, char *err,
+                        size_t errlen)
+{
+    int rc = common_conf_load(cf, out, err, errlen);
+    if (rc < 0)
+        kn_common_conf_free(out);
+    return rc;
 }
 
 void kn_common_conf_free(kn_common_conf_t *c)

@@ -4,8 +4,10 @@
 #include "kn_daemon.h"
 
 #include <getopt.h>
+#include <inttypes.h>
 #include <openssl/rand.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,10 +69,17 @@ void kn_daemon_parse_args(int argc, char **argv, const char *prog,
     }
 }
 
+/* What SIGHUP reopens (kn_daemon_load): argv or environment strings,
+ * which live as long as the process. */
+static const char *daemon_conf_path;
+static const char *daemon_prog;
+
 int kn_daemon_load(const kn_daemon_args_t *a, const char *prog, kn_conf_t **cfp,
                    kn_common_conf_t *cc)
 {
     char err[512];
+    daemon_conf_path = a->conf_path;
+    daemon_prog = prog;
     kn_log_init(prog, KN_LOG_INFO);
     int rc = kn_conf_open(cfp, a->conf_path, err, sizeof(err));
     if (rc == 0) {
@@ -204,11 +213,74 @@ static void daemon_on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     daemon_drain_check(loop);
 }
 
+static void (*daemon_on_reload_fn)(void *, kn_conf_t *);
+static void *daemon_reload_arg;
+
+void kn_daemon_on_reload(void (*fn)(void *arg, kn_conf_t *cf), void *arg)
+{
+    daemon_on_reload_fn = fn;
+    daemon_reload_arg = arg;
+}
+
+static void daemon_reload(void)
+{
+    char err[512];
+    kn_conf_t *cf = NULL;
+    kn_common_conf_t cc;
+
+    /* MONOTONIC_USEC: what systemd >= 253 matches a reload with. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
+               (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
+    kn_log_info("SIGHUP: reloading %s", daemon_conf_path);
+    int rc = kn_conf_open(&cf, daemon_conf_path, err, sizeof(err));
+    if (rc == 0) {
+        rc = kn_common_conf_load(cf, &cc, err, sizeof(err));
+        if (rc < 0)
+            kn_conf_close(&cf);
+    }
+    if (rc < 0) {
+        kn_log_err("reload: %s: %s (nothing changed)", daemon_conf_path, err);
+    } else {
+        if (cc.log_level != kn_log_level)
+            kn_log_info("reload: log_level %s -> %s",
+                        kn_log_level_names[kn_log_level],
+                        kn_log_level_names[cc.log_level]);
+        kn_log_init(daemon_prog, cc.log_level);
+        if (daemon_on_reload_fn != NULL)
+            daemon_on_reload_fn(daemon_reload_arg, cf);
+        kn_common_conf_free(&cc);
+        kn_conf_close(&cf);
+        kn_log_info("reloaded: log_level %s", kn_log_level_names[kn_log_level]);
+    }
+    sd_notify(0, "READY=1");
+}
+
+static void daemon_on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    daemon_reload();
+}
+
+/* Runs on the loop: when the loop blocks, the pings stop and systemd
+ * (WatchdogSec=) kills and restarts the process. */
+static void daemon_on_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    sd_notify(0, "WATCHDOG=1");
+}
+
 void kn_daemon_signals_drain(struct ev_loop *loop,
                              const kn_daemon_drain_ops_t *ops, void *arg,
                              unsigned drain_ms)
 {
-    static ev_signal sigint, sigterm;
+    static ev_signal sigint, sigterm, sighup;
+    static ev_timer watchdog;
     memset(&daemon_stop, 0, sizeof(daemon_stop));
     if (ops != NULL)
         daemon_stop.ops = *ops;
@@ -217,10 +289,21 @@ void kn_daemon_signals_drain(struct ev_loop *loop,
     signal(SIGPIPE, SIG_IGN);
     ev_signal_init(&sigint, daemon_on_signal, SIGINT);
     ev_signal_init(&sigterm, daemon_on_signal, SIGTERM);
+    ev_signal_init(&sighup, daemon_on_sighup, SIGHUP);
     ev_signal_start(loop, &sigint);
     ev_signal_start(loop, &sigterm);
+    ev_signal_start(loop, &sighup);
     ev_unref(loop);
     ev_unref(loop);
+    ev_unref(loop);
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+        double period = (double)usec / 2e6;
+        kn_log_info("watchdog: WATCHDOG=1 every %.3f s", period);
+        ev_timer_init(&watchdog, daemon_on_watchdog, 0., period);
+        ev_timer_start(loop, &watchdog);
+        ev_unref(loop);
+    }
 }
 
 void kn_daemon_signals(struct ev_loop *loop, void (*on_stop)(void *), void *arg)

@@ -2,7 +2,9 @@
  * kn_daemon.h - what every Kiln process's main() shares: the command line
  * (-c FILE, --node NAME, --check-config, -h), loading the common config,
  * readiness (sd_notify READY=1 and a "ready" log line that tests wait
- * for), and SIGINT/SIGTERM/SIGHUP on the libev loop.
+ * for), SIGINT/SIGTERM/SIGHUP on the libev loop, and the systemd watchdog
+ * (WATCHDOG=1 from an ev_timer at half of WatchdogSec=, so a loop that
+ * blocks stops the pings and systemd restarts the process).
  */
 #ifndef KN_DAEMON_H
 #define KN_DAEMON_H
@@ -34,8 +36,10 @@ int kn_daemon_load(const kn_daemon_args_t *a, const char *prog, kn_conf_t **cfp,
 void kn_daemon_ready(const char *what);
 
 /* Stop the loop (ev_break) on SIGINT/SIGTERM after calling on_stop (may
- * be NULL); ignore SIGPIPE. The watchers live in static storage. The
- * same as kn_daemon_signals_drain with nothing to drain. */
+ * be NULL); ignore SIGPIPE; reload on SIGHUP (kn_daemon_on_reload); start
+ * the watchdog pings when systemd asked for them (WATCHDOG_USEC). The
+ * watchers live in static storage. The same as kn_daemon_signals_drain
+ * with nothing to drain. */
 void kn_daemon_signals(struct ev_loop *loop, void (*on_stop)(void *),
                        void *arg);
 
@@ -79,6 +83,13 @@ kn_drain_state_t kn_drain_signal(kn_drain_t *d, double now, unsigned bound_ms);
  * reached -> EXPIRED; else still DRAINING. Other states are kept.
  * Returns the new state. */
 kn_drain_state_t kn_drain_check(kn_drain_t *d, double now, size_t pending);
+
+/* SIGHUP (systemctl reload): sd_notify RELOADING=1, reopen the config
+ * file given to kn_daemon_load and apply its log_level, then call fn (may
+ * be NULL) with the reopened config for what the process can reload
+ * itself (c2s: the TLS certificate), then READY=1. A config that does not
+ * load is logged and changes nothing; sessions are never dropped. */
+void kn_daemon_on_reload(void (*fn)(void *arg, kn_conf_t *cf), void *arg);
 
 /* A random 32-bit boot id (this run of the process). */
 unsigned kn_daemon_boot_id(void);

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kn_buf.h"
 #include "kn_err.h"
@@ -46,12 +47,34 @@ static int migrate_is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* <dir of this kilnctl>/../share/kiln/sql: `make install PREFIX=...` and
+ * an installed tree under any root put sql/ there. */
+static const char *migrate_exe_dir(void)
+{
+    static char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+    if (n <= 0)
+        return NULL;
+    path[n] = '\0';
+    char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        return NULL;
+    const char *tail = "/../share/kiln/sql";
+    if ((size_t)(slash - path) + strlen(tail) + 1 > sizeof(path))
+        return NULL;
+    strcpy(slash, tail);
+    return migrate_is_dir(path) ? path : NULL;
+}
+
 static const char *migrate_pick_dir(const char *dir)
 {
     if (dir && *dir)
         return dir;
     dir = getenv("KILN_SQL_DIR");
     if (dir && *dir)
+        return dir;
+    dir = migrate_exe_dir();
+    if (dir != NULL)
         return dir;
     if (migrate_is_dir(CTL_SQL_DIR_INSTALLED))
         return CTL_SQL_DIR_INSTALLED;

@@ -17,6 +17,10 @@ PKGS=(
     # tests
     python3 python3-slixmpp python3-pytest postgresql-client redis-tools
     iproute2 procps
+    # packaging and systemd (test_23, test_24, make systemd-test):
+    # dpkg-deb/dpkg-shlibdeps/dpkg-buildflags, lintian, systemd-analyze,
+    # debootstrap + systemd-nspawn for the booted container
+    dpkg-dev lintian systemd debootstrap systemd-container
     # real clients besides slixmpp (test_15, test_16)
     go-sendxmpp profanity tmux
     # gateways and calls (test_22, test_23): IRC server, IRC gateway

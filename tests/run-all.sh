@@ -2,9 +2,11 @@
 # tests/run-all.sh BUILD - what `make test` runs after building BUILD (the
 # ASan/UBSan variant): a fresh private stack in var/test, the C unit tests,
 # the integration tests (pytest), then the stack down again, even when
-# tests fail. Ends with each runner's own summary; exit non-zero if any
-# failed. var/test is kept when tests failed (its logs say why), and
-# with KILN_TEST_KEEP=1 always.
+# tests fail; on a full run (no KILN_PYTEST_ARGS), the package under a
+# real systemd in a container (deploy/systemd-test/run.sh, root; the first
+# run on a machine debootstraps its tree, 3-4 minutes). Ends with each
+# runner's own summary; exit non-zero if any failed. var/test is kept
+# when tests failed (its logs say why), and with KILN_TEST_KEEP=1 always.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:?usage: run-all.sh BUILD}" && pwd)
@@ -55,6 +57,14 @@ cd "$top/tests/integration" &&
 it_rc=${PIPESTATUS[0]}
 [ $it_rc -eq 5 ] && echo "run-all: pytest collected no tests"
 
+sd_rc=0
+if [ -z "${KILN_PYTEST_ARGS:-}" ]; then
+    echo
+    echo "==== systemd under systemd-nspawn (tests/systemd)"
+    "$top/deploy/systemd-test/run.sh" 2>&1 | tee "$KILN_VAR/systemd.log"
+    sd_rc=${PIPESTATUS[0]}
+fi
+
 echo
 echo "==== summary"
 read -r uc uf ue < <(grep -hE '^[0-9]+%: Checks' "$KILN_VAR/unit.log" |
@@ -66,6 +76,15 @@ ifl=$(echo "$final" | grep -oE '[0-9]+ (failed|errors?)' | awk '{s+=$1} END {pri
 [ $unit_rc -ne 0 ] && [ $((uf + ue)) -eq 0 ] && ue=1
 echo "unit (Check): $uc checks, $uf failures, $ue errors; $(tail -n 1 "$KILN_VAR/unit.log")"
 echo "integration (pytest): $(grep -E '^=+ .*[0-9]+ (passed|failed|error).* in [0-9.]+s' "$KILN_VAR/pytest.log" | tail -n 1 | tr -d '=')"
-[ $unit_rc -eq 0 ] && [ $it_rc -eq 0 ] && rc=0 || rc=1
-echo "tests: $((uc - uf - ue + ${ip:-0})) passed, $((uf + ue + ${ifl:-0})) failed"
+sp=0
+sf=0
+if [ -f "$KILN_VAR/systemd.log" ]; then
+    sfinal=$(grep -E '^=+ .*[0-9]+ (passed|failed|error).* in [0-9.]+s' "$KILN_VAR/systemd.log" | tail -n 1)
+    echo "systemd (pytest): $(echo "$sfinal" | tr -d '=')"
+    sp=$(echo "$sfinal" | grep -oE '[0-9]+ passed' | cut -d' ' -f1)
+    sf=$(echo "$sfinal" | grep -oE '[0-9]+ (failed|errors?)' | awk '{s+=$1} END {print s+0}')
+    [ $sd_rc -ne 0 ] && [ "${sf:-0}" -eq 0 ] && sf=1
+fi
+[ $unit_rc -eq 0 ] && [ $it_rc -eq 0 ] && [ $sd_rc -eq 0 ] && rc=0 || rc=1
+echo "tests: $((uc - uf - ue + ${ip:-0} + ${sp:-0})) passed, $((uf + ue + ${ifl:-0} + ${sf:-0})) failed"
 exit $rc
