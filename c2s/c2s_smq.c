@@ -59,6 +59,7 @@ c2s_smq_item_t *c2s_smq_item_new(const kn_env_t *env, const void *bytes,
         it->type = (uint8_t)env->type;
         it->flags = env->flags;
         it->ack_id = env->ack_id;
+        it->conn_id = env->conn_id;
         if (fl)
             memcpy(it->data, env->from, fl);
         if (tl)
@@ -82,6 +83,7 @@ void c2s_smq_item_env(const c2s_smq_item_t *it, kn_env_t *out)
     out->type = (kn_env_type_t)it->type;
     out->flags = it->flags;
     out->ack_id = it->ack_id;
+    out->conn_id = it->conn_id;
     out->from = it->data;
     out->from_len = it->from_len;
     out->to = it->data + it->from_len;

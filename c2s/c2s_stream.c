@@ -12,6 +12,8 @@
  */
 #include "c2s_stream.h"
 
+#include "c2s_sm.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -60,6 +62,7 @@ void c2s_stream_free(c2s_stream_t **sp)
     c2s_sasl_free(&s->sasl);
     kn_free(&s->user);
     c2s_block_end(s);
+    c2s_sm_free(s);
     kn_jid_free(&s->jid);
     free(s);
     *sp = NULL;
@@ -139,6 +142,7 @@ void c2s_stream_end(c2s_stream_t *s)
     c2s_stream_route(s, &e, NULL, 0);
     s->session_up = false;
     c2s_block_end(s); /* after SESSION_DOWN: held stanzas are rerouted */
+    c2s_sm_end(s);    /* and so are the unacked ones (XEP-0198) */
 }
 
 void c2s_stream_reannounce(c2s_stream_t *s)
@@ -153,11 +157,14 @@ void c2s_stream_reannounce(c2s_stream_t *s)
     e.priority = s->priority;
     e.flags = KN_F_REANNOUNCE | (s->available ? KN_F_AVAILABLE : 0);
     c2s_stream_route(s, &e, NULL, 0);
+    c2s_sm_reannounce(s);
 }
 
 void c2s_stream_write_stanza(c2s_stream_t *s, const kn_stanza_t *st)
 {
+    size_t off = s->out->len;
     kn_stanza_serialize(st, s->out, KN_NS_CLIENT);
+    c2s_sm_sent(s, off, NULL);
 }
 
 /* The features of the stream that just opened. */
@@ -174,6 +181,7 @@ static void stream_features(c2s_stream_t *s)
         kn_buf_append_str(s->out, "<bind xmlns='" C2S_NS_BIND "'/>"
                                   "<session xmlns='" C2S_NS_SESSION
                                   "'><optional/></session>");
+        c2s_sm_features(s, s->out);
         s->state = C2S_ST_BIND;
     }
     kn_buf_append_str(s->out, "</stream:features>");
@@ -205,6 +213,10 @@ static c2s_act_t stream_on_header(c2s_stream_t *s, const kn_stanza_t *h)
 
 static c2s_act_t stream_on_stanza(c2s_stream_t *s, const kn_stanza_t *st)
 {
+    if (strcmp(kn_stanza_ns(st, 0), C2S_NS_SM) == 0)
+        return c2s_sm_handle(s, st); /* XEP-0198: not a stanza */
+    if (s->sm != NULL && s->state == C2S_ST_SESSION)
+        c2s_sm_counted(s);
     switch (s->state) {
     case C2S_ST_FEATURES:
     case C2S_ST_SASL:

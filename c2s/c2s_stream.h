@@ -41,6 +41,7 @@
 #define C2S_NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
 #define C2S_NS_PING    "urn:xmpp:ping"
 #define C2S_NS_SASL_CB "urn:xmpp:sasl-cb:0"
+#define C2S_NS_SM      "urn:xmpp:sm:3"
 
 /* Channel-binding types the transport can provide (bit per type). */
 #define C2S_CB_EXPORTER  (1u << KN_SCRAM_CB_TLS_EXPORTER)
@@ -68,6 +69,7 @@ typedef enum c2s_pause {
     C2S_PAUSE_CREDS, /* creds_lookup() pending */
     C2S_PAUSE_FAIL,  /* SASL failure held back by auth_failed()'s delay */
     C2S_PAUSE_TLS,   /* <proceed/> written; TLS handshake pending */
+    C2S_PAUSE_RESUME, /* XEP-0198 <resume/> asked of the router (c2s_sm.c) */
 } c2s_pause_t;
 
 /* The stored credentials of one user, both hashes (a users row). */
@@ -81,6 +83,12 @@ typedef struct c2s_stream_conf {
     const char *domain;     /* prepared domain we serve */
     kn_xml_limits_t limits; /* stanza size, depth, attributes */
     size_t hold_max; /* bytes held until the block list is known (0: 1 MiB) */
+    /* XEP-0198 (c2s_sm.c): unacked stanzas before the stream ends, how
+     * many unacked before we send <r/>, seconds a dropped resumable
+     * session waits (0: no resumption offered). */
+    size_t sm_max_unacked;
+    size_t sm_request_after;
+    unsigned sm_resume_timeout;
 } c2s_stream_conf_t;
 
 typedef struct c2s_stream_ops {
@@ -117,6 +125,9 @@ typedef struct c2s_stream_ops {
      * ack_id at the current end of the output, so the ACK goes out once
      * the socket took everything before it. May be NULL. */
     void (*ack_mark)(void *ud, uint64_t ack_id);
+    /* A stored offline message (ack id) was acknowledged by the client's
+     * XEP-0198 <a/>: its row can go. May be NULL. */
+    void (*ack_done)(void *ud, uint64_t ack_id);
 } c2s_stream_ops_t;
 
 /* Stream flags for c2s_stream_new. */
@@ -124,6 +135,7 @@ typedef struct c2s_stream_ops {
 #define C2S_STREAM_F_TLS      2u /* already encrypted (direct TLS) */
 
 typedef struct c2s_sasl c2s_sasl_t;
+typedef struct c2s_sm c2s_sm_t;
 struct kn_blocklist;
 
 typedef struct c2s_stream {
@@ -141,6 +153,7 @@ typedef struct c2s_stream {
     uint32_t ping_id;       /* our outstanding ping (c2s_idle.c), 0: none */
     struct kn_blocklist *blocked; /* XEP-0191 list of the user; NULL: none */
     kn_buf_t *held; /* deliveries held until the block list is known */
+    c2s_sm_t *sm;   /* XEP-0198 state (c2s_sm.h); NULL: not enabled */
     int16_t priority;
     uint8_t cb_types; /* C2S_CB_* the transport provides */
     bool tls : 1;

@@ -77,6 +77,7 @@
 #define KN_F_SM_FAILED 0x0008
 #define KN_F_SM_ACKED  0x0010
 #define KN_F_SM_H      0x0100 /* FAILED: seq holds the server's h */
+#define KN_F_SM_AVAIL  0x0200 /* STATE: the session sent available presence */
 #define KN_F_SM_COPY                                                           \
     0x0040 /* STANZA: the router keeps a copy of it for a resumable            \
               session until acked; ack_id is its router sequence */

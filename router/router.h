@@ -52,6 +52,11 @@ struct router_sess {
     int16_t prio;
     bool avail; /* has sent available presence */
     struct router_bare *bare;
+    char *sm_id;                     /* XEP-0198 resumption id, or NULL */
+    uint64_t moving_to;              /* resuming on this connection, or 0 */
+    struct router_sm_held *sm_held;  /* stanzas held while moving, FIFO */
+    struct router_sm_held **sm_tail; /* (router_sm.c) */
+    size_t sm_nheld;
     router_sess_t *next; /* in bare->sessions */
     UT_hash_handle hh;   /* r->sessions */
 };
@@ -168,6 +173,31 @@ void router_undeliverable(router_t *r, const router_node_t *to,
 /* Send to node n a copy of env with kind/conn replaced. */
 void router_emit(router_t *r, const router_node_t *n, const kn_env_t *env,
                  const router_payload_t *payload);
+
+/* Move s to connection conn (XEP-0198 resumption): the table, the
+ * session-event nodes (SESSION_UP with KN_F_MOVED) and Redis follow. */
+void router_sess_move(router_t *r, router_sess_t *s, uint64_t conn, bool avail,
+                      int16_t prio);
+
+/* ---- router_sm.c (XEP-0198 resumption across nodes) ---- */
+/* An SM envelope from node src. */
+void router_sm_handle(router_t *r, router_node_t *src, const kn_env_t *env,
+                      const router_payload_t *payload);
+/* A delivery to s (env already aimed at its connection): held while s
+ * is moving to another connection; true when held. */
+bool router_sm_hold(router_t *r, router_sess_t *s, const kn_env_t *env,
+                    const router_payload_t *payload);
+/* s is being removed: a resumption in progress fails; returns the held
+ * stanzas for router_sm_release_gone once s is out of the table. */
+struct router_sm_held *router_sm_sess_gone(router_t *r, router_sess_t *s);
+/* Route stanzas held for a session that is gone as for a vanished
+ * connection (KN_F_REROUTE); frees the list. */
+void router_sm_release_gone(router_t *r, struct router_sm_held *h);
+/* An SM envelope could not reach node `to`. */
+void router_sm_undeliverable(router_t *r, const router_node_t *to,
+                             const kn_env_t *env);
+/* Free s's SM state (router_free). */
+void router_sm_sess_free(router_sess_t *s);
 
 /* ---- router_disco.c ---- */
 /* Answer a disco#info/#items get to the server; false if env is not one
