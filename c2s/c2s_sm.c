@@ -37,6 +37,8 @@ struct c2s_sm {
     char id[SM_ID_HEX + 1];
     uint32_t r_at;     /* queue length when our last <r/> went out */
     uint32_t client_h; /* <resume h=...>: while resuming */
+    uint64_t copy_acked; /* highest router copy (KN_F_SM_COPY) acked */
+    bool copy_dirty : 1; /* copy_acked moved: tell the router */
     bool resume : 1;   /* resumable (<enable resume='true'/>) */
     bool detached : 1; /* the connection is gone, the session waits */
     bool r_pending : 1;
@@ -145,6 +147,27 @@ static void sm_item_acked(void *ud, const c2s_smq_item_t *it)
     c2s_stream_t *s = ud;
     if ((it->flags & KN_F_ACK_WANTED) && s->ops->ack_done != NULL)
         s->ops->ack_done(s->ud, it->ack_id);
+    if ((it->flags & KN_F_SM_COPY) && it->ack_id > s->sm->copy_acked) {
+        s->sm->copy_acked = it->ack_id;
+        s->sm->copy_dirty = true;
+    }
+}
+
+/* The router may forget its copies the client acknowledged
+ * (router_sm.c). */
+static void sm_copies_acked(c2s_stream_t *s)
+{
+    if (!s->sm->copy_dirty)
+        return;
+    s->sm->copy_dirty = false;
+    kn_env_t e = {0};
+    e.kind = KN_ENV_SM;
+    e.flags = KN_F_SM_ACKED;
+    e.from = kn_jid_str(&s->jid);
+    e.from_len = kn_jid_len(&s->jid);
+    e.conn_id = s->ops->conn_id(s->ud);
+    e.ack_id = s->sm->copy_acked;
+    sm_route(s, &e);
 }
 
 static c2s_act_t sm_ack(c2s_stream_t *s, const kn_stanza_t *st)
@@ -163,6 +186,7 @@ static c2s_act_t sm_ack(c2s_stream_t *s, const kn_stanza_t *st)
         return c2s_stream_fail(s, KN_SE_UNDEFINED_CONDITION,
                                "handled-count-too-high");
     }
+    sm_copies_acked(s);
     s->sm->r_pending = false;
     s->sm->r_at = (uint32_t)c2s_smq_pending(&s->sm->q);
     return C2S_ACT_MORE;
@@ -380,6 +404,7 @@ int c2s_sm_handover(c2s_stream_t *s, const char *previd, size_t previd_len,
                     (unsigned)sm->q.sent);
         return KN_SM_FAIL_UNDEFINED;
     }
+    sm_copies_acked(s);
     c2s_smq_encode(&sm->q, payload);
     memset(out, 0, sizeof(*out));
     out->kind = KN_ENV_SM;

@@ -57,6 +57,10 @@ struct router_sess {
     struct router_sm_held *sm_held;  /* stanzas held while moving, FIFO */
     struct router_sm_held **sm_tail; /* (router_sm.c) */
     size_t sm_nheld;
+    struct router_sm_held *sm_copies; /* unacked messages, oldest first */
+    struct router_sm_held **sm_ctail;
+    size_t sm_ncopies;
+    uint64_t sm_seq; /* last copy sequence given */
     router_sess_t *next; /* in bare->sessions */
     UT_hash_handle hh;   /* r->sessions */
 };
@@ -187,9 +191,17 @@ void router_sm_handle(router_t *r, router_node_t *src, const kn_env_t *env,
  * is moving to another connection; true when held. */
 bool router_sm_hold(router_t *r, router_sess_t *s, const kn_env_t *env,
                     const router_payload_t *payload);
-/* s is being removed: a resumption in progress fails; returns the held
- * stanzas for router_sm_release_gone once s is out of the table. */
-struct router_sm_held *router_sm_sess_gone(router_t *r, router_sess_t *s);
+/* A message about to be delivered to resumable session s: keep a copy
+ * until the client acknowledges it (e gets KN_F_SM_COPY and the copy's
+ * sequence in ack_id). */
+void router_sm_copy(router_t *r, router_sess_t *s, kn_env_t *e,
+                    const router_payload_t *payload);
+/* s is being removed (why): a resumption in progress fails; returns the
+ * stanzas to route once s is out of the table (router_sm_release_gone):
+ * those held while moving, and, when its node was lost, the copies of
+ * every unacknowledged message. */
+struct router_sm_held *router_sm_sess_gone(router_t *r, router_sess_t *s,
+                                           kn_env_reason_t why);
 /* Route stanzas held for a session that is gone as for a vanished
  * connection (KN_F_REROUTE); frees the list. */
 void router_sm_release_gone(router_t *r, struct router_sm_held *h);

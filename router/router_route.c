@@ -70,6 +70,8 @@ static void route_to_sess(router_t *r, const router_sess_t *s,
     e.kind = KN_ENV_STANZA;
     e.conn_id = s->conn;
     e.flags &= (uint16_t)~KN_F_REROUTE;
+    if (s->sm_id != NULL)
+        router_sm_copy(r, (router_sess_t *)s, &e, pl);
     if (s->moving_to != 0 && router_sm_hold(r, (router_sess_t *)s, &e, pl))
         return; /* XEP-0198: delivered once the session has moved */
     router_node_t *n = r->nodes[kn_conn_node(s->conn)];

@@ -19,6 +19,19 @@
  * each unacked stanza reaches the new connection exactly once and in
  * order.
  *
+ * A note on copies (the owning node dies). A resumable session's unacked
+ * stanzas live in its c2s node's memory; if that node is killed they
+ * would be lost. So the router keeps a copy of every message that wants
+ * an answer (chat, normal) it routes to a resumable session, except
+ * stored offline messages (their rows are durable), numbered per session
+ * (KN_F_SM_COPY, the number in ack_id). The c2s node reports the highest
+ * number the client acknowledged (SM ACKED) and the router forgets the
+ * copies up to it. When the router declares the node lost, the copies
+ * of its sessions are routed as for a vanished connection: offline
+ * storage, or another resource. When a session ends any other way, its
+ * c2s node reroutes its own queue and the copies are forgotten. At most
+ * SM_COPY_MAX copies per session (then the oldest is forgotten, logged).
+ *
  * Failures: an unknown id, a session already moving, or an owner that is
  * not alive get FAILED item-not-found at once; an owner that cannot be
  * reached (ZMQ_ROUTER_MANDATORY) or that is declared lost while the
@@ -33,26 +46,98 @@
 #include "router.h"
 
 #define SM_HOLD_MAX 10000 /* stanzas held per moving session */
+#define SM_COPY_MAX 10000 /* copies per resumable session */
 
 typedef struct router_sm_held {
+    uint64_t seq; /* copies: the sequence number */
     kn_buf_t env;
     kn_buf_t payload;
     struct router_sm_held *next;
 } sm_held_t;
 
+static void sm_list_free(sm_held_t *h)
+{
+    while (h != NULL) {
+        sm_held_t *next = h->next;
+        kn_buf_free(&h->env);
+        kn_buf_free(&h->payload);
+        free(h);
+        h = next;
+    }
+}
+
 void router_sm_sess_free(router_sess_t *s)
 {
     free(s->sm_id);
     s->sm_id = NULL;
-    while (s->sm_held != NULL) {
-        sm_held_t *h = s->sm_held;
-        s->sm_held = h->next;
-        kn_buf_free(&h->env);
-        kn_buf_free(&h->payload);
-        free(h);
-    }
+    sm_list_free(s->sm_held);
+    s->sm_held = NULL;
     s->sm_tail = NULL;
     s->sm_nheld = 0;
+    sm_list_free(s->sm_copies);
+    s->sm_copies = NULL;
+    s->sm_ctail = NULL;
+    s->sm_ncopies = 0;
+}
+
+static sm_held_t *sm_item(const kn_env_t *env, const router_payload_t *pl)
+{
+    sm_held_t *h = kn_calloc(1, sizeof(*h));
+    if (kn_env_encode(env, &h->env) < 0) {
+        free(h);
+        return NULL;
+    }
+    kn_buf_append(&h->payload, pl->data, pl->len);
+    return h;
+}
+
+void router_sm_copy(router_t *r, router_sess_t *s, kn_env_t *e,
+                    const router_payload_t *payload)
+{
+    (void)r;
+    if (!kn_env_wants_reply(e) || e->stanza != KN_ENV_ST_MESSAGE ||
+        (e->flags & KN_F_ACK_WANTED))
+        return;
+    e->flags |= KN_F_SM_COPY;
+    e->ack_id = ++s->sm_seq;
+    sm_held_t *h = sm_item(e, payload);
+    if (h == NULL)
+        return;
+    h->seq = e->ack_id;
+    if (s->sm_ncopies >= SM_COPY_MAX) {
+        sm_held_t *old = s->sm_copies;
+        s->sm_copies = old->next;
+        if (s->sm_copies == NULL)
+            s->sm_ctail = &s->sm_copies;
+        old->next = NULL;
+        sm_list_free(old);
+        s->sm_ncopies--;
+        kn_log_warn("%s: over %d unacked messages: the oldest copy is "
+                    "forgotten",
+                    s->full, SM_COPY_MAX);
+    }
+    if (s->sm_copies == NULL)
+        s->sm_ctail = &s->sm_copies;
+    *s->sm_ctail = h;
+    s->sm_ctail = &h->next;
+    s->sm_ncopies++;
+}
+
+/* The client acknowledged every copy up to seq. */
+static void sm_acked(router_t *r, const kn_env_t *env)
+{
+    router_sess_t *s = router_sess_find(r, env->from, env->from_len);
+    if (s == NULL || s->conn != env->conn_id)
+        return;
+    while (s->sm_copies != NULL && s->sm_copies->seq <= env->ack_id) {
+        sm_held_t *h = s->sm_copies;
+        s->sm_copies = h->next;
+        h->next = NULL;
+        sm_list_free(h);
+        s->sm_ncopies--;
+    }
+    if (s->sm_copies == NULL)
+        s->sm_ctail = NULL;
 }
 
 /* FAILED (cond) to the asking connection conn, with from as given. */
@@ -107,12 +192,9 @@ bool router_sm_hold(router_t *r, router_sess_t *s, const kn_env_t *env,
     (void)r;
     if (s->sm_nheld >= SM_HOLD_MAX)
         return false;
-    sm_held_t *h = kn_calloc(1, sizeof(*h));
-    if (kn_env_encode(env, &h->env) < 0) {
-        free(h);
+    sm_held_t *h = sm_item(env, payload);
+    if (h == NULL)
         return false;
-    }
-    kn_buf_append(&h->payload, payload->data, payload->len);
     if (s->sm_held == NULL)
         s->sm_tail = &s->sm_held;
     *s->sm_tail = h;
@@ -156,15 +238,43 @@ static void sm_release(router_t *r, router_sess_t *s)
     }
 }
 
-struct router_sm_held *router_sm_sess_gone(router_t *r, router_sess_t *s)
+struct router_sm_held *router_sm_sess_gone(router_t *r, router_sess_t *s,
+                                           kn_env_reason_t why)
 {
-    if (s->moving_to == 0)
-        return NULL;
-    kn_log_info("route %s removed while resuming: resumption failed", s->full);
-    sm_fail(r, s->moving_to, s->full, strlen(s->full),
-            KN_SM_FAIL_ITEM_NOT_FOUND);
-    s->moving_to = 0;
-    return sm_take_held(s);
+    sm_held_t *held = NULL;
+    if (s->moving_to != 0) {
+        kn_log_info("route %s removed while resuming: resumption failed",
+                    s->full);
+        sm_fail(r, s->moving_to, s->full, strlen(s->full),
+                KN_SM_FAIL_ITEM_NOT_FOUND);
+        s->moving_to = 0;
+        held = sm_take_held(s);
+    }
+    if (why != KN_ENV_REASON_NODE_LOST || s->sm_copies == NULL)
+        return held; /* the c2s node reroutes its own queue */
+    /* The node died with the queue: the copies stand in for it. Held
+     * messages that have a copy are among them. */
+    kn_log_info("route %s lost with its node: %zu unacked messages "
+                "rerouted from copies",
+                s->full, s->sm_ncopies);
+    sm_held_t *out = s->sm_copies, **tail = s->sm_ctail;
+    s->sm_copies = NULL;
+    s->sm_ctail = NULL;
+    s->sm_ncopies = 0;
+    while (held != NULL) {
+        sm_held_t *next = held->next;
+        kn_env_t e;
+        held->next = NULL;
+        if (kn_env_decode(held->env.data, held->env.len, &e) == 0 &&
+            !(e.flags & KN_F_SM_COPY)) {
+            *tail = held;
+            tail = &held->next;
+        } else {
+            sm_list_free(held);
+        }
+        held = next;
+    }
+    return out;
 }
 
 void router_sm_release_gone(router_t *r, struct router_sm_held *h)
@@ -260,6 +370,8 @@ void router_sm_handle(router_t *r, router_node_t *src, const kn_env_t *env,
         sm_resume(r, env);
     else if (env->flags & (KN_F_SM_STATE | KN_F_SM_FAILED))
         sm_answer(r, env, payload);
+    else if (env->flags & KN_F_SM_ACKED)
+        sm_acked(r, env);
 }
 
 void router_sm_undeliverable(router_t *r, const router_node_t *to,

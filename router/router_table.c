@@ -64,7 +64,7 @@ static void table_notify(router_t *r, kn_env_kind_t kind,
 
 void router_sess_remove(router_t *r, router_sess_t *s, kn_env_reason_t why)
 {
-    struct router_sm_held *held = router_sm_sess_gone(r, s);
+    struct router_sm_held *held = router_sm_sess_gone(r, s, why);
     router_node_t *n = r->nodes[kn_conn_node(s->conn)];
     if (n != NULL && n->nsessions > 0)
         n->nsessions--;

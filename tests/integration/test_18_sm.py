@@ -296,3 +296,172 @@ def test_unknown_previd_item_not_found(live, make_user):
         assert iq.get("type") == "result"
     finally:
         c.close()
+
+
+def wait_rows(user, n, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = int(sql("select count(*) from offline_messages where "
+                      "username = '%s'" % user))
+        if got >= n:
+            return got
+        time.sleep(0.1)
+    return int(sql("select count(*) from offline_messages where "
+                   "username = '%s'" % user))
+
+
+def test_owner_killed_resume_fails_and_nothing_is_lost_R_DROP_5(pair):
+    """The node holding a detached session is killed -9 while 20 messages
+    wait there: <resume/> on the other node fails (item-not-found), and the
+    20 are in offline storage (the router's copies), delivered at the next
+    login, in order, none lost."""
+    live = pair("sm18ka", "sm18kb")
+    a = SMClient(live, "c2s-b", "sm18ka", "phone")
+    b = SMClient(live, "c2s-a", "sm18kb", "desk")
+    a2 = a3 = None
+    try:
+        en = a.enable(resume=True)
+        a.send("<presence/>")
+        b.send("<presence/>")
+        b.wait(lambda e: e.tag == C + "presence" and
+               e.get("from", "").startswith(a.jid))
+        a.sync()
+        a.drop()
+        sent = ["k%02d" % i for i in range(20)]
+        for body in sent:
+            b.send("<message to='%s' type='chat'><body>%s</body></message>"
+                   % (a.jid, body))
+        b.sync()
+        live.wait_log("c2s-b", "sm18ka@localhost/phone: connection lost")
+        mark = live.log_mark("router")
+        live.kill9("c2s-b")
+        a2 = SMClient(live, "c2s-a", "sm18ka", bind=False)
+        a2.send("<resume xmlns='%s' previd='%s' h='%d'/>"
+                % (SM, en.get("id"), a.h))
+        f = a2.wait(lambda e: e.tag in ("{%s}resumed" % SM,
+                                        "{%s}failed" % SM), timeout=20)
+        assert f.tag == "{%s}failed" % SM, ET.tostring(f)
+        assert f.find("{urn:ietf:params:xml:ns:xmpp-stanzas}"
+                      "item-not-found") is not None
+        live.wait_log("router", "node c2s-b lost", timeout=20, since=mark)
+        # Contacts see it gone (R-DROP-6).
+        b.wait(is_unavailable_from(a.jid), timeout=15)
+        assert wait_rows("sm18ka", 20) == 20
+        a3 = SMClient(live, "c2s-a", "sm18ka", "again")
+        a3.send("<presence/>")
+        a3.wait(lambda e: bodies([e]) == [sent[-1]], timeout=15)
+        a3.sync()
+        assert bodies(a3.messages()) == sent
+    finally:
+        for c in (a, b, a2, a3):
+            if c:
+                c.close()
+        live.ensure()
+
+
+@pytest.fixture
+def node_c(cluster):
+    cluster.ensure()
+    cluster.start("c2s-c")
+    try:
+        yield cluster
+    finally:
+        cluster.stop("c2s-c")
+
+
+def test_resume_timeout_then_unavailable_and_offline_R_DROP_5(node_c,
+                                                             make_user):
+    """Not resumed within sm.resume_timeout (4 s on c2s-c): contacts see
+    nothing until then, then unavailable (R-DROP-2); what arrived while
+    detached goes to offline storage; a late <resume/> fails."""
+    live = node_c
+    for u in ("sm18ta", "sm18tb"):
+        make_user(u, PW)
+    roster_row("sm18ta", "sm18tb", "both")
+    roster_row("sm18tb", "sm18ta", "both")
+    a = SMClient(live, "c2s-c", "sm18ta", "phone")
+    b = SMClient(live, "c2s-a", "sm18tb", "desk")
+    a2 = a3 = None
+    try:
+        en = a.enable(resume=True)
+        assert en.get("max") == "4"
+        a.send("<presence/>")
+        b.send("<presence/>")
+        b.wait(lambda e: e.tag == C + "presence" and
+               e.get("from", "").startswith(a.jid))
+        a.sync()
+        a.drop()
+        live.wait_log("c2s-c", "sm18ta@localhost/phone: connection lost")
+        t0 = time.monotonic()
+        for i in range(3):
+            b.send("<message to='%s' type='chat'><body>t%d</body></message>"
+                   % (a.jid, i))
+        b.wait(is_unavailable_from(a.jid), timeout=RESUME_T + 5)
+        waited = time.monotonic() - t0
+        assert waited >= RESUME_T - 1, waited
+        assert wait_rows("sm18ta", 3) == 3
+        a2 = SMClient(live, "c2s-a", "sm18ta", bind=False)
+        a2.send("<resume xmlns='%s' previd='%s' h='%d'/>"
+                % (SM, en.get("id"), a.h))
+        f = a2.wait(lambda e: e.tag in ("{%s}resumed" % SM,
+                                        "{%s}failed" % SM))
+        assert f.tag == "{%s}failed" % SM
+        a3 = SMClient(live, "c2s-b", "sm18ta", "again")
+        a3.send("<presence/>")
+        a3.wait(lambda e: bodies([e]) == ["t2"])
+        assert bodies(a3.messages()) == ["t0", "t1", "t2"]
+    finally:
+        for c in (a, b, a2, a3):
+            if c:
+                c.close()
+
+
+def test_offline_rows_deleted_on_client_ack_R_PRES_5(live, make_user):
+    """With stream management, a stored offline message's row goes when
+    the client's <a/> covers it, not when it was written: written but
+    unacked, it survives the connection and comes again."""
+    make_user("sm18oa", PW)
+    make_user("sm18ob", PW)
+    b = SMClient(live, "c2s-a", "sm18ob", "desk")
+    a = a2 = a3 = None
+    try:
+        for i in range(3):
+            b.send("<message to='sm18oa@%s' type='chat'><body>o%d</body>"
+                   "</message>" % (D, i))
+        assert wait_rows("sm18oa", 3) == 3
+        a = SMClient(live, "c2s-b", "sm18oa", "one")
+        a.enable(resume=False)
+        a.send("<presence/>")
+        a.wait(lambda e: bodies([e]) == ["o2"])
+        a.sync()
+        # Written, not acked: the rows stay.
+        assert wait_rows("sm18oa", 3) == 3
+        a.send("</stream:stream>")
+        a.close()
+        # Not acked when the session ended: delivered again.
+        a2 = SMClient(live, "c2s-b", "sm18oa", "two")
+        a2.enable(resume=False)
+        a2.send("<presence/>")
+        a2.wait(lambda e: bodies([e]) == ["o2"])
+        assert bodies(a2.messages()) == ["o0", "o1", "o2"]
+        assert int(sql("select count(*) from offline_messages where "
+                       "username = 'sm18oa'")) == 3
+        a2.ack()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and int(sql(
+                "select count(*) from offline_messages where "
+                "username = 'sm18oa'")) != 0:
+            time.sleep(0.1)
+        assert int(sql("select count(*) from offline_messages where "
+                       "username = 'sm18oa'")) == 0
+        a2.send("</stream:stream>")
+        a2.close()
+        a3 = SMClient(live, "c2s-b", "sm18oa", "three")
+        a3.send("<presence/>")
+        a3.sync()
+        a3.sync()
+        assert bodies(a3.messages()) == []
+    finally:
+        for c in (a, b, a2, a3):
+            if c:
+                c.close()
