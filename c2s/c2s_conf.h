@@ -28,7 +28,7 @@ typedef struct c2s_conf {
     char *bind;
     long long starttls_port; /* 0: no listener */
     long long tls_port;
-    long long http_port; /* WebSocket/BOSH: later issue */
+    long long http_port;         /* WebSocket/BOSH: later issue */
     long long sm_resume_timeout; /* XEP-0198 (c2s_sm.c); 0: no resumption */
     long long sm_max_unacked;
     long long sm_request_after;

@@ -90,8 +90,8 @@ struct c2s_conn {
     bool in_flush : 1;
     bool handshaking : 1;
     bool starttls_pending : 1;
-    bool parked : 1; /* its XML parser is parked (idle sweep) */
-    bool pinged : 1; /* the idle ping went out during this silence */
+    bool parked : 1;   /* its XML parser is parked (idle sweep) */
+    bool pinged : 1;   /* the idle ping went out during this silence */
     bool detached : 1; /* XEP-0198: no socket, the session waits */
 };
 
@@ -329,9 +329,9 @@ static void conn_op_ack_done(void *ud, uint64_t ack_id)
 }
 
 static const c2s_stream_ops_t conn_stream_ops = {
-    conn_op_route,   conn_op_creds_lookup, conn_op_auth_failed,
-    conn_op_auth_ok, conn_op_starttls,     conn_op_cb_data,
-    conn_op_conn_id, conn_op_block_wait,   conn_op_ack_mark,
+    conn_op_route,    conn_op_creds_lookup, conn_op_auth_failed,
+    conn_op_auth_ok,  conn_op_starttls,     conn_op_cb_data,
+    conn_op_conn_id,  conn_op_block_wait,   conn_op_ack_mark,
     conn_op_ack_done,
 };
 

@@ -35,12 +35,12 @@
 struct c2s_sm {
     c2s_smq_t q;
     char id[SM_ID_HEX + 1];
-    uint32_t r_at;     /* queue length when our last <r/> went out */
-    uint32_t client_h; /* <resume h=...>: while resuming */
+    uint32_t r_at;       /* queue length when our last <r/> went out */
+    uint32_t client_h;   /* <resume h=...>: while resuming */
     uint64_t copy_acked; /* highest router copy (KN_F_SM_COPY) acked */
     bool copy_dirty : 1; /* copy_acked moved: tell the router */
-    bool resume : 1;   /* resumable (<enable resume='true'/>) */
-    bool detached : 1; /* the connection is gone, the session waits */
+    bool resume : 1;     /* resumable (<enable resume='true'/>) */
+    bool detached : 1;   /* the connection is gone, the session waits */
     bool r_pending : 1;
     bool resuming : 1; /* our <resume/> is with the router */
 };
@@ -181,8 +181,7 @@ static c2s_act_t sm_ack(c2s_stream_t *s, const kn_stanza_t *st)
     if (n < 0) {
         /* XEP-0198 4: more than we sent. */
         kn_log_info("c2s: %s: <a h='%u'/> but only %u sent",
-                    kn_jid_str(&s->jid), (unsigned)h,
-                    (unsigned)s->sm->q.sent);
+                    kn_jid_str(&s->jid), (unsigned)h, (unsigned)s->sm->q.sent);
         return c2s_stream_fail(s, KN_SE_UNDEFINED_CONDITION,
                                "handled-count-too-high");
     }
@@ -469,8 +468,7 @@ c2s_act_t c2s_sm_answer(c2s_stream_t *s, const kn_env_t *env,
     s->available = (env->flags & KN_F_SM_AVAIL) != 0;
     s->priority = env->priority;
     s->pause = C2S_PAUSE_NONE;
-    kn_buf_printf(s->out,
-                  "<resumed xmlns='" C2S_NS_SM "' previd='%s' h='%u'/>",
+    kn_buf_printf(s->out, "<resumed xmlns='" C2S_NS_SM "' previd='%s' h='%u'/>",
                   sm->id, (unsigned)sm->q.in);
     size_t n = c2s_smq_pending(&sm->q);
     for (size_t i = 0; i < n; i++) {

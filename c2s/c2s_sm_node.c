@@ -37,9 +37,8 @@ static bool node_ours(c2s_server_t *srv, uint64_t conn)
 
 static void node_give(c2s_server_t *srv, const kn_env_t *env)
 {
-    c2s_conn_t *c = node_ours(srv, env->conn_id)
-                        ? c2s_conn_find(srv, env->conn_id)
-                        : NULL;
+    c2s_conn_t *c =
+        node_ours(srv, env->conn_id) ? c2s_conn_find(srv, env->conn_id) : NULL;
     c2s_stream_t *st = c ? c2s_conn_stream(c) : NULL;
     kn_env_t out;
     kn_buf_t pl = KN_BUF_INIT;
@@ -82,9 +81,8 @@ static void node_give(c2s_server_t *srv, const kn_env_t *env)
 static void node_take(c2s_server_t *srv, const kn_env_t *env, const void *pl,
                       size_t len)
 {
-    c2s_conn_t *c = node_ours(srv, env->ack_id)
-                        ? c2s_conn_find(srv, env->ack_id)
-                        : NULL;
+    c2s_conn_t *c =
+        node_ours(srv, env->ack_id) ? c2s_conn_find(srv, env->ack_id) : NULL;
     c2s_stream_t *st = c ? c2s_conn_stream(c) : NULL;
     if (st != NULL && c2s_sm_resuming(st)) {
         c2s_conn_after(c, c2s_sm_answer(st, env, pl, len));

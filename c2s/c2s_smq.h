@@ -33,7 +33,7 @@ typedef struct c2s_smq_item {
     uint16_t flags;
     uint64_t ack_id;
     uint64_t conn_id; /* the connection it was delivered to */
-    char data[]; /* from, to, then the bytes written to the client */
+    char data[];      /* from, to, then the bytes written to the client */
 } c2s_smq_item_t;
 
 typedef struct c2s_smq {

@@ -66,9 +66,9 @@ typedef enum c2s_act {
 
 typedef enum c2s_pause {
     C2S_PAUSE_NONE = 0,
-    C2S_PAUSE_CREDS, /* creds_lookup() pending */
-    C2S_PAUSE_FAIL,  /* SASL failure held back by auth_failed()'s delay */
-    C2S_PAUSE_TLS,   /* <proceed/> written; TLS handshake pending */
+    C2S_PAUSE_CREDS,  /* creds_lookup() pending */
+    C2S_PAUSE_FAIL,   /* SASL failure held back by auth_failed()'s delay */
+    C2S_PAUSE_TLS,    /* <proceed/> written; TLS handshake pending */
     C2S_PAUSE_RESUME, /* XEP-0198 <resume/> asked of the router (c2s_sm.c) */
 } c2s_pause_t;
 

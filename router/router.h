@@ -60,7 +60,7 @@ struct router_sess {
     struct router_sm_held *sm_copies; /* unacked messages, oldest first */
     struct router_sm_held **sm_ctail;
     size_t sm_ncopies;
-    uint64_t sm_seq; /* last copy sequence given */
+    uint64_t sm_seq;     /* last copy sequence given */
     router_sess_t *next; /* in bare->sessions */
     UT_hash_handle hh;   /* r->sessions */
 };

@@ -336,7 +336,8 @@ static void sm_answer(router_t *r, const kn_env_t *env,
     router_sess_t *s = sm_find_moving(r, env->from, env->from_len, env->ack_id);
     router_node_t *to = r->nodes[kn_conn_node(env->ack_id)];
     kn_env_t e = *env;
-    if (s == NULL || ((env->flags & KN_F_SM_STATE) && s->conn != env->conn_id)) {
+    if (s == NULL ||
+        ((env->flags & KN_F_SM_STATE) && s->conn != env->conn_id)) {
         /* The session went meanwhile (replaced, removed): the asking
          * node gets a FAILED and reroutes the queue, if one came. */
         if (env->flags & KN_F_SM_STATE) {

@@ -465,3 +465,47 @@ def test_offline_rows_deleted_on_client_ack_R_PRES_5(live, make_user):
         for c in (a, b, a2, a3):
             if c:
                 c.close()
+
+
+def test_replaced_by_new_login_resume_fails_nothing_lost_R_DROP_5(pair):
+    """A new login with the same full JID replaces a detached session
+    (R-DROP-7): its unacked messages are rerouted (here: offline storage,
+    the new session has no presence yet), and resuming the old session
+    fails with item-not-found."""
+    live = pair("sm18ra2", "sm18rb2")
+    a = SMClient(live, "c2s-a", "sm18ra2", "phone")
+    b = SMClient(live, "c2s-b", "sm18rb2", "desk")
+    a2 = a3 = None
+    try:
+        en = a.enable(resume=True)
+        a.send("<presence/>")
+        b.send("<presence/>")
+        b.wait(lambda e: e.tag == C + "presence" and
+               e.get("from", "").startswith(a.jid))
+        a.sync()
+        a.drop()
+        live.wait_log("c2s-a", "sm18ra2@localhost/phone: connection lost")
+        for i in range(2):
+            b.send("<message to='%s' type='chat'><body>n%d</body></message>"
+                   % (a.jid, i))
+        b.sync()
+        mark = live.log_mark("c2s-a")
+        a3 = SMClient(live, "c2s-b", "sm18ra2", "phone")  # same full JID
+        live.wait_log("c2s-a", "phone: session ended with",
+                      since=mark)
+        assert wait_rows("sm18ra2", 2) == 2
+        a2 = SMClient(live, "c2s-b", "sm18ra2", bind=False)
+        a2.send("<resume xmlns='%s' previd='%s' h='%d'/>"
+                % (SM, en.get("id"), a.h))
+        f = a2.wait(lambda e: e.tag in ("{%s}resumed" % SM,
+                                        "{%s}failed" % SM))
+        assert f.tag == "{%s}failed" % SM
+        assert f.find("{urn:ietf:params:xml:ns:xmpp-stanzas}"
+                      "item-not-found") is not None
+        a3.send("<presence/>")
+        a3.wait(lambda e: bodies([e]) == ["n1"])
+        assert bodies(a3.messages()) == ["n0", "n1"]
+    finally:
+        for c in (a, b, a2, a3):
+            if c:
+                c.close()
