@@ -708,6 +708,7 @@ static bool conn_detach(c2s_conn_t *c, kn_stream_err_t err,
     c->starttls_pending = false;
     c->detached = true;
     c2s_sm_detach(c->st);
+    c->parked = kn_xml_park(c->st->xml); /* no input until it ends */
     if (c->sm_timer == NULL) {
         c->sm_timer = kn_malloc(sizeof(*c->sm_timer));
         ev_init(c->sm_timer, conn_on_sm_timeout);

@@ -509,3 +509,68 @@ def test_replaced_by_new_login_resume_fails_nothing_lost_R_DROP_5(pair):
         for c in (a, b, a2, a3):
             if c:
                 c.close()
+
+
+def test_slixmpp_xep_0198_acks_and_resumes_on_other_node_R_DROP_5(pair):
+    """A real client library's XEP-0198 (slixmpp's xep_0198 plugin)
+    against ours: enable with resume, the acks both ways agree (no stream
+    error, the client's unacked queue empties), and after a dropped
+    connection the plugin resumes on the other node and gets what was sent
+    meanwhile, once."""
+    import asyncio
+    from xmpp_client import Client, login, run
+    live = pair("sm18sx", "sm18sy")
+
+    async def scenario():
+        loop = asyncio.get_event_loop()
+        c = Client("sm18sx@%s/phone" % D, PW, live.ports["c2s-a"]["starttls"],
+                   live.cert)
+        c.register_plugin("xep_0198")
+        enabled = loop.create_future()
+        resumed = loop.create_future()
+        c.add_event_handler("sm_enabled", lambda s: enabled.done() or
+                            enabled.set_result(s))
+        c.add_event_handler("session_resumed", lambda s: resumed.done() or
+                            resumed.set_result(s))
+        await c.start()
+        await asyncio.wait_for(enabled, 10)
+        sm = c.plugin["xep_0198"]
+        assert sm.sm_id and len(sm.sm_id) == 32
+        o = await login(live, "sm18sy", PW, "c2s-b", "desk")
+        for i in range(12):
+            o.send_message(mto="sm18sx@%s/phone" % D, mbody="a%d" % i,
+                           mtype="chat")
+        got = [await c.next_message(5, body_only=True) for _ in range(12)]
+        assert got == ["a%d" % i for i in range(12)]
+        for i in range(10):
+            c.send_message(mto="sm18sy@%s/desk" % D, mbody="b%d" % i,
+                           mtype="chat")
+        sm.request_ack()
+        deadline = time.monotonic() + 10
+        while sm.unacked_queue and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not sm.unacked_queue, len(sm.unacked_queue)
+        got = [await o.next_message(5, body_only=True) for _ in range(10)]
+        assert got == ["b%d" % i for i in range(10)]
+        assert c.stream_errors == []
+        # Lose the connection; messages arrive meanwhile; resume on c2s-b.
+        mark = live.log_mark("c2s-a")
+        c.abort()
+        live.wait_log("c2s-a", "sm18sx@localhost/phone: connection lost",
+                      since=mark)
+        for i in range(3):
+            o.send_message(mto="sm18sx@%s/phone" % D, mbody="c%d" % i,
+                           mtype="chat")
+        # o's messages are routed before the resumption starts: a round
+        # trip of o to the server after them.
+        await o.plugin["xep_0199"].ping(jid=D, timeout=5)
+        c.connect(("127.0.0.1", live.ports["c2s-b"]["starttls"]),
+                  force_starttls=True)
+        await asyncio.wait_for(resumed, 15)
+        got = [await c.next_message(5, body_only=True) for _ in range(3)]
+        assert got == ["c0", "c1", "c2"]
+        assert await c.no_message(1.0)
+        await c.stop()
+        await o.stop()
+
+    run(scenario())
