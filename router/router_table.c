@@ -95,6 +95,7 @@ void router_sess_move(router_t *r, router_sess_t *s, uint64_t conn, bool avail,
 {
     router_node_t *from = r->nodes[kn_conn_node(s->conn)];
     router_node_t *to = r->nodes[kn_conn_node(conn)];
+    router_redis_sess_down(r, s); /* out of the old node's set */
     if (from != NULL && from->nsessions > 0)
         from->nsessions--;
     if (to != NULL)

@@ -241,10 +241,13 @@ def resume_scenario(live, node_a, node_resume, ua, ub):
         b.sync()
         a2 = SMClient(live, node_resume, ua, bind=False)
         a2.h = a.h  # the client's count goes on
+        t0 = time.monotonic()
         a2.send("<resume xmlns='%s' previd='%s' h='%d'/>"
                 % (SM, en.get("id"), a.h))
         r = a2.wait(lambda e: e.tag in ("{%s}resumed" % SM,
                                         "{%s}failed" % SM))
+        print("resume %s -> %s: <resumed/> after %.1f ms" % (
+            node_a, node_resume, (time.monotonic() - t0) * 1000))
         assert r.tag == "{%s}resumed" % SM, ET.tostring(r)
         assert r.get("previd") == en.get("id")
         # The server's h: presence + one sync iq from the first connection.
@@ -271,9 +274,15 @@ def resume_scenario(live, node_a, node_resume, ua, ub):
             a2.close()
 
 
-def test_resume_on_other_node_R_DROP_5(pair):
+def test_resume_on_other_node_R_DROP_5(pair, redis):
     live = pair("sm18xa", "sm18xb")
     resume_scenario(live, "c2s-a", "c2s-b", "sm18xa", "sm18xb")
+    # The session cache follows the route (R-CACHE-2).
+    full = "sm18xa@localhost/phone"
+    assert redis("HGET", "sessions:sm18xa@localhost", full).startswith(
+        "c2s-b|")
+    assert redis("SISMEMBER", "node:c2s-a:sessions", full).strip() == "0"
+    assert redis("SISMEMBER", "node:c2s-b:sessions", full).strip() == "1"
 
 
 def test_resume_on_same_node_R_DROP_5(pair):
@@ -545,13 +554,14 @@ def test_slixmpp_xep_0198_acks_and_resumes_on_other_node_R_DROP_5(pair):
         for i in range(10):
             c.send_message(mto="sm18sy@%s/desk" % D, mbody="b%d" % i,
                            mtype="chat")
+        got = [await o.next_message(5, body_only=True) for _ in range(10)]
+        assert got == ["b%d" % i for i in range(10)]
+        # All ten were handled by the server: its <a/> acknowledges them.
         sm.request_ack()
         deadline = time.monotonic() + 10
         while sm.unacked_queue and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert not sm.unacked_queue, len(sm.unacked_queue)
-        got = [await o.next_message(5, body_only=True) for _ in range(10)]
-        assert got == ["b%d" % i for i in range(10)]
         assert c.stream_errors == []
         # Lose the connection; messages arrive meanwhile; resume on c2s-b.
         mark = live.log_mark("c2s-a")
