@@ -52,7 +52,7 @@
 
 /* A SESSION_UP copy to the session-event nodes: the session (same full
  * JID) moved to conn_id by XEP-0198 resumption; it is not a new login. */
-#define KN_F_MOVED 0x0040
+#define KN_F_MOVED 0x2000
 
 /* SM (XEP-0198) flags: exactly one of ENABLE, RESUME, STATE, FAILED,
  * ACKED says what the envelope is (docs/ARCHITECTURE.md, "Stream
@@ -79,7 +79,7 @@
 #define KN_F_SM_H      0x0100 /* FAILED: seq holds the server's h */
 #define KN_F_SM_AVAIL  0x0200 /* STATE: the session sent available presence */
 #define KN_F_SM_COPY                                                           \
-    0x0040 /* STANZA: the router keeps a copy of it for a resumable            \
+    0x4000 /* STANZA: the router keeps a copy of it for a resumable            \
               session until acked; ack_id is its router sequence */
 
 #define KN_SM_FAIL_ITEM_NOT_FOUND 0

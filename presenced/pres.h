@@ -175,6 +175,7 @@ struct pres {
     pres_user_t *users;    /* bare JID -> user */
     long long shared_ver;  /* last shared_group_changes id seen */
     bool shared_polling;
+    struct pres_shared_req *shared_req; /* the poll in flight, or NULL */
     ev_timer shared_timer;
     double started; /* ev_now at start, for iq:last on the server */
     kn_buf_t out;   /* serialisation scratch */
@@ -374,6 +375,9 @@ void pres_last_send_stored(pres_t *p, char **contacts, size_t n,
 
 /* ---- pres_shared.c ---- */
 void pres_shared_poll(pres_t *p);
+/* presenced is going away: the poll in flight, if any, must not touch it
+ * when the pool answers it later. */
+void pres_shared_forget(pres_t *p);
 
 /* ---- pres_iq.c: version, time, private, vCard; dispatch ---- */
 void pres_iq_handle(pres_t *p, const kn_env_t *env, const kn_stanza_t *st);

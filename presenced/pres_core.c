@@ -44,6 +44,7 @@ void pres_free(pres_t **pp)
         return;
     if (p->loop)
         ev_timer_stop(p->loop, &p->shared_timer);
+    pres_shared_forget(p);
     pres_pep_free(p);
     pres_push_free(p);
     pres_sess_t *s, *stmp;

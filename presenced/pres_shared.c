@@ -92,9 +92,27 @@ static void shared_changed(pres_t *p)
     free(olds);
 }
 
+/* The poll in flight: pres_free clears p, since the pool answers it
+ * (with an error) only when it is freed, after presenced's state. */
+struct pres_shared_req {
+    pres_t *p;
+};
+
+void pres_shared_forget(pres_t *p)
+{
+    if (p->shared_req != NULL)
+        p->shared_req->p = NULL;
+    p->shared_req = NULL;
+}
+
 static void shared_rows(const PGresult *res, int err, void *arg)
 {
-    pres_t *p = arg;
+    struct pres_shared_req *req = arg;
+    pres_t *p = req->p;
+    free(req);
+    if (p == NULL)
+        return;
+    p->shared_req = NULL;
     p->shared_polling = false;
     if (err != 0 || PQntuples(res) == 0)
         return;
@@ -116,6 +134,9 @@ void pres_shared_poll(pres_t *p)
     if (p->pg == NULL || p->shared_polling)
         return;
     p->shared_polling = true;
+    struct pres_shared_req *req = kn_malloc(sizeof(*req));
+    req->p = p;
+    p->shared_req = req;
     kn_pg_query(p->pg, "select coalesce(max(id), 0) from shared_group_changes",
-                0, NULL, shared_rows, p);
+                0, NULL, shared_rows, req);
 }
