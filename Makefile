@@ -68,7 +68,7 @@ MICRO_SRC := $(wildcard tests/bench/bench_*.c)
 MICRO_BINS := $(MICRO_SRC:tests/bench/%.c=$(BUILD)/bin/%)
 
 .SECONDARY:
-.PHONY: all deps run stop test unit unit-bin clean fmt fmt-check features-fallback bench stack-up stack-down
+.PHONY: all deps web run stop test unit unit-bin clean fmt fmt-check features-fallback bench stack-up stack-down
 all: $(LIBKILN) $(PROC_BINS) $(CTL_BIN) $(BENCH_BIN) $(MICRO_BINS)
 
 unit-bin: $(UNIT_BINS)
@@ -122,6 +122,18 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$($$(call unit_proc,$$*)_LIBOBJ) 
 deps:
 	@deploy/deps.sh
 
+# The web client (Converse.js) and the browser-test driver (playwright-core)
+# from the npm registry, at the versions pinned in deploy/web/package-lock.json;
+# fetched into build/web (never committed), once per lockfile change.
+WEB_DIR := build/web
+$(WEB_DIR)/.installed: deploy/web/package.json deploy/web/package-lock.json
+	@mkdir -p $(WEB_DIR)
+	$(Q)cp deploy/web/package.json deploy/web/package-lock.json $(WEB_DIR)/
+	$(Q)cd $(WEB_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	$(Q)test -f $(WEB_DIR)/node_modules/converse.js/dist/converse.min.js
+	$(Q)touch $@
+web: $(WEB_DIR)/.installed
+
 # Unit tests only, on the current BUILD.
 unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(BUILD)/tests
@@ -129,11 +141,11 @@ unit: $(UNIT_BINS)
 test: deps
 	@$(MAKE) --no-print-directory fmt-check
 	@$(MAKE) --no-print-directory features-fallback
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all web
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all unit-bin
 	@tests/run-all.sh build/asan
 
-run: deps all
+run: deps all web
 	@deploy/dev/run.sh $(BUILD)
 
 stop:

@@ -44,6 +44,11 @@ const kn_conf_def_t c2s_conf_defs[] = {
      600000, NULL,
      "how long a new session waits for its XEP-0191 block list from "
      "presenced before reading it from PostgreSQL"},
+    {"registration", KN_CONF_BOOL, F(registration), 0, NULL, 0, 1, NULL,
+     "let anyone create an account in-band before logging in (XEP-0077)"},
+    {"registration_per_hour", KN_CONF_INT, F(registration_per_hour), 5, NULL, 1,
+     1000000, NULL,
+     "accounts one address (IPv4, IPv6 /64) may create in an hour"},
     {"bind", KN_CONF_STR, F(bind), 0, "127.0.0.1", 0, 0, NULL,
      "address the listeners bind (numeric IPv4 or IPv6)"},
     {"starttls_port", KN_CONF_INT, F(starttls_port), 5222, NULL, 0, 65535, NULL,

@@ -24,7 +24,9 @@ typedef struct c2s_conf {
     long long out_buffer_max;
     long long idle_timeout; /* -1: off (idle policy, R-DROP-4: c2s_idle.c) */
     int idle_ping;          /* ping a silent bound session at idle/2 */
-    long long blocklist_wait_ms; /* then c2s reads the block list itself */
+    long long blocklist_wait_ms;     /* then c2s reads the block list itself */
+    int registration;                /* XEP-0077 new accounts in-band */
+    long long registration_per_hour; /* accounts one address may create */
     char *bind;
     long long starttls_port; /* 0: no listener */
     long long tls_port;

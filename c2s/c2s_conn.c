@@ -328,11 +328,83 @@ static void conn_op_ack_done(void *ud, uint64_t ack_id)
     c2s_ack_ids_push(&c->srv->acks_out, ack_id);
 }
 
+/* ---- in-band registration (XEP-0077, c2s_register.c) ------------------ */
+
+static bool conn_op_register_allowed(void *ud)
+{
+    c2s_conn_t *c = ud;
+    return c2s_authdelay_register(c->srv, c->addr);
+}
+
+static void conn_on_registered(const PGresult *res, int err, void *arg)
+{
+    conn_creds_req_t *req = arg;
+    c2s_conn_t *c = req->c;
+    free(req);
+    if (c == NULL)
+        return; /* the connection went away meanwhile */
+    c->creds = NULL;
+    int rc = 0;
+    if (err != 0) {
+        kn_log_warn("c2s: registration failed: %s%s", kn_strerror(err),
+                    res ? PQresultErrorMessage(res) : "");
+        rc = err < 0 ? err : -KN_EDB;
+    } else if (atoi(PQcmdTuples((PGresult *)res)) != 1) {
+        rc = -KN_EEXIST;
+    }
+    conn_after(c, c2s_stream_register_done(c->st, rc));
+}
+
+static void conn_hex_param(const uint8_t *b, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    out[0] = '\\';
+    out[1] = 'x';
+    for (size_t i = 0; i < n; i++) {
+        out[2 + 2 * i] = hx[b[i] >> 4];
+        out[3 + 2 * i] = hx[b[i] & 15];
+    }
+    out[2 + 2 * n] = '\0';
+}
+
+static void conn_op_register_user(void *ud, const char *username,
+                                  const c2s_creds_t *cr)
+{
+    c2s_conn_t *c = ud;
+    char hex[6][2 + 2 * KN_SCRAM_MAX_SALT_LEN + 2 * KN_SCRAM_MAX_HASH_LEN + 1];
+    char iter[16];
+    const kn_scram_creds_t *k[2] = {&cr->sha1, &cr->sha256};
+    snprintf(iter, sizeof(iter), "%u", cr->sha1.iterations);
+    for (int h = 0; h < 2; h++) {
+        size_t hl = kn_scram_hash_len(k[h]->hash);
+        conn_hex_param(k[h]->salt, k[h]->salt_len, hex[3 * h]);
+        conn_hex_param(k[h]->stored_key, hl, hex[3 * h + 1]);
+        conn_hex_param(k[h]->server_key, hl, hex[3 * h + 2]);
+    }
+    const char *params[8] = {username, iter,   hex[0], hex[1],
+                             hex[2],   hex[3], hex[4], hex[5]};
+    conn_creds_req_t *req = kn_malloc(sizeof(*req));
+    req->c = c;
+    c->creds = req;
+    kn_log_info("c2s: in-band registration of %s@%s", username,
+                c->srv->scf.domain);
+    kn_pg_query(c->srv->pg,
+                "insert into users (username, iterations, sha1_salt,"
+                " sha1_stored_key, sha1_server_key, sha256_salt,"
+                " sha256_stored_key, sha256_server_key)"
+                " values ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " on conflict (username) do nothing",
+                8, params, conn_on_registered, req);
+    explicit_bzero(hex, sizeof(hex));
+}
+
 static const c2s_stream_ops_t conn_stream_ops = {
-    conn_op_route,    conn_op_creds_lookup, conn_op_auth_failed,
-    conn_op_auth_ok,  conn_op_starttls,     conn_op_cb_data,
-    conn_op_conn_id,  conn_op_block_wait,   conn_op_ack_mark,
-    conn_op_ack_done,
+    conn_op_route,         conn_op_creds_lookup,
+    conn_op_auth_failed,   conn_op_auth_ok,
+    conn_op_starttls,      conn_op_cb_data,
+    conn_op_conn_id,       conn_op_block_wait,
+    conn_op_ack_mark,      conn_op_register_allowed,
+    conn_op_register_user, conn_op_ack_done,
 };
 
 /* ---- watcher, output -----------------------------------------------------
@@ -417,6 +489,7 @@ static void conn_start_tls(c2s_conn_t *c)
         c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
         return;
     }
+    c2s_tls_after_starttls(c->trs);
     c->tr = &c2s_transport_tls;
     c->handshaking = true;
     c->read_want = EV_READ;

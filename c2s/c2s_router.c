@@ -103,6 +103,9 @@ static void router_on_kick(c2s_server_t *srv, const kn_env_t *env)
     case KN_ENV_REASON_SHUTDOWN:
         err = KN_SE_SYSTEM_SHUTDOWN;
         break;
+    case KN_ENV_REASON_REMOVED: /* XEP-0077 §3.2: the account is gone */
+        err = KN_SE_NOT_AUTHORIZED;
+        break;
     default:
         err = KN_SE_POLICY_VIOLATION;
         break;

@@ -445,6 +445,11 @@ c2s_act_t c2s_sasl_handle(c2s_stream_t *s, const kn_stanza_t *st)
             return C2S_ACT_MORE;
         }
     }
+    /* In-band registration (XEP-0077), the one stanza allowed before
+     * authentication. */
+    if (strcmp(name, "iq") == 0 && strcmp(ns, KN_NS_CLIENT) == 0 &&
+        kn_stanza_child(st, 0, "query", C2S_NS_REGISTER) >= 0)
+        return c2s_register_handle(s, st);
     /* Stanzas (or anything else) before authentication (RFC 6120 6.4.1,
      * R-BASE-1). */
     return c2s_stream_fail(s, KN_SE_NOT_AUTHORIZED, name);

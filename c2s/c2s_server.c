@@ -101,6 +101,7 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
     srv->scf.sm_max_unacked = (size_t)conf->sm_max_unacked;
     srv->scf.sm_request_after = (size_t)conf->sm_request_after;
     srv->scf.sm_resume_timeout = (unsigned)conf->sm_resume_timeout;
+    srv->scf.registration = conf->registration != 0;
     srv->tls = c2s_tls_ctx_new(conf->tls_cert, conf->tls_key, err, sizeof(err));
     if (srv->tls == NULL) {
         kn_log_err("c2s: %s", err);

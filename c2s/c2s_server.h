@@ -58,6 +58,7 @@ typedef struct c2s_server {
     ev_timer sweep;         /* idle policy, parks idle streams' parsers */
     uint32_t ping_seq;      /* ids of server pings (kiln-ping-N) */
     c2s_addr_fail_t *fails; /* uthash by address */
+    c2s_addr_fail_t *regs;  /* in-band registrations by address, per hour */
     int reserve_fd;         /* spare fd for EMFILE (ev.pod) */
     bool stopping;
     double refused_log_at;
@@ -137,5 +138,9 @@ unsigned c2s_authdelay_fail(c2s_server_t *srv, const uint8_t key[16]);
 /* A success from that address: forget its failures. */
 void c2s_authdelay_ok(c2s_server_t *srv, const uint8_t key[16]);
 void c2s_authdelay_free(c2s_server_t *srv);
+/* In-band registration (XEP-0077): count one account creation from the
+ * address key; false when it already created registration_per_hour
+ * accounts in the last hour. */
+bool c2s_authdelay_register(c2s_server_t *srv, const uint8_t key[16]);
 
 #endif

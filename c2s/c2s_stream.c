@@ -60,6 +60,7 @@ void c2s_stream_free(c2s_stream_t **sp)
         return;
     kn_xml_free(&s->xml);
     c2s_sasl_free(&s->sasl);
+    c2s_register_free(s);
     kn_free(&s->user);
     c2s_block_end(s);
     c2s_sm_free(s);
@@ -176,11 +177,18 @@ static void stream_features(c2s_stream_t *s)
             kn_buf_append_str(s->out, "<starttls xmlns='" C2S_NS_TLS
                                       "'><required/></starttls>");
         c2s_sasl_features(s, s->out);
+        /* XEP-0077 §8: only where it is allowed, and only over TLS */
+        if (s->cf->registration && s->tls)
+            kn_buf_append_str(
+                s->out, "<register xmlns='" C2S_NS_REGISTER_FEATURE "'/>");
         s->state = C2S_ST_FEATURES;
     } else {
+        /* XEP-0237 / RFC 6121 2.6.1: presenced answers roster gets with
+         * a version; say so once authenticated. */
         kn_buf_append_str(s->out, "<bind xmlns='" C2S_NS_BIND "'/>"
                                   "<session xmlns='" C2S_NS_SESSION
-                                  "'><optional/></session>");
+                                  "'><optional/></session>"
+                                  "<ver xmlns='" C2S_NS_ROSTERVER "'/>");
         c2s_sm_features(s, s->out);
         s->state = C2S_ST_BIND;
     }
@@ -288,6 +296,16 @@ c2s_act_t c2s_stream_creds_done(c2s_stream_t *s, int rc,
     KN_ASSERT(s->pause == C2S_PAUSE_CREDS);
     s->pause = C2S_PAUSE_NONE;
     c2s_sasl_creds(s, rc, creds);
+    return c2s_stream_process(s);
+}
+
+c2s_act_t c2s_stream_register_done(c2s_stream_t *s, int rc)
+{
+    if (s->state == C2S_ST_CLOSED)
+        return C2S_ACT_CLOSE;
+    KN_ASSERT(s->pause == C2S_PAUSE_REGISTER);
+    s->pause = C2S_PAUSE_NONE;
+    c2s_register_done(s, rc);
     return c2s_stream_process(s);
 }
 

@@ -35,13 +35,16 @@
 #include "kn_xml.h"
 #include "kn_xmpp_err.h"
 
-#define C2S_NS_TLS     "urn:ietf:params:xml:ns:xmpp-tls"
-#define C2S_NS_SASL    "urn:ietf:params:xml:ns:xmpp-sasl"
-#define C2S_NS_BIND    "urn:ietf:params:xml:ns:xmpp-bind"
-#define C2S_NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
-#define C2S_NS_PING    "urn:xmpp:ping"
-#define C2S_NS_SASL_CB "urn:xmpp:sasl-cb:0"
-#define C2S_NS_SM      "urn:xmpp:sm:3"
+#define C2S_NS_TLS              "urn:ietf:params:xml:ns:xmpp-tls"
+#define C2S_NS_SASL             "urn:ietf:params:xml:ns:xmpp-sasl"
+#define C2S_NS_BIND             "urn:ietf:params:xml:ns:xmpp-bind"
+#define C2S_NS_SESSION          "urn:ietf:params:xml:ns:xmpp-session"
+#define C2S_NS_ROSTERVER        "urn:xmpp:features:rosterver"
+#define C2S_NS_PING             "urn:xmpp:ping"
+#define C2S_NS_SASL_CB          "urn:xmpp:sasl-cb:0"
+#define C2S_NS_REGISTER         "jabber:iq:register"
+#define C2S_NS_REGISTER_FEATURE "http://jabber.org/features/iq-register"
+#define C2S_NS_SM               "urn:xmpp:sm:3"
 
 /* Channel-binding types the transport can provide (bit per type). */
 #define C2S_CB_EXPORTER  (1u << KN_SCRAM_CB_TLS_EXPORTER)
@@ -66,10 +69,11 @@ typedef enum c2s_act {
 
 typedef enum c2s_pause {
     C2S_PAUSE_NONE = 0,
-    C2S_PAUSE_CREDS,  /* creds_lookup() pending */
-    C2S_PAUSE_FAIL,   /* SASL failure held back by auth_failed()'s delay */
-    C2S_PAUSE_TLS,    /* <proceed/> written; TLS handshake pending */
-    C2S_PAUSE_RESUME, /* XEP-0198 <resume/> asked of the router (c2s_sm.c) */
+    C2S_PAUSE_CREDS,    /* creds_lookup() pending */
+    C2S_PAUSE_FAIL,     /* SASL failure held back by auth_failed()'s delay */
+    C2S_PAUSE_TLS,      /* <proceed/> written; TLS handshake pending */
+    C2S_PAUSE_REGISTER, /* register_user() pending (XEP-0077) */
+    C2S_PAUSE_RESUME,   /* XEP-0198 <resume/> asked of the router (c2s_sm.c) */
 } c2s_pause_t;
 
 /* The stored credentials of one user, both hashes (a users row). */
@@ -82,7 +86,8 @@ typedef struct c2s_creds {
 typedef struct c2s_stream_conf {
     const char *domain;     /* prepared domain we serve */
     kn_xml_limits_t limits; /* stanza size, depth, attributes */
-    size_t hold_max; /* bytes held until the block list is known (0: 1 MiB) */
+    size_t hold_max;   /* bytes held until the block list is known (0: 1 MiB) */
+    bool registration; /* XEP-0077: anyone may create an account */
     /* XEP-0198 (c2s_sm.c): unacked stanzas before the stream ends, how
      * many unacked before we send <r/>, seconds a dropped resumable
      * session waits (0: no resumption offered). */
@@ -125,6 +130,15 @@ typedef struct c2s_stream_ops {
      * ack_id at the current end of the output, so the ACK goes out once
      * the socket took everything before it. May be NULL. */
     void (*ack_mark)(void *ud, uint64_t ack_id);
+    /* In-band registration (XEP-0077): count one account creation for
+     * the client's address; false when its hourly allowance is used up.
+     * May be NULL (no limit). */
+    bool (*register_allowed)(void *ud);
+    /* Create the account username (nodeprepped) with creds. The answer
+     * comes through c2s_stream_register_done(), never from inside this
+     * call. May be NULL (registration then fails). */
+    void (*register_user)(void *ud, const char *username,
+                          const c2s_creds_t *creds);
     /* A stored offline message (ack id) was acknowledged by the client's
      * XEP-0198 <a/>: its row can go. May be NULL. */
     void (*ack_done)(void *ud, uint64_t ack_id);
@@ -152,8 +166,9 @@ typedef struct c2s_stream {
     kn_env_reason_t reason; /* why it closed (CLOSED state) */
     uint32_t ping_id;       /* our outstanding ping (c2s_idle.c), 0: none */
     struct kn_blocklist *blocked; /* XEP-0191 list of the user; NULL: none */
-    kn_buf_t *held; /* deliveries held until the block list is known */
-    c2s_sm_t *sm;   /* XEP-0198 state (c2s_sm.h); NULL: not enabled */
+    kn_buf_t *held;      /* deliveries held until the block list is known */
+    kn_stanza_t *reg_iq; /* the registration IQ being answered */
+    c2s_sm_t *sm;        /* XEP-0198 state (c2s_sm.h); NULL: not enabled */
     int16_t priority;
     uint8_t cb_types; /* C2S_CB_* the transport provides */
     bool tls : 1;
@@ -187,6 +202,10 @@ c2s_act_t c2s_stream_process(c2s_stream_t *s);
  * <temporary-auth-failure/>). creds borrowed for the call. */
 c2s_act_t c2s_stream_creds_done(c2s_stream_t *s, int rc,
                                 const c2s_creds_t *creds);
+
+/* register_user() answered: rc 0 created, -KN_EEXIST taken, another
+ * -KN_E* (database trouble). */
+c2s_act_t c2s_stream_register_done(c2s_stream_t *s, int rc);
 
 /* The failure delay is over: send the held <failure/> and go on. */
 c2s_act_t c2s_stream_resume(c2s_stream_t *s);
@@ -234,6 +253,13 @@ void c2s_sasl_free(c2s_sasl_t **sp);
 /* Creds arrived / delay over (called by c2s_stream_*). */
 c2s_act_t c2s_sasl_creds(c2s_stream_t *s, int rc, const c2s_creds_t *creds);
 c2s_act_t c2s_sasl_send_held_failure(c2s_stream_t *s);
+
+/* In-band registration (XEP-0077) on a pre-auth stream (c2s_register.c):
+ * an IQ in jabber:iq:register; the answer to register_user(); the
+ * pending IQ freed with the stream. */
+c2s_act_t c2s_register_handle(c2s_stream_t *s, const kn_stanza_t *st);
+void c2s_register_done(c2s_stream_t *s, int rc);
+void c2s_register_free(c2s_stream_t *s);
 
 /* A stanza on an authenticated, unbound stream (resource binding). */
 c2s_act_t c2s_bind_handle(c2s_stream_t *s, const kn_stanza_t *st);

@@ -13,7 +13,10 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "c2s_stream.h"
 #include "c2s_transport.h"
@@ -27,9 +30,14 @@ struct c2s_tls_ctx {
     unsigned end_point_len;
 };
 
+/* Whitespace accepted before the ClientHello after STARTTLS. */
+#define TLS_LEADING_SPACE_MAX 1024
+
 struct c2s_tls {
     SSL *ssl;
     const c2s_tls_ctx_t *ctx;
+    bool skip_space; /* c2s_tls_after_starttls, until a non-space byte */
+    size_t skipped;
 };
 
 static void tls_err_string(char *err, size_t errlen, const char *what)
@@ -129,7 +137,7 @@ c2s_tls_t *c2s_tls_new(c2s_tls_ctx_t *ctx, int fd)
         return NULL;
     }
     SSL_set_accept_state(ssl);
-    c2s_tls_t *t = kn_malloc(sizeof(*t));
+    c2s_tls_t *t = kn_calloc(1, sizeof(*t));
     t->ssl = ssl;
     t->ctx = ctx;
     return t;
@@ -172,8 +180,60 @@ static int tls_result(c2s_tls_t *t, int rc, int *want, const char *what)
     }
 }
 
+void c2s_tls_after_starttls(c2s_tls_t *t)
+{
+    t->skip_space = true;
+}
+
+/*
+ * A client may end its plaintext stream with whitespace after <starttls/>
+ * ("<starttls/>\n" in two writes); it belongs to the old stream (RFC 6120
+ * 5.4.3.3 discards it) and would otherwise be read as the start of a TLS
+ * record. A record never starts with a whitespace byte (the ClientHello's
+ * is 0x16), so drop leading whitespace from the socket, at most
+ * TLS_LEADING_SPACE_MAX bytes. 0 once a non-space byte is next.
+ */
+static int tls_skip_space(c2s_tls_t *t, int *want)
+{
+    int fd = SSL_get_fd(t->ssl);
+    char buf[64];
+    for (int round = 0; round < 8; round++) {
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            *want = EV_READ;
+            return -KN_EAGAIN;
+        }
+        if (n <= 0)
+            return -KN_EIO;
+        size_t k = 0;
+        while (k < (size_t)n && (buf[k] == ' ' || buf[k] == '\t' ||
+                                 buf[k] == '\r' || buf[k] == '\n'))
+            k++;
+        if (k == 0) {
+            t->skip_space = false;
+            return 0;
+        }
+        t->skipped += k;
+        if (t->skipped > TLS_LEADING_SPACE_MAX) {
+            kn_log_debug("c2s: tls: too much whitespace before the handshake");
+            return -KN_EIO;
+        }
+        if (recv(fd, buf, k, 0) != (ssize_t)k)
+            return -KN_EIO; /* peeked bytes are there to read */
+    }
+    *want = EV_READ;
+    return -KN_EAGAIN;
+}
+
 int c2s_tls_handshake(c2s_tls_t *t, int *want)
 {
+    if (t->skip_space) {
+        int rc = tls_skip_space(t, want);
+        if (rc < 0)
+            return rc;
+    }
     int rc = SSL_do_handshake(t->ssl);
     if (rc == 1)
         return 0;

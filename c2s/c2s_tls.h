@@ -31,6 +31,9 @@ c2s_tls_t *c2s_tls_new(c2s_tls_ctx_t *ctx, int fd);
 /* Free *tp (sends close_notify, best effort, never blocks). Idempotent. */
 void c2s_tls_free(c2s_tls_t **tp);
 
+/* The session follows <proceed/> on a plaintext stream: whitespace before
+ * the ClientHello is the old stream's and is dropped (bounded). */
+void c2s_tls_after_starttls(c2s_tls_t *t);
 /* Drive the handshake. Returns 0 when done, -KN_EAGAIN with *want set to
  * EV_READ or EV_WRITE, or -KN_EIO (logged at debug). */
 int c2s_tls_handshake(c2s_tls_t *t, int *want);

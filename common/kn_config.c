@@ -379,6 +379,9 @@ static const kn_conf_def_t common_defs[] = {
      600000, NULL, "heartbeat period between router and nodes"},
     {"router.node_timeout_ms", KN_CONF_INT, CC_OFF(node_timeout_ms), 15000,
      NULL, 300, 3600000, NULL, "a node silent this long is declared lost"},
+    {"shutdown_drain_ms", KN_CONF_INT, CC_OFF(shutdown_drain_ms), 10000, NULL,
+     0, 600000, NULL,
+     "on SIGTERM, longest wait for accepted work (queued writes) to finish"},
     {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 

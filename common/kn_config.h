@@ -104,6 +104,9 @@ typedef struct kn_common_conf {
     char *router_bind;         /* ZeroMQ endpoint the router binds */
     long long heartbeat_ms;    /* heartbeat period, both ways */
     long long node_timeout_ms; /* a node silent this long is lost */
+    /* On SIGTERM, how long a process may go on finishing what it accepted
+     * (queued PostgreSQL/Redis writes) before it exits anyway. */
+    long long shutdown_drain_ms;
 } kn_common_conf_t;
 
 /* Load kn_common_conf_t from cf (top level and the db/redis/router

@@ -44,6 +44,7 @@ static const char *const env_reason_names[] = {
     [KN_ENV_REASON_IDLE] = "idle",
     [KN_ENV_REASON_SHUTDOWN] = "shutdown",
     [KN_ENV_REASON_NODE_LOST] = "node_lost",
+    [KN_ENV_REASON_REMOVED] = "removed",
 };
 
 static const char *const env_stanza_names[] = {

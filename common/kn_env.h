@@ -15,7 +15,7 @@
  *   2    1     kind          kn_env_kind_t, 1..11
  *   3    1     stanza name   kn_env_stanza_t, 0..3
  *   4    1     stanza type   kn_env_type_t, must fit the stanza name
- *   5    1     reason        kn_env_reason_t, 0..6
+ *   5    1     reason        kn_env_reason_t, 0..7
  *   6    2     flags         u16, carried verbatim
  *   8    2     priority      i16 (two's complement)
  *   10   8     conn id       u64
@@ -64,7 +64,8 @@ typedef enum kn_env_kind {
     KN_ENV_PRIORITY = 7,     /* presence priority of from changed */
     KN_ENV_REGISTER = 8,     /* daemon claims an IQ namespace / a domain */
     KN_ENV_BOUNCE = 9,       /* undeliverable; returned to sender */
-    KN_ENV_KICK = 10,        /* router asks a node to end a session */
+    KN_ENV_KICK = 10,        /* end a session (router -> c2s; a daemon may
+                              * ask the router: from + conn id) */
     KN_ENV_ACK = 11,         /* c2s: these ack ids were written (targets) */
     KN_ENV_SM = 12,          /* XEP-0198 stream management (kn_proto.h) */
 } kn_env_kind_t;
@@ -111,8 +112,9 @@ typedef enum kn_env_reason {
     KN_ENV_REASON_IDLE = 4,      /* idle timeout */
     KN_ENV_REASON_SHUTDOWN = 5,  /* the node is shutting down */
     KN_ENV_REASON_NODE_LOST = 6, /* the router lost the owning node */
+    KN_ENV_REASON_REMOVED = 7,   /* the account was deleted (XEP-0077) */
 } kn_env_reason_t;
-#define KN_ENV_REASON_MAX KN_ENV_REASON_NODE_LOST
+#define KN_ENV_REASON_MAX KN_ENV_REASON_REMOVED
 
 /*
  * The envelope in memory. Strings are (pointer, length), not

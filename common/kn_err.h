@@ -26,6 +26,7 @@ enum {
     KN_EINVAL = 7,  /* invalid value from the environment (config, JID) */
     KN_ENOENT = 8,  /* no such thing */
     KN_ECLOSED = 9, /* the other end went away */
+    KN_EEXIST = 10, /* already exists (e.g. an account name) */
 };
 
 /* Human-readable name of a KN_E* code (positive or negative). Never NULL. */
@@ -52,6 +53,8 @@ static inline const char *kn_strerror(int err)
         return "not found";
     case KN_ECLOSED:
         return "closed";
+    case KN_EEXIST:
+        return "already exists";
     default:
         return "unknown error";
     }

@@ -654,3 +654,13 @@ size_t kn_pg_pool_waiting(const kn_pg_pool_t *p)
 {
     return p->waitq.n;
 }
+
+size_t kn_pg_pool_pending(const kn_pg_pool_t *p)
+{
+    if (p == NULL)
+        return 0;
+    size_t n = p->waitq.n + p->done.n;
+    for (size_t i = 0; i < p->pool_max; i++)
+        n += p->conns[i].inflight.n;
+    return n;
+}

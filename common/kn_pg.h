@@ -88,4 +88,9 @@ size_t kn_pg_pool_ready(const kn_pg_pool_t *p);
 /* Queries waiting for a connection (not yet sent). */
 size_t kn_pg_pool_waiting(const kn_pg_pool_t *p);
 
+/* Queries whose callback has not run yet: waiting, in flight, or failed
+ * and about to be reported. 0 means every accepted query is finished (a
+ * graceful stop waits for it, kn_daemon_signals_drain). */
+size_t kn_pg_pool_pending(const kn_pg_pool_t *p);
+
 #endif

@@ -65,6 +65,7 @@ struct kn_redis {
     ev_idle failed_idle;
     int in_cb;
     int closing;
+    size_t pending; /* commands not yet called back */
 };
 
 static void redis_connect(kn_redis_t *r);
@@ -81,6 +82,7 @@ static void redis_run_failed(kn_redis_t *r)
             c->cb(r, NULL, c->err, c->arg);
             r->in_cb--;
         }
+        r->pending--;
         free(c);
     }
     ev_idle_stop(r->loop, &r->failed_idle);
@@ -292,6 +294,11 @@ int kn_redis_is_connected(const kn_redis_t *r)
     return r->state == R_UP;
 }
 
+size_t kn_redis_pending(const kn_redis_t *r)
+{
+    return r != NULL ? r->pending : 0;
+}
+
 static void redis_on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     KN_UNUSED(ac);
@@ -308,6 +315,7 @@ static void redis_on_reply(redisAsyncContext *ac, void *reply, void *priv)
         c->cb(r, rep, err, c->arg);
         r->in_cb--;
     }
+    r->pending--;
     free(c);
 }
 
@@ -318,6 +326,7 @@ static redis_cmd_t *redis_cmd_new(kn_redis_t *r, kn_redis_reply_cb cb,
     c->r = r;
     c->cb = cb;
     c->arg = arg;
+    r->pending++;
     return c;
 }
 

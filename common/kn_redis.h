@@ -61,6 +61,10 @@ void kn_redis_free(kn_redis_t **rp);
 /* 1 when connected (commands will be sent), else 0. */
 int kn_redis_is_connected(const kn_redis_t *r);
 
+/* Commands whose callback has not run yet (sent and waiting for the
+ * reply, or failed and about to be reported); 0 for NULL. */
+size_t kn_redis_pending(const kn_redis_t *r);
+
 /* Issue a command, printf-style as redisAsyncCommand() (%s, %b for
  * binary with a size_t length). When not connected it fails fast: cb gets
  * -KN_ECLOSED on the next loop iteration. cb may be NULL (fire and

@@ -713,3 +713,30 @@ int kn_scram_server_is_done(const kn_scram_server_t *s)
     KN_ASSERT(s);
     return s->state == SCRAM_DONE;
 }
+
+int kn_scram_creds_from_password(const char *password, kn_scram_creds_t *sha1,
+                                 kn_scram_creds_t *sha256)
+{
+    char *prepped = NULL;
+    uint8_t salt[2][KN_SCRAM_SALT_LEN];
+    int rc;
+
+    if (kn_scram_saslprep(password, &prepped) < 0)
+        return -KN_EINVAL;
+    if (RAND_bytes(salt[0], sizeof(salt[0])) != 1 ||
+        RAND_bytes(salt[1], sizeof(salt[1])) != 1) {
+        rc = -KN_EIO;
+        goto out;
+    }
+    rc = kn_scram_creds_derive(sha1, KN_SCRAM_SHA1, prepped, salt[0],
+                               KN_SCRAM_SALT_LEN, KN_SCRAM_DEFAULT_ITERATIONS);
+    if (rc == 0)
+        rc = kn_scram_creds_derive(sha256, KN_SCRAM_SHA256, prepped, salt[1],
+                                   KN_SCRAM_SALT_LEN,
+                                   KN_SCRAM_DEFAULT_ITERATIONS);
+out:
+    OPENSSL_cleanse(prepped, strlen(prepped));
+    free(prepped);
+    OPENSSL_cleanse(salt, sizeof(salt));
+    return rc;
+}

@@ -115,6 +115,18 @@ int kn_scram_creds_derive(kn_scram_creds_t *out, kn_scram_hash_t hash,
 int kn_scram_saslprep(const char *in, char **out);
 
 /*
+ * What a new password becomes in the users table: SASLprep (the stored-
+ * string rules above), a fresh random salt per hash, then SHA-1 and
+ * SHA-256 credentials with KN_SCRAM_DEFAULT_ITERATIONS. The one rule for
+ * passwords, shared by kilnctl and in-band registration (XEP-0077).
+ * Returns 0, -KN_EINVAL (refused by SASLprep: empty, not UTF-8,
+ * prohibited characters) or -KN_EIO (no random bytes). Costs two PBKDF2
+ * runs (a few milliseconds).
+ */
+int kn_scram_creds_from_password(const char *password, kn_scram_creds_t *sha1,
+                                 kn_scram_creds_t *sha256);
+
+/*
  * The server side of one exchange.
  *
  * Flags for kn_scram_server_new:

@@ -62,7 +62,8 @@ struct kn_xml {
     char *stream_ns, *stream_prefix;
     kn_xml_event_t ev[2];
     size_t nev;
-    bool parked; /* xp and b freed between stanzas (kn_xml_park) */
+    bool parked;    /* xp and b freed between stanzas (kn_xml_park) */
+    bool restarted; /* by kn_xml_reset: whitespace before the new header */
 };
 
 struct xml_name {
@@ -460,6 +461,7 @@ void kn_xml_reset(kn_xml_t *p, bool keep_unparsed)
     kn_buf_free(&p->in);
     p->in = rest;
     xml_start(p);
+    p->restarted = true;
 }
 
 /* ---- parking ------------------------------------------------------------ */
@@ -545,6 +547,28 @@ int kn_xml_feed(kn_xml_t *p, const void *buf, size_t len)
     return 0;
 }
 
+/*
+ * After a restart, whitespace that ends the old stream ("</auth>\n", and a
+ * newline after <starttls/>) may come before the new stream's XML
+ * declaration, which XML only allows as the very first bytes of a
+ * document. RFC 6120 6.4.6 / 5.4.3.3: the old stream is gone, so its
+ * trailing whitespace is dropped here before expat sees anything. Returns
+ * false while only whitespace has arrived.
+ */
+static bool xml_skip_restart_space(kn_xml_t *p)
+{
+    size_t n = 0;
+    while (n < p->in.len && (p->in.data[n] == ' ' || p->in.data[n] == '\t' ||
+                             p->in.data[n] == '\r' || p->in.data[n] == '\n'))
+        n++;
+    if (n > 0)
+        kn_buf_consume(&p->in, n);
+    if (p->in.len == 0)
+        return false;
+    p->restarted = false;
+    return true;
+}
+
 int kn_xml_next(kn_xml_t *p, kn_xml_event_t *ev)
 {
     KN_ASSERT(p != NULL && ev != NULL && !p->in_parse);
@@ -563,6 +587,8 @@ int kn_xml_next(kn_xml_t *p, kn_xml_event_t *ev)
                 return 0;
             xml_unpark(p);
         }
+        if (p->restarted && !xml_skip_restart_space(p))
+            return 0;
         enum XML_Status rc;
         p->in_parse = true;
         if (p->suspended) {

@@ -102,7 +102,9 @@ int kn_xml_next(kn_xml_t *p, kn_xml_event_t *ev);
  * keep_unparsed: bytes received after the last event are kept and parsed
  * as the start of the new stream (SASL success with a pipelined header);
  * pass false after STARTTLS, where anything sent before the handshake must
- * be discarded (RFC 6120 5.3.3). */
+ * be discarded (RFC 6120 5.3.3). Either way, whitespace before the new
+ * stream's first other byte is dropped: it ended the old stream ("</auth>\n")
+ * and would make the new XML declaration not-well-formed. */
 void kn_xml_reset(kn_xml_t *p, bool keep_unparsed);
 
 /* The stream error for the parser's failure (KN_SE_NONE while healthy);

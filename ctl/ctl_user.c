@@ -122,39 +122,18 @@ static int user_creds(const char *arg, kn_scram_creds_t *sha1,
 {
     char *raw =
         (arg && strcmp(arg, "-") != 0) ? kn_strdup(arg) : user_read_password();
-    char *prepped = NULL;
-    uint8_t salt[2][KN_SCRAM_SALT_LEN];
-    int rc = -KN_EINVAL;
+    int rc;
 
     if (!raw)
         return -KN_EINVAL;
-    if (kn_scram_saslprep(raw, &prepped) < 0) {
+    rc = kn_scram_creds_from_password(raw, sha1, sha256);
+    if (rc == -KN_EINVAL)
         ctl_err("password refused: empty, not UTF-8, or holds characters "
                 "SASLprep prohibits");
-        goto out;
-    }
-    if (RAND_bytes(salt[0], sizeof(salt[0])) != 1 ||
-        RAND_bytes(salt[1], sizeof(salt[1])) != 1) {
+    else if (rc < 0)
         ctl_err("no random bytes for the salt");
-        goto out;
-    }
-    if (kn_scram_creds_derive(sha1, KN_SCRAM_SHA1, prepped, salt[0],
-                              KN_SCRAM_SALT_LEN,
-                              KN_SCRAM_DEFAULT_ITERATIONS) < 0 ||
-        kn_scram_creds_derive(sha256, KN_SCRAM_SHA256, prepped, salt[1],
-                              KN_SCRAM_SALT_LEN,
-                              KN_SCRAM_DEFAULT_ITERATIONS) < 0) {
-        ctl_err("key derivation failed");
-        goto out;
-    }
-    rc = 0;
-out:
     OPENSSL_cleanse(raw, strlen(raw));
     free(raw);
-    if (prepped) {
-        OPENSSL_cleanse(prepped, strlen(prepped));
-        free(prepped);
-    }
     return rc;
 }
 

@@ -17,6 +17,11 @@ PKGS=(
     # tests
     python3 python3-slixmpp python3-pytest postgresql-client redis-tools
     iproute2 procps
+    # real clients besides slixmpp (test_15, test_16)
+    go-sendxmpp profanity tmux
+    # browser tests of the web chat (Debian's Chromium, driven by
+    # playwright-core from `make web`; no browser download)
+    chromium
 )
 
 missing=()
@@ -25,6 +30,13 @@ for p in "${PKGS[@]}"; do
         missing+=("$p")
     fi
 done
+
+# npm fetches the web client (`make web`). Node.js may come from Debian
+# (nodejs + npm) or from NodeSource (nodejs, npm included): ask for the
+# command, not a package name.
+if ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
 
 # Present is not enough: an older Debian build of a -dev package may lack
 # what the build uses (features.sh probes it). Required features that are

@@ -63,6 +63,18 @@ typedef struct mucd {
     ev_timer reload;
 } mucd_t;
 
+/* A stop waits for the queued queries (archive inserts, room and
+ * affiliation writes, which the store retries while the database is
+ * unreachable), at most shutdown_drain_ms. */
+static size_t mucd_pending(void *ud)
+{
+    mucd_t *d = ud;
+    return (d->store ? muc_store_pending(d->store) : 0) +
+           kn_pg_pool_pending(d->pg);
+}
+
+static const kn_daemon_drain_ops_t mucd_drain_ops = {NULL, mucd_pending};
+
 static void mucd_send(void *ud, const kn_env_t *env, const char *payload,
                       size_t len)
 {
@@ -196,7 +208,8 @@ int main(int argc, char **argv)
     d.listen = muc_listen_new(d.loop, d.cc.db_conninfo, mucd_on_inval, &d);
     ev_timer_init(&d.reload, mucd_on_reload, 0., 0.);
     d.reload.data = &d;
-    kn_daemon_signals(d.loop, NULL, NULL);
+    kn_daemon_signals_drain(d.loop, &mucd_drain_ops, &d,
+                            (unsigned)d.cc.shutdown_drain_ms);
     muc_load(&d.m, NULL, mucd_on_loaded, &d);
     ev_run(d.loop, 0);
     rc = 0;

@@ -7,7 +7,13 @@
  * +170 logged, +201 created), then history (R-PERF-7), then the subject.
  * A second device of an occupant (same bare JID, same nick) takes a seat
  * in the same occupant (R-GRP-10): it gets the room's state, and nobody
- * else hears about it.
+ * else hears about it. A join (with the MUC <x/>) from a seat that is
+ * already in the room gets the whole sequence again (a client that lost
+ * sync); the others hear of it only when its presence changed.
+ *
+ * Leaving: the item's jid is the leaving seat's full JID (the seat is
+ * gone by the time the presence is built). Probes to room/nick from an
+ * occupant get the probed occupant's presence (XEP-0045 17.3).
  *
  * Creation: a name retired by a destroyed room (muc_lookup.c) ->
  * not-allowed, as for restricted creation (XEP-0045 10.1.1).
@@ -72,6 +78,30 @@ static void occ_send_roster(muc_t *m, const muc_occ_t *joiner,
     }
 }
 
+/* The status codes of a joiner's self-presence besides 110: 100
+ * non-anonymous, 170 logged, 201 created. codes has room for 3. */
+static size_t occ_self_codes(const muc_room_t *room, bool created, int *codes)
+{
+    size_t n = 0;
+    if (room->cfg.whois == MUC_WHOIS_ANYONE)
+        codes[n++] = 100;
+    if (room->cfg.mam)
+        codes[n++] = 170;
+    if (created)
+        codes[n++] = 201;
+    return n;
+}
+
+/* The end of every join: history as the join asks, then the subject. */
+static void occ_join_tail(muc_t *m, const muc_in_t *in, muc_room_t *room)
+{
+    int x = kn_stanza_child(in->st, 0, "x", MUC_NS);
+    muc_history_req_t req;
+    muc_history_req_parse(in->st, x, &req);
+    muc_message_send_history(m, room, in->from, &req);
+    muc_message_send_subject(m, room, in->from);
+}
+
 static void occ_join(muc_t *m, const muc_in_t *in, muc_room_t *room)
 {
     const kn_stanza_t *st = in->st;
@@ -131,17 +161,10 @@ static void occ_join(muc_t *m, const muc_in_t *in, muc_room_t *room)
         return;
     }
     m->stats.joins++;
-    int self_codes[4];
-    size_t nself = 0;
-    if (room->cfg.whois == MUC_WHOIS_ANYONE)
-        self_codes[nself++] = 100;
-    if (room->cfg.mam)
-        self_codes[nself++] = 170;
-    if (created)
-        self_codes[nself++] = 201;
+    int self_codes[3];
     muc_pres_opts_t o = {0};
     o.self_codes = self_codes;
-    o.nself_codes = nself;
+    o.nself_codes = occ_self_codes(room, created, self_codes);
     o.self_full = in->from;
     if (occ != NULL) {
         /* Another device of the same occupant (R-GRP-10). */
@@ -157,12 +180,96 @@ static void occ_join(muc_t *m, const muc_in_t *in, muc_room_t *room)
         occ_send_roster(m, occ, in->from);
         muc_pres_broadcast(m, occ, &o);
     }
-    muc_history_req_t req;
-    muc_history_req_parse(st, x, &req);
-    muc_message_send_history(m, room, in->from, &req);
-    muc_message_send_subject(m, room, in->from);
+    occ_join_tail(m, in, room);
     if (created && muc_persist_wanted(room))
         muc_persist_room(m, room);
+}
+
+/* A join from a seat already in the room, under its nick (XEP-0045 7.2;
+ * what Prosody and ejabberd do): the client lost its view of the room (a
+ * reconnect it did not notice, a stream it thinks new). It gets the whole
+ * join sequence again: the occupants, its self-presence with the join
+ * codes (not 201), history, subject. The others (and the occupant's other
+ * seats) hear about it only when the presence changed. The seat takes
+ * the connection id the join came on. */
+static void occ_rejoin(muc_t *m, const muc_in_t *in, muc_seat_t *seat)
+{
+    muc_occ_t *occ = seat->occ;
+    muc_room_t *room = occ->room;
+    if (in->conn != 0)
+        seat->conn = in->conn;
+    occ_send_roster(m, occ, in->from);
+    if (!muc_pres_same(occ->pres, in->st)) {
+        muc_occ_set_pres(occ, in->st);
+        muc_pres_opts_t a = {0};
+        a.no_self = true;
+        muc_pres_broadcast(m, occ, &a);
+        kn_stanza_t *ps = NULL;
+        for (const muc_seat_t *s = occ->seats; s; s = s->next_occ) {
+            if (s == seat)
+                continue;
+            if (ps == NULL)
+                ps = muc_pres_build(m, occ, &a, true, true);
+            muc_send_to(m, ps, muc_seat_full(s));
+        }
+        kn_stanza_unref(&ps);
+    }
+    int self_codes[3];
+    muc_pres_opts_t o = {0};
+    o.self_codes = self_codes;
+    o.nself_codes = occ_self_codes(room, false, self_codes);
+    o.self_full = in->from;
+    o.no_others = true;
+    muc_pres_broadcast(m, occ, &o);
+    occ_join_tail(m, in, room);
+}
+
+/* A presence probe to room@service/nick (XEP-0045 17.3, as Prosody
+ * answers it): an occupant gets the probed occupant's current presence as
+ * it would see it (real JID when it may see real JIDs; 110 when it probed
+ * itself); for an absent member's reserved nick, unavailable presence;
+ * for any other nick, nothing. A prober that is not an occupant gets
+ * not-acceptable; a probe to a room that does not exist, item-not-found;
+ * a probe to the room itself, nothing. */
+static void occ_probe(muc_t *m, const muc_in_t *in, muc_room_t *room,
+                      const muc_seat_t *seat)
+{
+    if (in->nick == NULL || in->nick[0] == '\0')
+        return;
+    if (room == NULL) {
+        muc_send_error(m, in->st, KN_STE_ITEM_NOT_FOUND, NULL);
+        return;
+    }
+    if (seat == NULL) {
+        muc_send_error(m, in->st, KN_STE_NOT_ACCEPTABLE,
+                       "you are not an occupant of this room");
+        return;
+    }
+    const muc_occ_t *prober = seat->occ;
+    bool sees = room->cfg.whois == MUC_WHOIS_ANYONE ||
+                prober->role == MUC_ROLE_MODERATOR;
+    const muc_occ_t *v = muc_occ_find(room, in->nick);
+    muc_pres_opts_t o = {0};
+    kn_stanza_t *p = NULL;
+    if (v != NULL) {
+        p = muc_pres_build(m, v, &o, sees, v == prober);
+    } else {
+        const muc_affrec_t *a = NULL;
+        for (a = room->affs; a; a = a->hh.next)
+            if (a->nick && strcmp(a->nick, in->nick) == 0)
+                break;
+        if (a == NULL || a->aff < MUC_AFF_MEMBER)
+            return;
+        muc_occ_t absent = {0};
+        absent.nick = a->nick;
+        absent.bare = a->bare;
+        absent.room = room;
+        o.unavailable = true;
+        o.jid = a->bare;
+        p = muc_pres_build(m, &absent, &o, sees, false);
+    }
+    muc_send_to(m, p, in->from);
+    kn_stanza_unref(&p);
 }
 
 static void occ_nick_change(muc_t *m, const muc_in_t *in, muc_seat_t *seat)
@@ -201,6 +308,7 @@ static void occ_leave(muc_t *m, muc_seat_t *seat, const kn_stanza_t *src,
     o.unavailable = true;
     o.src = src;
     o.self_full = full;
+    o.jid = full; /* the seat is gone: its JID, not the bare one */
     o.no_self = !notify_self;
     if (occ->seats != NULL) {
         o.no_others = true;
@@ -250,6 +358,10 @@ void muc_presence_in(muc_t *m, const muc_in_t *in)
             occ_leave(m, seat, NULL, false);
         return;
     }
+    if (type != NULL && strcmp(type, "probe") == 0) {
+        occ_probe(m, in, room, seat);
+        return;
+    }
     if (type != NULL)
         return; /* subscription presences mean nothing to a room */
     if (in->nick == NULL || in->nick[0] == '\0') {
@@ -262,6 +374,10 @@ void muc_presence_in(muc_t *m, const muc_in_t *in)
     }
     if (strcmp(seat->occ->nick, in->nick) != 0) {
         occ_nick_change(m, in, seat);
+        return;
+    }
+    if (kn_stanza_child(st, 0, "x", MUC_NS) >= 0) {
+        occ_rejoin(m, in, seat);
         return;
     }
     muc_occ_set_pres(seat->occ, st);

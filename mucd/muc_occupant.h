@@ -9,7 +9,9 @@
 
 #include "muc_types.h"
 
-/* A presence addressed to the room (in->room set). */
+/* A presence addressed to the room (in->room set): join, rejoin of a
+ * seat already in (the whole join sequence again), update, nick change,
+ * leave, probe (answered to occupants; others get not-acceptable). */
 void muc_presence_in(muc_t *m, const muc_in_t *in);
 
 /* The session full ended: it leaves every room it was in; the others get

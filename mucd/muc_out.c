@@ -87,14 +87,69 @@ void muc_send_occ(muc_t *m, const muc_occ_t *occ, const kn_stanza_t *st)
         muc_send_to(m, st, muc_seat_full(s));
 }
 
+const char *muc_error_by(muc_t *m, const char *to)
+{
+    if (to == NULL)
+        return m->set.service;
+    const char *slash = strchr(to, '/');
+    size_t blen = slash ? (size_t)(slash - to) : strlen(to);
+    const char *at = memchr(to, '@', blen);
+    if (at == NULL)
+        return m->set.service;
+    char *bare = kn_strndup(to, blen);
+    const muc_room_t *room = muc_room_find(m, bare);
+    free(bare);
+    return room ? room->jid : m->set.service;
+}
+
 void muc_send_error(muc_t *m, const kn_stanza_t *orig, kn_stanza_err_t cond,
                     const char *text)
 {
     kn_stanza_t *e = kn_stanza_error_reply(orig, cond, text);
     if (e == NULL)
         return;
-    muc_send(m, e);
+    /* <error/> is the root's last child. */
+    int err = -1;
+    for (int c = kn_stanza_first_child(e, 0); c >= 0;
+         c = kn_stanza_next_sibling(e, c))
+        err = c;
+    KN_ASSERT(err > 0 && strcmp(kn_stanza_name(e, err), "error") == 0);
+    kn_stanza_t *t =
+        kn_stanza_with_attr(e, err, "by", muc_error_by(m, kn_stanza_to(orig)));
+    muc_send(m, t);
+    kn_stanza_unref(&t);
     kn_stanza_unref(&e);
+}
+
+/* What of a presence the room passes on, serialised (see muc_pres_same). */
+static void pres_kept(kn_stanza_builder_t *b, const kn_stanza_t *src,
+                      kn_buf_t *out)
+{
+    kn_stanza_builder_reset(b);
+    kn_stanza_builder_start(b, "presence", KN_NS_CLIENT);
+    for (int c = src ? kn_stanza_first_child(src, 0) : -1; c >= 0;
+         c = kn_stanza_next_sibling(src, c)) {
+        const char *ns = kn_stanza_ns(src, c);
+        if (strcmp(ns, MUC_NS) == 0 || strcmp(ns, MUC_NS_USER) == 0)
+            continue;
+        kn_stanza_builder_copy(b, src, c);
+    }
+    kn_stanza_t *st = kn_stanza_builder_finish(b);
+    kn_stanza_serialize(st, out, NULL);
+    kn_stanza_unref(&st);
+}
+
+bool muc_pres_same(const kn_stanza_t *a, const kn_stanza_t *b)
+{
+    kn_stanza_builder_t *sb = kn_stanza_builder_new();
+    kn_buf_t x = KN_BUF_INIT, y = KN_BUF_INIT;
+    pres_kept(sb, a, &x);
+    pres_kept(sb, b, &y);
+    bool same = x.len == y.len && memcmp(x.data, y.data, x.len) == 0;
+    kn_buf_free(&x);
+    kn_buf_free(&y);
+    kn_stanza_builder_free(&sb);
+    return same;
 }
 
 static void pres_status(kn_stanza_builder_t *b, int code)
@@ -135,7 +190,7 @@ kn_stanza_t *muc_pres_build(muc_t *m, const muc_occ_t *occ,
     kn_stanza_builder_attr(
         b, "role", muc_role_name(o->unavailable ? MUC_ROLE_NONE : occ->role));
     if (with_jid)
-        kn_stanza_builder_attr(b, "jid", muc_occ_jid(occ));
+        kn_stanza_builder_attr(b, "jid", o->jid ? o->jid : muc_occ_jid(occ));
     if (o->new_nick)
         kn_stanza_builder_attr(b, "nick", o->new_nick);
     if (o->actor) {

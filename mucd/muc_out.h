@@ -26,9 +26,21 @@ void muc_send_room(muc_t *m, const muc_room_t *room, const kn_stanza_t *st,
                    const muc_occ_t *skip);
 /* Send st to every seat of occ. */
 void muc_send_occ(muc_t *m, const muc_occ_t *occ, const kn_stanza_t *st);
-/* Reply to orig with a stanza error (never for errors). */
+/* Reply to orig with a stanza error (never for errors). The <error/>
+ * says who generated it (RFC 6120 8.3.2): by='room@service' when orig is
+ * to a room this service holds (room@service or room@service/nick), else
+ * by='service' (see muc_error_by()). */
 void muc_send_error(muc_t *m, const kn_stanza_t *orig, kn_stanza_err_t cond,
                     const char *text);
+/* The by of an error about a stanza addressed to `to` (a prepared JID,
+ * may be NULL): the bare room JID when it names a room of m's service
+ * that m holds, else the service. Borrowed from m or its rooms. */
+const char *muc_error_by(muc_t *m, const char *to);
+
+/* Do two presences say the same to the room (the children a
+ * muc_pres_build() copies: show, status, priority, caps ...; the MUC
+ * elements do not count)? NULL is a presence without children. */
+bool muc_pres_same(const kn_stanza_t *a, const kn_stanza_t *b);
 
 /* What an occupant presence says besides the occupant's state. */
 typedef struct muc_pres_opts {
@@ -40,6 +52,9 @@ typedef struct muc_pres_opts {
     const int *self_codes; /* extra codes for the occupant itself (110 is
                             * always added) */
     size_t nself_codes;
+    const char *jid;         /* item jid shown to those who see real JIDs
+                              * (NULL: muc_occ_jid(), the first seat); a
+                              * leaving seat's own full JID */
     const char *new_nick;    /* item nick (303) */
     const char *actor;       /* item <actor nick/> (kick, ban) */
     const char *reason;      /* item <reason/> */

@@ -19,13 +19,40 @@ typedef struct presd {
     struct ev_loop *loop;
     kn_link_t *link;
     pres_t *p;
+    kn_pg_pool_t *pg, *pg_ord;
+    kn_redis_t *redis;
     bool restored;
 } presd_t;
+
+/* SIGTERM: the shared-group poll stops (no new work of our own); what the
+ * router already sent us is still handled, since a message left unread
+ * in the socket is lost with it. */
+static void presd_on_stop(void *ud)
+{
+    presd_t *d = ud;
+    pres_stop(d->p);
+}
+
+/* What a stop waits for: every queued PostgreSQL statement (last
+ * presence and activity, offline messages, rosters...) and Redis write. */
+static size_t presd_pending(void *ud)
+{
+    presd_t *d = ud;
+    return kn_pg_pool_pending(d->pg) + kn_pg_pool_pending(d->pg_ord) +
+           kn_redis_pending(d->redis);
+}
+
+static const kn_daemon_drain_ops_t presd_drain_ops = {presd_on_stop,
+                                                      presd_pending};
 
 static void presd_send(void *ud, const kn_env_t *env, const void *payload,
                        size_t len)
 {
     presd_t *d = ud;
+    if (d->link == NULL) {
+        kn_log_debug("stopping: router link closed, send dropped");
+        return;
+    }
     int rc = kn_link_send(d->link, env, payload, len);
     if (rc < 0)
         kn_log_warn("router send failed: %s", kn_strerror(rc));
@@ -58,9 +85,11 @@ static void presd_on_redis(kn_redis_t *r, int connected, void *arg)
 static const kn_link_ops_t presd_link_ops = {presd_on_message, presd_on_ready};
 
 static const char *const presd_features[] = {
-    "jabber:iq:roster", "jabber:iq:last",    "jabber:iq:version",
-    "urn:xmpp:time",    "jabber:iq:private", "urn:xmpp:blocking",
-    "vcard-temp",       "msgoffline",        NULL,
+    "jabber:iq:roster",   "jabber:iq:last",
+    "jabber:iq:version",  "urn:xmpp:time",
+    "jabber:iq:private",  "urn:xmpp:blocking",
+    "vcard-temp",         "msgoffline",
+    "jabber:iq:register", NULL,
 };
 
 /* IQs to an account's bare JID that we answer for it (KN_REG_ACCOUNT_NS):
@@ -76,10 +105,9 @@ static const char *const presd_account_namespaces[] = {
 };
 
 static const char *const presd_namespaces[] = {
-    "jabber:iq:roster",  "jabber:iq:last",
-    "jabber:iq:version", "urn:xmpp:time",
-    "jabber:iq:private", "urn:xmpp:blocking",
-    "vcard-temp",        NULL,
+    "jabber:iq:roster", "jabber:iq:last",     "jabber:iq:version",
+    "urn:xmpp:time",    "jabber:iq:private",  "urn:xmpp:blocking",
+    "vcard-temp",       "jabber:iq:register", NULL,
 };
 
 int main(int argc, char **argv)
@@ -112,8 +140,7 @@ int main(int argc, char **argv)
     pgc.pool_min = (size_t)cc.db_pool_min;
     pgc.pool_max = (size_t)cc.db_pool_max;
     pgc.checkout_timeout_ms = (unsigned)cc.db_checkout_timeout_ms;
-    kn_pg_pool_t *pg = NULL;
-    if (kn_pg_pool_new(d.loop, &pgc, &pg) < 0) {
+    if (kn_pg_pool_new(d.loop, &pgc, &d.pg) < 0) {
         kn_log_err("presenced: bad database settings");
         goto out_conf;
     }
@@ -124,21 +151,19 @@ int main(int argc, char **argv)
     ordc.pool_min = 1;
     ordc.pool_max = 1;
     ordc.pipeline_max = 32;
-    kn_pg_pool_t *pg_ord = NULL;
-    if (kn_pg_pool_new(d.loop, &ordc, &pg_ord) < 0) {
+    if (kn_pg_pool_new(d.loop, &ordc, &d.pg_ord) < 0) {
         kn_log_err("presenced: bad database settings");
         goto out_pg;
     }
     kn_redis_config_t rcfg = {0};
     rcfg.addr = cc.redis_address;
-    kn_redis_t *redis = NULL;
-    if (kn_redis_new(d.loop, &rcfg, presd_on_redis, &d, &redis) < 0) {
+    if (kn_redis_new(d.loop, &rcfg, presd_on_redis, &d, &d.redis) < 0) {
         kn_log_err("presenced: bad redis address");
         goto out_pg;
     }
     pres_sink_t sink = {presd_send, &d};
-    d.p = pres_new(d.loop, cc.domain, &pc, &sink, pg, redis);
-    pres_set_ordered_pg(d.p, pg_ord);
+    d.p = pres_new(d.loop, cc.domain, &pc, &sink, d.pg, d.redis);
+    pres_set_ordered_pg(d.p, d.pg_ord);
     /* The MUC service publishes group bookmarks for members (R-GRP-6): the
      * same domain kiln-mucd serves (mucd.service, else conference.<domain>). */
     char *svc = kn_conf_muc_service(cf, cc.domain);
@@ -158,20 +183,34 @@ int main(int argc, char **argv)
                          presd_account_namespaces[i]);
     for (size_t i = 0; presd_features[i] != NULL; i++)
         kn_link_register(d.link, KN_REG_FEATURE, presd_features[i]);
-    if (kn_redis_is_connected(redis))
-        presd_on_redis(redis, 1, &d);
+    if (kn_redis_is_connected(d.redis))
+        presd_on_redis(d.redis, 1, &d);
     pres_start(d.p);
-    kn_daemon_signals(d.loop, NULL, NULL);
+    kn_daemon_signals_drain(d.loop, &presd_drain_ops, &d,
+                            (unsigned)cc.shutdown_drain_ms);
     kn_daemon_ready("presenced");
     ev_run(d.loop, 0);
     rc = 0;
     kn_link_free(&d.link);
 out_pres:
+    /* What is still queued (a drain that expired) gets its -KN_ECLOSED
+     * callback while the context those callbacks use is alive: Redis,
+     * then the pools, pres_free last. Each handle leaves the context as
+     * it is freed, so a later callback cannot reach it (a pool callback
+     * may write to Redis or queue on the other pool; sends after the
+     * link is gone are dropped by presd_send). */
+    kn_redis_free(&d.redis);
+    if (d.p != NULL)
+        pres_set_redis(d.p, NULL);
+    kn_pg_pool_free(&d.pg_ord);
+    if (d.p != NULL)
+        pres_set_ordered_pg(d.p, NULL);
+    kn_pg_pool_free(&d.pg);
     pres_free(&d.p);
-    kn_redis_free(&redis);
 out_pg:
-    kn_pg_pool_free(&pg_ord);
-    kn_pg_pool_free(&pg);
+    kn_pg_pool_free(&d.pg_ord);
+    kn_pg_pool_free(&d.pg);
+    kn_redis_free(&d.redis);
 out_conf:
     kn_common_conf_free(&cc);
     kn_conf_close(&cf);

@@ -206,6 +206,11 @@ void pres_handle(pres_t *p, const kn_env_t *env, const void *payload,
                  size_t len);
 /* Start timers (shared-group poll) and restore state from Redis. */
 void pres_start(pres_t *p);
+/* A graceful stop began: stop the timers (no new work of our own). */
+void pres_stop(pres_t *p);
+/* Replace the Redis handle (borrowed; NULL: no Redis writes), e.g. before
+ * the process frees it while pool callbacks may still run. */
+void pres_set_redis(pres_t *p, kn_redis_t *redis);
 
 /* ---- pres_sess.c ---- */
 pres_user_t *pres_user_find(pres_t *p, const char *bare);
@@ -295,6 +300,11 @@ void pres_roster_merge_shared(pres_roster_t *r, const char *jid,
                               const char *group);
 /* Build the <item/> for it into the builder's open element. */
 void pres_item_build(kn_stanza_builder_t *b, const pres_item_t *it);
+
+/* ---- pres_register.c ---- */
+/* XEP-0077 to the server from a local user: query, password change,
+ * account removal. */
+void pres_register_iq(pres_t *p, const kn_stanza_t *st);
 
 /* ---- pres_broadcast.c ---- */
 /* A broadcast presence (no to) from a local full JID. */

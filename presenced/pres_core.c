@@ -108,6 +108,17 @@ void pres_start(pres_t *p)
     ev_timer_start(p->loop, &p->shared_timer);
 }
 
+void pres_stop(pres_t *p)
+{
+    if (p != NULL && p->loop != NULL)
+        ev_timer_stop(p->loop, &p->shared_timer);
+}
+
+void pres_set_redis(pres_t *p, kn_redis_t *redis)
+{
+    p->redis = redis;
+}
+
 static void core_presence(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
                           const char *from, const char *to)
 {

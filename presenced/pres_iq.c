@@ -299,6 +299,8 @@ static void iq_dispatch(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
         pres_pep_iq(p, env, st);
     } else if (strcmp(ns, PUSH_NS) == 0 && p->pg != NULL) {
         pres_push_iq(p, st);
+    } else if (strcmp(ns, "jabber:iq:register") == 0 && to_server) {
+        pres_register_iq(p, st);
     } else {
         pres_send_error(p, st, KN_STE_SERVICE_UNAVAILABLE);
     }

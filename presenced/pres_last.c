@@ -41,8 +41,11 @@ void pres_last_store(pres_t *p, const char *bare, const kn_stanza_t *unavail)
     const char *params[] = {local, children ? xml.data : NULL, status.data};
     kn_pg_query(
         pres_pg_ordered(p),
+        /* "where exists": an account removed while online (XEP-0077)
+         * leaves no row behind, and no foreign-key error */
         "insert into last_presence (username, presence_xml, status,"
-        " offline_at) values ($1, $2, $3, now()) on conflict"
+        " offline_at) select $1, $2, $3, now() where exists (select 1"
+        " from users where username = $1) on conflict"
         " (username) do update set presence_xml = excluded.presence_xml,"
         " status = excluded.status, offline_at = excluded.offline_at",
         3, params, pres_pg_ignore, (void *)"last_presence");

@@ -12,6 +12,17 @@
 #include "router_redis.h"
 
 static router_t *g_router;
+static router_redis_t *g_redis;
+
+/* A stop waits for the routing table's Redis writes (session ends the
+ * nodes just reported) to be answered. */
+static size_t router_pending(void *arg)
+{
+    (void)arg;
+    return router_redis_pending(g_redis);
+}
+
+static const kn_daemon_drain_ops_t router_drain_ops = {NULL, router_pending};
 
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -43,15 +54,16 @@ int main(int argc, char **argv)
     double period = (double)cc.heartbeat_ms / 1000.0;
     /* Hold stanzas until nodes had time to notice us and re-sync. */
     g_router->warm_until = ev_now(loop) + 2.5 * period;
-    router_redis_t *rr = router_redis_new(loop, g_router, cc.redis_address,
-                                          (long)(cc.node_timeout_ms / 1000));
+    g_redis = router_redis_new(loop, g_router, cc.redis_address,
+                               (long)(cc.node_timeout_ms / 1000));
     ev_timer tick;
     ev_timer_init(&tick, on_tick, period, period);
     ev_timer_start(loop, &tick);
-    kn_daemon_signals(loop, NULL, NULL);
+    kn_daemon_signals_drain(loop, &router_drain_ops, NULL,
+                            (unsigned)cc.shutdown_drain_ms);
     kn_daemon_ready(cc.router_bind);
     ev_run(loop, 0);
-    router_redis_free(&rr);
+    router_redis_free(&g_redis);
     router_io_free(&io);
     kn_common_conf_free(&cc);
     kn_conf_close(&cf);

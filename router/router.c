@@ -207,6 +207,10 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         if (src != NULL)
             router_sm_handle(r, src, env, payload);
         break;
+    case KN_ENV_KICK:
+        if (src != NULL)
+            router_sess_kick(r, src, env);
+        break;
     default:
         if (src == NULL)
             break;

@@ -148,6 +148,10 @@ void router_sess_up(router_t *r, const kn_env_t *env);
 /* Remove full's route only if conn still owns it (ownership check). */
 void router_sess_down(router_t *r, const kn_env_t *env);
 void router_sess_priority(router_t *r, const kn_env_t *env);
+/* A daemon (src) asks to end the session from/conn id (reason kept): the
+ * owning node gets a KICK if conn still owns from's route. */
+void router_sess_kick(router_t *r, const router_node_t *src,
+                      const kn_env_t *env);
 void router_sess_remove(router_t *r, router_sess_t *s, kn_env_reason_t why);
 
 /* ---- router_route.c ---- */

@@ -27,6 +27,26 @@ static void disco_feature(kn_stanza_builder_t *b, const char *var)
     kn_stanza_builder_end(b);
 }
 
+/* Whether the server's disco#info lists registration g as a feature. A
+ * name registered both as a feature and as an IQ namespace (presenced
+ * does so for roster, vcard-temp...) is listed once, for its feature
+ * registration: no feature is repeated in one result. */
+static bool disco_lists(router_t *r, const router_reg_t *g)
+{
+    router_node_t *n = r->nodes[g->node];
+    if (n == NULL || !n->alive || !*g->name ||
+        !(g->flags & (KN_REG_FEATURE | KN_REG_IQ_NS)) ||
+        strcmp(g->name, NS_DISCO_INFO) == 0 ||
+        strcmp(g->name, NS_DISCO_ITEMS) == 0 ||
+        strcmp(g->name, "urn:xmpp:ping") == 0)
+        return false;
+    if (g->flags & KN_REG_FEATURE)
+        return true;
+    router_reg_t *f =
+        router_reg_find(r, KN_REG_FEATURE, g->name, strlen(g->name));
+    return f == NULL || !disco_lists(r, f);
+}
+
 static bool disco_ns_is(const kn_env_t *env, const char *ns)
 {
     return env->node_len == strlen(ns) &&
@@ -66,12 +86,7 @@ bool router_disco_answer(router_t *r, router_node_t *src, const kn_env_t *env,
         disco_feature(b, "urn:xmpp:ping");
         HASH_ITER(hh, r->regs, g, tmp)
         {
-            router_node_t *n = r->nodes[g->node];
-            if (n != NULL && n->alive && *g->name &&
-                (g->flags & (KN_REG_FEATURE | KN_REG_IQ_NS)) &&
-                strcmp(g->name, NS_DISCO_INFO) != 0 &&
-                strcmp(g->name, NS_DISCO_ITEMS) != 0 &&
-                strcmp(g->name, "urn:xmpp:ping") != 0)
+            if (disco_lists(r, g))
                 disco_feature(b, g->name);
         }
     } else {

@@ -174,3 +174,8 @@ void router_redis_free(router_redis_t **rrp)
     free(rr);
     *rrp = NULL;
 }
+
+size_t router_redis_pending(const router_redis_t *rr)
+{
+    return rr != NULL ? kn_redis_pending(rr->rc) : 0;
+}

@@ -5,6 +5,7 @@
 #define ROUTER_REDIS_H
 
 #include <ev.h>
+#include <stddef.h>
 
 #include "router.h"
 
@@ -15,5 +16,7 @@ typedef struct router_redis router_redis_t;
 router_redis_t *router_redis_new(struct ev_loop *loop, router_t *r,
                                  const char *address, long node_ttl_s);
 void router_redis_free(router_redis_t **rrp);
+/* Writes sent and not answered yet (a stop waits for them); 0 for NULL. */
+size_t router_redis_pending(const router_redis_t *rr);
 
 #endif

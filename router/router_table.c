@@ -177,6 +177,27 @@ void router_sess_down(router_t *r, const kn_env_t *env)
     router_sess_remove(r, s, env->reason);
 }
 
+void router_sess_kick(router_t *r, const router_node_t *src,
+                      const kn_env_t *env)
+{
+    router_sess_t *s = router_sess_find(r, env->from, env->from_len);
+    if (s == NULL || s->conn != env->conn_id)
+        return; /* gone or replaced meanwhile: nothing to end */
+    router_node_t *n = r->nodes[kn_conn_node(s->conn)];
+    if (n == NULL || !n->alive)
+        return;
+    kn_log_info("%s asks to end %s (%s)", src->name, s->full,
+                kn_env_reason_name(env->reason));
+    kn_env_t k = {0};
+    k.kind = KN_ENV_KICK;
+    k.reason = env->reason;
+    k.conn_id = s->conn;
+    k.from = s->full;
+    k.from_len = strlen(s->full);
+    router_payload_t none = {NULL, 0, NULL};
+    router_emit(r, n, &k, &none);
+}
+
 void router_sess_priority(router_t *r, const kn_env_t *env)
 {
     router_sess_t *s = router_sess_find(r, env->from, env->from_len);

@@ -3,7 +3,8 @@
 # ASan/UBSan variant): a fresh private stack in var/test, the C unit tests,
 # the integration tests (pytest), then the stack down again, even when
 # tests fail. Ends with each runner's own summary; exit non-zero if any
-# failed. KILN_TEST_KEEP=1 keeps var/test for a look afterwards.
+# failed. var/test is kept when tests failed (its logs say why), and
+# with KILN_TEST_KEEP=1 always.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:?usage: run-all.sh BUILD}" && pwd)
@@ -16,10 +17,18 @@ export KILN_PORT_OFFSET=${KILN_PORT_OFFSET:-20000}  # and its XMPP ports
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+# A failed run keeps var/test: its logs (log/*.log, sanitizer reports
+# included), unit.log and pytest.log are what explains the failure. The
+# next run purges it first.
+rc=1
 cleanup() {
     if [ "${KILN_TEST_KEEP:-0}" = 1 ]; then
         "$stack" down >/dev/null 2>&1
         echo "run-all: kept $KILN_VAR (KILN_TEST_KEEP=1)"
+    elif [ "$rc" -ne 0 ]; then
+        "$stack" down >/dev/null 2>&1
+        echo "run-all: tests failed: kept $KILN_VAR (process logs in $KILN_VAR/log," \
+            "unit.log, pytest.log)"
     else
         "$stack" down --purge >/dev/null 2>&1
     fi

@@ -60,7 +60,8 @@ for p in "${PROCS[@]}"; do
         echo "run: $name already running (pid $(cat "$pidf"))"
         continue
     fi
-    start_line=$(($(wc -l <"$LOG/$name.log" 2>/dev/null || echo 0) + 1))
+    touch "$LOG/$name.log"
+    start_line=$(($(wc -l <"$LOG/$name.log") + 1))
     nohup "$KILN_BIN/$bin" -c "$KILN_CONF" "$@" >>"$LOG/$name.log" 2>&1 &
     pid=$!
     echo $pid >"$pidf"
@@ -87,15 +88,30 @@ else
     echo "run: created user demo@localhost (password: demo)"
 fi
 
-cat <<EOT
+# Print only what really listens (ss), so nothing is promised that the
+# build does not serve.
+listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+node_line() { # label starttls tls http
+    local out=""
+    listening "$2" && out+="$2 STARTTLS, "
+    listening "$3" && out+="$3 direct TLS, "
+    listening "$4" && out+="$4 HTTP (WebSocket, BOSH, web chat at http://localhost:$4/chat/), "
+    if [ -n "$out" ]; then
+        printf '  %-12s %s\n' "$1" "${out%, }"
+    else
+        printf '  %-12s %s\n' "$1" "not listening (see $LOG/)"
+    fi
+}
 
-Kiln dev stack (config: $KILN_CONF)
-  PostgreSQL   $KILN_PG   (also 127.0.0.1:$KILN_PG_PORT)
-  Redis        $KILN_REDIS_SOCK
-  router       tcp://127.0.0.1:5270 (ZeroMQ)
-  c2s node A   5222 STARTTLS, 5223 direct TLS, 5280 HTTP (WebSocket/BOSH)
-  c2s node B   5322 STARTTLS, 5323 direct TLS, 5380 HTTP (WebSocket/BOSH)
-  components   5275
+echo
+echo "Kiln dev stack (config: $KILN_CONF; status: deploy/dev/stack status)"
+echo "  PostgreSQL   $KILN_PG   (also 127.0.0.1:$KILN_PG_PORT)"
+echo "  Redis        $KILN_REDIS_SOCK"
+listening "$KILN_ROUTER_PORT" && echo "  router       tcp://127.0.0.1:$KILN_ROUTER_PORT (ZeroMQ)"
+node_line "c2s node A" "$KILN_C2S_A_STARTTLS" "$KILN_C2S_A_TLS" "$KILN_C2S_A_HTTP"
+node_line "c2s node B" "$KILN_C2S_B_STARTTLS" "$KILN_C2S_B_TLS" "$KILN_C2S_B_HTTP"
+listening "$KILN_COMPONENT_PORT" && echo "  components   $KILN_COMPONENT_PORT (XEP-0114)"
+cat <<EOT
   domain       localhost       MUC service  conference.localhost
   login        demo@localhost / demo  (self-signed certificate: $KILN_TLS_CERT)
   admin        $KILN_BIN/kilnctl -c $KILN_CONF user add NAME PASSWORD

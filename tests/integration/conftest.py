@@ -15,13 +15,15 @@ real Kiln processes against them:
 
 At the end of the session every process is stopped, and any
 AddressSanitizer or UndefinedBehaviorSanitizer report in a log fails the
-run. Set KILN_TEST_KEEP=1 to keep var/test/ (logs included).
+run, with each report's text in the output. Set KILN_TEST_KEEP=1 to keep
+var/test/ (logs included); run-all.sh keeps it anyway when tests failed.
 """
 
 import os
 import re
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -182,12 +184,38 @@ class Cluster:
                 self.procs[name].start()
 
     def sanitizer_reports(self):
-        bad = []
+        """{process name: [report text, ...]} for every log with a
+        sanitizer report (every run of the process: logs are appended)."""
+        bad = {}
         for p in self.procs.values():
-            t = p.text()
-            if SAN_PATTERNS.search(t):
-                bad.append(p.name)
+            reports = sanitizer_blocks(p.text())
+            if reports:
+                bad[p.name] = reports
         return bad
+
+
+def sanitizer_blocks(text, max_lines=200):
+    """The sanitizer reports in a log: each from its first line (the
+    "ERROR: AddressSanitizer/LeakSanitizer" line, or UBSan's "runtime
+    error:" line) to its "SUMMARY:" line, at most max_lines lines."""
+    lines = text.splitlines()
+    out = []
+    i = 0
+    while i < len(lines):
+        if not SAN_PATTERNS.search(lines[i]):
+            i += 1
+            continue
+        j = i
+        while j < len(lines) and j - i < max_lines:
+            if lines[j].startswith("SUMMARY:") or "SUMMARY: " in lines[j]:
+                break
+            j += 1
+        block = lines[i:j + 1]
+        if j - i >= max_lines:
+            block.append("... (cut at %d lines)" % max_lines)
+        out.append("\n".join(block))
+        i = j + 1
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -206,8 +234,15 @@ def cluster():
             except AssertionError:
                 pass
     bad = c.sanitizer_reports()
-    assert not bad, "sanitizer reports in the logs of: %s (see %s)" % (
-        ", ".join(bad), LOGDIR)
+    if bad:
+        text = "\n\n".join("---- %s (%s):\n%s" % (
+            name, c.procs[name].logpath, "\n\n".join(reports))
+            for name, reports in bad.items())
+        # Printed too: the report must reach the test output even when the
+        # logs are gone (run-all.sh keeps var/test after a failed run).
+        print("\n==== sanitizer reports\n" + text, file=sys.stderr)
+        pytest.fail("sanitizer reports in the logs of: %s (see %s)\n%s" % (
+            ", ".join(bad), LOGDIR, text), pytrace=False)
 
 
 @pytest.fixture

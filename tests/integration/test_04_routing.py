@@ -10,6 +10,7 @@ R-BASE-1 (from stamping, invalid-from).
 """
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -179,6 +180,10 @@ def test_server_disco_from_registered_daemons(users):
     for feature in ("jabber:iq:roster", "urn:xmpp:ping",
                     "http://jabber.org/protocol/disco#items"):
         assert "var='%s'" % feature in out, (feature, out)
+    # Each feature once (presenced registers its namespaces both as IQ
+    # handlers and as features; Profanity showed them twice).
+    listed = re.findall(r"var='([^']*)'", out)
+    assert len(listed) == len(set(listed)), out
     a.send("<iq type='get' id='dt' to='localhost'><query "
            "xmlns='http://jabber.org/protocol/disco#items'/></iq>")
     out = a.expect("</iq>")

@@ -43,8 +43,13 @@ typedef struct fake {
 } fake_t;
 
 static fake_t A, B;
-static c2s_stream_conf_t CF = {"localhost", KN_XML_LIMITS_DEFAULT, 0, 10, 5,
-                               300};
+static c2s_stream_conf_t CF = {
+    .domain = "localhost",
+    .limits = KN_XML_LIMITS_DEFAULT,
+    .sm_max_unacked = 10,
+    .sm_request_after = 5,
+    .sm_resume_timeout = 300,
+};
 
 static int f_route(void *ud, const kn_env_t *e, const void *pl, size_t len)
 {
@@ -85,7 +90,11 @@ static void f_done(void *ud, uint64_t id)
 }
 
 static const c2s_stream_ops_t OPS = {
-    f_route, f_lookup, NULL, NULL, NULL, NULL, f_conn, NULL, f_mark, f_done,
+    .route = f_route,
+    .creds_lookup = f_lookup,
+    .conn_id = f_conn,
+    .ack_mark = f_mark,
+    .ack_done = f_done,
 };
 
 static void setup(void)

@@ -56,6 +56,10 @@ typedef struct fake {
     size_t ack_at[8];
     int nacks;
     uint64_t next_ack_id; /* dlv() puts it in the envelope */
+    int reg_allowed;      /* register_allowed() answers: 1 yes, 0 no */
+    int regs;             /* register_user() calls */
+    char reg_user[64];
+    c2s_creds_t reg_creds;
 } fake_t;
 
 static fake_t F;
@@ -142,9 +146,22 @@ static void f_ack_mark(void *ud, uint64_t id)
     f->ack_at[f->nacks++] = f->out.len;
 }
 
-static const c2s_stream_ops_t OPS = {f_route, f_lookup,     f_failed,
-                                     f_ok,    f_starttls,   f_cb,
-                                     f_conn,  f_block_wait, f_ack_mark};
+static bool f_reg_allowed(void *ud)
+{
+    return ((fake_t *)ud)->reg_allowed != 0;
+}
+
+static void f_reg_user(void *ud, const char *user, const c2s_creds_t *cr)
+{
+    fake_t *f = ud;
+    f->regs++;
+    snprintf(f->reg_user, sizeof(f->reg_user), "%s", user);
+    f->reg_creds = *cr;
+}
+
+static const c2s_stream_ops_t OPS = {
+    f_route, f_lookup,     f_failed,   f_ok,          f_starttls, f_cb,
+    f_conn,  f_block_wait, f_ack_mark, f_reg_allowed, f_reg_user};
 
 static void setup(void)
 {
@@ -371,6 +388,73 @@ START_TEST(stanza_before_auth)
 }
 END_TEST
 
+/* XEP-0077 before authentication: off by default, then TLS only, the
+ * form, the pause while the account is written, answers in order. */
+START_TEST(inband_registration_XEP_0077)
+{
+    static const char GET[] =
+        "<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>";
+    open_tls(0);
+    in(HDR);
+    ck_no_out("iq-register");
+    ck_assert_int_eq(in(GET), C2S_ACT_MORE);
+    ck_out("<service-unavailable");
+    ck_assert_int_ne(F.s->state, C2S_ST_CLOSED);
+    c2s_stream_free(&F.s);
+    kn_buf_reset(&F.out);
+
+    CF.registration = true;
+    open_plain();
+    in(HDR);
+    ck_no_out("iq-register"); /* not before TLS */
+    ck_assert_int_eq(in(GET), C2S_ACT_MORE);
+    ck_out("<not-authorized");
+    c2s_stream_free(&F.s);
+    kn_buf_reset(&F.out);
+
+    open_tls(0);
+    F.reg_allowed = 1;
+    in(HDR);
+    ck_out("<register xmlns='http://jabber.org/features/iq-register'/>");
+    ck_assert_int_eq(in(GET), C2S_ACT_MORE);
+    ck_out("<username/>");
+    kn_buf_reset(&F.out);
+    /* A bad name: no call out; then a good one, with the client's next
+     * element pipelined behind it (held until the answer). */
+    in("<iq type='set' id='r0'><query xmlns='jabber:iq:register'>"
+       "<username>a b</username><password>x</password></query></iq>");
+    ck_out("<jid-malformed");
+    ck_assert_int_eq(F.regs, 0);
+    kn_buf_reset(&F.out);
+    ck_assert_int_eq(
+        in("<iq type='set' id='r1'><query xmlns='jabber:iq:register'>"
+           "<username>Carol</username><password>pw1</password></query></iq>"
+           "<iq type='get' id='g2'><query xmlns='jabber:iq:register'/></iq>"),
+        C2S_ACT_PAUSED);
+    ck_assert_int_eq(F.regs, 1);
+    ck_assert_str_eq(F.reg_user, "carol"); /* nodeprepped */
+    ck_assert_uint_eq(F.reg_creds.sha256.hash, KN_SCRAM_SHA256);
+    ck_assert_uint_eq(F.reg_creds.sha1.iterations, KN_SCRAM_DEFAULT_ITERATIONS);
+    ck_no_out("id='g2'");
+    ck_assert_int_eq(c2s_stream_register_done(F.s, 0), C2S_ACT_MORE);
+    ck_assert_ptr_nonnull(strstr(F.out.data, "id='r1'"));
+    ck_assert_ptr_nonnull(strstr(F.out.data, "id='g2'"));
+    ck_assert(strstr(F.out.data, "id='r1'") < strstr(F.out.data, "id='g2'"));
+    kn_buf_reset(&F.out);
+    /* taken, then over the allowance */
+    in("<iq type='set' id='r2'><query xmlns='jabber:iq:register'>"
+       "<username>dave</username><password>pw1</password></query></iq>");
+    ck_assert_int_eq(c2s_stream_register_done(F.s, -KN_EEXIST), C2S_ACT_MORE);
+    ck_out("<conflict");
+    F.reg_allowed = 0;
+    in("<iq type='set' id='r3'><query xmlns='jabber:iq:register'>"
+       "<username>erin</username><password>pw1</password></query></iq>");
+    ck_out("<resource-constraint");
+    ck_assert_int_eq(F.regs, 2);
+    CF.registration = false;
+}
+END_TEST
+
 START_TEST(starttls_flow)
 {
     open_plain();
@@ -397,6 +481,37 @@ START_TEST(starttls_flow)
 END_TEST
 
 /* ---- SASL ------------------------------------------------------------- */
+
+/* RFC 6120 6.4.6: "</auth>\n" (go-sendxmpp) then the new stream with its
+ * XML declaration, every byte its own read, while the credential lookup
+ * is pending: the newline is the old stream's. XEP-0237: the rosterver
+ * feature comes with bind, not before. */
+START_TEST(restart_after_auth_newline)
+{
+    open_tls(0);
+    in(HDR);
+    ck_no_out("urn:xmpp:features:rosterver");
+    kn_buf_reset(&F.out);
+    char raw[64];
+    int n = snprintf(raw, sizeof(raw), "%c%s%c%s", 0, "alice", 0, "secret");
+    kn_buf_t x = KN_BUF_INIT;
+    kn_buf_append_str(&x, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                          "mechanism='PLAIN'>");
+    b64(raw, (size_t)n, &x);
+    kn_buf_append_str(&x, "</auth>\n\r\n " HDR);
+    for (size_t i = 0; i < x.len; i++)
+        ck_assert_int_ne(c2s_stream_input(F.s, x.data + i, 1), C2S_ACT_CLOSE);
+    kn_buf_free(&x);
+    ck_assert_int_eq(F.lookups, 1);
+    c2s_creds_t c = creds("secret");
+    ck_assert_int_eq(c2s_stream_creds_done(F.s, 0, &c), C2S_ACT_MORE);
+    ck_out("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'></success>");
+    ck_no_out("<stream:error>");
+    ck_out("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>");
+    ck_out("<ver xmlns='urn:xmpp:features:rosterver'/>");
+    ck_assert_int_eq(F.s->state, C2S_ST_BIND);
+}
+END_TEST
 
 START_TEST(plain_login_bind)
 {
@@ -1259,7 +1374,9 @@ static Suite *suite(void)
     tcase_add_test(t, auth_before_tls_refused);
     tcase_add_test(t, stanza_before_auth);
     tcase_add_test(t, starttls_flow);
+    tcase_add_test(t, inband_registration_XEP_0077);
     tcase_add_test(t, plain_login_bind);
+    tcase_add_test(t, restart_after_auth_newline);
     tcase_add_test(t, plain_bind_result_and_session_up);
     tcase_add_test(t, plain_wrong_password_delayed);
     tcase_add_test(t, plain_unknown_user);

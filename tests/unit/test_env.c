@@ -407,7 +407,8 @@ START_TEST(names)
     ck_assert_str_eq(kn_env_kind_name((kn_env_kind_t)99), "?");
     ck_assert_str_eq(kn_env_reason_name(KN_ENV_REASON_NODE_LOST), "node_lost");
     ck_assert_str_eq(kn_env_reason_name(KN_ENV_REASON_CONFLICT), "conflict");
-    ck_assert_str_eq(kn_env_reason_name((kn_env_reason_t)7), "?");
+    ck_assert_str_eq(kn_env_reason_name(KN_ENV_REASON_REMOVED), "removed");
+    ck_assert_str_eq(kn_env_reason_name((kn_env_reason_t)8), "?");
     ck_assert_str_eq(kn_env_stanza_name(KN_ENV_ST_PRESENCE), "presence");
     ck_assert_str_eq(kn_env_stanza_name((kn_env_stanza_t)4), "?");
     ck_assert_str_eq(kn_env_type_name(KN_ENV_TYPE_GROUPCHAT), "groupchat");

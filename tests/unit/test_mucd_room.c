@@ -7,7 +7,9 @@
  * (R-GRP-4), muc#admin member grants visible at once (R-GRP-2), kick,
  * session end, disco (R-GRP-1), MAM paging from the ring (R-GRP-5),
  * voice requests (XEP-0045 7.13/8.6), registration and its approval
- * (R-GRP-7), the group-list IQ (R-GRP-6), a retired room name (R-GRP-7).
+ * (R-GRP-7), the group-list IQ (R-GRP-6), a retired room name (R-GRP-7),
+ * and first contact (issue 10): a leaver's full JID, a rejoin of a seated
+ * resource, presence probes, by on errors.
  */
 #include <check.h>
 #include <stdio.h>
@@ -747,6 +749,183 @@ START_TEST(bad_input_never_crashes)
 }
 END_TEST
 
+/* First contact (issue 10): what a real client sees. */
+
+static void session_down(const char *full)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_SESSION_DOWN;
+    e.from = full;
+    e.from_len = strlen(full);
+    muc_service_handle(&M, &e, NULL, 0);
+}
+
+/* The one multicast in outs whose targets include conn, or -1. */
+static int find_mc(uint64_t conn, const char *n1)
+{
+    for (size_t i = 0; i < nout; i++)
+        if (outs[i].kind == KN_ENV_MULTICAST && targets_has(&outs[i], conn) &&
+            (n1 == NULL || strstr(outs[i].payload, n1)))
+            return (int)i;
+    return -1;
+}
+
+START_TEST(leave_shows_full_jid_XEP_0045_7_14)
+{
+    join(A, "alice", 11, NULL); /* owner: moderator */
+    join(C, "carol", 31, NULL); /* participant */
+    join(B, "bob", 21, NULL);
+    clear();
+    /* semi-anonymous: the moderator sees bob's full JID, carol none */
+    feed(B, ROOM "/bob", 21,
+         "<presence xmlns='jabber:client' type='unavailable' from='%s' "
+         "to='%s'/>");
+    int ma = find_mc(11, "type='unavailable'");
+    ck_assert_int_ge(ma, 0);
+    ck_assert_ptr_nonnull(strstr(outs[ma].payload, "jid='" B "'"));
+    int mc = find_mc(31, "type='unavailable'");
+    ck_assert_int_ge(mc, 0);
+    ck_assert_ptr_null(strstr(outs[mc].payload, "jid="));
+    ck_assert_int_ge(find(0, B, "code='110'", "jid='" B "'"), 0);
+    /* non-anonymous, the session ends: everyone sees the full JID */
+    muc_room_find(&M, ROOM)->cfg.whois = MUC_WHOIS_ANYONE;
+    join(B, "bob", 21, NULL);
+    clear();
+    session_down(B);
+    ck_assert_uint_eq(count_multicast(), 1);
+    ck_assert(targets_has(&outs[0], 11) && targets_has(&outs[0], 31));
+    ck_assert_ptr_nonnull(strstr(outs[0].payload, "jid='" B "'"));
+    /* one device of two leaves: it sees its own full JID */
+    join(A2, "alice", 12, NULL);
+    clear();
+    feed(A2, ROOM "/alice", 12,
+         "<presence xmlns='jabber:client' type='unavailable' from='%s' "
+         "to='%s'/>");
+    ck_assert_uint_eq(count_multicast(), 0);
+    ck_assert_int_ge(find(0, A2, "type='unavailable'", "jid='" A2 "'"), 0);
+}
+END_TEST
+
+START_TEST(rejoin_gets_join_sequence_XEP_0045_7_2)
+{
+    join(A, "alice", 11, NULL);
+    muc_room_find(&M, ROOM)->cfg.whois = MUC_WHOIS_ANYONE;
+    say(A, 11, "before bob");
+    join(B, "bob", 21, NULL);
+    clear();
+    /* the same join again, on a new connection: the whole sequence to
+     * bob, nothing to anyone else */
+    join(B, "bob", 22, NULL);
+    ck_assert_uint_eq(count_multicast(), 0);
+    int ap = find(0, B, "from='" ROOM "/alice'", NULL);
+    int self = find(0, B, "code='110'", "code='100'");
+    int hist = find(0, B, "before bob", "urn:xmpp:delay");
+    int subj = find(0, B, "<subject", NULL);
+    ck_assert_int_ge(ap, 0);
+    ck_assert_int_gt(self, ap);
+    ck_assert_int_gt(hist, self);
+    ck_assert_int_gt(subj, hist);
+    ck_assert_int_lt(find(0, B, "code='201'", NULL), 0);
+    for (size_t i = 0; i < nout; i++)
+        ck_assert_str_eq(outs[i].to, B);
+    /* the seat follows the new connection */
+    clear();
+    say(A, 11, "after");
+    ck_assert(targets_has(&outs[0], 22) && !targets_has(&outs[0], 21));
+    /* a rejoin with another presence: the others hear it once */
+    clear();
+    join(B, "bob", 22, NULL);
+    ck_assert_uint_eq(count_multicast(), 0);
+    clear();
+    feed(B, ROOM "/bob", 22,
+         "<presence xmlns='jabber:client' from='%s' to='%s'><show>away"
+         "</show><x xmlns='http://jabber.org/protocol/muc'/></presence>");
+    ck_assert_uint_eq(count_multicast(), 1);
+    int mc = find_mc(11, "<show>away</show>");
+    ck_assert_int_ge(mc, 0);
+    ck_assert(!targets_has(&outs[mc], 22));
+    ck_assert_int_ge(find(0, B, "code='110'", "<show>away</show>"), 0);
+}
+END_TEST
+
+START_TEST(probe_answers_XEP_0045_17_3)
+{
+    join(A, "alice", 11, NULL);
+    feed(B, ROOM "/bob", 21,
+         "<presence xmlns='jabber:client' from='%s' to='%s'><status>busy"
+         "</status><x xmlns='http://jabber.org/protocol/muc'/></presence>");
+    muc_room_t *r = muc_room_find(&M, ROOM);
+    muc_room_set_aff(r, "dave@localhost", MUC_AFF_MEMBER, "dave");
+    clear();
+    /* a participant probes the moderator: no real JID, no 110 */
+    feed(B, ROOM "/alice", 21,
+         "<presence xmlns='jabber:client' type='probe' from='%s' to='%s'/>");
+    ck_assert_uint_eq(nout, 1);
+    ck_assert_str_eq(outs[0].to, B);
+    ck_assert_ptr_nonnull(strstr(outs[0].payload, "from='" ROOM "/alice'"));
+    ck_assert_ptr_null(strstr(outs[0].payload, "type="));
+    ck_assert_ptr_nonnull(strstr(outs[0].payload, "role='moderator'"));
+    ck_assert_ptr_null(strstr(outs[0].payload, "jid="));
+    ck_assert_ptr_null(strstr(outs[0].payload, "code='110'"));
+    /* the moderator probes bob: his status and real JID */
+    clear();
+    feed(A, ROOM "/bob", 11,
+         "<presence xmlns='jabber:client' type='probe' from='%s' to='%s'/>");
+    ck_assert_int_ge(find(0, A, "<status>busy</status>", "jid='" B "'"), 0);
+    /* an absent member's reserved nick: unavailable */
+    clear();
+    feed(A, ROOM "/dave", 11,
+         "<presence xmlns='jabber:client' type='probe' from='%s' to='%s'/>");
+    ck_assert_int_ge(find(0, A, "type='unavailable'", "affiliation='member'"),
+                     0);
+    /* a nick nobody has: nothing */
+    clear();
+    feed(A, ROOM "/nobody", 11,
+         "<presence xmlns='jabber:client' type='probe' from='%s' to='%s'/>");
+    ck_assert_uint_eq(nout, 0);
+    /* a non-occupant: not-acceptable, by the room */
+    feed(C, ROOM "/bob", 31,
+         "<presence xmlns='jabber:client' type='probe' from='%s' to='%s'/>");
+    ck_assert_int_ge(find(0, C, "<not-acceptable", "by='" ROOM "'"), 0);
+    ck_assert_uint_eq(nout, 1);
+    /* a room that does not exist: item-not-found, by the service */
+    clear();
+    feed(C, "none@conference.localhost/x", 31,
+         "<presence xmlns='jabber:client' type='probe' from='%s' to='%s'/>");
+    ck_assert_int_ge(find(0, C, "<item-not-found", "by='conference.localhost'"),
+                     0);
+}
+END_TEST
+
+START_TEST(errors_say_by_RFC_6120_8_3_2)
+{
+    join(A, "alice", 11, NULL);
+    clear();
+    join(B, "alice", 21, NULL); /* conflict */
+    ck_assert_int_ge(find(0, B, "<conflict", "by='" ROOM "'"), 0);
+    feed(B, ROOM "/nobody", 21,
+         "<message xmlns='jabber:client' type='chat' from='%s' to='%s'>"
+         "<body>x</body></message>");
+    ck_assert_int_ge(find(0, B, "type='error'", "by='" ROOM "'"), 0);
+    clear();
+    feed(B, "conference.localhost", 21,
+         "<message xmlns='jabber:client' from='%s' to='%s'><body>x</body>"
+         "</message>");
+    ck_assert_int_ge(
+        find(0, B, "<service-unavailable", "by='conference.localhost'"), 0);
+    clear();
+    feed(B, ROOM, 21,
+         "<iq xmlns='jabber:client' type='get' id='o1' from='%s' to='%s'>"
+         "<query xmlns='http://jabber.org/protocol/muc#owner'/></iq>");
+    ck_assert_int_ge(find(0, B, "<forbidden", "by='" ROOM "'"), 0);
+    /* the <error/> is the element that says it, nothing else does */
+    const char *e = strstr(outs[0].payload, "<error ");
+    ck_assert_ptr_nonnull(e);
+    ck_assert_ptr_nonnull(strstr(e, "by='" ROOM "'"));
+    ck_assert_ptr_eq(strstr(outs[0].payload, "by="), strstr(e, "by="));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("mucd_room");
@@ -769,6 +948,10 @@ int main(void)
     tcase_add_test(tc, group_list_from_memory_R_GRP_6);
     tcase_add_test(tc, retired_name_refused_R_GRP_7);
     tcase_add_test(tc, bad_input_never_crashes);
+    tcase_add_test(tc, leave_shows_full_jid_XEP_0045_7_14);
+    tcase_add_test(tc, rejoin_gets_join_sequence_XEP_0045_7_2);
+    tcase_add_test(tc, probe_answers_XEP_0045_17_3);
+    tcase_add_test(tc, errors_say_by_RFC_6120_8_3_2);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

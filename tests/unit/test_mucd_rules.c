@@ -1,7 +1,8 @@
 /*
  * test_mucd_rules.c - XEP-0045 affiliation and role rules (muc_aff.c),
- * the history ring and history requests (muc_history.c, R-PERF-7), and
- * the configuration form (muc_config.c), as pure functions.
+ * the history ring and history requests (muc_history.c, R-PERF-7),
+ * the configuration form (muc_config.c), when a rejoin's presence is news
+ * and who an error is by (muc_out.c), as pure functions.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "muc_aff.h"
 #include "muc_config.h"
 #include "muc_history.h"
+#include "muc_out.h"
 #include "muc_room.h"
 
 START_TEST(names_round_trip)
@@ -270,6 +272,50 @@ START_TEST(config_form_apply)
 }
 END_TEST
 
+START_TEST(presence_sameness_for_rejoins)
+{
+    kn_stanza_t *a = parse("<presence><show>away</show><status>x</status>"
+                           "<x xmlns='http://jabber.org/protocol/muc'/>"
+                           "</presence>");
+    kn_stanza_t *b = parse("<presence to='r@c/n'><show>away</show>"
+                           "<status>x</status></presence>");
+    kn_stanza_t *c = parse("<presence><show>away</show><status>y</status>"
+                           "</presence>");
+    kn_stanza_t *d = parse("<presence><x xmlns='http://jabber.org/protocol/"
+                           "muc'><history maxstanzas='0'/></x></presence>");
+    ck_assert(muc_pres_same(a, b)); /* MUC elements and attributes aside */
+    ck_assert(!muc_pres_same(a, c));
+    ck_assert(muc_pres_same(d, NULL));
+    ck_assert(muc_pres_same(NULL, NULL));
+    ck_assert(!muc_pres_same(a, NULL));
+    kn_stanza_unref(&a);
+    kn_stanza_unref(&b);
+    kn_stanza_unref(&c);
+    kn_stanza_unref(&d);
+}
+END_TEST
+
+START_TEST(error_by_room_or_service)
+{
+    muc_t m;
+    muc_sink_t sink = {NULL, NULL};
+    muc_init(&m, "localhost", "conference.localhost", &sink);
+    muc_room_new(&m, "room@conference.localhost");
+    ck_assert_str_eq(muc_error_by(&m, "room@conference.localhost"),
+                     "room@conference.localhost");
+    ck_assert_str_eq(muc_error_by(&m, "room@conference.localhost/nick/x"),
+                     "room@conference.localhost");
+    ck_assert_str_eq(muc_error_by(&m, "none@conference.localhost/nick"),
+                     "conference.localhost");
+    ck_assert_str_eq(muc_error_by(&m, "conference.localhost"),
+                     "conference.localhost");
+    ck_assert_str_eq(muc_error_by(&m, "other.localhost/a@b"),
+                     "conference.localhost");
+    ck_assert_str_eq(muc_error_by(&m, NULL), "conference.localhost");
+    muc_fini(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("mucd_rules");
@@ -283,6 +329,8 @@ int main(void)
     tcase_add_test(tc, history_ring_and_requests_R_PERF_7);
     tcase_add_test(tc, time_parse_format);
     tcase_add_test(tc, config_form_apply);
+    tcase_add_test(tc, presence_sameness_for_rejoins);
+    tcase_add_test(tc, error_by_room_or_service);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

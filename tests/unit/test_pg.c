@@ -7,7 +7,8 @@
  * pool reconnects; an unreachable server and freeing the pool still call
  * every callback exactly once; statements are prepared once per
  * connection (also when the first use fails, pipelined or not) and the
- * per-connection statement cache stays bounded.
+ * per-connection statement cache stays bounded. kn_pg_pool_pending counts
+ * waiting and in-flight queries until their callbacks ran.
  */
 #include <check.h>
 #include <stdio.h>
@@ -130,8 +131,10 @@ static void many_queries(size_t pipeline)
                     (void *)(long)i);
     }
     ck_assert_uint_eq(kn_pg_pool_waiting(p), NQ);
+    ck_assert_uint_eq(kn_pg_pool_pending(p), NQ);
     run_for(30.);
     ck_assert_int_eq(timed_out, 0);
+    ck_assert_uint_eq(kn_pg_pool_pending(p), 0);
     /* Let any stray second callback show itself. */
     run_for(0.1);
     for (int i = 0; i < NQ; i++)
@@ -431,6 +434,7 @@ START_TEST(unreachable_and_free)
     ck_assert_int_eq(r.calls, 1);
     ck_assert_int_eq(r.err, -KN_EAGAIN);
     ck_assert_uint_eq(kn_pg_pool_ready(p), 0);
+    ck_assert_uint_eq(kn_pg_pool_pending(p), 0);
     /* A query still waiting when the pool is freed: called from free. */
     kn_pg_query(p, "SELECT 1", 0, NULL, on_rec, &w);
     rec_pending = 1;
@@ -445,6 +449,9 @@ START_TEST(unreachable_and_free)
     kn_pg_query(p, "SELECT pg_sleep(5)", 0, NULL, on_rec, &s);
     run_for(0.1);
     ck_assert_int_eq(s.calls, 0);
+    /* In flight, not waiting: still pending for a graceful stop. */
+    ck_assert_uint_eq(kn_pg_pool_waiting(p), 0);
+    ck_assert_uint_eq(kn_pg_pool_pending(p), 1);
     rec_pending = 1;
     kn_pg_pool_free(&p);
     ck_assert_int_eq(s.calls, 1);

@@ -5,7 +5,8 @@
  * fail-fast while disconnected, and a server restart (SHUTDOWN NOSAVE,
  * then started again with the same settings, read beforehand with CONFIG
  * GET) during which every pending callback fires exactly once and after
- * which the wrapper is back by itself.
+ * which the wrapper is back by itself; kn_redis_pending counts commands
+ * until their callbacks ran.
  */
 #include <check.h>
 #include <hiredis/hiredis.h>
@@ -114,9 +115,12 @@ START_TEST(set_get_round_trip)
     kn_redis_command(r, on_rec, &bad, "NOSUCHCOMMAND");
     const char *av[] = {"STRLEN", "kiln:test:k"};
     kn_redis_command_argv(r, on_rec, &argv, 2, av, NULL);
+    /* What a graceful stop waits for: four commands not answered yet. */
+    ck_assert_uint_eq(kn_redis_pending(r), 4);
     pending = 4;
     run_for(5.);
     ck_assert_int_eq(timed_out, 0);
+    ck_assert_uint_eq(kn_redis_pending(r), 0);
     ck_assert_int_eq(set.err, 0);
     ck_assert_str_eq(set.str, "OK");
     ck_assert_int_eq(get.err, 0);
@@ -155,9 +159,11 @@ START_TEST(ten_thousand_pipelined_incr)
     incr_bad = 0;
     for (long i = 0; i < NINCR; i++)
         kn_redis_command(r, on_incr, (void *)i, "INCR kiln:test:ctr");
+    ck_assert_uint_eq(kn_redis_pending(r), NINCR + 1);
     pending = NINCR + 1;
     run_for(20.);
     ck_assert_int_eq(timed_out, 0);
+    ck_assert_uint_eq(kn_redis_pending(r), 0);
     ck_assert_int_eq(del.calls, 1);
     for (int i = 0; i < NINCR; i++)
         ck_assert_int_eq(incr_calls[i], 1);

@@ -757,6 +757,10 @@ START_TEST(server_disco_from_registrations)
     g.node = "jabber:iq:roster";
     g.node_len = strlen(g.node);
     in("presenced", &g, NULL);
+    /* The same name as a feature too (presenced registers both): listed
+     * once (Profanity showed each of presenced's features twice). */
+    g.flags = KN_REG_FEATURE;
+    in("presenced", &g, NULL);
     kn_env_t e = {0};
     e.kind = KN_ENV_STANZA;
     e.stanza = KN_ENV_ST_IQ;
@@ -779,7 +783,9 @@ START_TEST(server_disco_from_registrations)
     ck_assert_uint_eq(outs[0].conn, kn_conn_make(ia, 4));
     ck_assert_ptr_nonnull(strstr(outs[0].payload, "id='d1'"));
     ck_assert_ptr_nonnull(strstr(outs[0].payload, "type='result'"));
-    ck_assert_ptr_nonnull(strstr(outs[0].payload, "jabber:iq:roster"));
+    const char *roster = strstr(outs[0].payload, "'jabber:iq:roster'");
+    ck_assert_ptr_nonnull(roster);
+    ck_assert_ptr_null(strstr(roster + 1, "'jabber:iq:roster'"));
     ck_assert_ptr_nonnull(strstr(outs[0].payload, "urn:xmpp:ping"));
     ck_assert_ptr_nonnull(strstr(outs[0].payload, "category='server'"));
 }

@@ -641,6 +641,114 @@ START_TEST(restart_byte_by_byte)
 }
 END_TEST
 
+/* Drain at most want events into *seen; the rest stays queued (c2s stops
+ * asking once <auth/> or <starttls/> arrived). */
+static int drain_upto(kn_xml_t *p, int want, int *seen, kn_buf_t *log)
+{
+    kn_xml_event_t ev;
+    int rc = 0;
+    while (*seen < want && (rc = kn_xml_next(p, &ev)) > 0) {
+        (*seen)++;
+        if (log != NULL && ev.stanza != NULL) {
+            kn_stanza_serialize(ev.stanza, log, NULL);
+            kn_buf_append_str(log, "\n");
+        }
+        kn_stanza_unref(&ev.stanza);
+    }
+    return rc;
+}
+
+/* RFC 6120 6.4.6: whitespace that ended the old stream ("</auth>\n", as
+ * go-sendxmpp writes it) must not make the new stream's XML declaration
+ * "not at start of entity". Every split of the bytes, with the whitespace
+ * before the reset, after it, or both; the same after STARTTLS. */
+START_TEST(restart_whitespace_before_declaration)
+{
+    const char first[] = HDR "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                             "mechanism='PLAIN'>AGEAYg==</auth>";
+    const char second[] = " \r\n\t\n<?xml version='1.0'?>"
+                          "<stream:stream xmlns='jabber:client' "
+                          "xmlns:stream='http://etherx.jabber.org/streams' "
+                          "to='n' version='1.0'>\n<iq id='z'/>";
+    const char want[] =
+        "<stream xmlns='http://etherx.jabber.org/streams' "
+        "to='n' version='1.0'/>\n<iq xmlns='jabber:client' id='z'/>\n";
+    char all[sizeof(first) + sizeof(second)];
+    strcpy(all, first);
+    strcat(all, second);
+    size_t len = strlen(all);
+    for (int keep = 0; keep < 2; keep++) {
+        for (size_t cut = 1; cut < len; cut++) {
+            /* keep (SASL success): the bytes after <auth/> that arrived
+             * with it are kept; !keep (STARTTLS): they are dropped, so
+             * only cuts inside the first part make sense. */
+            if (!keep && cut > strlen(first))
+                break;
+            kn_xml_t *p = kn_xml_new(NULL, KN_NS_CLIENT);
+            kn_buf_t log = KN_BUF_INIT;
+            int seen = 0;
+            ck_assert_int_eq(kn_xml_feed(p, all, cut), 0);
+            ck_assert_int_ge(drain_upto(p, 2, &seen, NULL), 0);
+            size_t at = cut;
+            if (seen < 2) {
+                ck_assert_int_eq(kn_xml_feed(p, all + cut, strlen(first) - cut),
+                                 0);
+                at = strlen(first);
+                ck_assert_int_ge(drain_upto(p, 2, &seen, NULL), 0);
+            }
+            ck_assert_int_eq(seen, 2);
+            kn_xml_reset(p, keep);
+            seen = 0;
+            /* The rest byte by byte, asking for events after each. */
+            for (size_t i = at; i < len; i++) {
+                ck_assert_int_eq(kn_xml_feed(p, all + i, 1), 0);
+                ck_assert_int_ge(drain_upto(p, 2, &seen, &log), 0);
+            }
+            ck_assert_int_eq(seen, 2);
+            ck_assert_str_eq(log.data, want);
+            kn_buf_free(&log);
+            kn_xml_free(&p);
+        }
+    }
+
+    /* Whitespace that arrives only after the reset, then the rest whole. */
+    kn_xml_t *p = kn_xml_new(NULL, KN_NS_CLIENT);
+    int seen = 0;
+    ck_assert_int_eq(kn_xml_feed(p, first, strlen(first)), 0);
+    ck_assert_int_eq(drain_upto(p, 2, &seen, NULL), 1);
+    kn_xml_reset(p, true);
+    kn_xml_event_t ev;
+    ck_assert_int_eq(kn_xml_feed(p, "\n", 1), 0);
+    ck_assert_int_eq(kn_xml_next(p, &ev), 0);
+    ck_assert_int_eq(kn_xml_feed(p, "\r\n ", 3), 0);
+    ck_assert_int_eq(kn_xml_next(p, &ev), 0);
+    kn_buf_t log = KN_BUF_INIT;
+    seen = 0;
+    ck_assert_int_eq(kn_xml_feed(p, second, strlen(second)), 0);
+    ck_assert_int_eq(drain_upto(p, 2, &seen, &log), 1);
+    ck_assert_str_eq(log.data, want);
+    kn_buf_free(&log);
+
+    /* Only leading whitespace: text after the new declaration or before
+     * a header without one is still checked as before. */
+    kn_xml_reset(p, true);
+    const char junk[] = "\n x<stream:stream/>";
+    ck_assert_int_eq(kn_xml_feed(p, junk, strlen(junk)), 0);
+    ck_assert_int_eq(kn_xml_next(p, &ev), -KN_EPROTO);
+    ck_assert_int_eq(kn_xml_error(p, NULL), KN_SE_NOT_WELL_FORMED);
+    kn_xml_free(&p);
+
+    /* A brand-new stream is not a restart: XML puts the declaration
+     * first. */
+    p = kn_xml_new(NULL, KN_NS_CLIENT);
+    const char lead[] = "\n<?xml version='1.0'?>" HDR;
+    ck_assert_int_eq(kn_xml_feed(p, lead, strlen(lead)), 0);
+    ck_assert_int_eq(kn_xml_next(p, &ev), -KN_EPROTO);
+    ck_assert_int_eq(kn_xml_error(p, NULL), KN_SE_NOT_WELL_FORMED);
+    kn_xml_free(&p);
+}
+END_TEST
+
 /* Parking at every byte boundary where it is allowed changes nothing in
  * the events; it is refused inside a stanza and in the prolog. */
 START_TEST(park_between_stanzas_is_invisible)
@@ -707,6 +815,7 @@ int main(void)
     tcase_add_test(tc, round_trip);
     tcase_add_test(tc, restart_keeps_or_drops_input);
     tcase_add_test(tc, restart_byte_by_byte);
+    tcase_add_test(tc, restart_whitespace_before_declaration);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,230 @@
+/*
+ * pres_register.c - account self-service for a logged-in user (XEP-0077
+ * jabber:iq:register addressed to the server): the registration query,
+ * password change (§3.3) and account removal (§3.2).
+ *
+ * A password change derives fresh SCRAM credentials with the rule kilnctl
+ * uses (kn_scram_creds_from_password) and updates the users row; logins
+ * read credentials from PostgreSQL each time, so the new password works
+ * at once and the old one no longer does. Sessions stay up (as in
+ * Prosody and ejabberd).
+ *
+ * Removal deletes the users row (every per-user table cascades), answers
+ * the IQ, then asks the router to end each of the account's sessions on
+ * any node with reason "removed", which c2s turns into a <not-authorized/>
+ * stream error (what Prosody sends). The result is routed before the
+ * kicks on the same path, so the client sees it first.
+ *
+ * Creating accounts (before authentication) is c2s's business; here a
+ * set that names another user is refused.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "kn_err.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_scram.h"
+#include "pres.h"
+
+#define NS_REGISTER "jabber:iq:register"
+
+typedef struct reg_job {
+    pres_t *p;
+    kn_stanza_t *iq;
+    char *bare;
+} reg_job_t;
+
+static void reg_job_free(reg_job_t *j)
+{
+    kn_stanza_unref(&j->iq);
+    free(j->bare);
+    free(j);
+}
+
+/* Child element text of query q named name, or NULL when absent. */
+static char *reg_field(const kn_stanza_t *st, int q, const char *name)
+{
+    int c = kn_stanza_child(st, q, name, NS_REGISTER);
+    if (c < 0)
+        return NULL;
+    size_t len;
+    const char *t = kn_stanza_cdata(st, c, &len);
+    return kn_strndup(t ? t : "", t ? len : 0);
+}
+
+static void reg_get(pres_t *p, const kn_stanza_t *st, const char *bare)
+{
+    char *local = pres_localpart(bare);
+    kn_stanza_builder_t *b = p->b;
+    kn_stanza_builder_iq_result(b, st);
+    kn_stanza_builder_start(b, "query", NS_REGISTER);
+    kn_stanza_builder_start(b, "registered", NULL);
+    kn_stanza_builder_end(b);
+    kn_stanza_builder_start(b, "username", NULL);
+    kn_stanza_builder_text(b, local, strlen(local));
+    kn_stanza_builder_end(b);
+    kn_stanza_builder_start(b, "password", NULL);
+    kn_stanza_builder_end(b);
+    kn_stanza_builder_end(b);
+    kn_stanza_t *r = kn_stanza_builder_finish(b);
+    pres_send(p, r, 0);
+    kn_stanza_unref(&r);
+    free(local);
+}
+
+static void reg_passwd_done(const PGresult *res, int err, void *arg)
+{
+    reg_job_t *j = arg;
+    if (err != 0) {
+        pres_send_error(j->p, j->iq, KN_STE_INTERNAL_SERVER_ERROR);
+    } else if (atoi(PQcmdTuples((PGresult *)res)) != 1) {
+        /* removed meanwhile */
+        pres_send_error(j->p, j->iq, KN_STE_ITEM_NOT_FOUND);
+    } else {
+        kn_log_info("register: password of %s changed", j->bare);
+        pres_send_result(j->p, j->iq);
+    }
+    reg_job_free(j);
+}
+
+static void hex_of(const uint8_t *b, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    out[0] = '\\';
+    out[1] = 'x';
+    for (size_t i = 0; i < n; i++) {
+        out[2 + 2 * i] = hx[b[i] >> 4];
+        out[3 + 2 * i] = hx[b[i] & 15];
+    }
+    out[2 + 2 * n] = '\0';
+}
+
+static void reg_passwd(pres_t *p, const kn_stanza_t *st, const char *bare,
+                       const char *password)
+{
+    kn_scram_creds_t c[2];
+    int rc = kn_scram_creds_from_password(password, &c[0], &c[1]);
+    if (rc < 0) {
+        pres_send_error(p, st,
+                        rc == -KN_EINVAL ? KN_STE_NOT_ACCEPTABLE
+                                         : KN_STE_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    /* bytea in hex text form: \x + 2 digits a byte */
+    char hex[6][2 + 2 * KN_SCRAM_MAX_HASH_LEN + 2 * KN_SCRAM_MAX_SALT_LEN + 1];
+    char iter[16];
+    snprintf(iter, sizeof(iter), "%u", c[0].iterations);
+    for (int h = 0; h < 2; h++) {
+        size_t hl = kn_scram_hash_len(c[h].hash);
+        hex_of(c[h].salt, c[h].salt_len, hex[3 * h]);
+        hex_of(c[h].stored_key, hl, hex[3 * h + 1]);
+        hex_of(c[h].server_key, hl, hex[3 * h + 2]);
+    }
+    char *local = pres_localpart(bare);
+    const char *params[] = {local,  iter,   hex[0], hex[1],
+                            hex[2], hex[3], hex[4], hex[5]};
+    reg_job_t *j = kn_calloc(1, sizeof(*j));
+    j->p = p;
+    j->iq = kn_stanza_ref((kn_stanza_t *)st);
+    j->bare = kn_strdup(bare);
+    kn_pg_query(p->pg,
+                "update users set iterations = $2, sha1_salt = $3,"
+                " sha1_stored_key = $4, sha1_server_key = $5,"
+                " sha256_salt = $6, sha256_stored_key = $7,"
+                " sha256_server_key = $8 where username = $1",
+                8, params, reg_passwd_done, j);
+    free(local);
+    OPENSSL_cleanse(c, sizeof(c));
+    OPENSSL_cleanse(hex, sizeof(hex));
+}
+
+/* Ask the router to end every session of bare (reason "removed"). */
+static void reg_kick_all(pres_t *p, const char *bare)
+{
+    pres_user_t *u = pres_user_find(p, bare);
+    if (u == NULL)
+        return;
+    for (pres_sess_t *s = u->sessions; s != NULL; s = s->next) {
+        kn_env_t e = {0};
+        e.kind = KN_ENV_KICK;
+        e.reason = KN_ENV_REASON_REMOVED;
+        e.conn_id = s->conn;
+        e.from = s->full;
+        e.from_len = strlen(s->full);
+        p->sink.send(p->sink.ud, &e, NULL, 0);
+    }
+}
+
+static void reg_remove_done(const PGresult *res, int err, void *arg)
+{
+    reg_job_t *j = arg;
+    if (err != 0) {
+        pres_send_error(j->p, j->iq, KN_STE_INTERNAL_SERVER_ERROR);
+    } else {
+        if (atoi(PQcmdTuples((PGresult *)res)) == 1)
+            kn_log_info("register: account %s removed by its owner", j->bare);
+        pres_send_result(j->p, j->iq);
+        pres_roster_invalidate(j->p, j->bare);
+        reg_kick_all(j->p, j->bare);
+    }
+    reg_job_free(j);
+}
+
+static void reg_remove(pres_t *p, const kn_stanza_t *st, const char *bare)
+{
+    char *local = pres_localpart(bare);
+    const char *params[] = {local};
+    reg_job_t *j = kn_calloc(1, sizeof(*j));
+    j->p = p;
+    j->iq = kn_stanza_ref((kn_stanza_t *)st);
+    j->bare = kn_strdup(bare);
+    kn_pg_query(p->pg, "delete from users where username = $1", 1, params,
+                reg_remove_done, j);
+    free(local);
+}
+
+void pres_register_iq(pres_t *p, const kn_stanza_t *st)
+{
+    char *bare = pres_iq_own_bare(p, st);
+    const char *to = kn_stanza_to(st);
+    /* Only the account's own server answers (to = domain or none). */
+    if (bare == NULL || (to != NULL && strcmp(to, p->domain) != 0)) {
+        free(bare);
+        pres_send_error(p, st, KN_STE_FORBIDDEN);
+        return;
+    }
+    int q = kn_stanza_child(st, 0, "query", NS_REGISTER);
+    const char *type = kn_stanza_type(st);
+    if (q < 0) {
+        pres_send_error(p, st, KN_STE_BAD_REQUEST);
+    } else if (strcmp(type, "get") == 0) {
+        reg_get(p, st, bare);
+    } else if (p->pg == NULL) {
+        pres_send_error(p, st, KN_STE_SERVICE_UNAVAILABLE);
+    } else if (kn_stanza_child(st, q, "remove", NS_REGISTER) >= 0) {
+        reg_remove(p, st, bare);
+    } else {
+        char *user = reg_field(st, q, "username");
+        char *pw = reg_field(st, q, "password");
+        char *local = pres_localpart(bare);
+        if (pw == NULL || user == NULL) {
+            pres_send_error(p, st, KN_STE_BAD_REQUEST);
+        } else if (strcmp(user, local) != 0 && strcmp(user, bare) != 0) {
+            /* §3.3: only one's own password; other accounts need kilnctl */
+            pres_send_error(p, st, KN_STE_NOT_AUTHORIZED);
+        } else {
+            reg_passwd(p, st, bare, pw);
+        }
+        if (pw != NULL) {
+            OPENSSL_cleanse(pw, strlen(pw));
+            free(pw);
+        }
+        free(user);
+        free(local);
+    }
+    free(bare);
+}
