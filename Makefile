@@ -15,7 +15,8 @@ SAN ?= 0
 
 PKGS := libzmq hiredis libconfig libidn libsystemd expat openssl libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev
+# libhttp-parser and libwslay ship no .pc file on Debian.
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lhttp_parser -lwslay
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 CC ?= gcc

@@ -56,7 +56,36 @@ const kn_conf_def_t c2s_conf_defs[] = {
     {"tls_port", KN_CONF_INT, F(tls_port), 5223, NULL, 0, 65535, NULL,
      "port for direct TLS streams, XEP-0368 (0: none)"},
     {"http_port", KN_CONF_INT, F(http_port), 0, NULL, 0, 65535, NULL,
-     "port for WebSocket and BOSH (not served yet)"},
+     "plain HTTP port: WebSocket, BOSH, host-meta, /chat/ (0: none)"},
+    {"https_port", KN_CONF_INT, F(https_port), 0, NULL, 0, 65535, NULL,
+     "HTTPS port (WSS), with tls.cert (0: none)"},
+    {"http_max_header", KN_CONF_INT, F(http_max_header), 8192, NULL, 1024,
+     1024 * 1024, NULL, "bytes of an HTTP request line and headers"},
+    {"http_max_body", KN_CONF_INT, F(http_max_body), 0, NULL, 0,
+     64 * 1024 * 1024, NULL,
+     "bytes of an HTTP request body (0: max_stanza_bytes + 4096)"},
+    {"http_idle_s", KN_CONF_INT, F(http_idle_s), 30, NULL, 1, 3600, NULL,
+     "seconds an HTTP connection may wait for (the rest of) a request"},
+    {"http_plain_auth", KN_CONF_BOOL, F(http_plain_auth), 0, NULL, 0, 1, NULL,
+     "offer SASL on plain-HTTP WebSocket from non-loopback peers (a "
+     "TLS-terminating proxy on another host)"},
+    {"ws_origins", KN_CONF_STR, F(ws_origins), 0, "", 0, 0, NULL,
+     "allowed WebSocket/CORS origins, comma separated (empty: same host "
+     "only; *: any)"},
+    {"ws_url", KN_CONF_STR, F(ws_url), 0, "", 0, 0, NULL,
+     "WebSocket URL published by XEP-0156 (empty: from the Host header)"},
+    {"bosh_url", KN_CONF_STR, F(bosh_url), 0, "", 0, 0, NULL,
+     "BOSH URL published by XEP-0156 (empty: from the Host header)"},
+    {"bosh_inactivity", KN_CONF_INT, F(bosh_inactivity), 30, NULL, 2, 3600,
+     NULL, "BOSH: seconds with no request held before the session ends"},
+    {"bosh_polling", KN_CONF_INT, F(bosh_polling), 5, NULL, 0, 3600, NULL,
+     "BOSH: shortest interval between empty polls (announced)"},
+    {"bosh_requests", KN_CONF_INT, F(bosh_requests), 2, NULL, 2, 8, NULL,
+     "BOSH: most simultaneous requests of a session (hold <= requests - 1)"},
+    {"bosh_wait_max", KN_CONF_INT, F(bosh_wait_max), 60, NULL, 1, 3600, NULL,
+     "BOSH: longest time a request is held"},
+    {"web_root", KN_CONF_STR, F(web_root), 0, "", 0, 0, NULL,
+     "directory served under /chat/ (empty: none)"},
     {"sm.resume_timeout", KN_CONF_INT, F(sm_resume_timeout), 300, NULL, 0,
      86400, NULL,
      "seconds a dropped XEP-0198 session waits for <resume/> (0: "
@@ -89,6 +118,8 @@ int c2s_conf_load(const kn_conf_t *cf, const char *node, c2s_conf_t *out,
                  out->bind);
         return -KN_EINVAL;
     }
+    if (out->http_max_body == 0)
+        out->http_max_body = out->max_stanza_bytes + 4096;
     if (out->rate_burst_bytes == 0) {
         long long a2 = 2 * out->rate_bytes_per_s;
         long long b2 = 2 * out->max_stanza_bytes;

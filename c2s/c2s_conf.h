@@ -30,7 +30,20 @@ typedef struct c2s_conf {
     char *bind;
     long long starttls_port; /* 0: no listener */
     long long tls_port;
-    long long http_port;         /* WebSocket/BOSH: later issue */
+    long long http_port;  /* HTTP: WebSocket, host-meta, /chat/ (c2s_http.c) */
+    long long https_port; /* the same over TLS */
+    long long http_max_header;
+    long long http_max_body;
+    long long http_idle_s;
+    int http_plain_auth; /* SASL on plain HTTP from non-loopback peers */
+    char *ws_origins;    /* comma separated; "": same host; "*": any */
+    char *ws_url;        /* XEP-0156 links ("": from the Host header) */
+    char *bosh_url;
+    char *web_root;            /* served under /chat/ ("": none) */
+    long long bosh_inactivity; /* BOSH, XEP-0124 (c2s_bosh.c) */
+    long long bosh_polling;
+    long long bosh_requests;
+    long long bosh_wait_max;
     long long sm_resume_timeout; /* XEP-0198 (c2s_sm.c); 0: no resumption */
     long long sm_max_unacked;
     long long sm_request_after;

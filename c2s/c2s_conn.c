@@ -412,6 +412,8 @@ static const c2s_stream_ops_t conn_stream_ops = {
 
 static void conn_update_io(c2s_conn_t *c)
 {
+    if (c->io.fd < 0)
+        return; /* no socket (BOSH): c2s_conn_wake() */
     int ev = 0;
     if (c->detached)
         return;
@@ -592,7 +594,12 @@ static void conn_read(c2s_conn_t *c)
         }
         c->read_want = 0;
         if (n <= 0) {
-            c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
+            /* A framing transport (WebSocket) names the stream error
+             * for input it refused. */
+            int err = KN_SE_NONE;
+            if (n == -KN_EPROTO && c->tr->stream_error != NULL)
+                err = c->tr->stream_error(c->trs);
+            c2s_conn_close(c, (kn_stream_err_t)err, KN_ENV_REASON_DROPPED);
             break;
         }
         c->last_in = ev_now(c->srv->loop);
@@ -687,8 +694,8 @@ static void conn_addr_key(const struct sockaddr *sa, uint8_t key[16])
     }
 }
 
-void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
-                     bool direct_tls)
+static c2s_conn_t *conn_new(c2s_server_t *srv, int fd,
+                            const struct sockaddr *sa, unsigned flags)
 {
     c2s_conn_t *c = kn_calloc(1, sizeof(*c));
     c->srv = srv;
@@ -703,11 +710,37 @@ void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
     c->tokens = (double)srv->conf->rate_burst_bytes;
     c->refill_at = ev_now(srv->loop);
     c->last_in = c->refill_at;
-    c->st = c2s_stream_new(&srv->scf, &conn_stream_ops, c, &c->out,
-                           direct_tls ? 0 : C2S_STREAM_F_STARTTLS);
+    c->st = c2s_stream_new(&srv->scf, &conn_stream_ops, c, &c->out, flags);
     ev_io_init(&c->io, conn_on_io, fd, EV_READ);
     c->io.data = c;
     c->tr = &c2s_transport_tcp;
+    return c;
+}
+
+c2s_conn_t *c2s_conn_adopt(c2s_server_t *srv, int fd, const struct sockaddr *sa,
+                           const c2s_transport_t *tr, void *trs, unsigned flags)
+{
+    c2s_conn_t *c = conn_new(srv, fd, sa, flags);
+    c->tr = tr;
+    c->trs = trs;
+    if (fd >= 0)
+        ev_io_start(srv->loop, &c->io);
+    /* The transport may hold input already (sent with the upgrade). */
+    ev_feed_event(srv->loop, &c->io, EV_READ);
+    return c;
+}
+
+void c2s_conn_wake(c2s_conn_t *c)
+{
+    if (!c->closing)
+        ev_feed_event(c->srv->loop, &c->io, EV_READ | EV_WRITE);
+}
+
+void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
+                     bool direct_tls)
+{
+    c2s_conn_t *c =
+        conn_new(srv, fd, sa, direct_tls ? 0 : C2S_STREAM_F_STARTTLS);
     if (direct_tls) {
         c->trs = c2s_tls_new(srv->tls, fd);
         if (c->trs == NULL) {
@@ -764,7 +797,10 @@ static void conn_on_sm_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 static bool conn_detach(c2s_conn_t *c, kn_stream_err_t err,
                         kn_env_reason_t reason)
 {
-    if (c->detached || c->srv->stopping || !c2s_sm_resumable(c->st) ||
+    /* A BOSH session (no socket) has its own lifetime (XEP-0124
+     * inactivity) and its state lives in c2s_bosh.c: it never detaches. */
+    if (c->detached || c->io.fd < 0 || c->srv->stopping ||
+        !c2s_sm_resumable(c->st) ||
         (reason != KN_ENV_REASON_DROPPED && reason != KN_ENV_REASON_IDLE) ||
         (err != KN_SE_NONE && err != KN_SE_CONNECTION_TIMEOUT))
         return false;

@@ -1,6 +1,6 @@
 /*
  * c2s_listen.c - the listening sockets (STARTTLS port, direct TLS port,
- * XEP-0368) and accept.
+ * XEP-0368, HTTP and HTTPS ports: c2s_http.c) and accept.
  *
  * Accept drains up to a batch per wake-up. Out of file descriptors
  * (EMFILE/ENFILE), the reserve fd is closed, the pending connection
@@ -26,10 +26,15 @@
 #define LISTEN_BACKLOG      1024
 #define LISTEN_ACCEPT_BATCH 64
 
+enum listen_kind { LISTEN_STARTTLS, LISTEN_TLS, LISTEN_HTTP, LISTEN_HTTPS };
+
+static const char *const listen_kind_names[] = {"STARTTLS", "direct TLS",
+                                                "HTTP", "HTTPS"};
+
 struct c2s_listener {
     c2s_server_t *srv;
     ev_io io;
-    bool direct_tls;
+    enum listen_kind kind;
     c2s_listener_t *next;
 };
 
@@ -69,19 +74,24 @@ static void listen_on_accept(struct ev_loop *loop, ev_io *w, int revents)
             return; /* EAGAIN and the rest */
         }
         if (srv->stopping ||
-            srv->nconns >= (size_t)srv->conf->max_connections) {
+            srv->nconns + srv->nhttp >= (size_t)srv->conf->max_connections) {
             listen_refuse_log(srv, "max_connections reached");
             close(fd);
             continue;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        c2s_conn_accept(srv, fd, (struct sockaddr *)&ss, l->direct_tls);
+        if (l->kind == LISTEN_HTTP || l->kind == LISTEN_HTTPS)
+            c2s_http_accept(srv, fd, (struct sockaddr *)&ss,
+                            l->kind == LISTEN_HTTPS);
+        else
+            c2s_conn_accept(srv, fd, (struct sockaddr *)&ss,
+                            l->kind == LISTEN_TLS);
     }
 }
 
 static int listen_open(c2s_server_t *srv, const char *addr, long long port,
-                       bool direct_tls)
+                       enum listen_kind kind)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -117,14 +127,14 @@ static int listen_open(c2s_server_t *srv, const char *addr, long long port,
     }
     c2s_listener_t *l = kn_calloc(1, sizeof(*l));
     l->srv = srv;
-    l->direct_tls = direct_tls;
+    l->kind = kind;
     ev_io_init(&l->io, listen_on_accept, fd, EV_READ);
     l->io.data = l;
     ev_io_start(srv->loop, &l->io);
     l->next = srv->listeners;
     srv->listeners = l;
     kn_log_info("c2s: listening on %s port %lld (%s)", addr, port,
-                direct_tls ? "direct TLS" : "STARTTLS");
+                listen_kind_names[kind]);
     return 0;
 }
 
@@ -132,13 +142,17 @@ int c2s_listen_start(c2s_server_t *srv)
 {
     const c2s_conf_t *cf = srv->conf;
     if (cf->starttls_port > 0 &&
-        listen_open(srv, cf->bind, cf->starttls_port, false) < 0)
+        listen_open(srv, cf->bind, cf->starttls_port, LISTEN_STARTTLS) < 0)
         goto err_stop;
-    if (cf->tls_port > 0 && listen_open(srv, cf->bind, cf->tls_port, true) < 0)
+    if (cf->tls_port > 0 &&
+        listen_open(srv, cf->bind, cf->tls_port, LISTEN_TLS) < 0)
         goto err_stop;
-    if (cf->http_port > 0)
-        kn_log_info("c2s: http_port %lld: WebSocket/BOSH not served yet",
-                    cf->http_port);
+    if (cf->http_port > 0 &&
+        listen_open(srv, cf->bind, cf->http_port, LISTEN_HTTP) < 0)
+        goto err_stop;
+    if (cf->https_port > 0 &&
+        listen_open(srv, cf->bind, cf->https_port, LISTEN_HTTPS) < 0)
+        goto err_stop;
     return 0;
 err_stop:
     c2s_listen_stop(srv);

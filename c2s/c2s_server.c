@@ -7,6 +7,7 @@
  * on_ready): before that no connection id can be given to a session.
  */
 #include "c2s_server.h"
+#include "c2s_bosh.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +55,8 @@ static void server_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     (void)loop;
     (void)revents;
     c2s_conn_drain(w->data);
+    c2s_bosh_settle(w->data);
+    c2s_http_drain(w->data);
 }
 
 /* Seconds of silence after which a stream's parser is parked. */
@@ -138,6 +141,7 @@ void c2s_server_shutdown(c2s_server_t *srv)
         return;
     srv->stopping = true;
     c2s_listen_stop(srv);
+    c2s_http_close_all(srv);
     size_t n = 0;
     for (size_t i = 0; i < srv->nslots; i++) {
         c2s_conn_t *c = srv->slots[i];

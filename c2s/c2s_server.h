@@ -33,6 +33,7 @@
 typedef struct c2s_conn c2s_conn_t;
 typedef struct c2s_listener c2s_listener_t;
 typedef struct c2s_addr_fail c2s_addr_fail_t;
+typedef struct c2s_http c2s_http_t;
 
 typedef struct c2s_server {
     struct ev_loop *loop;
@@ -44,6 +45,10 @@ typedef struct c2s_server {
     kn_pg_pool_t *pg;
     c2s_tls_ctx_t *tls;
     c2s_listener_t *listeners; /* NULL until the router accepted us */
+    c2s_http_t *http;          /* HTTP connections (c2s_http.c) */
+    size_t nhttp;
+    struct c2s_bosh *bosh;       /* BOSH sessions by sid (uthash) */
+    struct c2s_bosh *bosh_dirty; /* sessions to settle (c2s_bosh.c) */
     c2s_conn_t **slots;
     size_t nslots; /* slots in use or free, <= cap */
     size_t slots_cap;
@@ -92,6 +97,17 @@ void c2s_listen_stop(c2s_server_t *srv);
 /* A new connection on an accepted, non-blocking fd (taken). */
 void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
                      bool direct_tls);
+/* A connection whose transport is already set up (WebSocket after the
+ * HTTP upgrade, c2s_http.c; a BOSH session, c2s_bosh.c, with fd -1: no
+ * socket, woken by c2s_conn_wake): tr and its state trs are taken;
+ * flags: C2S_STREAM_F_*. */
+struct c2s_transport;
+c2s_conn_t *c2s_conn_adopt(c2s_server_t *srv, int fd, const struct sockaddr *sa,
+                           const struct c2s_transport *tr, void *trs,
+                           unsigned flags);
+/* The transport of a connection without a socket has input or can take
+ * output now: read and flush from the loop. */
+void c2s_conn_wake(c2s_conn_t *c);
 /* The connection with this cluster-wide id, or NULL (gone, closing). */
 c2s_conn_t *c2s_conn_find(c2s_server_t *srv, uint64_t conn_id);
 /* The bound connection with this full JID (slow: a scan; only for
@@ -119,6 +135,17 @@ double c2s_conn_sweep_idle(c2s_server_t *srv, double now, double park);
 void c2s_conn_after(c2s_conn_t *c, c2s_act_t act);
 /* Free a connection right away (shutdown path, and the close queue). */
 void c2s_conn_free(c2s_conn_t *c);
+
+/* ---- c2s_http.c ---------------------------------------------------------- */
+
+/* A new HTTP connection on an accepted, non-blocking fd (taken); tls: the
+ * HTTPS port. */
+void c2s_http_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
+                     bool tls);
+/* Close every HTTP connection (shutdown). */
+void c2s_http_close_all(c2s_server_t *srv);
+/* Free the HTTP connections that ended (the ev_prepare). */
+void c2s_http_drain(c2s_server_t *srv);
 
 /* ---- c2s_router.c -------------------------------------------------------- */
 

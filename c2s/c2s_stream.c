@@ -49,6 +49,7 @@ c2s_stream_t *c2s_stream_new(const c2s_stream_conf_t *cf,
     s->xml = kn_xml_new(&cf->limits, KN_NS_CLIENT);
     s->can_starttls = (flags & C2S_STREAM_F_STARTTLS) != 0;
     s->tls = (flags & C2S_STREAM_F_TLS) != 0;
+    s->framed = (flags & C2S_STREAM_F_FRAMED) != 0;
     s->jid = (kn_jid_t)KN_JID_INIT;
     return s;
 }
@@ -75,18 +76,29 @@ void c2s_stream_set_tls(c2s_stream_t *s, unsigned cb_types)
     s->cb_types = (uint8_t)cb_types;
 }
 
+/* The close tag of our stream: </stream:stream>, or <close/> (RFC 7395). */
+static void stream_write_close(c2s_stream_t *s)
+{
+    kn_buf_append_str(s->out, s->framed ? "<close xmlns='" C2S_NS_FRAMING "'/>"
+                                        : "</stream:stream>");
+}
+
 static void stream_write_header(c2s_stream_t *s)
 {
     unsigned char rnd[12];
     c2s_random(rnd, sizeof(rnd));
-    kn_buf_append_str(s->out,
-                      "<?xml version='1.0'?><stream:stream xmlns='" KN_NS_CLIENT
-                      "' xmlns:stream='" KN_NS_STREAMS "' id='");
+    if (s->framed)
+        kn_buf_append_str(s->out, "<open xmlns='" C2S_NS_FRAMING "' id='");
+    else
+        kn_buf_append_str(s->out, "<?xml version='1.0'?><stream:stream "
+                                  "xmlns='" KN_NS_CLIENT
+                                  "' xmlns:stream='" KN_NS_STREAMS "' id='");
     for (size_t i = 0; i < sizeof(rnd); i++)
         kn_buf_printf(s->out, "%02x", rnd[i]);
     kn_buf_append_str(s->out, "' from='");
     kn_buf_append_xml_escaped(s->out, s->cf->domain, strlen(s->cf->domain));
-    kn_buf_append_str(s->out, "' version='1.0' xml:lang='en'>");
+    kn_buf_append_str(s->out, s->framed ? "' version='1.0' xml:lang='en'/>"
+                                        : "' version='1.0' xml:lang='en'>");
     s->header_sent = true;
 }
 
@@ -112,7 +124,7 @@ void c2s_stream_close(c2s_stream_t *s, kn_stream_err_t err,
         kn_stream_err_write(s->out, err, NULL);
     }
     if (s->header_sent)
-        kn_buf_append_str(s->out, "</stream:stream>");
+        stream_write_close(s);
     s->state = C2S_ST_CLOSED;
     s->reason = reason;
     s->pause = C2S_PAUSE_NONE;
@@ -267,7 +279,7 @@ c2s_act_t c2s_stream_process(c2s_stream_t *s)
             break;
         case KN_XML_CLOSE:
             if (s->header_sent)
-                kn_buf_append_str(s->out, "</stream:stream>");
+                stream_write_close(s);
             s->state = C2S_ST_CLOSED;
             s->reason = KN_ENV_REASON_CLEAN;
             break;

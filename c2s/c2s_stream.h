@@ -147,6 +147,11 @@ typedef struct c2s_stream_ops {
 /* Stream flags for c2s_stream_new. */
 #define C2S_STREAM_F_STARTTLS 1u /* plain socket; STARTTLS can be offered */
 #define C2S_STREAM_F_TLS      2u /* already encrypted (direct TLS) */
+/* RFC 7395 framing (WebSocket, c2s_ws.c): our stream header is an
+ * <open/> element and the close tag a <close/> element, so the output is
+ * a sequence of complete top-level elements the transport can frame. */
+#define C2S_STREAM_F_FRAMED 4u
+#define C2S_NS_FRAMING      "urn:ietf:params:xml:ns:xmpp-framing"
 
 typedef struct c2s_sasl c2s_sasl_t;
 typedef struct c2s_sm c2s_sm_t;
@@ -177,6 +182,7 @@ typedef struct c2s_stream {
     bool available : 1;   /* sent available presence */
     bool session_up : 1;  /* SESSION_UP sent, SESSION_DOWN owed */
     bool block_ready : 1; /* the block list is known (c2s_block.c) */
+    bool framed : 1;      /* C2S_STREAM_F_FRAMED */
 } c2s_stream_t;
 
 /* Create a stream writing to out (borrowed, must outlive the stream).

@@ -53,4 +53,8 @@ int c2s_tls_cb_data(const c2s_tls_t *t, kn_scram_cb_t type, uint8_t *out,
 /* "TLSv1.3" etc., for logs. */
 const char *c2s_tls_version(const c2s_tls_t *t);
 
+/* SHA-1 of data[0..len) into md (the WebSocket accept key, c2s_ws.c:
+ * this file is where c2s meets OpenSSL). */
+void c2s_tls_sha1(const void *data, size_t len, uint8_t md[20]);
+
 #endif

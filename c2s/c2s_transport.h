@@ -1,7 +1,9 @@
 /*
  * c2s_transport.h - how a connection moves bytes: a small vtable (Redis's
  * ConnectionType) so plain TCP, TLS, and later WebSocket and BOSH framing
- * sit under the same connection code.
+ * sit under the same connection code. WebSocket (c2s_ws.c) is a transport
+ * over an inner one (TCP or TLS) that turns RFC 7395 frames into stream
+ * bytes and back.
  *
  * Every function is non-blocking. read/write return a byte count (> 0),
  * 0 for an orderly close by the peer (read), -KN_EAGAIN with *want set to
@@ -22,9 +24,14 @@ typedef struct c2s_transport {
     int (*handshake)(void *state, int fd, int *want);
     /* Free the transport state (not the fd). */
     void (*free)(void **state);
+    /* After read returned -KN_EPROTO: the stream error the client gets
+     * (the framing broke a rule, e.g. policy-violation for an oversized
+     * WebSocket message). May be NULL (none). */
+    int (*stream_error)(void *state);
 } c2s_transport_t;
 
 extern const c2s_transport_t c2s_transport_tcp;
 extern const c2s_transport_t c2s_transport_tls; /* state: c2s_tls_t * */
+extern const c2s_transport_t c2s_transport_ws;  /* state: c2s_ws_t * */
 
 #endif

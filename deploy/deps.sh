@@ -11,7 +11,7 @@ PKGS=(
     # build
     gcc make pkg-config clang-format libev-dev libexpat1-dev libzmq3-dev libpq-dev
     libhiredis-dev libssl-dev libidn-dev libconfig-dev libsystemd-dev
-    check libsubunit-dev uthash-dev
+    check libsubunit-dev uthash-dev libhttp-parser-dev libwslay-dev
     # run
     postgresql redis-server openssl
     # tests

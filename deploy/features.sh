@@ -35,6 +35,8 @@ libidn-dev|libidn||required|-|stringprep.h|char b[8] = "a"; stringprep_xmpp_node
 libsystemd-dev|libsystemd||required|-|systemd/sd-daemon.h|sd_notify(0, "READY=1"); sd_watchdog_enabled(0, 0);
 libev-dev|-|-lev|required|-|ev.h|struct ev_loop *l = ev_default_loop(0); ev_prepare w; ev_prepare_init(&w, 0); ev_prepare_start(l, &w); ev_now_update(l);
 check|check||required|-|stdint.h check.h|SRunner *r = srunner_create(suite_create("x")); srunner_set_fork_status(r, CK_NOFORK); srunner_free(r);
+libhttp-parser-dev|-|-lhttp_parser|required|-|http_parser.h|http_parser p; http_parser_settings s; http_parser_settings_init(&s); http_parser_init(&p, HTTP_REQUEST); http_parser_execute(&p, &s, "", 0); http_parser_pause(&p, 1); struct http_parser_url u; http_parser_url_init(&u);
+libwslay-dev|-|-lwslay|required|-|stddef.h sys/types.h stdint.h wslay/wslay.h|wslay_event_context_ptr c; struct wslay_event_callbacks cb = {0}; wslay_event_context_server_init(&c, &cb, 0); wslay_event_config_set_max_recv_msg_length(c, 1); wslay_event_get_close_received(c); wslay_event_context_free(c);
 uthash-dev|-||required|-|uthash.h|struct h { int k; UT_hash_handle hh; } *t = 0, *f = 0; int k = 1; HASH_FIND_INT(t, &k, f); (void)f;
 EOF
 )

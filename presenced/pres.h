@@ -40,6 +40,7 @@ typedef struct pres pres_t;
 typedef struct pres_user pres_user_t;
 struct kn_blocklist;
 struct pres_block_wait;
+struct pres_bc_job;
 
 /* ---- config (pres_conf.c) ---- */
 enum { PRES_OFFLINE_STORE_AND_BOUNCE = 0, PRES_OFFLINE_STORE_AND_DROP = 1 };
@@ -97,7 +98,13 @@ typedef struct pres_sess {
     bool initial_done; /* login flow (R-PRES-3/4/5) ran */
     bool block_sent;   /* its XEP-0191 block list went to its c2s node */
     kn_stanza_t *last; /* last available presence (from = full) */
-    char **dir;        /* directed presence recipients (R-PRES-7) */
+    /* The available presence its last broadcast sent (NULL: none yet, or
+     * its unavailable went out since). Set and cleared when the fan-out
+     * runs, not when the presence arrives: a login sends the new resource
+     * only what others have already broadcast, so each resource gets
+     * each presence once (pres_broadcast.c). */
+    kn_stanza_t *shown;
+    char **dir; /* directed presence recipients (R-PRES-7) */
     size_t ndir;
     uint64_t *off_ids; /* offline rows sent to it (pres_offline.c) */
     size_t noff, off_cap;
@@ -129,9 +136,12 @@ struct pres_user {
     char *photo;        /* XEP-0153 hash (hex, "" no photo); NULL unknown */
     bool photo_loading; /* vcards query in flight */
     bool photo_stale;   /* a presence went out before the hash was known */
-    bool off_pass;      /* a redelivery read of offline rows is queued */
-    bool off_again;     /* rows were released meanwhile: read once more */
-    UT_hash_handle hh;  /* p->users */
+    /* Fan-outs waiting for the hash (loading) and, behind them, every
+     * later fan-out of the user, in order (pres_broadcast.c). */
+    struct pres_bc_job *bc_parked;
+    bool off_pass;     /* a redelivery read of offline rows is queued */
+    bool off_again;    /* rows were released meanwhile: read once more */
+    UT_hash_handle hh; /* p->users */
 };
 
 /* ---- the sink: how stanzas leave ---- */
@@ -320,6 +330,12 @@ size_t pres_send_presences_of(pres_t *p, const char *contact, const char *to);
 /* Stamp the avatar hash on u's available resources' presence again and
  * re-broadcast it (the hash became known or changed). */
 void pres_broadcast_avatar(pres_t *p, pres_user_t *u);
+/* u's hash load ended (known, or still NULL after an error): run the
+ * fan-outs parked waiting for it, stamped with it, in order. u may be
+ * freed by the time this returns. */
+void pres_broadcast_photo_known(pres_t *p, pres_user_t *u);
+/* Drop u's parked fan-outs without running them (pres_free). */
+void pres_broadcast_user_free(pres_user_t *u);
 
 /* ---- pres_avatar.c: vCard-based avatars (XEP-0153) ---- */
 #define PRES_NS_VCARD_UPDATE "vcard-temp:x:update"

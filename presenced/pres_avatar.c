@@ -147,6 +147,7 @@ static void avatar_loaded(const PGresult *res, int err, void *arg)
                 pres_broadcast_avatar(p, u);
             }
         }
+        pres_broadcast_photo_known(p, u); /* last: u may be freed */
     }
     free(l->bare);
     free(l);
@@ -173,11 +174,14 @@ void pres_avatar_set(pres_t *p, const char *bare, const char *hash)
     pres_user_t *u = pres_user_find(p, bare);
     if (u == NULL)
         return; /* not online: loaded at the next login */
-    bool changed = u->photo == NULL || strcmp(u->photo, hash) != 0;
+    /* Unknown before: only presences that went out without it (stale)
+     * need it again; the parked ones get it now. */
+    bool changed = u->photo != NULL && strcmp(u->photo, hash) != 0;
     free(u->photo);
     u->photo = kn_strdup(hash);
     if (changed || u->photo_stale) {
         u->photo_stale = false;
         pres_broadcast_avatar(p, u);
     }
+    pres_broadcast_photo_known(p, u); /* last: u may be freed */
 }

@@ -5,16 +5,29 @@
  *
  * A note on the flows. A broadcast presence (no `to`) from a session
  * arrives here from the router. Available: remember it (session + Redis,
- * R-PRES-1), then one multicast to every available resource of each
- * contact with from/both (shared-group members count as both) and to the
- * user's other available resources. The first available presence of a
- * session also runs the login flow, in this order, every step to the new
- * resource only: presence of the to/both contacts' available resources;
- * the stored last unavailable presence of the offline ones (one query,
- * with XEP-0203 delay); the user's other resources' presence; pending
- * inbound subscription requests (R-PRES-4); offline messages (R-PRES-5).
- * Everything goes out on the one router socket in that order, so the
- * client sees it in that order.
+ * R-PRES-1), then one multicast to every listening resource (below) of
+ * each contact with from/both (shared-group members count as both) and to
+ * all of the user's listening resources, the sender included (RFC 6121
+ * 4.2.2, 4.4.2: a client waits for its own presence). The first available
+ * presence of a session also runs the login flow, in this order, every
+ * step to the new resource only: what the to/both contacts' resources and
+ * the user's other resources have broadcast; the stored last unavailable
+ * presence of the offline contacts (one query, with XEP-0203 delay);
+ * pending inbound subscription requests (R-PRES-4); offline messages
+ * (R-PRES-5). Everything goes out on the one router socket in that order,
+ * so the client sees it in that order.
+ *
+ * Exactly once. The targets are computed when the fan-out runs, after an
+ * asynchronous roster read, not when the presence arrives. So a
+ * session's `shown` (the presence its last fan-out sent) is set by that
+ * fan-out, and a resource is "listening" when it is available and has
+ * `shown`. A fan-out reaches the resources listening at that moment; the
+ * login flow, which runs in the same step, sends the new resource the
+ * `shown` presence of the others. Fan-outs run one at a time, so of any
+ * two resources exactly one ran first: the second learns the first's
+ * presence from its login flow, the first the second's from the second's
+ * fan-out. Before, both paths could fire for one pair (two or three
+ * copies under concurrent logins).
  *
  * Unavailable, from the client or synthesized when the router tells us a
  * session ended (SESSION_DOWN, whatever the reason), runs once per
@@ -37,19 +50,28 @@
 
 /* ---- fan-out ------------------------------------------------------------ */
 
-/* Targets for a broadcast from user u (session self excluded): every
- * available resource of contacts with from/both, and u's other available
- * resources. */
-static size_t bc_targets(pres_t *p, const char *bare, const char *self,
+/* Whether session s gets broadcasts: it is available and its own
+ * availability went out (a resource whose broadcast is still to run gets
+ * the others' presence from its login flow instead). */
+static bool bc_listening(const pres_sess_t *s)
+{
+    return s->avail && s->shown != NULL;
+}
+
+/* Targets for a broadcast from the session full of user bare (self: that
+ * session, NULL when it is gone): u's other listening resources, self
+ * when echo (RFC 6121 4.2.2, 4.4.2, 4.5.2: the sender gets its own
+ * presence too), and the listening resources of contacts with from/both. */
+static size_t bc_targets(pres_t *p, const char *bare, const char *full,
+                         const pres_sess_t *self, bool echo,
                          const pres_roster_t *r)
 {
     size_t n = 0;
     pres_user_t *u = pres_user_find(p, bare);
-    const char *me = self != NULL ? self : bare;
-    size_t melen = strlen(me);
+    size_t melen = strlen(full);
     const kn_blocklist_t *mine = u != NULL ? u->blocked : NULL;
     for (pres_sess_t *s = u ? u->sessions : NULL; s; s = s->next)
-        if (s->avail && (self == NULL || strcmp(s->full, self) != 0))
+        if (s == self ? echo : bc_listening(s) && strcmp(s->full, full) != 0)
             pres_target_add(p, &n, s->conn);
     if (!p->conf.roster_presence || r == NULL)
         return n;
@@ -62,10 +84,10 @@ static size_t bc_targets(pres_t *p, const char *bare, const char *self,
             continue;
         /* XEP-0191: not to a session the user blocked, nor to a contact
          * who blocked the user. */
-        if (kn_blocklist_match(c->blocked, me, melen))
+        if (kn_blocklist_match(c->blocked, full, melen))
             continue;
         for (pres_sess_t *s = c->sessions; s; s = s->next)
-            if (s->avail &&
+            if (bc_listening(s) &&
                 (mine == NULL ||
                  !kn_blocklist_match(mine, s->full, strlen(s->full))))
                 pres_target_add(p, &n, s->conn);
@@ -82,6 +104,24 @@ size_t pres_send_presences_of(pres_t *p, const char *contact, const char *to)
             pres_block_between(p, s->full, to))
             continue;
         pres_send_to(p, s->last, to);
+        sent++;
+    }
+    return sent;
+}
+
+/* For a login: what each resource of contact has broadcast (its shown
+ * presence) to the new resource full. A resource whose broadcast has not
+ * run yet sends its presence to full itself when it runs, since full is
+ * listening by then. */
+static size_t send_shown_of(pres_t *p, const char *contact, const char *full)
+{
+    size_t sent = 0;
+    pres_user_t *c = pres_user_find(p, contact);
+    for (pres_sess_t *s = c ? c->sessions : NULL; s; s = s->next) {
+        if (s->shown == NULL || strcmp(s->full, full) == 0 ||
+            pres_block_between(p, s->full, full))
+            continue;
+        pres_send_to(p, s->shown, full);
         sent++;
     }
     return sent;
@@ -117,8 +157,6 @@ static void login_after_last(pres_t *p, void *arg)
         login_job_free(j);
         return;
     }
-    /* The user's other available resources (RFC 6121 4.2.2). */
-    pres_send_presences_of(p, j->bare, j->full);
     /* R-PRES-4: pending inbound requests, at every login. */
     for (size_t i = 0; i < j->npending; i++) {
         kn_stanza_builder_t *b = p->b;
@@ -142,6 +180,8 @@ static void login_after_last(pres_t *p, void *arg)
     login_job_free(j);
 }
 
+/* Runs right after the new resource's own broadcast, in the same
+ * callback: everything it must learn from others that is already out. */
 static void login_flow(pres_t *p, const char *bare, const char *full,
                        const pres_roster_t *r)
 {
@@ -166,24 +206,39 @@ static void login_flow(pres_t *p, const char *bare, const char *full,
             continue;
         if (pres_block_between(p, full, it->jid))
             continue;
-        if (pres_send_presences_of(p, it->jid, full) == 0 &&
-            pres_is_local(p, it->jid)) {
+        if (send_shown_of(p, it->jid, full) == 0 && pres_is_local(p, it->jid)) {
             offline = kn_realloc(offline, (noff + 1) * sizeof(char *));
             offline[noff++] = it->jid;
         }
     }
+    /* The user's other available resources (RFC 6121 4.2.2), now: later
+     * the ones that broadcast after this point would be sent twice. */
+    send_shown_of(p, bare, full);
     pres_last_send_stored(p, offline, noff, full, login_after_last, j);
     free(offline);
 }
 
 /* ---- available / unavailable -------------------------------------------- */
 
-typedef struct bc_job {
+typedef struct pres_bc_job {
+    struct pres_bc_job *next; /* in user->bc_parked */
     char *bare;
     char *full;
+    uint64_t conn; /* the session's: a later one of the same full JID is
+                      another session */
     kn_stanza_t *st;
+    bool available;
     bool initial;
+    bool echo; /* to the sender too (not when its session ended) */
 } bc_job_t;
+
+static void bc_job_free(bc_job_t *j)
+{
+    kn_stanza_unref(&j->st);
+    free(j->bare);
+    free(j->full);
+    free(j);
+}
 
 static void bc_roster_cb(pres_t *p, const char *bare, const pres_roster_t *r,
                          int err, void *arg)
@@ -191,29 +246,96 @@ static void bc_roster_cb(pres_t *p, const char *bare, const pres_roster_t *r,
     bc_job_t *j = arg;
     if (err != 0)
         r = NULL; /* still reach the user's own resources */
-    size_t n = bc_targets(p, bare, j->full, r);
+    pres_sess_t *self = pres_sess_find(p, j->full);
+    if (self != NULL && self->conn != j->conn)
+        self = NULL;
+    if (self != NULL) {
+        kn_stanza_unref(&self->shown);
+        if (j->available)
+            self->shown = kn_stanza_ref(j->st);
+    }
+    /* Available: echoed while the sender still is (an unavailable of its
+     * own follows otherwise); unavailable: echoed when the client sent it. */
+    bool echo = self != NULL && j->echo && (!j->available || self->avail);
+    size_t n = bc_targets(p, bare, j->full, self, echo, r);
     pres_multicast(p, j->st, p->targets, n);
     p->stats.broadcasts++;
-    if (j->initial && pres_sess_find(p, j->full) != NULL)
+    if (j->initial && self != NULL)
         login_flow(p, bare, j->full, r);
-    kn_stanza_unref(&j->st);
-    free(j->bare);
-    free(j->full);
-    free(j);
+    bc_job_free(j);
 }
 
-static void bc_start(pres_t *p, const char *bare, const char *full,
-                     kn_stanza_t *st, bool initial)
+/* Fan-outs of one user run in arrival order: pres_roster_get calls its
+ * waiters in order, and at once when the roster is cached; a fan-out
+ * parked for the avatar hash holds the later ones behind it.
+ *
+ * Why park: an available presence sent before the user's hash is known
+ * carries an empty vcard-temp:x:update (XEP-0153: not ready), and the
+ * hash, once loaded, would go out in a second presence to everyone. The
+ * load starts at SESSION_UP, so it is usually done before the presence;
+ * when it is not, waiting for it costs one query and spares every
+ * contact a second presence. */
+static void bc_start(pres_t *p, const char *bare, const pres_sess_t *s,
+                     kn_stanza_t *st, bool available, bool initial, bool echo)
 {
     bc_job_t *j = kn_calloc(1, sizeof(*j));
     j->bare = kn_strdup(bare);
-    j->full = kn_strdup(full);
+    j->full = kn_strdup(s->full);
+    j->conn = s->conn;
     j->st = kn_stanza_ref(st);
+    j->available = available;
     j->initial = initial;
+    j->echo = echo;
+    pres_user_t *u = s->user;
+    if (u->bc_parked != NULL ||
+        (available && u->photo == NULL && u->photo_loading)) {
+        bc_job_t **pp = &u->bc_parked;
+        while (*pp != NULL)
+            pp = &(*pp)->next;
+        *pp = j;
+        return;
+    }
     pres_roster_get(p, bare, bc_roster_cb, j);
 }
 
-static void sess_go_unavailable(pres_t *p, pres_sess_t *s, kn_stanza_t *st)
+void pres_broadcast_photo_known(pres_t *p, pres_user_t *u)
+{
+    /* Pop one at a time: the jobs left keep u alive; the last
+     * pres_roster_get may free it, so u is not read after that one. */
+    bool more = u->bc_parked != NULL;
+    while (more) {
+        bc_job_t *j = u->bc_parked;
+        u->bc_parked = j->next;
+        more = j->next != NULL;
+        j->next = NULL;
+        if (j->available && u->photo == NULL) {
+            u->photo_stale = true; /* the load failed: goes out without */
+        } else if (j->available) {
+            kn_stanza_t *st = pres_avatar_stamp(p, j->st, u->photo);
+            pres_sess_t *s = pres_sess_find(p, j->full);
+            if (s != NULL && s->conn == j->conn && s->last == j->st) {
+                kn_stanza_unref(&s->last);
+                s->last = kn_stanza_ref(st);
+                pres_sess_store(p, s);
+            }
+            kn_stanza_unref(&j->st);
+            j->st = st;
+        }
+        pres_roster_get(p, j->bare, bc_roster_cb, j);
+    }
+}
+
+void pres_broadcast_user_free(pres_user_t *u)
+{
+    while (u->bc_parked != NULL) {
+        bc_job_t *j = u->bc_parked;
+        u->bc_parked = j->next;
+        bc_job_free(j);
+    }
+}
+
+static void sess_go_unavailable(pres_t *p, pres_sess_t *s, kn_stanza_t *st,
+                                bool echo)
 {
     char *bare = kn_strndup(s->full, s->bare_len);
     s->avail = false;
@@ -225,7 +347,7 @@ static void sess_go_unavailable(pres_t *p, pres_sess_t *s, kn_stanza_t *st)
     if (s->ndir > 0)
         pres_sess_dir_clear(p, s);
     bool last = pres_user_navail(s->user) == 0;
-    bc_start(p, bare, s->full, st, false);
+    bc_start(p, bare, s, st, false, false, echo);
     if (last)
         pres_last_store(p, bare, st); /* R-DROP-3 */
     free(bare);
@@ -244,7 +366,7 @@ void pres_broadcast_session_end(pres_t *p, pres_sess_t *s)
     kn_stanza_builder_attr(b, "from", s->full);
     kn_stanza_builder_attr(b, "type", "unavailable");
     kn_stanza_t *st = kn_stanza_builder_finish(b);
-    sess_go_unavailable(p, s, st);
+    sess_go_unavailable(p, s, st, false); /* nobody left to echo to */
     kn_stanza_unref(&st);
 }
 
@@ -263,7 +385,7 @@ void pres_broadcast_handle(pres_t *p, const kn_stanza_t *st, const char *from)
         own = kn_stanza_ref((kn_stanza_t *)st);
     if (type != NULL && strcmp(type, "unavailable") == 0) {
         if (s->avail)
-            sess_go_unavailable(p, s, own);
+            sess_go_unavailable(p, s, own, true);
         kn_stanza_unref(&own);
         return;
     }
@@ -273,10 +395,12 @@ void pres_broadcast_handle(pres_t *p, const kn_stanza_t *st, const char *from)
     }
     /* XEP-0153: the server's avatar hash replaces the client's x. */
     pres_user_t *u = s->user;
-    if (u->photo == NULL) {
-        u->photo_stale = true;
+    if (u->photo == NULL)
         pres_avatar_load(p, u);
-    }
+    /* Loading: the fan-out waits for the hash (bc_start); else it goes
+     * out without one and the hash follows when known. */
+    if (u->photo == NULL && !u->photo_loading)
+        u->photo_stale = true;
     kn_stanza_t *stamped = pres_avatar_stamp(p, own, u->photo);
     kn_stanza_unref(&own);
     own = stamped;
@@ -293,7 +417,7 @@ void pres_broadcast_handle(pres_t *p, const kn_stanza_t *st, const char *from)
     bool initial = first && !s->initial_done;
     if (initial)
         s->initial_done = true;
-    bc_start(p, s->user->bare, s->full, own, initial);
+    bc_start(p, s->user->bare, s, own, true, initial, true);
     kn_stanza_unref(&own);
 }
 
@@ -306,7 +430,7 @@ void pres_broadcast_avatar(pres_t *p, pres_user_t *u)
         kn_stanza_unref(&s->last);
         s->last = st;
         pres_sess_store(p, s);
-        bc_start(p, u->bare, s->full, st, false);
+        bc_start(p, u->bare, s, st, true, false, true);
     }
 }
 

@@ -54,6 +54,7 @@ void pres_free(pres_t **pp)
         HASH_DEL(p->sessions, s);
         free(s->off_ids);
         kn_stanza_unref(&s->last);
+        kn_stanza_unref(&s->shown);
         for (size_t i = 0; i < s->ndir; i++)
             free(s->dir[i]);
         free(s->dir);
@@ -71,6 +72,7 @@ void pres_free(pres_t **pp)
             free(w);
         }
         pres_block_user_free(u);
+        pres_broadcast_user_free(u);
         free(u->photo);
         free(u->bare);
         free(u);

@@ -100,6 +100,15 @@ static kn_stanza_t *last_stanza(pres_t *p, const char *xml, const char *bare,
     return st;
 }
 
+/* Whether one of u's resources has broadcast its availability. */
+static bool user_shown(const pres_user_t *u)
+{
+    for (const pres_sess_t *s = u ? u->sessions : NULL; s; s = s->next)
+        if (s->shown != NULL)
+            return true;
+    return false;
+}
+
 typedef struct stored_ctx {
     pres_t *p;
     stored_job_t *j;
@@ -119,6 +128,11 @@ static void stored_rows(const PGresult *res, int err, void *arg)
             char bare[KN_ENV_STR_MAX + 1];
             snprintf(bare, sizeof(bare), "%s@%s", PQgetvalue(res, i, 0),
                      p->domain);
+            /* Came online while we read: its available presence has gone
+             * (or goes) to full; an old unavailable after it would be
+             * wrong. */
+            if (user_shown(pres_user_find(p, bare)))
+                continue;
             kn_stanza_t *st = last_stanza(p, PQgetvalue(res, i, 1), bare,
                                           j->full, atof(PQgetvalue(res, i, 2)));
             if (st != NULL)

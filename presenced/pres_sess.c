@@ -48,7 +48,8 @@ pres_user_t *pres_user_get(pres_t *p, const char *bare)
 void pres_user_maybe_free(pres_t *p, pres_user_t *u)
 {
     if (u == NULL || u->sessions != NULL || u->loading || u->waiters != NULL ||
-        u->block_state == PRES_BLOCK_LOADING || u->block_busy)
+        u->block_state == PRES_BLOCK_LOADING || u->block_busy ||
+        u->bc_parked != NULL)
         return;
     HASH_DEL(p->users, u);
     pres_roster_free(&u->roster);
@@ -106,6 +107,7 @@ static void sess_destroy(pres_t *p, pres_sess_t *s)
     }
     HASH_DEL(p->sessions, s);
     kn_stanza_unref(&s->last);
+    kn_stanza_unref(&s->shown);
     for (size_t i = 0; i < s->ndir; i++)
         free(s->dir[i]);
     free(s->dir);
@@ -272,6 +274,7 @@ static void restore_pres_cb(kn_redis_t *r, redisReply *reply, int err,
             }
             if (s->last == NULL) {
                 s->last = st;
+                s->shown = kn_stanza_ref(st); /* broadcast before */
                 s->avail = true;
                 s->initial_done = true;
             } else {

@@ -91,11 +91,12 @@ fi
 # Print only what really listens (ss), so nothing is promised that the
 # build does not serve.
 listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
-node_line() { # label starttls tls http
+node_line() { # label starttls tls http https
     local out=""
     listening "$2" && out+="$2 STARTTLS, "
     listening "$3" && out+="$3 direct TLS, "
-    listening "$4" && out+="$4 HTTP (WebSocket, BOSH, web chat at http://localhost:$4/chat/), "
+    listening "$4" && out+="$4 HTTP, "
+    listening "${5:-0}" && out+="$5 HTTPS, "
     if [ -n "$out" ]; then
         printf '  %-12s %s\n' "$1" "${out%, }"
     else
@@ -108,8 +109,16 @@ echo "Kiln dev stack (config: $KILN_CONF; status: deploy/dev/stack status)"
 echo "  PostgreSQL   $KILN_PG   (also 127.0.0.1:$KILN_PG_PORT)"
 echo "  Redis        $KILN_REDIS_SOCK"
 listening "$KILN_ROUTER_PORT" && echo "  router       tcp://127.0.0.1:$KILN_ROUTER_PORT (ZeroMQ)"
-node_line "c2s node A" "$KILN_C2S_A_STARTTLS" "$KILN_C2S_A_TLS" "$KILN_C2S_A_HTTP"
-node_line "c2s node B" "$KILN_C2S_B_STARTTLS" "$KILN_C2S_B_TLS" "$KILN_C2S_B_HTTP"
+node_line "c2s node A" "$KILN_C2S_A_STARTTLS" "$KILN_C2S_A_TLS" "$KILN_C2S_A_HTTP" "${KILN_C2S_A_HTTPS:-}"
+node_line "c2s node B" "$KILN_C2S_B_STARTTLS" "$KILN_C2S_B_TLS" "$KILN_C2S_B_HTTP" "${KILN_C2S_B_HTTPS:-}"
+for n in A B; do
+    hp=KILN_C2S_${n}_HTTP
+    listening "${!hp}" || continue
+    echo "  web ($n)      ws://localhost:${!hp}/xmpp-websocket  http://localhost:${!hp}/http-bind"
+    if [ -f "$KILN_VAR/web/index.html" ]; then
+        echo "  web chat ($n) http://localhost:${!hp}/chat/  (log in as demo / demo)"
+    fi
+done
 listening "$KILN_COMPONENT_PORT" && echo "  components   $KILN_COMPONENT_PORT (XEP-0114)"
 cat <<EOT
   domain       localhost       MUC service  conference.localhost

@@ -93,6 +93,9 @@ typedef struct load_counts {
     uint64_t recv_window;  /* ... of which inside the sending window */
     uint64_t late;         /* messages of earlier steps received now */
     uint64_t presence;     /* presence stanzas received from others */
+    uint64_t pres_self;    /* the user's own presence (RFC 6121 echo) */
+    uint64_t pres_repeat;  /* a contact's presence repeating its state */
+    uint64_t pres_leaving; /* received by a session logging out */
     uint64_t joined;       /* muc: joins completed in this phase */
     uint64_t in_room;      /* muc: occupants in the room now */
     uint64_t incomplete;   /* presence: users missing a contact */

@@ -46,6 +46,9 @@ void load_counts_add(load_counts_t *sum, const load_counts_t *c)
     sum->recv_window += c->recv_window;
     sum->late += c->late;
     sum->presence += c->presence;
+    sum->pres_self += c->pres_self;
+    sum->pres_repeat += c->pres_repeat;
+    sum->pres_leaving += c->pres_leaving;
     sum->joined += c->joined;
     sum->in_room += c->in_room;
     sum->incomplete += c->incomplete;

@@ -195,6 +195,8 @@ static void worker_presence_track(worker_t *w, load_conn_t *c, long from,
     size_t j = (size_t)from - base;
     bool was = (c->seen[j / 8] >> (j % 8)) & 1;
     bool complete_before = c->nseen == need;
+    if (available == was)
+        w->c.pres_repeat++; /* nothing new for a one-resource contact */
     if (available && !was) {
         c->seen[j / 8] |= (uint8_t)(1u << (j % 8));
         c->nseen++;
@@ -615,9 +617,19 @@ static void worker_on_presence(worker_t *w, load_conn_t *c, const char *el,
         w->c.presence++;
         return;
     }
+    if (c->state == LOAD_CONN_CLOSING) {
+        /* Sent to us before the server processed our unavailable
+         * presence: legitimate, but not what the watchers receive. */
+        w->c.pres_leaving++;
+        return;
+    }
     long u = worker_user_of_jid(w, from, fl);
-    if (u >= 0 && (size_t)u == c->user)
-        return; /* our own presence reflected */
+    if (u >= 0 && (size_t)u == c->user) {
+        /* Our own presence reflected (RFC 6121 4.2.2, 4.4.2): counted
+         * apart, never as a contact's. */
+        w->c.pres_self++;
+        return;
+    }
     w->c.presence++;
     w->c.t_last_presence = load_now_ns();
     if (w->plan->presence && u >= 0) {

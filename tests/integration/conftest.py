@@ -128,10 +128,12 @@ class Cluster:
         self.ports = {
             "c2s-a": {"starttls": int(e["KILN_C2S_A_STARTTLS"]),
                       "tls": int(e["KILN_C2S_A_TLS"]),
-                      "http": int(e["KILN_C2S_A_HTTP"])},
+                      "http": int(e["KILN_C2S_A_HTTP"]),
+                      "https": int(e.get("KILN_C2S_A_HTTPS", 0))},
             "c2s-b": {"starttls": int(e["KILN_C2S_B_STARTTLS"]),
                       "tls": int(e["KILN_C2S_B_TLS"]),
-                      "http": int(e["KILN_C2S_B_HTTP"])},
+                      "http": int(e["KILN_C2S_B_HTTP"]),
+                      "https": int(e.get("KILN_C2S_B_HTTPS", 0))},
             # c2s-c (idle_timeout = 6) is not in ORDER: tests start it.
             "c2s-c": {"starttls": int(e.get("KILN_C2S_C_STARTTLS", 0)),
                       "tls": int(e.get("KILN_C2S_C_TLS", 0)),

@@ -26,3 +26,12 @@ def test_load_tool_smoke_loses_nothing(live):
     assert any("scenario=presence" in l for l in results), results
     for line in results:
         assert " lost=0" in line or "lost=" not in line, line
+    # Presence, counted (RFC 6121 4.2.2, 4.5.2): each user sees each
+    # contact come and the staying half sees each leaver go exactly once,
+    # and every user gets its own initial presence back once.
+    pres = [dict(kv.split("=", 1) for kv in l.split()[1:] if "=" in kv)
+            for l in results if "scenario=presence" in l][0]
+    assert pres["presence"] == pres["presence_expected"], pres
+    assert pres["unavail"] == pres["unavail_expected"], pres
+    assert pres["repeats"] == "0", pres
+    assert int(pres["self"]) == int(pres["users"]) * int(pres["rounds"]), pres

@@ -136,7 +136,7 @@ START_TEST(test_new_hash_rebroadcasts)
            "<presence xmlns='jabber:client' from='a@x/one'/>");
     env_to(p, KN_ENV_STANZA, "a@x/two", C2,
            "<presence xmlns='jabber:client' from='a@x/two'/>");
-    ck_assert_int_eq(nmulticast, 1);
+    ck_assert_int_eq(nmulticast, 2); /* each echoed (RFC 6121 4.2.2) */
     ck_assert_ptr_nonnull(strstr(last_payload, "vcard-temp:x:update"));
     nmulticast = 0;
     pres_avatar_set(p, "a@x", SHA1_ABC);

@@ -147,21 +147,26 @@ START_TEST(test_broadcast_own_resources)
     ck_assert_str_eq(caps[1].to, "a@x/two");
     ncap = 0;
     presence(p, "a@x/one", "<presence xmlns='jabber:client' from='a@x/one'/>");
-    /* Nobody else is available yet: an empty multicast is not sent. */
-    ck_assert_int_eq(ncap, 0);
+    /* Nobody else is available yet: only its own echo (RFC 6121 4.2.2). */
+    ck_assert_int_eq(ncap, 1);
+    ck_assert_int_eq(caps[0].kind, KN_ENV_MULTICAST);
+    ck_assert_uint_eq(caps[0].ntargets, 1);
+    ck_assert(caps[0].targets[0] == C1);
     ncap = 0;
     presence(p, "a@x/two",
              "<presence xmlns='jabber:client' from='a@x/two'>"
              "<status>hi</status></presence>");
-    /* one multicast to the other resource, then its presence to the new
-     * one (login flow) */
-    ck_assert_int_ge(ncap, 2);
+    /* one multicast to both resources (the sender included), then the
+     * other one's presence to the new one (login flow), exactly once */
+    ck_assert_int_eq(ncap, 2);
     ck_assert_int_eq(caps[0].kind, KN_ENV_MULTICAST);
-    ck_assert_uint_eq(caps[0].ntargets, 1);
-    ck_assert(caps[0].targets[0] == C1);
+    ck_assert_uint_eq(caps[0].ntargets, 2);
+    ck_assert(caps[0].targets[0] == C2 || caps[0].targets[1] == C2);
+    ck_assert(caps[0].targets[0] == C1 || caps[0].targets[1] == C1);
     ck_assert_ptr_null(strstr(caps[0].payload, " to="));
     ck_assert_int_eq(caps[1].kind, KN_ENV_STANZA);
     ck_assert_str_eq(caps[1].to, "a@x/two");
+    ck_assert_ptr_nonnull(strstr(caps[1].payload, "a@x/one"));
     pres_free(&p);
 }
 END_TEST
@@ -200,6 +205,9 @@ START_TEST(test_clean_logout_no_double)
              "type='unavailable'><status>bye</status></presence>");
     ck_assert_int_eq(ncap, 1);
     ck_assert_ptr_nonnull(strstr(caps[0].payload, "bye"));
+    /* to the other resource and back to the sender (RFC 6121 4.5.2) */
+    ck_assert_uint_eq(caps[0].ntargets, 2);
+    ck_assert(caps[0].targets[0] == C2 || caps[0].targets[1] == C2);
     sess(p, KN_ENV_SESSION_DOWN, "a@x/two", C2, KN_ENV_REASON_CLEAN);
     ck_assert_int_eq(ncap, 1);
     pres_free(&p);
