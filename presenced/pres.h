@@ -38,6 +38,7 @@
 
 typedef struct pres pres_t;
 typedef struct pres_user pres_user_t;
+typedef struct pres_caps pres_caps_t;
 struct kn_blocklist;
 struct pres_block_wait;
 struct pres_bc_job;
@@ -108,6 +109,8 @@ typedef struct pres_sess {
     size_t ndir;
     uint64_t *off_ids; /* offline rows sent to it (pres_offline.c) */
     size_t noff, off_cap;
+    char *caps_key;         /* XEP-0115 "hash ver" claimed; NULL: none */
+    struct pres_caps *caps; /* its resolved caps (a reference); NULL */
     pres_user_t *user;
     struct pres_sess *next; /* in user->sessions */
     UT_hash_handle hh;      /* p->sessions */
@@ -154,7 +157,8 @@ typedef struct pres_sink {
 typedef struct pres_stats {
     uint64_t broadcasts, multicast_targets, offline_stored, offline_sent,
         offline_acked, offline_returned, offline_bounced, pushes, push_sent,
-        push_removed;
+        push_removed, caps_queries, caps_hits, caps_bad, pep_contact_notified,
+        pep_last_sent;
 } pres_stats_t;
 
 /* An offline row handed to a c2s node and not deleted yet (R-PRES-5). */
@@ -185,7 +189,7 @@ struct pres {
     pres_user_t *users;    /* bare JID -> user */
     long long shared_ver;  /* last shared_group_changes id seen */
     bool shared_polling;
-    struct pres_shared_req *shared_req; /* the poll in flight, or NULL */
+    struct pres **shared_inflight; /* the poll's slot (pres_shared.c) */
     ev_timer shared_timer;
     double started; /* ev_now at start, for iq:last on the server */
     kn_buf_t out;   /* serialisation scratch */
@@ -201,7 +205,12 @@ struct pres {
     pres_push_pending_t *push_pending; /* XEP-0357 publishes by id, oldest
                                           first */
     size_t push_npending;
-    unsigned long push_seq; /* XEP-0357 publish ids */
+    unsigned long push_seq;            /* XEP-0357 publish ids */
+    struct pres_caps *caps;            /* pres_caps.c: cache by key, LRU */
+    struct caps_pending *caps_pending; /* resolutions in flight */
+    size_t caps_npending;
+    unsigned long caps_seq;      /* disco#info ids */
+    struct caps_last *caps_last; /* last-item queries in flight */
     pres_stats_t stats;
 };
 
@@ -401,9 +410,6 @@ void pres_last_send_stored(pres_t *p, char **contacts, size_t n,
 
 /* ---- pres_shared.c ---- */
 void pres_shared_poll(pres_t *p);
-/* presenced is going away: the poll in flight, if any, must not touch it
- * when the pool answers it later. */
-void pres_shared_forget(pres_t *p);
 
 /* ---- pres_iq.c: version, time, private, vCard; dispatch ---- */
 void pres_iq_handle(pres_t *p, const kn_env_t *env, const kn_stanza_t *st);
@@ -449,6 +455,26 @@ void pres_pep_set_trusted(pres_t *p, const char *domain);
 /* Free the job queues (pres_free); jobs with a query in flight are
  * orphaned and freed by its callback. */
 void pres_pep_free(pres_t *p);
+
+/* ---- pres_caps.c: entity capabilities (XEP-0115), see pres_caps.h ---- */
+/* An available presence st of session s (first: it just became
+ * available): resolve its caps if they changed; when they are (or become)
+ * known, send it the last items it is interested in. */
+void pres_caps_presence(pres_t *p, pres_sess_t *s, const kn_stanza_t *st,
+                        bool first);
+/* An iq result or error to a local bare JID: if it answers one of our
+ * disco#info queries, handle it and return true. */
+bool pres_caps_reply(pres_t *p, const kn_stanza_t *st);
+/* Session s goes away: drop its caps reference. */
+void pres_caps_sess_gone(pres_t *p, pres_sess_t *s);
+/* A PEP event ev (from owner's bare JID, no to) about node with access
+ * model `access` (a pep_access_t): multicast it to the available
+ * resources of owner's contacts that are allowed and asked for NODE+notify
+ * (owner's own resources are not included). ev borrowed. */
+void pres_caps_notify(pres_t *p, const char *owner, const char *node,
+                      int access, const kn_stanza_t *ev);
+/* Free the cache and the resolutions in flight (pres_free). */
+void pres_caps_free(pres_t *p);
 
 /* ---- pres_push.c: push notifications (XEP-0357), see pres_push.h ---- */
 /* An <enable/> or <disable/> IQ (urn:xmpp:push:0) to a local bare JID. */

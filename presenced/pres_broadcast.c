@@ -418,6 +418,7 @@ void pres_broadcast_handle(pres_t *p, const kn_stanza_t *st, const char *from)
     if (initial)
         s->initial_done = true;
     bc_start(p, s->user->bare, s, own, true, initial, true);
+    pres_caps_presence(p, s, own, first); /* XEP-0115, PEP last items */
     kn_stanza_unref(&own);
 }
 

@@ -44,14 +44,17 @@ void pres_free(pres_t **pp)
         return;
     if (p->loop)
         ev_timer_stop(p->loop, &p->shared_timer);
-    pres_shared_forget(p);
+    if (p->shared_inflight != NULL)
+        *p->shared_inflight = NULL; /* its callback comes after us */
     pres_pep_free(p);
     pres_push_free(p);
+    pres_caps_free(p);
     pres_sess_t *s, *stmp;
     pres_offline_free(p);
     HASH_ITER(hh, p->sessions, s, stmp)
     {
         HASH_DEL(p->sessions, s);
+        pres_caps_sess_gone(p, s);
         free(s->off_ids);
         kn_stanza_unref(&s->last);
         kn_stanza_unref(&s->shown);

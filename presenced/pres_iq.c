@@ -323,9 +323,11 @@ void pres_iq_handle(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
     const char *type = kn_stanza_type(st);
     if (type == NULL ||
         (strcmp(type, "get") != 0 && strcmp(type, "set") != 0)) {
-        /* Results and errors: an app server's answer to a push publish
+        /* Results and errors: a client's answer to our caps disco#info
+         * (XEP-0115) or an app server's answer to a push publish
          * (XEP-0357) is ours; nothing else is. */
-        pres_push_reply(p, st);
+        if (!pres_caps_reply(p, st))
+            pres_push_reply(p, st);
         return;
     }
     /* XEP-0191: an IQ to a user's account from a JID that user blocked. */

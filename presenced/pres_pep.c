@@ -17,10 +17,11 @@
  * and notified only after PostgreSQL committed it: one headline message
  * with <event xmlns='...pubsub#event'/>, from the owner's bare JID, in one
  * MULTICAST to every available resource of the owner on any c2s node (the
- * router splits it per node). Contacts get no notifications: that needs
- * their XEP-0115 +notify interest, which we do not track; they may
- * retrieve items (open nodes, presence nodes with a from/both
- * subscription).
+ * router splits it per node). A publish or retract also goes, in a second
+ * multicast, to the resources of the owner's contacts whose XEP-0115 caps
+ * ask for NODE+notify and whom the node's access model allows
+ * (pres_caps.c, which also sends the last items to a session that comes
+ * online); purge and delete reach the owner's resources only.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,13 +322,22 @@ static kn_stanza_builder_t *event_start(pres_t *p, const char *owner)
 }
 
 /* Finish the event in p->b and multicast it to owner's available
- * resources. */
-static void event_send(pres_t *p, const char *owner)
+ * resources; with node, also to the contacts that asked for NODE+notify
+ * and whom the node's access model allows (pres_caps.c). */
+static void event_send_to(pres_t *p, const char *owner, const char *node,
+                          pep_access_t access)
 {
     kn_stanza_t *st = kn_stanza_builder_finish(p->b);
     size_t n = pres_user_targets(p, pres_user_find(p, owner), true);
     pres_multicast(p, st, p->targets, n);
+    if (node != NULL)
+        pres_caps_notify(p, owner, node, (int)access, st);
     kn_stanza_unref(&st);
+}
+
+static void event_send(pres_t *p, const char *owner)
+{
+    event_send_to(p, owner, NULL, PEP_ACCESS_WHITELIST);
 }
 
 static void notify_publish(pep_job_t *j)
@@ -338,7 +348,7 @@ static void notify_publish(pep_job_t *j)
     kn_stanza_builder_start(b, "item", NULL);
     kn_stanza_builder_attr(b, "id", j->id);
     kn_stanza_builder_copy(b, j->iq, j->req.payload);
-    event_send(j->p, j->owner);
+    event_send_to(j->p, j->owner, j->req.node, j->conf.access);
 }
 
 static void notify_retract(pep_job_t *j)
@@ -348,7 +358,7 @@ static void notify_retract(pep_job_t *j)
     kn_stanza_builder_attr(b, "node", j->req.node);
     kn_stanza_builder_start(b, "retract", NULL);
     kn_stanza_builder_attr(b, "id", j->req.item_id);
-    event_send(j->p, j->owner);
+    event_send_to(j->p, j->owner, j->req.node, j->conf.access);
 }
 
 /* <delete node/> or <purge node/>. */
@@ -555,12 +565,16 @@ static void publish_node(pep_job_t *j, const PGresult *res)
 
 /* ---- retract, purge, delete ----------------------------------------- */
 
+/* res: the node's access model (NULL: no node) and how many items the
+ * delete removed. */
 static void retract_done(pep_job_t *j, const PGresult *res)
 {
-    if (affected(res) == 0) {
+    if (PQntuples(res) == 0 || strtol(PQgetvalue(res, 0, 1), NULL, 10) == 0) {
         job_fail(j, KN_STE_ITEM_NOT_FOUND, NULL);
         return;
     }
+    int a = pep_access_parse(PQgetvalue(res, 0, 0));
+    j->conf.access = a >= 0 ? (pep_access_t)a : PEP_ACCESS_WHITELIST;
     pres_send_result(j->p, j->iq);
     notify_retract(j);
     job_done(j);
@@ -911,8 +925,10 @@ static void job_run(pep_job_t *j)
         break;
     case PEP_OP_RETRACT:
         job_query(j,
-                  "delete from pep_items where username = $1 and node = $2"
-                  " and item_id = $3",
+                  "with d as (delete from pep_items where username = $1 and"
+                  " node = $2 and item_id = $3 returning 1) select (select"
+                  " access_model from pep_nodes where username = $1 and node"
+                  " = $2), (select count(*) from d)",
                   3, (const char *[]){j->local, j->req.node, j->req.item_id},
                   retract_done);
         break;

@@ -9,9 +9,10 @@
  * server's own MUC service is a trusted internal publisher (it keeps group
  * members' XEP-0402 bookmarks, R-GRP-6); a contact may retrieve the items
  * of an `open` node, or of a `presence` node when the owner's roster item
- * for it has subscription from/both. PostgreSQL (pep_nodes, pep_items,
- * sql/0007_pep.sql) is the only copy: nothing is cached, so there is
- * nothing to invalidate.
+ * for it has subscription from/both, and is notified on the same terms
+ * when its caps ask for NODE+notify (pres_caps.h). PostgreSQL (pep_nodes,
+ * pep_items, sql/0007_pep.sql) is the only copy of nodes and items:
+ * nothing of them is cached, so there is nothing to invalidate.
  */
 #ifndef PRES_PEP_H
 #define PRES_PEP_H

@@ -106,6 +106,7 @@ static void sess_destroy(pres_t *p, pres_sess_t *s)
         }
     }
     HASH_DEL(p->sessions, s);
+    pres_caps_sess_gone(p, s);
     kn_stanza_unref(&s->last);
     kn_stanza_unref(&s->shown);
     for (size_t i = 0; i < s->ndir; i++)

@@ -92,27 +92,16 @@ static void shared_changed(pres_t *p)
     free(olds);
 }
 
-/* The poll in flight: pres_free clears p, since the pool answers it
- * (with an error) only when it is freed, after presenced's state. */
-struct pres_shared_req {
-    pres_t *p;
-};
-
-void pres_shared_forget(pres_t *p)
-{
-    if (p->shared_req != NULL)
-        p->shared_req->p = NULL;
-    p->shared_req = NULL;
-}
-
+/* arg: a pres_t * slot that pres_free clears when it frees p while the
+ * query is in flight (the pool answers it afterwards, with an error). */
 static void shared_rows(const PGresult *res, int err, void *arg)
 {
-    struct pres_shared_req *req = arg;
-    pres_t *p = req->p;
-    free(req);
+    pres_t **slot = arg;
+    pres_t *p = *slot;
+    free(slot);
     if (p == NULL)
         return;
-    p->shared_req = NULL;
+    p->shared_inflight = NULL;
     p->shared_polling = false;
     if (err != 0 || PQntuples(res) == 0)
         return;
@@ -134,9 +123,9 @@ void pres_shared_poll(pres_t *p)
     if (p->pg == NULL || p->shared_polling)
         return;
     p->shared_polling = true;
-    struct pres_shared_req *req = kn_malloc(sizeof(*req));
-    req->p = p;
-    p->shared_req = req;
+    pres_t **slot = kn_malloc(sizeof(*slot));
+    *slot = p;
+    p->shared_inflight = slot;
     kn_pg_query(p->pg, "select coalesce(max(id), 0) from shared_group_changes",
-                0, NULL, shared_rows, req);
+                0, NULL, shared_rows, slot);
 }
