@@ -34,6 +34,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "c2s_sm.h"
 #include "c2s_stream.h"
 #include "kn_block.h"
 #include "kn_err.h"
@@ -248,7 +249,9 @@ static c2s_act_t block_data(c2s_stream_t *s, const kn_env_t *env,
             act = block_hold(s, env, pl, len);
         } else {
             block_apply(s, st, e, name[0] == 'b');
+            size_t off = s->out->len;
             c2s_stanza_deliver(s, pl, len);
+            act = c2s_sm_sent(s, off, env);
         }
     } else {
         kn_log_warn("c2s: %s: block-list data without a blocking element",
@@ -324,13 +327,21 @@ c2s_act_t c2s_stream_inbound(c2s_stream_t *s, const kn_env_t *env,
         return block_data(s, env, payload, len);
     if (!s->block_ready)
         return block_hold(s, env, payload, len);
-    if (s->blocked == NULL || !block_refused(s, env, payload, len))
+    bool acked = env->kind == KN_ENV_STANZA && (env->flags & KN_F_ACK_WANTED);
+    c2s_act_t act = C2S_ACT_MORE;
+    if (s->blocked == NULL || !block_refused(s, env, payload, len)) {
+        size_t off = s->out->len;
         c2s_stanza_deliver(s, payload, len);
+        /* XEP-0198: queued until the client's <a/>, which then
+         * acknowledges a stored offline message (c2s_sm.c). */
+        if (acked && c2s_sm_acks_offline(s))
+            acked = false;
+        act = c2s_sm_sent(s, off, env);
+    }
     /* Written or refused, a stored offline message is done with. */
-    if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_ACK_WANTED) &&
-        s->ops->ack_mark != NULL)
+    if (acked && s->ops->ack_mark != NULL)
         s->ops->ack_mark(s->ud, env->ack_id);
-    return C2S_ACT_MORE;
+    return act;
 }
 
 void c2s_stream_block_loaded(c2s_stream_t *s, const char *const *jids,

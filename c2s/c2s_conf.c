@@ -101,6 +101,16 @@ const kn_conf_def_t c2s_conf_defs[] = {
      "TURN REST shared secret (coturn static-auth-secret); empty: no TURN"},
     {"extdisco.ttl", KN_CONF_INT, F(extdisco_ttl), 86400, NULL, 60, 31 * 86400,
      NULL, "lifetime of TURN credentials, seconds"},
+    {"sm.resume_timeout", KN_CONF_INT, F(sm_resume_timeout), 300, NULL, 0,
+     86400, NULL,
+     "seconds a dropped XEP-0198 session waits for <resume/> (0: "
+     "resumption not offered)"},
+    {"sm.max_unacked", KN_CONF_INT, F(sm_max_unacked), 1000, NULL, 10, 100000,
+     NULL,
+     "stanzas a client may leave unacknowledged before its session ends "
+     "(unacked ones are rerouted: offline storage or bounce)"},
+    {"sm.request_after", KN_CONF_INT, F(sm_request_after), 5, NULL, 1, 100000,
+     NULL, "the server sends <r/> after this many unacked stanzas"},
     {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 

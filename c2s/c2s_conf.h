@@ -61,6 +61,9 @@ typedef struct c2s_conf {
     long long extdisco_turn_port;
     char *extdisco_secret;
     long long extdisco_ttl;
+    long long sm_resume_timeout; /* XEP-0198 (c2s_sm.c); 0: no resumption */
+    long long sm_max_unacked;
+    long long sm_request_after;
 } c2s_conf_t;
 
 extern const kn_conf_def_t c2s_conf_defs[];

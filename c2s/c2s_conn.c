@@ -22,6 +22,15 @@
  * consumer, connection freed) are forgotten: the rows stay and are
  * delivered at the next login.
  *
+ * A note on detaching (XEP-0198, R-DROP-5). When the socket of a
+ * resumable session fails (read or write error, EOF, idle timeout), the
+ * connection detaches instead of closing: socket and transport go, the
+ * slot, the stream and its session stay, so the route, the presence and
+ * every delivery to it stay too (queued by c2s_sm.c, nothing written).
+ * It ends like a dropped connection when sm.resume_timeout passes, or
+ * goes away without SESSION_DOWN when a <resume/> takes it over
+ * (c2s_sm_node.c).
+ *
  * Memory of an idle authenticated session: this struct, the stream and
  * its XML parser, the JID, and the TLS session with released buffers.
  * The output buffer and the marks are freed whenever they drain; the
@@ -36,6 +45,7 @@
 #include <unistd.h>
 
 #include "c2s_server.h"
+#include "c2s_sm.h"
 #include "c2s_transport.h"
 #include "kn_err.h"
 #include <malloc.h>
@@ -66,6 +76,7 @@ struct c2s_conn {
     c2s_acks_t acks; /* offline messages in out, not written yet */
     ev_io io;
     ev_timer *delay;
+    ev_timer *sm_timer; /* XEP-0198 resume timeout while detached */
     conn_creds_req_t *creds;
     double tokens;
     double refill_at;
@@ -79,8 +90,9 @@ struct c2s_conn {
     bool in_flush : 1;
     bool handshaking : 1;
     bool starttls_pending : 1;
-    bool parked : 1; /* its XML parser is parked (idle sweep) */
-    bool pinged : 1; /* the idle ping went out during this silence */
+    bool parked : 1;   /* its XML parser is parked (idle sweep) */
+    bool pinged : 1;   /* the idle ping went out during this silence */
+    bool detached : 1; /* XEP-0198: no socket, the session waits */
 };
 
 static char conn_rbuf[16384 + 512];
@@ -310,6 +322,12 @@ static void conn_op_ack_mark(void *ud, uint64_t ack_id)
     c2s_conn_ack_mark(ud, ack_id);
 }
 
+static void conn_op_ack_done(void *ud, uint64_t ack_id)
+{
+    c2s_conn_t *c = ud;
+    c2s_ack_ids_push(&c->srv->acks_out, ack_id);
+}
+
 /* ---- in-band registration (XEP-0077, c2s_register.c) ------------------ */
 
 static bool conn_op_register_allowed(void *ud)
@@ -386,7 +404,7 @@ static const c2s_stream_ops_t conn_stream_ops = {
     conn_op_starttls,      conn_op_cb_data,
     conn_op_conn_id,       conn_op_block_wait,
     conn_op_ack_mark,      conn_op_register_allowed,
-    conn_op_register_user,
+    conn_op_register_user, conn_op_ack_done,
 };
 
 /* ---- watcher, output -----------------------------------------------------
@@ -397,6 +415,8 @@ static void conn_update_io(c2s_conn_t *c)
     if (c->io.fd < 0)
         return; /* no socket (BOSH): c2s_conn_wake() */
     int ev = 0;
+    if (c->detached)
+        return;
     if (c->handshaking) {
         ev = c->read_want ? c->read_want : EV_READ;
     } else if (!c->closing) {
@@ -437,6 +457,12 @@ void c2s_conn_ack_mark(c2s_conn_t *c, uint64_t ack_id)
 
 void c2s_conn_output(c2s_conn_t *c)
 {
+    if (c->detached) {
+        /* Nobody to write to: c2s_sm.c queued what matters. */
+        kn_buf_reset(&c->out);
+        c->out_off = 0;
+        return;
+    }
     if (c->out.len - c->out_off > (size_t)c->srv->conf->out_buffer_max &&
         !c->closing) {
         /* A slow consumer: its buffer ends mid-stanza, so no stream
@@ -474,6 +500,11 @@ static void conn_start_tls(c2s_conn_t *c)
 
 static void conn_flush(c2s_conn_t *c)
 {
+    if (c->detached) {
+        kn_buf_reset(&c->out);
+        c->out_off = 0;
+        return;
+    }
     while (c->out_off < c->out.len) {
         int want = EV_WRITE;
         ssize_t n = c->tr->write(c->trs, c->io.fd, c->out.data + c->out_off,
@@ -527,6 +558,11 @@ static bool conn_rate_ok(c2s_conn_t *c, size_t n)
 
 /* After any step of the stream: act on its verdict, send its output,
  * and read again if it can take input that may already be buffered. */
+void c2s_conn_after(c2s_conn_t *c, c2s_act_t act)
+{
+    conn_after(c, act);
+}
+
 static void conn_after(c2s_conn_t *c, c2s_act_t act)
 {
     if (c->out.len > c->out_off)
@@ -544,6 +580,8 @@ static void conn_after(c2s_conn_t *c, c2s_act_t act)
 
 static void conn_read(c2s_conn_t *c)
 {
+    if (c->detached)
+        return;
     for (int i = 0; i < CONN_READ_BATCH; i++) {
         if (c->closing || c->st->pause != C2S_PAUSE_NONE || c->handshaking)
             break;
@@ -612,7 +650,7 @@ static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     c2s_conn_t *c = w->data;
-    if (c->closing)
+    if (c->closing || c->detached)
         return;
     if (c->handshaking) {
         conn_handshake(c);
@@ -744,9 +782,62 @@ c2s_stream_t *c2s_conn_stream(c2s_conn_t *c)
     return c->st;
 }
 
+static void conn_on_sm_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    c2s_conn_t *c = t->data;
+    kn_log_info("c2s: %s: not resumed within %u s, ending the session",
+                c->st->jid.str ? c->st->jid.str : "?",
+                c->srv->scf.sm_resume_timeout);
+    c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
+}
+
+/* A resumable session whose connection failed detaches instead of
+ * ending (R-DROP-5): true when it did. */
+static bool conn_detach(c2s_conn_t *c, kn_stream_err_t err,
+                        kn_env_reason_t reason)
+{
+    /* A BOSH session (no socket) has its own lifetime (XEP-0124
+     * inactivity) and its state lives in c2s_bosh.c: it never detaches. */
+    if (c->detached || c->io.fd < 0 || c->srv->stopping ||
+        !c2s_sm_resumable(c->st) ||
+        (reason != KN_ENV_REASON_DROPPED && reason != KN_ENV_REASON_IDLE) ||
+        (err != KN_SE_NONE && err != KN_SE_CONNECTION_TIMEOUT))
+        return false;
+    conn_acks_drop(c);
+    kn_buf_free(&c->out);
+    c->out_off = 0;
+    ev_io_stop(c->srv->loop, &c->io);
+    c->tr->free(&c->trs);
+    c->tr = &c2s_transport_tcp;
+    close(c->io.fd);
+    ev_io_set(&c->io, -1, 0);
+    c->read_want = c->write_want = 0;
+    c->handshaking = false;
+    c->starttls_pending = false;
+    c->detached = true;
+    c2s_sm_detach(c->st);
+    c->parked = kn_xml_park(c->st->xml); /* no input until it ends */
+    if (c->sm_timer == NULL) {
+        c->sm_timer = kn_malloc(sizeof(*c->sm_timer));
+        ev_init(c->sm_timer, conn_on_sm_timeout);
+        c->sm_timer->data = c;
+    }
+    ev_timer_set(c->sm_timer, (double)c->srv->scf.sm_resume_timeout, 0.);
+    ev_timer_start(c->srv->loop, c->sm_timer);
+    kn_log_info("c2s: %s: connection lost (%s), session detached for up to "
+                "%u s (XEP-0198)",
+                c->st->jid.str, kn_env_reason_name(reason),
+                c->srv->scf.sm_resume_timeout);
+    return true;
+}
+
 void c2s_conn_close(c2s_conn_t *c, kn_stream_err_t err, kn_env_reason_t reason)
 {
     if (c->closing)
+        return;
+    if (conn_detach(c, err, reason))
         return;
     c2s_stream_close(c->st, err, reason);
     c->closing = true;
@@ -754,6 +845,8 @@ void c2s_conn_close(c2s_conn_t *c, kn_stream_err_t err, kn_env_reason_t reason)
     ev_io_stop(c->srv->loop, &c->io);
     if (c->delay != NULL)
         ev_timer_stop(c->srv->loop, c->delay);
+    if (c->sm_timer != NULL)
+        ev_timer_stop(c->srv->loop, c->sm_timer);
     c->next_close = c->srv->close_list;
     c->srv->close_list = c;
     if (c->out.len > c->out_off)
@@ -768,6 +861,10 @@ void c2s_conn_free(c2s_conn_t *c)
     if (c->delay != NULL) {
         ev_timer_stop(srv->loop, c->delay);
         free(c->delay);
+    }
+    if (c->sm_timer != NULL) {
+        ev_timer_stop(srv->loop, c->sm_timer);
+        free(c->sm_timer);
     }
     if (c->creds != NULL)
         c->creds->c = NULL;
@@ -867,7 +964,7 @@ double c2s_conn_sweep_idle(c2s_server_t *srv, double now, double park)
     double next = HUGE_VAL;
     for (size_t i = 0; i < srv->nslots; i++) {
         c2s_conn_t *c = srv->slots[i];
-        if (c == NULL || c->closing)
+        if (c == NULL || c->closing || c->detached)
             continue;
         double at = HUGE_VAL;
         conn_idle(c, now, &at);

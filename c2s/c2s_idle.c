@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "c2s_sm.h"
 #include "c2s_stream.h"
 #include "kn_err.h"
 
@@ -50,6 +51,7 @@ double c2s_idle_period(double timeout)
 void c2s_stream_ping(c2s_stream_t *s, uint32_t seq)
 {
     KN_ASSERT(seq != 0 && s->jid.str != NULL);
+    size_t off = s->out->len;
     kn_buf_printf(s->out, "<iq type='get' id='" C2S_PING_ID_PREFIX "%u' from='",
                   (unsigned)seq);
     kn_buf_append_xml_escaped(s->out, s->cf->domain, strlen(s->cf->domain));
@@ -57,6 +59,7 @@ void c2s_stream_ping(c2s_stream_t *s, uint32_t seq)
     kn_buf_append_xml_escaped(s->out, kn_jid_str(&s->jid), kn_jid_len(&s->jid));
     kn_buf_append_str(s->out, "'><ping xmlns='" C2S_NS_PING "'/></iq>");
     s->ping_id = seq;
+    c2s_sm_sent(s, off, NULL);
 }
 
 bool c2s_stream_is_ping_reply(const c2s_stream_t *s, const char *id)

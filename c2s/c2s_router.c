@@ -138,6 +138,9 @@ static void c2s_on_message(void *ud, const kn_env_t *env, const void *payload,
     case KN_ENV_KICK:
         router_on_kick(srv, env);
         break;
+    case KN_ENV_SM:
+        c2s_sm_on_router(srv, env, payload, len);
+        break;
     default:
         kn_log_debug("c2s: ignoring %s from the router",
                      kn_env_kind_name(env->kind));

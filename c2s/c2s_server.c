@@ -101,6 +101,9 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
     srv->scf.limits.max_attrs = (size_t)conf->max_attrs;
     srv->scf.limits.max_header = KN_XML_MAX_HEADER_DEFAULT;
     srv->scf.hold_max = (size_t)conf->out_buffer_max;
+    srv->scf.sm_max_unacked = (size_t)conf->sm_max_unacked;
+    srv->scf.sm_request_after = (size_t)conf->sm_request_after;
+    srv->scf.sm_resume_timeout = (unsigned)conf->sm_resume_timeout;
     srv->scf.registration = conf->registration != 0;
     srv->extdisco.host = conf->extdisco_host;
     srv->extdisco.stun_port = conf->extdisco_stun_port;

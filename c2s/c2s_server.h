@@ -134,6 +134,8 @@ void c2s_conn_drain(c2s_server_t *srv);
  * silent for park seconds. Returns the earliest time a policy step falls
  * due (HUGE_VAL: none). */
 double c2s_conn_sweep_idle(c2s_server_t *srv, double now, double park);
+/* Act on what a call into c's stream returned (flush, close, read on). */
+void c2s_conn_after(c2s_conn_t *c, c2s_act_t act);
 /* Free a connection right away (shutdown path, and the close queue). */
 void c2s_conn_free(c2s_conn_t *c);
 
@@ -169,6 +171,11 @@ bool c2s_comp_on_message(c2s_server_t *srv, const kn_env_t *env, const void *pl,
 bool c2s_comp_is_conn(uint64_t conn_id);
 /* Close every component stream (system-shutdown) and the listener. */
 void c2s_comp_stop(c2s_server_t *srv);
+/* ---- c2s_sm_node.c ------------------------------------------------------- */
+
+/* An SM envelope from the router (XEP-0198 resumption, kn_proto.h). */
+void c2s_sm_on_router(c2s_server_t *srv, const kn_env_t *env,
+                      const void *payload, size_t len);
 
 /* ---- c2s_authdelay.c ----------------------------------------------------- */
 

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "c2s_sm.h"
 #include "c2s_stream.h"
 #include "kn_err.h"
 #include "kn_log.h"
@@ -54,6 +55,7 @@ static void stanza_reply_error(c2s_stream_t *s, const kn_stanza_t *st,
 /* <iq type='result'/> to an IQ answered by the server itself. */
 static void stanza_iq_result(c2s_stream_t *s, const kn_stanza_t *iq)
 {
+    size_t off = s->out->len;
     kn_buf_append_str(s->out, "<iq type='result'");
     const char *id = kn_stanza_id(iq);
     if (id != NULL) {
@@ -70,6 +72,7 @@ static void stanza_iq_result(c2s_stream_t *s, const kn_stanza_t *iq)
     kn_buf_append_str(s->out, " to='");
     kn_buf_append_xml_escaped(s->out, kn_jid_str(&s->jid), kn_jid_len(&s->jid));
     kn_buf_append_str(s->out, "'/>");
+    c2s_sm_sent(s, off, NULL);
 }
 
 static bool stanza_from_ok(const c2s_stream_t *s, const char *from)

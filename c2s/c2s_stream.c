@@ -12,6 +12,8 @@
  */
 #include "c2s_stream.h"
 
+#include "c2s_sm.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -62,6 +64,7 @@ void c2s_stream_free(c2s_stream_t **sp)
     c2s_register_free(s);
     kn_free(&s->user);
     c2s_block_end(s);
+    c2s_sm_free(s);
     kn_jid_free(&s->jid);
     free(s);
     *sp = NULL;
@@ -152,6 +155,7 @@ void c2s_stream_end(c2s_stream_t *s)
     c2s_stream_route(s, &e, NULL, 0);
     s->session_up = false;
     c2s_block_end(s); /* after SESSION_DOWN: held stanzas are rerouted */
+    c2s_sm_end(s);    /* and so are the unacked ones (XEP-0198) */
 }
 
 void c2s_stream_reannounce(c2s_stream_t *s)
@@ -166,11 +170,14 @@ void c2s_stream_reannounce(c2s_stream_t *s)
     e.priority = s->priority;
     e.flags = KN_F_REANNOUNCE | (s->available ? KN_F_AVAILABLE : 0);
     c2s_stream_route(s, &e, NULL, 0);
+    c2s_sm_reannounce(s);
 }
 
 void c2s_stream_write_stanza(c2s_stream_t *s, const kn_stanza_t *st)
 {
+    size_t off = s->out->len;
     kn_stanza_serialize(st, s->out, KN_NS_CLIENT);
+    c2s_sm_sent(s, off, NULL);
 }
 
 /* The features of the stream that just opened. */
@@ -194,6 +201,7 @@ static void stream_features(c2s_stream_t *s)
                                   "<session xmlns='" C2S_NS_SESSION
                                   "'><optional/></session>"
                                   "<ver xmlns='" C2S_NS_ROSTERVER "'/>");
+        c2s_sm_features(s, s->out);
         s->state = C2S_ST_BIND;
     }
     kn_buf_append_str(s->out, "</stream:features>");
@@ -225,6 +233,10 @@ static c2s_act_t stream_on_header(c2s_stream_t *s, const kn_stanza_t *h)
 
 static c2s_act_t stream_on_stanza(c2s_stream_t *s, const kn_stanza_t *st)
 {
+    if (strcmp(kn_stanza_ns(st, 0), C2S_NS_SM) == 0)
+        return c2s_sm_handle(s, st); /* XEP-0198: not a stanza */
+    if (s->sm != NULL && s->state == C2S_ST_SESSION)
+        c2s_sm_counted(s);
     switch (s->state) {
     case C2S_ST_FEATURES:
     case C2S_ST_SASL:

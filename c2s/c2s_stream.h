@@ -45,6 +45,7 @@
 #define C2S_NS_REGISTER         "jabber:iq:register"
 #define C2S_NS_REGISTER_FEATURE "http://jabber.org/features/iq-register"
 #define C2S_NS_EXTDISCO         "urn:xmpp:extdisco:2"
+#define C2S_NS_SM               "urn:xmpp:sm:3"
 
 /* Channel-binding types the transport can provide (bit per type). */
 #define C2S_CB_EXPORTER  (1u << KN_SCRAM_CB_TLS_EXPORTER)
@@ -73,6 +74,7 @@ typedef enum c2s_pause {
     C2S_PAUSE_FAIL,     /* SASL failure held back by auth_failed()'s delay */
     C2S_PAUSE_TLS,      /* <proceed/> written; TLS handshake pending */
     C2S_PAUSE_REGISTER, /* register_user() pending (XEP-0077) */
+    C2S_PAUSE_RESUME,   /* XEP-0198 <resume/> asked of the router (c2s_sm.c) */
 } c2s_pause_t;
 
 /* The stored credentials of one user, both hashes (a users row). */
@@ -96,6 +98,12 @@ typedef struct c2s_stream_conf {
     size_t hold_max;   /* bytes held until the block list is known (0: 1 MiB) */
     bool registration; /* XEP-0077: anyone may create an account */
     const c2s_extdisco_conf_t *extdisco; /* XEP-0215; NULL: none */
+    /* XEP-0198 (c2s_sm.c): unacked stanzas before the stream ends, how
+     * many unacked before we send <r/>, seconds a dropped resumable
+     * session waits (0: no resumption offered). */
+    size_t sm_max_unacked;
+    size_t sm_request_after;
+    unsigned sm_resume_timeout;
 } c2s_stream_conf_t;
 
 typedef struct c2s_stream_ops {
@@ -141,6 +149,9 @@ typedef struct c2s_stream_ops {
      * call. May be NULL (registration then fails). */
     void (*register_user)(void *ud, const char *username,
                           const c2s_creds_t *creds);
+    /* A stored offline message (ack id) was acknowledged by the client's
+     * XEP-0198 <a/>: its row can go. May be NULL. */
+    void (*ack_done)(void *ud, uint64_t ack_id);
 } c2s_stream_ops_t;
 
 /* Stream flags for c2s_stream_new. */
@@ -153,6 +164,7 @@ typedef struct c2s_stream_ops {
 #define C2S_NS_FRAMING      "urn:ietf:params:xml:ns:xmpp-framing"
 
 typedef struct c2s_sasl c2s_sasl_t;
+typedef struct c2s_sm c2s_sm_t;
 struct kn_blocklist;
 
 typedef struct c2s_stream {
@@ -171,6 +183,7 @@ typedef struct c2s_stream {
     struct kn_blocklist *blocked; /* XEP-0191 list of the user; NULL: none */
     kn_buf_t *held;      /* deliveries held until the block list is known */
     kn_stanza_t *reg_iq; /* the registration IQ being answered */
+    c2s_sm_t *sm;        /* XEP-0198 state (c2s_sm.h); NULL: not enabled */
     int16_t priority;
     uint8_t cb_types; /* C2S_CB_* the transport provides */
     bool tls : 1;

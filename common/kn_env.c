@@ -33,6 +33,7 @@ static const char *const env_kind_names[] = {
     [KN_ENV_BOUNCE] = "bounce",
     [KN_ENV_KICK] = "kick",
     [KN_ENV_ACK] = "ack",
+    [KN_ENV_SM] = "sm",
 };
 
 static const char *const env_reason_names[] = {

@@ -67,8 +67,9 @@ typedef enum kn_env_kind {
     KN_ENV_KICK = 10,        /* end a session (router -> c2s; a daemon may
                               * ask the router: from + conn id) */
     KN_ENV_ACK = 11,         /* c2s: these ack ids were written (targets) */
+    KN_ENV_SM = 12,          /* XEP-0198 stream management (kn_proto.h) */
 } kn_env_kind_t;
-#define KN_ENV_KIND_MAX KN_ENV_ACK
+#define KN_ENV_KIND_MAX KN_ENV_SM
 
 typedef enum kn_env_stanza {
     KN_ENV_ST_NONE = 0,

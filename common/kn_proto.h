@@ -50,6 +50,42 @@
  * sender once. */
 #define KN_F_EXTRA_COPY 0x0010
 
+/* A SESSION_UP copy to the session-event nodes: the session (same full
+ * JID) moved to conn_id by XEP-0198 resumption; it is not a new login. */
+#define KN_F_MOVED 0x2000
+
+/* SM (XEP-0198) flags: exactly one of ENABLE, RESUME, STATE, FAILED,
+ * ACKED says what the envelope is (docs/ARCHITECTURE.md, "Stream
+ * management").
+ * ENABLE  c2s -> router: session from (full JID) on conn_id is resumable
+ *         with id node.
+ * RESUME  c2s -> router -> owning c2s: bare JID from (authenticated)
+ *         asks to resume id node with the client's h in seq; from the
+ *         router on, conn_id is the old connection and ack_id the new.
+ * STATE   owning c2s -> router -> new c2s: the handover; from = full
+ *         JID, conn_id old, ack_id new, seq = the server's h, priority
+ *         and KN_F_AVAILABLE of the session, payload = the unacked
+ *         queue (c2s_smq.h).
+ * FAILED  -> new c2s: resumption impossible; priority = the condition
+ *         (KN_SM_FAIL_*), seq = the server's h when KN_F_SM_H is set;
+ *         a payload, if any, is a queue the new node reroutes.
+ * ACKED   c2s -> router: the client acknowledged every router copy of
+ *         session from up to router sequence ack_id. */
+#define KN_F_SM_ENABLE 0x0001
+#define KN_F_SM_RESUME 0x0002
+#define KN_F_SM_STATE  0x0004
+#define KN_F_SM_FAILED 0x0008
+#define KN_F_SM_ACKED  0x0010
+#define KN_F_SM_H      0x0100 /* FAILED: seq holds the server's h */
+#define KN_F_SM_AVAIL  0x0200 /* STATE: the session sent available presence */
+#define KN_F_SM_COPY                                                           \
+    0x4000 /* STANZA: the router keeps a copy of it for a resumable            \
+              session until acked; ack_id is its router sequence */
+
+#define KN_SM_FAIL_ITEM_NOT_FOUND 0
+#define KN_SM_FAIL_UNDEFINED      1
+#define KN_SM_FAIL_UNEXPECTED     2
+
 /* REGISTER flags (node field carries the namespace, feature or domain) */
 #define KN_REG_IQ_NS    0x0001 /* IQs to the server/bare JIDs in this ns */
 #define KN_REG_DOMAIN   0x0002 /* every stanza to this domain */

@@ -16,6 +16,7 @@
 #include "kn_jid.h"
 #include "kn_log.h"
 #include "kn_mem.h"
+#include "kn_proto.h"
 #include "kn_xml.h"
 #include "muc_iq.h"
 #include "muc_lookup.h"
@@ -121,6 +122,18 @@ void muc_service_handle(muc_t *m, const kn_env_t *env, const void *payload,
         if (payload != NULL && len > 0)
             svc_stanza(m, env, payload, len);
         return;
+    case KN_ENV_SESSION_UP: {
+        if (!(env->flags & KN_F_MOVED))
+            return;
+        /* XEP-0198 resumption: the occupant's session has a new
+         * connection; room traffic follows it. */
+        char *full = kn_strndup(env->from, env->from_len);
+        for (muc_seat_t *s = muc_user_seats(m, full); s != NULL;
+             s = s->next_user)
+            s->conn = env->conn_id;
+        free(full);
+        return;
+    }
     case KN_ENV_SESSION_DOWN: {
         char *full = kn_strndup(env->from, env->from_len);
         muc_lookup_session_down(m, full);

@@ -123,6 +123,18 @@ void pres_sess_up(pres_t *p, const kn_env_t *env)
     char full[KN_ENV_STR_MAX + 1];
     snprintf(full, sizeof(full), "%.*s", (int)env->from_len, env->from);
     pres_sess_t *s = pres_sess_find(p, full);
+    if (s != NULL && (env->flags & KN_F_MOVED)) {
+        /* XEP-0198 resumption: the same session on a new connection.
+         * Nothing is broadcast; its c2s needs the block list again. */
+        kn_log_debug("session %s moved to connection %016llx", full,
+                     (unsigned long long)env->conn_id);
+        s->conn = env->conn_id;
+        s->prio = env->priority;
+        s->router_avail = (env->flags & KN_F_AVAILABLE) != 0;
+        pres_sess_store(p, s);
+        pres_block_session_up(p, s);
+        return;
+    }
     if (s != NULL && s->conn != env->conn_id) {
         /* Normally the router's conflict SESSION_DOWN came first; if we
          * missed it, end the old session the same way (R-DROP-7). */

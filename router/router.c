@@ -63,6 +63,7 @@ void router_free(router_t **rp)
     HASH_ITER(hh, r->sessions, s, stmp)
     {
         HASH_DEL(r->sessions, s);
+        router_sm_sess_free(s);
         free(s->full);
         free(s);
     }
@@ -205,6 +206,10 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
             router_comp_register(r, src, env, payload);
         else if (src != NULL)
             router_register(r, src, env);
+        break;
+    case KN_ENV_SM:
+        if (src != NULL)
+            router_sm_handle(r, src, env, payload);
         break;
     case KN_ENV_KICK:
         if (src != NULL)

@@ -52,6 +52,15 @@ struct router_sess {
     int16_t prio;
     bool avail; /* has sent available presence */
     struct router_bare *bare;
+    char *sm_id;                     /* XEP-0198 resumption id, or NULL */
+    uint64_t moving_to;              /* resuming on this connection, or 0 */
+    struct router_sm_held *sm_held;  /* stanzas held while moving, FIFO */
+    struct router_sm_held **sm_tail; /* (router_sm.c) */
+    size_t sm_nheld;
+    struct router_sm_held *sm_copies; /* unacked messages, oldest first */
+    struct router_sm_held **sm_ctail;
+    size_t sm_ncopies;
+    uint64_t sm_seq;     /* last copy sequence given */
     router_sess_t *next; /* in bare->sessions */
     UT_hash_handle hh;   /* r->sessions */
 };
@@ -198,6 +207,38 @@ void router_comp_route(router_t *r, router_node_t *src, router_comp_t *c,
 /* Node lost or re-HELLOed: forget its component connections. */
 void router_comp_drop_node(router_t *r, uint16_t node);
 void router_comp_free_all(router_t *r);
+/* Move s to connection conn (XEP-0198 resumption): the table, the
+ * session-event nodes (SESSION_UP with KN_F_MOVED) and Redis follow. */
+void router_sess_move(router_t *r, router_sess_t *s, uint64_t conn, bool avail,
+                      int16_t prio);
+
+/* ---- router_sm.c (XEP-0198 resumption across nodes) ---- */
+/* An SM envelope from node src. */
+void router_sm_handle(router_t *r, router_node_t *src, const kn_env_t *env,
+                      const router_payload_t *payload);
+/* A delivery to s (env already aimed at its connection): held while s
+ * is moving to another connection; true when held. */
+bool router_sm_hold(router_t *r, router_sess_t *s, const kn_env_t *env,
+                    const router_payload_t *payload);
+/* A message about to be delivered to resumable session s: keep a copy
+ * until the client acknowledges it (e gets KN_F_SM_COPY and the copy's
+ * sequence in ack_id). */
+void router_sm_copy(router_t *r, router_sess_t *s, kn_env_t *e,
+                    const router_payload_t *payload);
+/* s is being removed (why): a resumption in progress fails; returns the
+ * stanzas to route once s is out of the table (router_sm_release_gone):
+ * those held while moving, and, when its node was lost, the copies of
+ * every unacknowledged message. */
+struct router_sm_held *router_sm_sess_gone(router_t *r, router_sess_t *s,
+                                           kn_env_reason_t why);
+/* Route stanzas held for a session that is gone as for a vanished
+ * connection (KN_F_REROUTE); frees the list. */
+void router_sm_release_gone(router_t *r, struct router_sm_held *h);
+/* An SM envelope could not reach node `to`. */
+void router_sm_undeliverable(router_t *r, const router_node_t *to,
+                             const kn_env_t *env);
+/* Free s's SM state (router_free). */
+void router_sm_sess_free(router_sess_t *s);
 
 /* ---- router_disco.c ---- */
 /* Answer a disco#info/#items get to the server; false if env is not one

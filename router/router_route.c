@@ -66,13 +66,17 @@ void router_emit(router_t *r, const router_node_t *n, const kn_env_t *env,
 static void route_to_sess(router_t *r, const router_sess_t *s,
                           const kn_env_t *env, const router_payload_t *pl)
 {
-    router_node_t *n = r->nodes[kn_conn_node(s->conn)];
-    if (n == NULL || !n->alive)
-        return;
     kn_env_t e = *env;
     e.kind = KN_ENV_STANZA;
     e.conn_id = s->conn;
     e.flags &= (uint16_t)~KN_F_REROUTE;
+    if (s->sm_id != NULL)
+        router_sm_copy(r, (router_sess_t *)s, &e, pl);
+    if (s->moving_to != 0 && router_sm_hold(r, (router_sess_t *)s, &e, pl))
+        return; /* XEP-0198: delivered once the session has moved */
+    router_node_t *n = r->nodes[kn_conn_node(s->conn)];
+    if (n == NULL || !n->alive)
+        return;
     router_emit(r, n, &e, pl);
     r->stats.routed++;
 }
@@ -547,6 +551,11 @@ static router_node_t *route_sender_node(router_t *r, const kn_env_t *env)
 void router_undeliverable(router_t *r, const router_node_t *to,
                           const kn_env_t *env, const router_payload_t *payload)
 {
+    if (env->kind == KN_ENV_SM && !r->undeliverable) {
+        /* Held stanzas it releases may come back here once each. */
+        router_sm_undeliverable(r, to, env);
+        return;
+    }
     if (env->kind != KN_ENV_STANZA || r->undeliverable) {
         /* From inside this function: the offline handler or the sender's
          * node is unreachable too. Dropping ends what would otherwise

@@ -64,6 +64,7 @@ static void table_notify(router_t *r, kn_env_kind_t kind,
 
 void router_sess_remove(router_t *r, router_sess_t *s, kn_env_reason_t why)
 {
+    struct router_sm_held *held = router_sm_sess_gone(r, s, why);
     router_node_t *n = r->nodes[kn_conn_node(s->conn)];
     if (n != NULL && n->nsessions > 0)
         n->nsessions--;
@@ -83,8 +84,31 @@ void router_sess_remove(router_t *r, router_sess_t *s, kn_env_reason_t why)
     }
     HASH_DEL(r->sessions, s);
     kn_log_debug("route %s removed (%s)", s->full, kn_env_reason_name(why));
+    router_sm_sess_free(s);
     free(s->full);
     free(s);
+    router_sm_release_gone(r, held);
+}
+
+void router_sess_move(router_t *r, router_sess_t *s, uint64_t conn, bool avail,
+                      int16_t prio)
+{
+    router_node_t *from = r->nodes[kn_conn_node(s->conn)];
+    router_node_t *to = r->nodes[kn_conn_node(conn)];
+    router_redis_sess_down(r, s); /* out of the old node's set */
+    if (from != NULL && from->nsessions > 0)
+        from->nsessions--;
+    if (to != NULL)
+        to->nsessions++;
+    s->conn = conn;
+    s->avail = avail;
+    s->prio = prio;
+    kn_log_info("route %s moved to %s/%llu (XEP-0198 resumption)", s->full,
+                to ? to->name : "?",
+                (unsigned long long)(conn & KN_CONN_LOCAL_MASK));
+    table_notify(r, KN_ENV_SESSION_UP, s, KN_ENV_REASON_NONE,
+                 (uint16_t)(KN_F_MOVED | (avail ? KN_F_AVAILABLE : 0)));
+    router_redis_sess_up(r, s);
 }
 
 static size_t table_bare_len(const char *full, size_t len)

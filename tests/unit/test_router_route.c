@@ -791,6 +791,175 @@ START_TEST(server_disco_from_registrations)
 }
 END_TEST
 
+/* ---- XEP-0198 resumption through the router (router_sm.c, R-DROP-5) ---- */
+
+#define SM_ID "0123456789abcdef0123456789abcdef"
+
+static void sm_env(const char *node, uint16_t flags, const char *from,
+                   uint64_t conn, uint64_t ack_id, const char *payload)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_SM;
+    e.flags = flags;
+    e.from = from;
+    e.from_len = strlen(from);
+    e.conn_id = conn;
+    e.ack_id = ack_id;
+    e.node = SM_ID;
+    e.node_len = strlen(SM_ID);
+    reset_out();
+    in(node, &e, payload);
+}
+
+static void msg_to(const char *to, const char *body)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.from = "bob@localhost/x";
+    e.from_len = strlen(e.from);
+    e.to = to;
+    e.to_len = strlen(to);
+    reset_out();
+    in("c2s-b", &e, body);
+}
+
+static void sessions_and_offline(void)
+{
+    ip = hello("presenced", KN_F_ROLE_DAEMON, 3);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_SESSIONS;
+    in("presenced", &g, NULL);
+    g.flags = KN_REG_OFFLINE;
+    in("presenced", &g, NULL);
+}
+
+START_TEST(resume_moves_route_and_releases_held_in_order_R_DROP_5)
+{
+    sessions_and_offline();
+    uint64_t old = kn_conn_make(ia, 1), neu = kn_conn_make(ib, 9);
+    sess_up("c2s-a", ia, 1, "alice@localhost/pc", 3, true);
+    sm_env("c2s-a", KN_F_SM_ENABLE, "alice@localhost/pc", old, 0, NULL);
+    msg_to("alice@localhost/pc", "<m1/>");
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "c2s-a");
+    ck_assert(outs[0].flags & KN_F_SM_COPY);
+    ck_assert(outs[0].ack_id == 1);
+    /* <resume/> on c2s-b: forwarded to the owner with both connections. */
+    sm_env("c2s-b", KN_F_SM_RESUME, "alice@localhost", neu, 0, NULL);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "c2s-a");
+    ck_assert_int_eq(outs[0].kind, KN_ENV_SM);
+    ck_assert(outs[0].flags & KN_F_SM_RESUME);
+    ck_assert(outs[0].conn == old && outs[0].ack_id == neu);
+    /* A second <resume/> meanwhile fails at once. */
+    sm_env("c2s-b", KN_F_SM_RESUME, "alice@localhost", kn_conn_make(ib, 10), 0,
+           NULL);
+    ck_assert_int_eq(nout, 1);
+    ck_assert(outs[0].flags & KN_F_SM_FAILED);
+    ck_assert(outs[0].ack_id == kn_conn_make(ib, 10));
+    /* While moving, deliveries are held. */
+    msg_to("alice@localhost/pc", "<m2/>");
+    ck_assert_int_eq(nout, 0);
+    msg_to("alice@localhost", "<m3/>");
+    ck_assert_int_eq(nout, 0);
+    /* The owner's STATE: route switched, STATE forwarded, then the held
+     * stanzas in order, to the new connection. */
+    sm_env("c2s-a", KN_F_SM_STATE | KN_F_SM_AVAIL, "alice@localhost/pc", old,
+           neu, "QUEUE");
+    ck_assert_int_eq(nout, 4);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert_int_eq(outs[0].kind, KN_ENV_SESSION_UP);
+    ck_assert(outs[0].flags & KN_F_MOVED);
+    ck_assert(outs[0].conn == neu);
+    ck_assert_str_eq(outs[1].node, "c2s-b");
+    ck_assert_int_eq(outs[1].kind, KN_ENV_SM);
+    ck_assert_str_eq(outs[1].payload, "QUEUE");
+    ck_assert_str_eq(outs[2].payload, "<m2/>");
+    ck_assert_str_eq(outs[3].payload, "<m3/>");
+    ck_assert(outs[2].conn == neu && outs[3].conn == neu);
+    ck_assert_str_eq(outs[2].node, "c2s-b");
+    ck_assert(router_sess_find(r, "alice@localhost/pc", 18)->conn == neu);
+    /* The old connection's late SESSION_DOWN does not remove the route. */
+    kn_env_t d = {0};
+    d.kind = KN_ENV_SESSION_DOWN;
+    d.from = "alice@localhost/pc";
+    d.from_len = 18;
+    d.conn_id = old;
+    reset_out();
+    in("c2s-a", &d, NULL);
+    ck_assert_ptr_nonnull(router_sess_find(r, "alice@localhost/pc", 18));
+    /* Deliveries go to the new connection. */
+    msg_to("alice@localhost/pc", "<m4/>");
+    ck_assert_int_eq(nout, 1);
+    ck_assert(outs[0].conn == neu);
+}
+END_TEST
+
+START_TEST(resume_unknown_id_or_unreachable_owner_fails_R_DROP_5)
+{
+    sessions_and_offline();
+    uint64_t old = kn_conn_make(ib, 1), neu = kn_conn_make(ia, 5);
+    sm_env("c2s-a", KN_F_SM_RESUME, "alice@localhost", neu, 0, NULL);
+    ck_assert_int_eq(nout, 1);
+    ck_assert(outs[0].flags & KN_F_SM_FAILED);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_SM);
+    ck_assert_str_eq(outs[0].node, "c2s-a");
+    sess_up("c2s-b", ib, 1, "alice@localhost/pc", 0, true);
+    sm_env("c2s-b", KN_F_SM_ENABLE, "alice@localhost/pc", old, 0, NULL);
+    /* Another user cannot resume alice's session. */
+    sm_env("c2s-a", KN_F_SM_RESUME, "mallory@localhost", neu, 0, NULL);
+    ck_assert_int_eq(nout, 1);
+    ck_assert(outs[0].flags & KN_F_SM_FAILED);
+    /* The owner's node cannot be reached: FAILED. */
+    unreachable = "c2s-b";
+    sm_env("c2s-a", KN_F_SM_RESUME, "alice@localhost", neu, 0, NULL);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "c2s-a");
+    ck_assert(outs[0].flags & KN_F_SM_FAILED);
+    ck_assert(outs[0].ack_id == neu);
+    ck_assert(router_sess_find(r, "alice@localhost/pc", 18)->moving_to == 0);
+}
+END_TEST
+
+START_TEST(copies_rerouted_when_owner_node_is_lost_R_DROP_5)
+{
+    sessions_and_offline();
+    uint64_t conn = kn_conn_make(ib, 4);
+    sess_up("c2s-b", ib, 4, "alice@localhost/pc", 0, true);
+    sm_env("c2s-b", KN_F_SM_ENABLE, "alice@localhost/pc", conn, 0, NULL);
+    const char *bodies[] = {"<k1/>", "<k2/>", "<k3/>"};
+    for (int i = 0; i < 3; i++) {
+        msg_to("alice@localhost/pc", bodies[i]);
+        ck_assert(outs[0].ack_id == (uint64_t)i + 1);
+    }
+    /* The client acknowledged the first. */
+    sm_env("c2s-b", KN_F_SM_ACKED, "alice@localhost/pc", conn, 1, NULL);
+    ck_assert_uint_eq(router_sess_find(r, "alice@localhost/pc", 18)->sm_ncopies,
+                      2);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    now = 110.0;
+    in("c2s-a", &hb, NULL);
+    in("presenced", &hb, NULL);
+    reset_out();
+    now = 116.0; /* c2s-b silent: lost */
+    router_tick(r, now);
+    int k = 0;
+    for (int i = 0; i < nout; i++) {
+        if (outs[i].kind != KN_ENV_STANZA)
+            continue;
+        ck_assert_str_eq(outs[i].node, "presenced");
+        ck_assert(outs[i].flags & KN_F_REROUTE);
+        ck_assert_str_eq(outs[i].payload, bodies[1 + k]);
+        k++;
+    }
+    ck_assert_int_eq(k, 2);
+}
+END_TEST
+
 int main(void)
 {
     kn_log_init("test", KN_LOG_ERR);
@@ -817,6 +986,9 @@ int main(void)
     tcase_add_test(tc, session_events_go_to_every_subscriber);
     tcase_add_test(tc, client_presence_hooks_for_presence_daemon_R_PRES_7);
     tcase_add_test(tc, iq_answer_to_bare_jid_goes_to_presence_daemon_XEP_0357);
+    tcase_add_test(tc, resume_moves_route_and_releases_held_in_order_R_DROP_5);
+    tcase_add_test(tc, resume_unknown_id_or_unreachable_owner_fails_R_DROP_5);
+    tcase_add_test(tc, copies_rerouted_when_owner_node_is_lost_R_DROP_5);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
