@@ -149,6 +149,7 @@ typedef struct c2s_stream {
     bool available : 1;   /* sent available presence */
     bool session_up : 1;  /* SESSION_UP sent, SESSION_DOWN owed */
     bool block_ready : 1; /* the block list is known (c2s_block.c) */
+    bool carbons : 1;     /* XEP-0280 enabled (the router's answer said so) */
 } c2s_stream_t;
 
 /* Create a stream writing to out (borrowed, must outlive the stream).
