@@ -193,3 +193,175 @@ def test_carbons_eligibility_private_groupchat_XEP_0280(live, make_user):
             for c in (phone, laptop, bob):
                 await c.stop()
     run(go(), timeout=60)
+
+
+# ---- XEP-0359 / XEP-0313 -----------------------------------------------------
+
+def watch_mam(c):
+    c.mam = asyncio.Queue()
+    c.register_handler(Callback(
+        "mam-result", MatchXPath("{%s}message/{%s}result" % (NS_CLIENT, NS_MAM)),
+        lambda m: c.mam.put_nowait(m)))
+
+
+_qid = [0]
+
+
+async def mam_query(c, with_=None, start=None, end=None, after_id=None,
+                    before_id=None, max_=None, after=None, before=None):
+    """One page: ([(id, forwarded message element)], fin element)."""
+    _qid[0] += 1
+    qid = "q%d" % _qid[0]
+    fields = ""
+    for var, v in (("with", with_), ("start", start), ("end", end),
+                   ("after-id", after_id), ("before-id", before_id)):
+        if v is not None:
+            fields += "<field var='%s'><value>%s</value></field>" % (var, v)
+    form = ("<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' "
+            "type='hidden'><value>%s</value></field>%s</x>" % (NS_MAM, fields))
+    rsm = ""
+    if max_ is not None:
+        rsm += "<max>%d</max>" % max_
+    if after is not None:
+        rsm += "<after>%s</after>" % after
+    if before is not None:
+        rsm += "<before>%s</before>" % before
+    if rsm:
+        rsm = "<set xmlns='%s'>%s</set>" % (NS_RSM, rsm)
+    r = await iq(c, "set", None, "<query xmlns='%s' queryid='%s'>%s%s</query>"
+                 % (NS_MAM, qid, form, rsm))
+    fin = r.xml.find("{%s}fin" % NS_MAM)
+    assert fin is not None, r
+    out = []
+    while not c.mam.empty():
+        m = c.mam.get_nowait()
+        res = m.xml.find("{%s}result" % NS_MAM)
+        if res.get("queryid") != qid:
+            continue
+        fwd = res.find("{%s}forwarded/{%s}message" % (NS_FWD, NS_CLIENT))
+        out.append((res.get("id"), fwd))
+    return out, fin
+
+
+def fin_complete(fin):
+    return fin.get("complete") == "true"
+
+
+def fin_last(fin):
+    e = fin.find("{%s}set/{%s}last" % (NS_RSM, NS_RSM))
+    return None if e is None else e.text
+
+
+def fin_first(fin):
+    e = fin.find("{%s}set/{%s}first" % (NS_RSM, NS_RSM))
+    return None if e is None else e.text
+
+
+def archived(user, n, timeout=20):
+    """Wait until user's archive holds n rows (archiving is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = int(sql("select count(*) from mam_messages where username = '%s'"
+                      % user))
+        if got >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def test_stanza_id_added_and_forged_one_removed_XEP_0359(live, make_user):
+    a, b = users(make_user, "sia", "sib")
+
+    async def go():
+        alice = await login(live, a, PW, node="c2s-a")
+        bob = await login(live, b, PW, node="c2s-b")
+        try:
+            send_raw(alice, "<message to='%s@%s' type='chat' id='m1'><body>"
+                     "with forged</body><stanza-id xmlns='%s' by='%s@%s' "
+                     "id='forged-1'/><stanza-id xmlns='%s' by='%s' "
+                     "id='forged-2'/></message>"
+                     % (b, D, NS_SID, b, D, NS_SID, D))
+            m = await next_message(bob, lambda m: m["body"] == "with forged")
+            sids = m.xml.findall("{%s}stanza-id" % NS_SID)
+            assert len(sids) == 1, m
+            assert sids[0].get("by") == "%s@%s" % (b, D)
+            sid = sids[0].get("id")
+            assert sid and not sid.startswith("forged")
+            # the id is the archive id of bob's row
+            assert archived(b, 1) == 1
+            assert sql("select id from mam_messages where username = '%s'"
+                       % b) == sid
+        finally:
+            await alice.stop()
+            await bob.stop()
+    run(go(), timeout=60)
+
+
+def test_mam_disco_feature_on_account_XEP_0313(live, make_user):
+    a, = users(make_user, "mda")
+
+    async def go():
+        c = await login(live, a, PW)
+        try:
+            r = await iq(c, "get", "%s@%s" % (a, D),
+                         "<query xmlns='%s'/>" % NS_INFO)
+            feats = {f.get("var") for f in r.xml.iter("{%s}feature" % NS_INFO)}
+            assert NS_MAM in feats
+        finally:
+            await c.stop()
+    run(go())
+
+
+def test_mam_paging_1000_in_pages_of_50_XEP_0313(live, make_user):
+    """1,000 messages sent as fast as the client can, from c2s-a to a
+    recipient on c2s-b; both archives hold all of them, and paging forward
+    in pages of 50 (RSM after) gives each exactly once, in order, with
+    complete='true' only on the last page; backward paging from the end
+    (RSM before) gives the same ids."""
+    a, b = users(make_user, "mpa", "mpb")
+    N = 1000
+
+    async def go():
+        alice = await login(live, a, PW, node="c2s-a")
+        bob = await login(live, b, PW, node="c2s-b")
+        watch_mam(alice)
+        watch_mam(bob)
+        try:
+            for i in range(N):
+                alice.send_message(mto="%s@%s" % (b, D), mbody="m%04d" % i,
+                                   mtype="chat")
+            got = 0
+            while got < N:
+                await bob.next_message(timeout=20)
+                got += 1
+            assert archived(a, N) == N and archived(b, N) == N
+            for who in (alice, bob):
+                seen, after, pages = [], None, 0
+                while True:
+                    rows, fin = await mam_query(who, max_=50, after=after)
+                    pages += 1
+                    assert len(rows) <= 50
+                    seen += rows
+                    if fin_complete(fin):
+                        break
+                    assert len(rows) == 50
+                    assert fin_last(fin) == rows[-1][0]
+                    assert fin_first(fin) == rows[0][0]
+                    after = fin_last(fin)
+                    assert pages <= N // 50 + 1
+                bodies = [body_of(m) for _, m in seen]
+                assert bodies == ["m%04d" % i for i in range(N)]
+                ids = [int(i) for i, _ in seen]
+                assert ids == sorted(set(ids))
+            # backward from the end, pages of 50
+            back, before = [], ""
+            while True:
+                rows, fin = await mam_query(bob, max_=50, before=before)
+                back = rows + back
+                if fin_complete(fin):
+                    break
+                before = fin_first(fin)
+            assert [i for i, _ in back] == [i for i, _ in seen]
+        finally:
+            await alice.stop()
+            await bob.stop()
+    run(go(), timeout=240)
