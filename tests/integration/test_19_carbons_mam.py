@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from test_05_roster import sql
+from test_05_roster import roster_row, sql
 from xmpp_client import drain, iq, iq_error, login, next_message, run
 
 PW = "secret-pw"
@@ -136,6 +136,12 @@ def test_carbons_received_and_sent_across_nodes_XEP_0280(live, make_user):
             assert m.xml.find("{%s}received" % NS_C) is None
             cm, inner = await next_carbon(laptop, "received", "hi phone")
             assert str(cm["from"]) == "%s@%s" % (a, D)
+            # the copy carries A's archive id (XEP-0359), as the original
+            sid = inner.find("{%s}stanza-id" % NS_SID)
+            osid = m.xml.find("{%s}stanza-id" % NS_SID)
+            assert sid is not None and osid is not None
+            assert sid.get("id") == osid.get("id")
+            assert sid.get("by") == "%s@%s" % (a, D)
             assert inner.get("from").startswith("%s@%s/" % (b, D))
             assert inner.get("to") == "%s@%s/phone" % (a, D)
             # sent: the phone to bob
@@ -144,6 +150,8 @@ def test_carbons_received_and_sent_across_nodes_XEP_0280(live, make_user):
             assert (await bob.next_message(body_only=True)) == "hi bob"
             cm, inner = await next_carbon(laptop, "sent", "hi bob")
             assert str(cm["from"]) == "%s@%s" % (a, D)
+            sid = inner.find("{%s}stanza-id" % NS_SID)
+            assert sid is not None and sid.get("by") == "%s@%s" % (a, D)
             assert inner.get("from") == "%s@%s/phone" % (a, D)
             assert inner.get("to") == "%s@%s" % (b, D)
             # the resource without carbons got neither
@@ -257,15 +265,16 @@ def fin_first(fin):
     return None if e is None else e.text
 
 
-def archived(user, n, timeout=20):
-    """Wait until user's archive holds n rows (archiving is asynchronous)."""
+async def archived(user, n, timeout=20):
+    """Wait until user's archive holds n rows (archiving is asynchronous);
+    the loop keeps running meanwhile (clients go on sending)."""
     deadline = time.monotonic() + timeout
     while True:
         got = int(sql("select count(*) from mam_messages where username = '%s'"
                       % user))
         if got >= n or time.monotonic() > deadline:
             return got
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
 
 
 def test_stanza_id_added_and_forged_one_removed_XEP_0359(live, make_user):
@@ -287,7 +296,7 @@ def test_stanza_id_added_and_forged_one_removed_XEP_0359(live, make_user):
             sid = sids[0].get("id")
             assert sid and not sid.startswith("forged")
             # the id is the archive id of bob's row
-            assert archived(b, 1) == 1
+            assert await archived(b, 1) == 1
             assert sql("select id from mam_messages where username = '%s'"
                        % b) == sid
         finally:
@@ -333,7 +342,7 @@ def test_mam_paging_1000_in_pages_of_50_XEP_0313(live, make_user):
             while got < N:
                 await bob.next_message(timeout=20)
                 got += 1
-            assert archived(a, N) == N and archived(b, N) == N
+            assert await archived(a, N) == N and await archived(b, N) == N
             for who in (alice, bob):
                 seen, after, pages = [], None, 0
                 while True:
@@ -365,3 +374,210 @@ def test_mam_paging_1000_in_pages_of_50_XEP_0313(live, make_user):
             await alice.stop()
             await bob.stop()
     run(go(), timeout=240)
+
+
+def ms_of(i):
+    return int(i) >> 16
+
+
+def stamp(ms):
+    t = time.gmtime(ms // 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + ".%03dZ" % (ms % 1000)
+
+
+def test_mam_with_start_end_filters_XEP_0313(live, make_user):
+    a, b, c = users(make_user, "mfa", "mfb", "mfc")
+
+    async def go():
+        alice = await login(live, a, PW, node="c2s-a")
+        bob = await login(live, b, PW, node="c2s-b")
+        watch_mam(alice)
+        try:
+            for i in range(3):
+                alice.send_message(mto="%s@%s" % (b, D), mbody="b%d" % i,
+                                   mtype="chat")
+            assert await archived(a, 3) == 3
+            for i in range(2):
+                alice.send_message(mto="%s@%s" % (c, D), mbody="c%d" % i,
+                                   mtype="chat")  # c is offline
+            bob.send_message(mto="%s@%s" % (a, D), mbody="from bob",
+                             mtype="chat")
+            assert await archived(a, 6) == 6
+            rows, fin = await mam_query(alice)
+            assert fin_complete(fin) and len(rows) == 6
+            ids = [i for i, _ in rows]
+            # with: bare JID of the other party, both directions
+            rows, _ = await mam_query(alice, with_="%s@%s" % (b, D))
+            assert [body_of(m) for _, m in rows] == ["b0", "b1", "b2",
+                                                     "from bob"]
+            rows, _ = await mam_query(alice, with_="%s@%s" % (c, D))
+            assert [body_of(m) for _, m in rows] == ["c0", "c1"]
+            # start/end: the first three were committed before the rest
+            # were sent, so their milliseconds differ
+            assert ms_of(ids[2]) < ms_of(ids[3])
+            rows, _ = await mam_query(alice, end=stamp(ms_of(ids[2])))
+            assert [i for i, _ in rows] == ids[:3]
+            rows, _ = await mam_query(alice, start=stamp(ms_of(ids[3])))
+            assert [i for i, _ in rows] == ids[3:]
+            rows, _ = await mam_query(alice, start=stamp(ms_of(ids[3])),
+                                      with_="%s@%s" % (b, D))
+            assert [body_of(m) for _, m in rows] == ["from bob"]
+            # after-id / before-id form fields
+            rows, _ = await mam_query(alice, after_id=ids[1], before_id=ids[4])
+            assert [i for i, _ in rows] == ids[2:4]
+            # results carry the delay stamp of the id
+            _, m = rows[0]
+            # a bad date, an unknown field, someone else's archive
+            assert await iq_error(alice, "set", None,
+                                  "<query xmlns='%s'><x xmlns='jabber:x:data' "
+                                  "type='submit'><field var='start'><value>"
+                                  "yesterday</value></field></x></query>"
+                                  % NS_MAM) == "bad-request"
+            assert await iq_error(alice, "set", None,
+                                  "<query xmlns='%s'><x xmlns='jabber:x:data' "
+                                  "type='submit'><field var='nope'><value>1"
+                                  "</value></field></x></query>"
+                                  % NS_MAM) == "bad-request"
+            assert await iq_error(alice, "set", "%s@%s" % (b, D),
+                                  "<query xmlns='%s'/>" % NS_MAM) in (
+                                      "forbidden",)
+        finally:
+            await alice.stop()
+            await bob.stop()
+    run(go(), timeout=60)
+
+
+def test_mam_prefs_never_and_roster_XEP_0313(live, make_user):
+    """bob's default never: alice's copy is archived, bob's is not; roster:
+    only contacts in bob's roster; an always JID overrides the default."""
+    a, b, c = users(make_user, "mna", "mnb", "mnc")
+
+    async def go():
+        alice = await login(live, a, PW, node="c2s-a")
+        bob = await login(live, b, PW, node="c2s-b")
+        carol = await login(live, c, PW, node="c2s-a")
+        watch_mam(bob)
+        try:
+            r = await iq(bob, "set", None, "<prefs xmlns='%s' default='never'>"
+                         "<always/><never/></prefs>" % NS_MAM)
+            assert r.xml.find("{%s}prefs" % NS_MAM).get("default") == "never"
+            r = await iq(bob, "get", None, "<prefs xmlns='%s'/>" % NS_MAM)
+            assert r.xml.find("{%s}prefs" % NS_MAM).get("default") == "never"
+            alice.send_message(mto="%s@%s" % (b, D), mbody="n1", mtype="chat")
+            assert (await bob.next_message(body_only=True)) == "n1"
+            assert await archived(a, 1) == 1  # same statement as bob's decision
+            assert await archived(b, 0, timeout=0) == 0
+            # roster: alice in bob's roster, carol not
+            await iq(bob, "set", None, "<prefs xmlns='%s' default='roster'/>"
+                     % NS_MAM)
+            roster_row(b, a, "both")
+            alice.send_message(mto="%s@%s" % (b, D), mbody="r1", mtype="chat")
+            carol.send_message(mto="%s@%s" % (b, D), mbody="r2", mtype="chat")
+            assert await archived(c, 1) == 1 and await archived(a, 2) == 2
+            rows, _ = await mam_query(bob)
+            assert [body_of(m) for _, m in rows] == ["r1"]
+            # always carol, never alice
+            r = await iq(bob, "set", None,
+                         "<prefs xmlns='%s' default='roster'><always><jid>"
+                         "%s@%s</jid></always><never><jid>%s@%s</jid></never>"
+                         "</prefs>" % (NS_MAM, c, D, a, D))
+            got = await iq(bob, "get", None, "<prefs xmlns='%s'/>" % NS_MAM)
+            pr = got.xml.find("{%s}prefs" % NS_MAM)
+            assert [j.text for j in pr.iter("{%s}jid" % NS_MAM)] == [
+                "%s@%s" % (c, D), "%s@%s" % (a, D)]
+            alice.send_message(mto="%s@%s" % (b, D), mbody="r3", mtype="chat")
+            carol.send_message(mto="%s@%s" % (b, D), mbody="r4", mtype="chat")
+            assert await archived(c, 2) == 2 and await archived(a, 3) == 3
+            rows, _ = await mam_query(bob)
+            assert [body_of(m) for _, m in rows] == ["r1", "r4"]
+            assert await iq_error(bob, "set", None,
+                                  "<prefs xmlns='%s' default='sometimes'/>"
+                                  % NS_MAM) == "bad-request"
+        finally:
+            for x in (alice, bob, carol):
+                await x.stop()
+    run(go(), timeout=60)
+
+
+def test_mam_offline_messages_archived_XEP_0313(live, make_user):
+    """A message to a user with no session is stored offline and archived;
+    the stored copy carries the archive's stanza-id, so the device that
+    logs in later can tell them apart from MAM results."""
+    a, b = users(make_user, "moa", "mob")
+
+    async def go():
+        alice = await login(live, a, PW, node="c2s-a")
+        try:
+            alice.send_message(mto="%s@%s" % (b, D), mbody="while away",
+                               mtype="chat")
+            assert await archived(b, 1) == 1
+            bob = await login(live, b, PW, node="c2s-b")
+            watch_mam(bob)
+            try:
+                m = await next_message(bob, lambda m: m["body"] == "while away")
+                sid = m.xml.find("{%s}stanza-id" % NS_SID)
+                assert sid is not None
+                rows, fin = await mam_query(bob)
+                assert fin_complete(fin)
+                assert [(i, body_of(x)) for i, x in rows] == [
+                    (sid.get("id"), "while away")]
+            finally:
+                await bob.stop()
+        finally:
+            await alice.stop()
+    run(go(), timeout=60)
+
+
+def test_mam_nothing_lost_when_archiver_killed_XEP_0313(live, make_user):
+    """The rule: the router keeps each archive copy until presenced has
+    committed it, and sends the unacknowledged ones again when presenced
+    registers. Kill -9 presenced in the middle of 300 messages (delivery
+    goes on meanwhile), start it again: both archives hold all 300,
+    once each."""
+    a, b = users(make_user, "mka", "mkb")
+    N = 300
+
+    async def go():
+        alice = await login(live, a, PW, node="c2s-a")
+        bob = await login(live, b, PW, node="c2s-b")
+        try:
+            for i in range(N // 2):
+                alice.send_message(mto="%s@%s" % (b, D), mbody="k%03d" % i,
+                                   mtype="chat")
+            for _ in range(50):
+                await bob.next_message(timeout=20)
+            live.kill9("presenced")  # with copies in flight
+            for i in range(N // 2, N):
+                alice.send_message(mto="%s@%s" % (b, D), mbody="k%03d" % i,
+                                   mtype="chat")
+            for _ in range(50, N):
+                await bob.next_message(timeout=20)
+            live.start("presenced")
+            assert await archived(a, N, timeout=30) == N
+            assert await archived(b, N, timeout=30) == N
+            assert sql("select count(distinct stanza) from mam_messages "
+                       "where username = '%s'" % b) == str(N)
+        finally:
+            await alice.stop()
+            await bob.stop()
+    run(go(), timeout=120)
+
+
+def test_mam_retention_removes_expired_rows_XEP_0313(live, make_user):
+    """presenced.mam_retention_days (the test config: 3650) and
+    mam_expire_interval_ms (500): a row older than the retention goes,
+    a recent one stays."""
+    a, = users(make_user, "mra")
+    old_ms = int((time.time() - 3700 * 86400) * 1000)
+    new_ms = int(time.time() * 1000)
+    for ms, body in ((old_ms, "old"), (new_ms, "new")):
+        sql("insert into mam_messages (username, id, with_jid, outgoing, "
+            "stanza) values ('%s', %d, 'x@%s', true, '<message xmlns=''"
+            "jabber:client''><body>%s</body></message>')"
+            % (a, ms << 16, D, body))
+    deadline = time.monotonic() + 20
+    while sql("select count(*) from mam_messages where username = '%s'"
+              % a) != "1" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sql("select id from mam_messages where username = '%s'" % a) == \
+        str(new_ms << 16)
