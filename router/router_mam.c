@@ -73,6 +73,9 @@ bool router_sid_insert(kn_buf_t *out, const void *pl, size_t len,
     size_t cl = sizeof(close) - 1;
     size_t keep;
     bool empty = false;
+    if (len < 10 || memcmp(p, "<message", 8) != 0 ||
+        (p[8] != ' ' && p[8] != '>' && p[8] != '/'))
+        return false;
     if (len > cl && memcmp(p + len - cl, close, cl) == 0) {
         keep = len - cl;
     } else if (len > 2 && memcmp(p + len - 2, "/>", 2) == 0 &&
