@@ -168,6 +168,38 @@ def test_carbons_received_and_sent_across_nodes_XEP_0280(live, make_user):
     run(go(), timeout=60)
 
 
+def test_carbons_survive_router_restart_XEP_0280(live, make_user):
+    """The router keeps the carbons flag in its table; c2s re-announces it
+    after a router restart (SESSION_UP with KN_F_CARBONS)."""
+    a, b = users(make_user, "cra", "crb")
+
+    async def setup():
+        phone = await login(live, a, PW, node="c2s-a", resource="phone")
+        laptop = await login(live, a, PW, node="c2s-b", resource="laptop")
+        bob = await login(live, b, PW, node="c2s-a")
+        watch_carbons(laptop)
+        await carbons(laptop)
+        return phone, laptop, bob
+
+    phone, laptop, bob = run(setup())
+    marks = {n: live.log_mark(n) for n in ("c2s-a", "c2s-b")}
+    live.restart("router")
+    for n in ("c2s-a", "c2s-b"):
+        live.wait_log(n, "re-announced", timeout=20, since=marks[n])
+
+    async def after():
+        try:
+            bob.send_message(mto="%s@%s/phone" % (a, D), mbody="after",
+                             mtype="chat")
+            assert (await phone.next_message(timeout=10,
+                                             body_only=True)) == "after"
+            await next_carbon(laptop, "received", "after", timeout=10)
+        finally:
+            for c in (phone, laptop, bob):
+                await c.stop()
+    run(after(), timeout=60)
+
+
 def test_carbons_eligibility_private_groupchat_XEP_0280(live, make_user):
     """<private/> + <no-copy/> is not copied; headline and groupchat are
     not copied; normal without a body is not; normal with a body is."""

@@ -135,7 +135,7 @@ static void teardown(void)
 
 #define M(body)                                                                \
     "<message xmlns='jabber:client' type='chat'><body>" body "</body></"       \
-                                                             "message>"
+    "message>"
 
 START_TEST(received_copies_on_any_node_XEP_0280)
 {
