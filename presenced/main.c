@@ -152,7 +152,8 @@ int main(int argc, char **argv)
     kn_link_register(d.link, KN_REG_SESSIONS, "");
     kn_link_register(d.link, KN_REG_PRESENCE, "");
     kn_link_register(d.link, KN_REG_OFFLINE, "");
-    kn_link_register(d.link, KN_REG_ARCHIVE, ""); /* XEP-0313 copies */
+    if (pc.mam_enabled) /* XEP-0313: the router's archive copies */
+        kn_link_register(d.link, KN_REG_ARCHIVE, "");
     for (size_t i = 0; presd_namespaces[i] != NULL; i++)
         kn_link_register(d.link, KN_REG_IQ_NS, presd_namespaces[i]);
     for (size_t i = 0; presd_account_namespaces[i] != NULL; i++)

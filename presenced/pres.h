@@ -53,6 +53,7 @@ typedef struct pres_conf {
     long long pep_max_nodes;          /* PEP: nodes per account */
     int push_include_body;            /* XEP-0357: send last-message-body */
     long long push_max_registrations; /* XEP-0357: app servers per user */
+    int mam_enabled;                  /* XEP-0313: archive messages at all */
     int mam_default;                  /* XEP-0313: MAM_PREF_* (pres_mam.h) */
     long long mam_retention_days;     /* 0: archive kept forever */
     long long mam_expire_interval_ms; /* retention sweep period */

@@ -138,6 +138,13 @@ static void raise_lo(mam_query_t *q, int64_t v)
         q->lo = v;
 }
 
+/* The first id of millisecond t (ids are ms << 16); past the id space
+ * (after the year 6429): INT64_MAX. */
+static int64_t ms_to_id(int64_t t)
+{
+    return t >= (INT64_MAX >> 16) ? INT64_MAX : t << 16;
+}
+
 static int query_form(const kn_stanza_t *st, int x, mam_query_t *out)
 {
     for (int f = kn_stanza_first_child(st, x); f >= 0;
@@ -170,12 +177,12 @@ static int query_form(const kn_stanza_t *st, int x, mam_query_t *out)
             int64_t t = mam_time_parse(v);
             if (t < 0)
                 return -1;
-            raise_lo(out, (t << 16) - 1);
+            raise_lo(out, ms_to_id(t) - 1);
         } else if (strcmp(var, "end") == 0) {
             int64_t t = mam_time_parse(v);
             if (t < 0)
                 return -1;
-            lower_hi(out, (t + 1) << 16);
+            lower_hi(out, ms_to_id(t + 1));
         } else if (strcmp(var, "after-id") == 0) {
             int64_t id = mam_id_parse(v);
             if (id < 0)

@@ -107,6 +107,7 @@ struct router {
     /* router_mam.c: archive ids, and the archive copies the archiver has
      * not acknowledged yet (FIFO in id order, bounded). */
     uint64_t mam_last_id;
+    bool mam_on; /* an archiver registered since we started */
     struct router_arch *arch_head, **arch_tail;
     size_t arch_count, arch_bytes;
     uint64_t arch_evicted;

@@ -17,7 +17,9 @@
  * is one row). When the archiver (re)registers, every copy it has not
  * acknowledged is sent again, in order. So a message the router routed
  * while the archiver was stopped, restarting or killed is in the archive
- * once it is back. The retained FIFO is bounded (ROUTER_ARCH_MAX copies,
+ * once it is back. Archiving stays on once an archiver has registered,
+ * also while no archiver is registered (presenced away for longer than
+ * the node timeout). The retained FIFO is bounded (ROUTER_ARCH_MAX copies,
  * ROUTER_ARCH_BYTES bytes); past that the oldest copy is given up (logged
  * and counted): an archiver away for that long loses the oldest. A
  * router restart loses the copies not yet acknowledged.
@@ -43,10 +45,15 @@ typedef struct router_arch {
     struct router_arch *next;
 } arch_t;
 
+/* The archiver's live node, or NULL. *registered: archiving is on, which
+ * it stays once an archiver registered, also while it is away (stopped,
+ * restarting, declared lost): its copies are retained meanwhile. */
 static router_node_t *mam_node(router_t *r, bool *registered)
 {
     router_reg_t *g = router_reg_find(r, KN_REG_ARCHIVE, "", 0);
-    *registered = g != NULL;
+    if (g != NULL)
+        r->mam_on = true;
+    *registered = r->mam_on;
     if (g == NULL)
         return NULL;
     router_node_t *n = r->nodes[g->node];

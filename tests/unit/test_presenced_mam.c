@@ -123,6 +123,14 @@ START_TEST(query_form_bounds)
         q(FORM(F("after-id", "300")) RSM("<after>200</after>"), &m), 0);
     ck_assert_int_eq(m.lo, 300);
     mam_query_free(&m);
+    /* far future dates do not overflow the id space */
+    ck_assert_int_eq(q(FORM(F("start", "9999-12-31T23:59:59Z")
+                                F("end", "9999-12-31T23:59:59Z")),
+                       &m),
+                     0);
+    ck_assert_int_eq(m.lo, INT64_MAX - 1);
+    ck_assert_int_eq(m.hi, INT64_MAX);
+    mam_query_free(&m);
     /* an empty field filters nothing */
     ck_assert_int_eq(q(FORM(F("with", "") F("start", "")), &m), 0);
     ck_assert_ptr_null(m.with);

@@ -358,6 +358,27 @@ START_TEST(retained_until_acked_and_resent_on_register)
 }
 END_TEST
 
+START_TEST(archiving_stays_on_while_archiver_is_lost)
+{
+    reg_archiver();
+    sess_up("c2s-b", ib, 2, "b@localhost/x", false);
+    /* presenced silent past the node timeout: lost, its registrations go */
+    kn_env_t h = {0};
+    h.kind = KN_ENV_HEARTBEAT;
+    router_handle(r, "c2s-a", 5, &h, &(router_payload_t){NULL, 0, NULL}, 130.0);
+    router_handle(r, "c2s-b", 5, &h, &(router_payload_t){NULL, 0, NULL}, 130.0);
+    router_tick(r, 130.0);
+    ck_assert_ptr_null(router_reg_find(r, KN_REG_ARCHIVE, "", 0));
+    msg("c2s-a", KN_F_ARCHIVE_OK, "a@localhost/p", "b@localhost", 0, M("l"));
+    uint64_t id = sid_of(find("c2s-b", 0, NULL)->payload);
+    /* back: HELLO (fresh) and REGISTER: the copy arrives */
+    hello("presenced", KN_F_ROLE_DAEMON);
+    reg_archiver();
+    ck_assert_int_eq(nout, 1);
+    ck_assert_uint_eq(outs[0].ack_id, id);
+}
+END_TEST
+
 START_TEST(sid_insert_forms)
 {
     kn_buf_t b = KN_BUF_INIT;
@@ -387,6 +408,7 @@ int main(void)
     tcase_add_test(tc, no_archiver_no_copy_no_stanza_id);
     tcase_add_test(tc, archive_copy_and_stanza_id_XEP_0359);
     tcase_add_test(tc, retained_until_acked_and_resent_on_register);
+    tcase_add_test(tc, archiving_stays_on_while_archiver_is_lost);
     tcase_add_test(tc, sid_insert_forms);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
