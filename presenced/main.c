@@ -168,6 +168,13 @@ int main(int argc, char **argv)
     kn_daemon_ready("presenced");
     ev_run(d.loop, 0);
     rc = 0;
+    /* Queries still in flight get their callbacks (-KN_ECLOSED) while the
+     * context and the router link they use still exist; each pool is
+     * forgotten as soon as it is freed. */
+    kn_pg_pool_free(&pg_ord);
+    pres_set_ordered_pg(d.p, NULL);
+    kn_pg_pool_free(&pg);
+    d.p->pg = NULL;
     kn_link_free(&d.link);
 out_pres:
     pres_free(&d.p);

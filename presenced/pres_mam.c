@@ -40,8 +40,9 @@
 
 typedef struct mam_batch {
     kn_buf_t u, ids, w, o, s;
-    size_t n;
-    uint64_t last_id;
+    size_t n;         /* rows */
+    size_t copies;    /* archive copies they came from */
+    uint64_t last_id; /* id of the last copy */
 } mam_batch_t;
 
 typedef struct mam_wait {
@@ -166,6 +167,9 @@ static void batch_add(mam_batch_t *b, const char *owner, uint64_t id,
 static void mam_flush(pres_t *p);
 static void mam_run_waiters(pres_t *p);
 
+/* Tell the router that every copy up to id (the last of a batch) is
+ * written. The batch's own id, not the highest ever: after a router
+ * restart whose clock went back, ids may start lower again. */
 static void mam_ack(pres_t *p, uint64_t id)
 {
     struct pres_mam *m = p->mam;
@@ -174,7 +178,7 @@ static void mam_ack(pres_t *p, uint64_t id)
     kn_env_t e = {0};
     e.kind = KN_ENV_ACK;
     e.flags = KN_F_ARCHIVE;
-    e.ack_id = m->acked;
+    e.ack_id = id;
     p->sink.send(p->sink.ud, &e, NULL, 0);
 }
 
@@ -232,8 +236,11 @@ static void mam_flush(pres_t *p)
         return;
     if (m->pending.n == 0) {
         /* Copies that made no row (nothing to write) are done too. */
-        if (m->pending.last_id > m->acked) {
-            mam_ack(p, m->pending.last_id);
+        if (m->pending.copies > 0) {
+            uint64_t last = m->pending.last_id;
+            m->pending.copies = 0;
+            m->pending.last_id = 0;
+            mam_ack(p, last);
             mam_run_waiters(p);
         }
         return;
@@ -272,8 +279,8 @@ void pres_mam_archive(pres_t *p, const kn_env_t *env, const void *payload,
         batch_add(&m->pending, u, id, fb, false, payload, len);
         free(u);
     }
-    if (id > m->pending.last_id)
-        m->pending.last_id = id;
+    m->pending.last_id = id;
+    m->pending.copies++;
     if (id > m->received)
         m->received = id;
     free(from);
