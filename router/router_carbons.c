@@ -139,9 +139,14 @@ void router_carbons_sent(router_t *r, const kn_env_t *env,
     router_sess_t *self = router_sess_find(r, env->from, env->from_len);
     if (self == NULL)
         return;
-    for (const router_sess_t *s = self->bare->sessions; s; s = s->next)
-        if (s != self && s->carbons)
-            carbons_copy(r, env, pl, s, "sent", sid);
+    for (const router_sess_t *s = self->bare->sessions; s; s = s->next) {
+        if (s == self || !s->carbons)
+            continue;
+        if (env->to_len == strlen(s->full) &&
+            memcmp(env->to, s->full, env->to_len) == 0)
+            continue; /* to that very resource: it gets the message */
+        carbons_copy(r, env, pl, s, "sent", sid);
+    }
 }
 
 void router_carbons_received(router_t *r, const kn_env_t *env,

@@ -235,6 +235,36 @@ def test_carbons_eligibility_private_groupchat_XEP_0280(live, make_user):
     run(go(), timeout=60)
 
 
+def test_carbons_not_for_groupchat_in_a_room_XEP_0280(live, make_user):
+    """A real room: the phone (c2s-a) talks in it; the laptop (c2s-b,
+    carbons on, not in the room) gets neither a <sent/> copy of the
+    groupchat message nor a <received/> copy of the room's reflection."""
+    from xmpp_client import joined, say
+    a, b = users(make_user, "cga", "cgb")
+    room = "carbonroom%d@conference.localhost" % (time.monotonic_ns() % 10**6)
+
+    async def go():
+        phone = await login(live, a, PW, node="c2s-a", resource="phone")
+        laptop = await login(live, a, PW, node="c2s-b", resource="laptop")
+        watch_carbons(laptop)
+        try:
+            await carbons(laptop)
+            await joined(phone, room, "ph")
+            say(phone, room, "to the room")
+            m = await next_message(phone, lambda m: m["type"] == "groupchat"
+                                   and m["body"] == "to the room")
+            assert str(m["from"]) == room + "/ph"
+            await no_carbon(laptop, 1.0)
+            # and a chat message still is copied (carbons are on)
+            phone.send_message(mto="%s@%s" % (b, D), mbody="to b",
+                               mtype="chat")
+            await next_carbon(laptop, "sent", "to b")
+        finally:
+            await phone.stop()
+            await laptop.stop()
+    run(go(), timeout=60)
+
+
 # ---- XEP-0359 / XEP-0313 -----------------------------------------------------
 
 def watch_mam(c):

@@ -210,6 +210,11 @@ START_TEST(sent_copies_XEP_0280)
         copies += strstr(outs[i].payload, "carbons:2") != NULL;
     ck_assert_int_eq(copies, 1);
     ck_assert_ptr_nonnull(find("c2s-b", kn_conn_make(ib, 2), "<sent"));
+    /* to one's own carbons-enabled resource: the message, no copy on top */
+    msg("c2s-a", KN_F_CARBON_OK, "a@localhost/phone", "a@localhost/laptop",
+        kn_conn_make(ia, 1), M("me"));
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].payload, M("me"));
 }
 END_TEST
 
