@@ -113,3 +113,4 @@ for rep in $(seq "$reps"); do
         stop_kiln
     done
 done
+"$stack" down >/dev/null
