@@ -615,14 +615,14 @@ def test_mam_nothing_lost_when_archiver_killed_XEP_0313(live, make_user):
             for _ in range(50, N):
                 await bob.next_message(timeout=20)
             live.start("presenced")
-            assert await archived(a, N, timeout=30) == N
-            assert await archived(b, N, timeout=30) == N
+            assert await archived(a, N, timeout=60) == N
+            assert await archived(b, N, timeout=60) == N
             assert sql("select count(distinct stanza) from mam_messages "
                        "where username = '%s'" % b) == str(N)
         finally:
             await alice.stop()
             await bob.stop()
-    run(go(), timeout=120)
+    run(go(), timeout=240)
 
 
 def test_mam_retention_removes_expired_rows_XEP_0313(live, make_user):
