@@ -325,6 +325,8 @@ c2s_act_t c2s_stream_inbound(c2s_stream_t *s, const kn_env_t *env,
 {
     if (env->flags & KN_F_BLOCKLIST)
         return block_data(s, env, payload, len);
+    if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_CARBONS_SET))
+        s->carbons = (env->flags & KN_F_CARBONS) != 0; /* XEP-0280 answer */
     if (!s->block_ready)
         return block_hold(s, env, payload, len);
     bool acked = env->kind == KN_ENV_STANZA && (env->flags & KN_F_ACK_WANTED);

@@ -31,6 +31,7 @@
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
+#include "kn_msgrules.h"
 #include "kn_proto.h"
 
 /* One scratch buffer for serialising outbound stanzas: a single loop per
@@ -176,8 +177,17 @@ c2s_act_t c2s_stanza_handle(c2s_stream_t *s, const kn_stanza_t *st)
     if (est == KN_ENV_ST_PRESENCE && to.str == NULL)
         stanza_presence_state(s, st, type);
 
+    uint16_t rules = 0;
+    kn_stanza_t *clean = NULL;
+    if (est == KN_ENV_ST_MESSAGE) {
+        /* XEP-0280/0313 eligibility for the router; forged XEP-0359
+         * stanza-ids out (kn_msgrules.h). */
+        rules = kn_msg_rules(st, type);
+        clean = kn_msg_strip_sid(st, s->cf->domain);
+    }
     kn_stanza_t *stamped =
-        kn_stanza_with_attr(st, 0, "from", kn_jid_str(&s->jid));
+        kn_stanza_with_attr(clean ? clean : st, 0, "from", kn_jid_str(&s->jid));
+    kn_stanza_unref(&clean);
     kn_buf_reset(&stanza_scratch);
     kn_stanza_serialize(stamped, &stanza_scratch, NULL);
     kn_stanza_unref(&stamped);
@@ -196,6 +206,7 @@ c2s_act_t c2s_stanza_handle(c2s_stream_t *s, const kn_stanza_t *st)
         e.to_len = kn_jid_bare_len(&s->jid);
     }
     e.conn_id = s->ops->conn_id(s->ud);
+    e.flags = rules;
     if (iq_ns != NULL) {
         e.node = iq_ns;
         e.node_len = strlen(iq_ns);

@@ -168,7 +168,8 @@ void c2s_stream_reannounce(c2s_stream_t *s)
     e.from_len = kn_jid_len(&s->jid);
     e.conn_id = s->ops->conn_id(s->ud);
     e.priority = s->priority;
-    e.flags = KN_F_REANNOUNCE | (s->available ? KN_F_AVAILABLE : 0);
+    e.flags = KN_F_REANNOUNCE | (s->available ? KN_F_AVAILABLE : 0) |
+              (s->carbons ? KN_F_CARBONS : 0);
     c2s_stream_route(s, &e, NULL, 0);
     c2s_sm_reannounce(s);
 }

@@ -193,6 +193,7 @@ typedef struct c2s_stream {
     bool session_up : 1;  /* SESSION_UP sent, SESSION_DOWN owed */
     bool block_ready : 1; /* the block list is known (c2s_block.c) */
     bool framed : 1;      /* C2S_STREAM_F_FRAMED */
+    bool carbons : 1;     /* XEP-0280 enabled (the router's answer said so) */
 } c2s_stream_t;
 
 /* Create a stream writing to out (borrowed, must outlive the stream).

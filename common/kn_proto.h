@@ -49,6 +49,20 @@
  * but the first copy carry this, so a refusal (XEP-0191) answers the
  * sender once. */
 #define KN_F_EXTRA_COPY 0x0010
+/* c2s -> router, a message from a client (kn_msgrules.h): eligible for
+ * carbons (XEP-0280) / for the archive (XEP-0313). */
+#define KN_F_CARBON_OK  0x0040
+#define KN_F_ARCHIVE_OK 0x0080
+/* router -> archiver (KN_REG_ARCHIVE): a copy to archive; ack_id is its
+ * archive id. archiver -> router, on an ACK: ack_id is the highest id of
+ * the archive copies it has written (cumulative). */
+#define KN_F_ARCHIVE 0x0100
+/* SESSION_UP (c2s -> router): the session has enabled carbons. On a
+ * STANZA router -> c2s with KN_F_CARBONS_SET: the answer to a carbons
+ * enable/disable, and the session's carbons state is now the KN_F_CARBONS
+ * bit (c2s keeps it for re-announcing). */
+#define KN_F_CARBONS     0x0200
+#define KN_F_CARBONS_SET 0x0400
 
 /* A SESSION_UP copy to the session-event nodes: the session (same full
  * JID) moved to conn_id by XEP-0198 resumption; it is not a new login. */
@@ -105,6 +119,8 @@
  * domain; _DOWN removes one (a lost node's connections go with it). */
 #define KN_REG_COMPONENT      0x0080
 #define KN_REG_COMPONENT_DOWN 0x0100
+#define KN_REG_ARCHIVE                                                         \
+    0x0200 /* the archiver: a copy of every archivable message (XEP-0313) */
 /* KN_REG_SESSIONS may be held by several nodes (presenced and mucd both
  * want session-end events); every other registration has one holder,
  * the last node that registered it. */

@@ -97,6 +97,7 @@ static const char *const presd_features[] = {
  * registrations (XEP-0357, pres_push.c). */
 static const char *const presd_account_namespaces[] = {
     "urn:xmpp:push:0",
+    "urn:xmpp:mam:2", /* XEP-0313 (pres_mam.c) */
     "http://jabber.org/protocol/pubsub",
     "http://jabber.org/protocol/pubsub#owner",
     "http://jabber.org/protocol/disco#info",
@@ -176,6 +177,8 @@ int main(int argc, char **argv)
     kn_link_register(d.link, KN_REG_SESSIONS, "");
     kn_link_register(d.link, KN_REG_PRESENCE, "");
     kn_link_register(d.link, KN_REG_OFFLINE, "");
+    if (pc.mam_enabled) /* XEP-0313: the router's archive copies */
+        kn_link_register(d.link, KN_REG_ARCHIVE, "");
     for (size_t i = 0; presd_namespaces[i] != NULL; i++)
         kn_link_register(d.link, KN_REG_IQ_NS, presd_namespaces[i]);
     for (size_t i = 0; presd_account_namespaces[i] != NULL; i++)

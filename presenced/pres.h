@@ -55,6 +55,10 @@ typedef struct pres_conf {
     long long pep_max_nodes;          /* PEP: nodes per account */
     int push_include_body;            /* XEP-0357: send last-message-body */
     long long push_max_registrations; /* XEP-0357: app servers per user */
+    int mam_enabled;                  /* XEP-0313: archive messages at all */
+    int mam_default;                  /* XEP-0313: MAM_PREF_* (pres_mam.h) */
+    long long mam_retention_days;     /* 0: archive kept forever */
+    long long mam_expire_interval_ms; /* retention sweep period */
 } pres_conf_t;
 
 struct kn_conf;
@@ -211,6 +215,7 @@ struct pres {
     size_t caps_npending;
     unsigned long caps_seq;      /* disco#info ids */
     struct caps_last *caps_last; /* last-item queries in flight */
+    struct pres_mam *mam;        /* XEP-0313 archive (pres_mam.c) */
     pres_stats_t stats;
 };
 

@@ -6,6 +6,7 @@
 
 #include "kn_config.h"
 #include "pres.h"
+#include "pres_mam.h"
 
 static const char *const offline_types[] = {"store_and_bounce",
                                             "store_and_drop", NULL};
@@ -32,6 +33,18 @@ static const kn_conf_def_t pres_conf_defs[] = {
     {"push_max_registrations", KN_CONF_INT,
      offsetof(pres_conf_t, push_max_registrations), 16, NULL, 1, 1000, NULL,
      "XEP-0357: most app-server registrations per user"},
+    {"mam_enabled", KN_CONF_BOOL, offsetof(pres_conf_t, mam_enabled), 1, NULL,
+     0, 1, NULL,
+     "XEP-0313: archive one-to-one messages (false: no archive copies)"},
+    {"mam_default", KN_CONF_ENUM, offsetof(pres_conf_t, mam_default), 0, NULL,
+     0, 0, mam_pref_names,
+     "XEP-0313: archive preference of users who set none"},
+    {"mam_retention_days", KN_CONF_INT,
+     offsetof(pres_conf_t, mam_retention_days), 0, NULL, 0, 36500, NULL,
+     "XEP-0313: days a message stays archived (0: forever)"},
+    {"mam_expire_interval_ms", KN_CONF_INT,
+     offsetof(pres_conf_t, mam_expire_interval_ms), 3600000, NULL, 100,
+     86400000, NULL, "XEP-0313: how often expired rows are removed"},
     {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 

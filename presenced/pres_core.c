@@ -18,6 +18,7 @@
 #include "kn_proto.h"
 #include "kn_xml.h"
 #include "pres.h"
+#include "pres_mam.h"
 
 pres_t *pres_new(struct ev_loop *loop, const char *domain,
                  const pres_conf_t *conf, const pres_sink_t *sink,
@@ -49,6 +50,7 @@ void pres_free(pres_t **pp)
     pres_pep_free(p);
     pres_push_free(p);
     pres_caps_free(p);
+    pres_mam_free(p);
     pres_sess_t *s, *stmp;
     pres_offline_free(p);
     HASH_ITER(hh, p->sessions, s, stmp)
@@ -111,6 +113,7 @@ void pres_start(pres_t *p)
     ev_timer_init(&p->shared_timer, core_on_poll, 0., period);
     p->shared_timer.data = p;
     ev_timer_start(p->loop, &p->shared_timer);
+    pres_mam_start(p);
 }
 
 void pres_stop(pres_t *p)
@@ -167,6 +170,10 @@ void pres_handle(pres_t *p, const kn_env_t *env, const void *payload,
         pres_sess_priority(p, env);
         return;
     case KN_ENV_STANZA:
+        if (env->flags & KN_F_ARCHIVE) {
+            pres_mam_archive(p, env, payload, len); /* XEP-0313 */
+            return;
+        }
         if (env->flags & KN_F_ACK_WANTED) {
             /* One of our stored rows, back undelivered: never stored
              * again (R-PRES-5). */

@@ -20,6 +20,7 @@
 #include "kn_mem.h"
 #include "kn_xml.h"
 #include "pres.h"
+#include "pres_mam.h"
 #include "pres_pep.h"
 #include "pres_push.h"
 
@@ -301,6 +302,8 @@ static void iq_dispatch(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
         pres_push_iq(p, st);
     } else if (strcmp(ns, "jabber:iq:register") == 0 && to_server) {
         pres_register_iq(p, st);
+    } else if (strcmp(ns, MAM_NS) == 0) {
+        pres_mam_iq(p, st); /* XEP-0313 */
     } else {
         pres_send_error(p, st, KN_STE_SERVICE_UNAVAILABLE);
     }

@@ -835,6 +835,7 @@ static const char *const pep_features[] = {
     PEP_NS "#retract-items",
     PEP_NS "#retrieve-items",
     "urn:xmpp:push:0", /* XEP-0357 registrations (pres_push.c) */
+    "urn:xmpp:mam:2",  /* XEP-0313 archive (pres_mam.c) */
     NULL,
 };
 

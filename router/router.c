@@ -38,6 +38,7 @@ router_t *router_new(const char *domain, uint32_t boot, double node_timeout,
     r->send = send;
     r->send_ud = ud;
     r->hold_tail = &r->hold_head;
+    r->arch_tail = &r->arch_head;
     return r;
 }
 
@@ -89,6 +90,7 @@ void router_free(router_t **rp)
     }
     router_comp_free_all(r);
     hold_free_all(r);
+    router_mam_free(r);
     free(r->mc_split);
     free(r->mc_done);
     free(r->domain);

@@ -50,7 +50,8 @@ struct router_sess {
     size_t bare_len; /* full[0..bare_len) is the bare JID */
     uint64_t conn;   /* owning connection; node = kn_conn_node(conn) */
     int16_t prio;
-    bool avail; /* has sent available presence */
+    bool avail;   /* has sent available presence */
+    bool carbons; /* XEP-0280 enabled (router_carbons.c) */
     struct router_bare *bare;
     char *sm_id;                     /* XEP-0198 resumption id, or NULL */
     uint64_t moving_to;              /* resuming on this connection, or 0 */
@@ -123,6 +124,14 @@ struct router {
     uint64_t *mc_split; /* multicast split work arrays, grown only */
     bool *mc_done;
     size_t mc_cap;
+    /* router_mam.c: archive ids, and the archive copies the archiver has
+     * not acknowledged yet (FIFO in id order, bounded). */
+    uint64_t mam_last_id;
+    bool mam_on; /* an archiver registered since we started */
+    struct router_arch *arch_head, **arch_tail;
+    size_t arch_count, arch_bytes;
+    uint64_t arch_evicted;
+    kn_buf_t mam_scratch, carbon_scratch;
 };
 
 router_t *router_new(const char *domain, uint32_t boot, double node_timeout,
@@ -245,6 +254,43 @@ void router_sm_sess_free(router_sess_t *s);
  * (or cannot be parsed), and the caller goes on. */
 bool router_disco_answer(router_t *r, router_node_t *src, const kn_env_t *env,
                          const router_payload_t *pl);
+
+/* ---- router_carbons.c (XEP-0280) ---- */
+/* Answer a carbons enable/disable IQ (env->node is urn:xmpp:carbons:2);
+ * false if env is not one and the caller goes on. */
+bool router_carbons_iq(router_t *r, router_node_t *src, const kn_env_t *env,
+                       const router_payload_t *pl);
+/* A message a client sent (KN_F_CARBON_OK): a <sent/> copy to each other
+ * carbons-enabled session of the sender; sid: the message's archive id
+ * (0: none), put in the copy as the sender's XEP-0359 stanza-id. */
+void router_carbons_sent(router_t *r, const kn_env_t *env,
+                         const router_payload_t *pl, uint64_t sid);
+/* A message to a local user (KN_F_CARBON_OK) was routed: a <received/>
+ * copy to each carbons-enabled session of b that did not get it: direct
+ * is the session it went to (a full JID), else NULL and best the
+ * priority of the sessions that got it (-1: none, stored offline). */
+void router_carbons_received(router_t *r, const kn_env_t *env,
+                             const router_payload_t *pl, const router_bare_t *b,
+                             const router_sess_t *direct, int best);
+
+/* ---- router_mam.c (XEP-0313/0359) ---- */
+/* A message a client sent (KN_F_ARCHIVE_OK), before it is routed: when an
+ * archiver is registered, give it an archive id, retain and send the
+ * archive copy, and set *out to the payload to deliver (with the
+ * recipient's <stanza-id/> when the recipient is a local user; out->data
+ * may point into r->mam_scratch until the next call). Returns the id, or
+ * 0 (not archived; *out = *pl). */
+uint64_t router_mam_message(router_t *r, const kn_env_t *env,
+                            const router_payload_t *pl, router_payload_t *out);
+/* The archiver's ACK (KN_F_ARCHIVE): forget copies up to env->ack_id. */
+void router_mam_ack(router_t *r, const kn_env_t *env);
+/* The archiver (re)registered: send it every retained copy, in order. */
+void router_mam_resend(router_t *r);
+void router_mam_free(router_t *r);
+/* Append pl to out with <stanza-id xmlns='urn:xmpp:sid:0' by='by' id='id'/>
+ * as the root's last child; false if pl is not a complete <message>. */
+bool router_sid_insert(kn_buf_t *out, const void *pl, size_t len,
+                       const char *by, size_t by_len, uint64_t id);
 
 /* ---- router_redis.c (no-ops when r->redis is NULL) ---- */
 void router_redis_sess_up(router_t *r, const router_sess_t *s);

@@ -84,6 +84,7 @@ bool router_disco_answer(router_t *r, router_node_t *src, const kn_env_t *env,
         disco_feature(b, NS_DISCO_INFO);
         disco_feature(b, NS_DISCO_ITEMS);
         disco_feature(b, "urn:xmpp:ping");
+        disco_feature(b, "urn:xmpp:carbons:2"); /* router_carbons.c */
         HASH_ITER(hh, r->regs, g, tmp)
         {
             if (disco_lists(r, g))

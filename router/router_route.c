@@ -144,6 +144,8 @@ void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
     }
     g->node = src->index;
     kn_log_info("node %s registered %04x '%s'", src->name, flags, g->name);
+    if (flags == KN_REG_ARCHIVE)
+        router_mam_resend(r);
 }
 
 void router_unregister_node(router_t *r, uint16_t node)
@@ -238,6 +240,10 @@ static void route_acked(router_t *r, const kn_env_t *env,
 
 void router_route_ack(router_t *r, const kn_env_t *env)
 {
+    if (env->flags & KN_F_ARCHIVE) {
+        router_mam_ack(r, env); /* the archiver's */
+        return;
+    }
     router_node_t *h = role_node(r, KN_REG_OFFLINE);
     if (h == NULL || env->ntargets == 0) {
         r->stats.dropped++;
@@ -245,6 +251,13 @@ void router_route_ack(router_t *r, const kn_env_t *env)
     }
     router_payload_t none = {NULL, 0, NULL};
     router_emit(r, h, env, &none);
+}
+
+/* A client's message not seen before (not a reroute), eligible for
+ * carbons (kn_msgrules.h, set by c2s). */
+static bool carbon_ok(const kn_env_t *env)
+{
+    return (env->flags & (KN_F_CARBON_OK | KN_F_REROUTE)) == KN_F_CARBON_OK;
 }
 
 static void route_message_bare(router_t *r, router_node_t *src,
@@ -264,6 +277,8 @@ static void route_message_bare(router_t *r, router_node_t *src,
     }
     default: {
         int best = route_best_prio(b);
+        if (carbon_ok(env))
+            router_carbons_received(r, env, pl, b, NULL, best);
         if (best < 0) {
             if (env->type == KN_ENV_TYPE_ERROR)
                 r->stats.dropped++;
@@ -305,6 +320,8 @@ static void route_iq_server(router_t *r, router_node_t *src,
         }
         return;
     }
+    if (env->type == KN_ENV_TYPE_SET && router_carbons_iq(r, src, env, pl))
+        return; /* XEP-0280 enable/disable */
     /* An account's own services (PEP, its disco) before the server's. */
     router_node_t *h =
         to.has_local ? reg_node(r, KN_REG_ACCOUNT_NS, env->node, env->node_len)
@@ -365,6 +382,8 @@ static void route_local(router_t *r, router_node_t *src, const kn_env_t *env,
         router_sess_t *s = router_sess_find(r, env->to, env->to_len);
         if (s != NULL) {
             route_to_sess(r, s, env, pl);
+            if (env->stanza == KN_ENV_ST_MESSAGE && carbon_ok(env))
+                router_carbons_received(r, env, pl, s->bare, s, -1);
             return;
         }
         switch (env->stanza) {
@@ -467,6 +486,20 @@ void router_route_stanza(router_t *r, router_node_t *src, const kn_env_t *env,
         route_acked(r, env, payload);
         return;
     }
+    router_payload_t mpl;
+    if (env->stanza == KN_ENV_ST_MESSAGE && src != NULL &&
+        (src->roles & KN_F_ROLE_C2S) && !(env->flags & KN_F_REROUTE) &&
+        (env->flags & (KN_F_ARCHIVE_OK | KN_F_CARBON_OK))) {
+        /* XEP-0313 archive copy and the recipient's stanza-id, then
+         * XEP-0280 <sent/> copies (router_mam.c, router_carbons.c). */
+        uint64_t sid = 0;
+        mpl = *payload;
+        if (env->flags & KN_F_ARCHIVE_OK)
+            sid = router_mam_message(r, env, payload, &mpl);
+        if (env->flags & KN_F_CARBON_OK)
+            router_carbons_sent(r, env, payload, sid);
+        payload = &mpl;
+    }
     addr_t to;
     addr_split(env->to, env->to_len, &to);
     size_t dl = strlen(r->domain);
@@ -554,6 +587,12 @@ void router_undeliverable(router_t *r, const router_node_t *to,
     if (env->kind == KN_ENV_SM && !r->undeliverable) {
         /* Held stanzas it releases may come back here once each. */
         router_sm_undeliverable(r, to, env);
+        return;
+    }
+    if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_ARCHIVE)) {
+        /* An archive copy: retained until acknowledged, sent again when
+         * the archiver registers (router_mam.c). */
+        r->stats.dropped++;
         return;
     }
     if (env->kind != KN_ENV_STANZA || r->undeliverable) {

@@ -163,6 +163,7 @@ void router_sess_up(router_t *r, const kn_env_t *env)
     }
     s->prio = env->priority;
     s->avail = (env->flags & KN_F_AVAILABLE) != 0;
+    s->carbons = (env->flags & KN_F_CARBONS) != 0;
     kn_log_debug("route %s -> %s/%llu", s->full, n->name,
                  (unsigned long long)(s->conn & KN_CONN_LOCAL_MASK));
     table_notify(r, KN_ENV_SESSION_UP, s, KN_ENV_REASON_NONE, env->flags);

@@ -1,0 +1,709 @@
+/*
+ * pres_mam.c - the one-to-one archive's I/O (XEP-0313): batched writes
+ * of the router's archive copies, queries with RSM paging, preferences,
+ * retention.
+ *
+ * A note on writes. The router sends one archive copy per archivable
+ * message (router_mam.c) and keeps it until we acknowledge it. We turn a
+ * copy into one row per local party (owner, id, the other party's bare
+ * JID, direction, the stanza) appended to the pending batch: five
+ * PostgreSQL array literals. At most one batch is being written; when it
+ * commits, the next one (everything that arrived meanwhile) goes out as
+ * one INSERT ... SELECT FROM unnest(...), so the batch size follows the
+ * load (group commit) and delivery never waits for any of it. The insert
+ * evaluates the preferences itself (mam_wanted(), sql/0022_mam.sql) and
+ * skips owners that are not accounts; ON CONFLICT DO NOTHING makes a copy
+ * sent twice (after our restart) one row. After the commit we send the
+ * router one ACK with the highest id of the batch (cumulative: copies
+ * arrive and are written in id order). A batch the server refuses is
+ * logged and acknowledged (it would fail again); one that could not run
+ * (connection lost, no connection in time) is retried.
+ *
+ * Queries see what was archived before them: a query waits until every
+ * copy received before it is committed (mark = highest id received).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kn_err.h"
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_proto.h"
+#include "kn_xml.h"
+#include "pres.h"
+#include "pres_mam.h"
+
+#define MAM_RETRY_S      0.2
+#define MAM_EXPIRE_BATCH 10000
+
+typedef struct mam_batch {
+    kn_buf_t u, ids, w, o, s;
+    size_t n;         /* rows */
+    size_t copies;    /* archive copies they came from */
+    uint64_t last_id; /* id of the last copy */
+} mam_batch_t;
+
+typedef struct mam_wait {
+    uint64_t mark;
+    kn_stanza_t *iq;
+    mam_query_t q;
+    char *owner; /* local part */
+    char *bare;
+    struct mam_wait *next;
+} mam_wait_t;
+
+/* What a query callback holds instead of the context: pres_mam_free
+ * clears p, and a callback that runs later (the pools are freed after
+ * presenced's context) only cleans up. */
+typedef struct mam_life {
+    pres_t *p;
+    unsigned refs;
+} mam_life_t;
+
+static mam_life_t *life_ref(mam_life_t *l)
+{
+    l->refs++;
+    return l;
+}
+
+/* Drop one reference; returns the context, or NULL when it is gone. */
+static pres_t *life_unref(mam_life_t *l)
+{
+    pres_t *p = l->p;
+    if (--l->refs == 0)
+        free(l);
+    return p;
+}
+
+struct pres_mam {
+    mam_life_t *life;
+    mam_batch_t pending;
+    mam_batch_t *inflight;
+    uint64_t received; /* highest archive id received */
+    uint64_t acked;    /* highest archive id committed (and acknowledged) */
+    mam_wait_t *waiters, **waiters_tail;
+    ev_timer retry, expire;
+    bool expiring;
+    uint64_t rows, batches;
+};
+
+static const char SQL_INSERT[] =
+    "insert into mam_messages (username, id, with_jid, outgoing, stanza) "
+    "select m.u, m.id, m.w, m.o, m.s from unnest($1::text[], $2::bigint[], "
+    "$3::text[], $4::boolean[], $5::text[]) as m(u, id, w, o, s) "
+    "join users on users.username = m.u where mam_wanted(m.u, m.w, $6) "
+    "on conflict do nothing";
+
+static const char SQL_FORWARD[] =
+    "select id, stanza from mam_messages where username = $1 and "
+    "($2::text is null or with_jid = $2) and id > $3::bigint and "
+    "id < $4::bigint order by id limit $5::int";
+
+static const char SQL_BACKWARD[] =
+    "select id, stanza from mam_messages where username = $1 and "
+    "($2::text is null or with_jid = $2) and id > $3::bigint and "
+    "id < $4::bigint order by id desc limit $5::int";
+
+static const char SQL_PREFS_GET[] =
+    "select p.default_mode, l.k, l.j from mam_prefs p left join lateral "
+    "(select 'a' as k, unnest(p.always_jids) as j union all "
+    "select 'n', unnest(p.never_jids)) l on true where p.username = $1";
+
+static const char SQL_PREFS_SET[] =
+    "insert into mam_prefs (username, default_mode, always_jids, never_jids) "
+    "select $1, $2, $3::text[], $4::text[] from users where username = $1 "
+    "on conflict (username) do update set default_mode = excluded."
+    "default_mode, always_jids = excluded.always_jids, never_jids = "
+    "excluded.never_jids";
+
+static const char SQL_EXPIRE[] =
+    "delete from mam_messages where ctid = any(array(select ctid from "
+    "mam_messages where id < $1::bigint limit 10000))";
+
+static struct pres_mam *mam_get(pres_t *p)
+{
+    if (p->mam == NULL) {
+        p->mam = kn_calloc(1, sizeof(*p->mam));
+        p->mam->waiters_tail = &p->mam->waiters;
+        p->mam->life = kn_calloc(1, sizeof(mam_life_t));
+        p->mam->life->p = p;
+        p->mam->life->refs = 1;
+    }
+    return p->mam;
+}
+
+static void batch_free(mam_batch_t *b)
+{
+    kn_buf_free(&b->u);
+    kn_buf_free(&b->ids);
+    kn_buf_free(&b->w);
+    kn_buf_free(&b->o);
+    kn_buf_free(&b->s);
+    b->n = 0;
+}
+
+static void batch_add(mam_batch_t *b, const char *owner, uint64_t id,
+                      const char *with, bool out, const void *xml, size_t len)
+{
+    if (b->n == 0) {
+        kn_buf_append_str(&b->u, "{");
+        kn_buf_append_str(&b->ids, "{");
+        kn_buf_append_str(&b->w, "{");
+        kn_buf_append_str(&b->o, "{");
+        kn_buf_append_str(&b->s, "{");
+    }
+    mam_pg_array_elem(&b->u, owner, strlen(owner));
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%" PRIu64, id);
+    mam_pg_array_elem(&b->ids, ids, strlen(ids));
+    mam_pg_array_elem(&b->w, with, strlen(with));
+    mam_pg_array_elem(&b->o, out ? "t" : "f", 1);
+    mam_pg_array_elem(&b->s, xml, len);
+    b->n++;
+}
+
+static void mam_flush(pres_t *p);
+static void mam_run_waiters(pres_t *p);
+
+/* Tell the router that every copy up to id (the last of a batch) is
+ * written. The batch's own id, not the highest ever: after a router
+ * restart whose clock went back, ids may start lower again. */
+static void mam_ack(pres_t *p, uint64_t id)
+{
+    struct pres_mam *m = p->mam;
+    if (id > m->acked)
+        m->acked = id;
+    kn_env_t e = {0};
+    e.kind = KN_ENV_ACK;
+    e.flags = KN_F_ARCHIVE;
+    e.ack_id = id;
+    p->sink.send(p->sink.ud, &e, NULL, 0);
+}
+
+static void mam_on_insert(const PGresult *res, int err, void *arg)
+{
+    pres_t *p = life_unref(arg);
+    if (p == NULL)
+        return; /* shutting down: the router sends the batch again */
+    struct pres_mam *m = p->mam;
+    mam_batch_t *b = m->inflight;
+    if (err == -KN_EAGAIN || err == -KN_ECLOSED) {
+        kn_log_warn("archive: batch of %zu rows not written (%s): retrying",
+                    b->n, kn_strerror(err));
+        ev_timer_set(&m->retry, MAM_RETRY_S, 0.);
+        ev_timer_start(p->loop, &m->retry);
+        return;
+    }
+    if (err != 0)
+        kn_log_err("archive: batch of %zu rows refused, dropped: %s", b->n,
+                   res ? PQresultErrorMessage(res) : "?");
+    m->rows += b->n;
+    m->batches++;
+    m->inflight = NULL;
+    uint64_t last = b->last_id;
+    batch_free(b);
+    free(b);
+    mam_ack(p, last);
+    mam_run_waiters(p);
+    mam_flush(p);
+}
+
+static void mam_send_batch(pres_t *p)
+{
+    mam_batch_t *b = p->mam->inflight;
+    const char *params[6] = {b->u.data, b->ids.data,
+                             b->w.data, b->o.data,
+                             b->s.data, mam_pref_names[p->conf.mam_default]};
+    kn_pg_query(p->pg, SQL_INSERT, 6, params, mam_on_insert,
+                life_ref(p->mam->life));
+}
+
+static void mam_on_retry(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    pres_t *p = t->data;
+    if (p->mam->inflight != NULL)
+        mam_send_batch(p);
+}
+
+static void mam_flush(pres_t *p)
+{
+    struct pres_mam *m = p->mam;
+    if (m->inflight != NULL)
+        return;
+    if (m->pending.n == 0) {
+        /* Copies that made no row (nothing to write) are done too. */
+        if (m->pending.copies > 0) {
+            uint64_t last = m->pending.last_id;
+            m->pending.copies = 0;
+            m->pending.last_id = 0;
+            mam_ack(p, last);
+            mam_run_waiters(p);
+        }
+        return;
+    }
+    if (p->pg == NULL)
+        return;
+    mam_batch_t *b = kn_malloc(sizeof(*b));
+    *b = m->pending;
+    memset(&m->pending, 0, sizeof(m->pending));
+    kn_buf_append_str(&b->u, "}");
+    kn_buf_append_str(&b->ids, "}");
+    kn_buf_append_str(&b->w, "}");
+    kn_buf_append_str(&b->o, "}");
+    kn_buf_append_str(&b->s, "}");
+    m->inflight = b;
+    mam_send_batch(p);
+}
+
+void pres_mam_archive(pres_t *p, const kn_env_t *env, const void *payload,
+                      size_t len)
+{
+    struct pres_mam *m = mam_get(p);
+    uint64_t id = env->ack_id;
+    if (id == 0 || env->from_len == 0 || env->to_len == 0 || len == 0)
+        return;
+    char *from = kn_strndup(env->from, env->from_len);
+    char *to = kn_strndup(env->to, env->to_len);
+    char *fb = pres_bare_of(from), *tb = pres_bare_of(to);
+    if (pres_is_local(p, fb)) {
+        char *u = pres_localpart(fb);
+        batch_add(&m->pending, u, id, tb, true, payload, len);
+        free(u);
+    }
+    if (pres_is_local(p, tb) && strcmp(fb, tb) != 0) {
+        char *u = pres_localpart(tb);
+        batch_add(&m->pending, u, id, fb, false, payload, len);
+        free(u);
+    }
+    m->pending.last_id = id;
+    m->pending.copies++;
+    if (id > m->received)
+        m->received = id;
+    free(from);
+    free(to);
+    free(fb);
+    free(tb);
+    mam_flush(p);
+}
+
+size_t pres_mam_pending(const pres_t *p)
+{
+    const struct pres_mam *m = p->mam;
+    if (m == NULL)
+        return 0;
+    return m->pending.n + (m->inflight ? m->inflight->n : 0);
+}
+
+/* ---- queries ---- */
+
+typedef struct mam_job {
+    mam_life_t *life;
+    kn_stanza_t *iq;
+    mam_query_t q;
+    char *bare;
+} mam_job_t;
+
+static void job_free(mam_job_t *j)
+{
+    life_unref(j->life);
+    kn_stanza_unref(&j->iq);
+    mam_query_free(&j->q);
+    free(j->bare);
+    free(j);
+}
+
+static void mam_send_result(pres_t *p, const mam_job_t *j, const char *id,
+                            const char *stanza)
+{
+    char stamp[40];
+    mam_id_stamp((uint64_t)strtoull(id, NULL, 10), stamp, sizeof(stamp));
+    const char *to = kn_stanza_from(j->iq);
+    kn_buf_t *o = &p->out;
+    kn_buf_reset(o);
+    kn_buf_append_str(o, "<message xmlns='jabber:client' from='");
+    kn_buf_append_xml_escaped(o, j->bare, strlen(j->bare));
+    kn_buf_append_str(o, "' to='");
+    kn_buf_append_xml_escaped(o, to, strlen(to));
+    kn_buf_append_str(o, "'><result xmlns='" MAM_NS "'");
+    if (j->q.queryid != NULL) {
+        kn_buf_append_str(o, " queryid='");
+        kn_buf_append_xml_escaped(o, j->q.queryid, strlen(j->q.queryid));
+        kn_buf_append_str(o, "'");
+    }
+    kn_buf_append_str(o, " id='");
+    kn_buf_append_str(o, id);
+    kn_buf_append_str(o, "'><forwarded xmlns='" MAM_NS_FWD
+                         "'><delay xmlns='" MAM_NS_DELAY "' stamp='");
+    kn_buf_append_str(o, stamp);
+    kn_buf_append_str(o, "'/>");
+    kn_buf_append_str(o, stanza);
+    kn_buf_append_str(o, "</forwarded></result></message>");
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_NORMAL;
+    e.from = j->bare;
+    e.from_len = strlen(j->bare);
+    e.to = to;
+    e.to_len = strlen(to);
+    p->sink.send(p->sink.ud, &e, o->data, o->len);
+}
+
+static void mam_on_query(const PGresult *res, int err, void *arg)
+{
+    mam_job_t *j = arg;
+    pres_t *p = j->life->p;
+    if (p == NULL) {
+        job_free(j);
+        return;
+    }
+    if (err != 0) {
+        kn_log_err("archive: query failed: %s",
+                   res ? PQresultErrorMessage(res) : kn_strerror(err));
+        pres_send_error(p, j->iq, KN_STE_INTERNAL_SERVER_ERROR);
+        job_free(j);
+        return;
+    }
+    size_t n = (size_t)PQntuples(res);
+    size_t take = n < j->q.max ? n : j->q.max;
+    bool complete = n <= j->q.max;
+    /* Backward rows come newest first: send them oldest first. */
+    for (size_t k = 0; k < take; k++) {
+        size_t i = j->q.backward ? take - 1 - k : k;
+        mam_send_result(p, j, PQgetvalue(res, (int)i, 0),
+                        PQgetvalue(res, (int)i, 1));
+    }
+    kn_stanza_builder_t *b = p->b;
+    kn_stanza_builder_iq_result(b, j->iq);
+    kn_stanza_builder_start(b, "fin", MAM_NS);
+    if (j->q.queryid != NULL)
+        kn_stanza_builder_attr(b, "queryid", j->q.queryid);
+    kn_stanza_builder_attr(b, "complete", complete ? "true" : "false");
+    kn_stanza_builder_start(b, "set", MAM_NS_RSM);
+    if (take > 0) {
+        size_t fi = j->q.backward ? take - 1 : 0;
+        size_t li = j->q.backward ? 0 : take - 1;
+        const char *first = PQgetvalue(res, (int)fi, 0);
+        const char *last = PQgetvalue(res, (int)li, 0);
+        kn_stanza_builder_start(b, "first", NULL);
+        kn_stanza_builder_text(b, first, strlen(first));
+        kn_stanza_builder_end(b);
+        kn_stanza_builder_start(b, "last", NULL);
+        kn_stanza_builder_text(b, last, strlen(last));
+        kn_stanza_builder_end(b);
+    } else if (n == 0) {
+        kn_stanza_builder_start(b, "count", NULL);
+        kn_stanza_builder_text(b, "0", 1);
+        kn_stanza_builder_end(b);
+    }
+    kn_stanza_t *st = kn_stanza_builder_finish(b);
+    pres_send(p, st, 0);
+    kn_stanza_unref(&st);
+    job_free(j);
+}
+
+static void mam_query_run(pres_t *p, mam_job_t *j)
+{
+    char *owner = pres_localpart(j->bare);
+    char lo[24], hi[24], lim[24];
+    snprintf(lo, sizeof(lo), "%" PRId64, j->q.lo);
+    snprintf(hi, sizeof(hi), "%" PRId64, j->q.hi);
+    /* One more than the page: whether the page is the last one. */
+    snprintf(lim, sizeof(lim), "%zu", j->q.max + 1);
+    const char *params[5] = {owner, j->q.with, lo, hi, lim};
+    kn_pg_query(p->pg, j->q.backward ? SQL_BACKWARD : SQL_FORWARD, 5, params,
+                mam_on_query, j);
+    free(owner);
+}
+
+static void mam_run_waiters(pres_t *p)
+{
+    struct pres_mam *m = p->mam;
+    while (m->waiters != NULL && m->waiters->mark <= m->acked) {
+        mam_wait_t *w = m->waiters;
+        m->waiters = w->next;
+        if (m->waiters == NULL)
+            m->waiters_tail = &m->waiters;
+        mam_job_t *j = kn_calloc(1, sizeof(*j));
+        j->life = life_ref(m->life);
+        j->iq = w->iq;
+        j->q = w->q;
+        j->bare = w->bare;
+        free(w->owner);
+        free(w);
+        mam_query_run(p, j);
+    }
+}
+
+/* <query/> get: the form's fields (XEP-0313 4.1.1). */
+static void mam_form_send(pres_t *p, const kn_stanza_t *iq)
+{
+    static const char *const fields[][2] = {
+        {"with", "jid-single"},       {"start", "text-single"},
+        {"end", "text-single"},       {"after-id", "text-single"},
+        {"before-id", "text-single"},
+    };
+    kn_stanza_builder_t *b = p->b;
+    kn_stanza_builder_iq_result(b, iq);
+    kn_stanza_builder_start(b, "query", MAM_NS);
+    kn_stanza_builder_start(b, "x", MAM_NS_DATA);
+    kn_stanza_builder_attr(b, "type", "form");
+    kn_stanza_builder_start(b, "field", NULL);
+    kn_stanza_builder_attr(b, "var", "FORM_TYPE");
+    kn_stanza_builder_attr(b, "type", "hidden");
+    kn_stanza_builder_start(b, "value", NULL);
+    kn_stanza_builder_text(b, MAM_NS, strlen(MAM_NS));
+    kn_stanza_builder_end(b);
+    kn_stanza_builder_end(b);
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        kn_stanza_builder_start(b, "field", NULL);
+        kn_stanza_builder_attr(b, "var", fields[i][0]);
+        kn_stanza_builder_attr(b, "type", fields[i][1]);
+        kn_stanza_builder_end(b);
+    }
+    kn_stanza_t *st = kn_stanza_builder_finish(b);
+    pres_send(p, st, 0);
+    kn_stanza_unref(&st);
+}
+
+static void mam_query_iq(pres_t *p, const kn_stanza_t *st, int q,
+                         const char *bare)
+{
+    mam_wait_t *w = kn_calloc(1, sizeof(*w));
+    kn_stanza_err_t err;
+    if (mam_query_parse(st, q, &w->q, &err) < 0) {
+        free(w);
+        pres_send_error(p, st, err);
+        return;
+    }
+    struct pres_mam *m = mam_get(p);
+    w->iq = kn_stanza_ref((kn_stanza_t *)st);
+    w->bare = kn_strdup(bare);
+    w->mark = m->received;
+    *m->waiters_tail = w;
+    m->waiters_tail = &w->next;
+    mam_run_waiters(p);
+}
+
+/* ---- preferences ---- */
+
+typedef struct prefs_job {
+    mam_life_t *life;
+    kn_stanza_t *iq;
+    mam_prefs_t prefs;
+} prefs_job_t;
+
+static void prefs_reply(pres_t *p, const kn_stanza_t *iq, const mam_prefs_t *pr)
+{
+    kn_stanza_builder_t *b = p->b;
+    kn_stanza_builder_iq_result(b, iq);
+    mam_prefs_build(b, pr);
+    kn_stanza_t *st = kn_stanza_builder_finish(b);
+    pres_send(p, st, 0);
+    kn_stanza_unref(&st);
+}
+
+static void prefs_job_free(prefs_job_t *j)
+{
+    life_unref(j->life);
+    kn_stanza_unref(&j->iq);
+    mam_prefs_free(&j->prefs);
+    free(j);
+}
+
+static void prefs_on_get(const PGresult *res, int err, void *arg)
+{
+    prefs_job_t *j = arg;
+    pres_t *p = j->life->p;
+    if (p == NULL || err != 0) {
+        if (p != NULL)
+            pres_send_error(p, j->iq, KN_STE_INTERNAL_SERVER_ERROR);
+        prefs_job_free(j);
+        return;
+    }
+    mam_prefs_t *pr = &j->prefs;
+    pr->dflt = p->conf.mam_default;
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++) {
+        const char *d = PQgetvalue(res, i, 0);
+        for (int k = 0; mam_pref_names[k] != NULL; k++)
+            if (strcmp(d, mam_pref_names[k]) == 0)
+                pr->dflt = k;
+        if (PQgetisnull(res, i, 1))
+            continue;
+        bool always = strcmp(PQgetvalue(res, i, 1), "a") == 0;
+        char ***v = always ? &pr->always : &pr->never;
+        size_t *c = always ? &pr->nalways : &pr->nnever;
+        *v = kn_realloc(*v, (*c + 1) * sizeof(char *));
+        (*v)[(*c)++] = kn_strdup(PQgetvalue(res, i, 2));
+    }
+    prefs_reply(p, j->iq, pr);
+    prefs_job_free(j);
+}
+
+static void prefs_on_set(const PGresult *res, int err, void *arg)
+{
+    (void)res;
+    prefs_job_t *j = arg;
+    pres_t *p = j->life->p;
+    if (p != NULL && err != 0)
+        pres_send_error(p, j->iq, KN_STE_INTERNAL_SERVER_ERROR);
+    else if (p != NULL)
+        prefs_reply(p, j->iq, &j->prefs);
+    prefs_job_free(j);
+}
+
+static void mam_prefs_iq(pres_t *p, const kn_stanza_t *st, int e,
+                         const char *bare, bool set)
+{
+    prefs_job_t *j = kn_calloc(1, sizeof(*j));
+    j->life = life_ref(mam_get(p)->life);
+    j->iq = kn_stanza_ref((kn_stanza_t *)st);
+    char *owner = pres_localpart(bare);
+    if (!set) {
+        const char *params[1] = {owner};
+        kn_pg_query(p->pg, SQL_PREFS_GET, 1, params, prefs_on_get, j);
+        free(owner);
+        return;
+    }
+    kn_stanza_err_t err;
+    if (mam_prefs_parse(st, e, &j->prefs, &err) < 0) {
+        pres_send_error(p, st, err);
+        prefs_job_free(j);
+        free(owner);
+        return;
+    }
+    kn_buf_t a = KN_BUF_INIT, n = KN_BUF_INIT;
+    mam_pg_array(&a, j->prefs.always, j->prefs.nalways);
+    mam_pg_array(&n, j->prefs.never, j->prefs.nnever);
+    const char *params[4] = {owner, mam_pref_names[j->prefs.dflt], a.data,
+                             n.data};
+    kn_pg_query(p->pg, SQL_PREFS_SET, 4, params, prefs_on_set, j);
+    kn_buf_free(&a);
+    kn_buf_free(&n);
+    free(owner);
+}
+
+void pres_mam_iq(pres_t *p, const kn_stanza_t *st)
+{
+    const char *from = kn_stanza_from(st);
+    const char *to = kn_stanza_to(st);
+    const char *type = kn_stanza_type(st);
+    bool set = type != NULL && strcmp(type, "set") == 0;
+    int c = kn_stanza_first_child(st, 0);
+    if (from == NULL || c < 0 || p->pg == NULL) {
+        pres_send_error(p, st, KN_STE_SERVICE_UNAVAILABLE);
+        return;
+    }
+    char *bare = pres_bare_of(from);
+    char *tb = to ? pres_bare_of(to) : NULL;
+    const char *name = kn_stanza_name(st, c);
+    if (!pres_is_local(p, bare) || (tb != NULL && strcmp(tb, bare) != 0)) {
+        pres_send_error(p, st, KN_STE_FORBIDDEN); /* one's own archive only */
+    } else if (strcmp(name, "query") == 0) {
+        if (set)
+            mam_query_iq(p, st, c, bare);
+        else
+            mam_form_send(p, st);
+    } else if (strcmp(name, "prefs") == 0) {
+        mam_prefs_iq(p, st, c, bare, set);
+    } else {
+        pres_send_error(p, st, KN_STE_FEATURE_NOT_IMPLEMENTED);
+    }
+    free(bare);
+    free(tb);
+}
+
+/* ---- retention ---- */
+
+static void mam_expire_run(pres_t *p);
+
+static void mam_on_expire(const PGresult *res, int err, void *arg)
+{
+    pres_t *p = life_unref(arg);
+    if (p == NULL)
+        return;
+    struct pres_mam *m = p->mam;
+    long n = 0;
+    if (err == 0)
+        n = strtol(PQcmdTuples((PGresult *)res), NULL, 10);
+    else
+        kn_log_warn("archive: retention delete failed: %s",
+                    res ? PQresultErrorMessage(res) : kn_strerror(err));
+    if (n > 0)
+        kn_log_info("archive: %ld expired rows removed", n);
+    if (err == 0 && n >= MAM_EXPIRE_BATCH) {
+        mam_expire_run(p); /* more to remove: the next batch */
+        return;
+    }
+    m->expiring = false;
+}
+
+static void mam_expire_run(pres_t *p)
+{
+    struct pres_mam *m = p->mam;
+    double now_ms = ev_now(p->loop) * 1000.0;
+    double keep_ms = (double)p->conf.mam_retention_days * 86400000.0;
+    if (now_ms <= keep_ms)
+        return;
+    uint64_t cutoff = (uint64_t)(now_ms - keep_ms) << 16;
+    char c[24];
+    snprintf(c, sizeof(c), "%" PRIu64, cutoff);
+    const char *params[1] = {c};
+    m->expiring = true;
+    kn_pg_query(p->pg, SQL_EXPIRE, 1, params, mam_on_expire, life_ref(m->life));
+}
+
+static void mam_on_expire_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    pres_t *p = t->data;
+    if (!p->mam->expiring && p->conf.mam_retention_days > 0 && p->pg != NULL)
+        mam_expire_run(p);
+}
+
+void pres_mam_start(pres_t *p)
+{
+    struct pres_mam *m = mam_get(p);
+    ev_timer_init(&m->retry, mam_on_retry, MAM_RETRY_S, 0.);
+    m->retry.data = p;
+    double period = (double)p->conf.mam_expire_interval_ms / 1000.0;
+    ev_timer_init(&m->expire, mam_on_expire_timer, period, period);
+    m->expire.data = p;
+    if (p->conf.mam_retention_days > 0)
+        ev_timer_start(p->loop, &m->expire);
+}
+
+void pres_mam_free(pres_t *p)
+{
+    struct pres_mam *m = p->mam;
+    if (m == NULL)
+        return;
+    if (p->loop != NULL) {
+        ev_timer_stop(p->loop, &m->retry);
+        ev_timer_stop(p->loop, &m->expire);
+    }
+    batch_free(&m->pending);
+    if (m->inflight != NULL) {
+        batch_free(m->inflight);
+        free(m->inflight);
+    }
+    while (m->waiters != NULL) {
+        mam_wait_t *w = m->waiters;
+        m->waiters = w->next;
+        kn_stanza_unref(&w->iq);
+        mam_query_free(&w->q);
+        free(w->bare);
+        free(w->owner);
+        free(w);
+    }
+    m->life->p = NULL;
+    life_unref(m->life);
+    free(m);
+    p->mam = NULL;
+}

@@ -1,0 +1,233 @@
+/*
+ * router_mam.c - archive ids (XEP-0359) and the archive copies for the
+ * archiver (XEP-0313, presenced's pres_mam.c).
+ *
+ * A note on the archive path. Delivery never waits for the archive: the
+ * router gives each archivable message (KN_F_ARCHIVE_OK, set by c2s) an
+ * id, puts <stanza-id by=recipient's bare JID id=.../> in what it
+ * delivers (or stores offline), and sends one archive copy (the message
+ * as the client sent it, KN_F_ARCHIVE, ack_id = id) to the archiver,
+ * which writes both parties' rows in batches. Ids are
+ * (milliseconds since the epoch << 16) + a counter, strictly increasing:
+ * the id orders the archive and carries the message's time.
+ *
+ * The rule for restarts: the router keeps every archive copy until the
+ * archiver acknowledges it (a cumulative ACK after each committed batch;
+ * rows are inserted with ON CONFLICT DO NOTHING, so a copy written twice
+ * is one row). When the archiver (re)registers, every copy it has not
+ * acknowledged is sent again, in order. So a message the router routed
+ * while the archiver was stopped, restarting or killed is in the archive
+ * once it is back. Archiving stays on once an archiver has registered,
+ * also while no archiver is registered (presenced away for longer than
+ * the node timeout). The retained FIFO is bounded (ROUTER_ARCH_MAX copies,
+ * ROUTER_ARCH_BYTES bytes); past that the oldest copy is given up (logged
+ * and counted): an archiver away for that long loses the oldest. A
+ * router restart loses the copies not yet acknowledged.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "kn_log.h"
+#include "kn_mem.h"
+#include "kn_msgrules.h"
+#include "kn_proto.h"
+#include "router.h"
+
+#define ROUTER_ARCH_MAX   200000
+#define ROUTER_ARCH_BYTES (256u << 20)
+
+typedef struct router_arch {
+    uint64_t id;
+    kn_buf_t env; /* encoded envelope */
+    kn_buf_t payload;
+    struct router_arch *next;
+} arch_t;
+
+/* The archiver's live node, or NULL. *registered: archiving is on, which
+ * it stays once an archiver registered, also while it is away (stopped,
+ * restarting, declared lost): its copies are retained meanwhile. */
+static router_node_t *mam_node(router_t *r, bool *registered)
+{
+    router_reg_t *g = router_reg_find(r, KN_REG_ARCHIVE, "", 0);
+    if (g != NULL)
+        r->mam_on = true;
+    *registered = r->mam_on;
+    if (g == NULL)
+        return NULL;
+    router_node_t *n = r->nodes[g->node];
+    return n != NULL && n->alive ? n : NULL;
+}
+
+static uint64_t mam_next_id(router_t *r)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t id = ms << 16;
+    if (id <= r->mam_last_id)
+        id = r->mam_last_id + 1;
+    r->mam_last_id = id;
+    return id;
+}
+
+bool router_sid_insert(kn_buf_t *out, const void *pl, size_t len,
+                       const char *by, size_t by_len, uint64_t id)
+{
+    const char *p = pl;
+    static const char close[] = "</message>";
+    size_t cl = sizeof(close) - 1;
+    size_t keep;
+    bool empty = false;
+    if (len < 10 || memcmp(p, "<message", 8) != 0 ||
+        (p[8] != ' ' && p[8] != '>' && p[8] != '/'))
+        return false;
+    if (len > cl && memcmp(p + len - cl, close, cl) == 0) {
+        keep = len - cl;
+    } else if (len > 2 && memcmp(p + len - 2, "/>", 2) == 0 &&
+               memchr(p, '>', len) == p + len - 1) {
+        keep = len - 2; /* <message .../> */
+        empty = true;
+    } else {
+        return false;
+    }
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%" PRIu64, id);
+    kn_buf_append(out, p, keep);
+    if (empty)
+        kn_buf_append_str(out, ">");
+    kn_buf_append_str(out, "<stanza-id xmlns='" KN_NS_SID "' by='");
+    kn_buf_append_xml_escaped(out, by, by_len);
+    kn_buf_append_str(out, "' id='");
+    kn_buf_append_str(out, ids);
+    kn_buf_append_str(out, "'/></message>");
+    return true;
+}
+
+static void arch_free(arch_t *a)
+{
+    kn_buf_free(&a->env);
+    kn_buf_free(&a->payload);
+    free(a);
+}
+
+static void arch_pop(router_t *r)
+{
+    arch_t *a = r->arch_head;
+    r->arch_head = a->next;
+    if (r->arch_head == NULL)
+        r->arch_tail = &r->arch_head;
+    r->arch_count--;
+    r->arch_bytes -= a->payload.len + a->env.len;
+    arch_free(a);
+}
+
+static void arch_retain(router_t *r, uint64_t id, const kn_env_t *e,
+                        const router_payload_t *pl)
+{
+    if (r->arch_tail == NULL)
+        r->arch_tail = &r->arch_head;
+    arch_t *a = kn_calloc(1, sizeof(*a));
+    a->id = id;
+    if (kn_env_encode(e, &a->env) < 0) {
+        free(a);
+        return;
+    }
+    kn_buf_append(&a->payload, pl->data, pl->len);
+    *r->arch_tail = a;
+    r->arch_tail = &a->next;
+    r->arch_count++;
+    r->arch_bytes += a->payload.len + a->env.len;
+    while (r->arch_count > ROUTER_ARCH_MAX ||
+           (r->arch_bytes > ROUTER_ARCH_BYTES && r->arch_count > 1)) {
+        if (r->arch_evicted++ % 10000 == 0)
+            kn_log_warn("archiver behind: %" PRIu64 " archive copies "
+                        "given up so far",
+                        r->arch_evicted);
+        arch_pop(r);
+    }
+}
+
+static bool jid_local_user(const router_t *r, const char *jid, size_t len,
+                           size_t *bare_len)
+{
+    const char *slash = memchr(jid, '/', len);
+    size_t bl = slash ? (size_t)(slash - jid) : len;
+    const char *at = memchr(jid, '@', bl);
+    if (at == NULL)
+        return false;
+    size_t dl = strlen(r->domain);
+    *bare_len = bl;
+    return bl - (size_t)(at + 1 - jid) == dl &&
+           memcmp(at + 1, r->domain, dl) == 0;
+}
+
+uint64_t router_mam_message(router_t *r, const kn_env_t *env,
+                            const router_payload_t *pl, router_payload_t *out)
+{
+    *out = *pl;
+    bool registered;
+    router_node_t *n = mam_node(r, &registered);
+    size_t fbl = 0, tbl = 0;
+    bool from_local = jid_local_user(r, env->from, env->from_len, &fbl);
+    bool to_local = jid_local_user(r, env->to, env->to_len, &tbl);
+    if (!registered || (!from_local && !to_local))
+        return 0;
+    uint64_t id = mam_next_id(r);
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = env->type;
+    e.flags = KN_F_ARCHIVE | KN_F_NO_OFFLINE;
+    e.ack_id = id;
+    e.from = env->from;
+    e.from_len = env->from_len;
+    e.to = env->to;
+    e.to_len = env->to_len;
+    arch_retain(r, id, &e, pl);
+    if (n != NULL)
+        router_emit(r, n, &e, pl);
+    if (to_local) {
+        kn_buf_reset(&r->mam_scratch);
+        if (router_sid_insert(&r->mam_scratch, pl->data, pl->len, env->to, tbl,
+                              id)) {
+            out->data = r->mam_scratch.data;
+            out->len = r->mam_scratch.len;
+            out->msg = NULL;
+        }
+    }
+    return id;
+}
+
+void router_mam_ack(router_t *r, const kn_env_t *env)
+{
+    while (r->arch_head != NULL && r->arch_head->id <= env->ack_id)
+        arch_pop(r);
+}
+
+void router_mam_resend(router_t *r)
+{
+    bool registered;
+    router_node_t *n = mam_node(r, &registered);
+    if (n == NULL || r->arch_count == 0)
+        return;
+    kn_log_info("archiver registered: sending %zu unacknowledged archive "
+                "copies again",
+                r->arch_count);
+    for (arch_t *a = r->arch_head; a != NULL; a = a->next) {
+        kn_env_t e;
+        if (kn_env_decode(a->env.data, a->env.len, &e) < 0)
+            continue;
+        router_payload_t p = {a->payload.data, a->payload.len, NULL};
+        router_emit(r, n, &e, &p);
+    }
+}
+
+void router_mam_free(router_t *r)
+{
+    while (r->arch_head != NULL)
+        arch_pop(r);
+    kn_buf_free(&r->mam_scratch);
+    kn_buf_free(&r->carbon_scratch);
+}
