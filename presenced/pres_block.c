@@ -409,11 +409,16 @@ static void block_roster_cb(pres_t *p, const char *bare, const pres_roster_t *r,
     bool blocked = j->block;
     if (u != NULL && blocked)
         block_flow_in(p, j, u, r, true);
-    pres_send_result(p, j->iq);
+    /* The push first: c2s applies the new list before the client sees
+     * the result, so what the client sends next is already filtered
+     * (both go out on our one router socket, in order). */
     if (u != NULL) {
         size_t n = pres_user_targets(p, u, false);
         pres_multicast_flags(p, j->push, p->targets, n, KN_F_BLOCKLIST);
         p->stats.pushes++;
+    }
+    pres_send_result(p, j->iq);
+    if (u != NULL) {
         block_flow_out(p, j, u, r, blocked);
         if (!blocked)
             block_flow_in(p, j, u, r, false);

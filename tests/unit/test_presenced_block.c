@@ -154,19 +154,20 @@ START_TEST(block_then_unblock_presence)
                 "from='a@x/one'><block xmlns='urn:xmpp:blocking'>"
                 "<item jid='C@X'/></block></iq>");
     /* 1. the user's resources see the contact go offline (before the
-     *    push, or their c2s would drop it); 2. the result; 3. the push to
-     *    every session, flagged for c2s; 4. the contact sees the user go
-     *    offline. */
+     *    push, or their c2s would drop it); 2. the push to every session,
+     *    flagged for c2s (before the result, so c2s filters whatever the
+     *    client sends once it has the result); 3. the result; 4. the
+     *    contact sees the user go offline. */
     ck_assert_int_eq(ncap, 4);
     ck_assert_int_eq(caps[0].kind, KN_ENV_MULTICAST);
     ck_assert(caps[0].targets[0] == A1);
     ck_assert(has(&caps[0], "from='c@x/r'") && has(&caps[0], "unavailable"));
-    ck_assert_int_eq(caps[1].kind, KN_ENV_STANZA);
-    ck_assert(has(&caps[1], "type='result'") && has(&caps[1], "id='b1'"));
-    ck_assert_int_eq(caps[2].kind, KN_ENV_MULTICAST);
-    ck_assert(caps[2].flags & KN_F_BLOCKLIST);
-    ck_assert(has(&caps[2], "<block xmlns='urn:xmpp:blocking'><item "
+    ck_assert_int_eq(caps[1].kind, KN_ENV_MULTICAST);
+    ck_assert(caps[1].flags & KN_F_BLOCKLIST);
+    ck_assert(has(&caps[1], "<block xmlns='urn:xmpp:blocking'><item "
                             "jid='c@x'/></block>"));
+    ck_assert_int_eq(caps[2].kind, KN_ENV_STANZA);
+    ck_assert(has(&caps[2], "type='result'") && has(&caps[2], "id='b1'"));
     ck_assert_int_eq(caps[3].kind, KN_ENV_STANZA);
     ck_assert_str_eq(caps[3].to, "c@x/r");
     ck_assert(has(&caps[3], "from='a@x/one'") && has(&caps[3], "unavailable"));
@@ -185,14 +186,14 @@ START_TEST(block_then_unblock_presence)
     ck_assert_uint_eq(caps[1].ntargets, 1);
     ck_assert(caps[1].targets[0] == C1);
 
-    /* unblock all: result, push, then current presence both ways */
+    /* unblock all: push, result, then current presence both ways */
     ncap = 0;
     block_iq(p, "<iq xmlns='jabber:client' type='set' id='u1' "
                 "from='a@x/one'><unblock xmlns='urn:xmpp:blocking'/></iq>");
     ck_assert_int_eq(ncap, 4);
-    ck_assert(has(&caps[0], "type='result'") && has(&caps[0], "id='u1'"));
-    ck_assert(caps[1].flags & KN_F_BLOCKLIST);
-    ck_assert(has(&caps[1], "<unblock xmlns='urn:xmpp:blocking'/>"));
+    ck_assert(caps[0].flags & KN_F_BLOCKLIST);
+    ck_assert(has(&caps[0], "<unblock xmlns='urn:xmpp:blocking'/>"));
+    ck_assert(has(&caps[1], "type='result'") && has(&caps[1], "id='u1'"));
     ck_assert_str_eq(caps[2].to, "c@x/r");
     ck_assert(has(&caps[2], "a again"));
     ck_assert_str_eq(caps[3].to, "a@x/one");
