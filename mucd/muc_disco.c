@@ -57,11 +57,9 @@ void muc_disco_info(muc_t *m, const muc_in_t *in)
     const char *node = kn_stanza_attr(st, muc_iq_query(st), "node", NULL);
     if (node)
         kn_stanza_builder_attr(b, "node", node);
-    if (room != NULL && node != NULL &&
-        strcmp(node, "x-roomuser-item") == 0) {
-        const muc_affrec_t *r = in->from_bare != NULL
-                                    ? muc_room_affrec(room, in->from_bare)
-                                    : NULL;
+    if (room != NULL && node != NULL && strcmp(node, "x-roomuser-item") == 0) {
+        const muc_affrec_t *r =
+            in->from_bare != NULL ? muc_room_affrec(room, in->from_bare) : NULL;
         if (r != NULL && r->nick != NULL && r->nick[0] != '\0') {
             kn_stanza_builder_start(b, "identity", NULL);
             kn_stanza_builder_attr(b, "category", "conference");

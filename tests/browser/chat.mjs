@@ -93,6 +93,15 @@ async function openChat(page, jid) {
     await page.locator(`converse-chat[jid="${jid}"] textarea.chat-textarea`).waitFor({ timeout: WAIT });
 }
 
+// Log out through the page: profile, "Log out", confirm.
+async function logout(page) {
+    await page.locator('converse-controlbox a.show-profile').click();
+    await page.locator('.modal.show button.btn-danger').click();
+    await page.locator('.modal.show', { hasText: 'Are you sure you want to log out?' })
+        .getByRole('button', { name: 'Confirm' }).click();
+    await page.getByPlaceholder('Username').waitFor({ timeout: WAIT });
+}
+
 async function openRoom(page, room) {
     const link = page.locator(`converse-rooms-list a.open-room[data-room-jid="${room}"]`);
     await link.waitFor({ timeout: WAIT });
@@ -173,6 +182,13 @@ try {
     await shot('bob', 'group');
 
     step = 'bob leaves; alice sees him offline and writes to the group';
+    // Over WebSocket Bob just closes the page (the connection drops); a
+    // BOSH session would end only after bosh_inactivity (30 s), so there
+    // he logs out (the page sends unavailable presence and terminates).
+    if (cfg.transport === 'bosh') {
+        await logout(b);
+        await shot('bob', 'logged-out');
+    }
     await bCtx.close();
     delete pages.bob;
     await contactName(a, bob, 'offline').waitFor({ timeout: WAIT });
