@@ -7,9 +7,9 @@ online, exchange messages both ways, find their group in the XEP-0402
 bookmarks kiln-mucd keeps for members (the page lists it and joins it),
 talk there; Bob leaves (Alice sees him go offline), Bob logs in again in
 a fresh browser profile (no cache) and sees the group's history from the
-server (nobody writes while he is away: see "Known issue" in docs/WEB.md). Once over WebSocket (the
-page's default: no BOSH request at all) and once with `?transport=bosh`
-(no WebSocket at all).
+server (nobody writes while he is away: see "Known issue" in
+docs/WEB.md). Once over WebSocket (the page's default: no BOSH request at
+all) and once with `?transport=bosh` (no WebSocket at all).
 
 Screenshots of every step (and of every page when a step fails) land in
 $KILN_VAR/screenshots/<transport>/ (var/test/screenshots: kept by
