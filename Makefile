@@ -3,7 +3,9 @@
 #   make            build everything (release flags) into build/
 #   make run        install missing packages, build, start the dev stack
 #   make test       install missing packages, build with ASan/UBSan into
-#                   build/asan, start a private stack, run every test
+#                   build/asan, replay and briefly run every fuzzer
+#                   (fuzz-check), start a private stack, run every test
+#   make fuzz       run every libFuzzer target for FUZZ_SECONDS (see below)
 #   make stop       stop what `make run` started
 #   make deps       install missing Debian packages (root) or print the line
 #   make bench      run the load tool scenarios at full size
@@ -143,6 +145,7 @@ test: deps
 	@$(MAKE) --no-print-directory features-fallback
 	@$(MAKE) --no-print-directory all web
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all unit-bin
+	@$(MAKE) --no-print-directory fuzz-check
 	@tests/run-all.sh build/asan
 
 run: deps all web
