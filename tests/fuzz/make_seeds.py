@@ -22,6 +22,7 @@ What each target gets from one captured client stream:
   xml         two split bytes + the stream as one byte string
   stanza      each top-level element, one file each
   jid         every to/from/jid attribute value and <jid/> text
+  sasl        the decoded <auth/> and <response/> payloads
 """
 
 import base64
@@ -110,6 +111,36 @@ def jids(stanzas):
     return out
 
 
+SASL_EL = re.compile(rb"<(auth|response)\b([^>]*)>([^<]*)</(?:auth|response)>")
+MECH = re.compile(rb"""mechanism=['"]([^'"]*)['"]""")
+
+
+def sasl_seeds(raw):
+    """Each captured SASL exchange: its first message alone for the
+    honest-client check (direct kn_scram path) and first + second as
+    sent, through c2s (PLAIN or SCRAM)."""
+    first, mode = None, 0
+    for m in SASL_EL.finditer(raw):
+        try:
+            msg = base64.b64decode(m.group(3), validate=True)
+        except ValueError:
+            continue
+        if m.group(1) == b"auth":
+            mm = MECH.search(m.group(2))
+            mech = mm.group(1) if mm else b""
+            mode = (0x01 if b"256" in mech else 0) | \
+                (0x02 if mech.endswith(b"-PLUS") else 0)
+            first = msg
+            if mech == b"PLAIN":
+                write("sasl", bytes([0x20]) + msg)
+                first = None
+            elif msg:
+                write("sasl", bytes([0x10 | mode]) + msg)
+        elif first is not None:
+            write("sasl", bytes([0x40 | mode]) + first + b"\xff" + msg)
+            first = None
+
+
 def write(target, data):
     d = os.path.join(CANDIR, target)
     os.makedirs(d, exist_ok=True)
@@ -123,10 +154,14 @@ def convert():
     for fn in sorted(os.listdir(CAPDIR)):
         with open(os.path.join(CAPDIR, fn), "rb") as f:
             raw = f.read()
-        if len(raw) > MAX_SEED:
-            continue
         n += 1
-        chunks = rewrite_sasl(raw.split(b"\xff"))
+        sasl_seeds(raw)
+        chunks, size = [], 0
+        for c in rewrite_sasl(raw.split(b"\xff")):
+            if size + len(c) > MAX_SEED - 64:
+                break  # long sessions: their start is what is new
+            chunks.append(c)
+            size += len(c) + 1
         mode = 0x01 if fn.endswith("-tls.bin") else 0x00
         write("c2s_stream", bytes([mode]) + b"\xff".join(chunks))
         stream = b"".join(chunks)
