@@ -203,7 +203,10 @@ FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRC) \
 FUZZ_LIB := build/fuzz/libkiln-fuzz.a
 FUZZ_OPTS := -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
              -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/
-fuzz_dict = $(firstword $(wildcard tests/fuzz/$(1).dict) tests/fuzz/xmpp.dict)
+# the shell words for target $$t: its dictionary option and seed folder
+FUZZ_T = dict=tests/fuzz/$$t.dict; [ -f $$dict ] || dict=tests/fuzz/xmpp.dict; \
+    case $$t in env|jid) dict=;; esac; seeds=tests/fuzz/corpus/$$t; \
+    [ -d $$seeds ] || seeds=
 
 build/fuzz/obj/%.o: %.c $(FEATURES_H)
 	@mkdir -p $(dir $@)
@@ -221,17 +224,18 @@ fuzz-bin: $(FUZZ_BINS)
 fuzz: $(FUZZ_BINS)
 	@mkdir -p build/fuzz/artifacts
 	@for t in $(FUZZ_NAMES); do echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
-	    mkdir -p build/fuzz/corpus/$$t tests/fuzz/corpus/$$t; \
+	    mkdir -p build/fuzz/corpus/$$t; $(FUZZ_T); \
 	    build/fuzz/bin/fuzz_$$t $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) \
-	        -dict=$(call fuzz_dict,$$t) build/fuzz/corpus/$$t tests/fuzz/corpus/$$t \
+	        $${dict:+-dict=$$dict} build/fuzz/corpus/$$t $$seeds \
 	        >build/fuzz/fuzz_$$t.log 2>&1; rc=$$?; \
 	    grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units|^Done' build/fuzz/fuzz_$$t.log; \
 	    if [ $$rc -ne 0 ]; then tail -n 60 build/fuzz/fuzz_$$t.log; exit 1; fi; done
 fuzz-check: $(FUZZ_BINS)
 	@mkdir -p build/fuzz/artifacts
 	@for t in $(FUZZ_NAMES); do rm -rf build/fuzz/check/$$t; mkdir -p build/fuzz/check/$$t; \
+	    $(FUZZ_T); \
 	    build/fuzz/bin/fuzz_$$t $(FUZZ_OPTS) -max_total_time=$(FUZZ_CHECK_SECONDS) \
-	        -dict=$(call fuzz_dict,$$t) build/fuzz/check/$$t tests/fuzz/corpus/$$t \
+	        $${dict:+-dict=$$dict} build/fuzz/check/$$t $$seeds \
 	        >build/fuzz/check/fuzz_$$t.log 2>&1; rc=$$?; \
 	    seeds=$$(ls tests/fuzz/corpus/$$t 2>/dev/null | wc -l); \
 	    runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/check/fuzz_$$t.log); \
