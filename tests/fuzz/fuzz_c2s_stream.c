@@ -15,7 +15,9 @@
  * binding and routing), the failure delay, the TLS handshake after
  * <proceed/> (bytes of the same read after <starttls/> are discarded, as
  * the server must), registration. Once bound, the block list arrives and
- * two deliveries come from the router, one from a blocked JID.
+ * two deliveries come from the router, one from a blocked JID. After a
+ * read of odd length the idle sweep parks the parser (kn_xml_park), as
+ * c2s_conn.c does with a quiet connection.
  *
  * Checked besides "no crash, no leak, no undefined behaviour": every
  * envelope the stream routes encodes and decodes to itself, and its
@@ -246,6 +248,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint8_t *cut = memchr(data + at, 0xff, size - at);
         size_t n = cut ? (size_t)(cut - (data + at)) : size - at;
         act = fz_settle(s, &f, c2s_stream_input(s, data + at, n));
+        /* the idle sweep of c2s_conn.c parks a quiet stream's parser;
+         * after a read of odd length it comes by */
+        if (act != C2S_ACT_CLOSE && (n & 1))
+            (void)kn_xml_park(s->xml);
         if (act != C2S_ACT_CLOSE && s->state == C2S_ST_SESSION && !routed) {
             routed = true;
             c2s_stream_ping(s, 1);
