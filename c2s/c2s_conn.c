@@ -147,6 +147,8 @@ static int conn_parse_creds(const PGresult *res, c2s_creds_t *cr)
             l1 != hl || l2 != hl)
             return -KN_EDB;
     }
+    if (PQnfields(res) > 7 && strcmp(PQgetvalue(res, 0, 7), "t") == 0)
+        return -KN_EAUTH; /* kilnctl user disable */
     return 0;
 }
 
@@ -176,7 +178,8 @@ static void conn_op_creds_lookup(void *ud, const char *username)
         "select iterations, encode(sha1_salt, 'hex'),"
         " encode(sha1_stored_key, 'hex'), encode(sha1_server_key, 'hex'),"
         " encode(sha256_salt, 'hex'), encode(sha256_stored_key, 'hex'),"
-        " encode(sha256_server_key, 'hex') from users where username = $1";
+        " encode(sha256_server_key, 'hex'), disabled"
+        " from users where username = $1";
     conn_creds_req_t *req = kn_malloc(sizeof(*req));
     req->c = c;
     c->creds = req;

@@ -281,6 +281,10 @@ c2s_act_t c2s_sasl_creds(c2s_stream_t *s, int rc, const c2s_creds_t *creds)
 {
     c2s_sasl_t *x = s->sasl;
     KN_ASSERT(x != NULL && x->step == SASL_WAIT_CREDS);
+    if (rc == -KN_EAUTH) {
+        kn_log_info("c2s: %s is disabled", x->username);
+        return sasl_fail(s, "account-disabled", false);
+    }
     if (rc < 0 && rc != -KN_ENOENT) {
         kn_log_warn("c2s: credentials of %s not available: %s", x->username,
                     kn_strerror(rc));

@@ -106,6 +106,7 @@ def test_login_and_session_metrics_move(live, make_user):
     f0 = value(before, "kiln_c2s_login_failures_total")
     s0 = value(before, "kiln_c2s_sessions", 'transport="tls"')
     in0 = value(before, "kiln_c2s_stanzas_total", 'direction="in"')
+    out0 = value(before, "kiln_c2s_stanzas_total", 'direction="out"')
     b0 = value(before, "kiln_c2s_bytes_total", 'direction="in"')
 
     async def scenario():
@@ -114,6 +115,13 @@ def test_login_and_session_metrics_move(live, make_user):
         assert value(mid, "kiln_c2s_logins_total") == l0 + 1
         assert value(mid, "kiln_c2s_sessions", 'transport="tls"') == s0 + 1
         assert value(mid, "kiln_c2s_bytes_total", 'direction="in"') > b0
+        # A message to itself: one stanza in, one out (through the router).
+        c.send_message(mto="m27move@localhost/r", mbody="echo", mtype="chat")
+        assert (await c.next_message())["body"] == "echo"
+        echo = scrape(url)
+        assert value(echo, "kiln_c2s_stanzas_total", 'direction="in"') > in0
+        assert value(echo, "kiln_c2s_stanzas_total",
+                     'direction="out"') > out0
         await c.stop()
         with pytest.raises(AuthFailed):
             await login(live, "m27move", "wrong-pw", "c2s-b", "r")
@@ -123,6 +131,127 @@ def test_login_and_session_metrics_move(live, make_user):
                                'transport="tls"') == s0)
     end = scrape(url)
     assert value(end, "kiln_c2s_login_failures_total") >= f0 + 1
-    # The client's initial presence went in; the server's answers out.
-    assert value(end, "kiln_c2s_stanzas_total", 'direction="in"') > in0
-    assert value(end, "kiln_c2s_stanzas_total", 'direction="out"') > 0
+    assert value(end, "kiln_c2s_bytes_total", 'direction="out"') > 0
+
+
+def kilnctl(*args):
+    from conftest import BIN, CONF
+    return subprocess.run([os.path.join(BIN, "kilnctl"), "-c", CONF, *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+async def _wait_async(pred, timeout=10):
+    import asyncio
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        await asyncio.sleep(0.1)
+    return pred()
+
+
+def test_kilnctl_stats_and_session_list(live, make_user):
+    make_user("m27list", PW)
+
+    async def scenario():
+        a = await login(live, "m27list", PW, "c2s-a", "one")
+        b = await login(live, "m27list", PW, "c2s-b", "two")
+        # The router writes Redis after SESSION_UP: wait for both rows.
+        assert await _wait_async(lambda: kilnctl(
+            "session", "list", "m27list").stdout.count("m27list@") == 2)
+        r = kilnctl("session", "list", "m27list")
+        assert r.returncode == 0, r.stderr
+        rows = {l.split("\t")[0]: l.split("\t") for l in
+                r.stdout.splitlines()}
+        assert rows["m27list@localhost/one"][1] == "c2s-a"
+        assert rows["m27list@localhost/two"][1] == "c2s-b"
+        everyone = kilnctl("session", "list")
+        assert "m27list@localhost/one\tc2s-a" in everyone.stdout
+        s = kilnctl("stats")
+        assert s.returncode == 0, s.stderr
+        nodes = {l.split("\t")[0]: l.split("\t") for l in
+                 s.stdout.splitlines()[1:]}
+        assert nodes["c2s-a"][1] == "yes" and int(nodes["c2s-a"][2]) >= 1
+        assert nodes["c2s-b"][1] == "yes" and int(nodes["c2s-b"][2]) >= 1
+        assert nodes["total"][2] == str(sum(
+            int(v[2]) for k, v in nodes.items() if k != "total"))
+        await a.stop()
+        await b.stop()
+
+    run(scenario())
+
+
+def test_kilnctl_session_kick(live, make_user):
+    make_user("m27kick", PW)
+
+    async def scenario():
+        keep = await login(live, "m27kick", PW, "c2s-a", "keep")
+        gone = await login(live, "m27kick", PW, "c2s-b", "gone")
+        assert await _wait_async(lambda: "m27kick@localhost/gone" in kilnctl(
+            "session", "list", "m27kick").stdout)
+        r = kilnctl("session", "kick", "m27kick@localhost/gone")
+        assert r.returncode == 0, r.stderr
+        assert await _wait_async(lambda: "policy-violation" in
+                                 gone.stream_errors)
+        # Only that session: the other one still works.
+        assert await _wait_async(lambda: "m27kick@localhost/gone" not in
+                                 kilnctl("session", "list", "m27kick").stdout)
+        assert "m27kick@localhost/keep" in kilnctl(
+            "session", "list", "m27kick").stdout
+        assert keep.stream_errors == []
+        # Nobody online under that JID now: kilnctl says so.
+        r = kilnctl("session", "kick", "m27kick@localhost/gone")
+        assert r.returncode == 1 and "not online" in r.stderr
+        await keep.stop()
+
+    run(scenario())
+
+
+def test_kilnctl_announce_reaches_both_nodes(live, make_user):
+    make_user("m27ann1", PW)
+    make_user("m27ann2", PW)
+
+    async def scenario():
+        a = await login(live, "m27ann1", PW, "c2s-a", "r")
+        b = await login(live, "m27ann2", PW, "c2s-b", "r")
+        # presenced learns of sessions through SESSION_UP; Redis is written
+        # on the same path, so wait until both are listed.
+        assert await _wait_async(lambda: all(
+            u in kilnctl("session", "list").stdout
+            for u in ("m27ann1@localhost/r", "m27ann2@localhost/r")))
+        r = kilnctl("announce", "maintenance at 22:00")
+        assert r.returncode == 0, r.stderr
+        for c in (a, b):
+            m = await c.next_message(timeout=10)
+            assert m["body"] == "maintenance at 22:00"
+            assert m["type"] == "headline"
+            assert str(m["from"]) == "localhost"
+        await a.stop()
+        await b.stop()
+
+    run(scenario())
+
+
+def test_kilnctl_user_disable_enable(live, make_user):
+    make_user("m27dis", PW)
+
+    async def scenario():
+        on = await login(live, "m27dis", PW, "c2s-a", "r")
+        assert await _wait_async(lambda: "m27dis@localhost/r" in kilnctl(
+            "session", "list", "m27dis").stdout)
+        mark = live.log_mark("c2s-b")
+        r = kilnctl("user", "disable", "m27dis")
+        assert r.returncode == 0, r.stderr
+        # Its session ends (not-authorized, as for a removed account)...
+        assert await _wait_async(lambda: "not-authorized" in on.stream_errors)
+        # ...and a new login is refused with <account-disabled/>.
+        with pytest.raises(AuthFailed):
+            await login(live, "m27dis", PW, "c2s-b", "r")
+        live.wait_log("c2s-b", "m27dis is disabled", since=mark)
+        r = kilnctl("user", "enable", "m27dis")
+        assert r.returncode == 0, r.stderr
+        c = await login(live, "m27dis", PW, "c2s-b", "r")
+        await c.stop()
+        assert kilnctl("user", "disable", "nosuchuser27").returncode == 1
+
+    run(scenario())
