@@ -17,6 +17,9 @@ PKGS=(
     # tests
     python3 python3-slixmpp python3-pytest postgresql-client redis-tools
     iproute2 procps
+    # metrics (test_27): promtool checks /metrics, a private prometheus
+    # scrapes the test cluster
+    prometheus
     # real clients besides slixmpp (test_15, test_16)
     go-sendxmpp profanity tmux
     # gateways and calls (test_22, test_23): IRC server, IRC gateway

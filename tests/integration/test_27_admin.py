@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -255,3 +256,62 @@ def test_kilnctl_user_disable_enable(live, make_user):
         assert kilnctl("user", "disable", "nosuchuser27").returncode == 1
 
     run(scenario())
+
+
+def test_private_prometheus_scrapes_session_count(live, make_user):
+    """A real prometheus (Debian package) scrapes every process of the test
+    cluster each second; its query API then reports our session."""
+    import json
+    import socket
+    make_user("m27prom", PW)
+    var = os.environ["KILN_VAR"]
+    pdir = os.path.join(var, "prometheus")
+    os.makedirs(pdir, exist_ok=True)
+    targets = _targets(live)
+    with socket.socket() as s:  # a free loopback port for its web API
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = os.path.join(pdir, "prometheus.yml")
+    with open(conf, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                "scrape_configs:\n")
+        for name, url in targets.items():
+            hostport = url.split("/")[2]
+            f.write("  - job_name: %s\n    static_configs:\n"
+                    "      - targets: ['%s']\n" % (name, hostport))
+    log = open(os.path.join(pdir, "prometheus.log"), "wb")
+    p = subprocess.Popen(["prometheus", "--config.file=" + conf,
+                          "--storage.tsdb.path=" + os.path.join(pdir, "data"),
+                          "--web.listen-address=127.0.0.1:%d" % port],
+                         stdout=log, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL)
+    api = "http://127.0.0.1:%d" % port
+
+    def query(expr):
+        u = api + "/api/v1/query?query=" + urllib.parse.quote(expr)
+        try:
+            with urllib.request.urlopen(u, timeout=5) as r:
+                return json.load(r)["data"]["result"]
+        except (OSError, ValueError):
+            return None
+
+    try:
+        async def scenario():
+            c = await login(live, "m27prom", PW, "c2s-a", "r")
+            # Every target up, then our session counted.
+            assert await _wait_async(
+                lambda: len(query("up == 1") or []) == len(targets), 60), \
+                query("up")
+            assert await _wait_async(lambda: any(
+                float(r["value"][1]) >= 1 for r in
+                (query('sum(kiln_c2s_sessions{job="c2s-a"})') or [])), 30)
+            nodes = query("kiln_node_up")
+            assert {r["metric"]["node"] for r in nodes} >= {
+                "c2s-a", "c2s-b", "presenced", "mucd"}
+            await c.stop()
+
+        run(scenario(), timeout=120)
+    finally:
+        p.terminate()
+        p.wait(30)
+        log.close()
