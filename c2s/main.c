@@ -55,7 +55,6 @@ int main(int argc, char **argv)
         ev_run(loop, 0);
         rc = 0;
     }
-    kn_metrics_reset();
     c2s_server_free(&srv);
 out_conf:
     c2s_conf_free(&conf);

@@ -70,7 +70,9 @@ void kn_metrics_add_renderer(kn_metrics_render_fn_t fn, void *arg);
 /* Append the exposition text of every series to out. */
 void kn_metrics_render(kn_buf_t *out);
 
-/* Drop every series (tests, and the end of main for leak checkers). */
+/* Drop every series (unit tests only: kn_pg and kn_redis keep pointers to
+ * their histograms, so a daemon never resets; the registry stays
+ * reachable, which leak checkers accept). */
 void kn_metrics_reset(void);
 
 /*

@@ -219,7 +219,6 @@ int main(int argc, char **argv)
         rc = 0;
     }
     kn_metrics_serve_stop(d.loop);
-    kn_metrics_reset();
 
     ev_timer_stop(d.loop, &d.reload);
     kn_link_free(&d.link);

@@ -198,7 +198,6 @@ int main(int argc, char **argv)
     rc = 0;
 out_link:
     kn_metrics_serve_stop(d.loop);
-    kn_metrics_reset();
     kn_link_free(&d.link);
 out_pres:
     /* What is still queued (a drain that expired) gets its -KN_ECLOSED

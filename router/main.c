@@ -69,7 +69,6 @@ int main(int argc, char **argv)
     kn_daemon_ready(cc.router_bind);
     ev_run(loop, 0);
     kn_metrics_serve_stop(loop);
-    kn_metrics_reset();
     router_redis_free(&g_redis);
     router_io_free(&io);
     kn_common_conf_free(&cc);
