@@ -44,6 +44,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "c2s_metrics.h"
 #include "c2s_server.h"
 #include "c2s_sm.h"
 #include "c2s_transport.h"
@@ -158,6 +159,8 @@ static int conn_parse_creds(const PGresult *res, c2s_creds_t *cr)
             l1 != hl || l2 != hl)
             return -KN_EDB;
     }
+    if (PQnfields(res) > 7 && strcmp(PQgetvalue(res, 0, 7), "t") == 0)
+        return -KN_EAUTH; /* kilnctl user disable */
     return 0;
 }
 
@@ -187,7 +190,8 @@ static void conn_op_creds_lookup(void *ud, const char *username)
         "select iterations, encode(sha1_salt, 'hex'),"
         " encode(sha1_stored_key, 'hex'), encode(sha1_server_key, 'hex'),"
         " encode(sha256_salt, 'hex'), encode(sha256_stored_key, 'hex'),"
-        " encode(sha256_server_key, 'hex') from users where username = $1";
+        " encode(sha256_server_key, 'hex'), disabled"
+        " from users where username = $1";
     conn_creds_req_t *req = kn_malloc(sizeof(*req));
     req->c = c;
     c->creds = req;
@@ -524,6 +528,7 @@ static void conn_flush(c2s_conn_t *c)
             return;
         }
         c->out_off += (size_t)n;
+        kn_metric_add(c2s_metrics.bytes_out, (double)n);
     }
     conn_acks_written(c);
     c->out_off = 0;
@@ -602,6 +607,7 @@ static void conn_read(c2s_conn_t *c)
             c2s_conn_close(c, (kn_stream_err_t)err, KN_ENV_REASON_DROPPED);
             break;
         }
+        kn_metric_add(c2s_metrics.bytes_in, (double)n);
         c->last_in = ev_now(c->srv->loop);
         c->parked = false;
         c->pinged = false;
@@ -983,4 +989,34 @@ double c2s_conn_sweep_idle(c2s_server_t *srv, double now, double park)
         malloc_trim(0);
     kn_log_debug("idle sweep: %zu streams parked", parked);
     return next;
+}
+
+/* Connections and bound sessions by transport (a scan at scrape time). */
+void c2s_conn_metrics(kn_buf_t *out, void *arg)
+{
+    const c2s_server_t *srv = arg;
+    static const char *const names[] = {"tcp", "tls", "websocket", "bosh"};
+    size_t conns[4] = {0}, sess[4] = {0};
+    for (size_t i = 0; i < srv->nslots; i++) {
+        const c2s_conn_t *c = srv->slots[i];
+        if (c == NULL || c->closing)
+            continue;
+        for (size_t t = 0; t < 4; t++)
+            if (strcmp(c->tr->name, names[t]) == 0) {
+                conns[t]++;
+                if (c->st->state == C2S_ST_SESSION)
+                    sess[t]++;
+            }
+    }
+    kn_buf_append_str(out, "# HELP kiln_c2s_sessions bound client sessions "
+                           "by transport\n# TYPE kiln_c2s_sessions gauge\n");
+    for (size_t t = 0; t < 4; t++)
+        kn_buf_printf(out, "kiln_c2s_sessions{transport=\"%s\"} %zu\n",
+                      names[t], sess[t]);
+    kn_buf_append_str(out, "# HELP kiln_c2s_connections client connections "
+                           "by transport\n# TYPE kiln_c2s_connections "
+                           "gauge\n");
+    for (size_t t = 0; t < 4; t++)
+        kn_buf_printf(out, "kiln_c2s_connections{transport=\"%s\"} %zu\n",
+                      names[t], conns[t]);
 }

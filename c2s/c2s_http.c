@@ -33,6 +33,7 @@
 #include "c2s_server.h"
 #include "c2s_transport.h"
 #include "c2s_ws.h"
+#include "kn_metrics.h"
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
@@ -383,6 +384,7 @@ void c2s_http_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
     h->cf.max_header = (size_t)conf->http_max_header;
     h->cf.max_body = (size_t)conf->http_max_body;
     c2s_http_proto_init(&h->hp, &h->cf, tls);
+    h->hp.metrics_ok = kn_metrics_peer_allowed(sa);
     if (sa->sa_family == AF_INET6)
         memcpy(&h->sa, sa, sizeof(struct sockaddr_in6));
     else

@@ -78,6 +78,7 @@ typedef struct c2s_http_proto {
     kn_buf_t out; /* responses, in request order */
     c2s_http_act_t act;
     unsigned requests; /* answered on this connection */
+    bool metrics_ok; /* the peer may read /metrics (kn_metrics_peer_allowed) */
 } c2s_http_proto_t;
 
 void c2s_http_proto_init(c2s_http_proto_t *h, const c2s_http_conf_t *cf,

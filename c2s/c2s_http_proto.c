@@ -29,6 +29,7 @@
 #include "kn_b64.h"
 #include "kn_err.h"
 #include "kn_mem.h"
+#include "kn_metrics.h"
 
 #define HTTP_FILE_MAX (64 * 1024 * 1024) /* largest file under /chat/ */
 
@@ -486,6 +487,20 @@ static void http_route(c2s_http_proto_t *h)
             http_error(h, 403, "origin not allowed", NULL);
         } else {
             h->act = C2S_HTTP_BOSH;
+        }
+        return;
+    }
+    if (http_path_is(path, plen, "/metrics")) {
+        if (!h->metrics_ok) {
+            http_error(h, 403, "metrics: not in metrics.allow", NULL);
+        } else if (!get) {
+            http_error(h, 405, "method not allowed", "Allow: GET, HEAD\r\n");
+        } else {
+            kn_buf_t body = KN_BUF_INIT;
+            kn_metrics_render(&body);
+            http_respond(h, 200, "text/plain; version=0.0.4", body.data,
+                         body.len, NULL);
+            kn_buf_free(&body);
         }
         return;
     }

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "kn_b64.h"
+#include "c2s_metrics.h"
 #include "c2s_stream.h"
 #include "kn_err.h"
 #include "kn_log.h"
@@ -108,6 +109,7 @@ static void sasl_write_failure(c2s_stream_t *s, const char *cond)
 {
     kn_buf_printf(s->out, "<failure xmlns='" C2S_NS_SASL "'><%s/></failure>",
                   cond);
+    kn_metric_inc(c2s_metrics.login_failures);
     c2s_sasl_free(&s->sasl);
     s->state = C2S_ST_FEATURES;
 }
@@ -141,6 +143,7 @@ static c2s_act_t sasl_success(c2s_stream_t *s, const void *extra, size_t len)
 {
     c2s_sasl_t *x = s->sasl;
     sasl_write(s, "success", extra, len, false);
+    kn_metric_inc(c2s_metrics.logins);
     kn_log_info("c2s: %s@%s authenticated (%s)", x->username, s->cf->domain,
                 x->mech == SASL_PLAIN ? "PLAIN"
                                       : kn_scram_mech_name(x->hash, x->plus));
@@ -278,6 +281,10 @@ c2s_act_t c2s_sasl_creds(c2s_stream_t *s, int rc, const c2s_creds_t *creds)
 {
     c2s_sasl_t *x = s->sasl;
     KN_ASSERT(x != NULL && x->step == SASL_WAIT_CREDS);
+    if (rc == -KN_EAUTH) {
+        kn_log_info("c2s: %s is disabled", x->username);
+        return sasl_fail(s, "account-disabled", false);
+    }
     if (rc < 0 && rc != -KN_ENOENT) {
         kn_log_warn("c2s: credentials of %s not available: %s", x->username,
                     kn_strerror(rc));

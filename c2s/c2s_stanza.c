@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "c2s_sm.h"
+#include "c2s_metrics.h"
 #include "c2s_stream.h"
 #include "kn_err.h"
 #include "kn_log.h"
@@ -257,6 +258,7 @@ void c2s_stanza_deliver(c2s_stream_t *s, const void *payload, size_t len)
 {
     const char *p = payload;
     size_t name_end = 0;
+    kn_metric_inc(c2s_metrics.stanzas_out);
     if (len < 2 || p[0] != '<' || s->jid.str == NULL ||
         deliver_has_to(p, len, &name_end)) {
         kn_buf_append(s->out, p, len);

@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "c2s_metrics.h"
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
@@ -245,6 +246,7 @@ static c2s_act_t stream_on_stanza(c2s_stream_t *s, const kn_stanza_t *st)
     case C2S_ST_BIND:
         return c2s_bind_handle(s, st);
     case C2S_ST_SESSION:
+        kn_metric_inc(c2s_metrics.stanzas_in);
         return c2s_stanza_handle(s, st);
     default:
         return c2s_stream_fail(s, KN_SE_INTERNAL_SERVER_ERROR, "state");

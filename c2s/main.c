@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "c2s_conf.h"
+#include "c2s_metrics.h"
 #include "c2s_server.h"
 #include "c2s_tls.h"
 #include "kn_daemon.h"
@@ -72,7 +73,9 @@ int main(int argc, char **argv)
     c2s_server_rlimit(&conf);
     struct ev_loop *loop = EV_DEFAULT;
     c2s_server_t srv;
-    if (c2s_server_init(&srv, loop, &cc, &conf, node) == 0) {
+    if (c2s_server_init(&srv, loop, &cc, &conf, node) == 0 &&
+        kn_metrics_serve(loop, cf, "c2s") == 0) {
+        c2s_metrics_register(&srv);
         g_node_arg = args.node;
         kn_daemon_signals(loop, on_stop, &srv);
         kn_daemon_on_reload(on_reload, &srv);

@@ -31,6 +31,7 @@
  * a time protocol with one extra message.
  */
 #include "kn_pg.h"
+#include "kn_metrics.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -54,6 +55,7 @@ typedef struct pg_query {
     int prep; /* a Parse for a new named statement was sent ahead of it */
     struct pg_stmt *stmt; /* the named statement used, or NULL */
     ev_tstamp enq;
+    double t0;     /* ev_time() at submission, for the latency histogram */
     PGresult *res; /* kept until the sync: the first error, or the last */
     int err;       /* for the done list */
 } pg_query_t;
@@ -153,6 +155,18 @@ static void query_free(pg_query_t *q)
 
 static void query_deliver(kn_pg_pool_t *p, pg_query_t *q, int err)
 {
+    static kn_metric_t *lat, *errs;
+    if (lat == NULL) {
+        lat = kn_metric_histogram(
+            "kiln_pg_query_seconds",
+            "PostgreSQL query latency, from submission to result", "",
+            kn_metric_latency_bounds, kn_metric_latency_nbounds);
+        errs = kn_metric_counter("kiln_pg_query_errors_total",
+                                 "PostgreSQL queries that failed", "");
+    }
+    kn_metric_observe(lat, ev_time() - q->t0);
+    if (err < 0)
+        kn_metric_inc(errs);
     p->in_cb++;
     q->cb(q->res, err, q->arg);
     p->in_cb--;
@@ -633,6 +647,7 @@ void kn_pg_query(kn_pg_pool_t *p, const char *sql, size_t nparams,
             q->params[i] = params[i] ? kn_strdup(params[i]) : NULL;
     }
     q->enq = ev_now(p->loop);
+    q->t0 = ev_time();
     if (p->closing) {
         query_fail_later(p, q, -KN_ECLOSED);
         return;

@@ -25,6 +25,7 @@
  * the connection, so it must come after redisLibevAttach().
  */
 #include "kn_redis.h"
+#include "kn_metrics.h"
 
 #include <hiredis/async.h>
 #include <stdarg.h>
@@ -44,7 +45,8 @@ typedef struct redis_cmd {
     kn_redis_t *r;
     kn_redis_reply_cb cb;
     void *arg;
-    int err; /* for the failed list */
+    int err;   /* for the failed list */
+    double t0; /* ev_time() at submission, for the latency histogram */
 } redis_cmd_t;
 
 enum redis_state { R_DOWN, R_CONNECTING, R_UP };
@@ -310,6 +312,14 @@ static void redis_on_reply(redisAsyncContext *ac, void *reply, void *priv)
         err = -KN_ECLOSED;
     else if (rep->type == REDIS_REPLY_ERROR)
         err = -KN_EDB;
+    static kn_metric_t *lat;
+    if (lat == NULL)
+        lat = kn_metric_histogram(
+            "kiln_redis_command_seconds",
+            "Redis command latency, from submission to reply", "",
+            kn_metric_latency_bounds, kn_metric_latency_nbounds);
+    if (rep != NULL)
+        kn_metric_observe(lat, ev_time() - c->t0);
     if (c->cb) {
         r->in_cb++;
         c->cb(r, rep, err, c->arg);
@@ -326,6 +336,7 @@ static redis_cmd_t *redis_cmd_new(kn_redis_t *r, kn_redis_reply_cb cb,
     c->r = r;
     c->cb = cb;
     c->arg = arg;
+    c->t0 = ev_time();
     r->pending++;
     return c;
 }

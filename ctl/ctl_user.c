@@ -298,3 +298,49 @@ int ctl_user_list(ctl_ctx_t *ctx)
     PQfinish(db);
     return CTL_EXIT_OK;
 }
+
+int ctl_user_set_disabled(ctl_ctx_t *ctx, const char *user, bool disabled)
+{
+    char *local;
+    int rc = CTL_EXIT_FAIL;
+
+    PGconn *db = user_open(ctx, user, &local);
+    if (!db)
+        return CTL_EXIT_FAIL;
+    int rows = user_write(db,
+                          disabled ? "update users set disabled = true"
+                                     " where username = $1"
+                                   : "update users set disabled = false"
+                                     " where username = $1",
+                          "updating the user", local, NULL, NULL);
+    if (rows < 0)
+        goto out;
+    if (rows == 0) {
+        ctl_err("no user %s@%s", local, ctx->cc.domain);
+        goto out;
+    }
+    if (disabled) {
+        /* kiln-presenced ends the account's sessions (pres_admin.c). */
+        kn_buf_t bare = KN_BUF_INIT;
+        kn_buf_printf(&bare, "%s@%s", local, ctx->cc.domain);
+        const char *v[1] = {bare.data};
+        PGresult *res = PQexecParams(db,
+                                     "insert into admin_commands (kind, arg)"
+                                     " values ('disable', $1)",
+                                     1, NULL, v, NULL, NULL, 0);
+        kn_buf_free(&bare);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            ctl_db_err("queueing the sessions' end", res);
+            PQclear(res);
+            goto out;
+        }
+        PQclear(res);
+    }
+    printf("user %s@%s %s\n", local, ctx->cc.domain,
+           disabled ? "disabled" : "enabled");
+    rc = CTL_EXIT_OK;
+out:
+    free(local);
+    PQfinish(db);
+    return rc;
+}

@@ -10,6 +10,8 @@
 #ifndef CTL_USER_H
 #define CTL_USER_H
 
+#include <stdbool.h>
+
 #include "ctl_ctx.h"
 
 /* Create user with password (NULL or "-": stdin). Fails if it exists. */
@@ -23,5 +25,9 @@ int ctl_user_passwd(ctl_ctx_t *ctx, const char *user, const char *password);
 
 /* Print every user name, one per line, sorted. */
 int ctl_user_list(ctl_ctx_t *ctx);
+/* `user disable|enable USER`: a disabled account fails SASL with
+ * <account-disabled/>; disabling also ends its sessions (queued for
+ * kiln-presenced in admin_commands). */
+int ctl_user_set_disabled(ctl_ctx_t *ctx, const char *user, bool disabled);
 
 #endif

@@ -14,6 +14,7 @@
 #include "ctl_ctx.h"
 #include "ctl_group.h"
 #include "ctl_migrate.h"
+#include "ctl_admin.h"
 #include "ctl_room.h"
 #include "ctl_user.h"
 
@@ -40,6 +41,15 @@ static void ctl_usage(FILE *f)
           "  user passwd USER [PASSWORD] set a new password\n"
           "  user del USER               delete a user\n"
           "  user list                   list users\n"
+          "  user disable USER           refuse logins (account-disabled), "
+          "end sessions\n"
+          "  user enable USER            accept logins again\n"
+          "  session list [USER]         online sessions (Redis): JID, node, "
+          "priority\n"
+          "  session kick JID            end a session (bare JID: all)\n"
+          "  stats                       nodes, liveness, sessions per node\n"
+          "  announce TEXT               headline message to every online "
+          "session\n"
           "  group add NAME [--display TEXT] [--visibility V]\n"
           "                              shared roster group (V: nobody,\n"
           "                              everybody, only_group)\n"
@@ -89,6 +99,10 @@ static int ctl_cmd_user(ctl_ctx_t *ctx, int argc, char **argv)
         return ctl_user_del(ctx, argv[1]);
     if (strcmp(sub, "list") == 0 && argc == 1)
         return ctl_user_list(ctx);
+    if (strcmp(sub, "disable") == 0 && argc == 2)
+        return ctl_user_set_disabled(ctx, argv[1], true);
+    if (strcmp(sub, "enable") == 0 && argc == 2)
+        return ctl_user_set_disabled(ctx, argv[1], false);
     return ctl_bad_usage("user: expected add USER [PASSWORD], passwd USER "
                          "[PASSWORD], del USER or list");
 }
@@ -167,6 +181,19 @@ int main(int argc, char **argv)
         rc = ctl_cmd_room(&ctx, argc - optind - 1, argv + optind + 1);
     } else if (strcmp(argv[optind], "group") == 0) {
         rc = ctl_cmd_group(&ctx, argc - optind - 1, argv + optind + 1);
+    } else if (strcmp(argv[optind], "session") == 0) {
+        int n = argc - optind - 1;
+        char **v = argv + optind + 1;
+        if (n >= 1 && strcmp(v[0], "list") == 0 && n <= 2)
+            rc = ctl_session_list(&ctx, n == 2 ? v[1] : NULL);
+        else if (n == 2 && strcmp(v[0], "kick") == 0)
+            rc = ctl_session_kick(&ctx, v[1]);
+        else
+            return ctl_bad_usage("session: expected list [USER] or kick JID");
+    } else if (strcmp(argv[optind], "stats") == 0 && optind + 1 == argc) {
+        rc = ctl_stats(&ctx);
+    } else if (strcmp(argv[optind], "announce") == 0 && optind + 2 == argc) {
+        rc = ctl_announce(&ctx, argv[optind + 1]);
     } else if (strcmp(argv[optind], "help") == 0) {
         ctl_usage(stdout);
         rc = CTL_EXIT_OK;

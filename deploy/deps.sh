@@ -24,6 +24,9 @@ PKGS=(
     # dpkg-deb/dpkg-shlibdeps/dpkg-buildflags, lintian, systemd-analyze,
     # debootstrap + systemd-nspawn for the booted container
     dpkg-dev lintian systemd debootstrap systemd-container
+    # metrics (test_27): promtool checks /metrics, a private prometheus
+    # scrapes the test cluster
+    prometheus
     # real clients besides slixmpp (test_15, test_16)
     go-sendxmpp profanity tmux
     # gateways and calls (test_22, test_23): IRC server, IRC gateway

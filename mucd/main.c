@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kn_metrics.h"
 #include "kn_config.h"
 #include "kn_daemon.h"
 #include "kn_err.h"
@@ -20,6 +21,7 @@
 #include "kn_mem.h"
 #include "kn_pg.h"
 #include "kn_proto.h"
+#include "muc_metrics.h"
 #include "muc_listen.h"
 #include "muc_load.h"
 #include "muc_room.h"
@@ -211,8 +213,12 @@ int main(int argc, char **argv)
     kn_daemon_signals_drain(d.loop, &mucd_drain_ops, &d,
                             (unsigned)d.cc.shutdown_drain_ms);
     muc_load(&d.m, NULL, mucd_on_loaded, &d);
-    ev_run(d.loop, 0);
-    rc = 0;
+    muc_metrics_register(&d.m, d.pg);
+    if (kn_metrics_serve(d.loop, cf, "mucd") == 0) {
+        ev_run(d.loop, 0);
+        rc = 0;
+    }
+    kn_metrics_serve_stop(d.loop);
 
     ev_timer_stop(d.loop, &d.reload);
     kn_link_free(&d.link);

@@ -12,8 +12,10 @@
 #include "kn_err.h"
 #include "kn_link.h"
 #include "kn_log.h"
+#include "kn_metrics.h"
 #include "kn_proto.h"
 #include "pres.h"
+#include "pres_metrics.h"
 
 typedef struct presd {
     struct ev_loop *loop;
@@ -189,11 +191,16 @@ int main(int argc, char **argv)
     if (kn_redis_is_connected(d.redis))
         presd_on_redis(d.redis, 1, &d);
     pres_start(d.p);
+    pres_metrics_register(d.p, d.pg, d.pg_ord, d.redis);
+    if (kn_metrics_serve(d.loop, cf, "presenced") < 0)
+        goto out_link;
     kn_daemon_signals_drain(d.loop, &presd_drain_ops, &d,
                             (unsigned)cc.shutdown_drain_ms);
     kn_daemon_ready("presenced");
     ev_run(d.loop, 0);
     rc = 0;
+out_link:
+    kn_metrics_serve_stop(d.loop);
     kn_link_free(&d.link);
 out_pres:
     /* What is still queued (a drain that expired) gets its -KN_ECLOSED

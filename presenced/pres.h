@@ -194,6 +194,7 @@ struct pres {
     long long shared_ver;  /* last shared_group_changes id seen */
     bool shared_polling;
     struct pres **shared_inflight; /* the poll's slot (pres_shared.c) */
+    struct pres **admin_inflight;  /* admin_commands poll (pres_admin.c) */
     ev_timer shared_timer;
     double started; /* ev_now at start, for iq:last on the server */
     kn_buf_t out;   /* serialisation scratch */
@@ -238,6 +239,8 @@ void pres_set_redis(pres_t *p, kn_redis_t *redis);
 
 /* ---- pres_sess.c ---- */
 pres_user_t *pres_user_find(pres_t *p, const char *bare);
+/* Take and run kilnctl's queued commands (pres_admin.c). */
+void pres_admin_poll(pres_t *p);
 pres_user_t *pres_user_get(pres_t *p, const char *bare);
 /* Free u if it has no sessions and nothing in flight. */
 void pres_user_maybe_free(pres_t *p, pres_user_t *u);

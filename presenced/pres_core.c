@@ -47,6 +47,8 @@ void pres_free(pres_t **pp)
         ev_timer_stop(p->loop, &p->shared_timer);
     if (p->shared_inflight != NULL)
         *p->shared_inflight = NULL; /* its callback comes after us */
+    if (p->admin_inflight != NULL)
+        *p->admin_inflight = NULL;
     pres_pep_free(p);
     pres_push_free(p);
     pres_caps_free(p);
@@ -105,6 +107,7 @@ static void core_on_poll(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
     (void)revents;
     pres_shared_poll(t->data);
+    pres_admin_poll(t->data);
 }
 
 void pres_start(pres_t *p)

@@ -7,8 +7,10 @@
 
 #include "kn_daemon.h"
 #include "kn_log.h"
+#include "kn_metrics.h"
 #include "router.h"
 #include "router_io.h"
+#include "router_metrics.h"
 #include "router_redis.h"
 
 static router_t *g_router;
@@ -51,6 +53,9 @@ int main(int argc, char **argv)
                       kn_daemon_boot_id(), (double)cc.node_timeout_ms / 1000.0);
     if (io == NULL)
         return 1;
+    router_metrics_register(g_router);
+    if (kn_metrics_serve(loop, cf, "router") < 0)
+        return 1;
     double period = (double)cc.heartbeat_ms / 1000.0;
     /* Hold stanzas until nodes had time to notice us and re-sync. */
     g_router->warm_until = ev_now(loop) + 2.5 * period;
@@ -63,6 +68,7 @@ int main(int argc, char **argv)
                             (unsigned)cc.shutdown_drain_ms);
     kn_daemon_ready(cc.router_bind);
     ev_run(loop, 0);
+    kn_metrics_serve_stop(loop);
     router_redis_free(&g_redis);
     router_io_free(&io);
     kn_common_conf_free(&cc);
