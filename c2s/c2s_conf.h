@@ -44,6 +44,13 @@ typedef struct c2s_conf {
     long long bosh_polling;
     long long bosh_requests;
     long long bosh_wait_max;
+    char *upload_dir; /* XEP-0363 (c2s_upload.c); "": no upload service */
+    char *upload_secret;
+    char *upload_url; /* "": http(s)://bind:port of the node */
+    char *upload_types;
+    long long upload_max_bytes;
+    long long upload_quota_bytes;
+    long long upload_slot_ttl;
 } c2s_conf_t;
 
 extern const kn_conf_def_t c2s_conf_defs[];

@@ -162,6 +162,9 @@ c2s_act_t c2s_stanza_handle(c2s_stream_t *s, const kn_stanza_t *st)
             stanza_iq_result(s, st);
             goto out_free_to;
         }
+        if (req && to.str != NULL &&
+            c2s_upload_iq(s, st, kn_jid_str(&to), type == KN_ENV_TYPE_GET, c))
+            goto out_free_to; /* XEP-0363: this node answers */
     }
     if (s->blocked != NULL && c2s_block_outbound(s, st, &to, est, type))
         goto out_free_to; /* XEP-0191: to a JID the user blocked */
