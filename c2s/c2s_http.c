@@ -223,6 +223,8 @@ again:
             http_update_io(h);
             return;
         }
+        /* a download making progress is not idle */
+        ev_timer_again(h->srv->loop, &h->idle);
         bool done = c2s_http_proto_pull(&h->hp, HTTP_SEND_PIECE);
         if (!done || out->len > 0)
             goto again;
