@@ -111,6 +111,24 @@ const kn_conf_def_t c2s_conf_defs[] = {
      "(unacked ones are rerouted: offline storage or bounce)"},
     {"sm.request_after", KN_CONF_INT, F(sm_request_after), 5, NULL, 1, 100000,
      NULL, "the server sends <r/> after this many unacked stanzas"},
+    {"upload_dir", KN_CONF_STR, F(upload_dir), 0, "", 0, 0, NULL,
+     "XEP-0363 file upload: the directory every c2s node shares for the "
+     "files (empty: no upload service)"},
+    {"upload_secret", KN_CONF_STR, F(upload_secret), 0, "", 0, 0, NULL,
+     "key of the HMAC that signs upload URLs (the same on every node, at "
+     "least 16 characters)"},
+    {"upload_url", KN_CONF_STR, F(upload_url), 0, "", 0, 0, NULL,
+     "base of the upload URLs handed out (empty: https://bind:https_port, "
+     "else http://bind:http_port of the node)"},
+    {"upload_types", KN_CONF_STR, F(upload_types), 0, "", 0, 0, NULL,
+     "allowed Content-Types, comma separated, type/* allowed (empty: any)"},
+    {"upload_max_bytes", KN_CONF_INT, F(upload_max_bytes), 10 * 1024 * 1024,
+     NULL, 1, 1LL << 40, NULL, "largest file one upload slot may carry"},
+    {"upload_quota_bytes", KN_CONF_INT, F(upload_quota_bytes),
+     100 * 1024 * 1024, NULL, 0, 1LL << 50, NULL,
+     "bytes one account may have stored (0: no quota)"},
+    {"upload_slot_ttl", KN_CONF_INT, F(upload_slot_ttl), 300, NULL, 1, 86400,
+     NULL, "seconds an upload slot's PUT URL stays valid"},
     {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -182,6 +200,12 @@ int c2s_conf_load(const kn_conf_t *cf, const char *node, c2s_conf_t *out,
         inet_pton(AF_INET6, out->bind, a) != 1) {
         snprintf(err, errlen, "c2s: bind '%s' is not a numeric address",
                  out->bind);
+        return -KN_EINVAL;
+    }
+    if (*out->upload_dir != '\0' && strlen(out->upload_secret) < 16) {
+        snprintf(err, errlen,
+                 "c2s: upload_dir is set: upload_secret needs at least 16 "
+                 "characters");
         return -KN_EINVAL;
     }
     if (out->http_max_body == 0)

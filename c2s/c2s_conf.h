@@ -64,6 +64,13 @@ typedef struct c2s_conf {
     long long sm_resume_timeout; /* XEP-0198 (c2s_sm.c); 0: no resumption */
     long long sm_max_unacked;
     long long sm_request_after;
+    char *upload_dir; /* XEP-0363 (c2s_upload.c); "": no upload service */
+    char *upload_secret;
+    char *upload_url; /* "": http(s)://bind:port of the node */
+    char *upload_types;
+    long long upload_max_bytes;
+    long long upload_quota_bytes;
+    long long upload_slot_ttl;
 } c2s_conf_t;
 
 extern const kn_conf_def_t c2s_conf_defs[];

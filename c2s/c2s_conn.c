@@ -981,6 +981,8 @@ double c2s_conn_sweep_idle(c2s_server_t *srv, double now, double park)
         if (kn_xml_park(c->st->xml)) {
             c->parked = true;
             parked++;
+            if (c->tr->park != NULL)
+                c->tr->park(c->trs); /* WebSocket: libwslay's context */
         }
     }
     /* Give the freed pages back to the kernel, or RSS stays at the

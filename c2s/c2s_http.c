@@ -41,6 +41,8 @@
 #define HTTP_READ_BATCH 8
 #define HTTP_LINGER_S   2.0           /* reading after a last answer */
 #define HTTP_LINGER_MAX (1024 * 1024) /* bytes read meanwhile */
+#define HTTP_SEND_PIECE (64 * 1024)   /* a file's body, read per step */
+#define HTTP_SEND_STEPS 4             /* pieces per writable event */
 
 struct c2s_http {
     c2s_server_t *srv;
@@ -191,6 +193,8 @@ static void http_discard(c2s_http_t *h)
 static void http_flush(c2s_http_t *h)
 {
     kn_buf_t *out = &h->hp.out;
+    int steps = 0;
+again:
     while (h->out_off < out->len) {
         int want = EV_WRITE;
         ssize_t n = h->tr->write(h->trs, h->io.fd, out->data + h->out_off,
@@ -208,10 +212,26 @@ static void http_flush(c2s_http_t *h)
     }
     h->write_want = 0;
     h->out_off = 0;
-    if (out->cap > 65536)
+    if (out->cap > 65536 + HTTP_SEND_PIECE)
         kn_buf_free(out);
     else
         kn_buf_reset(out);
+    if (h->hp.act == C2S_HTTP_SEND) {
+        /* A file's body (c2s_upload.c): a few pieces per event, then back
+         * to the loop, which calls us again while the socket is writable. */
+        if (steps++ >= HTTP_SEND_STEPS) {
+            h->write_want = EV_WRITE;
+            http_update_io(h);
+            return;
+        }
+        /* a download making progress is not idle */
+        ev_timer_again(h->srv->loop, &h->idle);
+        bool done = c2s_http_proto_pull(&h->hp, HTTP_SEND_PIECE);
+        if (!done || out->len > 0)
+            goto again;
+    }
+    if (h->hp.act == C2S_HTTP_MORE && h->pending.len > 0 && steps > 0)
+        ev_feed_event(h->srv->loop, &h->io, EV_READ); /* requests behind */
     if (h->hp.act == C2S_HTTP_CLOSE) {
         http_linger(h);
         return;
@@ -228,7 +248,9 @@ static void http_feed(c2s_http_t *h, const char *data, size_t n)
 {
     size_t used = 0;
     c2s_http_act_t act = c2s_http_proto_feed(&h->hp, data, n, &used);
-    if ((act == C2S_HTTP_UPGRADE || act == C2S_HTTP_BOSH) && used < n)
+    if ((act == C2S_HTTP_UPGRADE || act == C2S_HTTP_BOSH ||
+         act == C2S_HTTP_SEND) &&
+        used < n)
         kn_buf_append(&h->pending, data + used, n - used);
     if (act == C2S_HTTP_BOSH) {
         ev_timer_stop(h->srv->loop, &h->idle); /* BOSH's wait governs */
@@ -381,6 +403,7 @@ void c2s_http_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
     h->cf.ws_url = conf->ws_url;
     h->cf.bosh_url = conf->bosh_url;
     h->cf.web_root = conf->web_root;
+    h->cf.upload = srv->upload.service != NULL ? &srv->upload : NULL;
     h->cf.max_header = (size_t)conf->http_max_header;
     h->cf.max_body = (size_t)conf->http_max_body;
     c2s_http_proto_init(&h->hp, &h->cf, tls);

@@ -11,6 +11,7 @@
  *   GET /.well-known/host-meta[.json]   XEP-0156 (CORS: any origin)
  *   GET /chat/...                  files of c2s.web_root (404 when unset)
  *   POST /http-bind                BOSH (XEP-0124/0206, c2s_bosh.c)
+ *   PUT, GET /upload/...           XEP-0363 files (c2s_upload.c)
  *   OPTIONS *                      CORS preflight
  *   anything else                  404; a known path with a wrong method
  *                                  405; oversized head 431, body 413;
@@ -24,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "c2s_upload.h"
 #include "kn_buf.h"
 
 /* Settings of a node's HTTP side (borrowed strings; outlive the users). */
@@ -34,6 +36,7 @@ typedef struct c2s_http_conf {
     const char *web_root; /* "" : no /chat/ */
     size_t max_header;
     size_t max_body;
+    const c2s_upload_conf_t *upload; /* NULL: no /upload/ */
 } c2s_http_conf_t;
 
 typedef enum c2s_http_act {
@@ -45,6 +48,9 @@ typedef enum c2s_http_act {
                         * c2s_bosh.c, which answers through
                         * c2s_http_proto_answer(); then feed the bytes
                         * after *used */
+    C2S_HTTP_SEND,     /* send the output, then what
+                        * c2s_http_proto_pull() gives until it is done;
+                        * then feed the bytes after *used */
 } c2s_http_act_t;
 
 /* Header fields a handler looks at (the rest are skipped). */
@@ -57,6 +63,8 @@ enum {
     C2S_HH_WS_VERSION,
     C2S_HH_WS_PROTOCOL,
     C2S_HH_EXPECT,
+    C2S_HH_CONTENT_TYPE,
+    C2S_HH_RANGE,
     C2S_HH_COUNT
 };
 
@@ -70,7 +78,9 @@ typedef struct c2s_http_proto {
     bool in_value;
     char *hdr[C2S_HH_COUNT];
     size_t head_bytes, body_bytes;
-    int err_status; /* set by a callback that aborted the parse */
+    int err_status;       /* set by a callback that aborted the parse */
+    const char *err_why;  /* and why (NULL: generic) */
+    c2s_upload_req_t *up; /* an upload PUT or GET under way */
     bool dup_host;
     bool keep_body; /* POST /http-bind: the body is kept */
     kn_buf_t body;
@@ -97,6 +107,23 @@ c2s_http_act_t c2s_http_proto_feed(c2s_http_proto_t *h, const char *data,
  * request (C2S_HTTP_MORE) unless the connection must close. */
 void c2s_http_proto_answer(c2s_http_proto_t *h, int status, const char *ctype,
                            const void *body, size_t len);
+
+/* Write a response head announcing clen body bytes (HEAD: none follow);
+ * extra: more header lines, may be NULL. For c2s_upload.c. */
+void c2s_http_proto_head(c2s_http_proto_t *h, int status, const char *ctype,
+                         size_t clen, const char *extra);
+/* A response with its body, and an error page (text/plain). */
+void c2s_http_proto_respond(c2s_http_proto_t *h, int status, const char *ctype,
+                            const void *body, size_t len, const char *extra);
+void c2s_http_proto_error(c2s_http_proto_t *h, int status, const char *why,
+                          const char *extra);
+/* CORS lines for an allowed Origin, appended to extra. */
+void c2s_http_proto_cors(const c2s_http_proto_t *h, kn_buf_t *extra);
+
+/* After C2S_HTTP_SEND: append the next part of the body to h->out (at
+ * most max bytes). Returns true when the body is complete: the action is
+ * then MORE (the parser goes on) or CLOSE. */
+bool c2s_http_proto_pull(c2s_http_proto_t *h, size_t max);
 
 /* Whether a WebSocket / CORS request from origin (NULL: none, a
  * non-browser client) may go on, for a request to host (the Host header,

@@ -42,6 +42,8 @@ static const char *const http_hdr_names[C2S_HH_COUNT] = {
     "sec-websocket-version",
     "sec-websocket-protocol",
     "expect",
+    "content-type",
+    "range",
 };
 
 /* ---- pure helpers ---------------------------------------------------------
@@ -209,8 +211,8 @@ static bool http_closing(const c2s_http_proto_t *h)
 
 /* Write one response. extra: more header lines ("Name: v\r\n"...), may
  * be NULL. HEAD requests get the head only. */
-static void http_respond(c2s_http_proto_t *h, int status, const char *ctype,
-                         const void *body, size_t blen, const char *extra)
+void c2s_http_proto_head(c2s_http_proto_t *h, int status, const char *ctype,
+                         size_t blen, const char *extra)
 {
     if (status >= 400 && h->p.upgrade)
         h->act = C2S_HTTP_CLOSE; /* the parser stopped at the head */
@@ -231,9 +233,21 @@ static void http_respond(c2s_http_proto_t *h, int status, const char *ctype,
     if (extra != NULL)
         kn_buf_append_str(&h->out, extra);
     kn_buf_append_str(&h->out, "\r\n");
+    h->requests++;
+}
+
+static void http_respond(c2s_http_proto_t *h, int status, const char *ctype,
+                         const void *body, size_t blen, const char *extra)
+{
+    c2s_http_proto_head(h, status, ctype, blen, extra);
     if (h->p.method != HTTP_HEAD && blen > 0)
         kn_buf_append(&h->out, body, blen);
-    h->requests++;
+}
+
+void c2s_http_proto_respond(c2s_http_proto_t *h, int status, const char *ctype,
+                            const void *body, size_t len, const char *extra)
+{
+    http_respond(h, status, ctype, body, len, extra);
 }
 
 static void http_error(c2s_http_proto_t *h, int status, const char *why,
@@ -246,6 +260,12 @@ static void http_error(c2s_http_proto_t *h, int status, const char *why,
     kn_buf_free(&b);
 }
 
+void c2s_http_proto_error(c2s_http_proto_t *h, int status, const char *why,
+                          const char *extra)
+{
+    http_error(h, status, why, extra);
+}
+
 /* CORS for a browser request from an allowed origin. */
 static void http_cors(const c2s_http_proto_t *h, kn_buf_t *extra)
 {
@@ -256,6 +276,11 @@ static void http_cors(const c2s_http_proto_t *h, kn_buf_t *extra)
     kn_buf_append_str(extra, "Access-Control-Allow-Origin: ");
     kn_buf_append_str(extra, o);
     kn_buf_append_str(extra, "\r\nVary: Origin\r\n");
+}
+
+void c2s_http_proto_cors(const c2s_http_proto_t *h, kn_buf_t *extra)
+{
+    http_cors(h, extra);
 }
 
 /* A Host header we can put in a URL: host name, IPv4, [IPv6], port. */
@@ -464,9 +489,9 @@ static void http_route(c2s_http_proto_t *h)
         kn_buf_t extra = KN_BUF_INIT;
         http_cors(h, &extra);
         kn_buf_append_str(&extra,
-                          "Allow: GET, HEAD, POST, OPTIONS\r\n"
+                          "Allow: GET, HEAD, POST, PUT, OPTIONS\r\n"
                           "Access-Control-Allow-Methods: GET, HEAD, POST, "
-                          "OPTIONS\r\n"
+                          "PUT, OPTIONS\r\n"
                           "Access-Control-Allow-Headers: Content-Type\r\n"
                           "Access-Control-Max-Age: 86400\r\n");
         http_respond(h, 204, NULL, NULL, 0, extra.data);
@@ -502,6 +527,22 @@ static void http_route(c2s_http_proto_t *h)
                          body.len, NULL);
             kn_buf_free(&body);
         }
+        return;
+    }
+    if (plen >= 8 && memcmp(path, "/upload/", 8) == 0 &&
+        h->cf->upload != NULL) {
+        const char *q = (u.field_set & (1 << UF_QUERY))
+                            ? h->url.data + u.field_data[UF_QUERY].off
+                            : "";
+        size_t ql =
+            (u.field_set & (1 << UF_QUERY)) ? u.field_data[UF_QUERY].len : 0;
+        if (m == HTTP_PUT && h->up != NULL)
+            c2s_upload_put_end(h);
+        else if (get)
+            c2s_upload_get(h, path + 8, plen - 8, q, ql);
+        else
+            http_error(h, 405, "method not allowed",
+                       "Allow: GET, HEAD, PUT, OPTIONS\r\n");
         return;
     }
     bool hm = http_path_is(path, plen, "/.well-known/host-meta");
@@ -575,6 +616,8 @@ static int http_on_begin(http_parser *p)
     h->dup_host = false;
     h->keep_body = false;
     kn_buf_reset(&h->body);
+    h->err_why = NULL;
+    c2s_upload_req_free(&h->up);
     return 0;
 }
 
@@ -619,8 +662,24 @@ static int http_on_headers(http_parser *p)
                    (u.field_set & (1 << UF_PATH)) &&
                    http_path_is(h->url.data + u.field_data[UF_PATH].off,
                                 u.field_data[UF_PATH].len, "/http-bind");
-    if ((p->flags & F_CONTENTLENGTH) &&
-        p->content_length > (uint64_t)h->cf->max_body) {
+    if (p->method == HTTP_PUT && h->cf->upload != NULL &&
+        http_parser_parse_url(h->url.data, h->url.len, 0, &u) == 0 &&
+        (u.field_set & (1 << UF_PATH)) && u.field_data[UF_PATH].len > 8 &&
+        memcmp(h->url.data + u.field_data[UF_PATH].off, "/upload/", 8) == 0) {
+        /* XEP-0363: the body goes to the file as it comes, within the
+         * slot's size, not http_max_body. */
+        bool hq = (u.field_set & (1 << UF_QUERY)) != 0;
+        int st = c2s_upload_put_begin(
+            h, h->url.data + u.field_data[UF_PATH].off + 8,
+            u.field_data[UF_PATH].len - 8,
+            hq ? h->url.data + u.field_data[UF_QUERY].off : "",
+            hq ? u.field_data[UF_QUERY].len : 0, &h->err_why);
+        if (st != 0) {
+            h->err_status = st;
+            return -1;
+        }
+    } else if ((p->flags & F_CONTENTLENGTH) &&
+               p->content_length > (uint64_t)h->cf->max_body) {
         h->err_status = 413;
         return -1;
     }
@@ -635,6 +694,14 @@ static int http_on_body(http_parser *p, const char *at, size_t n)
 {
     c2s_http_proto_t *h = p->data;
     h->body_bytes += n;
+    if (h->up != NULL) {
+        if (c2s_upload_put_body(h->up, at, n) < 0) {
+            h->err_status = 500;
+            h->err_why = "could not store the file";
+            return -1;
+        }
+        return 0;
+    }
     if (h->body_bytes > h->cf->max_body) {
         h->err_status = 413;
         return -1;
@@ -687,6 +754,19 @@ void c2s_http_proto_free(c2s_http_proto_t *h)
         kn_free(&h->hdr[i]);
     kn_buf_free(&h->out);
     kn_buf_free(&h->body);
+    c2s_upload_req_free(&h->up);
+}
+
+bool c2s_http_proto_pull(c2s_http_proto_t *h, size_t max)
+{
+    KN_ASSERT(h->act == C2S_HTTP_SEND);
+    if (h->up != NULL && !c2s_upload_pull(h->up, &h->out, max))
+        return false;
+    c2s_upload_req_free(&h->up);
+    h->act = http_should_keep_alive(&h->p) ? C2S_HTTP_MORE : C2S_HTTP_CLOSE;
+    if (h->act == C2S_HTTP_MORE)
+        http_parser_pause(&h->p, 0);
+    return true;
 }
 
 void c2s_http_proto_answer(c2s_http_proto_t *h, int status, const char *ctype,
@@ -720,9 +800,10 @@ c2s_http_act_t c2s_http_proto_feed(c2s_http_proto_t *h, const char *data,
         status = e == HPE_HEADER_OVERFLOW ? 431 : 400;
     h->act = C2S_HTTP_CLOSE;
     http_error(h, status,
-               status == 413   ? "request body too large"
-               : status == 431 ? "request head too large"
-                               : http_errno_description(e),
+               h->err_why != NULL ? h->err_why
+               : status == 413    ? "request body too large"
+               : status == 431    ? "request head too large"
+                                  : http_errno_description(e),
                NULL);
     return h->act;
 }

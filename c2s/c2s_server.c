@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kn_err.h"
@@ -96,6 +97,37 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
     srv->node_name = node_name;
     srv->reserve_fd = -1;
     srv->scf.domain = cc->domain;
+    if (*conf->upload_dir != '\0') {
+        kn_buf_t b = KN_BUF_INIT;
+        kn_buf_printf(&b, "upload.%s", cc->domain);
+        srv->upload_service = kn_buf_release(&b, NULL);
+        if (*conf->upload_url != '\0')
+            kn_buf_append_str(&b, conf->upload_url);
+        else if (conf->https_port != 0)
+            kn_buf_printf(&b,
+                          strchr(conf->bind, ':') ? "https://[%s]:%lld"
+                                                  : "https://%s:%lld",
+                          conf->bind, conf->https_port);
+        else
+            kn_buf_printf(&b,
+                          strchr(conf->bind, ':') ? "http://[%s]:%lld"
+                                                  : "http://%s:%lld",
+                          conf->bind, conf->http_port);
+        while (b.len > 0 && b.data[b.len - 1] == '/')
+            b.data[--b.len] = '\0';
+        srv->upload_url = kn_buf_release(&b, NULL);
+        srv->upload.service = srv->upload_service;
+        srv->upload.dir = conf->upload_dir;
+        srv->upload.secret = conf->upload_secret;
+        srv->upload.url = srv->upload_url;
+        srv->upload.types = conf->upload_types;
+        srv->upload.max_bytes = (uint64_t)conf->upload_max_bytes;
+        srv->upload.quota_bytes = (uint64_t)conf->upload_quota_bytes;
+        srv->upload.slot_ttl = (long)conf->upload_slot_ttl;
+        srv->scf.upload = &srv->upload;
+        if (mkdir(conf->upload_dir, 0750) < 0 && errno != EEXIST)
+            kn_log_warn("upload_dir %s: %s", conf->upload_dir, strerror(errno));
+    }
     srv->scf.limits.max_stanza = (size_t)conf->max_stanza_bytes;
     srv->scf.limits.max_depth = (size_t)conf->max_depth;
     srv->scf.limits.max_attrs = (size_t)conf->max_attrs;
@@ -140,6 +172,8 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
         return -KN_EIO;
     if (conf->extdisco_host != NULL && *conf->extdisco_host)
         kn_link_register(srv->link, KN_REG_FEATURE, C2S_NS_EXTDISCO);
+    if (srv->upload.service != NULL) /* listed in the server's disco#items */
+        kn_link_register(srv->link, KN_REG_DOMAIN, srv->upload.service);
     return 0;
 }
 
@@ -173,6 +207,8 @@ void c2s_server_free(c2s_server_t *srv)
     kn_link_free(&srv->link);
     kn_pg_pool_free(&srv->pg);
     c2s_tls_ctx_free(&srv->tls);
+    free(srv->upload_service);
+    free(srv->upload_url);
     c2s_authdelay_free(srv);
     if (srv->reserve_fd >= 0)
         close(srv->reserve_fd);

@@ -23,6 +23,7 @@
 #include "c2s_conf.h"
 #include "c2s_stream.h"
 #include "c2s_tls.h"
+#include "c2s_upload.h"
 #include "kn_config.h"
 #include "kn_link.h"
 #include "kn_pg.h"
@@ -43,6 +44,8 @@ typedef struct c2s_server {
     const char *node_name;
     c2s_stream_conf_t scf;
     c2s_extdisco_conf_t extdisco; /* scf.extdisco points here */
+    c2s_upload_conf_t upload;     /* XEP-0363 (c2s_upload.c) */
+    char *upload_service, *upload_url;
     kn_link_t *link;
     kn_pg_pool_t *pg;
     c2s_tls_ctx_t *tls;

@@ -172,6 +172,9 @@ c2s_act_t c2s_stanza_handle(c2s_stream_t *s, const kn_stanza_t *st)
             strcmp(iq_ns, C2S_NS_EXTDISCO) == 0 &&
             c2s_extdisco_handle(s, st, c, (long long)time(NULL)))
             goto out_free_to; /* XEP-0215, c2s_extdisco.c */
+        if (req && to.str != NULL &&
+            c2s_upload_iq(s, st, kn_jid_str(&to), type == KN_ENV_TYPE_GET, c))
+            goto out_free_to; /* XEP-0363: this node answers */
     }
     if (s->blocked != NULL && c2s_block_outbound(s, st, &to, est, type))
         goto out_free_to; /* XEP-0191: to a JID the user blocked */

@@ -104,6 +104,7 @@ typedef struct c2s_stream_conf {
     size_t sm_max_unacked;
     size_t sm_request_after;
     unsigned sm_resume_timeout;
+    const struct c2s_upload_conf *upload; /* XEP-0363, NULL: none */
 } c2s_stream_conf_t;
 
 typedef struct c2s_stream_ops {
@@ -283,6 +284,10 @@ c2s_act_t c2s_bind_handle(c2s_stream_t *s, const kn_stanza_t *st);
 
 /* A stanza on a bound stream: stamp, check, answer locally or route. */
 c2s_act_t c2s_stanza_handle(c2s_stream_t *s, const kn_stanza_t *st);
+/* XEP-0363 (c2s_upload_iq.c): answer an IQ request (get: type get) to
+ * the upload service, payload element q. false: not for the service. */
+bool c2s_upload_iq(c2s_stream_t *s, const kn_stanza_t *st, const char *to,
+                   bool get, int q);
 
 /* Write a payload the router delivered for this connection, as is; when
  * its root has no 'to' (a MULTICAST from mucd) the stream's full JID is

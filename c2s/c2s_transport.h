@@ -28,6 +28,9 @@ typedef struct c2s_transport {
      * (the framing broke a rule, e.g. policy-violation for an oversized
      * WebSocket message). May be NULL (none). */
     int (*stream_error)(void *state);
+    /* The idle sweep parked the stream's parser: give back what can be
+     * rebuilt on the next byte. May be NULL. */
+    void (*park)(void *state);
 } c2s_transport_t;
 
 extern const c2s_transport_t c2s_transport_tcp;

@@ -13,6 +13,15 @@
  * Input is bounded the same way: the receive callback tells wslay "would
  * block" while more than WS_DEC_MAX translated bytes wait for the stream,
  * so a client cannot make one read() buffer more than that.
+ *
+ * A note on idle sessions. libwslay's context is about 8.6 KiB (two 4 KiB
+ * frame buffers), more than the rest of a session's transport. When the
+ * idle sweep parks the stream's parser it parks ours too (ws_park): the
+ * context is freed if it holds nothing (no partial frame: every byte fed
+ * to wslay belongs to a frame that ended; no fragmented message; nothing
+ * queued; no close) and made again, with the same settings, on the next
+ * read or write. So an idle WebSocket session costs what an idle TCP one
+ * does, plus this struct.
  */
 #include "c2s_ws.h"
 
@@ -53,7 +62,11 @@ struct c2s_ws {
     uint16_t close_code;
     bool eof : 1;
     bool ioerr : 1;
-    bool in_ctrl : 1; /* the frame being received is a control frame */
+    bool in_ctrl : 1;   /* the frame being received is a control frame */
+    bool in_msg : 1;    /* a fragmented data message is under way */
+    uint64_t fed;       /* bytes handed to wslay */
+    uint64_t framed;    /* bytes of the frames wslay finished */
+    uint64_t frame_len; /* bytes of the frame being received */
 };
 
 void c2s_ws_accept_key(const char *key, size_t len, char out[29])
@@ -264,12 +277,15 @@ static ssize_t ws_on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
             kn_buf_free(&w->raw);
             w->raw_off = 0;
         }
+        w->fed += n;
         return (ssize_t)n;
     }
     int want = EV_READ;
     ssize_t n = w->inner->read(w->ist, w->fd, buf, len, &want);
-    if (n > 0)
+    if (n > 0) {
+        w->fed += (uint64_t)n;
         return n;
+    }
     if (n == -KN_EAGAIN) {
         w->rwant = want;
         return ws_would_block(ctx);
@@ -309,9 +325,13 @@ ws_on_frame_start(wslay_event_context_ptr ctx,
 {
     c2s_ws_t *w = ud;
     KN_UNUSED(ctx);
+    /* header: 2, the extended length, the mask key (clients must mask) */
+    uint64_t pl = a->payload_length;
+    w->frame_len = 2 + (pl < 126 ? 0 : pl < 65536 ? 2 : 8) + 4 + pl;
     w->in_ctrl = (a->opcode & 0x8u) != 0;
     if (w->in_ctrl)
         return; /* wslay buffers control frames (125 bytes at most) */
+    w->in_msg = !a->fin;
     if (a->opcode != WSLAY_CONTINUATION_FRAME) {
         w->msg_len = 0;
         kn_buf_reset(&w->msg);
@@ -329,6 +349,14 @@ ws_on_frame_chunk(wslay_event_context_ptr ctx,
     KN_UNUSED(ctx);
     if (!w->in_ctrl && w->err == KN_SE_NONE)
         kn_buf_append(&w->msg, a->data, a->data_length);
+}
+
+static void ws_on_frame_end(wslay_event_context_ptr ctx, void *ud)
+{
+    c2s_ws_t *w = ud;
+    KN_UNUSED(ctx);
+    w->framed += w->frame_len;
+    w->frame_len = 0;
 }
 
 static void ws_on_msg(wslay_event_context_ptr ctx,
@@ -360,9 +388,23 @@ static void ws_on_msg(wslay_event_context_ptr ctx,
 }
 
 static const struct wslay_event_callbacks ws_callbacks = {
-    ws_on_recv,        ws_on_send, NULL,      ws_on_frame_start,
-    ws_on_frame_chunk, NULL,       ws_on_msg,
+    ws_on_recv,        ws_on_send,      NULL,      ws_on_frame_start,
+    ws_on_frame_chunk, ws_on_frame_end, ws_on_msg,
 };
+
+/* The wslay context, made again after ws_park. */
+static wslay_event_context_ptr ws_ctx(c2s_ws_t *w)
+{
+    if (w->ctx != NULL)
+        return w->ctx;
+    int rc = wslay_event_context_server_init(&w->ctx, &ws_callbacks, w);
+    KN_ASSERT(rc == 0); /* only fails out of memory */
+    /* We buffer and limit data messages ourselves (ws_on_frame_start);
+     * wslay's own check would close with 1009 before our stream error. */
+    wslay_event_config_set_no_buffering(w->ctx, 1);
+    wslay_event_config_set_max_recv_msg_length(w->ctx, UINT64_C(1) << 62);
+    return w->ctx;
+}
 
 /* ---- the transport -------------------------------------------------------
  */
@@ -379,12 +421,7 @@ c2s_ws_t *c2s_ws_new(const c2s_transport_t *inner, void *ist, int fd,
     w->wwant = EV_WRITE;
     if (npending > 0)
         kn_buf_append(&w->raw, pending, npending);
-    int rc = wslay_event_context_server_init(&w->ctx, &ws_callbacks, w);
-    KN_ASSERT(rc == 0); /* only fails out of memory */
-    /* We buffer and limit data messages ourselves (ws_on_frame_start);
-     * wslay's own check would close with 1009 before our stream error. */
-    wslay_event_config_set_no_buffering(w->ctx, 1);
-    wslay_event_config_set_max_recv_msg_length(w->ctx, UINT64_C(1) << 62);
+    ws_ctx(w);
     return w;
 }
 
@@ -392,6 +429,7 @@ static ssize_t ws_read(void *state, int fd, void *buf, size_t len, int *want)
 {
     c2s_ws_t *w = state;
     KN_UNUSED(fd);
+    ws_ctx(w);
     for (int round = 0;; round++) {
         if (w->dec_off < w->dec.len) {
             size_t n = w->dec.len - w->dec_off;
@@ -435,6 +473,7 @@ static ssize_t ws_write(void *state, int fd, const void *buf, size_t len,
 {
     c2s_ws_t *w = state;
     KN_UNUSED(fd);
+    ws_ctx(w);
     if (w->owed == 0) {
         ssize_t n = c2s_ws_split_out(buf, len, WS_BATCH, ws_emit, w);
         if (n <= 0)
@@ -467,14 +506,15 @@ static void ws_free(void **state)
     if (w == NULL)
         return;
     /* The closing handshake, best effort: the socket closes next. */
-    if (!w->ioerr && wslay_event_get_write_enabled(w->ctx)) {
+    if (!w->ioerr && wslay_event_get_write_enabled(ws_ctx(w))) {
         uint16_t code =
             w->close_code ? w->close_code : WSLAY_CODE_NORMAL_CLOSURE;
         if (!wslay_event_get_close_sent(w->ctx))
             wslay_event_queue_close(w->ctx, code, NULL, 0);
         wslay_event_send(w->ctx);
     }
-    wslay_event_context_free(w->ctx);
+    if (w->ctx != NULL)
+        wslay_event_context_free(w->ctx);
     w->inner->free(&w->ist);
     kn_buf_free(&w->raw);
     kn_buf_free(&w->dec);
@@ -483,6 +523,24 @@ static void ws_free(void **state)
     *state = NULL;
 }
 
+static void ws_park(void *state)
+{
+    c2s_ws_t *w = state;
+    if (w->ctx == NULL || w->fed != w->framed || w->in_msg || w->owed > 0 ||
+        w->err != KN_SE_NONE || w->eof || w->ioerr || w->raw_off < w->raw.len ||
+        w->dec_off < w->dec.len || wslay_event_want_write(w->ctx) ||
+        wslay_event_get_close_received(w->ctx) ||
+        wslay_event_get_close_sent(w->ctx) ||
+        !wslay_event_get_read_enabled(w->ctx) ||
+        !wslay_event_get_write_enabled(w->ctx))
+        return;
+    wslay_event_context_free(w->ctx);
+    w->ctx = NULL;
+    kn_buf_free(&w->dec);
+    w->dec_off = 0;
+    kn_buf_free(&w->msg);
+}
+
 const c2s_transport_t c2s_transport_ws = {
-    "websocket", ws_read, ws_write, NULL, ws_free, ws_stream_error,
+    "websocket", ws_read, ws_write, NULL, ws_free, ws_stream_error, ws_park,
 };

@@ -45,6 +45,7 @@ typedef struct load_opts {
     size_t nports;
     size_t nsrc; /* source addresses 127.0.0.1 .. 127.0.0.nsrc */
     bool direct_tls;
+    bool ws; /* RFC 7395 XMPP over WebSocket (with direct_tls: wss) */
     int sasl; /* enum load_sasl_mech */
     const char *user_fmt;
     const char *password_fmt; /* NULL: same as the user name */

@@ -36,11 +36,10 @@
 #define CONN_KEEP_BUF    4096
 
 static const char *const conn_state_names[] = {
-    "idle",     "connecting",    "stream-features",
-    "starttls", "tls-handshake", "sasl-features",
-    "sasl",     "bind-features", "bind",
-    "session",  "roster",        "online",
-    "closing",
+    "idle",          "connecting",    "ws-upgrade",    "stream-features",
+    "starttls",      "tls-handshake", "sasl-features", "sasl",
+    "bind-features", "bind",          "session",       "roster",
+    "online",        "closing",
 };
 
 const char *load_conn_state_name(int state)
@@ -64,6 +63,8 @@ static void conn_teardown(load_conn_t *c)
     }
     kn_buf_free(&c->in);
     kn_buf_free(&c->out);
+    kn_buf_free(&c->wsin);
+    c->ws_framed = false;
     load_scram_clear(&c->scram);
     c->state = LOAD_CONN_IDLE;
     c->restart = false;
@@ -90,11 +91,55 @@ static void conn_failf(load_conn_t *c, int err, const char *fmt, ...)
     load_conn_abort(c, err, why);
 }
 
+#define WS_FRAMING "urn:ietf:params:xml:ns:xmpp-framing"
+
+static void conn_want_flush(load_conn_t *c);
+
+/* One RFC 6455 frame, client to server: FIN, opcode, masked. The mask
+ * key is zero (XOR with it is the identity): the server must accept any
+ * key, and this is a load tool, not a browser. */
+
+static void ws_frame(kn_buf_t *out, int opcode, const char *data, size_t len)
+{
+    uint8_t h[14];
+    size_t hl = 0;
+    h[hl++] = (uint8_t)(0x80 | opcode);
+    if (len < 126) {
+        h[hl++] = (uint8_t)(0x80 | len);
+    } else if (len < 65536) {
+        h[hl++] = 0x80 | 126;
+        h[hl++] = (uint8_t)(len >> 8);
+        h[hl++] = (uint8_t)len;
+    } else {
+        h[hl++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            h[hl++] = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    memset(h + hl, 0, 4);
+    hl += 4;
+    kn_buf_append(out, h, hl);
+    kn_buf_append(out, data, len);
+}
+
 void load_conn_send(load_conn_t *c, const char *data, size_t len)
 {
     if (c->state == LOAD_CONN_IDLE)
         return;
-    kn_buf_append(&c->out, data, len);
+    if (c->ws_framed) {
+        if (len == 16 && memcmp(data, "</stream:stream>", 16) == 0) {
+            static const char cl[] = "<close xmlns='" WS_FRAMING "'/>";
+            ws_frame(&c->out, 1, cl, sizeof(cl) - 1);
+        } else {
+            ws_frame(&c->out, 1, data, len);
+        }
+    } else {
+        kn_buf_append(&c->out, data, len);
+    }
+    conn_want_flush(c);
+}
+
+static void conn_want_flush(load_conn_t *c)
+{
     if (!c->in_flush) {
         c->in_flush = true;
         c->flush_next = c->cl->flush_head;
@@ -167,6 +212,14 @@ static void client_flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 static void conn_stream_open(load_conn_t *c)
 {
     char hdr[512];
+    if (c->ws_framed) {
+        snprintf(hdr, sizeof(hdr),
+                 "<open xmlns='" WS_FRAMING "' to='%s' version='1.0'/>",
+                 c->cl->opts->domain);
+        load_xml_reset(&c->xml, CONN_MAX_ELEMENT);
+        conn_send_str(c, hdr);
+        return;
+    }
     snprintf(hdr, sizeof(hdr),
              "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
              "xmlns:stream='http://etherx.jabber.org/streams' to='%s' "
@@ -187,12 +240,86 @@ static void conn_user_pass(load_conn_t *c, char *user, size_t usz, char *pass,
         snprintf(pass, psz, "%s", user);
 }
 
+/* --ws: the HTTP upgrade request (RFC 6455 4.1, RFC 7395 3.3). */
+static void ws_upgrade(load_conn_t *c)
+{
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "GET /xmpp-websocket HTTP/1.1\r\nHost: %s\r\n"
+                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Protocol: xmpp\r\n\r\n",
+                     c->cl->opts->domain);
+    c->state = LOAD_CONN_WS_UPGRADE;
+    kn_buf_reset(&c->in);
+    load_conn_send(c, req, (size_t)n);
+}
+
+/* --ws: whole frames from c->wsin to c->in (text), answering pings.
+ * 0, or -1 when the server closed the WebSocket. */
+static int ws_unframe(load_conn_t *c)
+{
+    static const char open_hdr[] =
+        "<stream:stream xmlns='jabber:client' "
+        "xmlns:stream='http://etherx.jabber.org/streams'>";
+    size_t off = 0;
+    int rc = 0;
+    const uint8_t *p = (const uint8_t *)c->wsin.data;
+    while (c->wsin.len - off >= 2) {
+        const uint8_t *f = p + off;
+        size_t avail = c->wsin.len - off, hl = 2;
+        uint64_t len = f[1] & 0x7f;
+        if (len == 126) {
+            if (avail < 4)
+                break;
+            len = ((uint64_t)f[2] << 8) | f[3];
+            hl = 4;
+        } else if (len == 127) {
+            if (avail < 10)
+                break;
+            len = 0;
+            for (int i = 0; i < 8; i++)
+                len = (len << 8) | f[2 + i];
+            hl = 10;
+        }
+        if (f[1] & 0x80)
+            hl += 4; /* a server must not mask; skip the key anyway */
+        if (avail < hl || avail - hl < len)
+            break;
+        const char *d = (const char *)f + hl;
+        int op = f[0] & 0x0f;
+        if (op == 1 || op == 0) {
+            if (op == 1 && len >= 5 && memcmp(d, "<open", 5) == 0)
+                kn_buf_append(&c->in, open_hdr, sizeof(open_hdr) - 1);
+            else if (op == 1 && len >= 6 && memcmp(d, "<close", 6) == 0)
+                kn_buf_append_str(&c->in, "</stream:stream>");
+            else
+                kn_buf_append(&c->in, d, (size_t)len);
+        } else if (op == 9) {
+            ws_frame(&c->out, 10, d, (size_t)len);
+            conn_want_flush(c);
+        } else if (op == 8) {
+            rc = -1;
+        }
+        off += hl + (size_t)len;
+    }
+    kn_buf_consume(&c->wsin, off);
+    if (c->wsin.len == 0 && c->wsin.cap > CONN_KEEP_BUF)
+        kn_buf_free(&c->wsin);
+    return rc;
+}
+
 static void conn_handshake(load_conn_t *c)
 {
     ERR_clear_error();
     int r = SSL_connect(c->ssl);
     if (r == 1) {
         ev_io_stop(c->cl->loop, &c->wio);
+        if (c->cl->opts->ws) {
+            ws_upgrade(c);
+            return;
+        }
         c->state = LOAD_CONN_FEATURES_TLS;
         conn_stream_open(c);
         return;
@@ -613,8 +740,38 @@ static void conn_read(load_conn_t *c)
                 return;
             }
         }
-        kn_buf_append(&c->in, cl->scratch, (size_t)n);
         int st = c->state;
+        if (st == LOAD_CONN_WS_UPGRADE) {
+            kn_buf_append(&c->in, cl->scratch, (size_t)n);
+            const char *eoh = memmem(c->in.data, c->in.len, "\r\n\r\n", 4);
+            if (eoh == NULL)
+                continue;
+            if (c->in.len < 12 || memcmp(c->in.data + 9, "101", 3) != 0) {
+                conn_failf(c, -KN_EAUTH, "WebSocket upgrade refused: %.40s",
+                           c->in.data);
+                return;
+            }
+            size_t head = (size_t)(eoh + 4 - c->in.data);
+            kn_buf_append(&c->wsin, c->in.data + head, c->in.len - head);
+            kn_buf_reset(&c->in);
+            c->ws_framed = true;
+            c->state = LOAD_CONN_FEATURES_TLS; /* no STARTTLS in WebSocket */
+            conn_stream_open(c);
+        } else if (c->ws_framed) {
+            kn_buf_append(&c->wsin, cl->scratch, (size_t)n);
+        } else {
+            kn_buf_append(&c->in, cl->scratch, (size_t)n);
+        }
+        if (c->ws_framed && ws_unframe(c) < 0 && c->in.len == 0) {
+            if (c->state == LOAD_CONN_CLOSING) {
+                conn_teardown(c);
+                cl->on_closed(c, 0, NULL);
+            } else {
+                conn_failf(c, -KN_ECLOSED, "WebSocket closed by server (%s)",
+                           load_conn_state_name(c->state));
+            }
+            return;
+        }
         conn_process(c);
         if (c->state == LOAD_CONN_IDLE || c->state == LOAD_CONN_HANDSHAKE)
             return;
@@ -640,6 +797,10 @@ static void conn_connected(load_conn_t *c)
         conn_start_tls(c);
         return;
     }
+    if (c->cl->opts->ws) {
+        ws_upgrade(c);
+        return;
+    }
     c->state = LOAD_CONN_FEATURES_PLAIN;
     conn_stream_open(c);
 }
@@ -654,7 +815,8 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
     if (c->state == LOAD_CONN_HANDSHAKE) {
         conn_handshake(c);
-        if (c->state == LOAD_CONN_FEATURES_TLS)
+        if (c->state == LOAD_CONN_FEATURES_TLS ||
+            c->state == LOAD_CONN_WS_UPGRADE)
             conn_flush(c);
         return;
     }

@@ -3,6 +3,10 @@
  * source address, STARTTLS or direct TLS, SASL (SCRAM-SHA-1 or PLAIN),
  * resource bind, session when required, roster get, initial presence.
  * Once online, every stanza is handed to the owner's callback.
+ * With --ws the stream runs over RFC 7395 WebSocket instead (a minimal
+ * RFC 6455 client: one masked text frame per send, server frames
+ * unwrapped into the same input; <open/>/<close/> translated to and from
+ * the stream header and close tag).
  *
  * A connection object is owned by its worker and lives for the whole run
  * (it is reused when the user logs in again), so callbacks never free it:
@@ -26,6 +30,7 @@
 enum load_conn_state {
     LOAD_CONN_IDLE = 0,
     LOAD_CONN_CONNECTING,
+    LOAD_CONN_WS_UPGRADE, /* --ws: waiting for the 101 */
     LOAD_CONN_FEATURES_PLAIN, /* waiting for features offering STARTTLS */
     LOAD_CONN_STARTTLS,       /* waiting for <proceed/> */
     LOAD_CONN_HANDSHAKE,      /* TLS handshake */
@@ -70,6 +75,8 @@ struct load_conn {
     ev_io wio;
     kn_buf_t in;
     kn_buf_t out;
+    kn_buf_t wsin; /* --ws: received bytes not yet a whole frame */
+    bool ws_framed; /* --ws: after the 101, sends are framed */
     load_xml_t xml;
     load_scram_t scram;
     load_scram_keys_t keys; /* the SCRAM cache slot of this user */

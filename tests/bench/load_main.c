@@ -32,6 +32,10 @@ static void usage(FILE *f)
           "per 25000 users per port)\n"
           "  --direct-tls           TLS from the first byte (default: "
           "STARTTLS)\n"
+          "  --ws                   XMPP over WebSocket (RFC 7395) at "
+          "/xmpp-websocket\n"
+          "                         of the HTTP port(s); with --direct-tls: "
+          "wss on the HTTPS port(s)\n"
           "  --sasl scram|plain     SCRAM-SHA-1 (default) or PLAIN\n"
           "  --scram-cache FILE     keep the users' SCRAM keys (PBKDF2 "
           "results) in FILE between runs\n"
@@ -162,6 +166,7 @@ enum {
     OPT_ALLOWLOSS,
     OPT_RESOURCE,
     OPT_SCACHE,
+    OPT_WS,
     OPT_HELP,
 };
 
@@ -170,6 +175,7 @@ static const struct option long_opts[] = {
     {"port", 1, NULL, OPT_PORT},
     {"src-addrs", 1, NULL, OPT_SRC},
     {"direct-tls", 0, NULL, OPT_DIRECT},
+    {"ws", 0, NULL, OPT_WS},
     {"sasl", 1, NULL, OPT_SASL},
     {"domain", 1, NULL, OPT_DOMAIN},
     {"user-fmt", 1, NULL, OPT_USERFMT},
@@ -273,6 +279,9 @@ int main(int argc, char **argv)
             break;
         case OPT_DIRECT:
             o.direct_tls = true;
+            break;
+        case OPT_WS:
+            o.ws = true;
             break;
         case OPT_SASL:
             if (strcmp(optarg, "scram") == 0)

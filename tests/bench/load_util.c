@@ -79,7 +79,9 @@ void load_print_title(const load_opts_t *opts, const char *what)
     for (size_t i = 0; i < opts->nports; i++)
         printf("%s%d", i ? "," : "", opts->ports[i]);
     printf(", %s, SASL %s, %zu procs) ==\n",
-           opts->direct_tls ? "direct TLS" : "STARTTLS",
+           opts->ws ? (opts->direct_tls ? "WebSocket over TLS" : "WebSocket")
+           : opts->direct_tls ? "direct TLS"
+                              : "STARTTLS",
            opts->sasl == LOAD_SASL_PLAIN ? "PLAIN" : "SCRAM-SHA-1",
            opts->procs);
 }
