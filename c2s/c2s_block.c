@@ -324,7 +324,10 @@ c2s_act_t c2s_stream_inbound(c2s_stream_t *s, const kn_env_t *env,
         return block_data(s, env, payload, len);
     if (!s->block_ready)
         return block_hold(s, env, payload, len);
-    if (s->blocked == NULL || !block_refused(s, env, payload, len))
+    /* XEP-0352: an inactive session holds presence and chat states
+     * here, before anything reaches the output (c2s_csi.c). */
+    if ((s->blocked == NULL || !block_refused(s, env, payload, len)) &&
+        !c2s_csi_filter(s, env, payload, len))
         c2s_stanza_deliver(s, payload, len);
     /* Written or refused, a stored offline message is done with. */
     if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_ACK_WANTED) &&

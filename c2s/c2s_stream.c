@@ -10,6 +10,7 @@
  * written; session_up is true exactly while the router holds a route for
  * this connection that we owe a SESSION_DOWN for.
  */
+#include "c2s_csi.h"
 #include "c2s_stream.h"
 
 #include <stdio.h>
@@ -62,6 +63,7 @@ void c2s_stream_free(c2s_stream_t **sp)
     c2s_register_free(s);
     kn_free(&s->user);
     c2s_block_end(s);
+    c2s_csi_end(s);
     kn_jid_free(&s->jid);
     free(s);
     *sp = NULL;
@@ -194,6 +196,8 @@ static void stream_features(c2s_stream_t *s)
                                   "<session xmlns='" C2S_NS_SESSION
                                   "'><optional/></session>"
                                   "<ver xmlns='" C2S_NS_ROSTERVER "'/>");
+        if (s->cf->csi_max_stanzas > 0) /* XEP-0352 */
+            kn_buf_append_str(s->out, "<csi xmlns='" C2S_NS_CSI "'/>");
         s->state = C2S_ST_BIND;
     }
     kn_buf_append_str(s->out, "</stream:features>");
@@ -232,6 +236,8 @@ static c2s_act_t stream_on_stanza(c2s_stream_t *s, const kn_stanza_t *st)
     case C2S_ST_BIND:
         return c2s_bind_handle(s, st);
     case C2S_ST_SESSION:
+        if (strcmp(kn_stanza_ns(st, 0), C2S_NS_CSI) == 0)
+            return c2s_csi_handle(s, st);
         return c2s_stanza_handle(s, st);
     default:
         return c2s_stream_fail(s, KN_SE_INTERNAL_SERVER_ERROR, "state");
