@@ -14,11 +14,15 @@ else (a message with a body, an iq, ...) first flushes what is held.
 """
 
 import asyncio
+import os
+import re
+import subprocess
 import xml.etree.ElementTree as ET
 
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
+import conftest
 from test_05_roster import D, presenced, roster_row  # noqa: F401
 from xmpp_client import Client, iq, login, run
 
@@ -188,3 +192,25 @@ def test_csi_nonza_before_bind_or_unknown_fails(presenced, make_user):
         assert "unsupported-stanza-type" in c.stream_errors, c.stream_errors
 
     run(go(), timeout=30)
+
+
+def test_csi_savings_benchmark_100_contacts(presenced):
+    """tests/bench/csi_savings at its default size: 100 contacts on c2s-b
+    change status 5 times; the inactive phone on c2s-a gets exactly 100
+    presences (the newest of each) in fewer bytes and wake-ups than the
+    active one."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    r = subprocess.run(
+        [os.path.join(here, "..", "bench", "csi_savings"), "--config",
+         conftest.CONF, "--kilnctl", os.path.join(conftest.BIN, "kilnctl"),
+         "--port", str(presenced.ports["c2s-a"]["starttls"]), "--port2",
+         str(presenced.ports["c2s-b"]["starttls"])],
+        capture_output=True, text=True, timeout=300)
+    print(r.stdout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    f = dict(re.findall(r"(\w+)=(\d+)", r.stdout.split("RESULT")[1]))
+    f = {k: int(v) for k, v in f.items()}
+    assert f["active_presences"] == 500, f
+    assert f["inactive_presences"] == 100, f
+    assert f["inactive_bytes"] * 3 < f["active_bytes"], f
+    assert f["inactive_wakeups"] < f["active_wakeups"], f
