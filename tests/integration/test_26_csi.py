@@ -177,7 +177,7 @@ def test_csi_holds_presence_and_chat_states_until_urgent(presenced,
     run(scenario(presenced), timeout=120)
 
 
-def test_csi_nonza_before_bind_or_unknown_fails(presenced, make_user):
+def test_csi_unknown_nonza_fails(presenced, make_user):
     """An unknown element in the CSI namespace is a stream error, not
     silently taken for a state."""
     make_user("csi26x", PW)
