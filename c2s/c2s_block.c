@@ -331,7 +331,11 @@ c2s_act_t c2s_stream_inbound(c2s_stream_t *s, const kn_env_t *env,
         return block_hold(s, env, payload, len);
     bool acked = env->kind == KN_ENV_STANZA && (env->flags & KN_F_ACK_WANTED);
     c2s_act_t act = C2S_ACT_MORE;
-    if (s->blocked == NULL || !block_refused(s, env, payload, len)) {
+    /* XEP-0352: an inactive session holds presence and chat states
+     * here, before anything reaches the output (c2s_csi.c); a flush
+     * counts each stanza it writes for XEP-0198 itself. */
+    if ((s->blocked == NULL || !block_refused(s, env, payload, len)) &&
+        !c2s_csi_filter(s, env, payload, len)) {
         size_t off = s->out->len;
         c2s_stanza_deliver(s, payload, len);
         /* XEP-0198: queued until the client's <a/>, which then

@@ -52,6 +52,14 @@ const kn_conf_def_t c2s_conf_defs[] = {
     {"registration_per_hour", KN_CONF_INT, F(registration_per_hour), 5, NULL, 1,
      1000000, NULL,
      "accounts one address (IPv4, IPv6 /64) may create in an hour"},
+    {"csi_max_stanzas", KN_CONF_INT, F(csi_max_stanzas), 1000, NULL, 0, 1000000,
+     NULL,
+     "XEP-0352: presences and chat states held for an inactive client "
+     "before a flush (0: CSI not offered)"},
+    {"csi_max_bytes", KN_CONF_INT, F(csi_max_bytes), 256 * 1024, NULL, 4096,
+     1LL << 30, NULL,
+     "XEP-0352: bytes held for an inactive client before a flush (at most "
+     "half of out_buffer_max is used)"},
     {"bind", KN_CONF_STR, F(bind), 0, "127.0.0.1", 0, 0, NULL,
      "address the listeners bind (numeric IPv4 or IPv6)"},
     {"starttls_port", KN_CONF_INT, F(starttls_port), 5222, NULL, 0, 65535, NULL,

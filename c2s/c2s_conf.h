@@ -35,6 +35,8 @@ typedef struct c2s_conf {
     long long blocklist_wait_ms;     /* then c2s reads the block list itself */
     int registration;                /* XEP-0077 new accounts in-band */
     long long registration_per_hour; /* accounts one address may create */
+    long long csi_max_stanzas; /* XEP-0352 held per session (0: CSI off) */
+    long long csi_max_bytes;   /* XEP-0352 held bytes per session */
     char *bind;
     long long starttls_port; /* 0: no listener */
     long long tls_port;

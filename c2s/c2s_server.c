@@ -137,6 +137,12 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
     srv->scf.sm_request_after = (size_t)conf->sm_request_after;
     srv->scf.sm_resume_timeout = (unsigned)conf->sm_resume_timeout;
     srv->scf.registration = conf->registration != 0;
+    srv->scf.csi_max_stanzas = (size_t)conf->csi_max_stanzas;
+    /* a flush must never push a client over out_buffer_max */
+    srv->scf.csi_max_bytes =
+        (size_t)(conf->csi_max_bytes < conf->out_buffer_max / 2
+                     ? conf->csi_max_bytes
+                     : conf->out_buffer_max / 2);
     srv->extdisco.host = conf->extdisco_host;
     srv->extdisco.stun_port = conf->extdisco_stun_port;
     srv->extdisco.turn_port = conf->extdisco_turn_port;

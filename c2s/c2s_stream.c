@@ -10,6 +10,7 @@
  * written; session_up is true exactly while the router holds a route for
  * this connection that we owe a SESSION_DOWN for.
  */
+#include "c2s_csi.h"
 #include "c2s_stream.h"
 
 #include "c2s_sm.h"
@@ -66,6 +67,7 @@ void c2s_stream_free(c2s_stream_t **sp)
     kn_free(&s->user);
     c2s_block_end(s);
     c2s_sm_free(s);
+    c2s_csi_end(s);
     kn_jid_free(&s->jid);
     free(s);
     *sp = NULL;
@@ -204,6 +206,8 @@ static void stream_features(c2s_stream_t *s)
                                   "'><optional/></session>"
                                   "<ver xmlns='" C2S_NS_ROSTERVER "'/>");
         c2s_sm_features(s, s->out);
+        if (s->cf->csi_max_stanzas > 0) /* XEP-0352 */
+            kn_buf_append_str(s->out, "<csi xmlns='" C2S_NS_CSI "'/>");
         s->state = C2S_ST_BIND;
     }
     kn_buf_append_str(s->out, "</stream:features>");
@@ -237,6 +241,9 @@ static c2s_act_t stream_on_stanza(c2s_stream_t *s, const kn_stanza_t *st)
 {
     if (strcmp(kn_stanza_ns(st, 0), C2S_NS_SM) == 0)
         return c2s_sm_handle(s, st); /* XEP-0198: not a stanza */
+    if (s->state == C2S_ST_SESSION &&
+        strcmp(kn_stanza_ns(st, 0), C2S_NS_CSI) == 0)
+        return c2s_csi_handle(s, st); /* XEP-0352: a nonza, not counted */
     if (s->sm != NULL && s->state == C2S_ST_SESSION)
         c2s_sm_counted(s);
     switch (s->state) {

@@ -105,6 +105,8 @@ typedef struct c2s_stream_conf {
     size_t sm_request_after;
     unsigned sm_resume_timeout;
     const struct c2s_upload_conf *upload; /* XEP-0363, NULL: none */
+    size_t csi_max_stanzas;               /* XEP-0352 hold limit (0: CSI off) */
+    size_t csi_max_bytes; /* XEP-0352 hold limit in bytes (0: none) */
 } c2s_stream_conf_t;
 
 typedef struct c2s_stream_ops {
@@ -185,6 +187,7 @@ typedef struct c2s_stream {
     kn_buf_t *held;      /* deliveries held until the block list is known */
     kn_stanza_t *reg_iq; /* the registration IQ being answered */
     c2s_sm_t *sm;        /* XEP-0198 state (c2s_sm.h); NULL: not enabled */
+    struct c2s_csi *csi; /* XEP-0352 held deliveries (c2s_csi.c); NULL: none */
     int16_t priority;
     uint8_t cb_types; /* C2S_CB_* the transport provides */
     bool tls : 1;
@@ -195,6 +198,7 @@ typedef struct c2s_stream {
     bool block_ready : 1; /* the block list is known (c2s_block.c) */
     bool framed : 1;      /* C2S_STREAM_F_FRAMED */
     bool carbons : 1;     /* XEP-0280 enabled (the router's answer said so) */
+    bool inactive : 1;    /* XEP-0352: the client said <inactive/> */
 } c2s_stream_t;
 
 /* Create a stream writing to out (borrowed, must outlive the stream).
@@ -337,6 +341,21 @@ bool c2s_block_outbound(c2s_stream_t *s, const kn_stanza_t *st,
  * back to the router as for a vanished connection (KN_F_REROUTE), the
  * rest is dropped; the list is freed. Idempotent. */
 void c2s_block_end(c2s_stream_t *s);
+
+/* ---- client state indication, XEP-0352 (c2s_csi.c) ------------------- */
+
+/* <inactive/> or <active/> (urn:xmpp:csi:0) on a bound stream; <active/>
+ * flushes what was held. Anything else in that namespace, or CSI off
+ * (csi_max_stanzas 0): <unsupported-stanza-type/>. */
+c2s_act_t c2s_csi_handle(c2s_stream_t *s, const kn_stanza_t *st);
+/* A delivery that passed the XEP-0191 filter, about to be written: true
+ * when it was held (the caller must not write it); false when the caller
+ * writes it now (anything held was flushed before it). */
+bool c2s_csi_filter(c2s_stream_t *s, const kn_env_t *env, const void *pl,
+                    size_t len);
+/* The session is over: drop what is held (presence and chat states need
+ * no reroute). Idempotent. */
+void c2s_csi_end(c2s_stream_t *s);
 
 /* ---- XEP-0215 external services (c2s_extdisco.c) ----------------------- */
 

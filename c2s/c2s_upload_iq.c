@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "c2s_sm.h"
 #include "c2s_stream.h"
 #include "c2s_upload.h"
 #include "kn_stanza.h"
@@ -137,6 +138,7 @@ bool c2s_upload_iq(c2s_stream_t *s, const kn_stanza_t *st, const char *to,
         return false;
     const char *ns = q >= 0 ? kn_stanza_ns(st, q) : "";
     const char *el = q >= 0 ? kn_stanza_name(st, q) : "";
+    size_t off = s->out->len; /* one stanza for XEP-0198's count */
     if (get && strcmp(ns, NS_DISCO_INFO) == 0 && strcmp(el, "query") == 0 &&
         kn_stanza_attr(st, q, "node", NULL) == NULL)
         iq_disco_info(s, st);
@@ -149,5 +151,6 @@ bool c2s_upload_iq(c2s_stream_t *s, const kn_stanza_t *st, const char *to,
         iq_slot(s, st, q);
     else
         iq_error(s, st, "cancel", "service-unavailable", NULL, NULL);
+    c2s_sm_sent(s, off, NULL);
     return true;
 }

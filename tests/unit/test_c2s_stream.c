@@ -1096,6 +1096,118 @@ START_TEST(block_held_offline_rows_acked_R_PRES_5)
 }
 END_TEST
 
+/* ---- client state indication (XEP-0352, c2s_csi.c) ------------------ */
+
+static void pres_from(const char *from, const char *status)
+{
+    char xml[512];
+    snprintf(xml, sizeof(xml),
+             "<presence xmlns='jabber:client' from='%s'><status>%s</status>"
+             "</presence>",
+             from, status);
+    ck_assert_int_eq(dlv(KN_ENV_MULTICAST, KN_ENV_ST_PRESENCE,
+                         KN_ENV_TYPE_AVAILABLE, 0, from, "", xml),
+                     C2S_ACT_MORE);
+}
+
+static void chatstate_from(const char *from, const char *state)
+{
+    char xml[512];
+    snprintf(xml, sizeof(xml),
+             "<message xmlns='jabber:client' from='%s' type='chat'><%s "
+             "xmlns='http://jabber.org/protocol/chatstates'/></message>",
+             from, state);
+    ck_assert_int_eq(dlv(KN_ENV_STANZA, KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT,
+                         F.next_ack_id ? KN_F_ACK_WANTED : 0, from,
+                         "alice@localhost/desk", xml),
+                     C2S_ACT_MORE);
+}
+
+static size_t out_at(const char *needle)
+{
+    const char *p = F.out.data ? strstr(F.out.data, needle) : NULL;
+    ck_assert_msg(p != NULL, "'%s' not in output", needle);
+    return (size_t)(p - F.out.data);
+}
+
+START_TEST(csi_hold_newest_then_flush_before_iq_XEP_0352)
+{
+    CF.csi_max_stanzas = 10;
+    login("desk");
+    give_list(LIST(""));
+    kn_buf_reset(&F.out);
+    ck_assert_int_eq(in("<inactive xmlns='urn:xmpp:csi:0'/>"), C2S_ACT_MORE);
+    pres_from("bob@localhost/r", "st-1");
+    pres_from("carol@localhost/r", "st-c");
+    chatstate_from("bob@localhost/r", "composing");
+    pres_from("bob@localhost/r", "st-2");
+    chatstate_from("bob@localhost/r", "paused");
+    ck_assert_uint_eq(F.out.len, 0); /* all held */
+    ck_assert_int_eq(dlv(KN_ENV_STANZA, KN_ENV_ST_IQ, KN_ENV_TYPE_GET, 0,
+                         "bob@localhost/r", "alice@localhost/desk",
+                         "<iq xmlns='jabber:client' from='bob@localhost/r' "
+                         "type='get' id='q1'><ping xmlns='urn:xmpp:ping'/>"
+                         "</iq>"),
+                     C2S_ACT_MORE);
+    ck_no_out("st-1");
+    ck_no_out("composing");
+    /* the survivors in order, each where its newest version came, then
+     * the urgent iq */
+    ck_assert_uint_lt(out_at("st-c"), out_at("st-2"));
+    ck_assert_uint_lt(out_at("st-2"), out_at("paused"));
+    ck_assert_uint_lt(out_at("paused"), out_at("id='q1'"));
+    /* still inactive: held again; <active/> flushes */
+    kn_buf_reset(&F.out);
+    pres_from("bob@localhost/r", "st-3");
+    ck_assert_uint_eq(F.out.len, 0);
+    ck_assert_int_eq(in("<active xmlns='urn:xmpp:csi:0'/>"), C2S_ACT_MORE);
+    ck_out("st-3");
+    /* active: written at once */
+    kn_buf_reset(&F.out);
+    pres_from("bob@localhost/r", "st-4");
+    ck_out("st-4");
+}
+END_TEST
+
+START_TEST(csi_overflow_and_offline_rows_XEP_0352)
+{
+    CF.csi_max_stanzas = 2;
+    login("desk");
+    give_list(LIST(""));
+    kn_buf_reset(&F.out);
+    in("<inactive xmlns='urn:xmpp:csi:0'/>");
+    pres_from("a@localhost/r", "st-a");
+    pres_from("b@localhost/r", "st-b");
+    ck_assert_uint_eq(F.out.len, 0);
+    pres_from("c@localhost/r", "st-c"); /* over the limit: all out */
+    ck_assert_uint_lt(out_at("st-a"), out_at("st-b"));
+    ck_assert_uint_lt(out_at("st-b"), out_at("st-c"));
+    /* a stored offline message is never held, and acknowledged after its
+     * bytes (R-PRES-5) */
+    kn_buf_reset(&F.out);
+    pres_from("a@localhost/r", "st-a2");
+    F.next_ack_id = 9;
+    chatstate_from("bob@localhost/r", "gone");
+    F.next_ack_id = 0;
+    ck_assert_uint_lt(out_at("st-a2"), out_at("gone"));
+    ck_assert_int_eq(F.nacks, 1);
+    ck_assert_uint_eq(F.acks[0], 9);
+    ck_assert_uint_eq(F.ack_at[0], F.out.len);
+    /* an unknown CSI element is a stream error */
+    ck_assert_int_eq(in("<sleepy xmlns='urn:xmpp:csi:0'/>"), C2S_ACT_CLOSE);
+    ck_out("unsupported-stanza-type");
+}
+END_TEST
+
+START_TEST(csi_off_not_offered_XEP_0352)
+{
+    CF.csi_max_stanzas = 0;
+    login("desk");
+    ck_assert_int_eq(in("<inactive xmlns='urn:xmpp:csi:0'/>"), C2S_ACT_CLOSE);
+    ck_out("unsupported-stanza-type");
+}
+END_TEST
+
 /* What goes back to the router when a delivery cannot be written: one
  * rule for a vanished connection and for what a session still held. */
 START_TEST(reroute_rule)
@@ -1405,6 +1517,9 @@ static Suite *suite(void)
     tcase_add_test(t, block_outbound_XEP_0191);
     tcase_add_test(t, block_fallback_list_XEP_0191);
     tcase_add_test(t, block_hold_overflow_reroutes_XEP_0191);
+    tcase_add_test(t, csi_hold_newest_then_flush_before_iq_XEP_0352);
+    tcase_add_test(t, csi_overflow_and_offline_rows_XEP_0352);
+    tcase_add_test(t, csi_off_not_offered_XEP_0352);
     tcase_add_test(t, clean_close);
     tcase_add_test(t, kick_conflict);
     tcase_add_test(t, oversized_stanza);
