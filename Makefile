@@ -3,7 +3,9 @@
 #   make            build everything (release flags) into build/
 #   make run        install missing packages, build, start the dev stack
 #   make test       install missing packages, build with ASan/UBSan into
-#                   build/asan, start a private stack, run every test
+#                   build/asan, replay and briefly run every fuzzer
+#                   (fuzz-check), start a private stack, run every test
+#   make fuzz       run every libFuzzer target for FUZZ_SECONDS (see below)
 #   make stop       stop what `make run` started
 #   make deps       install missing Debian packages (root) or print the line
 #   make bench      run the load tool scenarios at full size
@@ -193,6 +195,7 @@ test: deps
 	@$(MAKE) --no-print-directory features-fallback
 	@$(MAKE) --no-print-directory all web
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all unit-bin
+	@$(MAKE) --no-print-directory fuzz-check
 	@tests/run-all.sh build/asan
 
 run: deps all web
@@ -205,7 +208,7 @@ bench: deps all
 	@tests/bench/run.sh $(BUILD)
 
 fmt:
-	clang-format -i $(wildcard common/*.[ch] c2s/*.[ch] router/*.[ch] presenced/*.[ch] mucd/*.[ch] ctl/*.[ch] tests/unit/*.c tests/bench/*.c)
+	clang-format -i $(wildcard common/*.[ch] c2s/*.[ch] router/*.[ch] presenced/*.[ch] mucd/*.[ch] ctl/*.[ch] tests/unit/*.c tests/bench/*.c tests/fuzz/*.c)
 
 # Compile every file that uses an optional feature with all of them off,
 # so the fallback paths build on any machine, whatever it has installed.
@@ -216,23 +219,78 @@ features-fallback:
 	done; echo "features-fallback: $(words $(FEATURE_USERS)) files build without optional features"
 
 fmt-check:
-	@clang-format --dry-run -Werror $(wildcard common/*.[ch] c2s/*.[ch] router/*.[ch] presenced/*.[ch] mucd/*.[ch] ctl/*.[ch] tests/unit/*.c tests/bench/*.c)
+	@clang-format --dry-run -Werror $(wildcard common/*.[ch] c2s/*.[ch] router/*.[ch] presenced/*.[ch] mucd/*.[ch] ctl/*.[ch] tests/unit/*.c tests/bench/*.c tests/fuzz/*.c)
 
 clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 
-# libFuzzer entry points (tests/fuzz/fuzz_*.c), built with clang; each runs
-# for FUZZ_SECONDS. Not part of `make test`.
+# libFuzzer entry points (tests/fuzz/fuzz_*.c), built with clang into
+# build/fuzz (apart from the gcc ASan build): common/ and the c2s modules
+# once into build/fuzz/libkiln-fuzz.a with coverage instrumentation, each
+# fuzz_<target>.c linked against it. Committed seeds: tests/fuzz/corpus/
+# <target>/ (read, never written); grown corpus: build/fuzz/corpus/<target>;
+# dictionary: tests/fuzz/<target>.dict or tests/fuzz/xmpp.dict.
+#   make fuzz FUZZ_SECONDS=3600   the long campaign, each target in turn
+#   make fuzz-check               what `make test` runs: every committed
+#                                 seed replayed, then FUZZ_CHECK_SECONDS of
+#                                 fuzzing per target; any crash, leak or
+#                                 timeout fails (reproducer in
+#                                 build/fuzz/artifacts/)
 FUZZ_SECONDS ?= 30
+FUZZ_CHECK_SECONDS ?= 5
+FUZZ_CC ?= clang
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+               -fno-strict-aliasing -pthread $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+               -Icommon -Ic2s -I$(BUILD)/gen $(PKG_CFLAGS) $(WARN)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/bin/fuzz_%)
+FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRC) \
+                  $(filter-out c2s/main.c,$(wildcard c2s/*.c)))
+FUZZ_LIB := build/fuzz/libkiln-fuzz.a
+FUZZ_OPTS := -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
+             -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/
+# the shell words for target $$t: its dictionary option and seed folder
+FUZZ_T = dict=tests/fuzz/$$t.dict; [ -f $$dict ] || dict=tests/fuzz/xmpp.dict; \
+    case $$t in env|jid) dict=;; esac; seeds=tests/fuzz/corpus/$$t; \
+    [ -d $$seeds ] || seeds=
+
+build/fuzz/obj/%.o: %.c $(FEATURES_H)
 	@mkdir -p $(dir $@)
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icommon -I$(BUILD)/gen \
-	    $(PKG_CFLAGS) $< $(LIB_SRC) -o $@ $(PKG_LIBS)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+$(FUZZ_LIB): $(FUZZ_LIB_OBJ)
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
+build/fuzz/bin/fuzz_%: build/fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZLD  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -pthread -o $@ $^ $(PKG_LIBS) -lm
+
+fuzz-bin: $(FUZZ_BINS)
 fuzz: $(FUZZ_BINS)
-	@for f in $(FUZZ_BINS); do echo "== $$f"; mkdir -p build/fuzz/corpus-$$(basename $$f); \
-	    $$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$(basename $$f) 2>&1 | tail -n 3 || exit 1; done
-.PHONY: fuzz
+	@mkdir -p build/fuzz/artifacts
+	@for t in $(FUZZ_NAMES); do echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
+	    mkdir -p build/fuzz/corpus/$$t; $(FUZZ_T); \
+	    build/fuzz/bin/fuzz_$$t $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) \
+	        $${dict:+-dict=$$dict} build/fuzz/corpus/$$t $$seeds \
+	        >build/fuzz/fuzz_$$t.log 2>&1; rc=$$?; \
+	    grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units|^Done' build/fuzz/fuzz_$$t.log; \
+	    if [ $$rc -ne 0 ]; then tail -n 60 build/fuzz/fuzz_$$t.log; exit 1; fi; done
+fuzz-check: $(FUZZ_BINS)
+	@mkdir -p build/fuzz/artifacts
+	@for t in $(FUZZ_NAMES); do rm -rf build/fuzz/check/$$t; mkdir -p build/fuzz/check/$$t; \
+	    $(FUZZ_T); \
+	    build/fuzz/bin/fuzz_$$t $(FUZZ_OPTS) -max_total_time=$(FUZZ_CHECK_SECONDS) \
+	        $${dict:+-dict=$$dict} build/fuzz/check/$$t $$seeds \
+	        >build/fuzz/check/fuzz_$$t.log 2>&1; rc=$$?; \
+	    seeds=$$(ls tests/fuzz/corpus/$$t 2>/dev/null | wc -l); \
+	    runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/check/fuzz_$$t.log); \
+	    cov=$$(grep -oE 'cov: [0-9]+ ft: [0-9]+' build/fuzz/check/fuzz_$$t.log | tail -n 1); \
+	    echo "fuzz-check: fuzz_$$t: $$seeds seeds replayed, $$runs runs, $$cov"; \
+	    if [ $$rc -ne 0 ]; then tail -n 60 build/fuzz/check/fuzz_$$t.log; \
+	        echo "fuzz-check: fuzz_$$t FAILED (log build/fuzz/check/fuzz_$$t.log)"; exit 1; fi; done
+.PHONY: fuzz fuzz-bin fuzz-check

@@ -404,6 +404,8 @@ int kn_scram_server_client_first(kn_scram_server_t *s, const char *msg,
                                  size_t len)
 {
     KN_ASSERT(s && (msg || len == 0));
+    if (msg == NULL)
+        msg = ""; /* NULL + 0 is undefined behaviour */
     struct cur c = {msg, msg + len};
     const char *v, *bare;
     size_t n;
@@ -598,6 +600,8 @@ int kn_scram_server_client_final(kn_scram_server_t *s, const char *msg,
 {
     KN_ASSERT(s && (msg || len == 0) && out);
     KN_ASSERT(cb_data || cb_len == 0);
+    if (msg == NULL)
+        msg = ""; /* NULL + 0 is undefined behaviour */
     struct cur c = {msg, msg + len};
     const char *cval, *rval, *pval;
     size_t clen, rlen, plen, without_proof_len;

@@ -12,6 +12,9 @@ PKGS=(
     gcc make pkg-config clang-format libev-dev libexpat1-dev libzmq3-dev libpq-dev
     libhiredis-dev libssl-dev libidn-dev libconfig-dev libsystemd-dev
     check libsubunit-dev uthash-dev libhttp-parser-dev libwslay-dev
+    # libFuzzer targets (make fuzz, make fuzz-check in make test): clang
+    # and its runtime (libclang_rt.fuzzer, the sanitizers)
+    clang libclang-rt-14-dev
     # run
     postgresql redis-server openssl
     # tests

@@ -8,7 +8,9 @@
  * name registration (jabber:iq:register) and voice requests
  * (muc#request). Hidden rooms answer disco#info like any other (clients
  * need it to join) but are not listed. A room that does not exist:
- * item-not-found.
+ * item-not-found. The node x-roomuser-item of a room (XEP-0045 7.12)
+ * names the asker's reserved nick, the one of its affiliation, or
+ * nothing when it has none.
  */
 #include <stdio.h>
 #include <string.h>
@@ -55,6 +57,21 @@ void muc_disco_info(muc_t *m, const muc_in_t *in)
     const char *node = kn_stanza_attr(st, muc_iq_query(st), "node", NULL);
     if (node)
         kn_stanza_builder_attr(b, "node", node);
+    if (room != NULL && node != NULL && strcmp(node, "x-roomuser-item") == 0) {
+        const muc_affrec_t *r =
+            in->from_bare != NULL ? muc_room_affrec(room, in->from_bare) : NULL;
+        if (r != NULL && r->nick != NULL && r->nick[0] != '\0') {
+            kn_stanza_builder_start(b, "identity", NULL);
+            kn_stanza_builder_attr(b, "category", "conference");
+            kn_stanza_builder_attr(b, "type", "text");
+            kn_stanza_builder_attr(b, "name", r->nick);
+            kn_stanza_builder_end(b);
+        }
+        kn_stanza_t *out = kn_stanza_builder_finish(b);
+        muc_send(m, out);
+        kn_stanza_unref(&out);
+        return;
+    }
     kn_stanza_builder_start(b, "identity", NULL);
     kn_stanza_builder_attr(b, "category", "conference");
     kn_stanza_builder_attr(b, "type", "text");

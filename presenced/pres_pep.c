@@ -823,6 +823,7 @@ static const char *const pep_features[] = {
     PEP_NS "#access-whitelist",
     PEP_NS "#auto-create",
     PEP_NS "#config-node",
+    PEP_NS "#config-node-max", /* pubsub#max_items may be "max" */
     PEP_NS "#create-and-configure",
     PEP_NS "#create-nodes",
     PEP_NS "#delete-items",

@@ -24,7 +24,15 @@ configure() {
         -e 's/^# unixsocketperm 700$/unixsocketperm 777/' "$d/etc/redis/redis.conf"
 }
 
-if [ -f "$dir/.kiln-rootfs-ok" ]; then
+inc=systemd,systemd-sysv,dbus,postgresql,redis-server,procps,iproute2
+# Runtime libraries of the kiln binaries (what dpkg-shlibdeps finds).
+inc=$inc,libev4,libexpat1,libzmq5,libpq5,libhiredis0.14,libssl3,libidn12
+inc=$inc,libconfig9,libsystemd0,libhttp-parser2.9,libwslay1
+inc=$inc,adduser,ca-certificates,openssl
+
+# The stamp holds the package list: a tree made for another list (a new
+# runtime library of the package) is made again.
+if [ -f "$dir/.kiln-rootfs-ok" ] && [ "$(cat "$dir/.kiln-rootfs-ok")" = "$inc" ]; then
     configure "$dir"
     exit 0
 fi
@@ -42,11 +50,6 @@ if [ -z "$mirror" ]; then
 fi
 mirror=${mirror:-http://deb.debian.org/debian}
 
-inc=systemd,systemd-sysv,dbus,postgresql,redis-server,procps,iproute2
-# Runtime libraries of the kiln binaries (what dpkg-shlibdeps finds).
-inc=$inc,libev4,libexpat1,libzmq5,libpq5,libhiredis0.14,libssl3,libidn12
-inc=$inc,libconfig9,libsystemd0,adduser,ca-certificates,openssl
-
 rm -rf "$dir.tmp"
 mkdir -p "$(dirname "$dir")"
 echo "rootfs: debootstrap bookworm from $mirror into $dir (once per machine)"
@@ -57,7 +60,7 @@ systemd-machine-id-setup --root="$dir.tmp" >/dev/null
 ln -sf /dev/null "$dir.tmp/etc/systemd/system/console-getty.service"
 ln -sf /dev/null "$dir.tmp/etc/systemd/system/getty@tty1.service"
 configure "$dir.tmp"
-touch "$dir.tmp/.kiln-rootfs-ok"
+printf '%s' "$inc" >"$dir.tmp/.kiln-rootfs-ok"
 rm -rf "$dir"
 mv "$dir.tmp" "$dir"
 echo "rootfs: ready: $dir"

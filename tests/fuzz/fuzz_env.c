@@ -1,10 +1,8 @@
 /*
  * fuzz_env.c - libFuzzer entry point for the router-wire envelope codec.
  *
- * Build (not done by the Makefile), e.g.:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Icommon \
- *     tests/fuzz/fuzz_env.c common/kn_env.c common/kn_buf.c \
- *     common/kn_mem.c -o fuzz_env
+ * Built by `make fuzz-bin` (build/fuzz/bin), run by `make fuzz` and
+ * `make fuzz-check`.
  *
  * The encoding is canonical, so any frame the decoder accepts must
  * re-encode to exactly the same bytes.

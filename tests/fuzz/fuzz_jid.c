@@ -1,10 +1,8 @@
 /*
  * fuzz_jid.c - libFuzzer entry point for JID parsing.
  *
- * Build (not done by the Makefile), e.g.:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Icommon \
- *     tests/fuzz/fuzz_jid.c common/kn_jid.c common/kn_buf.c \
- *     common/kn_mem.c -lidn -o fuzz_jid
+ * Built by `make fuzz-bin` (build/fuzz/bin), run by `make fuzz` and
+ * `make fuzz-check`.
  *
  * Besides "no crash, no out-of-bounds read", it checks the invariants
  * the router relies on: the canonical form of an accepted JID parses back

@@ -7,11 +7,8 @@
  * unchanged, and is put through the derivation and bounce paths. An
  * <auth/> stanza triggers a stream restart that keeps the unparsed bytes.
  *
- * Build (not part of the Makefile):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Icommon \
- *     tests/fuzz/fuzz_xml.c common/kn_xml.c common/kn_stanza.c \
- *     common/kn_xmpp_err.c common/kn_buf.c common/kn_mem.c -lexpat \
- *     -o build/fuzz_xml
+ * Built by `make fuzz-bin` (build/fuzz/bin), run by `make fuzz` and
+ * `make fuzz-check`.
  */
 #include <stdint.h>
 #include <stdlib.h>

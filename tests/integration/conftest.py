@@ -287,3 +287,10 @@ def redis():
         return r.stdout
 
     return run
+
+
+# KILN_FUZZ_CAPTURE=DIR: record every client's bytes as fuzz seeds
+# (tests/fuzz/capture.py, driven by tests/fuzz/make_seeds.py).
+if os.environ.get("KILN_FUZZ_CAPTURE"):
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fuzz"))
+    import capture  # noqa: E402,F401

@@ -426,7 +426,10 @@ def test_account_disco_advertises_pep_XEP_0163(pep, make_user):
             feats = {f.get("var") for f in r.xml.iter("{%s}feature" % NS_INFO)}
             assert {NS_PS, NS_PS + "#publish", NS_PS + "#publish-options",
                     NS_PS + "#auto-create", NS_PS + "#retrieve-items",
-                    NS_PS + "#retract-items"} <= feats
+                    NS_PS + "#retract-items",
+                    # "max" is a max_items value: Converse.js asks for 9999
+                    # (over the limit) unless it sees this feature
+                    NS_PS + "#config-node-max"} <= feats
         # no such account: service-unavailable (RFC 6121 8.5.1)
         cond = await iq_error(b, "get", "p12nobody@" + D,
                               "<query xmlns='%s'/>" % NS_INFO)

@@ -720,3 +720,39 @@ def test_group_presence_cost_R_GRP_9(muc, make_user):
             await c.stop()
 
     run(scenario())
+
+
+def test_reserved_nick_discovery_XEP_0045_7_12(muc, make_user):
+    """disco#info node x-roomuser-item on a room names the asker's reserved
+    nick (its affiliation's), and nothing to one without one; the room's
+    own info (no node) is unchanged. Converse.js joins with this nick: it
+    used to get the room's name instead."""
+    for u in ("m13nown", "m13nmem", "m13nout"):
+        make_user(u, PW)
+    kilnctl("group-room", "create", "gnick", "--name", "Nick Room",
+            "--owner", "m13nown")
+    kilnctl("group-room", "add-member", "gnick", "m13nmem", "--nick", "memo")
+    room = "gnick@" + SVC
+    q = "<query xmlns='%s' node='x-roomuser-item'/>" % NS_INFO
+
+    def idents(r):
+        return [(i.get("category"), i.get("type"), i.get("name"))
+                for i in r.xml.iter("{%s}identity" % NS_INFO)]
+
+    async def scenario():
+        mem = await login(muc, "m13nmem", PW, "c2s-a")
+        out = await login(muc, "m13nout", PW, "c2s-b")
+        r = await iq(mem, "get", room, q)
+        assert r.xml.find("{%s}query" % NS_INFO).get("node") == \
+            "x-roomuser-item"
+        assert idents(r) == [("conference", "text", "memo")]
+        r = await iq(out, "get", room, q)
+        assert idents(r) == []
+        assert r.xml.find("{%s}query/{%s}feature" % (NS_INFO, NS_INFO)) \
+            is None
+        r = await iq(out, "get", room, "<query xmlns='%s'/>" % NS_INFO)
+        assert idents(r) == [("conference", "text", "Nick Room")]
+        for c in (mem, out):
+            await c.stop()
+
+    run(scenario())

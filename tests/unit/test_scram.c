@@ -615,6 +615,27 @@ START_TEST(out_of_order)
 }
 END_TEST
 
+/* The contract allows msg NULL with len 0 (an empty SASL element): a
+ * clean -KN_EPROTO, not NULL + 0 (undefined behaviour; found by
+ * tests/fuzz/fuzz_sasl.c). */
+START_TEST(null_empty_messages)
+{
+    kn_buf_t sf = KN_BUF_INIT, out = KN_BUF_INIT;
+    kn_scram_server_t *s = kn_scram_server_new(KN_SCRAM_SHA1, 0);
+    ck_assert_int_eq(kn_scram_server_client_first(s, NULL, 0), -KN_EPROTO);
+    kn_scram_server_free(&s);
+    s = kn_scram_server_new(KN_SCRAM_SHA1, 0);
+    ck_assert_int_eq(feed_first(s, CF1), 0);
+    ck_assert_int_eq(kn_scram_server_first(s, NULL, "def", &sf), 0);
+    ck_assert_int_eq(kn_scram_server_client_final(s, NULL, 0, NULL, 0, &out),
+                     -KN_EPROTO);
+    ck_assert_str_eq(out.data, "e=invalid-encoding");
+    kn_scram_server_free(&s);
+    kn_buf_free(&sf);
+    kn_buf_free(&out);
+}
+END_TEST
+
 START_TEST(unknown_user_fails_like_wrong_password)
 {
     kn_buf_t sf = KN_BUF_INIT, out = KN_BUF_INIT;
@@ -695,6 +716,7 @@ int main(void)
     tcase_add_test(tc, client_first_names);
     tcase_add_test(tc, every_truncated_first_fails_cleanly);
     tcase_add_test(tc, out_of_order);
+    tcase_add_test(tc, null_empty_messages);
     tcase_add_test(tc, unknown_user_fails_like_wrong_password);
     tcase_add_test(tc, saslprep);
     suite_add_tcase(s, tc);
