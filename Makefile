@@ -172,7 +172,8 @@ deb:
 systemd-test:
 	@deploy/systemd-test/run.sh
 
-# The web client (Converse.js) and the browser-test driver (playwright-core)
+# The web client (Converse.js), the browser-test driver (playwright-core) and
+# the call test page's XMPP library (@xmpp/client, its dist/ browser build)
 # from the npm registry, at the versions pinned in deploy/web/package-lock.json;
 # fetched into build/web (never committed), once per lockfile change.
 WEB_DIR := build/web
@@ -181,6 +182,7 @@ $(WEB_DIR)/.installed: deploy/web/package.json deploy/web/package-lock.json
 	$(Q)cp deploy/web/package.json deploy/web/package-lock.json $(WEB_DIR)/
 	$(Q)cd $(WEB_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	$(Q)test -f $(WEB_DIR)/node_modules/converse.js/dist/converse.min.js
+	$(Q)test -f $(WEB_DIR)/node_modules/@xmpp/client/dist/xmpp.min.js
 	$(Q)touch $@
 web: $(WEB_DIR)/.installed
 

@@ -23,6 +23,7 @@ uint16_t kn_msg_rules(const kn_stanza_t *st, kn_env_type_t type)
         return 0;
     bool body = false, priv = false, nocopy = false, carbon = false;
     bool mucpm = false, im = false, store = false, nostore = false;
+    bool call = false;
     for (int c = kn_stanza_first_child(st, 0); c >= 0;
          c = kn_stanza_next_sibling(st, c)) {
         const char *name = kn_stanza_name(st, c);
@@ -45,13 +46,18 @@ uint16_t kn_msg_rules(const kn_stanza_t *st, kn_env_type_t type)
                  strcmp(ns, "urn:xmpp:receipts") == 0 ||
                  strcmp(ns, "urn:xmpp:chat-markers:0") == 0)
             im = true;
+        else if (strcmp(ns, KN_NS_JMI) == 0)
+            /* XEP-0353: call history for every device and for a callee
+             * who was away (a missed call), hint or not; "ringing" is
+             * only for the caller's devices of the moment. */
+            *(strcmp(name, "ringing") == 0 ? &im : &call) = true;
     }
     uint16_t f = 0;
     if (!priv && !nocopy && !carbon && !mucpm &&
-        (type != KN_ENV_TYPE_NORMAL || body || im))
+        (type != KN_ENV_TYPE_NORMAL || body || im || call))
         f |= KN_F_CARBON_OK;
     if (type != KN_ENV_TYPE_ERROR && !carbon && !mucpm && !nostore &&
-        (body || store))
+        (body || store || call))
         f |= KN_F_ARCHIVE_OK;
     return f;
 }

@@ -16,6 +16,7 @@
 
 #define KN_NS_CARBONS  "urn:xmpp:carbons:2"
 #define KN_NS_HINTS    "urn:xmpp:hints"
+#define KN_NS_JMI      "urn:xmpp:jingle-message:0"
 #define KN_NS_SID      "urn:xmpp:sid:0"
 #define KN_NS_FORWARD  "urn:xmpp:forward:0"
 #define KN_NS_MAM      "urn:xmpp:mam:2"

@@ -362,3 +362,94 @@ def test_jingle_message_initiation_R_AV_1(live, make_user):
             await c.stop()
 
     run(scenario(), timeout=90)
+
+
+NS_C = "urn:xmpp:carbons:2"
+NS_FWD = "urn:xmpp:forward:0"
+NS_MAM = "urn:xmpp:mam:2"
+NS_CLIENT = "jabber:client"
+
+
+def sql(q):
+    r = subprocess.run(["psql", os.environ["KILN_PG"], "-tAc", q],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_jmi_propose_carbon_copied_to_callers_other_device_R_AV_1(
+        live, make_user):
+    """XEP-0353 via XEP-0280: the caller's other device (carbons on, other
+    node) gets a <sent/> carbon of the propose, so it stops offering to
+    call too; the callee gets the propose itself."""
+    make_user("c23ivy", PW)
+    make_user("c23jon", PW)
+
+    async def scenario():
+        i1 = await jlogin(live, "c23ivy", "c2s-a", "pc")
+        i2 = await jlogin(live, "c23ivy", "c2s-b", "phone")
+        j = await jlogin(live, "c23jon", "c2s-b", "r1")
+        carbons = asyncio.Queue()
+        i2.register_handler(Callback(
+            "carbon", MatchXPath("{%s}message/{%s}sent" % (NS_CLIENT, NS_C)),
+            lambda m: carbons.put_nowait(m)))
+        await iq(i2, "set", None, "<enable xmlns='%s'/>" % NS_C)
+        jmi(i1, "c23jon@localhost", "propose", "call-c")
+        m = await next_message(j, jmi_pred("propose", "call-c"))
+        assert str(m["from"]) == "c23ivy@localhost/pc"
+        c = await asyncio.wait_for(carbons.get(), 10)
+        fwd = c.xml.find("{%s}sent/{%s}forwarded/{%s}message"
+                         % (NS_C, NS_FWD, NS_CLIENT))
+        assert fwd is not None, c
+        assert fwd.get("from") == "c23ivy@localhost/pc"
+        assert fwd.get("to") == "c23jon@localhost"
+        p = fwd.find("{%s}propose" % NS_JMI)
+        assert p is not None and p.get("id") == "call-c"
+        for x in (i1, i2, j):
+            await x.stop()
+
+    run(scenario(), timeout=60)
+
+
+def test_jmi_propose_to_offline_callee_archived_and_stored_R_AV_1(
+        live, make_user):
+    """A propose (no <store/> hint: not every client adds one) to a callee
+    with no session is stored offline and archived in both archives; the
+    callee logs in, gets it, and finds it in MAM: a missed call."""
+    make_user("c23kim", PW)
+    make_user("c23lou", PW)
+
+    async def scenario():
+        k = await jlogin(live, "c23kim", "c2s-a", "pc")
+        jmi(k, "c23lou@localhost", "propose", "call-m")
+        q = ("select count(*) from %s where username = 'c23lou' and "
+             "stanza like '%%call-m%%'")
+        for _ in range(200):
+            if sql(q % "offline_messages") == "1" and \
+                    sql(q % "mam_messages") == "1":
+                break
+            await asyncio.sleep(0.05)
+        assert sql(q % "offline_messages") == "1"
+        assert sql(q % "mam_messages") == "1"
+        assert sql("select count(*) from mam_messages where username = "
+                   "'c23kim' and stanza like '%call-m%'") == "1"
+        lo = await jlogin(live, "c23lou", "c2s-b", "r1")
+        m = await next_message(lo, jmi_pred("propose", "call-m"))
+        assert str(m["from"]) == "c23kim@localhost/pc"
+        results = asyncio.Queue()
+        lo.register_handler(Callback(
+            "mam", MatchXPath("{%s}message/{%s}result" % (NS_CLIENT, NS_MAM)),
+            lambda m: results.put_nowait(m)))
+        await iq(lo, "set", None, "<query xmlns='%s' queryid='q1'/>" % NS_MAM)
+        found = []
+        while not results.empty():
+            r = results.get_nowait().xml.find("{%s}result" % NS_MAM)
+            fwd = r.find("{%s}forwarded/{%s}message" % (NS_FWD, NS_CLIENT))
+            p = fwd.find("{%s}propose" % NS_JMI)
+            if p is not None:
+                found.append((fwd.get("from"), p.get("id")))
+        assert found == [("c23kim@localhost/pc", "call-m")]
+        for x in (k, lo):
+            await x.stop()
+
+    run(scenario(), timeout=60)

@@ -117,6 +117,34 @@ static char *strip(const char *xml, const char *domain)
     return s;
 }
 
+/* XEP-0353: JMI messages are call history (archived, carbon-copied) even
+ * without a body or a <store/> hint; ringing is copied, not archived. */
+START_TEST(jingle_message_initiation)
+{
+    ck_assert_uint_eq(
+        rules("<message type='chat'><propose xmlns='urn:xmpp:jingle-message:0' "
+              "id='c1'><description xmlns='urn:xmpp:jingle:apps:rtp:1' "
+              "media='audio'/></propose></message>"),
+        C | A);
+    ck_assert_uint_eq(rules("<message><retract "
+                            "xmlns='urn:xmpp:jingle-message:0' id='c1'/>"
+                            "</message>"),
+                      C | A);
+    ck_assert_uint_eq(rules("<message type='chat'><ringing "
+                            "xmlns='urn:xmpp:jingle-message:0' id='c1'/>"
+                            "</message>"),
+                      C);
+    ck_assert_uint_eq(rules("<message type='chat'><proceed "
+                            "xmlns='urn:xmpp:jingle-message:0' id='c1'/>"
+                            "<no-store xmlns='urn:xmpp:hints'/></message>"),
+                      C);
+    ck_assert_uint_eq(rules("<message type='error'><propose "
+                            "xmlns='urn:xmpp:jingle-message:0' id='c1'/>"
+                            "</message>"),
+                      C);
+}
+END_TEST
+
 START_TEST(strip_forged_sid)
 {
     char *s = strip("<message to='b@d' xml:lang='en'><body>x</body>"
@@ -158,6 +186,7 @@ int main(void)
     tcase_add_test(tc, error_headline_groupchat);
     tcase_add_test(tc, private_and_hints);
     tcase_add_test(tc, carbons_and_muc_pm);
+    tcase_add_test(tc, jingle_message_initiation);
     tcase_add_test(tc, strip_forged_sid);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
