@@ -79,6 +79,7 @@ void router_free(router_t **rp)
     HASH_ITER(hh, r->regs, g, gtmp)
     {
         HASH_DEL(r->regs, g);
+        free(g->others);
         free(g->key);
         free(g);
     }

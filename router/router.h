@@ -78,7 +78,13 @@ typedef struct router_reg {
     char *key;        /* "<flags>:<name>" so one name can hold roles */
     const char *name; /* points into key */
     uint16_t flags;
-    uint16_t node; /* node index */
+    uint16_t node; /* node index: the latest registrant, which serves it */
+    /* Other nodes that registered the same name (every c2s node
+     * registers its features and the upload domain): one of them takes
+     * over when `node` is lost, so a stopped node does not take the
+     * registration with it. */
+    uint16_t *others;
+    size_t nothers;
     UT_hash_handle hh;
 } router_reg_t;
 

@@ -141,6 +141,19 @@ void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
         g->name = g->key + 5;
         g->flags = flags;
         HASH_ADD_KEYPTR(hh, r->regs, g->key, strlen(g->key), g);
+    } else if (g->node != src->index) {
+        /* keep the previous registrant as a stand-in (once) */
+        bool known = false;
+        for (size_t i = 0; i < g->nothers; i++)
+            known = known || g->others[i] == g->node;
+        if (!known) {
+            g->others =
+                kn_realloc(g->others, (g->nothers + 1) * sizeof(*g->others));
+            g->others[g->nothers++] = g->node;
+        }
+        for (size_t i = 0; i < g->nothers; i++)
+            if (g->others[i] == src->index)
+                g->others[i--] = g->others[--g->nothers];
     }
     g->node = src->index;
     kn_log_info("node %s registered %04x '%s'", src->name, flags, g->name);
@@ -154,9 +167,17 @@ void router_unregister_node(router_t *r, uint16_t node)
     router_reg_t *g, *tmp;
     HASH_ITER(hh, r->regs, g, tmp)
     {
+        for (size_t i = 0; i < g->nothers; i++)
+            if (g->others[i] == node)
+                g->others[i--] = g->others[--g->nothers];
         if (g->node != node)
             continue;
+        if (g->nothers > 0) { /* another registrant takes over */
+            g->node = g->others[--g->nothers];
+            continue;
+        }
         HASH_DEL(r->regs, g);
+        free(g->others);
         free(g->key);
         free(g);
     }

@@ -748,6 +748,34 @@ START_TEST(client_presence_hooks_for_presence_daemon_R_PRES_7)
 }
 END_TEST
 
+/* Every c2s node registers the upload domain (and its features): when the
+ * latest registrant stops, an earlier one serves it again, instead of the
+ * name vanishing from the server's disco#items (test_25's upload.localhost
+ * went missing once test_20b's extra node had stopped). */
+START_TEST(registration_outlives_its_latest_registrant)
+{
+    uint16_t ic = hello("c2s-c", KN_F_ROLE_C2S, 9);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_DOMAIN;
+    g.node = "upload.localhost";
+    g.node_len = strlen(g.node);
+    in("c2s-a", &g, NULL);
+    in("c2s-b", &g, NULL);
+    in("c2s-c", &g, NULL);
+    router_reg_t *reg = router_reg_find(r, KN_REG_DOMAIN, g.node, g.node_len);
+    ck_assert_ptr_nonnull(reg);
+    ck_assert_uint_eq(reg->node, ic);
+    router_unregister_node(r, ic);
+    reg = router_reg_find(r, KN_REG_DOMAIN, g.node, g.node_len);
+    ck_assert_ptr_nonnull(reg);
+    ck_assert(reg->node == ia || reg->node == ib);
+    router_unregister_node(r, ia);
+    router_unregister_node(r, ib);
+    ck_assert_ptr_null(router_reg_find(r, KN_REG_DOMAIN, g.node, g.node_len));
+}
+END_TEST
+
 START_TEST(server_disco_from_registrations)
 {
     hello("presenced", KN_F_ROLE_DAEMON, 3);
@@ -977,6 +1005,7 @@ int main(void)
     tcase_add_test(tc, conflict_kicks_old_session_R_DROP_7);
     tcase_add_test(tc, multicast_split_per_node);
     tcase_add_test(tc, node_lost_ends_its_sessions_R_DROP_6);
+    tcase_add_test(tc, registration_outlives_its_latest_registrant);
     tcase_add_test(tc, restarted_node_clears_stale_sessions);
     tcase_add_test(tc, warm_up_holds_stanzas_until_sessions_return);
     tcase_add_test(tc, undeliverable_message_goes_offline_or_bounces);
