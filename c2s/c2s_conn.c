@@ -359,34 +359,14 @@ static void conn_on_registered(const PGresult *res, int err, void *arg)
     conn_after(c, c2s_stream_register_done(c->st, rc));
 }
 
-static void conn_hex_param(const uint8_t *b, size_t n, char *out)
-{
-    static const char hx[] = "0123456789abcdef";
-    out[0] = '\\';
-    out[1] = 'x';
-    for (size_t i = 0; i < n; i++) {
-        out[2 + 2 * i] = hx[b[i] >> 4];
-        out[3 + 2 * i] = hx[b[i] & 15];
-    }
-    out[2 + 2 * n] = '\0';
-}
-
 static void conn_op_register_user(void *ud, const char *username,
                                   const c2s_creds_t *cr)
 {
     c2s_conn_t *c = ud;
-    char hex[6][2 + 2 * KN_SCRAM_MAX_SALT_LEN + 2 * KN_SCRAM_MAX_HASH_LEN + 1];
-    char iter[16];
-    const kn_scram_creds_t *k[2] = {&cr->sha1, &cr->sha256};
-    snprintf(iter, sizeof(iter), "%u", cr->sha1.iterations);
-    for (int h = 0; h < 2; h++) {
-        size_t hl = kn_scram_hash_len(k[h]->hash);
-        conn_hex_param(k[h]->salt, k[h]->salt_len, hex[3 * h]);
-        conn_hex_param(k[h]->stored_key, hl, hex[3 * h + 1]);
-        conn_hex_param(k[h]->server_key, hl, hex[3 * h + 2]);
-    }
-    const char *params[8] = {username, iter,   hex[0], hex[1],
-                             hex[2],   hex[3], hex[4], hex[5]};
+    kn_scram_sql_t q;
+    kn_scram_creds_sql(&cr->sha1, &cr->sha256, &q);
+    const char *params[8] = {username, q.p[0], q.p[1], q.p[2],
+                             q.p[3],   q.p[4], q.p[5], q.p[6]};
     conn_creds_req_t *req = kn_malloc(sizeof(*req));
     req->c = c;
     c->creds = req;
@@ -399,7 +379,7 @@ static void conn_op_register_user(void *ud, const char *username,
                 " values ($1, $2, $3, $4, $5, $6, $7, $8)"
                 " on conflict (username) do nothing",
                 8, params, conn_on_registered, req);
-    explicit_bzero(hex, sizeof(hex));
+    explicit_bzero(&q, sizeof(q));
 }
 
 static const c2s_stream_ops_t conn_stream_ops = {

@@ -744,3 +744,31 @@ out:
     OPENSSL_cleanse(salt, sizeof(salt));
     return rc;
 }
+
+static void scram_bytea_hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    out[0] = '\\';
+    out[1] = 'x';
+    for (size_t i = 0; i < n; i++) {
+        out[2 + 2 * i] = hx[b[i] >> 4];
+        out[3 + 2 * i] = hx[b[i] & 15];
+    }
+    out[2 + 2 * n] = '\0';
+}
+
+void kn_scram_creds_sql(const kn_scram_creds_t *sha1,
+                        const kn_scram_creds_t *sha256, kn_scram_sql_t *out)
+{
+    const kn_scram_creds_t *k[2] = {sha1, sha256};
+    snprintf(out->iter, sizeof(out->iter), "%u", sha1->iterations);
+    out->p[0] = out->iter;
+    for (int h = 0; h < 2; h++) {
+        size_t hl = kn_scram_hash_len(k[h]->hash);
+        scram_bytea_hex(k[h]->salt, k[h]->salt_len, out->hex[3 * h]);
+        scram_bytea_hex(k[h]->stored_key, hl, out->hex[3 * h + 1]);
+        scram_bytea_hex(k[h]->server_key, hl, out->hex[3 * h + 2]);
+    }
+    for (int i = 0; i < 6; i++)
+        out->p[1 + i] = out->hex[i];
+}

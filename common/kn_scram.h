@@ -127,6 +127,26 @@ int kn_scram_creds_from_password(const char *password, kn_scram_creds_t *sha1,
                                  kn_scram_creds_t *sha256);
 
 /*
+ * A users row's credential columns as libpq text parameters, for a
+ * statement whose $1 is the user name: p[0] = iterations, p[1..6] = the
+ * SHA-1 then SHA-256 salt, StoredKey, ServerKey as bytea hex ("\x..").
+ * The strings live in *out; wipe it (explicit_bzero) after the query is
+ * queued.
+ */
+typedef struct kn_scram_sql {
+    char iter[16];
+    char hex[6][2 +
+                2 * (KN_SCRAM_MAX_SALT_LEN > KN_SCRAM_MAX_HASH_LEN
+                         ? KN_SCRAM_MAX_SALT_LEN
+                         : KN_SCRAM_MAX_HASH_LEN) +
+                1];
+    const char *p[7];
+} kn_scram_sql_t;
+
+void kn_scram_creds_sql(const kn_scram_creds_t *sha1,
+                        const kn_scram_creds_t *sha256, kn_scram_sql_t *out);
+
+/*
  * The server side of one exchange.
  *
  * Flags for kn_scram_server_new:

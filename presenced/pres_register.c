@@ -91,18 +91,6 @@ static void reg_passwd_done(const PGresult *res, int err, void *arg)
     reg_job_free(j);
 }
 
-static void hex_of(const uint8_t *b, size_t n, char *out)
-{
-    static const char hx[] = "0123456789abcdef";
-    out[0] = '\\';
-    out[1] = 'x';
-    for (size_t i = 0; i < n; i++) {
-        out[2 + 2 * i] = hx[b[i] >> 4];
-        out[3 + 2 * i] = hx[b[i] & 15];
-    }
-    out[2 + 2 * n] = '\0';
-}
-
 static void reg_passwd(pres_t *p, const kn_stanza_t *st, const char *bare,
                        const char *password)
 {
@@ -114,19 +102,11 @@ static void reg_passwd(pres_t *p, const kn_stanza_t *st, const char *bare,
                                          : KN_STE_INTERNAL_SERVER_ERROR);
         return;
     }
-    /* bytea in hex text form: \x + 2 digits a byte */
-    char hex[6][2 + 2 * KN_SCRAM_MAX_HASH_LEN + 2 * KN_SCRAM_MAX_SALT_LEN + 1];
-    char iter[16];
-    snprintf(iter, sizeof(iter), "%u", c[0].iterations);
-    for (int h = 0; h < 2; h++) {
-        size_t hl = kn_scram_hash_len(c[h].hash);
-        hex_of(c[h].salt, c[h].salt_len, hex[3 * h]);
-        hex_of(c[h].stored_key, hl, hex[3 * h + 1]);
-        hex_of(c[h].server_key, hl, hex[3 * h + 2]);
-    }
+    kn_scram_sql_t q;
+    kn_scram_creds_sql(&c[0], &c[1], &q);
     char *local = pres_localpart(bare);
-    const char *params[] = {local,  iter,   hex[0], hex[1],
-                            hex[2], hex[3], hex[4], hex[5]};
+    const char *params[] = {local,  q.p[0], q.p[1], q.p[2],
+                            q.p[3], q.p[4], q.p[5], q.p[6]};
     reg_job_t *j = kn_calloc(1, sizeof(*j));
     j->p = p;
     j->iq = kn_stanza_ref((kn_stanza_t *)st);
@@ -139,7 +119,7 @@ static void reg_passwd(pres_t *p, const kn_stanza_t *st, const char *bare,
                 8, params, reg_passwd_done, j);
     free(local);
     OPENSSL_cleanse(c, sizeof(c));
-    OPENSSL_cleanse(hex, sizeof(hex));
+    OPENSSL_cleanse(&q, sizeof(q));
 }
 
 /* Ask the router to end every session of bare (reason "removed"). */
