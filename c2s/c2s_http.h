@@ -117,7 +117,7 @@ void c2s_http_proto_respond(c2s_http_proto_t *h, int status, const char *ctype,
                             const void *body, size_t len, const char *extra);
 void c2s_http_proto_error(c2s_http_proto_t *h, int status, const char *why,
                           const char *extra);
-/* CORS lines for an allowed Origin, appended to extra. */
+/* CORS lines of the upload URLs (any origin: the URL is the capability). */
 void c2s_http_proto_cors(const c2s_http_proto_t *h, kn_buf_t *extra);
 
 /* After C2S_HTTP_SEND: append the next part of the body to h->out (at

@@ -278,9 +278,16 @@ static void http_cors(const c2s_http_proto_t *h, kn_buf_t *extra)
     kn_buf_append_str(extra, "\r\nVary: Origin\r\n");
 }
 
+/* CORS for the upload URLs: any origin. A slot's URL carries its own
+ * HMAC signature and expiry, no cookie or other credential rides with the
+ * request, so the origin adds nothing; and the page that uploads is
+ * rarely on the upload URL's origin (node A's page PUTs to the upload
+ * host, node B's page shows the image). Prosody's file share answers the
+ * same way. */
 void c2s_http_proto_cors(const c2s_http_proto_t *h, kn_buf_t *extra)
 {
-    http_cors(h, extra);
+    (void)h;
+    kn_buf_append_str(extra, "Access-Control-Allow-Origin: *\r\n");
 }
 
 /* A Host header we can put in a URL: host name, IPv4, [IPv6], port. */
@@ -487,7 +494,10 @@ static void http_route(c2s_http_proto_t *h)
     bool get = m == HTTP_GET || m == HTTP_HEAD;
     if (m == HTTP_OPTIONS) {
         kn_buf_t extra = KN_BUF_INIT;
-        http_cors(h, &extra);
+        if (plen >= 8 && memcmp(path, "/upload/", 8) == 0)
+            c2s_http_proto_cors(h, &extra);
+        else
+            http_cors(h, &extra);
         kn_buf_append_str(&extra,
                           "Allow: GET, HEAD, POST, PUT, OPTIONS\r\n"
                           "Access-Control-Allow-Methods: GET, HEAD, POST, "

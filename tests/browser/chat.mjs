@@ -23,6 +23,8 @@ const { chromium } = require('playwright-core');
 
 const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const WAIT = 20000;
+// A 48x32 PNG (left half red, right half blue) that Alice shares.
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAADAAAAAgCAIAAADbtmxLAAAANElEQVR42u3OQQ0AAAgEIJOYydgXyxLOFxsBqEyf6MmJEhISEhISEhISEhISEhISEhL6DC0uBERqAZAqlAAAAABJRU5ErkJggg==', 'base64');
 mkdirSync(cfg.shots, { recursive: true });
 
 const pages = {};
@@ -124,8 +126,12 @@ try {
     const bob = `${cfg.bob.user}@${D}`;
     const room = cfg.room;
     const t = cfg.tag;
-    const aCtx = await browser.newContext({ viewport: { width: 1100, height: 700 } });
-    let bCtx = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+    // The upload URLs are node A's HTTPS port, whose certificate comes
+    // from the test stack's private CA, which this browser profile does
+    // not know (a deployment uses a certificate the browser trusts).
+    const ctxOpts = { viewport: { width: 1100, height: 700 }, ignoreHTTPSErrors: true };
+    const aCtx = await browser.newContext(ctxOpts);
+    let bCtx = await browser.newContext(ctxOpts);
 
     step = 'alice logs in on node A';
     const a = await login(aCtx, 'alice', cfg.a_url);
@@ -150,6 +156,24 @@ try {
     await seeIn(a, `converse-chat[jid="${bob}"]`, m2);
     await shot('alice', 'chat');
     await shot('bob', 'chat');
+
+    step = 'alice shares an image (XEP-0363 upload through node A); bob sees it';
+    // Converse asks upload.<domain> (found in the server's disco items)
+    // for a slot, PUTs the file to node A's HTTPS upload URL (a
+    // cross-origin request: CORS preflight), then sends the GET URL with
+    // an XEP-0066 <x><url>. Bob's page (node B) shows it inline: the
+    // image must really load (naturalWidth), not only be announced.
+    const img = `kiln-shared-${t}.png`;
+    await a.locator(`converse-chat[jid="${bob}"] input.fileupload`)
+        .setInputFiles({ name: img, mimeType: 'image/png', buffer: PNG });
+    for (const [p, box] of [[a, `converse-chat[jid="${bob}"]`], [b, `converse-chat[jid="${alice}"]`]]) {
+        const el = p.locator(`${box} img.chat-image[src*="${img}"]`).first();
+        await el.waitFor({ timeout: WAIT });
+        await p.waitForFunction((e) => e.complete && e.naturalWidth === 48 && e.naturalHeight === 32,
+            await el.elementHandle(), { timeout: WAIT });
+    }
+    await shot('alice', 'image-sent');
+    await shot('bob', 'image-received');
 
     step = 'the group from the XEP-0402 bookmarks';
     // Both are members: kiln-mucd wrote the bookmark (autojoin), Converse
@@ -201,7 +225,7 @@ try {
     step = 'bob comes back in a fresh browser profile and sees the history';
     // A new context has no IndexedDB: what Bob sees now comes from the
     // server (the group's history / MAM), not from the page's cache.
-    bCtx = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+    bCtx = await browser.newContext(ctxOpts);
     const b2 = await login(bCtx, 'bob', cfg.b_url);
     await openRoom(b2, room);
     for (const text of [g1, g2]) await seeIn(b2, mbox, text);

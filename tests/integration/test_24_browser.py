@@ -3,7 +3,8 @@ node) in a real browser: Debian's Chromium, headless, driven by
 playwright-core (tests/browser/chat.mjs; both from `make web`).
 
 Alice opens node A's page, Bob node B's; they log in, see each other come
-online, exchange messages both ways, find their group in the XEP-0402
+online, exchange messages both ways, Alice shares an image (XEP-0363:
+Converse uploads it through node A, Bob's page shows it loaded), find their group in the XEP-0402
 bookmarks kiln-mucd keeps for members (the page lists it and joins it),
 talk there; Bob leaves (Alice sees him go offline), Bob logs in again in
 a fresh browser profile (no cache) and sees the group's history from the

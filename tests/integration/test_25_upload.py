@@ -120,8 +120,19 @@ def test_upload_a_download_b_range(live, make_user):
     # node A's upload_url (its HTTPS port, the certificate's name)
     assert put_url.startswith("https://localhost:%d/upload/"
                               % live.ports["c2s-a"]["https"])
-    st, _, _ = put(live, put_url, data, "image/png")
-    assert st == 201
+    # A web page on another origin (node B's /chat/, say) may PUT: the
+    # CORS preflight and the PUT answer any origin (the signed URL is the
+    # capability); the browser test does it from Converse.js.
+    page = "http://localhost:%d" % live.ports["c2s-b"]["http"]
+    st, h, _ = curl(live, "-X", "OPTIONS", "-H", "Origin: " + page,
+                    "-H", "Access-Control-Request-Method: PUT",
+                    "-H", "Access-Control-Request-Headers: content-type",
+                    put_url)
+    assert st == 204 and h["access-control-allow-origin"] == "*"
+    assert "PUT" in h["access-control-allow-methods"]
+    assert "content-type" in h["access-control-allow-headers"].lower()
+    st, h, _ = put(live, put_url, data, "image/png", "-H", "Origin: " + page)
+    assert st == 201 and h["access-control-allow-origin"] == "*"
     # the slot is used: a second PUT is refused
     st, _, _ = put(live, put_url, data, "image/png")
     assert st == 409
