@@ -108,9 +108,16 @@ static const char *const presd_account_namespaces[] = {
 };
 
 static const char *const presd_namespaces[] = {
-    "jabber:iq:roster", "jabber:iq:last",     "jabber:iq:version",
-    "urn:xmpp:time",    "jabber:iq:private",  "urn:xmpp:blocking",
-    "vcard-temp",       "jabber:iq:register", NULL,
+    "jabber:iq:roster",
+    "jabber:iq:last",
+    "jabber:iq:version",
+    "urn:xmpp:time",
+    "jabber:iq:private",
+    "urn:xmpp:blocking",
+    "vcard-temp",
+    "jabber:iq:register",
+    "http://jabber.org/protocol/commands",
+    NULL,
 };
 
 int main(int argc, char **argv)
@@ -131,6 +138,7 @@ int main(int argc, char **argv)
     }
     if (args.check_only) {
         kn_log_info("config ok: %s", args.conf_path);
+        pres_conf_free(&pc);
         kn_common_conf_free(&cc);
         kn_conf_close(&cf);
         return 0;
@@ -222,6 +230,7 @@ out_pg:
     kn_pg_pool_free(&d.pg);
     kn_redis_free(&d.redis);
 out_conf:
+    pres_conf_free(&pc);
     kn_common_conf_free(&cc);
     kn_conf_close(&cf);
     return rc;

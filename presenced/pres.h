@@ -59,6 +59,7 @@ typedef struct pres_conf {
     int mam_default;                  /* XEP-0313: MAM_PREF_* (pres_mam.h) */
     long long mam_retention_days;     /* 0: archive kept forever */
     long long mam_expire_interval_ms; /* retention sweep period */
+    char *admins; /* XEP-0133: admin bare JIDs, comma-separated */
 } pres_conf_t;
 
 struct kn_conf;
@@ -66,6 +67,8 @@ struct kn_conf;
  * with err filled. */
 int pres_conf_load(const struct kn_conf *cf, pres_conf_t *out, char *err,
                    size_t errlen);
+/* Free what pres_conf_load() allocated (strings). */
+void pres_conf_free(pres_conf_t *c);
 
 /* ---- roster items (pres_roster.c) ---- */
 typedef struct pres_item {
@@ -195,6 +198,8 @@ struct pres {
     bool shared_polling;
     struct pres **shared_inflight; /* the poll's slot (pres_shared.c) */
     struct pres **admin_inflight;  /* admin_commands poll (pres_admin.c) */
+    struct pres_adhoc *adhoc;      /* XEP-0050 sessions (pres_adhoc.c) */
+    size_t adhoc_n;
     ev_timer shared_timer;
     double started; /* ev_now at start, for iq:last on the server */
     kn_buf_t out;   /* serialisation scratch */
@@ -241,6 +246,20 @@ void pres_set_redis(pres_t *p, kn_redis_t *redis);
 pres_user_t *pres_user_find(pres_t *p, const char *bare);
 /* Take and run kilnctl's queued commands (pres_admin.c). */
 void pres_admin_poll(pres_t *p);
+/* End the sessions of jid (bare: all of them) with reason. */
+void pres_admin_kick(pres_t *p, const char *jid, kn_env_reason_t reason);
+/* A headline from the domain to every online session (subject may be
+ * NULL or ""); returns how many. */
+size_t pres_admin_announce(pres_t *p, const char *text, const char *subject);
+
+/* ---- pres_adhoc.c: XEP-0133 over XEP-0050 ---- */
+/* <command/> to the domain. */
+void pres_adhoc_iq(pres_t *p, const kn_stanza_t *st);
+/* disco#info/#items to the domain with a commands node. */
+void pres_adhoc_disco(pres_t *p, const kn_stanza_t *st);
+/* Whether from's bare JID is in presenced.admins. */
+bool pres_adhoc_is_admin(const pres_t *p, const char *from);
+void pres_adhoc_free(pres_t *p);
 pres_user_t *pres_user_get(pres_t *p, const char *bare);
 /* Free u if it has no sessions and nothing in flight. */
 void pres_user_maybe_free(pres_t *p, pres_user_t *u);

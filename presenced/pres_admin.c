@@ -24,7 +24,7 @@
 
 #define ADMIN_BATCH "100"
 
-static void admin_kick(pres_t *p, const char *jid, kn_env_reason_t reason)
+void pres_admin_kick(pres_t *p, const char *jid, kn_env_reason_t reason)
 {
     const char *slash = strchr(jid, '/');
     size_t blen = slash != NULL ? (size_t)(slash - jid) : strlen(jid);
@@ -49,7 +49,7 @@ static void admin_kick(pres_t *p, const char *jid, kn_env_reason_t reason)
     free(bare);
 }
 
-static void admin_announce(pres_t *p, const char *text)
+size_t pres_admin_announce(pres_t *p, const char *text, const char *subject)
 {
     size_t n = 0;
     for (pres_user_t *u = p->users; u != NULL; u = u->hh.next) {
@@ -59,6 +59,11 @@ static void admin_announce(pres_t *p, const char *text)
             kn_stanza_builder_attr(b, "from", p->domain);
             kn_stanza_builder_attr(b, "to", s->full);
             kn_stanza_builder_attr(b, "type", "headline");
+            if (subject != NULL && *subject != '\0') {
+                kn_stanza_builder_start(b, "subject", NULL);
+                kn_stanza_builder_text(b, subject, strlen(subject));
+                kn_stanza_builder_end(b);
+            }
             kn_stanza_builder_start(b, "body", NULL);
             kn_stanza_builder_text(b, text, strlen(text));
             kn_stanza_t *st = kn_stanza_builder_finish(b);
@@ -68,6 +73,7 @@ static void admin_announce(pres_t *p, const char *text)
         }
     }
     kn_log_info("admin: announcement sent to %zu session(s)", n);
+    return n;
 }
 
 static void admin_rows(const PGresult *res, int err, void *arg)
@@ -88,11 +94,11 @@ static void admin_rows(const PGresult *res, int err, void *arg)
         const char *kind = PQgetvalue(res, i, 0);
         const char *a = PQgetvalue(res, i, 1);
         if (strcmp(kind, "kick") == 0)
-            admin_kick(p, a, KN_ENV_REASON_NONE);
+            pres_admin_kick(p, a, KN_ENV_REASON_NONE);
         else if (strcmp(kind, "disable") == 0)
-            admin_kick(p, a, KN_ENV_REASON_REMOVED);
+            pres_admin_kick(p, a, KN_ENV_REASON_REMOVED);
         else if (strcmp(kind, "announce") == 0)
-            admin_announce(p, a);
+            pres_admin_announce(p, a, NULL);
     }
 }
 

@@ -45,6 +45,8 @@ static const kn_conf_def_t pres_conf_defs[] = {
     {"mam_expire_interval_ms", KN_CONF_INT,
      offsetof(pres_conf_t, mam_expire_interval_ms), 3600000, NULL, 100,
      86400000, NULL, "XEP-0313: how often expired rows are removed"},
+    {"admins", KN_CONF_STR, offsetof(pres_conf_t, admins), 0, "", 0, 0, NULL,
+     "XEP-0133: bare JIDs of the server's administrators (commas)"},
     {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -52,4 +54,9 @@ int pres_conf_load(const struct kn_conf *cf, pres_conf_t *out, char *err,
                    size_t errlen)
 {
     return kn_conf_apply(cf, "presenced", pres_conf_defs, out, err, errlen);
+}
+
+void pres_conf_free(pres_conf_t *c)
+{
+    kn_conf_free_fields(pres_conf_defs, c);
 }

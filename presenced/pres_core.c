@@ -50,6 +50,7 @@ void pres_free(pres_t **pp)
     if (p->admin_inflight != NULL)
         *p->admin_inflight = NULL;
     pres_pep_free(p);
+    pres_adhoc_free(p);
     pres_push_free(p);
     pres_caps_free(p);
     pres_mam_free(p);

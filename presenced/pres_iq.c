@@ -294,6 +294,12 @@ static void iq_dispatch(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
         pres_block_iq(p, st);
     } else if (strcmp(ns, NS_VCARD) == 0 && p->pg != NULL) {
         iq_vcard(p, st);
+    } else if (to_server && (strcmp(ns, PEP_NS_DISCO_INFO) == 0 ||
+                             strcmp(ns, PEP_NS_DISCO_ITEMS) == 0)) {
+        pres_adhoc_disco(p, st); /* a commands node (router_disco.c) */
+    } else if (strcmp(ns, "http://jabber.org/protocol/commands") == 0 &&
+               to_server) {
+        pres_adhoc_iq(p, st); /* XEP-0133 */
     } else if (strcmp(ns, PEP_NS) == 0 || strcmp(ns, PEP_NS_OWNER) == 0 ||
                strcmp(ns, PEP_NS_DISCO_INFO) == 0 ||
                strcmp(ns, PEP_NS_DISCO_ITEMS) == 0) {

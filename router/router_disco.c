@@ -6,6 +6,9 @@
  * disco#items. A daemon that registers the disco namespaces itself takes
  * this over.
  *
+ * A node under the ad-hoc commands (XEP-0050, XEP-0133) goes on to the
+ * daemon that registered http://jabber.org/protocol/commands.
+ *
  * This is the one place the router reads a payload: IQs addressed to the
  * server are answered, not routed.
  */
@@ -19,6 +22,8 @@
 
 #define NS_DISCO_INFO  "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define NS_COMMANDS    "http://jabber.org/protocol/commands"
+#define NS_ADMIN       "http://jabber.org/protocol/admin"
 
 static void disco_feature(kn_stanza_builder_t *b, const char *var)
 {
@@ -66,8 +71,24 @@ bool router_disco_answer(router_t *r, router_node_t *src, const kn_env_t *env,
     int qe = kn_stanza_first_child(q, 0);
     const char *node = qe >= 0 ? kn_stanza_attr(q, qe, "node", NULL) : NULL;
     if (node != NULL) {
+        /* The ad-hoc command list and its nodes (XEP-0050 / XEP-0133)
+         * belong to whoever handles commands (presenced: pres_adhoc.c). */
+        router_reg_t *g =
+            (strncmp(node, NS_COMMANDS, sizeof(NS_COMMANDS) - 1) == 0 ||
+             strncmp(node, NS_ADMIN "#", sizeof(NS_ADMIN)) == 0)
+                ? router_reg_find(r, KN_REG_IQ_NS, NS_COMMANDS,
+                                  sizeof(NS_COMMANDS) - 1)
+                : NULL;
+        router_node_t *h = g != NULL ? r->nodes[g->node] : NULL;
+        if (h != NULL && !h->alive)
+            h = NULL;
         kn_stanza_unref(&q);
-        router_bounce(r, src, env, pl, KN_STE_ITEM_NOT_FOUND);
+        if (h != NULL) {
+            router_emit(r, h, env, pl);
+            r->stats.routed++;
+        } else {
+            router_bounce(r, src, env, pl, KN_STE_ITEM_NOT_FOUND);
+        }
         return true;
     }
     kn_stanza_builder_t *b = kn_stanza_builder_new();
