@@ -411,6 +411,8 @@ int c2s_sm_handover(c2s_stream_t *s, const char *previd, size_t previd_len,
     out->priority = s->priority;
     if (s->available)
         out->flags |= KN_F_SM_AVAIL;
+    if (s->carbons)
+        out->flags |= KN_F_SM_CARBONS;
     out->seq = sm->q.in;
     out->from = kn_jid_str(&s->jid);
     out->from_len = kn_jid_len(&s->jid);
@@ -466,6 +468,7 @@ c2s_act_t c2s_sm_answer(c2s_stream_t *s, const kn_env_t *env,
     s->state = C2S_ST_SESSION;
     s->session_up = true;
     s->available = (env->flags & KN_F_SM_AVAIL) != 0;
+    s->carbons = (env->flags & KN_F_SM_CARBONS) != 0; /* for re-announces */
     s->priority = env->priority;
     s->pause = C2S_PAUSE_NONE;
     kn_buf_printf(s->out, "<resumed xmlns='" C2S_NS_SM "' previd='%s' h='%u'/>",

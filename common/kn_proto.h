@@ -92,6 +92,8 @@
 #define KN_F_SM_ACKED  0x0010
 #define KN_F_SM_H      0x0100 /* FAILED: seq holds the server's h */
 #define KN_F_SM_AVAIL  0x0200 /* STATE: the session sent available presence */
+#define KN_F_SM_CARBONS                                                        \
+    0x0400 /* STATE: XEP-0280 carbons were enabled on the session */
 #define KN_F_SM_COPY                                                           \
     0x4000 /* STANZA: the router keeps a copy of it for a resumable            \
               session until acked; ack_id is its router sequence */

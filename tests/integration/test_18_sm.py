@@ -584,3 +584,68 @@ def test_slixmpp_xep_0198_acks_and_resumes_on_other_node_R_DROP_5(pair):
         await o.stop()
 
     run(scenario())
+
+
+def test_carbons_follow_a_resumed_session_through_a_router_restart(pair):
+    """XEP-0280 + XEP-0198: the phone (carbons on, on node A) resumes on
+    node B; the router then restarts and learns the sessions again from
+    the nodes' re-announcements. The resumed stream must still say
+    "carbons on" (the handover carries it), so the desk's messages keep
+    reaching the phone as <sent/> copies."""
+    live = pair("sm18ca", "sm18cb")
+    phone = SMClient(live, "c2s-a", "sm18ca", "phone")
+    desk = SMClient(live, "c2s-b", "sm18ca", "desk")
+    b = SMClient(live, "c2s-b", "sm18cb", "b")
+    phone2 = None
+    NS_C = "urn:xmpp:carbons:2"
+
+    def sent_copy(body):
+        def pred(e):
+            s = e.find("{%s}sent" % NS_C)
+            return e.tag == C + "message" and s is not None and \
+                bodies(s.iter(C + "message")) == [body]
+        return pred
+
+    try:
+        en = phone.enable(resume=True)
+        phone.send("<iq type='set' id='c1'><enable xmlns='%s'/></iq>" % NS_C)
+        phone.wait(lambda e: e.tag == C + "iq" and e.get("id") == "c1" and
+                   e.get("type") == "result")
+        for c in (phone, desk, b):
+            c.send("<presence/>")
+        desk.send("<message to='%s' type='chat'><body>before</body>"
+                  "</message>" % b.jid)
+        phone.wait(sent_copy("before"))
+        phone.sync()
+        phone.drop()
+        phone2 = SMClient(live, "c2s-b", "sm18ca", bind=False)
+        phone2.h = phone.h
+        phone2.send("<resume xmlns='%s' previd='%s' h='%d'/>"
+                    % (SM, en.get("id"), phone.h))
+        r = phone2.wait(lambda e: e.tag in ("{%s}resumed" % SM,
+                                            "{%s}failed" % SM))
+        assert r.tag == "{%s}resumed" % SM, ET.tostring(r)
+        desk.send("<message to='%s' type='chat'><body>resumed</body>"
+                  "</message>" % b.jid)
+        phone2.wait(sent_copy("resumed"), timeout=15)
+        live.stop("router")
+        live.start("router")
+        # The nodes reconnect and re-announce at their own pace: the desk
+        # writes until a copy arrives (bounded); with the flag lost in
+        # the re-announcement none ever would.
+        deadline = time.monotonic() + 30
+        got = None
+        i = 0
+        while got is None and time.monotonic() < deadline:
+            body = "after-%d" % i
+            desk.send("<message to='%s' type='chat'><body>%s</body>"
+                      "</message>" % (b.jid, body))
+            try:
+                got = phone2.wait(sent_copy(body), timeout=1)
+            except AssertionError:
+                i += 1
+        assert got is not None, "no carbon after the router restart"
+    finally:
+        for c in (phone, desk, b, phone2):
+            if c:
+                c.close()
