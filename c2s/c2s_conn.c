@@ -372,13 +372,8 @@ static void conn_op_register_user(void *ud, const char *username,
     c->creds = req;
     kn_log_info("c2s: in-band registration of %s@%s", username,
                 c->srv->scf.domain);
-    kn_pg_query(c->srv->pg,
-                "insert into users (username, iterations, sha1_salt,"
-                " sha1_stored_key, sha1_server_key, sha256_salt,"
-                " sha256_stored_key, sha256_server_key)"
-                " values ($1, $2, $3, $4, $5, $6, $7, $8)"
-                " on conflict (username) do nothing",
-                8, params, conn_on_registered, req);
+    kn_pg_query(c->srv->pg, KN_SQL_USER_INSERT, 8, params, conn_on_registered,
+                req);
     explicit_bzero(&q, sizeof(q));
 }
 

@@ -146,6 +146,20 @@ typedef struct kn_scram_sql {
 void kn_scram_creds_sql(const kn_scram_creds_t *sha1,
                         const kn_scram_creds_t *sha256, kn_scram_sql_t *out);
 
+/* The two statements that write a users row's credentials, with $1 the
+ * username and $2..$8 the parameters of kn_scram_creds_sql() (kilnctl,
+ * in-band registration, XEP-0077 and XEP-0133 password changes). INSERT
+ * writes no row when the user exists; UPDATE none when it does not. */
+#define KN_SQL_USER_INSERT                                                     \
+    "insert into users (username, iterations, sha1_salt, sha1_stored_key,"     \
+    " sha1_server_key, sha256_salt, sha256_stored_key, sha256_server_key)"     \
+    " values ($1, $2, $3, $4, $5, $6, $7, $8)"                                 \
+    " on conflict (username) do nothing"
+#define KN_SQL_USER_SET_CREDS                                                  \
+    "update users set iterations = $2, sha1_salt = $3, sha1_stored_key = $4,"  \
+    " sha1_server_key = $5, sha256_salt = $6, sha256_stored_key = $7,"         \
+    " sha256_server_key = $8 where username = $1"
+
 /*
  * The server side of one exchange.
  *

@@ -234,25 +234,16 @@ out:
 
 int ctl_user_add(ctl_ctx_t *ctx, const char *user, const char *password)
 {
-    return user_set_creds(
-        ctx, user, password,
-        "insert into users (username, iterations, sha1_salt, sha1_stored_key,"
-        " sha1_server_key, sha256_salt, sha256_stored_key, sha256_server_key)"
-        " values ($1, $2, $3, $4, $5, $6, $7, $8)"
-        " on conflict (username) do nothing",
-        "adding the user", "user %s@%s already exists", "user %s@%s added\n");
+    return user_set_creds(ctx, user, password, KN_SQL_USER_INSERT,
+                          "adding the user", "user %s@%s already exists",
+                          "user %s@%s added\n");
 }
 
 int ctl_user_passwd(ctl_ctx_t *ctx, const char *user, const char *password)
 {
-    return user_set_creds(
-        ctx, user, password,
-        "update users set iterations = $2, sha1_salt = $3,"
-        " sha1_stored_key = $4, sha1_server_key = $5, sha256_salt = $6,"
-        " sha256_stored_key = $7, sha256_server_key = $8"
-        " where username = $1",
-        "changing the password", "no user %s@%s",
-        "password of %s@%s changed\n");
+    return user_set_creds(ctx, user, password, KN_SQL_USER_SET_CREDS,
+                          "changing the password", "no user %s@%s",
+                          "password of %s@%s changed\n");
 }
 
 int ctl_user_del(ctl_ctx_t *ctx, const char *user)

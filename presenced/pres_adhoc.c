@@ -604,17 +604,8 @@ static void run_creds(pres_t *p, const kn_stanza_t *st, int x, cmd_t c,
     j->n = 1;
     kn_buf_free(&bare);
     kn_pg_query(p->pg,
-                c == CMD_ADD
-                    ? "insert into users (username, iterations, sha1_salt,"
-                      " sha1_stored_key, sha1_server_key, sha256_salt,"
-                      " sha256_stored_key, sha256_server_key)"
-                      " values ($1, $2, $3, $4, $5, $6, $7, $8)"
-                      " on conflict (username) do nothing"
-                    : "update users set iterations = $2, sha1_salt = $3,"
-                      " sha1_stored_key = $4, sha1_server_key = $5,"
-                      " sha256_salt = $6, sha256_stored_key = $7,"
-                      " sha256_server_key = $8 where username = $1",
-                8, params, job_done, j);
+                c == CMD_ADD ? KN_SQL_USER_INSERT : KN_SQL_USER_SET_CREDS, 8,
+                params, job_done, j);
     OPENSSL_cleanse(cr, sizeof(cr));
     OPENSSL_cleanse(&q, sizeof(q));
 out:

@@ -111,12 +111,7 @@ static void reg_passwd(pres_t *p, const kn_stanza_t *st, const char *bare,
     j->p = p;
     j->iq = kn_stanza_ref((kn_stanza_t *)st);
     j->bare = kn_strdup(bare);
-    kn_pg_query(p->pg,
-                "update users set iterations = $2, sha1_salt = $3,"
-                " sha1_stored_key = $4, sha1_server_key = $5,"
-                " sha256_salt = $6, sha256_stored_key = $7,"
-                " sha256_server_key = $8 where username = $1",
-                8, params, reg_passwd_done, j);
+    kn_pg_query(p->pg, KN_SQL_USER_SET_CREDS, 8, params, reg_passwd_done, j);
     free(local);
     OPENSSL_cleanse(c, sizeof(c));
     OPENSSL_cleanse(&q, sizeof(q));
