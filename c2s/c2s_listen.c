@@ -58,16 +58,20 @@ static void listen_refuse_log(c2s_server_t *srv, const char *why)
     }
 }
 
-/* One line per refusal reason per second, naming the address. */
+/* When each refusal reason was last logged, per listener kind. */
+static double listen_flood_log_at[C2S_FLOOD_COUNT_][4];
+
+/* One line per refusal reason and port kind per second, naming the
+ * address. */
 static void listen_flood_log(c2s_server_t *srv, c2s_flood_verdict_t v,
                              const struct sockaddr_storage *ss,
                              enum listen_kind kind)
 {
     kn_metric_add(c2s_metrics.refused[v], 1);
     double now = ev_now(srv->loop);
-    if (now - srv->flood_log_at[v] < 1.0)
+    if (now - listen_flood_log_at[v][kind] < 1.0)
         return;
-    srv->flood_log_at[v] = now;
+    listen_flood_log_at[v][kind] = now;
     char a[INET6_ADDRSTRLEN] = "?";
     if (ss->ss_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, a,

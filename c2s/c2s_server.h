@@ -73,8 +73,7 @@ typedef struct c2s_server {
     c2s_addr_fail_t *regs;  /* in-band registrations by address, per hour */
     c2s_flood_conf_t flood_cf;
     c2s_flood_t *flood; /* connection floods (c2s_flood.h) */
-    double flood_log_at[C2S_FLOOD_COUNT_];
-    int reserve_fd; /* spare fd for EMFILE (ev.pod) */
+    int reserve_fd;     /* spare fd for EMFILE (ev.pod) */
     bool stopping;
     double refused_log_at;
 } c2s_server_t;
