@@ -11,6 +11,7 @@ timeouts; the only time asserted is a lower bound (a deadline cannot
 pass early).
 """
 
+import asyncio
 import base64
 import os
 import re
@@ -26,6 +27,8 @@ from conftest import BIN, Proc
 from test_01_stream import HDR, Raw, login
 from test_05_roster import roster_row
 from web_client import WS
+from xmpp_client import run
+from xmpp_component import Component
 
 PW = "abuse-pw"
 NODE = "c2s-c-abuse"
@@ -48,10 +51,17 @@ LIMITS = ("accept = { addr_rate = %d; addr_burst = %d; addr_unauth = %d; "
              AUTH_T, STANZAS_PER_S, STANZA_BURST, CLOSE_AFTER, OUT_MAX))
 
 
+def comp_port():
+    """c2s-c's component port here (the stack's pattern: A 5275, B 5375)."""
+    return int(os.environ["KILN_C2S_C_STARTTLS"]) + 53
+
+
 def node_conf():
     """kiln.conf with small abuse limits on c2s-c only."""
     text = open(os.environ["KILN_CONF"]).read()
-    text, n = re.subn(r'(\{\s*name\s*=\s*"c2s-c";)', r'\1 ' + LIMITS, text)
+    limits = LIMITS + ("component_port = %d; component_rate_stanzas_per_s "
+                       "= %d; " % (comp_port(), STANZAS_PER_S))
+    text, n = re.subn(r'(\{\s*name\s*=\s*"c2s-c";)', r'\1 ' + limits, text)
     assert n == 1, "no c2s-c node entry in the test config"
     # c2s-c closes silent streams after 6 s (test_09): not here.
     text = re.sub(r'(name\s*=\s*"c2s-c";.*?)idle_timeout\s*=\s*6;',
@@ -586,4 +596,34 @@ def test_websocket_rate_policy_violation(node, live, pair, make_user):
     texts = ws.until_closed(timeout=30)
     assert any("<policy-violation" in t for t in texts), texts[-5:]
     pair.b.expect("ws-0<", 30)  # what was read before was routed
+    pair.exchange()
+
+
+def test_component_rate_policy_violation(node, live, pair):
+    """XEP-0114 components have rates of their own (here 10 stanzas/s):
+    paused first, then policy-violation when it keeps going."""
+    m = mark(node)
+
+    async def scenario():
+        comp = await Component.connect(comp_port(), "gw.localhost",
+                                       "gw-secret")
+        i = 0
+        deadline = time.monotonic() + 120
+        while not comp.eof and time.monotonic() < deadline:
+            for k in range(STANZAS_PER_S):
+                comp.send("<message from='bot@gw.localhost' to='%s' "
+                          "type='chat'><body>comp-%d</body></message>"
+                          % (pair.b.jid, i + k))
+            i += STANZAS_PER_S
+            await asyncio.sleep(0.2)
+        return await comp.closed(timeout=30)
+
+    err = run(scenario(), timeout=180)
+    assert err == "policy-violation", err
+    text = node.text(since=m)
+    assert "component gw.localhost from 127.0.0.1: over its input rate, " \
+        "reading paused" in text, text[-2000:]
+    logged(node, m, "component gw.localhost from 127.0.0.1 closed: "
+           "policy-violation")
+    pair.b.expect("comp-0<", 30)  # what was read before was routed
     pair.exchange()
