@@ -21,6 +21,13 @@
  * back to the router with KN_F_REROUTE (message, iq get/set), which sends
  * it to another connection of the domain or bounces it.
  *
+ * Input is shaped like a client's (c2s_conn.c, issue 16), with its own
+ * rates (component_rate_bytes_per_s, component_rate_stanzas_per_s; off
+ * by default: a gateway carries many users): a read that leaves a
+ * bucket in debt stops reading until it is paid, and a component still
+ * over its rate rate_close_after seconds later is closed with
+ * <policy-violation/>.
+ *
  * Same XML parser and limits as client streams. Connection ids have bit
  * C2S_COMP_LOCAL_BIT set in their node-local part, so the router's
  * deliveries for them are told apart from client connections' without a
@@ -29,6 +36,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -36,6 +44,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "c2s_bucket.h"
+#include "c2s_metrics.h"
 #include "c2s_server.h"
 #include "kn_digest.h"
 #include "kn_env_stanza.h"
@@ -58,6 +68,10 @@ typedef struct comp_conn {
     struct c2s_comps *cs;
     int fd;
     ev_io rio, wio;
+    ev_timer throttle; /* reading paused for the input rate */
+    c2s_bucket_t rate_bytes, rate_stanzas;
+    double over_since; /* first read over the rate of this streak; 0 */
+    size_t stanzas;    /* parsed since the last charge */
     kn_xml_t *xml;
     kn_buf_t out;
     size_t out_off;
@@ -161,6 +175,7 @@ static void comp_close(comp_conn_t *c, kn_stream_err_t err, const char *why)
     c->registered = false;
     c->state = COMP_ST_CLOSED;
     ev_io_stop(loop, &c->rio);
+    ev_timer_stop(loop, &c->throttle);
     /* One last try to hand the error to the socket; then it goes. */
     if (c->fd >= 0 && c->out.len > c->out_off) {
         ssize_t n = send(c->fd, c->out.data + c->out_off,
@@ -174,6 +189,7 @@ static void comp_free(comp_conn_t *c)
     struct ev_loop *loop = c->cs->srv->loop;
     ev_io_stop(loop, &c->rio);
     ev_io_stop(loop, &c->wio);
+    ev_timer_stop(loop, &c->throttle);
     if (c->fd >= 0) {
         shutdown(c->fd, SHUT_RDWR);
         close(c->fd);
@@ -380,6 +396,7 @@ static void comp_process(comp_conn_t *c)
                 comp_close(c, KN_SE_INVALID_XML, NULL);
             break;
         case KN_XML_STANZA:
+            c->stanzas++;
             if (c->state == COMP_ST_HANDSHAKE)
                 comp_on_handshake(c, ev.stanza);
             else if (c->state == COMP_ST_READY)
@@ -391,6 +408,62 @@ static void comp_process(comp_conn_t *c)
         }
         kn_stanza_unref(&ev.stanza);
     }
+}
+
+static void comp_on_throttle(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    comp_conn_t *c = t->data;
+    if (c->state != COMP_ST_CLOSED)
+        ev_io_start(loop, &c->rio);
+}
+
+/* Charge a read of n bytes and the stanzas it held. In debt: reading
+ * pauses until it is paid. false: over the rate for rate_close_after. */
+static bool comp_shape(comp_conn_t *c, size_t n)
+{
+    const c2s_conf_t *cf = c->cs->srv->conf;
+    struct ev_loop *loop = c->cs->srv->loop;
+    double now = ev_now(loop);
+    bool ok = true;
+    double wait = 0;
+    if (cf->comp_rate_bytes_per_s > 0) {
+        double r = (double)cf->comp_rate_bytes_per_s;
+        double burst = 2 * r > 2.0 * (double)cf->max_stanza_bytes
+                           ? 2 * r
+                           : 2.0 * (double)cf->max_stanza_bytes;
+        ok &= c2s_bucket_take(&c->rate_bytes, r, burst, (double)n, now);
+        wait = c2s_bucket_wait(&c->rate_bytes, r);
+    }
+    if (cf->comp_rate_stanzas_per_s > 0) {
+        double r = (double)cf->comp_rate_stanzas_per_s;
+        double burst = 4 * r > 100 ? 4 * r : 100;
+        ok &= c2s_bucket_take(&c->rate_stanzas, r, burst, (double)c->stanzas,
+                              now);
+        double w2 = c2s_bucket_wait(&c->rate_stanzas, r);
+        if (w2 > wait)
+            wait = w2;
+    }
+    c->stanzas = 0;
+    if (ok) {
+        c->over_since = 0;
+        return true;
+    }
+    if (c->over_since == 0) {
+        c->over_since = now;
+        kn_log_info("c2s: component %s from %s: over its input rate, "
+                    "reading paused",
+                    c->def ? c->def->domain : "?", c->peer);
+    } else if (cf->rate_close_after > 0 &&
+               now - c->over_since >= (double)cf->rate_close_after) {
+        kn_metric_add(c2s_metrics.closed_rate, 1);
+        return false;
+    }
+    kn_metric_add(c2s_metrics.throttled, 1);
+    ev_io_stop(loop, &c->rio);
+    ev_timer_set(&c->throttle, wait > 0.001 ? wait : 0.001, 0.);
+    ev_timer_start(loop, &c->throttle);
+    return true;
 }
 
 static void comp_on_read(struct ev_loop *loop, ev_io *w, int revents)
@@ -409,6 +482,14 @@ static void comp_on_read(struct ev_loop *loop, ev_io *w, int revents)
         }
         kn_xml_feed(c->xml, buf, (size_t)n);
         comp_process(c);
+        if (c->state == COMP_ST_CLOSED)
+            break;
+        if (!comp_shape(c, (size_t)n)) {
+            comp_close(c, KN_SE_POLICY_VIOLATION, NULL);
+            break;
+        }
+        if (ev_is_active(&c->throttle))
+            break;
     }
     comp_output(c);
     if (c->out.len - c->out_off > (size_t)c->cs->srv->conf->out_buffer_max)
@@ -468,6 +549,10 @@ static void comp_on_accept(struct ev_loop *loop, ev_io *w, int revents)
         c->rio.data = c;
         ev_io_init(&c->wio, comp_on_write, fd, EV_WRITE);
         c->wio.data = c;
+        ev_init(&c->throttle, comp_on_throttle);
+        c->throttle.data = c;
+        c2s_bucket_init(&c->rate_bytes, HUGE_VAL, ev_now(loop));
+        c2s_bucket_init(&c->rate_stanzas, HUGE_VAL, ev_now(loop));
         ev_io_start(loop, &c->rio);
         c->next = cs->conns;
         cs->conns = c;

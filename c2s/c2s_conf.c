@@ -31,6 +31,47 @@ const kn_conf_def_t c2s_conf_defs[] = {
     {"rate_burst_bytes", KN_CONF_INT, F(rate_burst_bytes), 0, NULL, 0,
      1LL << 40, NULL,
      "token bucket size (0: max(2 * rate, 2 * max_stanza_bytes))"},
+    {"rate_stanzas_per_s", KN_CONF_INT, F(rate_stanzas_per_s), 50, NULL, 0,
+     1000000, NULL,
+     "per-session input rate limit, top-level elements/s (0: off)"},
+    {"rate_burst_stanzas", KN_CONF_INT, F(rate_burst_stanzas), 0, NULL, 0,
+     100000000, NULL, "its bucket size (0: max(4 * rate, 100))"},
+    {"rate_close_after", KN_CONF_INT, F(rate_close_after), 30, NULL, 0, 86400,
+     NULL,
+     "seconds a session may stay over its rate (its reading paused) "
+     "before it is closed with policy-violation (0: never)"},
+    {"component_rate_bytes_per_s", KN_CONF_INT, F(comp_rate_bytes_per_s), 0,
+     NULL, 0, 1LL << 40, NULL,
+     "input rate limit of an XEP-0114 component, bytes/s (0: off)"},
+    {"component_rate_stanzas_per_s", KN_CONF_INT, F(comp_rate_stanzas_per_s), 0,
+     NULL, 0, 100000000, NULL, "the same in stanzas/s (0: off)"},
+    {"accept.addr_rate", KN_CONF_INT, F(accept_addr_rate), 10, NULL, 0, 1000000,
+     NULL,
+     "new client connections per second from one address (IPv4, IPv6 "
+     "/64), a token bucket (0: no limit)"},
+    {"accept.addr_burst", KN_CONF_INT, F(accept_addr_burst), 50, NULL, 1,
+     100000000, NULL, "its bucket size"},
+    {"accept.node_rate", KN_CONF_INT, F(accept_node_rate), 500, NULL, 0,
+     10000000, NULL,
+     "new client connections per second on the node (0: no "
+     "limit)"},
+    {"accept.node_burst", KN_CONF_INT, F(accept_node_burst), 2000, NULL, 1,
+     100000000, NULL, "its bucket size"},
+    {"accept.addr_unauth", KN_CONF_INT, F(accept_addr_unauth), 100, NULL, 0,
+     16 * 1024 * 1024, NULL,
+     "unauthenticated connections one address may hold at once (0: no "
+     "limit)"},
+    {"accept.node_unauth", KN_CONF_INT, F(accept_node_unauth), 5000, NULL, 0,
+     16 * 1024 * 1024, NULL,
+     "unauthenticated connections the node holds at once (0: no limit)"},
+    {"preauth.header_timeout", KN_CONF_INT, F(preauth_header_timeout), 10, NULL,
+     0, 3600, NULL,
+     "seconds for a stream header (or an HTTP request) to arrive complete "
+     "after accept, STARTTLS or SASL success (0: no limit)"},
+    {"preauth.tls_timeout", KN_CONF_INT, F(preauth_tls_timeout), 10, NULL, 0,
+     3600, NULL, "seconds for a TLS handshake to finish (0: no limit)"},
+    {"preauth.auth_timeout", KN_CONF_INT, F(preauth_auth_timeout), 60, NULL, 0,
+     86400, NULL, "seconds from accept until SASL succeeded (0: no limit)"},
     {"max_connections", KN_CONF_INT, F(max_connections), 10000, NULL, 1,
      16 * 1024 * 1024 - 1, NULL, "client connections per node"},
     {"auth_fail_delay_ms", KN_CONF_INT, F(auth_fail_delay_ms), 500, NULL, 0,
@@ -222,6 +263,10 @@ int c2s_conf_load(const kn_conf_t *cf, const char *node, c2s_conf_t *out,
         long long a2 = 2 * out->rate_bytes_per_s;
         long long b2 = 2 * out->max_stanza_bytes;
         out->rate_burst_bytes = a2 > b2 ? a2 : b2;
+    }
+    if (out->rate_burst_stanzas == 0) {
+        long long r4 = 4 * out->rate_stanzas_per_s;
+        out->rate_burst_stanzas = r4 > 100 ? r4 : 100;
     }
     if (out->rate_bytes_per_s > 0 &&
         out->rate_burst_bytes < out->max_stanza_bytes) {

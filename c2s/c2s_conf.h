@@ -26,6 +26,22 @@ typedef struct c2s_conf {
     long long max_attrs;
     long long rate_bytes_per_s; /* 0: off */
     long long rate_burst_bytes;
+    long long rate_stanzas_per_s; /* 0: off */
+    long long rate_burst_stanzas;
+    long long rate_close_after; /* s over the rate, then policy-violation */
+    long long comp_rate_bytes_per_s;   /* components (XEP-0114); 0: off */
+    long long comp_rate_stanzas_per_s; /* 0: off */
+    /* connection floods (c2s_flood.h); 0: off */
+    long long accept_addr_rate;
+    long long accept_addr_burst;
+    long long accept_node_rate;
+    long long accept_node_burst;
+    long long accept_addr_unauth;
+    long long accept_node_unauth;
+    /* pre-auth deadlines, seconds (0: off) */
+    long long preauth_header_timeout;
+    long long preauth_tls_timeout;
+    long long preauth_auth_timeout;
     long long max_connections;
     long long auth_fail_delay_ms;
     long long auth_fail_delay_max_ms;

@@ -31,6 +31,24 @@
  * goes away without SESSION_DOWN when a <resume/> takes it over
  * (c2s_sm_node.c).
  *
+ * A note on abuse (issue 16). Until it authenticates a connection counts
+ * against the flood caps (c2s_flood.h: `unauth`) and runs against the
+ * pre-auth deadlines, checked by the idle sweep: preauth.tls_timeout for
+ * a TLS handshake, preauth.header_timeout for each stream header (from
+ * accept, <proceed/> or SASL success), preauth.auth_timeout from accept
+ * to SASL success; a missed header or authentication deadline ends the
+ * stream with <connection-timeout/>, a stalled handshake just closes
+ * (no stream to carry an error). Input is shaped like Prosody's
+ * mod_limits and ejabberd's shapers: a token bucket of bytes and one of
+ * top-level elements per session (c2s_bucket.h); a read that leaves
+ * either in debt pauses reading until it is paid (TCP backpressure:
+ * nothing is lost, the client is slowed), and a session still over its
+ * rate rate_close_after seconds after it first went over is closed with
+ * <policy-violation/>. A client that does not read: past out_buffer_max
+ * of unwritten output the session ends with <policy-violation/> (best
+ * effort: written only if nothing is stuck in the socket) as a dropped
+ * connection, its session ending at once (no XEP-0198 detach).
+ *
  * Memory of an idle authenticated session: this struct, the stream and
  * its XML parser, the JID, and the TLS session with released buffers.
  * The output buffer and the marks are freed whenever they drain; the
@@ -44,6 +62,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "c2s_bucket.h"
 #include "c2s_metrics.h"
 #include "c2s_server.h"
 #include "c2s_sm.h"
@@ -78,10 +97,15 @@ struct c2s_conn {
     ev_io io;
     ev_timer *delay;
     ev_timer *sm_timer; /* XEP-0198 resume timeout while detached */
+    ev_timer *throttle; /* reading paused for the input rate */
     conn_creds_req_t *creds;
-    double tokens;
-    double refill_at;
-    double last_in; /* ev_now() of the last bytes read: idle sweeps */
+    c2s_bucket_t rate_bytes, rate_stanzas;
+    double over_since;     /* first read over the rate of this streak; 0 */
+    double accepted_at;    /* pre-auth deadlines */
+    double stage_at;       /* the current stream header or handshake began */
+    double last_in;        /* ev_now() of the last bytes read: idle sweeps */
+    uint32_t stanzas_seen; /* st->stanzas_in already charged */
+    uint8_t stage_state;   /* st->state when stage_at was taken */
     c2s_conn_t *next_flush;
     c2s_conn_t *next_close;
     uint8_t addr[16];   /* IPv4-mapped or IPv6 /64: the auth-delay key */
@@ -94,12 +118,16 @@ struct c2s_conn {
     bool parked : 1;   /* its XML parser is parked (idle sweep) */
     bool pinged : 1;   /* the idle ping went out during this silence */
     bool detached : 1; /* XEP-0198: no socket, the session waits */
+    bool unauth : 1;   /* counted in srv->flood until authenticated */
+    bool throttled : 1;
+    bool stage_hs : 1; /* handshaking when stage_at was taken */
 };
 
 static char conn_rbuf[16384 + 512];
 
 static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_read(c2s_conn_t *c);
+static void conn_stage(c2s_conn_t *c);
 
 /* ---- stream operations ---------------------------------------------------
  */
@@ -399,7 +427,7 @@ static void conn_update_io(c2s_conn_t *c)
     if (c->handshaking) {
         ev = c->read_want ? c->read_want : EV_READ;
     } else if (!c->closing) {
-        if (c->st->pause == C2S_PAUSE_NONE)
+        if (c->st->pause == C2S_PAUSE_NONE && !c->throttled)
             ev |= c->read_want ? c->read_want : EV_READ;
         if (c->write_want)
             ev |= c->write_want;
@@ -444,15 +472,21 @@ void c2s_conn_output(c2s_conn_t *c)
     }
     if (c->out.len - c->out_off > (size_t)c->srv->conf->out_buffer_max &&
         !c->closing) {
-        /* A slow consumer: its buffer ends mid-stanza, so no stream
-         * error can follow; drop it. */
-        kn_log_info("c2s: %s: output over %lld bytes, disconnecting",
-                    c->st->jid.str ? c->st->jid.str : "?",
+        /* A client that does not read. Its unwritten output is whole
+         * stanzas; when none of it is in flight (no partial write, no
+         * TLS record waiting) it is dropped so that the stream error is
+         * the next thing the client reads, else the error follows it
+         * (best effort either way: the socket closes after one try). */
+        kn_log_info("c2s: %s: output over %lld bytes (the client does not "
+                    "read), closing with policy-violation",
+                    c->st->jid.str ? c->st->jid.str : "unbound connection",
                     c->srv->conf->out_buffer_max);
-        conn_acks_drop(c);
-        kn_buf_free(&c->out);
-        c->out_off = 0;
-        c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
+        kn_metric_add(c2s_metrics.closed_output, 1);
+        if (c->out_off == 0 && c->write_want == 0) {
+            conn_acks_drop(c);
+            kn_buf_free(&c->out);
+        }
+        c2s_conn_close(c, KN_SE_POLICY_VIOLATION, KN_ENV_REASON_DROPPED);
         return;
     }
     if (!c->in_flush) {
@@ -475,6 +509,7 @@ static void conn_start_tls(c2s_conn_t *c)
     c->handshaking = true;
     c->read_want = EV_READ;
     c->write_want = 0;
+    conn_stage(c);
 }
 
 static void conn_flush(c2s_conn_t *c)
@@ -521,19 +556,105 @@ static void conn_flush(c2s_conn_t *c)
 /* ---- input ---------------------------------------------------------------
  */
 
-/* Token bucket: false when the client sent more than its rate allows. */
-static bool conn_rate_ok(c2s_conn_t *c, size_t n)
+static void conn_on_throttle(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    c2s_conn_t *c = t->data;
+    c->throttled = false;
+    if (c->closing || c->detached)
+        return;
+    conn_update_io(c);
+    /* TLS or a framing transport may hold input the socket won't signal;
+     * a BOSH session has no socket at all. */
+    ev_feed_event(loop, &c->io, EV_READ);
+}
+
+/* Stop reading for wait seconds. */
+static void conn_throttle(c2s_conn_t *c, double wait)
+{
+    if (c->throttle == NULL) {
+        c->throttle = kn_malloc(sizeof(*c->throttle));
+        ev_init(c->throttle, conn_on_throttle);
+        c->throttle->data = c;
+    }
+    if (wait < 0.001)
+        wait = 0.001;
+    if (!c->throttled)
+        kn_metric_add(c2s_metrics.throttled, 1);
+    c->throttled = true;
+    ev_timer_stop(c->srv->loop, c->throttle);
+    ev_timer_set(c->throttle, wait, 0.);
+    ev_timer_start(c->srv->loop, c->throttle);
+}
+
+/* Charge n bytes read, and the top-level elements the stream parsed
+ * since the last call, to the session's buckets. In debt: reading
+ * pauses until it is paid. false: the session has been over its rate
+ * for rate_close_after seconds and must close. */
+static bool conn_shape(c2s_conn_t *c, size_t n)
 {
     const c2s_conf_t *cf = c->srv->conf;
-    if (cf->rate_bytes_per_s <= 0)
-        return true;
     double now = ev_now(c->srv->loop);
-    c->tokens += (now - c->refill_at) * (double)cf->rate_bytes_per_s;
-    c->refill_at = now;
-    if (c->tokens > (double)cf->rate_burst_bytes)
-        c->tokens = (double)cf->rate_burst_bytes;
-    c->tokens -= (double)n;
-    return c->tokens >= 0;
+    uint32_t k = c->st->stanzas_in - c->stanzas_seen;
+    c->stanzas_seen = c->st->stanzas_in;
+    bool ok = true;
+    double wait = 0;
+    if (cf->rate_bytes_per_s > 0) {
+        double r = (double)cf->rate_bytes_per_s;
+        ok &= c2s_bucket_take(&c->rate_bytes, r, (double)cf->rate_burst_bytes,
+                              (double)n, now);
+        wait = c2s_bucket_wait(&c->rate_bytes, r);
+    }
+    if (cf->rate_stanzas_per_s > 0) {
+        double r = (double)cf->rate_stanzas_per_s;
+        ok &= c2s_bucket_take(&c->rate_stanzas, r,
+                              (double)cf->rate_burst_stanzas, (double)k, now);
+        double w = c2s_bucket_wait(&c->rate_stanzas, r);
+        if (w > wait)
+            wait = w;
+    }
+    if (ok) {
+        c->over_since = 0;
+        return true;
+    }
+    if (c->over_since == 0) {
+        c->over_since = now;
+        kn_log_info("c2s: %s: over its input rate, reading paused",
+                    c->st->jid.str ? c->st->jid.str : "unbound connection");
+    } else if (cf->rate_close_after > 0 &&
+               now - c->over_since >= (double)cf->rate_close_after) {
+        kn_log_info("c2s: %s: over its input rate for %.1f s, closing with "
+                    "policy-violation",
+                    c->st->jid.str ? c->st->jid.str : "unbound connection",
+                    now - c->over_since);
+        kn_metric_add(c2s_metrics.closed_rate, 1);
+        return false;
+    }
+    conn_throttle(c, wait);
+    return true;
+}
+
+static void conn_sweep_by(c2s_server_t *srv, double at);
+
+/* After any step: note when a stream header or TLS handshake began (the
+ * pre-auth deadlines), and stop counting the connection as
+ * unauthenticated once it is. */
+static void conn_stage(c2s_conn_t *c)
+{
+    if (c->unauth && c->st->user != NULL) {
+        c->unauth = false;
+        c2s_flood_unauth_done(c->srv->flood, c->addr);
+    }
+    if (c->st->state == c->stage_state && c->handshaking == c->stage_hs)
+        return;
+    c->stage_state = (uint8_t)c->st->state;
+    c->stage_hs = c->handshaking;
+    c->stage_at = ev_now(c->srv->loop);
+    const c2s_conf_t *cf = c->srv->conf;
+    if (c->handshaking && cf->preauth_tls_timeout > 0)
+        conn_sweep_by(c->srv, c->stage_at + (double)cf->preauth_tls_timeout);
+    else if (c->st->state == C2S_ST_HEADER && cf->preauth_header_timeout > 0)
+        conn_sweep_by(c->srv, c->stage_at + (double)cf->preauth_header_timeout);
 }
 
 /* After any step of the stream: act on its verdict, send its output,
@@ -547,6 +668,7 @@ static void conn_after(c2s_conn_t *c, c2s_act_t act)
 {
     if (c->out.len > c->out_off)
         c2s_conn_output(c);
+    conn_stage(c);
     if (act == C2S_ACT_CLOSE) {
         c2s_conn_close(c, KN_SE_NONE, c->st->reason);
         return;
@@ -563,7 +685,8 @@ static void conn_read(c2s_conn_t *c)
     if (c->detached)
         return;
     for (int i = 0; i < CONN_READ_BATCH; i++) {
-        if (c->closing || c->st->pause != C2S_PAUSE_NONE || c->handshaking)
+        if (c->closing || c->st->pause != C2S_PAUSE_NONE || c->handshaking ||
+            c->throttled)
             break;
         int want = EV_READ;
         ssize_t n =
@@ -586,15 +709,18 @@ static void conn_read(c2s_conn_t *c)
         c->last_in = ev_now(c->srv->loop);
         c->parked = false;
         c->pinged = false;
-        if (!conn_rate_ok(c, (size_t)n)) {
-            c2s_conn_close(c, KN_SE_POLICY_VIOLATION, KN_ENV_REASON_DROPPED);
-            break;
-        }
         c2s_act_t act = c2s_stream_input(c->st, conn_rbuf, (size_t)n);
         if (c->out.len > c->out_off)
             c2s_conn_output(c);
+        conn_stage(c);
         if (act == C2S_ACT_CLOSE) {
             c2s_conn_close(c, KN_SE_NONE, c->st->reason);
+            break;
+        }
+        if (c->closing)
+            break;
+        if (!conn_shape(c, (size_t)n)) {
+            c2s_conn_close(c, KN_SE_POLICY_VIOLATION, KN_ENV_REASON_DROPPED);
             break;
         }
     }
@@ -617,6 +743,7 @@ static void conn_handshake(c2s_conn_t *c)
     }
     c->handshaking = false;
     c->read_want = 0;
+    conn_stage(c);
     unsigned cb = c2s_tls_cb_types(c->trs);
     kn_log_debug("c2s: tls up (%s)", c2s_tls_version(c->trs));
     if (c->st->pause == C2S_PAUSE_TLS)
@@ -660,19 +787,17 @@ static uint32_t conn_slot_alloc(c2s_server_t *srv)
     return (uint32_t)srv->nslots++;
 }
 
-static void conn_addr_key(const struct sockaddr *sa, uint8_t key[16])
+/* The sweep timer fires by at (a pre-auth deadline) at the latest. */
+static void conn_sweep_by(c2s_server_t *srv, double at)
 {
-    memset(key, 0, 16);
-    if (sa != NULL && sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const void *)sa;
-        key[10] = key[11] = 0xff;
-        memcpy(key + 12, &in->sin_addr, 4);
-    } else if (sa != NULL && sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const void *)sa;
-        memcpy(key, &in6->sin6_addr, 16);
-        if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-            memset(key + 8, 0, 8); /* one /64 is one client */
-    }
+    double left = at - ev_now(srv->loop);
+    if (left < 0.25)
+        left = 0.25;
+    if (ev_is_active(&srv->sweep) &&
+        ev_timer_remaining(srv->loop, &srv->sweep) <= left)
+        return;
+    srv->sweep.repeat = left;
+    ev_timer_again(srv->loop, &srv->sweep);
 }
 
 static c2s_conn_t *conn_new(c2s_server_t *srv, int fd,
@@ -688,11 +813,19 @@ static c2s_conn_t *conn_new(c2s_server_t *srv, int fd,
     c->local = (srv->gen << C2S_SLOT_BITS) | slot;
     srv->slots[slot] = c;
     srv->nconns++;
-    conn_addr_key(sa, c->addr);
-    c->tokens = (double)srv->conf->rate_burst_bytes;
-    c->refill_at = ev_now(srv->loop);
-    c->last_in = c->refill_at;
+    c2s_flood_key(sa, c->addr);
+    double now = ev_now(srv->loop);
+    c2s_bucket_init(&c->rate_bytes, (double)srv->conf->rate_burst_bytes, now);
+    c2s_bucket_init(&c->rate_stanzas, (double)srv->conf->rate_burst_stanzas,
+                    now);
+    c->last_in = now;
+    c->accepted_at = now;
+    c->stage_at = now;
+    c2s_flood_unauth_add(srv->flood, c->addr);
+    c->unauth = true;
     c->st = c2s_stream_new(&srv->scf, &conn_stream_ops, c, &c->out, flags);
+    if (srv->conf->preauth_header_timeout > 0)
+        conn_sweep_by(srv, now + (double)srv->conf->preauth_header_timeout);
     ev_io_init(&c->io, conn_on_io, fd, EV_READ);
     c->io.data = c;
     c->tr = &c2s_transport_tcp;
@@ -731,6 +864,7 @@ void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
         }
         c->tr = &c2s_transport_tls;
         c->handshaking = true;
+        conn_stage(c);
     }
     ev_io_start(srv->loop, &c->io);
 }
@@ -798,6 +932,9 @@ static bool conn_detach(c2s_conn_t *c, kn_stream_err_t err,
     c->handshaking = false;
     c->starttls_pending = false;
     c->detached = true;
+    if (c->throttle != NULL)
+        ev_timer_stop(c->srv->loop, c->throttle);
+    c->throttled = false;
     c2s_sm_detach(c->st);
     c->parked = kn_xml_park(c->st->xml); /* no input until it ends */
     if (c->sm_timer == NULL) {
@@ -828,6 +965,8 @@ void c2s_conn_close(c2s_conn_t *c, kn_stream_err_t err, kn_env_reason_t reason)
         ev_timer_stop(c->srv->loop, c->delay);
     if (c->sm_timer != NULL)
         ev_timer_stop(c->srv->loop, c->sm_timer);
+    if (c->throttle != NULL)
+        ev_timer_stop(c->srv->loop, c->throttle);
     c->next_close = c->srv->close_list;
     c->srv->close_list = c;
     if (c->out.len > c->out_off)
@@ -847,6 +986,12 @@ void c2s_conn_free(c2s_conn_t *c)
         ev_timer_stop(srv->loop, c->sm_timer);
         free(c->sm_timer);
     }
+    if (c->throttle != NULL) {
+        ev_timer_stop(srv->loop, c->throttle);
+        free(c->throttle);
+    }
+    if (c->unauth)
+        c2s_flood_unauth_done(srv->flood, c->addr);
     if (c->creds != NULL)
         c->creds->c = NULL;
     c->tr->free(&c->trs);
@@ -910,6 +1055,50 @@ void c2s_conn_drain(c2s_server_t *srv)
     conn_send_acks(srv);
 }
 
+/* The pre-auth deadlines of one connection (see the note on abuse):
+ * close it when one passed, else lower *next to the earliest. */
+static void conn_preauth(c2s_conn_t *c, double now, double *next)
+{
+    const c2s_conf_t *cf = c->srv->conf;
+    if (!c->unauth && c->st->state != C2S_ST_HEADER)
+        return;
+    const char *what = NULL;
+    kn_stream_err_t err = KN_SE_CONNECTION_TIMEOUT;
+    double at = HUGE_VAL;
+    if (c->handshaking && cf->preauth_tls_timeout > 0) {
+        at = c->stage_at + (double)cf->preauth_tls_timeout;
+        what = "TLS handshake";
+        err = KN_SE_NONE; /* no stream to carry an error */
+    } else if (!c->handshaking && c->st->state == C2S_ST_HEADER &&
+               cf->preauth_header_timeout > 0) {
+        at = c->stage_at + (double)cf->preauth_header_timeout;
+        what = "stream header";
+    }
+    if (c->unauth && cf->preauth_auth_timeout > 0 &&
+        c->accepted_at + (double)cf->preauth_auth_timeout < at) {
+        at = c->accepted_at + (double)cf->preauth_auth_timeout;
+        what = "authentication";
+        err = c->handshaking ? KN_SE_NONE : KN_SE_CONNECTION_TIMEOUT;
+    }
+    if (what == NULL)
+        return;
+    if (now + 0.01 < at) {
+        if (at < *next)
+            *next = at;
+        return;
+    }
+    kn_log_info("c2s: %s: %s not complete within %.0f s, closing "
+                "(pre-auth timeout)",
+                c->st->jid.str ? c->st->jid.str
+                : c->unauth    ? "unauthenticated connection"
+                               : "connection",
+                what,
+                at - (strcmp(what, "authentication") == 0 ? c->accepted_at
+                                                          : c->stage_at));
+    kn_metric_add(c2s_metrics.closed_preauth, 1);
+    c2s_conn_close(c, err, KN_ENV_REASON_DROPPED);
+}
+
 /* The idle policy for one connection: ping or close. *next gets when
  * its next step falls due. */
 static void conn_idle(c2s_conn_t *c, double now, double *next)
@@ -947,8 +1136,13 @@ double c2s_conn_sweep_idle(c2s_server_t *srv, double now, double park)
         c2s_conn_t *c = srv->slots[i];
         if (c == NULL || c->closing || c->detached)
             continue;
-        double at = HUGE_VAL;
+        double at = HUGE_VAL, pre = HUGE_VAL;
+        conn_preauth(c, now, &pre);
+        if (c->closing)
+            continue;
         conn_idle(c, now, &at);
+        if (pre < at)
+            at = pre;
         if (at < next)
             next = at;
         if (c->closing || c->parked || now - c->last_in < park)

@@ -14,7 +14,10 @@
  *
  * A connection silent for http_idle_s (no complete request, or an idle
  * keep-alive) is closed without an answer: one timer per connection,
- * restarted only when bytes arrive.
+ * restarted only when bytes arrive. Until its first request is complete
+ * a connection counts as unauthenticated against the flood caps
+ * (c2s_flood.h) and has preauth.header_timeout from accept, TLS
+ * handshake included, for it (the timer never runs past that deadline).
  *
  * A note on the last answer. Closing a socket with unread input makes the
  * kernel send a reset, and a reset can destroy the answer (a 413 for a
@@ -30,6 +33,7 @@
 
 #include "c2s_bosh.h"
 #include "c2s_http.h"
+#include "c2s_metrics.h"
 #include "c2s_server.h"
 #include "c2s_transport.h"
 #include "c2s_ws.h"
@@ -55,10 +59,13 @@ struct c2s_http {
     c2s_http_proto_t hp;
     c2s_http_conf_t cf;
     struct sockaddr_storage sa;
-    kn_buf_t pending; /* bytes after the last request parsed: WebSocket
-                       * frames after an upgrade, or the next requests
-                       * while a BOSH request is held */
-    c2s_bosh_t *bosh; /* the session holding our request, or NULL */
+    uint8_t key[16];    /* c2s_flood_key */
+    double accepted_at; /* the first request's deadline */
+    bool unauth;        /* counted in srv->flood: no request yet */
+    kn_buf_t pending;   /* bytes after the last request parsed: WebSocket
+                         * frames after an upgrade, or the next requests
+                         * while a BOSH request is held */
+    c2s_bosh_t *bosh;   /* the session holding our request, or NULL */
     size_t out_off;
     uint8_t read_want, write_want;
     bool handshaking : 1;
@@ -90,9 +97,36 @@ static void http_update_io(c2s_http_t *h)
         ev_io_start(h->srv->loop, &h->io);
 }
 
+/* (Re)start the idle timer: http_idle_s, but never past the first
+ * request's deadline. */
+static void http_arm_idle(c2s_http_t *h)
+{
+    const c2s_conf_t *cf = h->srv->conf;
+    double t = (double)cf->http_idle_s;
+    if (h->unauth && cf->preauth_header_timeout > 0) {
+        double left = h->accepted_at + (double)cf->preauth_header_timeout -
+                      ev_now(h->srv->loop);
+        if (left < t)
+            t = left > 0.001 ? left : 0.001;
+    }
+    h->idle.repeat = t;
+    ev_timer_again(h->srv->loop, &h->idle);
+}
+
+/* The first request is complete: no longer counted as unauthenticated. */
+static void http_counted_done(c2s_http_t *h)
+{
+    if (!h->unauth)
+        return;
+    h->unauth = false;
+    c2s_flood_unauth_done(h->srv->flood, h->key);
+    h->idle.repeat = (double)h->srv->conf->http_idle_s;
+}
+
 static void http_unlink(c2s_http_t *h)
 {
     c2s_server_t *srv = h->srv;
+    http_counted_done(h);
     if (h->prev != NULL)
         h->prev->next = h->next;
     else
@@ -248,6 +282,8 @@ static void http_feed(c2s_http_t *h, const char *data, size_t n)
 {
     size_t used = 0;
     c2s_http_act_t act = c2s_http_proto_feed(&h->hp, data, n, &used);
+    if (act != C2S_HTTP_MORE || h->hp.out.len > h->out_off)
+        http_counted_done(h); /* a request was complete: it has an answer */
     if ((act == C2S_HTTP_UPGRADE || act == C2S_HTTP_BOSH ||
          act == C2S_HTTP_SEND) &&
         used < n)
@@ -284,7 +320,7 @@ static void http_read(c2s_http_t *h)
             http_close(h);
             return;
         }
-        ev_timer_again(h->srv->loop, &h->idle);
+        http_arm_idle(h);
         http_feed(h, http_rbuf, (size_t)n);
     }
     if (h->closing || h->lingering)
@@ -374,7 +410,14 @@ static void http_on_idle(struct ev_loop *loop, ev_timer *t, int revents)
 {
     KN_UNUSED(loop);
     KN_UNUSED(revents);
-    http_close(t->data);
+    c2s_http_t *h = t->data;
+    if (h->unauth && !h->lingering) {
+        kn_log_info("c2s: HTTP connection without a complete request "
+                    "within %.0f s of accept, closing (pre-auth timeout)",
+                    ev_now(h->srv->loop) - h->accepted_at);
+        kn_metric_add(c2s_metrics.closed_preauth, 1);
+    }
+    http_close(h);
 }
 
 static bool http_is_loopback(const struct sockaddr *sa)
@@ -424,6 +467,10 @@ void c2s_http_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
         srv->http->prev = h;
     srv->http = h;
     srv->nhttp++;
+    c2s_flood_key(sa, h->key);
+    c2s_flood_unauth_add(srv->flood, h->key);
+    h->unauth = true;
+    h->accepted_at = ev_now(srv->loop);
     if (tls) {
         h->trs = c2s_tls_new(srv->tls, fd);
         if (h->trs == NULL) {
@@ -435,6 +482,6 @@ void c2s_http_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
         h->tr = &c2s_transport_tls;
         h->handshaking = true;
     }
-    ev_timer_again(srv->loop, &h->idle);
+    http_arm_idle(h);
     ev_io_start(srv->loop, &h->io);
 }

@@ -8,6 +8,16 @@
  * recipe), so the listener does not spin. Above max_connections a new
  * connection is closed at once: refused cleanly, the node stays up
  * (R-PERF-2).
+ *
+ * Floods (issue 16): every new connection on the client ports (STARTTLS,
+ * direct TLS, HTTP, HTTPS) passes c2s_flood_admit (per-address and node
+ * connection rates, per-address and node caps on unauthenticated
+ * connections). A refused one is closed right after accept, before any
+ * TLS, HTTP or XML work and without a word: no stream header was sent,
+ * so there is no stream to carry an error, and writing one would cost
+ * the flood's victim more than the flooder. One log line per reason per
+ * second names the address (fail2ban can match it), and
+ * kiln_c2s_refused_total counts every refusal.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "c2s_metrics.h"
 #include "c2s_server.h"
 #include "kn_err.h"
 #include "kn_log.h"
@@ -45,6 +56,31 @@ static void listen_refuse_log(c2s_server_t *srv, const char *why)
         srv->refused_log_at = now;
         kn_log_warn("c2s: refusing connections: %s", why);
     }
+}
+
+/* When each refusal reason was last logged, per listener kind. */
+static double listen_flood_log_at[C2S_FLOOD_COUNT_][4];
+
+/* One line per refusal reason and port kind per second, naming the
+ * address. */
+static void listen_flood_log(c2s_server_t *srv, c2s_flood_verdict_t v,
+                             const struct sockaddr_storage *ss,
+                             enum listen_kind kind)
+{
+    kn_metric_add(c2s_metrics.refused[v], 1);
+    double now = ev_now(srv->loop);
+    if (now - listen_flood_log_at[v][kind] < 1.0)
+        return;
+    listen_flood_log_at[v][kind] = now;
+    char a[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, a,
+                  sizeof(a));
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, a,
+                  sizeof(a));
+    kn_log_warn("c2s: refused connection from %s (%s port): %s", a,
+                listen_kind_names[kind], c2s_flood_verdict_name(v));
 }
 
 static void listen_on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -76,6 +112,14 @@ static void listen_on_accept(struct ev_loop *loop, ev_io *w, int revents)
         if (srv->stopping ||
             srv->nconns + srv->nhttp >= (size_t)srv->conf->max_connections) {
             listen_refuse_log(srv, "max_connections reached");
+            close(fd);
+            continue;
+        }
+        uint8_t key[16];
+        c2s_flood_key((struct sockaddr *)&ss, key);
+        c2s_flood_verdict_t v = c2s_flood_admit(srv->flood, key, ev_now(loop));
+        if (v != C2S_FLOOD_OK) {
+            listen_flood_log(srv, v, &ss, l->kind);
             close(fd);
             continue;
         }

@@ -29,5 +29,25 @@ void c2s_metrics_register(c2s_server_t *srv)
                           "stream bytes from and to clients (after TLS and "
                           "framing)",
                           "direction=\"out\"");
+    static const char *const refused[5] = {
+        NULL, "reason=\"addr_unauth\"", "reason=\"node_unauth\"",
+        "reason=\"addr_rate\"", "reason=\"node_rate\""};
+    for (size_t i = 1; i < 5; i++)
+        c2s_metrics.refused[i] = kn_metric_counter(
+            "kiln_c2s_refused_total",
+            "client connections closed at accept by the flood limits",
+            refused[i]);
+    c2s_metrics.throttled = kn_metric_counter(
+        "kiln_c2s_throttled_total",
+        "times a session's reading was paused for its input rate", "");
+    c2s_metrics.closed_preauth = kn_metric_counter(
+        "kiln_c2s_abuse_closed_total", "connections closed for abuse",
+        "reason=\"preauth_timeout\"");
+    c2s_metrics.closed_rate =
+        kn_metric_counter("kiln_c2s_abuse_closed_total",
+                          "connections closed for abuse", "reason=\"rate\"");
+    c2s_metrics.closed_output = kn_metric_counter(
+        "kiln_c2s_abuse_closed_total", "connections closed for abuse",
+        "reason=\"output_full\"");
     kn_metrics_add_renderer(c2s_conn_metrics, srv);
 }

@@ -13,6 +13,12 @@ typedef struct c2s_metrics {
     kn_metric_t *logins, *login_failures;
     kn_metric_t *stanzas_in, *stanzas_out;
     kn_metric_t *bytes_in, *bytes_out;
+    /* issue 16: connections refused at accept (by c2s_flood_verdict_t),
+     * sessions whose reading was paused for their rate, and connections
+     * closed for abuse */
+    kn_metric_t *refused[5];
+    kn_metric_t *throttled;
+    kn_metric_t *closed_preauth, *closed_rate, *closed_output;
 } c2s_metrics_t;
 
 extern c2s_metrics_t c2s_metrics;

@@ -75,6 +75,7 @@ static void server_on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
     c2s_server_t *srv = w->data;
     double now = ev_now(loop);
     double next = c2s_conn_sweep_idle(srv, now, C2S_IDLE_PARK_S);
+    c2s_flood_gc(srv->flood, now);
     double period = c2s_idle_period((double)srv->conf->idle_timeout);
     double delay = next - now;
     if (delay > period)
@@ -164,6 +165,13 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
         return -KN_EINVAL;
     }
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    srv->flood_cf.addr_rate = (double)conf->accept_addr_rate;
+    srv->flood_cf.addr_burst = (double)conf->accept_addr_burst;
+    srv->flood_cf.global_rate = (double)conf->accept_node_rate;
+    srv->flood_cf.global_burst = (double)conf->accept_node_burst;
+    srv->flood_cf.addr_unauth = (size_t)conf->accept_addr_unauth;
+    srv->flood_cf.global_unauth = (size_t)conf->accept_node_unauth;
+    srv->flood = c2s_flood_new(&srv->flood_cf, ev_now(loop));
     ev_prepare_init(&srv->prepare, server_on_prepare);
     srv->prepare.data = srv;
     ev_prepare_start(loop, &srv->prepare);
@@ -216,6 +224,7 @@ void c2s_server_free(c2s_server_t *srv)
     free(srv->upload_service);
     free(srv->upload_url);
     c2s_authdelay_free(srv);
+    c2s_flood_free(&srv->flood);
     if (srv->reserve_fd >= 0)
         close(srv->reserve_fd);
     free(srv->slots);

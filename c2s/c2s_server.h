@@ -21,6 +21,7 @@
 
 #include "c2s_ack.h"
 #include "c2s_conf.h"
+#include "c2s_flood.h"
 #include "c2s_stream.h"
 #include "c2s_tls.h"
 #include "c2s_upload.h"
@@ -70,7 +71,9 @@ typedef struct c2s_server {
     uint32_t ping_seq;      /* ids of server pings (kiln-ping-N) */
     c2s_addr_fail_t *fails; /* uthash by address */
     c2s_addr_fail_t *regs;  /* in-band registrations by address, per hour */
-    int reserve_fd;         /* spare fd for EMFILE (ev.pod) */
+    c2s_flood_conf_t flood_cf;
+    c2s_flood_t *flood; /* connection floods (c2s_flood.h) */
+    int reserve_fd;     /* spare fd for EMFILE (ev.pod) */
     bool stopping;
     double refused_log_at;
 } c2s_server_t;

@@ -285,6 +285,7 @@ c2s_act_t c2s_stream_process(c2s_stream_t *s)
             stream_on_header(s, ev.stanza);
             break;
         case KN_XML_STANZA:
+            s->stanzas_in++;
             stream_on_stanza(s, ev.stanza);
             break;
         case KN_XML_CLOSE:

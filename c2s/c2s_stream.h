@@ -183,6 +183,7 @@ typedef struct c2s_stream {
     c2s_pause_t pause;
     kn_env_reason_t reason; /* why it closed (CLOSED state) */
     uint32_t ping_id;       /* our outstanding ping (c2s_idle.c), 0: none */
+    uint32_t stanzas_in;    /* top-level elements parsed (rate limits) */
     struct kn_blocklist *blocked; /* XEP-0191 list of the user; NULL: none */
     kn_buf_t *held;      /* deliveries held until the block list is known */
     kn_stanza_t *reg_iq; /* the registration IQ being answered */
