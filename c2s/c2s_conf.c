@@ -20,6 +20,10 @@ const kn_conf_def_t c2s_conf_defs[] = {
      "PEM certificate chain for STARTTLS and direct TLS"},
     {"tls.key", KN_CONF_STR, F(tls_key), 0, "", 0, 0, NULL,
      "PEM private key of tls.cert"},
+    {"tls.own_record_layer", KN_CONF_BOOL, F(tls_own_records), 0, NULL, 0, 1,
+     NULL,
+     "after a TLS 1.3 handshake, free OpenSSL's session and protect records "
+     "in c2s (about 13 KB less per idle session)"},
     {"max_stanza_bytes", KN_CONF_INT, F(max_stanza_bytes), 65536, NULL, 1024,
      16 * 1024 * 1024, NULL, "largest top-level element a client may send"},
     {"max_depth", KN_CONF_INT, F(max_depth), 32, NULL, 2, 1000, NULL,

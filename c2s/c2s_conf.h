@@ -21,6 +21,7 @@ typedef struct c2s_comp_def {
 typedef struct c2s_conf {
     char *tls_cert;
     char *tls_key;
+    int tls_own_records; /* tls.own_record_layer (c2s_tls.h) */
     long long max_stanza_bytes;
     long long max_depth;
     long long max_attrs;
