@@ -29,5 +29,10 @@ void c2s_metrics_register(c2s_server_t *srv)
                           "stream bytes from and to clients (after TLS and "
                           "framing)",
                           "direction=\"out\"");
+    c2s_metrics.tls_own_records = kn_metric_counter(
+        "kiln_c2s_tls_own_records_total",
+        "TLS 1.3 sessions whose records c2s protects itself after the "
+        "handshake (tls.own_record_layer)",
+        "");
     kn_metrics_add_renderer(c2s_conn_metrics, srv);
 }

@@ -13,6 +13,7 @@ typedef struct c2s_metrics {
     kn_metric_t *logins, *login_failures;
     kn_metric_t *stanzas_in, *stanzas_out;
     kn_metric_t *bytes_in, *bytes_out;
+    kn_metric_t *tls_own_records; /* handshakes whose records c2s took over */
 } c2s_metrics_t;
 
 extern c2s_metrics_t c2s_metrics;

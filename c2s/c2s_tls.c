@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "c2s_metrics.h"
 #include "c2s_stream.h"
 #include "c2s_transport.h"
 #include "kn_buf.h"
@@ -58,15 +59,15 @@ typedef struct tls_rec {
     const EVP_MD *md;
     size_t keylen, hashlen;
     rec_dir_t rd, wr;
-    kn_buf_t in;       /* ciphertext read but not yet decrypted */
-    kn_buf_t plain;    /* decrypted bytes not yet returned */
-    size_t plain_off;  /* of plain */
-    kn_buf_t out;      /* records encrypted but not yet fully written */
-    size_t out_off;    /* of out */
-    size_t out_plain;  /* application bytes those records carry */
-    bool eof;          /* close_notify read */
-    bool key_update;   /* the peer asked for our KeyUpdate */
-    char version[8];   /* "TLSv1.3" */
+    kn_buf_t in;          /* ciphertext read but not yet decrypted */
+    kn_buf_t plain;       /* decrypted bytes not yet returned */
+    size_t plain_off;     /* of plain */
+    kn_buf_t out;         /* records encrypted but not yet fully written */
+    size_t out_off;       /* of out */
+    size_t out_plain;     /* application bytes those records carry */
+    bool eof;             /* close_notify read */
+    bool key_update;      /* the peer asked for our KeyUpdate */
+    char version[8];      /* "TLSv1.3" */
     uint8_t exporter[32]; /* tls-exporter channel binding, RFC 9266 */
 } tls_rec_t;
 
@@ -79,7 +80,7 @@ struct c2s_tls {
     tls_rec_t *rec;
     /* Traffic secrets from the keylog callback, until the handshake ends
      * (only with own_records). */
-    uint8_t *secrets; /* client's then server's, hashlen each: 96 bytes */
+    uint8_t *secrets;     /* client's then server's, hashlen each: 96 bytes */
     uint8_t have_secrets; /* bit 0 client, bit 1 server */
 };
 
@@ -217,8 +218,8 @@ static void tls_on_keylog(const SSL *ssl, const char *line)
 
 void c2s_tls_ctx_set_own_records(c2s_tls_ctx_t *c, bool on)
 {
-    static const char *const names[REC_NSUITES] = {
-        "AES-128-GCM", "AES-256-GCM", "ChaCha20-Poly1305"};
+    static const char *const names[REC_NSUITES] = {"AES-128-GCM", "AES-256-GCM",
+                                                   "ChaCha20-Poly1305"};
     c->own_records = false;
     SSL_CTX_set_keylog_callback(c->ssl, NULL);
     if (!on)
@@ -369,6 +370,7 @@ static void tls_take_records(c2s_tls_t *t)
     SSL_free(t->ssl); /* the socket stays: BIO_NOCLOSE */
     t->ssl = NULL;
     t->rec = r;
+    kn_metric_inc(c2s_metrics.tls_own_records);
 }
 
 /* The keyed AEAD context of d (made again after a park). */
@@ -377,9 +379,8 @@ static EVP_CIPHER_CTX *rec_cx(c2s_tls_t *t, rec_dir_t *d, int enc)
     if (d->cx != NULL)
         return d->cx;
     EVP_CIPHER_CTX *cx = EVP_CIPHER_CTX_new();
-    if (cx == NULL ||
-        EVP_CipherInit_ex(cx, t->ctx->cipher[t->rec->suite], NULL, d->key,
-                          NULL, enc) != 1) {
+    if (cx == NULL || EVP_CipherInit_ex(cx, t->ctx->cipher[t->rec->suite], NULL,
+                                        d->key, NULL, enc) != 1) {
         EVP_CIPHER_CTX_free(cx);
         ERR_clear_error();
         return NULL;
@@ -395,10 +396,10 @@ static void rec_nonce(const rec_dir_t *d, uint8_t nonce[12])
         nonce[11 - i] ^= (uint8_t)(d->seq >> (8 * i));
 }
 
-#define REC_TAG      16
-#define REC_MAX      16384                  /* plaintext per record */
-#define REC_CT_MAX   (REC_MAX + 256)        /* ciphertext limit, 5.2 */
-#define REC_OUT_MAX  (4 * REC_MAX)          /* plaintext per write call */
+#define REC_TAG     16
+#define REC_MAX     16384           /* plaintext per record */
+#define REC_CT_MAX  (REC_MAX + 256) /* ciphertext limit, 5.2 */
+#define REC_OUT_MAX (4 * REC_MAX)   /* plaintext per write call */
 
 /* Append one record of type with data[0..len) (len <= REC_MAX) to out. */
 static int rec_seal(c2s_tls_t *t, uint8_t type, const void *data, size_t len)
@@ -576,8 +577,8 @@ static ssize_t rec_read(c2s_tls_t *t, void *buf, size_t len, int *want)
             uint8_t *h = (uint8_t *)r->in.data;
             size_t ctlen = (size_t)h[3] << 8 | h[4];
             if (h[0] != 23 || ctlen > REC_CT_MAX || ctlen <= REC_TAG) {
-                kn_log_debug("c2s: tls: bad record (type %u, length %zu)",
-                             h[0], ctlen);
+                kn_log_debug("c2s: tls: bad record (type %u, length %zu)", h[0],
+                             ctlen);
                 return -KN_EIO;
             }
             if (r->in.len < 5 + ctlen)
@@ -936,5 +937,5 @@ void c2s_tls_sha1(const void *data, size_t len, uint8_t md[20])
 }
 
 const c2s_transport_t c2s_transport_tls = {
-    "tls",        tr_tls_read, tr_tls_write, tr_tls_handshake,
-    tr_tls_free,  NULL,        tr_tls_park};
+    "tls",       tr_tls_read, tr_tls_write, tr_tls_handshake,
+    tr_tls_free, NULL,        tr_tls_park};

@@ -162,8 +162,8 @@ int load_scram_step(load_scram_t *s, const char *b64, size_t len, kn_buf_t *out)
             strcmp(memo_pw, s->password) == 0) {
             memcpy(salted, memo_salted, sizeof(salted));
         } else {
-            PKCS5_PBKDF2_HMAC_SHA1(s->password, (int)strlen(s->password),
-                                   salt, (int)saltn, (int)iter, LOAD_SHA1_LEN,
+            PKCS5_PBKDF2_HMAC_SHA1(s->password, (int)strlen(s->password), salt,
+                                   (int)saltn, (int)iter, LOAD_SHA1_LEN,
                                    salted);
             if (strlen(s->password) < sizeof(memo_pw)) {
                 strcpy(memo_pw, s->password);

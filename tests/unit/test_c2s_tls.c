@@ -120,7 +120,8 @@ static void client_to_server(pair_t *p, const uint8_t *data, size_t len)
             if (n > 0)
                 sent += (size_t)n;
             else
-                ck_assert_int_eq(SSL_get_error(p->cli, n), SSL_ERROR_WANT_WRITE);
+                ck_assert_int_eq(SSL_get_error(p->cli, n),
+                                 SSL_ERROR_WANT_WRITE);
         }
         char buf[16896];
         int want = 0;

@@ -129,8 +129,8 @@ START_TEST(loop_iterations_are_observed)
     double count = series(out.data, "\nkiln_loop_iteration_seconds_count ");
     ck_assert(count >= 5 && count <= 6);
     /* The slept one lies above the 25 ms bound, the others below it. */
-    double le25 = series(out.data,
-                         "kiln_loop_iteration_seconds_bucket{le=\"0.025\"} ");
+    double le25 =
+        series(out.data, "kiln_loop_iteration_seconds_bucket{le=\"0.025\"} ");
     ck_assert(le25 == count - 1);
     ck_assert(series(out.data, "\nkiln_loop_iteration_max_seconds ") >= 0.03);
     ck_assert(series(out.data, "\nkiln_loop_iteration_seconds_sum ") >= 0.03);
