@@ -551,6 +551,8 @@ static int rec_open(c2s_tls_t *t, uint8_t *h, size_t ctlen, uint8_t *type,
         return -KN_EIO;
     *type = body[n - 1];
     *plen = n - 1;
+    if (*plen > REC_MAX)
+        return -KN_EIO; /* record_overflow */
     return 0;
 }
 
