@@ -48,6 +48,13 @@ else
 CFLAGS_OPT := -O2
 LDFLAGS_SAN :=
 endif
+# MALLOC=jemalloc or mimalloc links the daemons with that allocator
+# (Debian's libjemalloc-dev / libmimalloc-dev); empty: glibc's. Ignored
+# with SAN=1 (ASan brings its own). Figures in docs/PERFORMANCE.md.
+MALLOC ?=
+ifneq ($(SAN),1)
+MALLOC_LIBS := $(if $(filter jemalloc,$(MALLOC)),-ljemalloc)$(if $(filter mimalloc,$(MALLOC)),-lmimalloc)
+endif
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_OPT) $(CFLAGS)
 ALL_LDFLAGS = $(LDFLAGS_SAN) -pthread $(LDFLAGS)
 
@@ -96,7 +103,7 @@ $(1)_LIBOBJ := $$(filter-out $$(BUILD)/obj/$(1)/main.o,$$($(1)_OBJ))
 $$(BUILD)/bin/kiln-$(1): $$($(1)_OBJ) $$(LIBKILN)
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  LD      $$@")
-	$$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS)
+	$$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(MALLOC_LIBS)
 endef
 $(foreach d,$(PROC_DIRS) ctl,$(eval $(call proc_rule,$(d))))
 

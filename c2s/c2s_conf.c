@@ -20,6 +20,10 @@ const kn_conf_def_t c2s_conf_defs[] = {
      "PEM certificate chain for STARTTLS and direct TLS"},
     {"tls.key", KN_CONF_STR, F(tls_key), 0, "", 0, 0, NULL,
      "PEM private key of tls.cert"},
+    {"tls.own_record_layer", KN_CONF_BOOL, F(tls_own_records), 0, NULL, 0, 1,
+     NULL,
+     "after a TLS 1.3 handshake, free OpenSSL's session and protect records "
+     "in c2s (about 13 KB less per idle session)"},
     {"max_stanza_bytes", KN_CONF_INT, F(max_stanza_bytes), 65536, NULL, 1024,
      16 * 1024 * 1024, NULL, "largest top-level element a client may send"},
     {"max_depth", KN_CONF_INT, F(max_depth), 32, NULL, 2, 1000, NULL,
@@ -82,6 +86,11 @@ const kn_conf_def_t c2s_conf_defs[] = {
      1LL << 32, NULL, "output a client has not read before it is disconnected"},
     {"idle_timeout", KN_CONF_INT, F(idle_timeout), 360, NULL, -1, 86400, NULL,
      "seconds without traffic before a session is closed (-1: never)"},
+    {"malloc_trim", KN_CONF_BOOL, F(malloc_trim), 0, NULL, 0, 1, NULL,
+     "give freed heap pages back to the kernel (glibc malloc_trim) after an "
+     "idle sweep parked sessions, at most once a minute: lower RSS after a "
+     "login burst, but the loop stalls for it (about 100 ms per 2,000 "
+     "sessions' heap)"},
     {"idle_ping", KN_CONF_BOOL, F(idle_ping), 1, NULL, 0, 1, NULL,
      "ping a silent bound client after idle_timeout / 2"},
     {"blocklist_wait_ms", KN_CONF_INT, F(blocklist_wait_ms), 3000, NULL, 50,

@@ -21,6 +21,7 @@ typedef struct c2s_comp_def {
 typedef struct c2s_conf {
     char *tls_cert;
     char *tls_key;
+    int tls_own_records; /* tls.own_record_layer (c2s_tls.h) */
     long long max_stanza_bytes;
     long long max_depth;
     long long max_attrs;
@@ -48,6 +49,7 @@ typedef struct c2s_conf {
     long long out_buffer_max;
     long long idle_timeout; /* -1: off (idle policy, R-DROP-4: c2s_idle.c) */
     int idle_ping;          /* ping a silent bound session at idle/2 */
+    int malloc_trim;        /* malloc_trim(0) after a sweep parked sessions */
     long long blocklist_wait_ms;     /* then c2s reads the block list itself */
     int registration;                /* XEP-0077 new accounts in-band */
     long long registration_per_hour; /* accounts one address may create */

@@ -49,5 +49,10 @@ void c2s_metrics_register(c2s_server_t *srv)
     c2s_metrics.closed_output = kn_metric_counter(
         "kiln_c2s_abuse_closed_total", "connections closed for abuse",
         "reason=\"output_full\"");
+    c2s_metrics.tls_own_records = kn_metric_counter(
+        "kiln_c2s_tls_own_records_total",
+        "TLS 1.3 sessions whose records c2s protects itself after the "
+        "handshake (tls.own_record_layer)",
+        "");
     kn_metrics_add_renderer(c2s_conn_metrics, srv);
 }

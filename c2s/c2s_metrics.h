@@ -19,6 +19,7 @@ typedef struct c2s_metrics {
     kn_metric_t *refused[5];
     kn_metric_t *throttled;
     kn_metric_t *closed_preauth, *closed_rate, *closed_output;
+    kn_metric_t *tls_own_records; /* handshakes whose records c2s took over */
 } c2s_metrics_t;
 
 extern c2s_metrics_t c2s_metrics;

@@ -155,6 +155,7 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
         kn_log_err("c2s: %s", err);
         return -KN_EINVAL;
     }
+    c2s_tls_ctx_set_own_records(srv->tls, conf->tls_own_records != 0);
     kn_pg_config_t pc = {0};
     pc.conninfo = cc->db_conninfo;
     pc.pool_min = (size_t)cc->db_pool_min;

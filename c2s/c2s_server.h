@@ -76,6 +76,7 @@ typedef struct c2s_server {
     int reserve_fd;     /* spare fd for EMFILE (ev.pod) */
     bool stopping;
     double refused_log_at;
+    double trimmed_at; /* ev_now() of the last malloc_trim (malloc_trim) */
 } c2s_server_t;
 
 /* Set up a server on loop (nothing listens yet). conf, cc and node_name

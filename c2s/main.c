@@ -35,6 +35,7 @@ static void on_reload(void *arg, kn_conf_t *cf)
     if (t == NULL) {
         kn_log_err("reload: %s (TLS unchanged)", err);
     } else {
+        c2s_tls_ctx_set_own_records(t, conf.tls_own_records != 0);
         c2s_tls_ctx_free(&srv->tls);
         srv->tls = t;
         kn_log_info("reload: TLS certificate %s", conf.tls_cert);

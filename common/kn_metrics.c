@@ -69,6 +69,12 @@ const double kn_metric_latency_bounds[] = {
 const size_t kn_metric_latency_nbounds =
     sizeof(kn_metric_latency_bounds) / sizeof(kn_metric_latency_bounds[0]);
 
+const double kn_metric_loop_bounds[] = {
+    0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+    0.01,    0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5};
+const size_t kn_metric_loop_nbounds =
+    sizeof(kn_metric_loop_bounds) / sizeof(kn_metric_loop_bounds[0]);
+
 static kn_metric_t *metric_find(const char *name, const char *labels)
 {
     for (kn_metric_t *m = g_head; m != NULL; m = m->next)
@@ -299,6 +305,82 @@ void kn_metrics_render(kn_buf_t *out)
         g_renderers[i].fn(out, g_renderers[i].arg);
 }
 
+/* ---- event-loop iteration times ------------------------------------------
+ */
+
+static struct {
+    ev_check check;
+    ev_prepare prepare;
+    struct ev_loop *loop;
+    kn_metric_t *hist, *max;
+    struct timespec start;
+    bool started; /* a check ran since the last prepare */
+} g_loop;
+
+static void loop_on_check(struct ev_loop *loop, ev_check *w, int revents)
+{
+    KN_UNUSED(loop);
+    KN_UNUSED(w);
+    KN_UNUSED(revents);
+    clock_gettime(CLOCK_MONOTONIC, &g_loop.start);
+    g_loop.started = true;
+}
+
+static void loop_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    KN_UNUSED(loop);
+    KN_UNUSED(w);
+    KN_UNUSED(revents);
+    if (!g_loop.started)
+        return; /* the first iteration: nothing polled yet */
+    g_loop.started = false;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double d = (double)(now.tv_sec - g_loop.start.tv_sec) +
+               (double)(now.tv_nsec - g_loop.start.tv_nsec) / 1e9;
+    if (d < 0)
+        d = 0;
+    kn_metric_observe(g_loop.hist, d);
+    if (g_loop.max != NULL && d > kn_metric_value(g_loop.max))
+        kn_metric_set(g_loop.max, d);
+}
+
+void kn_metrics_watch_loop(struct ev_loop *loop)
+{
+    if (g_loop.loop != NULL)
+        return;
+    g_loop.hist = kn_metric_histogram(
+        "kiln_loop_iteration_seconds",
+        "time one event-loop iteration spends in callbacks, from the "
+        "poll's return to the next poll (a stall shows as a slow bucket)",
+        "", kn_metric_loop_bounds, kn_metric_loop_nbounds);
+    g_loop.max = kn_metric_gauge("kiln_loop_iteration_max_seconds",
+                                 "the longest event-loop iteration since "
+                                 "the process started",
+                                 "");
+    g_loop.loop = loop;
+    g_loop.started = false;
+    ev_check_init(&g_loop.check, loop_on_check);
+    ev_set_priority(&g_loop.check, EV_MAXPRI);
+    ev_check_start(loop, &g_loop.check);
+    ev_unref(loop);
+    ev_prepare_init(&g_loop.prepare, loop_on_prepare);
+    ev_set_priority(&g_loop.prepare, EV_MINPRI);
+    ev_prepare_start(loop, &g_loop.prepare);
+    ev_unref(loop);
+}
+
+void kn_metrics_unwatch_loop(struct ev_loop *loop)
+{
+    if (g_loop.loop != loop || loop == NULL)
+        return;
+    ev_ref(loop);
+    ev_check_stop(loop, &g_loop.check);
+    ev_ref(loop);
+    ev_prepare_stop(loop, &g_loop.prepare);
+    g_loop.loop = NULL;
+}
+
 void kn_metrics_reset(void)
 {
     kn_metric_t *m = g_head;
@@ -314,6 +396,7 @@ void kn_metrics_reset(void)
     }
     g_head = g_tail = NULL;
     g_nrenderers = 0;
+    g_loop.hist = g_loop.max = NULL;
     free(g_allow);
     g_allow = NULL;
 }
@@ -550,6 +633,7 @@ int kn_metrics_serve(struct ev_loop *loop, const kn_conf_t *cf,
     g_start_time = kn_metric_gauge("kiln_start_time_seconds",
                                    "Unix time the process started", "");
     kn_metric_set(g_start_time, (double)time(NULL));
+    kn_metrics_watch_loop(loop);
     metrics_conf_t mc;
     char err[256];
     memset(&mc, 0, sizeof(mc));
@@ -604,6 +688,7 @@ out:
 
 void kn_metrics_serve_stop(struct ev_loop *loop)
 {
+    kn_metrics_unwatch_loop(loop);
     if (g_listen_fd < 0)
         return;
     ev_ref(loop);

@@ -67,6 +67,22 @@ extern const size_t kn_metric_latency_nbounds;
 typedef void (*kn_metrics_render_fn_t)(kn_buf_t *out, void *arg);
 void kn_metrics_add_renderer(kn_metrics_render_fn_t fn, void *arg);
 
+/*
+ * The event loop's iteration times (stalls made visible): how long each
+ * iteration of `loop` spends in callbacks, from the poll's return to the
+ * next poll (an ev_check at EV_MAXPRI starts the clock, an ev_prepare at
+ * EV_MINPRI, after the process's own prepare hooks, stops it), in
+ * kiln_loop_iteration_seconds, and the longest one so far in
+ * kiln_loop_iteration_max_seconds. Neither watcher keeps the loop alive.
+ * One loop per process; the watchers are static.
+ */
+void kn_metrics_watch_loop(struct ev_loop *loop);
+void kn_metrics_unwatch_loop(struct ev_loop *loop);
+
+/* Bounds of kiln_loop_iteration_seconds (10 us .. 2.5 s). */
+extern const double kn_metric_loop_bounds[];
+extern const size_t kn_metric_loop_nbounds;
+
 /* Append the exposition text of every series to out. */
 void kn_metrics_render(kn_buf_t *out);
 
@@ -82,7 +98,8 @@ void kn_metrics_reset(void);
  * No group or port 0: nothing is served (returns 0); c2s calls it with
  * "c2s" to load metrics.allow only. Returns -KN_E* when
  * the port cannot be bound. Also registers kiln_up and
- * kiln_start_time_seconds.
+ * kiln_start_time_seconds, and watches the loop's iteration times
+ * (kn_metrics_watch_loop; kn_metrics_serve_stop stops that).
  */
 int kn_metrics_serve(struct ev_loop *loop, const kn_conf_t *cf,
                      const char *proc);

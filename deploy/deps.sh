@@ -24,6 +24,9 @@ PKGS=(
     # dpkg-deb/dpkg-shlibdeps/dpkg-buildflags, lintian, systemd-analyze,
     # debootstrap + systemd-nspawn for the booted container
     dpkg-dev lintian systemd debootstrap systemd-container
+    # allocators for `make MALLOC=jemalloc|mimalloc` and tests/bench/scale
+    # --malloc (issue 15)
+    libjemalloc-dev libmimalloc-dev
     # metrics (test_27): promtool checks /metrics, a private prometheus
     # scrapes the test cluster
     prometheus

@@ -150,9 +150,29 @@ int load_scram_step(load_scram_t *s, const char *b64, size_t len, kn_buf_t *out)
         memcmp(k->salt, salt, (size_t)saltn) == 0) {
         /* cache hit: no PBKDF2 */
     } else {
+        /* The last derivation of this process, for runs where many users
+         * share one password and salt (provision --copy): one PBKDF2. */
+        static char memo_pw[128];
+        static uint8_t memo_salt[64], memo_salted[LOAD_SHA1_LEN];
+        static size_t memo_salt_len;
+        static unsigned memo_iter;
         uint8_t salted[LOAD_SHA1_LEN];
-        PKCS5_PBKDF2_HMAC_SHA1(s->password, (int)strlen(s->password), salt,
-                               (int)saltn, (int)iter, LOAD_SHA1_LEN, salted);
+        if (memo_iter == iter && memo_salt_len == (size_t)saltn &&
+            memcmp(memo_salt, salt, (size_t)saltn) == 0 &&
+            strcmp(memo_pw, s->password) == 0) {
+            memcpy(salted, memo_salted, sizeof(salted));
+        } else {
+            PKCS5_PBKDF2_HMAC_SHA1(s->password, (int)strlen(s->password), salt,
+                                   (int)saltn, (int)iter, LOAD_SHA1_LEN,
+                                   salted);
+            if (strlen(s->password) < sizeof(memo_pw)) {
+                strcpy(memo_pw, s->password);
+                memcpy(memo_salt, salt, (size_t)saltn);
+                memo_salt_len = (size_t)saltn;
+                memo_iter = iter;
+                memcpy(memo_salted, salted, sizeof(salted));
+            }
+        }
         sasl_hmac(salted, LOAD_SHA1_LEN, "Client Key", 10, k->client_key);
         sasl_hmac(salted, LOAD_SHA1_LEN, "Server Key", 10, k->server_key);
         SHA1(k->client_key, LOAD_SHA1_LEN, k->stored_key);

@@ -75,3 +75,37 @@ def test_stanza_after_starttls_before_auth(live):
     r.starttls()
     r.send("<presence/>")
     _error_then_close(r, "not-authorized")
+
+
+def _own_records(live, node):
+    from test_27_admin import scrape, value
+    return value(scrape("http://127.0.0.1:%d/metrics"
+                        % live.ports[node]["http"]),
+                 "kiln_c2s_tls_own_records_total")
+
+
+def test_own_record_layer_carries_a_session(live, make_user):
+    # Issue 15: node B runs with tls.own_record_layer (deploy/dev's
+    # kiln.conf.in): after the TLS 1.3 handshake c2s frees OpenSSL's
+    # session and protects the records itself. A login, a message to
+    # itself larger than a record (40,000 bytes: several records each
+    # way) and a clean stop over it; node A keeps OpenSSL's layer.
+    make_user("c2rec", "pw-c2rec")
+    b0 = _own_records(live, "c2s-b")
+    a0 = _own_records(live, "c2s-a")
+    body = "".join(chr(0x41 + i % 26) for i in range(40000))
+
+    async def scenario():
+        c = Client("c2rec@localhost/r", "pw-c2rec",
+                   live.ports["c2s-b"]["starttls"], live.cert)
+        await c.start()
+        c.send_message(mto="c2rec@localhost/r", mbody=body, mtype="chat")
+        got = await c.next_message()
+        assert got["body"] == body
+        c.send_message(mto="c2rec@localhost/r", mbody="small", mtype="chat")
+        assert (await c.next_message())["body"] == "small"
+        await c.stop()
+
+    run(scenario())
+    assert _own_records(live, "c2s-b") >= b0 + 1
+    assert _own_records(live, "c2s-a") == a0

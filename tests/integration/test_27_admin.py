@@ -87,6 +87,21 @@ def test_every_process_serves_valid_metrics(live, make_user):
     assert value(texts["c2s-a"], "kiln_pg_query_seconds_count") > 0
 
 
+def test_every_loop_reports_its_iteration_times(live):
+    # Issue 15: each daemon's event loop observes every iteration's busy
+    # time, so a stall (a sweep, a large batch) shows in a slow bucket.
+    for name, url in _targets(live).items():
+        first = scrape(url)
+        n0 = value(first, "kiln_loop_iteration_seconds_count")
+        assert n0 is not None and n0 > 0, name
+        inf = value(first, "kiln_loop_iteration_seconds_bucket", 'le="+Inf"')
+        assert inf == n0, name
+        assert value(first, "kiln_loop_iteration_max_seconds") >= 0, name
+        # Answering the first scrape took loop iterations of its own.
+        n1 = value(scrape(url), "kiln_loop_iteration_seconds_count")
+        assert n1 > n0, name
+
+
 def test_metrics_http_errors(live):
     t = _targets(live)
     base = t["router"].rsplit("/", 1)[0]

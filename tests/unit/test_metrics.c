@@ -5,6 +5,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kn_metrics.h"
 
@@ -88,12 +89,64 @@ START_TEST(http_answers)
 }
 END_TEST
 
+/* One slow callback (30 ms asleep) among quick iterations. */
+static int loop_iters;
+
+static void loop_on_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    if (++loop_iters == 3) {
+        struct timespec ts = {0, 30 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (loop_iters >= 6)
+        ev_break(loop, EVBREAK_ALL);
+}
+
+static double series(const char *text, const char *key)
+{
+    const char *p = strstr(text, key);
+    ck_assert_msg(p != NULL, "%s not in:\n%s", key, text);
+    return strtod(p + strlen(key), NULL);
+}
+
+START_TEST(loop_iterations_are_observed)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    kn_metrics_watch_loop(loop);
+    ev_idle idle;
+    ev_idle_init(&idle, loop_on_idle);
+    ev_idle_start(loop, &idle);
+    loop_iters = 0;
+    ev_run(loop, 0);
+    ev_idle_stop(loop, &idle);
+    kn_metrics_unwatch_loop(loop);
+    kn_buf_t out = KN_BUF_INIT;
+    kn_metrics_render(&out);
+    /* Six iterations ran their callbacks; the last one broke out before
+     * the prepare, so at least five were observed. */
+    double count = series(out.data, "\nkiln_loop_iteration_seconds_count ");
+    ck_assert(count >= 5 && count <= 6);
+    /* The slept one lies above the 25 ms bound, the others below it. */
+    double le25 =
+        series(out.data, "kiln_loop_iteration_seconds_bucket{le=\"0.025\"} ");
+    ck_assert(le25 == count - 1);
+    ck_assert(series(out.data, "\nkiln_loop_iteration_max_seconds ") >= 0.03);
+    ck_assert(series(out.data, "\nkiln_loop_iteration_seconds_sum ") >= 0.03);
+    kn_buf_free(&out);
+    kn_metrics_reset();
+    ev_loop_destroy(loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, render_groups_series_and_histograms);
     tcase_add_test(tc, http_answers);
+    tcase_add_test(tc, loop_iterations_are_observed);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
