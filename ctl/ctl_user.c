@@ -15,6 +15,7 @@
  * constraint-violation message.
  */
 #include "ctl_user.h"
+#include "ctl_creds.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,7 +205,7 @@ static int user_write(PGconn *db, const char *sql, const char *what,
 static int user_set_creds(ctl_ctx_t *ctx, const char *user,
                           const char *password, const char *sql,
                           const char *what, const char *if_none,
-                          const char *done)
+                          const char *done, bool invalidate)
 {
     kn_scram_creds_t c1, c256;
     char *local;
@@ -222,6 +223,8 @@ static int user_set_creds(ctl_ctx_t *ctx, const char *user,
         ctl_err(if_none, local, ctx->cc.domain);
         goto out;
     }
+    if (invalidate)
+        ctl_creds_invalidate(ctx, local);
     printf(done, local, ctx->cc.domain);
     rc = CTL_EXIT_OK;
 out:
@@ -240,7 +243,8 @@ int ctl_user_add(ctl_ctx_t *ctx, const char *user, const char *password)
         " sha1_server_key, sha256_salt, sha256_stored_key, sha256_server_key)"
         " values ($1, $2, $3, $4, $5, $6, $7, $8)"
         " on conflict (username) do nothing",
-        "adding the user", "user %s@%s already exists", "user %s@%s added\n");
+        "adding the user", "user %s@%s already exists", "user %s@%s added\n",
+        false);
 }
 
 int ctl_user_passwd(ctl_ctx_t *ctx, const char *user, const char *password)
@@ -251,8 +255,8 @@ int ctl_user_passwd(ctl_ctx_t *ctx, const char *user, const char *password)
         " sha1_stored_key = $4, sha1_server_key = $5, sha256_salt = $6,"
         " sha256_stored_key = $7, sha256_server_key = $8"
         " where username = $1",
-        "changing the password", "no user %s@%s",
-        "password of %s@%s changed\n");
+        "changing the password", "no user %s@%s", "password of %s@%s changed\n",
+        true);
 }
 
 int ctl_user_del(ctl_ctx_t *ctx, const char *user)
@@ -271,6 +275,7 @@ int ctl_user_del(ctl_ctx_t *ctx, const char *user)
         ctl_err("no user %s@%s", local, ctx->cc.domain);
         goto out;
     }
+    ctl_creds_invalidate(ctx, local);
     printf("user %s@%s deleted\n", local, ctx->cc.domain);
     rc = CTL_EXIT_OK;
 out:
@@ -319,6 +324,7 @@ int ctl_user_set_disabled(ctl_ctx_t *ctx, const char *user, bool disabled)
         ctl_err("no user %s@%s", local, ctx->cc.domain);
         goto out;
     }
+    ctl_creds_invalidate(ctx, local);
     if (disabled) {
         /* kiln-presenced ends the account's sessions (pres_admin.c). */
         kn_buf_t bare = KN_BUF_INIT;
