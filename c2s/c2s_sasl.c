@@ -6,9 +6,11 @@
  * One exchange at a time lives in s->sasl: the mechanism, the SCRAM
  * server state or the prepared PLAIN password, and the step. Credentials
  * come from the owner asynchronously (ops->creds_lookup): the stream is
- * paused meanwhile. An unknown user goes through the same steps as a
- * known one (SCRAM offers a random salt and fails at the proof; PLAIN
- * fails at the comparison), so user names cannot be probed, and both get
+ * paused meanwhile. A PLAIN password already verified against the same
+ * stored credentials is accepted from the process's cache without PBKDF2
+ * (c2s_plaincache.h, s->cf->plaincache). An unknown user goes through the same
+ * steps as a known one (SCRAM offers a random salt and fails at the proof;
+ * PLAIN fails at the comparison), so user names cannot be probed, and both get
  * the per-address delay (ops->auth_failed) before <not-authorized/>.
  *
  * Channel binding: -PLUS is offered when the TLS transport can provide
