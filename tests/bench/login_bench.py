@@ -8,7 +8,7 @@ usage: tests/bench/login_bench.py [--builds build/base,build] [--repeat 3]
 
 Environment: KILN_VAR (default var/bench-login), KILN_PORT_OFFSET,
 KILN_PG_PORT as for deploy/dev/stack. Brings the stack's PostgreSQL and
-Redis up once (logging at warning), provisions user1..N and the
+Redis up (logging at warning; down again at the end), provisions user1..N and the
 100-contact cliques pres1..M once, then for each repetition and each
 build (in the order given): fresh daemons of that build (router,
 presenced, mucd, two c2s nodes), an unmeasured warm-up (one SCRAM and
@@ -261,6 +261,8 @@ def main():
                     json.dump(runs, open(a.summary, "w"), indent=1)
     finally:
         st.stop()
+        subprocess.run([os.path.join(TOP, "deploy/dev/stack"), "down"],
+                       stdout=subprocess.DEVNULL)
     print("| scenario | build | logins/s (median; runs) | server CPU/login "
           "(median) | c2s | router | presenced | mucd | Redis | PostgreSQL |")
     print("|---|---|---|---|---|---|---|---|---|---|")
