@@ -8,10 +8,11 @@
  * come from the owner asynchronously (ops->creds_lookup): the stream is
  * paused meanwhile. A PLAIN password already verified against the same
  * stored credentials is accepted from the process's cache without PBKDF2
- * (c2s_plaincache.h, s->cf->plaincache). An unknown user goes through the same
- * steps as a known one (SCRAM offers a random salt and fails at the proof;
- * PLAIN fails at the comparison), so user names cannot be probed, and both get
- * the per-address delay (ops->auth_failed) before <not-authorized/>.
+ * (c2s_plaincache.h, s->cf->plaincache). An unknown user goes through the
+ * same steps as a known one (SCRAM offers a random salt and fails at the
+ * proof; PLAIN fails at the comparison), so user names cannot be probed,
+ * and both get the per-address delay (ops->auth_failed) before
+ * <not-authorized/>.
  *
  * Channel binding: -PLUS is offered when the TLS transport can provide
  * tls-exporter (TLS 1.3) or tls-server-end-point; XEP-0440 lists which.
