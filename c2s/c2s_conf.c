@@ -97,6 +97,14 @@ const kn_conf_def_t c2s_conf_defs[] = {
      600000, NULL,
      "how long a new session waits for its XEP-0191 block list from "
      "presenced before reading it from PostgreSQL"},
+    {"plain_cache_size", KN_CONF_INT, F(plain_cache_size), 100000, NULL, 0,
+     100000000, NULL,
+     "users whose verified SASL PLAIN password this node remembers as a "
+     "keyed hash, so their next PLAIN login skips PBKDF2 (0: off)"},
+    {"creds_cache_ttl", KN_CONF_INT, F(creds_cache_ttl), 300, NULL, 0, 86400,
+     NULL,
+     "seconds a users row's credentials stay cached in Redis for logins "
+     "(0: every login reads PostgreSQL)"},
     {"registration", KN_CONF_BOOL, F(registration), 0, NULL, 0, 1, NULL,
      "let anyone create an account in-band before logging in (XEP-0077)"},
     {"registration_per_hour", KN_CONF_INT, F(registration_per_hour), 5, NULL, 1,

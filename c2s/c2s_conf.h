@@ -49,9 +49,11 @@ typedef struct c2s_conf {
     long long out_buffer_max;
     long long idle_timeout; /* -1: off (idle policy, R-DROP-4: c2s_idle.c) */
     int idle_ping;          /* ping a silent bound session at idle/2 */
-    int malloc_trim;        /* malloc_trim(0) after a sweep parked sessions */
-    long long blocklist_wait_ms;     /* then c2s reads the block list itself */
-    int registration;                /* XEP-0077 new accounts in-band */
+    int malloc_trim;        /* malloc_trim(0) after a sweep parked */
+    long long blocklist_wait_ms; /* then c2s reads the block list itself */
+    long long plain_cache_size;  /* verified PLAIN passwords kept (0: off) */
+    long long creds_cache_ttl;   /* users rows cached in Redis, s (0: off) */
+    int registration;            /* XEP-0077 new accounts in-band */
     long long registration_per_hour; /* accounts one address may create */
     long long csi_max_stanzas; /* XEP-0352 held per session (0: CSI off) */
     long long csi_max_bytes;   /* XEP-0352 held bytes per session */

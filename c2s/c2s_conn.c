@@ -63,6 +63,7 @@
 #include <unistd.h>
 
 #include "c2s_bucket.h"
+#include "c2s_creds.h"
 #include "c2s_metrics.h"
 #include "c2s_server.h"
 #include "c2s_sm.h"
@@ -150,50 +151,7 @@ static uint64_t conn_op_conn_id(void *ud)
 
 static void conn_after(c2s_conn_t *c, c2s_act_t act);
 
-static int conn_hex(const char *s, uint8_t *out, size_t cap, size_t *len)
-{
-    size_t n = strlen(s);
-    if (n % 2 != 0 || n / 2 > cap)
-        return -KN_EDB;
-    for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1)
-            return -KN_EDB;
-        out[i] = (uint8_t)v;
-    }
-    *len = n / 2;
-    return 0;
-}
-
-static int conn_parse_creds(const PGresult *res, c2s_creds_t *cr)
-{
-    memset(cr, 0, sizeof(*cr));
-    if (PQntuples(res) != 1)
-        return -KN_ENOENT;
-    long it = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    if (it < KN_SCRAM_MIN_ITERATIONS || it > KN_SCRAM_MAX_ITERATIONS)
-        return -KN_EDB;
-    kn_scram_creds_t *k[2] = {&cr->sha1, &cr->sha256};
-    for (int h = 0; h < 2; h++) {
-        size_t hl = h == 0 ? 20 : 32, l1 = 0, l2 = 0;
-        k[h]->hash = h == 0 ? KN_SCRAM_SHA1 : KN_SCRAM_SHA256;
-        k[h]->iterations = (unsigned)it;
-        if (conn_hex(PQgetvalue(res, 0, 1 + 3 * h), k[h]->salt,
-                     sizeof(k[h]->salt), &k[h]->salt_len) < 0 ||
-            k[h]->salt_len == 0 ||
-            conn_hex(PQgetvalue(res, 0, 2 + 3 * h), k[h]->stored_key, hl, &l1) <
-                0 ||
-            conn_hex(PQgetvalue(res, 0, 3 + 3 * h), k[h]->server_key, hl, &l2) <
-                0 ||
-            l1 != hl || l2 != hl)
-            return -KN_EDB;
-    }
-    if (PQnfields(res) > 7 && strcmp(PQgetvalue(res, 0, 7), "t") == 0)
-        return -KN_EAUTH; /* kilnctl user disable */
-    return 0;
-}
-
-static void conn_on_creds(const PGresult *res, int err, void *arg)
+static void conn_on_creds(int rc, const c2s_creds_t *cr, void *arg)
 {
     conn_creds_req_t *req = arg;
     c2s_conn_t *c = req->c;
@@ -201,31 +159,17 @@ static void conn_on_creds(const PGresult *res, int err, void *arg)
     if (c == NULL)
         return; /* the connection went away meanwhile */
     c->creds = NULL;
-    c2s_creds_t cr;
-    int rc = err;
-    if (err == 0)
-        rc = conn_parse_creds(res, &cr);
-    else
-        kn_log_warn("c2s: credentials query failed: %s%s", kn_strerror(err),
-                    res ? PQresultErrorMessage(res) : "");
-    conn_after(c, c2s_stream_creds_done(c->st, rc, rc == 0 ? &cr : NULL));
-    memset(&cr, 0, sizeof(cr));
+    conn_after(c, c2s_stream_creds_done(c->st, rc, cr));
 }
 
+/* The users row from Redis or PostgreSQL (c2s_creds.c, R-PERF-5). */
 static void conn_op_creds_lookup(void *ud, const char *username)
 {
     c2s_conn_t *c = ud;
-    static const char sql[] =
-        "select iterations, encode(sha1_salt, 'hex'),"
-        " encode(sha1_stored_key, 'hex'), encode(sha1_server_key, 'hex'),"
-        " encode(sha256_salt, 'hex'), encode(sha256_stored_key, 'hex'),"
-        " encode(sha256_server_key, 'hex'), disabled"
-        " from users where username = $1";
     conn_creds_req_t *req = kn_malloc(sizeof(*req));
     req->c = c;
     c->creds = req;
-    const char *params[1] = {username};
-    kn_pg_query(c->srv->pg, sql, 1, params, conn_on_creds, req);
+    c2s_creds_lookup(c->srv, username, conn_on_creds, req);
 }
 
 static void conn_on_delay(struct ev_loop *loop, ev_timer *t, int revents)

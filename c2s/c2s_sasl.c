@@ -6,10 +6,13 @@
  * One exchange at a time lives in s->sasl: the mechanism, the SCRAM
  * server state or the prepared PLAIN password, and the step. Credentials
  * come from the owner asynchronously (ops->creds_lookup): the stream is
- * paused meanwhile. An unknown user goes through the same steps as a
- * known one (SCRAM offers a random salt and fails at the proof; PLAIN
- * fails at the comparison), so user names cannot be probed, and both get
- * the per-address delay (ops->auth_failed) before <not-authorized/>.
+ * paused meanwhile. A PLAIN password already verified against the same
+ * stored credentials is accepted from the process's cache without PBKDF2
+ * (c2s_plaincache.h, s->cf->plaincache). An unknown user goes through the
+ * same steps as a known one (SCRAM offers a random salt and fails at the
+ * proof; PLAIN fails at the comparison), so user names cannot be probed,
+ * and both get the per-address delay (ops->auth_failed) before
+ * <not-authorized/>.
  *
  * Channel binding: -PLUS is offered when the TLS transport can provide
  * tls-exporter (TLS 1.3) or tls-server-end-point; XEP-0440 lists which.
@@ -23,6 +26,7 @@
 
 #include "kn_b64.h"
 #include "c2s_metrics.h"
+#include "c2s_plaincache.h"
 #include "c2s_stream.h"
 #include "kn_err.h"
 #include "kn_log.h"
@@ -277,6 +281,27 @@ static bool sasl_ct_eq(const uint8_t *a, const uint8_t *b, size_t n)
     return d == 0;
 }
 
+/* PLAIN: is password the one behind the stored credentials c? A
+ * password verified earlier against the same credentials is known from
+ * the process's cache (c2s_plaincache.h) without PBKDF2; otherwise derive
+ * the StoredKey and compare, and remember a success. */
+static bool sasl_plain_verify(c2s_stream_t *s, const char *user,
+                              const char *password, const kn_scram_creds_t *c)
+{
+    if (c2s_plaincache_check(s->cf->plaincache, user, password, c))
+        return true;
+    kn_scram_creds_t d;
+    bool ok = false;
+    if (kn_scram_creds_derive(&d, c->hash, password, c->salt, c->salt_len,
+                              c->iterations) == 0)
+        ok =
+            sasl_ct_eq(d.stored_key, c->stored_key, kn_scram_hash_len(c->hash));
+    memset(&d, 0, sizeof(d));
+    if (ok)
+        c2s_plaincache_put(s->cf->plaincache, user, password, c);
+    return ok;
+}
+
 c2s_act_t c2s_sasl_creds(c2s_stream_t *s, int rc, const c2s_creds_t *creds)
 {
     c2s_sasl_t *x = s->sasl;
@@ -292,15 +317,8 @@ c2s_act_t c2s_sasl_creds(c2s_stream_t *s, int rc, const c2s_creds_t *creds)
     }
     if (x->mech == SASL_PLAIN) {
         bool ok = false;
-        if (rc == 0 && x->password != NULL) {
-            const kn_scram_creds_t *c = &creds->sha256;
-            kn_scram_creds_t d;
-            if (kn_scram_creds_derive(&d, c->hash, x->password, c->salt,
-                                      c->salt_len, c->iterations) == 0)
-                ok = sasl_ct_eq(d.stored_key, c->stored_key,
-                                kn_scram_hash_len(c->hash));
-            memset(&d, 0, sizeof(d));
-        }
+        if (rc == 0 && x->password != NULL)
+            ok = sasl_plain_verify(s, x->username, x->password, &creds->sha256);
         if (!ok)
             return sasl_fail(s, "not-authorized", true);
         return sasl_success(s, NULL, 0);

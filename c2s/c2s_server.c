@@ -7,6 +7,7 @@
  * on_ready): before that no connection id can be given to a session.
  */
 #include "c2s_server.h"
+#include "c2s_creds.h"
 #include "c2s_bosh.h"
 
 #include <errno.h>
@@ -165,6 +166,8 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
         kn_log_err("c2s: bad database pool settings");
         return -KN_EINVAL;
     }
+    if (c2s_creds_start(srv) < 0)
+        return -KN_EINVAL;
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     srv->flood_cf.addr_rate = (double)conf->accept_addr_rate;
     srv->flood_cf.addr_burst = (double)conf->accept_addr_burst;
@@ -220,6 +223,7 @@ void c2s_server_free(c2s_server_t *srv)
     ev_ref(srv->loop);
     ev_timer_stop(srv->loop, &srv->sweep);
     kn_link_free(&srv->link);
+    c2s_creds_stop(srv);
     kn_pg_pool_free(&srv->pg);
     c2s_tls_ctx_free(&srv->tls);
     free(srv->upload_service);

@@ -28,6 +28,7 @@
 #include "kn_config.h"
 #include "kn_link.h"
 #include "kn_pg.h"
+#include "kn_redis.h"
 
 #define C2S_SLOT_BITS 24
 #define C2S_SLOT_MASK ((UINT64_C(1) << C2S_SLOT_BITS) - 1)
@@ -49,6 +50,8 @@ typedef struct c2s_server {
     char *upload_service, *upload_url;
     kn_link_t *link;
     kn_pg_pool_t *pg;
+    kn_redis_t *creds_redis; /* cached users rows (c2s_creds.c), or NULL */
+    kn_redis_t *creds_sub;   /* their invalidation channel, or NULL */
     c2s_tls_ctx_t *tls;
     c2s_listener_t *listeners; /* NULL until the router accepted us */
     c2s_http_t *http;          /* HTTP connections (c2s_http.c) */

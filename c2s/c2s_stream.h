@@ -107,6 +107,9 @@ typedef struct c2s_stream_conf {
     const struct c2s_upload_conf *upload; /* XEP-0363, NULL: none */
     size_t csi_max_stanzas;               /* XEP-0352 hold limit (0: CSI off) */
     size_t csi_max_bytes; /* XEP-0352 hold limit in bytes (0: none) */
+    /* Verified PLAIN passwords of this process (c2s_plaincache.h); NULL:
+     * every PLAIN login derives PBKDF2. */
+    struct c2s_plaincache *plaincache;
 } c2s_stream_conf_t;
 
 typedef struct c2s_stream_ops {

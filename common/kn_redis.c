@@ -67,7 +67,10 @@ struct kn_redis {
     ev_idle failed_idle;
     int in_cb;
     int closing;
-    size_t pending; /* commands not yet called back */
+    size_t pending;    /* commands not yet called back */
+    char *sub_channel; /* kn_redis_subscribe(), or NULL */
+    kn_redis_msg_cb sub_cb;
+    void *sub_arg;
 };
 
 static void redis_connect(kn_redis_t *r);
@@ -131,6 +134,25 @@ static void redis_notify(kn_redis_t *r, int connected)
     r->in_cb--;
 }
 
+/* Every reply on a subscribed connection: the SUBSCRIBE confirmation,
+ * then ["message", channel, payload] per message; NULL when the
+ * connection goes (hiredis then forgets the callback). */
+static void redis_on_sub(redisAsyncContext *ac, void *reply, void *priv)
+{
+    KN_UNUSED(ac);
+    kn_redis_t *r = priv;
+    redisReply *rp = reply;
+    if (rp == NULL || r == NULL || r->sub_cb == NULL ||
+        rp->type != REDIS_REPLY_ARRAY || rp->elements != 3 ||
+        rp->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(rp->element[0]->str, "message") != 0 ||
+        rp->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    r->in_cb++;
+    r->sub_cb(r, rp->element[2]->str, rp->element[2]->len, r->sub_arg);
+    r->in_cb--;
+}
+
 static void redis_on_connect(const redisAsyncContext *ac, int status)
 {
     kn_redis_t *r = ac->data;
@@ -148,6 +170,9 @@ static void redis_on_connect(const redisAsyncContext *ac, int status)
     r->state = R_UP;
     r->backoff_ms = r->backoff_min_ms;
     kn_log_info("redis: connected");
+    if (r->sub_channel != NULL)
+        redisAsyncCommand(r->ac, redis_on_sub, r, "SUBSCRIBE %s",
+                          r->sub_channel);
     redis_notify(r, 1);
 }
 
@@ -286,9 +311,22 @@ void kn_redis_free(kn_redis_t **rp)
         redisAsyncFree(ac);
     }
     redis_run_failed(r);
+    free(r->sub_channel);
     free(r->path);
     free(r->host);
     free(r);
+}
+
+void kn_redis_subscribe(kn_redis_t *r, const char *channel, kn_redis_msg_cb cb,
+                        void *arg)
+{
+    KN_ASSERT(r != NULL && channel != NULL && r->sub_channel == NULL);
+    r->sub_channel = kn_strdup(channel);
+    r->sub_cb = cb;
+    r->sub_arg = arg;
+    if (r->state == R_UP && r->ac != NULL)
+        redisAsyncCommand(r->ac, redis_on_sub, r, "SUBSCRIBE %s",
+                          r->sub_channel);
 }
 
 int kn_redis_is_connected(const kn_redis_t *r)

@@ -74,6 +74,17 @@ size_t kn_redis_pending(const kn_redis_t *r);
 void kn_redis_command(kn_redis_t *r, kn_redis_reply_cb cb, void *arg,
                       const char *fmt, ...);
 
+/* Make r a subscriber of channel (Redis pub/sub): cb gets each message's
+ * payload (borrowed, len bytes, NUL-terminated). The subscription is made
+ * again after every reconnect; messages published while disconnected are
+ * lost (the state callback says when that may have happened). A
+ * subscribed wrapper takes no other command: use a wrapper of its own.
+ * Once per wrapper. */
+typedef void (*kn_redis_msg_cb)(kn_redis_t *r, const char *msg, size_t len,
+                                void *arg);
+void kn_redis_subscribe(kn_redis_t *r, const char *channel, kn_redis_msg_cb cb,
+                        void *arg);
+
 /* The same with an argument vector (binary safe; argvlen NULL means each
  * argv[i] is a C string). argv is copied before the call returns. */
 void kn_redis_command_argv(kn_redis_t *r, kn_redis_reply_cb cb, void *arg,

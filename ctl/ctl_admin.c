@@ -18,7 +18,7 @@
 
 #define CTL_SCAN_MAX 100000 /* SCAN rounds: far more than any cluster */
 
-static redisContext *admin_redis(const ctl_ctx_t *ctx)
+redisContext *ctl_redis_connect(const ctl_ctx_t *ctx)
 {
     const char *a = ctx->cc.redis_address;
     redisContext *rc = NULL;
@@ -99,7 +99,7 @@ int ctl_session_list(ctl_ctx_t *ctx, const char *user)
 {
     if (ctl_ctx_load(ctx) < 0)
         return CTL_EXIT_FAIL;
-    redisContext *r = admin_redis(ctx);
+    redisContext *r = ctl_redis_connect(ctx);
     if (r == NULL)
         return CTL_EXIT_FAIL;
     int rc = CTL_EXIT_FAIL;
@@ -166,7 +166,7 @@ int ctl_session_kick(ctl_ctx_t *ctx, const char *jid)
 {
     if (ctl_ctx_load(ctx) < 0)
         return CTL_EXIT_FAIL;
-    redisContext *r = admin_redis(ctx);
+    redisContext *r = ctl_redis_connect(ctx);
     if (r == NULL)
         return CTL_EXIT_FAIL;
     char *bare = admin_bare(ctx, jid);
@@ -211,7 +211,7 @@ int ctl_stats(ctl_ctx_t *ctx)
 {
     if (ctl_ctx_load(ctx) < 0)
         return CTL_EXIT_FAIL;
-    redisContext *r = admin_redis(ctx);
+    redisContext *r = ctl_redis_connect(ctx);
     if (r == NULL)
         return CTL_EXIT_FAIL;
     int rc = CTL_EXIT_FAIL;

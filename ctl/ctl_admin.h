@@ -10,6 +10,10 @@
 
 #include "ctl_ctx.h"
 
+/* A synchronous connection to redis.address, or NULL after ctl_err. */
+struct redisContext;
+struct redisContext *ctl_redis_connect(const ctl_ctx_t *ctx);
+
 /* `session list [USER]`: one line per session: full JID, node,
  * priority, available (yes/no). */
 int ctl_session_list(ctl_ctx_t *ctx, const char *user);

@@ -15,6 +15,7 @@
  * constraint-violation message.
  */
 #include "ctl_user.h"
+#include "ctl_creds.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,7 +205,7 @@ static int user_write(PGconn *db, const char *sql, const char *what,
 static int user_set_creds(ctl_ctx_t *ctx, const char *user,
                           const char *password, const char *sql,
                           const char *what, const char *if_none,
-                          const char *done)
+                          const char *done, bool invalidate)
 {
     kn_scram_creds_t c1, c256;
     char *local;
@@ -222,6 +223,8 @@ static int user_set_creds(ctl_ctx_t *ctx, const char *user,
         ctl_err(if_none, local, ctx->cc.domain);
         goto out;
     }
+    if (invalidate)
+        ctl_creds_invalidate(ctx, local);
     printf(done, local, ctx->cc.domain);
     rc = CTL_EXIT_OK;
 out:
@@ -236,14 +239,14 @@ int ctl_user_add(ctl_ctx_t *ctx, const char *user, const char *password)
 {
     return user_set_creds(ctx, user, password, KN_SQL_USER_INSERT,
                           "adding the user", "user %s@%s already exists",
-                          "user %s@%s added\n");
+                          "user %s@%s added\n", false);
 }
 
 int ctl_user_passwd(ctl_ctx_t *ctx, const char *user, const char *password)
 {
     return user_set_creds(ctx, user, password, KN_SQL_USER_SET_CREDS,
                           "changing the password", "no user %s@%s",
-                          "password of %s@%s changed\n");
+                          "password of %s@%s changed\n", true);
 }
 
 int ctl_user_del(ctl_ctx_t *ctx, const char *user)
@@ -262,6 +265,7 @@ int ctl_user_del(ctl_ctx_t *ctx, const char *user)
         ctl_err("no user %s@%s", local, ctx->cc.domain);
         goto out;
     }
+    ctl_creds_invalidate(ctx, local);
     printf("user %s@%s deleted\n", local, ctx->cc.domain);
     rc = CTL_EXIT_OK;
 out:
@@ -310,6 +314,7 @@ int ctl_user_set_disabled(ctl_ctx_t *ctx, const char *user, bool disabled)
         ctl_err("no user %s@%s", local, ctx->cc.domain);
         goto out;
     }
+    ctl_creds_invalidate(ctx, local);
     if (disabled) {
         /* kiln-presenced ends the account's sessions (pres_admin.c). */
         kn_buf_t bare = KN_BUF_INIT;

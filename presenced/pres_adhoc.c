@@ -35,6 +35,7 @@
 #include <openssl/rand.h>
 
 #include "kn_buf.h"
+#include "kn_credcache.h"
 #include "kn_err.h"
 #include "kn_jid.h"
 #include "kn_log.h"
@@ -370,6 +371,8 @@ typedef struct adhoc_job {
     char sid[33];
     char **bares; /* the accounts acted on (for kicks and the note) */
     size_t n;
+    size_t tomb_wait; /* credential-cache tombstones not yet answered */
+    char note[256];
 } adhoc_job_t;
 
 static adhoc_job_t *job_new(pres_t *p, const kn_stanza_t *st, cmd_t c,
@@ -392,6 +395,64 @@ static void job_free(adhoc_job_t *j)
     free(j);
 }
 
+/* The answer, then (delete, disable) the accounts' sessions end with
+ * reason "removed" (<not-authorized/>), as kilnctl's do. */
+static void job_finish(adhoc_job_t *j)
+{
+    pres_t *p = j->p;
+    const char *from = kn_stanza_from(j->iq);
+    kn_log_info("adhoc: %s by %s: %s", cmds[j->cmd].node, from ? from : "?",
+                j->note);
+    send_done(p, j->iq, j->cmd, j->sid, j->note);
+    if (j->cmd == CMD_DELETE || j->cmd == CMD_DISABLE) {
+        for (size_t i = 0; i < j->n; i++) {
+            if (j->cmd == CMD_DELETE)
+                pres_roster_invalidate(p, j->bares[i]);
+            pres_admin_kick(p, j->bares[i], KN_ENV_REASON_REMOVED);
+        }
+    }
+    job_free(j);
+}
+
+static void job_on_tombstone(kn_redis_t *r, redisReply *reply, int err,
+                             void *arg)
+{
+    adhoc_job_t *j = arg;
+    (void)reply;
+    if (err != 0)
+        kn_log_warn("adhoc: cached credentials not dropped (%s); logins may "
+                    "use the old ones for up to c2s.creds_cache_ttl seconds",
+                    kn_strerror(err));
+    for (size_t i = 0; err == 0 && i < j->n; i++) {
+        char *local = pres_localpart(j->bares[i]);
+        kn_redis_command(r, NULL, NULL, "PUBLISH %s %s", KN_CREDCACHE_CHANNEL,
+                         local);
+        free(local);
+    }
+    if (--j->tomb_wait == 0)
+        job_finish(j);
+}
+
+/* The rows changed in PostgreSQL: tombstone their copies in the
+ * credential cache and tell every c2s node (kn_credcache.h) before the
+ * answer, as kilnctl and XEP-0077 do. */
+static void job_invalidate(adhoc_job_t *j)
+{
+    kn_redis_t *r = j->p->redis;
+    if (r == NULL || j->n == 0) {
+        job_finish(j);
+        return;
+    }
+    j->tomb_wait = j->n;
+    for (size_t i = 0; i < j->n; i++) {
+        char *local = pres_localpart(j->bares[i]);
+        kn_redis_command(r, job_on_tombstone, j,
+                         "SET " KN_CREDCACHE_PREFIX "%s %s EX %d", local,
+                         KN_CREDCACHE_TOMBSTONE, KN_CREDCACHE_TOMBSTONE_TTL);
+        free(local);
+    }
+}
+
 static void job_done(const PGresult *res, int err, void *arg)
 {
     adhoc_job_t *j = arg;
@@ -404,8 +465,6 @@ static void job_done(const PGresult *res, int err, void *arg)
         return;
     }
     int rows = atoi(PQcmdTuples((PGresult *)res));
-    const char *from = kn_stanza_from(j->iq);
-    char note[256];
     switch (j->cmd) {
     case CMD_ADD:
         if (rows == 0) {
@@ -414,7 +473,7 @@ static void job_done(const PGresult *res, int err, void *arg)
             job_free(j);
             return;
         }
-        snprintf(note, sizeof(note), "User %s added", j->bares[0]);
+        snprintf(j->note, sizeof(j->note), "User %s added", j->bares[0]);
         break;
     case CMD_PASSWD:
         if (rows == 0) {
@@ -422,35 +481,28 @@ static void job_done(const PGresult *res, int err, void *arg)
             job_free(j);
             return;
         }
-        snprintf(note, sizeof(note), "Password of %s changed", j->bares[0]);
+        snprintf(j->note, sizeof(j->note), "Password of %s changed",
+                 j->bares[0]);
         break;
     case CMD_DELETE:
-        snprintf(note, sizeof(note), "%d of %zu user(s) deleted", rows, j->n);
+        snprintf(j->note, sizeof(j->note), "%d of %zu user(s) deleted", rows,
+                 j->n);
         break;
     case CMD_DISABLE:
-        snprintf(note, sizeof(note), "%d of %zu user(s) disabled", rows, j->n);
+        snprintf(j->note, sizeof(j->note), "%d of %zu user(s) disabled", rows,
+                 j->n);
         break;
     case CMD_REENABLE:
-        snprintf(note, sizeof(note), "%d of %zu user(s) re-enabled", rows,
+        snprintf(j->note, sizeof(j->note), "%d of %zu user(s) re-enabled", rows,
                  j->n);
         break;
     default:
-        note[0] = '\0';
         break;
     }
-    kn_log_info("adhoc: %s by %s: %s", cmds[j->cmd].node, from ? from : "?",
-                note);
-    send_done(p, j->iq, j->cmd, j->sid, note);
-    /* After the answer: sessions of deleted or disabled accounts end
-     * (reason "removed": <not-authorized/>), as kilnctl's do. */
-    if (j->cmd == CMD_DELETE || j->cmd == CMD_DISABLE) {
-        for (size_t i = 0; i < j->n; i++) {
-            if (j->cmd == CMD_DELETE)
-                pres_roster_invalidate(p, j->bares[i]);
-            pres_admin_kick(p, j->bares[i], KN_ENV_REASON_REMOVED);
-        }
-    }
-    job_free(j);
+    if (j->cmd == CMD_ADD)
+        job_finish(j);
+    else
+        job_invalidate(j);
 }
 
 /* A PostgreSQL text[] literal of the localparts. */

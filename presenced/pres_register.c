@@ -4,12 +4,14 @@
  * password change (§3.3) and account removal (§3.2).
  *
  * A password change derives fresh SCRAM credentials with the rule kilnctl
- * uses (kn_scram_creds_from_password) and updates the users row; logins
- * read credentials from PostgreSQL each time, so the new password works
- * at once and the old one no longer does. Sessions stay up (as in
- * Prosody and ejabberd).
+ * uses (kn_scram_creds_from_password) and updates the users row, then
+ * tombstones the row's copy in the credential cache and tells every c2s
+ * node (kn_credcache.h) before answering, so the new password works at
+ * once and the old one no longer does, on every node. Sessions stay up
+ * (as in Prosody and ejabberd).
  *
- * Removal deletes the users row (every per-user table cascades), answers
+ * Removal deletes the users row (every per-user table cascades), drops
+ * the cached copy the same way, answers
  * the IQ, then asks the router to end each of the account's sessions on
  * any node with reason "removed", which c2s turns into a <not-authorized/>
  * stream error (what Prosody sends). The result is routed before the
@@ -24,6 +26,7 @@
 
 #include <openssl/crypto.h>
 
+#include "kn_credcache.h"
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
@@ -36,6 +39,7 @@ typedef struct reg_job {
     pres_t *p;
     kn_stanza_t *iq;
     char *bare;
+    void (*then)(struct reg_job *j); /* after the cache was invalidated */
 } reg_job_t;
 
 static void reg_job_free(reg_job_t *j)
@@ -76,6 +80,49 @@ static void reg_get(pres_t *p, const kn_stanza_t *st, const char *bare)
     free(local);
 }
 
+/* The row of j's user changed in PostgreSQL: tombstone its cached copy
+ * in Redis and tell every c2s node (kn_credcache.h), then call then(j)
+ * (which answers and frees j). Without Redis, then(j) at once. */
+static void reg_on_tombstone(kn_redis_t *r, redisReply *reply, int err,
+                             void *arg)
+{
+    reg_job_t *j = arg;
+    char *local = pres_localpart(j->bare);
+    if (err == 0) {
+        kn_redis_command(r, NULL, NULL, "PUBLISH %s %s", KN_CREDCACHE_CHANNEL,
+                         local);
+    } else {
+        kn_log_warn("register: cached credentials of %s not dropped (%s); "
+                    "logins may use the old ones for up to "
+                    "c2s.creds_cache_ttl seconds",
+                    j->bare, err == -KN_EDB && reply ? reply->str : "no Redis");
+    }
+    free(local);
+    j->then(j);
+}
+
+static void reg_invalidate(reg_job_t *j, void (*then)(reg_job_t *))
+{
+    j->then = then;
+    kn_redis_t *r = j->p->redis;
+    if (r == NULL) {
+        then(j);
+        return;
+    }
+    char *local = pres_localpart(j->bare);
+    kn_redis_command(r, reg_on_tombstone, j,
+                     "SET " KN_CREDCACHE_PREFIX "%s %s EX %d", local,
+                     KN_CREDCACHE_TOMBSTONE, KN_CREDCACHE_TOMBSTONE_TTL);
+    free(local);
+}
+
+static void reg_passwd_changed(reg_job_t *j)
+{
+    kn_log_info("register: password of %s changed", j->bare);
+    pres_send_result(j->p, j->iq);
+    reg_job_free(j);
+}
+
 static void reg_passwd_done(const PGresult *res, int err, void *arg)
 {
     reg_job_t *j = arg;
@@ -85,8 +132,8 @@ static void reg_passwd_done(const PGresult *res, int err, void *arg)
         /* removed meanwhile */
         pres_send_error(j->p, j->iq, KN_STE_ITEM_NOT_FOUND);
     } else {
-        kn_log_info("register: password of %s changed", j->bare);
-        pres_send_result(j->p, j->iq);
+        reg_invalidate(j, reg_passwd_changed);
+        return;
     }
     reg_job_free(j);
 }
@@ -134,6 +181,14 @@ static void reg_kick_all(pres_t *p, const char *bare)
     }
 }
 
+static void reg_removed(reg_job_t *j)
+{
+    pres_send_result(j->p, j->iq);
+    pres_roster_invalidate(j->p, j->bare);
+    reg_kick_all(j->p, j->bare);
+    reg_job_free(j);
+}
+
 static void reg_remove_done(const PGresult *res, int err, void *arg)
 {
     reg_job_t *j = arg;
@@ -142,9 +197,8 @@ static void reg_remove_done(const PGresult *res, int err, void *arg)
     } else {
         if (atoi(PQcmdTuples((PGresult *)res)) == 1)
             kn_log_info("register: account %s removed by its owner", j->bare);
-        pres_send_result(j->p, j->iq);
-        pres_roster_invalidate(j->p, j->bare);
-        reg_kick_all(j->p, j->bare);
+        reg_invalidate(j, reg_removed);
+        return;
     }
     reg_job_free(j);
 }

@@ -183,6 +183,7 @@ typedef struct load_srv_sample {
     uint64_t rss_kib; /* sum of VmRSS */
     uint64_t cpu_us;  /* sum of utime + stime */
     size_t nprocs;    /* processes found alive */
+    uint64_t cpu_pid_us[LOAD_MAX_PIDS]; /* per --server-pids entry */
 } load_srv_sample_t;
 
 /* Resolve the server pids from --server-pids / --server-pidfile-glob into

@@ -90,6 +90,7 @@ void load_proc_sample(const load_opts_t *opts, load_srv_sample_t *s)
             continue;
         s->rss_kib += rss;
         s->cpu_us += cpu;
+        s->cpu_pid_us[i] = cpu;
         s->nprocs++;
     }
 }

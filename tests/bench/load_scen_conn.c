@@ -62,11 +62,27 @@ int load_scen_connections(load_opts_t *opts)
         printf("%-34s %12s\n", "server RssAnon per session (KiB)",
                "n/a (no --server-pids)");
     }
-    load_result_line("scenario=connections server=%s users=%zu logins=%" PRIu64
-                     " logins_per_s=%.0f rss_per_session_kib=%.1f "
-                     "cpu_us_per_login=%.1f hold_s=%.0f errors=%" PRIu64,
-                     load_server_label(opts), opts->users, login.logins, rate,
-                     rss_per, cpu_per, opts->hold, errors);
+    /* CPU per login of each server process (pid:us), for a split by
+     * process. */
+    char split[LOAD_MAX_PIDS * 32] = "";
+    size_t off = 0;
+    for (size_t i = 0; i < opts->nserver_pids && login.logins > 0; i++) {
+        double us = (double)(s1.cpu_pid_us[i] - s0.cpu_pid_us[i]) /
+                    (double)login.logins;
+        if (s1.cpu_pid_us[i] < s0.cpu_pid_us[i])
+            us = 0;
+        int n = snprintf(split + off, sizeof(split) - off, "%s%d:%.1f",
+                         off ? "," : "", (int)opts->server_pids[i], us);
+        if (n < 0 || (size_t)n >= sizeof(split) - off)
+            break;
+        off += (size_t)n;
+    }
+    load_result_line(
+        "scenario=connections server=%s users=%zu logins=%" PRIu64
+        " logins_per_s=%.0f rss_per_session_kib=%.1f "
+        "cpu_us_per_login=%.1f hold_s=%.0f errors=%" PRIu64 " cpu_by_pid=%s",
+        load_server_label(opts), opts->users, login.logins, rate, rss_per,
+        cpu_per, opts->hold, errors, split[0] ? split : "-");
     if (rc == LOAD_EXIT_OK && hold.errors > 0) {
         load_scen_print_error("sessions dropped during the hold", &hold);
         rc = LOAD_EXIT_FAIL;

@@ -230,6 +230,73 @@ static void on_restart_timer(struct ev_loop *l, ev_timer *t, int revents)
 #define NBEFORE 100
 #define NAFTER  100
 
+/* kn_redis_subscribe: messages published on the channel reach the
+ * callback with their payload (binary length included), others do not
+ * (issue 15's credential invalidation channel). */
+static int msgs, want_msgs;
+static char last_msg[64];
+static size_t last_len;
+static void on_msg(kn_redis_t *r, const char *msg, size_t len, void *arg)
+{
+    (void)r;
+    (void)arg;
+    msgs++;
+    last_len = len;
+    snprintf(last_msg, sizeof(last_msg), "%s", msg);
+    if (msgs >= want_msgs)
+        ev_break(loop, EVBREAK_ALL);
+}
+
+/* PUBLISH msg on chan; the number of receivers. */
+static long long publish(kn_redis_t *pub, const char *chan, const char *msg)
+{
+    rec_t p = {0};
+    pending = 1;
+    kn_redis_command(pub, on_rec, &p, "PUBLISH %s %s", chan, msg);
+    for (int i = 0; i < 10 && p.calls == 0; i++)
+        run_for(1.);
+    ck_assert_int_eq(p.calls, 1);
+    ck_assert_int_eq(p.err, 0);
+    return p.integer;
+}
+
+static void wait_msgs(int n)
+{
+    want_msgs = n;
+    for (int i = 0; i < 10 && msgs < n; i++)
+        run_for(1.);
+    want_msgs = 1 << 30;
+    ck_assert_int_ge(msgs, n);
+}
+
+START_TEST(subscribe_receives_messages)
+{
+    kn_redis_t *sub = open_connected();
+    kn_redis_t *pub = open_connected();
+    msgs = 0;
+    want_msgs = 1 << 30;
+    kn_redis_subscribe(sub, "kiln:test:chan", on_msg, NULL);
+    /* Publish until the subscription is in place (PUBLISH counts the
+     * receivers), bounded. */
+    long long receivers = 0;
+    for (int i = 0; i < 100 && receivers < 1; i++)
+        receivers = publish(pub, "kiln:test:chan", "hello");
+    ck_assert_int_eq(receivers, 1);
+    wait_msgs(1);
+    ck_assert_str_eq(last_msg, "hello");
+    ck_assert_uint_eq(last_len, 5);
+    /* Another channel: nothing arrives; then ours again. */
+    int before = msgs;
+    ck_assert_int_eq(publish(pub, "kiln:test:other", "x"), 0);
+    ck_assert_int_eq(publish(pub, "kiln:test:chan", "user42"), 1);
+    wait_msgs(before + 1);
+    ck_assert_int_eq(msgs, before + 1);
+    ck_assert_str_eq(last_msg, "user42");
+    kn_redis_free(&sub);
+    kn_redis_free(&pub);
+}
+END_TEST
+
 START_TEST(server_restart)
 {
     memset(&rs, 0, sizeof(rs));
@@ -351,6 +418,7 @@ int main(void)
     tcase_add_test(tc, bad_address);
     tcase_add_test(tc, set_get_round_trip);
     tcase_add_test(tc, ten_thousand_pipelined_incr);
+    tcase_add_test(tc, subscribe_receives_messages);
     tcase_add_test(tc, server_restart);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
