@@ -21,12 +21,14 @@
 
 #include "c2s_ack.h"
 #include "c2s_conf.h"
+#include "c2s_lockout.h"
 #include "c2s_stream.h"
 #include "c2s_tls.h"
 #include "c2s_upload.h"
 #include "kn_config.h"
 #include "kn_link.h"
 #include "kn_pg.h"
+#include "kn_redis.h"
 
 #define C2S_SLOT_BITS 24
 #define C2S_SLOT_MASK ((UINT64_C(1) << C2S_SLOT_BITS) - 1)
@@ -70,7 +72,10 @@ typedef struct c2s_server {
     uint32_t ping_seq;      /* ids of server pings (kiln-ping-N) */
     c2s_addr_fail_t *fails; /* uthash by address */
     c2s_addr_fail_t *regs;  /* in-band registrations by address, per hour */
-    int reserve_fd;         /* spare fd for EMFILE (ev.pod) */
+    kn_redis_t *redis;      /* lock-out counters, session counts */
+    c2s_lock_table_t lock_users; /* lock-out windows without Redis */
+    c2s_lock_table_t lock_addrs;
+    int reserve_fd; /* spare fd for EMFILE (ev.pod) */
     bool stopping;
     double refused_log_at;
 } c2s_server_t;
