@@ -262,3 +262,191 @@ def test_sessions_per_account_resource_constraint(live, make_user, redis):
     assert "<jid>%s/sixth</jid>" % bare in out, out
     for c in held + [r, again]:
         c.close()
+
+
+# ---- per-account storage limits (presenced) and MUC limits (mucd) --------
+#
+# The test config (deploy/dev/kiln.conf.in): roster_max_items 20,
+# private_max_bytes 4096, vcard_max_bytes 8192, pep_item_max_bytes 4096,
+# max_rooms_per_user 5; offline_quota_bytes is the default 102400.
+
+from slixmpp.exceptions import IqError  # noqa: E402
+
+from test_13_muc_more import configure  # noqa: E402
+from xmpp_client import iq, joined, login, next_presence, run  # noqa: E402
+
+D = "localhost"
+MUC = "conference.localhost"
+
+
+async def iq_fail(c, itype, to, payload):
+    """(condition, text, error element) of the IQ's error answer."""
+    try:
+        r = await iq(c, itype, to, payload)
+    except IqError as e:
+        return (e.iq["error"]["condition"], e.iq["error"]["text"],
+                e.iq.xml.find("{jabber:client}error"))
+    raise AssertionError("expected an error, got %s" % r)
+
+
+def roster_item(jid, name=None):
+    n = " name='%s'" % name if name else ""
+    return ("<query xmlns='jabber:iq:roster'><item jid='%s'%s/></query>"
+            % (jid, n))
+
+
+def test_roster_size_limit(live, make_user):
+    for u in ("l30ros", "l30rosx", "l30rosy"):
+        make_user(u, PW)
+
+    async def scenario():
+        a = await login(live, "l30ros", PW, "c2s-a", "r")
+        for i in range(20):
+            await iq(a, "set", None, roster_item("l30c%d@%s" % (i, D)))
+        cond, text, _ = await iq_fail(a, "set", None,
+                                      roster_item("l30c20@%s" % D))
+        assert cond == "not-allowed", cond
+        assert text == "Roster full (at most 20 items)", text
+        # The session goes on: an existing item is still updated, the
+        # roster reads back with the 20 items.
+        await iq(a, "set", None, roster_item("l30c3@%s" % D, "Three"))
+        r = await iq(a, "get", None, "<query xmlns='jabber:iq:roster'/>")
+        items = r.xml.findall("{jabber:iq:roster}query/"
+                              "{jabber:iq:roster}item")
+        assert len(items) == 20, len(items)
+        # A subscription request of the full user to a new contact (on the
+        # other node) is refused to its sender, with why.
+        x = await login(live, "l30rosx", PW, "c2s-b", "r")
+        a.send_presence(pto="l30rosx@" + D, ptype="subscribe")
+        p = await next_presence(a, lambda p: p["type"] == "error", 10)
+        assert p["error"]["condition"] == "not-allowed", p
+        assert "Your roster is full (at most 20 items)" in \
+            p["error"]["text"], p
+        # Someone asking the full user is refused the same way.
+        y = await login(live, "l30rosy", PW, "c2s-b", "r")
+        y.send_presence(pto="l30ros@" + D, ptype="subscribe")
+        p = await next_presence(y, lambda p: p["type"] == "error", 10)
+        assert p["error"]["condition"] == "not-allowed", p
+        assert "The contact's roster is full" in p["error"]["text"], p
+        # Room again after a removal: the same request goes through.
+        await iq(a, "set", None, "<query xmlns='jabber:iq:roster'><item "
+                 "jid='l30c0@%s' subscription='remove'/></query>" % D)
+        a.send_presence(pto="l30rosx@" + D, ptype="subscribe")
+        p = await next_presence(
+            x, lambda p: p["type"] == "subscribe" and
+            str(p["from"]).startswith("l30ros@"), 10)
+        for c in (a, x, y):
+            await c.stop()
+
+    run(scenario(), timeout=90)
+
+
+def test_private_vcard_pep_size_limits(live, make_user):
+    make_user("l30store", PW)
+    big = "x" * 9000
+
+    async def scenario():
+        a = await login(live, "l30store", PW, "c2s-a", "r")
+        # XEP-0049: over private_max_bytes -> not-acceptable with a text;
+        # the stored value stays.
+        await iq(a, "set", None, "<query xmlns='jabber:iq:private'><p "
+                 "xmlns='l30:p'>small</p></query>")
+        cond, text, _ = await iq_fail(
+            a, "set", None, "<query xmlns='jabber:iq:private'><p "
+            "xmlns='l30:p'>%s</p></query>" % big)
+        assert cond == "not-acceptable", cond
+        assert "Private XML element too large" in text, text
+        assert "at most 4096" in text, text
+        r = await iq(a, "get", None, "<query xmlns='jabber:iq:private'><p "
+                     "xmlns='l30:p'/></query>")
+        assert r.xml.findtext("{jabber:iq:private}query/{l30:p}p") == \
+            "small"
+        # XEP-0054: over vcard_max_bytes; the old vCard stays.
+        await iq(a, "set", None, "<vCard xmlns='vcard-temp'><FN>Small</FN>"
+                 "</vCard>")
+        cond, text, _ = await iq_fail(
+            a, "set", None, "<vCard xmlns='vcard-temp'><FN>Big</FN><DESC>%s"
+            "</DESC></vCard>" % big)
+        assert cond == "not-acceptable", cond
+        assert "vCard too large" in text and "at most 8192" in text, text
+        r = await iq(a, "get", None, "<vCard xmlns='vcard-temp'/>")
+        assert r.xml.findtext("{vcard-temp}vCard/{vcard-temp}FN") == "Small"
+        # XEP-0163/XEP-0060 7.1.3.4: not-acceptable + payload-too-big.
+        pub = ("<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish "
+               "node='l30:big'><item id='i1'><e xmlns='l30:big'>%s</e></item>"
+               "</publish></pubsub>")
+        cond, text, err = await iq_fail(a, "set", None, pub % big)
+        assert cond == "not-acceptable", cond
+        assert err.find("{http://jabber.org/protocol/pubsub#errors}"
+                        "payload-too-big") is not None, err
+        assert "at most 4096" in text, text
+        await iq(a, "set", None, pub % "fits")
+        await a.stop()
+
+    run(scenario(), timeout=60)
+
+
+def test_offline_quota_error_says_why(live, make_user):
+    make_user("l30offl", PW)
+    make_user("l30offs", PW)
+
+    async def scenario():
+        s = await login(live, "l30offs", PW, "c2s-b", "s")
+        body = "x" * 40000
+        for _ in range(3):  # 120 KB > the 100 KB quota
+            s.send_message(mto="l30offl@" + D, mbody=body, mtype="chat")
+        m = await s.next_message(10)
+        assert m["type"] == "error", m
+        assert m["error"]["condition"] == "service-unavailable", m
+        assert m["error"]["text"] == \
+            "Offline storage of the recipient is full (102400 bytes)", m
+        # The sender's session goes on.
+        await iq(s, "get", None, "<ping xmlns='urn:xmpp:ping'/>")
+        await s.stop()
+        # What fitted was stored.
+        r = await login(live, "l30offl", PW, "c2s-a", "r")
+        got = await r.next_message(10)
+        assert got["body"] == body
+        await r.stop()
+
+    run(scenario(), timeout=60)
+
+
+def test_rooms_per_user_and_full_room(live, make_user):
+    for u in ("l30mo", "l30mb", "l30mc"):
+        make_user(u, PW)
+
+    async def scenario():
+        o = await login(live, "l30mo", PW, "c2s-a", "r")
+        for i in range(5):
+            p = await joined(o, "l30r%d@%s" % (i, MUC), "o")
+            assert p["type"] != "error", p
+        # A sixth room: not-allowed (XEP-0045 10.1.1) with the limit.
+        p = await joined(o, "l30r5@%s" % MUC, "o")
+        assert p["type"] == "error", p
+        assert p["error"]["condition"] == "not-allowed", p
+        assert "at most 5" in p["error"]["text"], p
+        # Joining somebody else's room is no creation.
+        b = await login(live, "l30mb", PW, "c2s-b", "r")
+        assert (await joined(b, "l30rb@%s" % MUC, "b"))["type"] != "error"
+        assert (await joined(o, "l30rb@%s" % MUC, "o"))["type"] != "error"
+        # A full room (XEP-0045 7.2.10): maxusers 2, the owner and one.
+        await configure(o, "l30r0@" + MUC,
+                        [("muc#roomconfig_maxusers", "2")])
+        assert (await joined(b, "l30r0@%s" % MUC, "b"))["type"] != "error"
+        c = await login(live, "l30mc", PW, "c2s-a", "r")
+        p = await joined(c, "l30r0@%s" % MUC, "c")
+        assert p["type"] == "error", p
+        assert p["error"]["condition"] == "service-unavailable", p
+        assert "room is full (at most 2 occupants)" in p["error"]["text"], p
+        # Room again once b leaves.
+        b.send_presence(pto="l30r0@%s/b" % MUC, ptype="unavailable")
+        await next_presence(
+            o, lambda p: str(p["from"]) == "l30r0@%s/b" % MUC and
+            p["type"] == "unavailable", 10)
+        p = await joined(c, "l30r0@%s" % MUC, "c")
+        assert p["type"] != "error", p
+        for x in (o, b, c):
+            await x.stop()
+
+    run(scenario(), timeout=90)
