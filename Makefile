@@ -164,7 +164,7 @@ install: bins
 	        $$u > $(DESTDIR)$(UNITDIR)/$${u##*/} && \
 	    chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
 	done
-	install -m 0644 README.md docs/ARCHITECTURE.md docs/DEPLOY.md \
+	install -m 0644 README.md docs/ARCHITECTURE.md docs/DEPLOY.md docs/SECURITY.md \
 	    deploy/kiln.conf.example $(DESTDIR)$(DOCDIR)/
 	test -e $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.conf || \
 	    install -m 0640 deploy/kiln.conf.example $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.conf

@@ -7,6 +7,15 @@
  * is already bound somewhere in the cluster is the router's business: it
  * kicks the older session with <conflict/> when our SESSION_UP arrives
  * (R-DROP-7), so binding itself never fails with <conflict/>.
+ *
+ * With max_sessions set, the bind first asks the owner how many other
+ * resources of the account are bound cluster-wide (the router's session
+ * table in Redis, c2s_lockout.c); at the limit the client gets
+ * <resource-constraint/> (RFC 6120 7.6.2.1: "the account has reached a
+ * limit on the number of simultaneous connected resources") and stays
+ * authenticated and unbound, so it may try again after closing another
+ * session. Two binds racing on two nodes may both pass: the limit is a
+ * bound against abuse, not an exact count.
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,15 +26,23 @@
 #include "kn_mem.h"
 #include "kn_proto.h"
 
-static void bind_reply_error(c2s_stream_t *s, const kn_stanza_t *iq,
-                             kn_stanza_err_t cond)
+static void bind_reply_error_text(c2s_stream_t *s, const kn_stanza_t *iq,
+                                  kn_stanza_err_t cond, const char *text)
 {
-    kn_stanza_t *r = kn_stanza_error_reply(iq, cond, NULL);
+    kn_stanza_t *r = kn_stanza_error_reply(iq, cond, text);
     if (r != NULL) {
         c2s_stream_write_stanza(s, r);
         kn_stanza_unref(&r);
     }
 }
+
+static void bind_reply_error(c2s_stream_t *s, const kn_stanza_t *iq,
+                             kn_stanza_err_t cond)
+{
+    bind_reply_error_text(s, iq, cond, NULL);
+}
+
+static void bind_finish(c2s_stream_t *s, const kn_stanza_t *st, kn_jid_t *j);
 
 static void bind_write_result(c2s_stream_t *s, const kn_stanza_t *iq)
 {
@@ -82,7 +99,46 @@ c2s_act_t c2s_bind_handle(c2s_stream_t *s, const kn_stanza_t *st)
         bind_reply_error(s, st, KN_STE_BAD_REQUEST);
         return C2S_ACT_MORE;
     }
-    s->jid = j;
+    if (s->cf->max_sessions > 0 && s->ops->session_count != NULL) {
+        s->bind_iq = kn_stanza_ref((kn_stanza_t *)st);
+        s->bind_jid = j;
+        s->pause = C2S_PAUSE_BIND;
+        char bare[KN_JID_MAX];
+        snprintf(bare, sizeof(bare), "%s@%s", s->user, s->cf->domain);
+        s->ops->session_count(s->ud, bare, kn_jid_str(&s->bind_jid));
+        return C2S_ACT_PAUSED;
+    }
+    bind_finish(s, st, &j);
+    return C2S_ACT_MORE;
+}
+
+void c2s_bind_done(c2s_stream_t *s, long others)
+{
+    kn_stanza_t *iq = s->bind_iq;
+    kn_jid_t j = s->bind_jid;
+    s->bind_iq = NULL;
+    s->bind_jid = (kn_jid_t)KN_JID_INIT;
+    KN_ASSERT(iq != NULL);
+    if (others >= 0 && (size_t)others >= s->cf->max_sessions) {
+        char text[96];
+        snprintf(text, sizeof(text),
+                 "Too many resources bound for this account (at most %zu)",
+                 s->cf->max_sessions);
+        kn_log_info("c2s: bind of %s refused: %ld resources bound already",
+                    kn_jid_str(&j), others);
+        kn_jid_free(&j);
+        bind_reply_error_text(s, iq, KN_STE_RESOURCE_CONSTRAINT, text);
+    } else {
+        bind_finish(s, iq, &j);
+    }
+    kn_stanza_unref(&iq);
+}
+
+/* Bind *j (taken) and answer st. */
+static void bind_finish(c2s_stream_t *s, const kn_stanza_t *st, kn_jid_t *j)
+{
+    s->jid = *j;
+    *j = (kn_jid_t)KN_JID_INIT;
     s->state = C2S_ST_SESSION;
     bind_write_result(s, st);
 
@@ -100,6 +156,4 @@ c2s_act_t c2s_bind_handle(c2s_stream_t *s, const kn_stanza_t *st)
     if (s->ops->block_wait != NULL)
         s->ops->block_wait(s->ud);
     kn_log_debug("c2s: bound %s", kn_jid_str(&s->jid));
-    /* Parser buffers of the login are no longer needed. */
-    return C2S_ACT_MORE;
 }

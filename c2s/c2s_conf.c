@@ -82,6 +82,21 @@ const kn_conf_def_t c2s_conf_defs[] = {
      60000, NULL, "delay before the first SASL failure from one address"},
     {"auth_fail_delay_max_ms", KN_CONF_INT, F(auth_fail_delay_max_ms), 8000,
      NULL, 0, 600000, NULL, "cap of the delay, which doubles per failure"},
+    {"auth_lockout_window", KN_CONF_INT, F(auth_lockout_window), 300, NULL, 0,
+     86400, NULL,
+     "seconds in which auth_lockout_*_failures SASL failures lock an "
+     "account or address out, and how long the lock-out lasts (0: none)"},
+    {"auth_lockout_user_failures", KN_CONF_INT, F(auth_lockout_user_failures),
+     10, NULL, 0, 1000000, NULL,
+     "SASL failures of one account, from anywhere in the cluster, that lock "
+     "it out for auth_lockout_window (0: no per-account lock-out)"},
+    {"auth_lockout_addr_failures", KN_CONF_INT, F(auth_lockout_addr_failures),
+     30, NULL, 0, 1000000, NULL,
+     "SASL failures from one address (IPv4, IPv6 /64), any account, that "
+     "lock it out for auth_lockout_window (0: no per-address lock-out)"},
+    {"max_sessions", KN_CONF_INT, F(max_sessions), 10, NULL, 0, 100000, NULL,
+     "resources one account may have bound at once, cluster-wide; a bind "
+     "beyond it gets <resource-constraint/> (0: no limit)"},
     {"out_buffer_max", KN_CONF_INT, F(out_buffer_max), 1024 * 1024, NULL, 65536,
      1LL << 32, NULL, "output a client has not read before it is disconnected"},
     {"idle_timeout", KN_CONF_INT, F(idle_timeout), 360, NULL, -1, 86400, NULL,

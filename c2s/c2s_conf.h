@@ -46,6 +46,10 @@ typedef struct c2s_conf {
     long long max_connections;
     long long auth_fail_delay_ms;
     long long auth_fail_delay_max_ms;
+    long long auth_lockout_window;        /* seconds; 0: no lock-out */
+    long long auth_lockout_user_failures; /* per account; 0: none */
+    long long auth_lockout_addr_failures; /* per address; 0: none */
+    long long max_sessions;               /* per account, cluster-wide */
     long long out_buffer_max;
     long long idle_timeout; /* -1: off (idle policy, R-DROP-4: c2s_idle.c) */
     int idle_ping;          /* ping a silent bound session at idle/2 */

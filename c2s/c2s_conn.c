@@ -183,6 +183,8 @@ static void conn_on_delay(struct ev_loop *loop, ev_timer *t, int revents)
 static unsigned conn_op_auth_failed(void *ud)
 {
     c2s_conn_t *c = ud;
+    c2s_lockout_failed(c->srv, c->addr, c2s_stream_sasl_user(c->st),
+                       c2s_stream_sasl_mech(c->st));
     unsigned ms = c2s_authdelay_fail(c->srv, c->addr);
     if (ms == 0)
         return 0;
@@ -201,6 +203,50 @@ static void conn_op_auth_ok(void *ud)
 {
     c2s_conn_t *c = ud;
     c2s_authdelay_ok(c->srv, c->addr);
+    c2s_lockout_ok(c->srv, c->st->user);
+}
+
+/* ---- lock-out check and session count (c2s_lockout.c) -------------------
+ */
+
+static void conn_on_lock(unsigned remaining_s, void *arg)
+{
+    conn_creds_req_t *req = arg;
+    c2s_conn_t *c = req->c;
+    free(req);
+    if (c == NULL)
+        return; /* the connection went away meanwhile */
+    c->creds = NULL;
+    conn_after(c, c2s_stream_lock_done(c->st, remaining_s));
+}
+
+static void conn_op_lock_check(void *ud, const char *username, const char *mech)
+{
+    c2s_conn_t *c = ud;
+    conn_creds_req_t *req = kn_malloc(sizeof(*req));
+    req->c = c;
+    c->creds = req;
+    c2s_lockout_check(c->srv, c->addr, username, mech, conn_on_lock, req);
+}
+
+static void conn_on_count(long others, void *arg)
+{
+    conn_creds_req_t *req = arg;
+    c2s_conn_t *c = req->c;
+    free(req);
+    if (c == NULL)
+        return;
+    c->creds = NULL;
+    conn_after(c, c2s_stream_bind_done(c->st, others));
+}
+
+static void conn_op_session_count(void *ud, const char *bare, const char *full)
+{
+    c2s_conn_t *c = ud;
+    conn_creds_req_t *req = kn_malloc(sizeof(*req));
+    req->c = c;
+    c->creds = req;
+    c2s_sessions_count(c->srv, bare, full, conn_on_count, req);
 }
 
 static void conn_op_starttls(void *ud)
@@ -357,6 +403,7 @@ static const c2s_stream_ops_t conn_stream_ops = {
     conn_op_conn_id,       conn_op_block_wait,
     conn_op_ack_mark,      conn_op_register_allowed,
     conn_op_register_user, conn_op_ack_done,
+    conn_op_lock_check,    conn_op_session_count,
 };
 
 /* ---- watcher, output -----------------------------------------------------

@@ -22,6 +22,7 @@
  * (kn_scram's KN_SCRAM_F_CB_OFFERED is not set): such clients exist, and
  * the TLS certificate check is what stops a man in the middle here.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "kn_b64.h"
@@ -109,13 +110,37 @@ static void sasl_write(c2s_stream_t *s, const char *el, const void *data,
     kn_buf_printf(s->out, "</%s>", el);
 }
 
-static void sasl_write_failure(c2s_stream_t *s, const char *cond)
+/* <failure/> with cond and, when text is not NULL, a <text/> (RFC 6120
+ * 6.5: text is ours, plain ASCII, nothing to escape). */
+static void sasl_write_failure_text(c2s_stream_t *s, const char *cond,
+                                    const char *text)
 {
-    kn_buf_printf(s->out, "<failure xmlns='" C2S_NS_SASL "'><%s/></failure>",
-                  cond);
+    kn_buf_printf(s->out, "<failure xmlns='" C2S_NS_SASL "'><%s/>", cond);
+    if (text != NULL)
+        kn_buf_printf(s->out, "<text xml:lang='en'>%s</text>", text);
+    kn_buf_append_str(s->out, "</failure>");
     kn_metric_inc(c2s_metrics.login_failures);
     c2s_sasl_free(&s->sasl);
     s->state = C2S_ST_FEATURES;
+}
+
+static void sasl_write_failure(c2s_stream_t *s, const char *cond)
+{
+    sasl_write_failure_text(s, cond, NULL);
+}
+
+const char *c2s_stream_sasl_user(const c2s_stream_t *s)
+{
+    return s->sasl != NULL ? s->sasl->username : NULL;
+}
+
+const char *c2s_stream_sasl_mech(const c2s_stream_t *s)
+{
+    const c2s_sasl_t *x = s->sasl;
+    if (x == NULL)
+        return NULL;
+    return x->mech == SASL_PLAIN ? "PLAIN"
+                                 : kn_scram_mech_name(x->hash, x->plus);
 }
 
 /* Fail the exchange; delayed ones (wrong credentials) go through the
@@ -204,16 +229,44 @@ static bool sasl_authzid_ok(const c2s_stream_t *s, const char *user,
     return ok;
 }
 
-static c2s_act_t sasl_lookup(c2s_stream_t *s)
+static c2s_act_t sasl_creds_lookup(c2s_stream_t *s)
 {
     c2s_sasl_t *x = s->sasl;
-    x->step = SASL_WAIT_CREDS;
-    s->state = C2S_ST_SASL;
     if (x->username == NULL)
         return c2s_sasl_creds(s, -KN_ENOENT, NULL);
     s->pause = C2S_PAUSE_CREDS;
     s->ops->creds_lookup(s->ud, x->username);
     return C2S_ACT_PAUSED;
+}
+
+/* The user name is known: first the lock-out check (c2s_lockout.c), which
+ * needs no password, then the credentials. */
+static c2s_act_t sasl_lookup(c2s_stream_t *s)
+{
+    c2s_sasl_t *x = s->sasl;
+    x->step = SASL_WAIT_CREDS;
+    s->state = C2S_ST_SASL;
+    if (s->cf->lockout && s->ops->lock_check != NULL) {
+        s->pause = C2S_PAUSE_LOCK;
+        s->ops->lock_check(s->ud, x->username, c2s_stream_sasl_mech(s));
+        return C2S_ACT_PAUSED;
+    }
+    return sasl_creds_lookup(s);
+}
+
+c2s_act_t c2s_sasl_lock_done(c2s_stream_t *s, unsigned remaining_s)
+{
+    KN_ASSERT(s->sasl != NULL && s->sasl->step == SASL_WAIT_CREDS);
+    if (remaining_s == 0)
+        return sasl_creds_lookup(s);
+    /* Locked: answered at once, without the failure delay and without
+     * counting as a failure (the lock-out would never end otherwise). */
+    char text[128];
+    snprintf(text, sizeof(text),
+             "Too many failed authentication attempts; try again in %u s",
+             remaining_s);
+    sasl_write_failure_text(s, "temporary-auth-failure", text);
+    return C2S_ACT_MORE;
 }
 
 /* PLAIN message: [authzid] NUL authcid NUL passwd (RFC 4616). */

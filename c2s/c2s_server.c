@@ -139,6 +139,10 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
     srv->scf.sm_request_after = (size_t)conf->sm_request_after;
     srv->scf.sm_resume_timeout = (unsigned)conf->sm_resume_timeout;
     srv->scf.registration = conf->registration != 0;
+    srv->scf.lockout = conf->auth_lockout_window > 0 &&
+                       (conf->auth_lockout_user_failures > 0 ||
+                        conf->auth_lockout_addr_failures > 0);
+    srv->scf.max_sessions = (size_t)conf->max_sessions;
     srv->scf.csi_max_stanzas = (size_t)conf->csi_max_stanzas;
     /* a flush must never push a client over out_buffer_max */
     srv->scf.csi_max_bytes =
@@ -167,6 +171,8 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
         return -KN_EINVAL;
     }
     if (c2s_creds_start(srv) < 0)
+        return -KN_EINVAL;
+    if (c2s_lockout_init(srv) < 0)
         return -KN_EINVAL;
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     srv->flood_cf.addr_rate = (double)conf->accept_addr_rate;
@@ -219,6 +225,7 @@ void c2s_server_free(c2s_server_t *srv)
 {
     c2s_server_shutdown(srv);
     c2s_conn_drain(srv);
+    c2s_lockout_free(srv);
     ev_prepare_stop(srv->loop, &srv->prepare);
     ev_ref(srv->loop);
     ev_timer_stop(srv->loop, &srv->sweep);

@@ -22,6 +22,7 @@
 #include "c2s_ack.h"
 #include "c2s_conf.h"
 #include "c2s_flood.h"
+#include "c2s_lockout.h"
 #include "c2s_stream.h"
 #include "c2s_tls.h"
 #include "c2s_upload.h"
@@ -75,8 +76,11 @@ typedef struct c2s_server {
     c2s_addr_fail_t *fails; /* uthash by address */
     c2s_addr_fail_t *regs;  /* in-band registrations by address, per hour */
     c2s_flood_conf_t flood_cf;
-    c2s_flood_t *flood; /* connection floods (c2s_flood.h) */
-    int reserve_fd;     /* spare fd for EMFILE (ev.pod) */
+    c2s_flood_t *flood;          /* connection floods (c2s_flood.h) */
+    kn_redis_t *redis;           /* lock-out counters, session counts */
+    c2s_lock_table_t lock_users; /* lock-out windows without Redis */
+    c2s_lock_table_t lock_addrs;
+    int reserve_fd; /* spare fd for EMFILE (ev.pod) */
     bool stopping;
     double refused_log_at;
     double trimmed_at; /* ev_now() of the last malloc_trim (malloc_trim) */

@@ -53,6 +53,7 @@ c2s_stream_t *c2s_stream_new(const c2s_stream_conf_t *cf,
     s->tls = (flags & C2S_STREAM_F_TLS) != 0;
     s->framed = (flags & C2S_STREAM_F_FRAMED) != 0;
     s->jid = (kn_jid_t)KN_JID_INIT;
+    s->bind_jid = (kn_jid_t)KN_JID_INIT;
     return s;
 }
 
@@ -64,6 +65,8 @@ void c2s_stream_free(c2s_stream_t **sp)
     kn_xml_free(&s->xml);
     c2s_sasl_free(&s->sasl);
     c2s_register_free(s);
+    kn_stanza_unref(&s->bind_iq);
+    kn_jid_free(&s->bind_jid);
     kn_free(&s->user);
     c2s_block_end(s);
     c2s_sm_free(s);
@@ -329,6 +332,26 @@ c2s_act_t c2s_stream_register_done(c2s_stream_t *s, int rc)
     KN_ASSERT(s->pause == C2S_PAUSE_REGISTER);
     s->pause = C2S_PAUSE_NONE;
     c2s_register_done(s, rc);
+    return c2s_stream_process(s);
+}
+
+c2s_act_t c2s_stream_lock_done(c2s_stream_t *s, unsigned remaining_s)
+{
+    if (s->state == C2S_ST_CLOSED)
+        return C2S_ACT_CLOSE;
+    KN_ASSERT(s->pause == C2S_PAUSE_LOCK);
+    s->pause = C2S_PAUSE_NONE;
+    c2s_sasl_lock_done(s, remaining_s);
+    return c2s_stream_process(s);
+}
+
+c2s_act_t c2s_stream_bind_done(c2s_stream_t *s, long others)
+{
+    if (s->state == C2S_ST_CLOSED)
+        return C2S_ACT_CLOSE;
+    KN_ASSERT(s->pause == C2S_PAUSE_BIND);
+    s->pause = C2S_PAUSE_NONE;
+    c2s_bind_done(s, others);
     return c2s_stream_process(s);
 }
 

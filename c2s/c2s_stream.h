@@ -75,6 +75,8 @@ typedef enum c2s_pause {
     C2S_PAUSE_TLS,      /* <proceed/> written; TLS handshake pending */
     C2S_PAUSE_REGISTER, /* register_user() pending (XEP-0077) */
     C2S_PAUSE_RESUME,   /* XEP-0198 <resume/> asked of the router (c2s_sm.c) */
+    C2S_PAUSE_LOCK,     /* lock_check() pending (SASL lock-out) */
+    C2S_PAUSE_BIND,     /* session_count() pending (max_sessions) */
 } c2s_pause_t;
 
 /* The stored credentials of one user, both hashes (a users row). */
@@ -110,6 +112,9 @@ typedef struct c2s_stream_conf {
     /* Verified PLAIN passwords of this process (c2s_plaincache.h); NULL:
      * every PLAIN login derives PBKDF2. */
     struct c2s_plaincache *plaincache;
+    bool lockout;        /* ask ops->lock_check before each credentials
+                          * lookup (c2s_lockout.c) */
+    size_t max_sessions; /* resources per account (0: no limit) */
 } c2s_stream_conf_t;
 
 typedef struct c2s_stream_ops {
@@ -158,6 +163,17 @@ typedef struct c2s_stream_ops {
     /* A stored offline message (ack id) was acknowledged by the client's
      * XEP-0198 <a/>: its row can go. May be NULL. */
     void (*ack_done)(void *ud, uint64_t ack_id);
+    /* Before the credentials of username (nodeprepped; NULL when the
+     * name did not prepare) are looked up with mech: is the account or
+     * the client's address locked out after too many failures? The
+     * answer comes through c2s_stream_lock_done(), never from inside this
+     * call. Asked only when cf->lockout; may be NULL (no lock-out). */
+    void (*lock_check)(void *ud, const char *username, const char *mech);
+    /* Before a bind of full (a full JID of bare) is answered: how many
+     * other resources of bare are bound in the cluster? The answer comes
+     * through c2s_stream_bind_done(), never from inside this call. Asked
+     * only when cf->max_sessions > 0; may be NULL (no limit). */
+    void (*session_count)(void *ud, const char *bare, const char *full);
 } c2s_stream_ops_t;
 
 /* Stream flags for c2s_stream_new. */
@@ -188,10 +204,12 @@ typedef struct c2s_stream {
     uint32_t ping_id;       /* our outstanding ping (c2s_idle.c), 0: none */
     uint32_t stanzas_in;    /* top-level elements parsed (rate limits) */
     struct kn_blocklist *blocked; /* XEP-0191 list of the user; NULL: none */
-    kn_buf_t *held;      /* deliveries held until the block list is known */
-    kn_stanza_t *reg_iq; /* the registration IQ being answered */
-    c2s_sm_t *sm;        /* XEP-0198 state (c2s_sm.h); NULL: not enabled */
-    struct c2s_csi *csi; /* XEP-0352 held deliveries (c2s_csi.c); NULL: none */
+    kn_buf_t *held;       /* deliveries held until the block list is known */
+    kn_stanza_t *reg_iq;  /* the registration IQ being answered */
+    kn_stanza_t *bind_iq; /* the bind IQ waiting for session_count() */
+    kn_jid_t bind_jid;    /* and the full JID it asks for */
+    c2s_sm_t *sm;         /* XEP-0198 state (c2s_sm.h); NULL: not enabled */
+    struct c2s_csi *csi;  /* XEP-0352 held deliveries (c2s_csi.c); NULL: none */
     int16_t priority;
     uint8_t cb_types; /* C2S_CB_* the transport provides */
     bool tls : 1;
@@ -232,6 +250,22 @@ c2s_act_t c2s_stream_creds_done(c2s_stream_t *s, int rc,
 /* register_user() answered: rc 0 created, -KN_EEXIST taken, another
  * -KN_E* (database trouble). */
 c2s_act_t c2s_stream_register_done(c2s_stream_t *s, int rc);
+
+/* lock_check() answered: remaining_s > 0 means locked for that many more
+ * seconds (the client gets <temporary-auth-failure/> with a text, its
+ * password unchecked); 0 goes on with the credentials lookup. */
+c2s_act_t c2s_stream_lock_done(c2s_stream_t *s, unsigned remaining_s);
+
+/* session_count() answered: others resources of the account are bound
+ * (< 0: unknown, e.g. Redis down: the bind goes through). At
+ * max_sessions or more the bind gets <resource-constraint/>. */
+c2s_act_t c2s_stream_bind_done(c2s_stream_t *s, long others);
+
+/* During a SASL exchange: its user name (nodeprepped, NULL when none or
+ * it did not prepare) and mechanism name; NULL outside an exchange. For
+ * the owner's auth_failed() (failure log and lock-out counters). */
+const char *c2s_stream_sasl_user(const c2s_stream_t *s);
+const char *c2s_stream_sasl_mech(const c2s_stream_t *s);
 
 /* The failure delay is over: send the held <failure/> and go on. */
 c2s_act_t c2s_stream_resume(c2s_stream_t *s);
@@ -279,6 +313,7 @@ void c2s_sasl_free(c2s_sasl_t **sp);
 /* Creds arrived / delay over (called by c2s_stream_*). */
 c2s_act_t c2s_sasl_creds(c2s_stream_t *s, int rc, const c2s_creds_t *creds);
 c2s_act_t c2s_sasl_send_held_failure(c2s_stream_t *s);
+c2s_act_t c2s_sasl_lock_done(c2s_stream_t *s, unsigned remaining_s);
 
 /* In-band registration (XEP-0077) on a pre-auth stream (c2s_register.c):
  * an IQ in jabber:iq:register; the answer to register_user(); the
@@ -289,6 +324,8 @@ void c2s_register_free(c2s_stream_t *s);
 
 /* A stanza on an authenticated, unbound stream (resource binding). */
 c2s_act_t c2s_bind_handle(c2s_stream_t *s, const kn_stanza_t *st);
+/* session_count() answered (c2s_stream_bind_done). */
+void c2s_bind_done(c2s_stream_t *s, long others);
 
 /* A stanza on a bound stream: stamp, check, answer locally or route. */
 c2s_act_t c2s_stanza_handle(c2s_stream_t *s, const kn_stanza_t *st);

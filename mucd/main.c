@@ -34,6 +34,8 @@ typedef struct mucd_conf {
     int anyone_creates;
     long long room_retire_days;
     long long voice_request_interval;
+    long long max_rooms_per_user;
+    long long max_occupants;
 } mucd_conf_t;
 
 static const kn_conf_def_t mucd_defs[] = {
@@ -50,6 +52,14 @@ static const kn_conf_def_t mucd_defs[] = {
     {"voice_request_interval", KN_CONF_INT,
      offsetof(mucd_conf_t, voice_request_interval), 60, NULL, 0, 86400, NULL,
      "seconds between two voice requests of one visitor (0: no limit)"},
+    {"max_rooms_per_user", KN_CONF_INT,
+     offsetof(mucd_conf_t, max_rooms_per_user), 100, NULL, 0, 1000000, NULL,
+     "rooms one user may own (created, or made owner); creating one more "
+     "gets <not-allowed/> (0: no limit)"},
+    {"max_occupants", KN_CONF_INT, offsetof(mucd_conf_t, max_occupants), 1000,
+     NULL, 0, 1000000, NULL,
+     "occupants of any room, whatever its own maxusers says; a join beyond "
+     "gets <service-unavailable/> (0: no ceiling)"},
     {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -192,6 +202,8 @@ int main(int argc, char **argv)
     d.m.set.anyone_creates = mc.anyone_creates != 0;
     d.m.set.retire_days = (unsigned)mc.room_retire_days;
     d.m.set.voice_interval = (unsigned)mc.voice_request_interval;
+    d.m.set.max_rooms_per_user = (size_t)mc.max_rooms_per_user;
+    d.m.set.max_occupants = (size_t)mc.max_occupants;
     kn_buf_t origin = KN_BUF_INIT;
     kn_buf_printf(&origin, "mucd:%08x", kn_daemon_boot_id());
     d.m.set.origin = kn_buf_release(&origin, NULL);

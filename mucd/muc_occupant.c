@@ -21,7 +21,15 @@
  * Access checks, in order: outcast -> forbidden; members-only and not a
  * member -> registration-required (R-GRP-3); password -> not-authorized;
  * nick held or reserved by someone else -> conflict; room full ->
- * service-unavailable.
+ * service-unavailable (XEP-0045 7.2.10; full is the room's maxusers or
+ * the service's max_occupants, whichever is lower; admins and owners
+ * still get in).
+ *
+ * Rooms per user (issue 16): a join that would create a room is refused
+ * with <not-allowed/> (XEP-0045 10.1.1) when the joiner already owns
+ * max_rooms_per_user rooms. Every room with a row is in memory (see
+ * muc_lookup.c), so counting the rooms in memory counts them all; the
+ * count is a scan, paid only on creation.
  */
 #include "muc_occupant.h"
 
@@ -44,6 +52,25 @@ bool muc_room_gc(muc_t *m, muc_room_t *room)
     kn_log_debug("room %s: last occupant left, room removed", room->jid);
     muc_room_free(m, room);
     return true;
+}
+
+/* Rooms bare owns. */
+static size_t occ_rooms_owned(const muc_t *m, const char *bare)
+{
+    size_t n = 0;
+    for (const muc_room_t *r = m->rooms; r != NULL; r = r->hh.next)
+        if (muc_room_aff(r, bare) == MUC_AFF_OWNER)
+            n++;
+    return n;
+}
+
+/* The most occupants room takes (0: no limit). */
+static size_t occ_room_cap(const muc_t *m, const muc_room_t *room)
+{
+    size_t own = room->cfg.max_occupants, svc = m->set.max_occupants;
+    if (own == 0)
+        return svc;
+    return svc != 0 && svc < own ? svc : own;
 }
 
 static bool occ_may_create(const muc_t *m, const char *bare)
@@ -122,6 +149,15 @@ static void occ_join(muc_t *m, const muc_in_t *in, muc_room_t *room)
                            "room creation is restricted");
             return;
         }
+        size_t max = m->set.max_rooms_per_user;
+        if (max != 0 && occ_rooms_owned(m, in->from_bare) >= max) {
+            kn_buf_t why = KN_BUF_INIT;
+            kn_buf_printf(&why, "you own too many rooms already (at most %zu)",
+                          max);
+            muc_send_error(m, st, KN_STE_NOT_ALLOWED, why.data);
+            kn_buf_free(&why);
+            return;
+        }
         room = muc_room_new(m, in->room);
         muc_room_set_aff(room, in->from_bare, MUC_AFF_OWNER, NULL);
         created = true;
@@ -155,9 +191,12 @@ static void occ_join(muc_t *m, const muc_in_t *in, muc_room_t *room)
         muc_send_error(m, st, KN_STE_CONFLICT, NULL);
         return;
     }
-    if (occ == NULL && room->cfg.max_occupants &&
-        room->nocc >= room->cfg.max_occupants && aff < MUC_AFF_ADMIN) {
-        muc_send_error(m, st, KN_STE_SERVICE_UNAVAILABLE, "room is full");
+    size_t cap = occ_room_cap(m, room);
+    if (occ == NULL && cap != 0 && room->nocc >= cap && aff < MUC_AFF_ADMIN) {
+        kn_buf_t why = KN_BUF_INIT;
+        kn_buf_printf(&why, "room is full (at most %zu occupants)", cap);
+        muc_send_error(m, st, KN_STE_SERVICE_UNAVAILABLE, why.data);
+        kn_buf_free(&why);
         return;
     }
     m->stats.joins++;

@@ -24,6 +24,8 @@ void muc_init(muc_t *m, const char *server_domain, const char *service,
     m->set.anyone_creates = false;
     m->set.retire_days = 30;
     m->set.voice_interval = 60;
+    m->set.max_rooms_per_user = 0;
+    m->set.max_occupants = 0;
     m->sink = *sink;
     m->b = kn_stanza_builder_new();
 }

@@ -228,8 +228,11 @@ typedef struct muc_settings {
     char *origin;         /* tag of this process in invalidations; owned, may be
                            * NULL */
     unsigned retire_days; /* a destroyed room's name stays retired */
-    unsigned voice_interval; /* seconds between one visitor's voice
-                              * requests */
+    unsigned voice_interval;   /* seconds between one visitor's voice
+                                * requests */
+    size_t max_rooms_per_user; /* rooms one user may own; 0: no limit */
+    size_t max_occupants;      /* every room's ceiling, whatever its own
+                                * muc#roomconfig_maxusers says; 0: none */
 } muc_settings_t;
 
 struct muc_lookup;

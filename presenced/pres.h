@@ -59,7 +59,11 @@ typedef struct pres_conf {
     int mam_default;                  /* XEP-0313: MAM_PREF_* (pres_mam.h) */
     long long mam_retention_days;     /* 0: archive kept forever */
     long long mam_expire_interval_ms; /* retention sweep period */
-    char *admins; /* XEP-0133: admin bare JIDs, comma-separated */
+    char *admins;               /* XEP-0133: admin bare JIDs, comma-separated */
+    long long roster_max_items; /* rosteritems rows per user (0: none) */
+    long long private_max_bytes;  /* XEP-0049: one stored element */
+    long long vcard_max_bytes;    /* XEP-0054: one vCard */
+    long long pep_item_max_bytes; /* XEP-0163: one item's payload */
 } pres_conf_t;
 
 struct kn_conf;
@@ -297,6 +301,9 @@ void pres_multicast_flags(pres_t *p, const kn_stanza_t *st,
                           const uint64_t *targets, size_t n, uint16_t flags);
 /* Error reply to orig. */
 void pres_send_error(pres_t *p, const kn_stanza_t *orig, kn_stanza_err_t cond);
+/* The same with a <text/> (a limit: say which and how much). */
+void pres_send_error_text(pres_t *p, const kn_stanza_t *orig,
+                          kn_stanza_err_t cond, const char *text);
 /* Append conn to p->targets (growing). */
 void pres_target_add(pres_t *p, size_t *n, uint64_t conn);
 /* p->targets = the sessions of u (its available ones when avail_only; none

@@ -47,6 +47,19 @@ static const kn_conf_def_t pres_conf_defs[] = {
      86400000, NULL, "XEP-0313: how often expired rows are removed"},
     {"admins", KN_CONF_STR, offsetof(pres_conf_t, admins), 0, "", 0, 0, NULL,
      "XEP-0133: bare JIDs of the server's administrators (commas)"},
+    {"roster_max_items", KN_CONF_INT, offsetof(pres_conf_t, roster_max_items),
+     1000, NULL, 0, 1000000, NULL,
+     "roster items one user may have, pending subscription requests "
+     "included (shared-group members are not counted); 0: no limit"},
+    {"private_max_bytes", KN_CONF_INT, offsetof(pres_conf_t, private_max_bytes),
+     32768, NULL, 256, 16 * 1024 * 1024, NULL,
+     "XEP-0049: largest element stored in private XML storage"},
+    {"vcard_max_bytes", KN_CONF_INT, offsetof(pres_conf_t, vcard_max_bytes),
+     32768, NULL, 256, 16 * 1024 * 1024, NULL,
+     "XEP-0054: largest vCard (its avatar included)"},
+    {"pep_item_max_bytes", KN_CONF_INT,
+     offsetof(pres_conf_t, pep_item_max_bytes), 65536, NULL, 256,
+     16 * 1024 * 1024, NULL, "XEP-0163: largest payload of one PEP item"},
     {NULL, KN_CONF_END, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 

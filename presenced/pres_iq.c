@@ -168,6 +168,20 @@ static void xml_set_done(const PGresult *res, int err, void *arg)
     iq_job_free(j);
 }
 
+/* A stored fragment over its limit (issue 16): <not-acceptable/> with a
+ * text naming the limit; nothing is stored, the old value stays. */
+static bool iq_too_big(pres_t *p, const kn_stanza_t *st, const kn_buf_t *xml,
+                       long long max, const char *what)
+{
+    if ((long long)xml->len <= max)
+        return false;
+    char text[128];
+    snprintf(text, sizeof(text), "%s too large: %zu bytes (at most %lld)", what,
+             xml->len, max);
+    pres_send_error_text(p, st, KN_STE_NOT_ACCEPTABLE, text);
+    return true;
+}
+
 static void iq_private(pres_t *p, const kn_stanza_t *st)
 {
     char *bare = pres_iq_own_bare(p, st);
@@ -196,6 +210,14 @@ static void iq_private(pres_t *p, const kn_stanza_t *st)
         kn_stanza_builder_free(&fb);
         kn_stanza_serialize(frag, &xml, NULL);
         kn_stanza_unref(&frag);
+        if (iq_too_big(p, st, &xml, p->conf.private_max_bytes,
+                       "Private XML element")) {
+            kn_buf_free(&xml);
+            iq_job_free(j);
+            free(local);
+            free(bare);
+            return;
+        }
         const char *params[] = {local, ns, kn_stanza_name(st, c), xml.data};
         kn_pg_query(p->pg,
                     "insert into private_storage (username, namespace, name,"
@@ -248,6 +270,13 @@ static void iq_vcard(pres_t *p, const kn_stanza_t *st)
         kn_buf_t xml = KN_BUF_INIT;
         kn_stanza_serialize(frag, &xml, NULL);
         kn_stanza_unref(&frag);
+        if (iq_too_big(p, st, &xml, p->conf.vcard_max_bytes, "vCard")) {
+            kn_buf_free(&xml);
+            iq_job_free(j);
+            free(local);
+            free(target);
+            return;
+        }
         /* XEP-0153: bad base64 counts as no photo. */
         if (pres_avatar_hash_vcard(st, v, j->photo, sizeof(j->photo)) < 0)
             j->photo[0] = '\0';

@@ -106,7 +106,14 @@ static void off_stored(const PGresult *res, int err, void *arg)
             kn_log_info("offline store for %s failed: %s", j->bare,
                         res ? PQresultErrorMessage(res) : kn_strerror(err));
         if (err != 0 || p->conf.offline_type == PRES_OFFLINE_STORE_AND_BOUNCE) {
-            pres_send_error(p, j->st, KN_STE_SERVICE_UNAVAILABLE);
+            /* R-ARCH-3: service-unavailable; over quota it says why (the
+             * sender may retry once the recipient read its messages). */
+            char text[96];
+            snprintf(text, sizeof(text),
+                     "Offline storage of the recipient is full (%lld bytes)",
+                     p->conf.offline_quota_bytes);
+            pres_send_error_text(p, j->st, KN_STE_SERVICE_UNAVAILABLE,
+                                 err == 0 ? text : NULL);
             p->stats.offline_bounced++;
         }
     }

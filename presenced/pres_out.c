@@ -91,7 +91,13 @@ void pres_multicast_flags(pres_t *p, const kn_stanza_t *st,
 
 void pres_send_error(pres_t *p, const kn_stanza_t *orig, kn_stanza_err_t cond)
 {
-    kn_stanza_t *e = kn_stanza_error_reply(orig, cond, NULL);
+    pres_send_error_text(p, orig, cond, NULL);
+}
+
+void pres_send_error_text(pres_t *p, const kn_stanza_t *orig,
+                          kn_stanza_err_t cond, const char *text)
+{
+    kn_stanza_t *e = kn_stanza_error_reply(orig, cond, text);
     if (e == NULL)
         return;
     pres_send(p, e, KN_F_NO_OFFLINE);

@@ -232,6 +232,11 @@ static void pep_send_err(pres_t *p, const kn_stanza_t *iq, const pep_err_t *e)
             kn_stanza_builder_attr(b, "feature", e->feature);
         kn_stanza_builder_end(b);
     }
+    if (e->text != NULL) {
+        kn_stanza_builder_start(b, "text", KN_NS_STANZA_ERRORS);
+        kn_stanza_builder_text(b, e->text, strlen(e->text));
+        kn_stanza_builder_end(b);
+    }
     kn_stanza_t *st = kn_stanza_builder_finish(b);
     pres_send(p, st, KN_F_NO_OFFLINE);
     kn_stanza_unref(&st);
@@ -239,7 +244,7 @@ static void pep_send_err(pres_t *p, const kn_stanza_t *iq, const pep_err_t *e)
 
 static void job_fail(pep_job_t *j, kn_stanza_err_t cond, const char *app)
 {
-    pep_err_t e = {cond, app, NULL};
+    pep_err_t e = {cond, app, NULL, NULL};
     pep_send_err(j->p, j->iq, &e);
     job_done(j);
 }
@@ -1005,10 +1010,39 @@ static void job_start_new(pres_t *p, pep_job_t *j, const kn_stanza_t *st,
     job_enqueue(p, j);
 }
 
+/* A publish whose payload is over pep_item_max_bytes (issue 16): XEP-0060
+ * 7.1.3.4's <not-acceptable/><payload-too-big/>, with a text. */
+static bool pep_payload_too_big(pres_t *p, const kn_stanza_t *st,
+                                const pep_req_t *req)
+{
+    if (req->op != PEP_OP_PUBLISH || req->payload < 0 ||
+        p->conf.pep_item_max_bytes <= 0)
+        return false;
+    kn_stanza_builder_t *fb = kn_stanza_builder_new();
+    kn_stanza_builder_copy(fb, st, req->payload);
+    kn_stanza_t *frag = kn_stanza_builder_finish(fb);
+    kn_stanza_builder_free(&fb);
+    kn_buf_t xml = KN_BUF_INIT;
+    kn_stanza_serialize(frag, &xml, NULL);
+    kn_stanza_unref(&frag);
+    size_t len = xml.len;
+    kn_buf_free(&xml);
+    if ((long long)len <= p->conf.pep_item_max_bytes)
+        return false;
+    char text[128];
+    snprintf(text, sizeof(text),
+             "Item payload too large: %zu bytes (at most "
+             "%lld)",
+             len, p->conf.pep_item_max_bytes);
+    pep_err_t e = {KN_STE_NOT_ACCEPTABLE, "payload-too-big", NULL, text};
+    pep_send_err(p, st, &e);
+    return true;
+}
+
 void pres_pep_iq(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
 {
     pep_req_t req;
-    pep_err_t e;
+    pep_err_t e = {KN_STE_BAD_REQUEST, NULL, NULL, NULL};
     const char *from = kn_stanza_from(st);
     if (from == NULL)
         return;
@@ -1022,7 +1056,7 @@ void pres_pep_iq(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
         snprintf(tob, sizeof(tob), "%.*s", (int)env->to_len, env->to);
         to = tob;
     }
-    pep_err_t e2 = {KN_STE_SERVICE_UNAVAILABLE, NULL, NULL};
+    pep_err_t e2 = {KN_STE_SERVICE_UNAVAILABLE, NULL, NULL, NULL};
     if (!pres_is_local(p, to)) {
         pep_send_err(p, st, &e2);
         return;
@@ -1039,6 +1073,8 @@ void pres_pep_iq(pres_t *p, const kn_env_t *env, const kn_stanza_t *st)
         pep_send_err(p, st, &e2);
     } else if (own && req.op == PEP_OP_DISCO_INFO && req.node == NULL) {
         account_info_send(p, st); /* no database needed */
+    } else if (pep_payload_too_big(p, st, &req)) {
+        /* answered: nothing stored, nobody notified */
     } else if (p->pg == NULL) {
         pep_send_err(p, st, &e2);
     } else {

@@ -77,6 +77,7 @@ typedef struct pep_err {
     kn_stanza_err_t cond;
     const char *app;
     const char *feature;
+    const char *text; /* a <text/> for the client, or NULL */
 } pep_err_t;
 
 typedef enum pep_op {

@@ -93,6 +93,7 @@ static int pep_fail(pep_err_t *err, kn_stanza_err_t cond, const char *app,
     err->cond = cond;
     err->app = app;
     err->feature = feature;
+    err->text = NULL;
     return -KN_EPROTO;
 }
 
@@ -442,7 +443,7 @@ int pep_req_parse(const kn_stanza_t *st, long max_limit, pep_req_t *req,
     memset(req, 0, sizeof(*req));
     req->item = req->payload = req->items = -1;
     err->cond = KN_STE_BAD_REQUEST;
-    err->app = err->feature = NULL;
+    err->app = err->feature = err->text = NULL;
     const char *type = kn_stanza_type(st);
     bool set = type != NULL && strcmp(type, "set") == 0;
     if (!set && (type == NULL || strcmp(type, "get") != 0))

@@ -447,9 +447,14 @@ static void roster_get_cb(pres_t *p, const char *bare, const pres_roster_t *r,
 
 /* ---- roster set --------------------------------------------------------- */
 
+/* A new item only while the user has fewer than $5 rows (roster_max_items,
+ * 0: no limit); an existing item is always updated. No row back: full. */
 static const char roster_upsert_sql[] =
-    "with v as (insert into roster_versions (username, version)"
-    " values ($1, 1) on conflict (username) do update"
+    "with ok as (select $5::int = 0 or exists (select 1 from rosteritems"
+    " where username = $1 and jid = $2) or (select count(*) from rosteritems"
+    " where username = $1) < $5::int as ok),"
+    " v as (insert into roster_versions (username, version)"
+    " select $1, 1 from ok where ok.ok on conflict (username) do update"
     " set version = roster_versions.version + 1 returning version)"
     " insert into rosteritems (username, jid, name, groups, in_roster, ver)"
     " select $1, $2, $3, string_to_array($4, E'\\x01'), true, v.version"
@@ -485,6 +490,16 @@ static void roster_write_cb(const PGresult *res, int err, void *arg)
     if (j->ver != NULL && PQntuples(res) == 0) {
         /* j->ver marks a remove here: nothing was there. */
         pres_send_error(p, j->iq, KN_STE_ITEM_NOT_FOUND);
+        iq_job_free(j);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        /* roster_max_items reached (issue 16): RFC 6121 2.3.3 leaves the
+         * condition to us; not-allowed (cancel), with the limit. */
+        char text[96];
+        snprintf(text, sizeof(text), "Roster full (at most %lld items)",
+                 p->conf.roster_max_items);
+        pres_send_error_text(p, j->iq, KN_STE_NOT_ALLOWED, text);
         iq_job_free(j);
         return;
     }
@@ -567,8 +582,10 @@ static void roster_set(pres_t *p, iq_job_t *j, const kn_stanza_t *st, int q)
     kn_buf_t gs = KN_BUF_INIT;
     pres_groups_join(groups, ng, &gs);
     const char *name = kn_stanza_attr(st, item, "name", NULL);
-    const char *params[] = {local, j->jid, name, gs.data};
-    kn_pg_query(p->pg, roster_upsert_sql, 4, params, roster_write_cb, c);
+    char max[24];
+    snprintf(max, sizeof(max), "%lld", p->conf.roster_max_items);
+    const char *params[] = {local, j->jid, name, gs.data, max};
+    kn_pg_query(p->pg, roster_upsert_sql, 5, params, roster_write_cb, c);
     for (size_t i = 0; i < ng; i++)
         free(groups[i]);
     free(groups);

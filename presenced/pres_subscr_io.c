@@ -122,9 +122,33 @@ static void subq_deliver(pres_t *p, subq_t *j, const char *from, const char *to,
 
 /* ---- one read-modify-write step ----------------------------------------- */
 
+/* The owner's roster is full: <not-allowed/> with a text to whoever sent
+ * the subscription stanza (the user when its own roster is full, the
+ * requester when the contact's is), then the job ends. */
+static void subq_refuse_full(pres_t *p, subq_t *j, long long max)
+{
+    kn_log_info("subscription %s -> %s: %s's roster is full (%lld)", j->user,
+                j->contact, j->owner, max);
+    const char *type = j->st ? kn_stanza_type(j->st) : NULL;
+    if (j->st != NULL && kn_stanza_from(j->st) != NULL &&
+        (type == NULL || strcmp(type, "error") != 0)) {
+        char text[128];
+        snprintf(text, sizeof(text), "%s (at most %lld items)",
+                 j->inbound ? "The contact's roster is full"
+                            : "Your roster is full",
+                 max);
+        pres_send_error_text(p, j->st, KN_STE_NOT_ALLOWED, text);
+    }
+    subq_finish(p, j);
+}
+
+/* Always one row: the item's columns (NULL when there is none) and how
+ * many rows the owner has (roster_max_items). */
 static const char item_sql[] =
-    "select subscription, ask_out, pending_in, preapproved, in_roster"
-    " from rosteritems where username = $1 and jid = $2";
+    "select r.subscription, r.ask_out, r.pending_in, r.preapproved,"
+    " r.in_roster, c.n from (select count(*) as n from rosteritems"
+    " where username = $1) c left join rosteritems r"
+    " on r.username = $1 and r.jid = $2";
 
 static const char write_sql[] =
     "with v as (insert into roster_versions (username, version)"
@@ -191,7 +215,8 @@ static void step_loaded(const PGresult *res, int err, void *arg)
         return;
     }
     pres_substate_t cur = {PRES_SUB_NONE, false, false, false};
-    bool exists = PQntuples(res) > 0;
+    bool exists = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0);
+    long long rows = PQntuples(res) > 0 ? atoll(PQgetvalue(res, 0, 5)) : 0;
     if (exists) {
         cur.sub = (pres_sub_t)(atoi(PQgetvalue(res, 0, 0)) & 3);
         cur.out = PQgetvalue(res, 0, 1)[0] == 't';
@@ -206,6 +231,14 @@ static void step_loaded(const PGresult *res, int err, void *arg)
     if (!j->res.changed) {
         free(a);
         j->after(p, j);
+        return;
+    }
+    long long max = p->conf.roster_max_items;
+    if (!exists && max > 0 && rows >= max) {
+        /* A new row would pass roster_max_items (issue 16): the request
+         * stops here, and its sender learns why. */
+        free(a);
+        subq_refuse_full(p, j, max);
         return;
     }
     /* Outbound subscribe and approval put the contact in the roster

@@ -39,7 +39,7 @@ for d in c2s router presenced mucd; do
     ln -s kiln.8.gz "$man/kiln-$d.8.gz"
 done
 doc=$stage/usr/share/doc/kiln
-gzip -9n "$doc/ARCHITECTURE.md" "$doc/DEPLOY.md"
+gzip -9n "$doc/ARCHITECTURE.md" "$doc/DEPLOY.md" "$doc/SECURITY.md"
 cp deploy/deb/copyright "$doc/copyright"
 date=$(date -R -d "@${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")
 cat >"$doc/changelog.gz.tmp" <<CL

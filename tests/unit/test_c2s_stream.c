@@ -60,6 +60,11 @@ typedef struct fake {
     int regs;             /* register_user() calls */
     char reg_user[64];
     c2s_creds_t reg_creds;
+    int lock_checks; /* lock_check() calls, with what they asked */
+    char lock_user[64], lock_mech[32];
+    char failed_user[64], failed_mech[32]; /* as auth_failed() saw them */
+    int counts; /* session_count() calls, with what they asked */
+    char count_bare[64], count_full[64];
 } fake_t;
 
 static fake_t F;
@@ -103,6 +108,10 @@ static unsigned f_failed(void *ud)
 {
     fake_t *f = ud;
     f->fails++;
+    const char *u = c2s_stream_sasl_user(f->s);
+    const char *m = c2s_stream_sasl_mech(f->s);
+    snprintf(f->failed_user, sizeof(f->failed_user), "%s", u ? u : "(null)");
+    snprintf(f->failed_mech, sizeof(f->failed_mech), "%s", m ? m : "(null)");
     return f->delay;
 }
 
@@ -162,6 +171,38 @@ static void f_reg_user(void *ud, const char *user, const c2s_creds_t *cr)
 static const c2s_stream_ops_t OPS = {
     f_route, f_lookup,     f_failed,   f_ok,          f_starttls, f_cb,
     f_conn,  f_block_wait, f_ack_mark, f_reg_allowed, f_reg_user};
+
+static void f_lock_check(void *ud, const char *user, const char *mech)
+{
+    fake_t *f = ud;
+    f->lock_checks++;
+    snprintf(f->lock_user, sizeof(f->lock_user), "%s", user ? user : "(null)");
+    snprintf(f->lock_mech, sizeof(f->lock_mech), "%s", mech ? mech : "(null)");
+}
+
+static void f_count(void *ud, const char *bare, const char *full)
+{
+    fake_t *f = ud;
+    f->counts++;
+    snprintf(f->count_bare, sizeof(f->count_bare), "%s", bare);
+    snprintf(f->count_full, sizeof(f->count_full), "%s", full);
+}
+
+/* The owner of a node with the lock-out on and max_sessions = 2. */
+static const c2s_stream_ops_t OPS_LIM = {
+    .route = f_route,
+    .creds_lookup = f_lookup,
+    .auth_failed = f_failed,
+    .auth_ok = f_ok,
+    .conn_id = f_conn,
+    .block_wait = f_block_wait,
+    .lock_check = f_lock_check,
+    .session_count = f_count,
+};
+static c2s_stream_conf_t CF_LIM = {.domain = "localhost",
+                                   .limits = KN_XML_LIMITS_DEFAULT,
+                                   .lockout = true,
+                                   .max_sessions = 2};
 
 static void setup(void)
 {
@@ -778,6 +819,133 @@ START_TEST(scram_plus_unsupported_type)
     ck_assert_int_eq(F.fails, 0); /* not a guess: no delay */
     ck_assert_int_eq(F.lookups, 0);
     kn_buf_free(&x);
+}
+END_TEST
+
+/* ---- SASL lock-out and max_sessions (issue 16) -------------------------- */
+
+START_TEST(sasl_lockout_refused_unchecked)
+{
+    F.s = c2s_stream_new(&CF_LIM, &OPS_LIM, &F, &F.out, C2S_STREAM_F_TLS);
+    c2s_stream_set_tls(F.s, 0);
+    in(HDR);
+    /* The check comes first, with the prepared name and the mechanism. */
+    ck_assert_int_eq(auth_plain("Alice", "secret"), C2S_ACT_PAUSED);
+    ck_assert_int_eq(F.lock_checks, 1);
+    ck_assert_str_eq(F.lock_user, "alice");
+    ck_assert_str_eq(F.lock_mech, "PLAIN");
+    ck_assert_int_eq(F.lookups, 0);
+    /* Locked: refused at once, password unchecked, not a counted failure. */
+    ck_assert_int_eq(c2s_stream_lock_done(F.s, 42), C2S_ACT_MORE);
+    ck_out("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+           "<temporary-auth-failure/><text xml:lang='en'>Too many failed "
+           "authentication attempts; try again in 42 s</text></failure>");
+    ck_assert_int_eq(F.lookups, 0);
+    ck_assert_int_eq(F.fails, 0);
+    ck_assert_int_eq(F.s->state, C2S_ST_FEATURES);
+    /* Not locked any more: the same stream goes on to the credentials. */
+    kn_buf_reset(&F.out);
+    auth_plain("alice", "wrong");
+    ck_assert_int_eq(c2s_stream_lock_done(F.s, 0), C2S_ACT_PAUSED);
+    ck_assert_int_eq(F.lookups, 1);
+    c2s_creds_t c = creds("secret");
+    ck_assert_int_eq(c2s_stream_creds_done(F.s, 0, &c), C2S_ACT_MORE);
+    ck_out("<not-authorized/>");
+    /* auth_failed() sees who failed, with which mechanism. */
+    ck_assert_int_eq(F.fails, 1);
+    ck_assert_str_eq(F.failed_user, "alice");
+    ck_assert_str_eq(F.failed_mech, "PLAIN");
+    kn_buf_reset(&F.out);
+    auth_plain("alice", "secret");
+    ck_assert_int_eq(F.lock_checks, 3);
+    c2s_stream_lock_done(F.s, 0);
+    ck_assert_int_eq(c2s_stream_creds_done(F.s, 0, &c), C2S_ACT_MORE);
+    ck_out("<success");
+    ck_assert_int_eq(F.oks, 1);
+}
+END_TEST
+
+START_TEST(sasl_lockout_name_that_does_not_prepare)
+{
+    F.s = c2s_stream_new(&CF_LIM, &OPS_LIM, &F, &F.out, C2S_STREAM_F_TLS);
+    c2s_stream_set_tls(F.s, 0);
+    in(HDR);
+    /* The address may still be locked: asked with no user. */
+    ck_assert_int_eq(auth_plain("a b", "x"), C2S_ACT_PAUSED);
+    ck_assert_str_eq(F.lock_user, "(null)");
+    ck_assert_int_eq(c2s_stream_lock_done(F.s, 0), C2S_ACT_MORE);
+    ck_out("<not-authorized/>");
+    ck_assert_int_eq(F.fails, 1);
+    ck_assert_str_eq(F.failed_user, "(null)");
+}
+END_TEST
+
+/* Log in on CF_LIM and send a bind for res; it waits for the count. */
+static void lim_login_bind(const char *res)
+{
+    F.s = c2s_stream_new(&CF_LIM, &OPS_LIM, &F, &F.out, C2S_STREAM_F_TLS);
+    c2s_stream_set_tls(F.s, 0);
+    in(HDR);
+    auth_plain("alice", "secret");
+    c2s_stream_lock_done(F.s, 0);
+    c2s_creds_t c = creds("secret");
+    c2s_stream_creds_done(F.s, 0, &c);
+    in(HDR);
+    kn_buf_reset(&F.out);
+    char b[256];
+    snprintf(b, sizeof(b),
+             "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:"
+             "xmpp-bind'><resource>%s</resource></bind></iq>",
+             res);
+    ck_assert_int_eq(in(b), C2S_ACT_PAUSED);
+}
+
+START_TEST(bind_max_sessions_resource_constraint)
+{
+    lim_login_bind("desk");
+    ck_assert_int_eq(F.counts, 1);
+    ck_assert_str_eq(F.count_bare, "alice@localhost");
+    ck_assert_str_eq(F.count_full, "alice@localhost/desk");
+    ck_no_out("<iq");
+    /* Two others bound, max 2: refused with a text, still unbound. */
+    ck_assert_int_eq(c2s_stream_bind_done(F.s, 2), C2S_ACT_MORE);
+    ck_out("<iq id='b1' type='error'><error type='wait'>");
+    ck_out(
+        "<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>");
+    ck_out("at most 2");
+    ck_assert_int_eq(F.s->state, C2S_ST_BIND);
+    ck_assert_int_eq(F.nrec, 0);
+    ck_assert(!F.s->session_up);
+    /* One ended meanwhile: the retry binds and announces the session. */
+    kn_buf_reset(&F.out);
+    ck_assert_int_eq(in("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:"
+                        "xml:ns:xmpp-bind'><resource>desk</resource></bind>"
+                        "</iq>"),
+                     C2S_ACT_PAUSED);
+    ck_assert_int_eq(c2s_stream_bind_done(F.s, 1), C2S_ACT_MORE);
+    ck_out("<jid>alice@localhost/desk</jid>");
+    ck_assert_int_eq(F.s->state, C2S_ST_SESSION);
+    ck_assert_int_eq(F.nrec, 1);
+    ck_assert_int_eq(F.rec[0].kind, KN_ENV_SESSION_UP);
+}
+END_TEST
+
+START_TEST(bind_count_unknown_allows)
+{
+    lim_login_bind("phone");
+    /* Redis down: the bind goes through rather than locking users out. */
+    ck_assert_int_eq(c2s_stream_bind_done(F.s, -1), C2S_ACT_MORE);
+    ck_out("<jid>alice@localhost/phone</jid>");
+    ck_assert_int_eq(F.s->state, C2S_ST_SESSION);
+}
+END_TEST
+
+START_TEST(bind_pending_count_freed_with_stream)
+{
+    /* The connection closes while the count is asked: nothing leaks
+     * (the bind IQ and JID go with the stream; ASan checks). */
+    lim_login_bind("gone");
+    c2s_stream_free(&F.s);
 }
 END_TEST
 
@@ -1500,6 +1668,11 @@ static Suite *suite(void)
     tcase_add_test(t, scram_y_flag_accepted);
     tcase_add_test(t, scram_plus_exporter);
     tcase_add_test(t, scram_plus_unsupported_type);
+    tcase_add_test(t, sasl_lockout_refused_unchecked);
+    tcase_add_test(t, sasl_lockout_name_that_does_not_prepare);
+    tcase_add_test(t, bind_max_sessions_resource_constraint);
+    tcase_add_test(t, bind_count_unknown_allows);
+    tcase_add_test(t, bind_pending_count_freed_with_stream);
     tcase_add_test(t, bind_generated_resource);
     tcase_add_test(t, bind_bad_resource);
     tcase_add_test(t, from_stamped);

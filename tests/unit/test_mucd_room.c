@@ -734,6 +734,77 @@ START_TEST(retired_name_refused_R_GRP_7)
 }
 END_TEST
 
+/* A join of room name (at conference.localhost) as nick. */
+static void join_room(const char *from, const char *name, const char *nick,
+                      uint64_t conn)
+{
+    char to[256];
+    snprintf(to, sizeof(to), "%s@conference.localhost/%s", name, nick);
+    feed(from, to, conn,
+         "<presence xmlns='jabber:client' from='%s' to='%s'><x "
+         "xmlns='http://jabber.org/protocol/muc'/></presence>");
+}
+
+START_TEST(rooms_per_user_not_allowed_issue_16)
+{
+    M.set.max_rooms_per_user = 2;
+    join_room(A, "r1", "alice", 11);
+    join_room(A, "r2", "alice", 11);
+    ck_assert_ptr_nonnull(muc_room_find(&M, "r2@conference.localhost"));
+    clear();
+    /* A third creation: not-allowed (XEP-0045 10.1.1), with the limit. */
+    join_room(A, "r3", "alice", 11);
+    ck_assert_int_ge(find(0, A, "<not-allowed", "at most 2"), 0);
+    ck_assert_int_ge(find(0, A, "type='error'", NULL), 0);
+    ck_assert_ptr_null(muc_room_find(&M, "r3@conference.localhost"));
+    /* Joining a room somebody else owns is no creation. */
+    join_room(B, "bobs", "bob", 21);
+    clear();
+    join_room(A, "bobs", "alice", 11);
+    ck_assert_int_ge(find(0, A, "code='110'", NULL), 0);
+    ck_assert_int_lt(find(0, A, "<not-allowed", NULL), 0);
+    /* Others still create; and when alice's temporary room goes, so does
+     * its place in her count. */
+    join_room(C, "r3", "carol", 31);
+    ck_assert_ptr_nonnull(muc_room_find(&M, "r3@conference.localhost"));
+    feed(A, "r1@conference.localhost/alice", 11,
+         "<presence xmlns='jabber:client' type='unavailable' from='%s' "
+         "to='%s'/>");
+    ck_assert_ptr_null(muc_room_find(&M, "r1@conference.localhost"));
+    clear();
+    join_room(A, "r4", "alice", 11);
+    ck_assert_int_ge(find(0, A, "code='201'", NULL), 0);
+}
+END_TEST
+
+START_TEST(occupants_ceiling_service_unavailable_XEP_0045_7_2_10)
+{
+    M.set.max_occupants = 2;
+    join(A, "alice", 11, NULL);
+    join(B, "bob", 21, NULL);
+    clear();
+    join(C, "carol", 31, NULL);
+    int e = find(0, C, "<service-unavailable", "at most 2 occupants");
+    ck_assert_int_ge(e, 0);
+    ck_assert_ptr_nonnull(strstr(outs[e].payload, "type='error'"));
+    ck_assert_uint_eq(muc_room_find(&M, ROOM)->nocc, 2);
+    /* Nobody else heard of carol. */
+    ck_assert_uint_eq(count_multicast(), 0);
+    /* A higher room maxusers does not lift the ceiling. */
+    muc_room_find(&M, ROOM)->cfg.max_occupants = 10;
+    clear();
+    join(C, "carol", 31, NULL);
+    ck_assert_int_ge(find(0, C, "at most 2 occupants", NULL), 0);
+    /* Once bob leaves, carol gets in. */
+    feed(B, ROOM "/bob", 21,
+         "<presence xmlns='jabber:client' type='unavailable' from='%s' "
+         "to='%s'/>");
+    clear();
+    join(C, "carol", 31, NULL);
+    ck_assert_int_ge(find(0, C, "code='110'", NULL), 0);
+}
+END_TEST
+
 START_TEST(bad_input_never_crashes)
 {
     feed(A, ROOM "/alice", 11, "<presence xmlns='jabber:client'");
@@ -947,6 +1018,8 @@ int main(void)
     tcase_add_test(tc, registration_and_approval_R_GRP_7);
     tcase_add_test(tc, group_list_from_memory_R_GRP_6);
     tcase_add_test(tc, retired_name_refused_R_GRP_7);
+    tcase_add_test(tc, rooms_per_user_not_allowed_issue_16);
+    tcase_add_test(tc, occupants_ceiling_service_unavailable_XEP_0045_7_2_10);
     tcase_add_test(tc, bad_input_never_crashes);
     tcase_add_test(tc, leave_shows_full_jid_XEP_0045_7_14);
     tcase_add_test(tc, rejoin_gets_join_sequence_XEP_0045_7_2);

@@ -417,6 +417,37 @@ START_TEST(test_who_may_do_what)
 }
 END_TEST
 
+START_TEST(test_payload_too_big_issue_16)
+{
+    pres_t *p = new_pres();
+    p->conf.pep_item_max_bytes = 300;
+    char pub[1024], fill[400];
+    memset(fill, 'z', sizeof(fill) - 1);
+    fill[sizeof(fill) - 1] = '\0';
+    snprintf(pub, sizeof(pub),
+             "<pubsub xmlns='" PS "'><publish node='n'><item><a xmlns='k'>%s"
+             "</a></item></publish></pubsub>",
+             fill);
+    iq_in(p, "a@x/r", NULL, "set", pub);
+    ck_assert_int_eq(nsent, 1);
+    ck_assert_ptr_nonnull(strstr(sent[0], "<not-acceptable"));
+    ck_assert_ptr_nonnull(
+        strstr(sent[0], "<payload-too-big xmlns='" PS "#errors'/>"));
+    ck_assert_ptr_nonnull(strstr(sent[0], "(at most 300)"));
+    /* a foreign publisher is told forbidden, not how big it may be */
+    nsent = 0;
+    iq_in(p, "b@x/r", "a@x", "set", pub);
+    ck_assert_ptr_nonnull(strstr(sent[0], "<forbidden"));
+    /* under the limit it goes on (to the missing database here) */
+    nsent = 0;
+    iq_in(p, "a@x/r", NULL, "set",
+          "<pubsub xmlns='" PS "'><publish node='n'><item><a xmlns='k'>"
+          "small</a></item></publish></pubsub>");
+    ck_assert_ptr_nonnull(strstr(sent[0], "<service-unavailable"));
+    pres_free(&p);
+}
+END_TEST
+
 START_TEST(test_own_disco_info)
 {
     pres_t *p = new_pres();
@@ -445,6 +476,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_opts_match_and_apply);
     tcase_add_test(tc, test_who_may_do_what);
     tcase_add_test(tc, test_own_disco_info);
+    tcase_add_test(tc, test_payload_too_big_issue_16);
     suite_add_tcase(s, tc);
     return s;
 }
