@@ -9,8 +9,11 @@
  * already queued never make it readable again, and a zmq_send() by the
  * application can swallow the edge that announced new input. Hence:
  *
- *   - after every wake-up we loop on ZMQ_EVENTS and receive until ZMQ_POLLIN
- *     is clear, never trusting the fd alone;
+ *   - after every wake-up we receive (ZMQ_DONTWAIT) until EAGAIN, never
+ *     trusting the fd alone. A receive that finds nothing processes the
+ *     socket's commands (as ZMQ_EVENTS would), so after EAGAIN the fd
+ *     is armed again; asking ZMQ_EVENTS before each message would cost a
+ *     getpid (libzmq's fork check) and a poll of the mailbox each time;
  *   - a send through kn_zmq_ev_send() (or a kn_zmq_ev_kick()) sets
  *     `pending`, and `pending` is served by an ev_check watcher, which libev
  *     runs on every loop iteration;
@@ -34,11 +37,52 @@
 #include "kn_zmq_ev.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
+
+/*
+ * libzmq's fork check. libzmq 4.3.4 (Debian 12) is built with HAVE_FORK:
+ * its signaler calls getpid() on every send and wait of a mailbox signal,
+ * that is several times per message in every ZeroMQ call that touches a
+ * mailbox (a third of the router's system calls per envelope), and no
+ * context or socket option turns the check off. glibc no longer caches
+ * the pid, so each call is a system call. This definition, in every Kiln
+ * program that uses ZeroMQ (this file is linked into each), takes
+ * precedence over libc's for libzmq (the executable's symbols come first
+ * in the dynamic linker's search) and returns the pid cached at the first
+ * call. pthread_atfork resets the cache in a forked child, so the check
+ * still sees a fork. Children made with vfork/posix_spawn run no code of
+ * ours before exec. The pid of a process never changes otherwise.
+ */
+static pid_t zev_pid;
+
+static void zev_pid_forked(void)
+{
+    __atomic_store_n(&zev_pid, 0, __ATOMIC_RELAXED);
+}
+
+static void zev_pid_init(void)
+{
+    pthread_atfork(NULL, NULL, zev_pid_forked);
+}
+
+pid_t getpid(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pid_t p = __atomic_load_n(&zev_pid, __ATOMIC_RELAXED);
+    if (p != 0)
+        return p;
+    pthread_once(&once, zev_pid_init);
+    p = (pid_t)syscall(SYS_getpid);
+    __atomic_store_n(&zev_pid, p, __ATOMIC_RELAXED);
+    return p;
+}
 
 struct kn_zmq_ev {
     struct ev_loop *loop;
@@ -145,23 +189,17 @@ static void zev_drain(kn_zmq_ev_t *w)
         return;
     }
     while (w->used < w->batch_max) {
-        int events = 0;
-        size_t sz = sizeof(events);
-        if (zmq_getsockopt(w->sock, ZMQ_EVENTS, &events, &sz) != 0) {
-            if (errno == EINTR)
-                continue;
-            kn_log_err("zmq_ev: ZMQ_EVENTS failed: %s", zmq_strerror(errno));
-            zev_set_pending(w, 0);
-            return;
-        }
-        if (!(events & ZMQ_POLLIN)) {
-            zev_set_pending(w, 0);
-            return;
-        }
+        /* No ZMQ_EVENTS per message: a non-blocking receive processes the
+         * socket's pending commands itself when nothing is queued
+         * (socket_base_t::recv), so EAGAIN is as reliable as a clear
+         * ZMQ_POLLIN, and each ZMQ_EVENTS costs libzmq's fork check
+         * (getpid) and a poll of the mailbox. */
         kn_zmq_msg_t msg;
         enum zev_recv r = zev_recv_msg(w, &msg);
-        if (r == ZEV_NONE)
-            continue; /* ZMQ_EVENTS lied; ask again */
+        if (r == ZEV_NONE) {
+            zev_set_pending(w, 0);
+            return;
+        }
         if (r == ZEV_ERROR) {
             zev_set_pending(w, 0);
             return;
