@@ -87,11 +87,6 @@ c2s_tls_ctx_t *c2s_tls_ctx_new(const char *cert, const char *key, char *err,
     SSL_CTX_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS |
                                  SSL_MODE_ENABLE_PARTIAL_WRITE |
                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    /* Read whole records (and whatever follows them) in one read(2)
-     * instead of a 5-byte header read and a body read per record: one
-     * system call less per stanza received. The buffer is still released
-     * when empty (SSL_MODE_RELEASE_BUFFERS). */
-    SSL_CTX_set_read_ahead(c->ssl, 1);
     SSL_CTX_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION |
                                     SSL_OP_CIPHER_SERVER_PREFERENCE |
                                     SSL_OP_NO_COMPRESSION);
