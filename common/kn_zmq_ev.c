@@ -9,20 +9,27 @@
  * already queued never make it readable again, and a zmq_send() by the
  * application can swallow the edge that announced new input. Hence:
  *
- *   - after every wake-up we loop on ZMQ_EVENTS and receive until ZMQ_POLLIN
- *     is clear, never trusting the fd alone;
+ *   - after every wake-up we receive (ZMQ_DONTWAIT) until EAGAIN, never
+ *     trusting the fd alone. A receive that finds nothing processes the
+ *     socket's commands (as ZMQ_EVENTS would), so after EAGAIN the fd
+ *     is armed again; asking ZMQ_EVENTS before each message would cost a
+ *     getpid (libzmq's fork check) and a poll of the mailbox each time;
  *   - a send through kn_zmq_ev_send() (or a kn_zmq_ev_kick()) sets
- *     `pending`, and `pending` is served by an ev_check watcher, which libev
- *     runs on every loop iteration;
- *   - while `pending` is set an ev_idle watcher is active. Its callback does
- *     nothing: an active idle watcher only makes the loop poll with a zero
- *     timeout, so the ev_check runs on the next iteration without waiting
- *     for the fd. (The work is done in ev_check, not in the idle callback,
- *     because libev invokes idle callbacks only in iterations with no other
- *     pending event: under steady client I/O they would never run.)
+ *     `pending`, and `pending` is served by an ev_prepare watcher, which
+ *     libev runs before the loop blocks: the socket is read once more
+ *     (usually a single EAGAIN) before we wait for the fd, without an
+ *     extra loop iteration per send;
+ *   - when that read delivered messages (their callbacks may have queued
+ *     output that other prepare hooks, run before ours, would not see) or
+ *     the budget stopped it, an ev_idle watcher is started. Its callback
+ *     does nothing: an active idle watcher only makes the loop poll with a
+ *     zero timeout, so the next iteration runs without waiting for the
+ *     fd, with every prepare hook again. (libev invokes idle callbacks
+ *     only in iterations with no other pending event: under steady client
+ *     I/O they would never run, so no work is done in them.)
  *
  * Fairness: `used` counts messages delivered in the loop iteration numbered
- * `iter` (ev_iteration()). Both the io and the check callbacks draw on the
+ * `iter` (ev_iteration()). Both the io and the prepare callbacks draw on the
  * same budget, so at most batch_max messages are delivered per iteration
  * whichever watcher fires. When the budget stops us, `pending` stays set
  * and the idle watcher keeps the next iteration from blocking.
@@ -34,17 +41,58 @@
 #include "kn_zmq_ev.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
 
+/*
+ * libzmq's fork check. libzmq 4.3.4 (Debian 12) is built with HAVE_FORK:
+ * its signaler calls getpid() on every send and wait of a mailbox signal,
+ * that is several times per message in every ZeroMQ call that touches a
+ * mailbox (a third of the router's system calls per envelope), and no
+ * context or socket option turns the check off. glibc no longer caches
+ * the pid, so each call is a system call. This definition, in every Kiln
+ * program that uses ZeroMQ (this file is linked into each), takes
+ * precedence over libc's for libzmq (the executable's symbols come first
+ * in the dynamic linker's search) and returns the pid cached at the first
+ * call. pthread_atfork resets the cache in a forked child, so the check
+ * still sees a fork. Children made with vfork/posix_spawn run no code of
+ * ours before exec. The pid of a process never changes otherwise.
+ */
+static pid_t zev_pid;
+
+static void zev_pid_forked(void)
+{
+    __atomic_store_n(&zev_pid, 0, __ATOMIC_RELAXED);
+}
+
+static void zev_pid_init(void)
+{
+    pthread_atfork(NULL, NULL, zev_pid_forked);
+}
+
+pid_t getpid(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pid_t p = __atomic_load_n(&zev_pid, __ATOMIC_RELAXED);
+    if (p != 0)
+        return p;
+    pthread_once(&once, zev_pid_init);
+    p = (pid_t)syscall(SYS_getpid);
+    __atomic_store_n(&zev_pid, p, __ATOMIC_RELAXED);
+    return p;
+}
+
 struct kn_zmq_ev {
     struct ev_loop *loop;
     void *sock;
     ev_io io;
-    ev_check check;
+    ev_prepare prepare;
     ev_idle idle;
     kn_zmq_ev_cb cb;
     void *arg;
@@ -115,23 +163,26 @@ static enum zev_recv zev_recv_msg(kn_zmq_ev_t *w, kn_zmq_msg_t *msg)
     return ZEV_GOT;
 }
 
+/* pending: read the socket again before the loop blocks (the prepare
+ * watcher serves it). */
 static void zev_set_pending(kn_zmq_ev_t *w, int on)
 {
     w->pending = on;
     if (on && w->active)
-        ev_idle_start(w->loop, &w->idle);
-    else
-        ev_idle_stop(w->loop, &w->idle);
+        ev_prepare_start(w->loop, &w->prepare);
 }
 
 static void zev_stop_watchers(kn_zmq_ev_t *w)
 {
     ev_io_stop(w->loop, &w->io);
-    ev_check_stop(w->loop, &w->check);
+    ev_prepare_stop(w->loop, &w->prepare);
     ev_idle_stop(w->loop, &w->idle);
 }
 
-static void zev_drain(kn_zmq_ev_t *w)
+/* Deliver what the socket holds, within the iteration's budget. Returns
+ * the messages delivered, or -1 when the watcher was freed by a callback
+ * (do not touch it). */
+static int zev_drain(kn_zmq_ev_t *w)
 {
     unsigned it = ev_iteration(w->loop);
     if (it != w->iter) {
@@ -139,50 +190,45 @@ static void zev_drain(kn_zmq_ev_t *w)
         w->used = 0;
     }
     if (!w->active)
-        return;
+        return 0;
     if (w->used >= w->batch_max) {
         zev_set_pending(w, 1);
-        return;
+        return 0;
     }
+    int delivered = 0;
     while (w->used < w->batch_max) {
-        int events = 0;
-        size_t sz = sizeof(events);
-        if (zmq_getsockopt(w->sock, ZMQ_EVENTS, &events, &sz) != 0) {
-            if (errno == EINTR)
-                continue;
-            kn_log_err("zmq_ev: ZMQ_EVENTS failed: %s", zmq_strerror(errno));
-            zev_set_pending(w, 0);
-            return;
-        }
-        if (!(events & ZMQ_POLLIN)) {
-            zev_set_pending(w, 0);
-            return;
-        }
+        /* No ZMQ_EVENTS per message: a non-blocking receive processes the
+         * socket's pending commands itself when nothing is queued
+         * (socket_base_t::recv), so EAGAIN is as reliable as a clear
+         * ZMQ_POLLIN, and each ZMQ_EVENTS costs libzmq's fork check
+         * (getpid) and a poll of the mailbox. */
         kn_zmq_msg_t msg;
         enum zev_recv r = zev_recv_msg(w, &msg);
-        if (r == ZEV_NONE)
-            continue; /* ZMQ_EVENTS lied; ask again */
-        if (r == ZEV_ERROR) {
-            zev_set_pending(w, 0);
-            return;
+        if (r == ZEV_NONE || r == ZEV_ERROR) {
+            w->pending = 0;
+            return delivered;
         }
         w->used++;
         if (r == ZEV_DROPPED)
             continue;
+        delivered++;
         w->in_cb++;
         w->cb(w, &msg, w->arg);
         w->in_cb--;
         zev_msg_close(&msg);
         if (w->dead) {
-            if (w->in_cb == 0)
+            if (w->in_cb == 0) {
                 free(w);
-            return;
+                return -1;
+            }
+            return delivered;
         }
         if (!w->active)
-            return;
+            return delivered;
     }
     /* Budget spent: continue next iteration without waiting for the fd. */
     zev_set_pending(w, 1);
+    return delivered;
 }
 
 static void zev_on_io(struct ev_loop *loop, ev_io *io, int revents)
@@ -192,13 +238,27 @@ static void zev_on_io(struct ev_loop *loop, ev_io *io, int revents)
     zev_drain(io->data);
 }
 
-static void zev_on_check(struct ev_loop *loop, ev_check *c, int revents)
+static void zev_on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 {
-    KN_UNUSED(loop);
     KN_UNUSED(revents);
-    kn_zmq_ev_t *w = c->data;
-    if (w->pending)
-        zev_drain(w);
+    kn_zmq_ev_t *w = p->data;
+    int delivered = 0;
+    if (w->pending) {
+        delivered = zev_drain(w);
+        if (delivered < 0)
+            return; /* freed */
+    }
+    if (!w->active) {
+        zev_stop_watchers(w);
+        return;
+    }
+    if (w->pending || delivered > 0) {
+        /* Run another iteration (and every prepare hook) before waiting. */
+        ev_idle_start(loop, &w->idle);
+    } else {
+        ev_idle_stop(loop, &w->idle);
+        ev_prepare_stop(loop, p);
+    }
 }
 
 static void zev_on_idle(struct ev_loop *loop, ev_idle *i, int revents)
@@ -232,8 +292,8 @@ kn_zmq_ev_t *kn_zmq_ev_new(struct ev_loop *loop, void *sock, unsigned batch_max,
     w->batch_max = batch_max ? batch_max : KN_ZMQ_BATCH_DEFAULT;
     ev_io_init(&w->io, zev_on_io, fd, EV_READ);
     w->io.data = w;
-    ev_check_init(&w->check, zev_on_check);
-    w->check.data = w;
+    ev_prepare_init(&w->prepare, zev_on_prepare);
+    w->prepare.data = w;
     ev_idle_init(&w->idle, zev_on_idle);
     w->idle.data = w;
     if (err)
@@ -248,7 +308,6 @@ void kn_zmq_ev_start(kn_zmq_ev_t *w)
         return;
     w->active = 1;
     ev_io_start(w->loop, &w->io);
-    ev_check_start(w->loop, &w->check);
     /* Messages may already be queued: the fd will not tell us. */
     zev_set_pending(w, 1);
 }

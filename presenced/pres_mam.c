@@ -85,6 +85,8 @@ struct pres_mam {
     uint64_t acked;    /* highest archive id committed (and acknowledged) */
     mam_wait_t *waiters, **waiters_tail;
     ev_timer retry, expire;
+    ev_prepare flush_soon; /* writes the pending batch before the loop waits */
+    bool started;
     bool expiring;
     uint64_t rows, batches;
 };
@@ -287,7 +289,23 @@ void pres_mam_archive(pres_t *p, const kn_env_t *env, const void *payload,
     free(to);
     free(fb);
     free(tb);
-    mam_flush(p);
+    /* The router sends its copies in batches: take every copy this loop
+     * iteration received into one insert, written before the loop waits
+     * again (an ev_prepare watcher), instead of inserting the first one
+     * alone. */
+    if (m->started && p->loop != NULL) {
+        if (!ev_is_active(&m->flush_soon))
+            ev_prepare_start(p->loop, &m->flush_soon);
+    } else {
+        mam_flush(p);
+    }
+}
+
+static void mam_on_flush_soon(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)revents;
+    ev_prepare_stop(loop, w);
+    mam_flush(w->data);
 }
 
 size_t pres_mam_pending(const pres_t *p)
@@ -672,6 +690,9 @@ void pres_mam_start(pres_t *p)
     struct pres_mam *m = mam_get(p);
     ev_timer_init(&m->retry, mam_on_retry, MAM_RETRY_S, 0.);
     m->retry.data = p;
+    ev_prepare_init(&m->flush_soon, mam_on_flush_soon);
+    m->flush_soon.data = p;
+    m->started = true;
     double period = (double)p->conf.mam_expire_interval_ms / 1000.0;
     ev_timer_init(&m->expire, mam_on_expire_timer, period, period);
     m->expire.data = p;
@@ -687,6 +708,8 @@ void pres_mam_free(pres_t *p)
     if (p->loop != NULL) {
         ev_timer_stop(p->loop, &m->retry);
         ev_timer_stop(p->loop, &m->expire);
+        if (m->started)
+            ev_prepare_stop(p->loop, &m->flush_soon);
     }
     batch_free(&m->pending);
     if (m->inflight != NULL) {

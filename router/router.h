@@ -137,6 +137,15 @@ struct router {
     struct router_arch *arch_head, **arch_tail;
     size_t arch_count, arch_bytes;
     uint64_t arch_evicted;
+    /* Deferred sending (router_mam_defer): the first retained copy not
+     * sent yet, how many follow it, the node they are for, and the hook
+     * that arms the I/O layer's flush timer. */
+    struct router_arch *arch_unsent;
+    size_t arch_unsent_n;
+    const struct router_node *arch_to;
+    void (*arch_arm)(void *ud);
+    void *arch_arm_ud;
+    bool arch_flushing;
     kn_buf_t mam_scratch, carbon_scratch;
 };
 
@@ -288,6 +297,16 @@ void router_carbons_received(router_t *r, const kn_env_t *env,
  * 0 (not archived; *out = *pl). */
 uint64_t router_mam_message(router_t *r, const kn_env_t *env,
                             const router_payload_t *pl, router_payload_t *out);
+/* Batch the archive copies instead of sending each at once: a copy is
+ * retained as before and sent by router_mam_flush(), which the I/O layer
+ * calls from a short timer that arm() (called when the first unsent copy
+ * is queued) starts; ROUTER_ARCH_BATCH unsent copies, or anything else
+ * sent to the archiver's node (a MAM query, so it sees every message
+ * routed before it), flush them at once. Without this call (the unit
+ * tests' default) each copy is sent when its message is routed. */
+void router_mam_defer(router_t *r, void (*arm)(void *ud), void *ud);
+/* Send every queued archive copy to the archiver, in order. */
+void router_mam_flush(router_t *r);
 /* The archiver's ACK (KN_F_ARCHIVE): forget copies up to env->ack_id. */
 void router_mam_ack(router_t *r, const kn_env_t *env);
 /* The archiver (re)registered: send it every retained copy, in order. */

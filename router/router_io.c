@@ -26,7 +26,31 @@ struct router_io {
     router_t *r;
     kn_buf_t envbuf;
     uint64_t send_failed;
+    ev_timer arch_timer; /* sends the batched archive copies */
 };
+
+/* How long an archive copy may wait for others to go with it: the
+ * archiver then wakes once per batch rather than once per message, and
+ * writes it in one insert. Delivery does not wait for it; a MAM query
+ * does not either (anything sent to the archiver flushes the batch). */
+#define ROUTER_ARCH_FLUSH_S 0.01
+
+static void io_arch_flush(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    router_io_t *io = t->data;
+    router_mam_flush(io->r);
+}
+
+static void io_arch_arm(void *ud)
+{
+    router_io_t *io = ud;
+    if (!ev_is_active(&io->arch_timer)) {
+        ev_timer_set(&io->arch_timer, ROUTER_ARCH_FLUSH_S, 0.);
+        ev_timer_start(io->loop, &io->arch_timer);
+    }
+}
 
 static void io_send(void *ud, const router_node_t *to, const kn_env_t *env,
                     const router_payload_t *payload)
@@ -106,6 +130,9 @@ router_io_t *router_io_new(struct ev_loop *loop, const char *bind,
     if (io->w == NULL)
         goto err_close;
     io->r = router_new(domain, boot, node_timeout, io_send, io);
+    ev_timer_init(&io->arch_timer, io_arch_flush, ROUTER_ARCH_FLUSH_S, 0.);
+    io->arch_timer.data = io;
+    router_mam_defer(io->r, io_arch_arm, io);
     *rp = io->r;
     kn_zmq_ev_start(io->w);
     return io;
@@ -122,6 +149,8 @@ void router_io_free(router_io_t **iop)
     router_io_t *io = *iop;
     if (io == NULL)
         return;
+    ev_timer_stop(io->loop, &io->arch_timer);
+    router_mam_flush(io->r);
     kn_zmq_ev_free(&io->w);
     router_free(&io->r);
     zmq_close(io->sock);

@@ -37,6 +37,8 @@
 
 #define ROUTER_ARCH_MAX   200000
 #define ROUTER_ARCH_BYTES (256u << 20)
+/* Deferred mode: unsent copies that trigger a flush without the timer. */
+#define ROUTER_ARCH_BATCH 256
 
 typedef struct router_arch {
     uint64_t id;
@@ -115,6 +117,10 @@ static void arch_free(arch_t *a)
 static void arch_pop(router_t *r)
 {
     arch_t *a = r->arch_head;
+    if (a == r->arch_unsent) {
+        r->arch_unsent = a->next;
+        r->arch_unsent_n--;
+    }
     r->arch_head = a->next;
     if (r->arch_head == NULL)
         r->arch_tail = &r->arch_head;
@@ -123,8 +129,8 @@ static void arch_pop(router_t *r)
     arch_free(a);
 }
 
-static void arch_retain(router_t *r, uint64_t id, const kn_env_t *e,
-                        const router_payload_t *pl)
+static arch_t *arch_retain(router_t *r, uint64_t id, const kn_env_t *e,
+                           const router_payload_t *pl)
 {
     if (r->arch_tail == NULL)
         r->arch_tail = &r->arch_head;
@@ -132,7 +138,7 @@ static void arch_retain(router_t *r, uint64_t id, const kn_env_t *e,
     a->id = id;
     if (kn_env_encode(e, &a->env) < 0) {
         free(a);
-        return;
+        return NULL;
     }
     kn_buf_append(&a->payload, pl->data, pl->len);
     *r->arch_tail = a;
@@ -145,8 +151,11 @@ static void arch_retain(router_t *r, uint64_t id, const kn_env_t *e,
             kn_log_warn("archiver behind: %" PRIu64 " archive copies "
                         "given up so far",
                         r->arch_evicted);
+        if (r->arch_head == a)
+            a = NULL; /* the new copy itself went (a single huge one) */
         arch_pop(r);
     }
+    return a;
 }
 
 static bool jid_local_user(const router_t *r, const char *jid, size_t len,
@@ -185,9 +194,22 @@ uint64_t router_mam_message(router_t *r, const kn_env_t *env,
     e.from_len = env->from_len;
     e.to = env->to;
     e.to_len = env->to_len;
-    arch_retain(r, id, &e, pl);
-    if (n != NULL)
+    arch_t *a = arch_retain(r, id, &e, pl);
+    if (n != NULL && r->arch_arm != NULL && a != NULL) {
+        /* Deferred: queued behind earlier unsent copies, sent in order. */
+        if (r->arch_unsent != NULL && r->arch_to != n)
+            router_mam_flush(r);
+        if (r->arch_unsent == NULL) {
+            r->arch_unsent = a;
+            r->arch_unsent_n = 0;
+            r->arch_to = n;
+            r->arch_arm(r->arch_arm_ud);
+        }
+        if (++r->arch_unsent_n >= ROUTER_ARCH_BATCH)
+            router_mam_flush(r);
+    } else if (n != NULL) {
         router_emit(r, n, &e, pl);
+    }
     if (to_local) {
         kn_buf_reset(&r->mam_scratch);
         if (router_sid_insert(&r->mam_scratch, pl->data, pl->len, env->to, tbl,
@@ -206,10 +228,43 @@ void router_mam_ack(router_t *r, const kn_env_t *env)
         arch_pop(r);
 }
 
+void router_mam_defer(router_t *r, void (*arm)(void *ud), void *ud)
+{
+    r->arch_arm = arm;
+    r->arch_arm_ud = ud;
+}
+
+void router_mam_flush(router_t *r)
+{
+    arch_t *a = r->arch_unsent;
+    if (a == NULL)
+        return;
+    r->arch_unsent = NULL;
+    r->arch_unsent_n = 0;
+    r->arch_to = NULL;
+    bool registered;
+    router_node_t *n = mam_node(r, &registered);
+    if (n == NULL)
+        return; /* retained: sent again when the archiver registers */
+    r->arch_flushing = true;
+    for (; a != NULL; a = a->next) {
+        kn_env_t e;
+        if (kn_env_decode(a->env.data, a->env.len, &e) < 0)
+            continue;
+        router_payload_t p = {a->payload.data, a->payload.len, NULL};
+        router_emit(r, n, &e, &p);
+    }
+    r->arch_flushing = false;
+}
+
 void router_mam_resend(router_t *r)
 {
     bool registered;
     router_node_t *n = mam_node(r, &registered);
+    /* Everything retained goes now, the queued copies with it. */
+    r->arch_unsent = NULL;
+    r->arch_unsent_n = 0;
+    r->arch_to = NULL;
     if (n == NULL || r->arch_count == 0)
         return;
     kn_log_info("archiver registered: sending %zu unacknowledged archive "
@@ -220,7 +275,9 @@ void router_mam_resend(router_t *r)
         if (kn_env_decode(a->env.data, a->env.len, &e) < 0)
             continue;
         router_payload_t p = {a->payload.data, a->payload.len, NULL};
+        r->arch_flushing = true;
         router_emit(r, n, &e, &p);
+        r->arch_flushing = false;
     }
 }
 

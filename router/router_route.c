@@ -58,6 +58,9 @@ static void addr_split(const char *jid, size_t len, addr_t *a)
 void router_emit(router_t *r, const router_node_t *n, const kn_env_t *env,
                  const router_payload_t *payload)
 {
+    /* Archive copies queued for this node go first (router_mam_defer). */
+    if (r->arch_unsent != NULL && n == r->arch_to && !r->arch_flushing)
+        router_mam_flush(r);
     r->send(r->send_ud, n, env, payload);
     r->stats.out++;
 }

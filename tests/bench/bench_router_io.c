@@ -6,6 +6,10 @@
  *
  *   build/bin/bench_router_io [ENVELOPES] [PAYLOAD_BYTES]
  *
+ * The endpoint is tcp://127.0.0.1:25999, or $KILN_BENCH_IO_ENDPOINT (two
+ * runs on one machine must not share it: the second one's DEALERs would
+ * join the first one's router and the run would hang).
+ *
  * Prints one RESULT line. On a 2-core machine the sender and receiver
  * compete with the router for CPU, so the figure is a lower bound; the
  * router thread's own CPU time is printed too (envelopes per router CPU
@@ -25,7 +29,9 @@
 #include "router.h"
 #include "router_io.h"
 
-#define ENDPOINT "tcp://127.0.0.1:25999"
+#define ENDPOINT_DEFAULT "tcp://127.0.0.1:25999"
+
+static const char *endpoint;
 
 static struct ev_loop *rloop;
 static router_io_t *rio;
@@ -53,7 +59,7 @@ static void *router_thread(void *arg)
     (void)arg;
     router_t *r;
     rloop = ev_loop_new(0);
-    rio = router_io_new(rloop, ENDPOINT, &r, "localhost", 42, 60.0);
+    rio = router_io_new(rloop, endpoint, &r, "localhost", 42, 60.0);
     if (rio == NULL)
         exit(1);
     ev_async_init(&stop_w, on_stop);
@@ -93,7 +99,7 @@ static void *dealer(void *ctx, const char *name)
     zmq_setsockopt(s, ZMQ_ROUTING_ID, name, strlen(name));
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-    zmq_connect(s, ENDPOINT);
+    zmq_connect(s, endpoint);
     kn_env_t h = {0};
     h.kind = KN_ENV_HELLO;
     h.flags = KN_F_ROLE_C2S | KN_F_FRESH;
@@ -123,6 +129,9 @@ int main(int argc, char **argv)
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
     size_t plen = argc > 2 ? strtoul(argv[2], NULL, 10) : 120;
     kn_log_init("bench", KN_LOG_ERR);
+    endpoint = getenv("KILN_BENCH_IO_ENDPOINT");
+    if (endpoint == NULL || *endpoint == '\0')
+        endpoint = ENDPOINT_DEFAULT;
     pthread_t rt;
     pthread_create(&rt, NULL, router_thread, NULL);
     while (!router_ready)
@@ -150,10 +159,18 @@ int main(int argc, char **argv)
     e.to_len = strlen(e.to);
     kn_buf_t eb = KN_BUF_INIT;
     kn_env_encode(&e, &eb);
-    /* Warm-up: wait until one envelope makes it through. */
-    zmq_send(tx, eb.data, eb.len, ZMQ_SNDMORE);
-    zmq_send(tx, payload, plen, 0);
-    recv_drop(rx);
+    /* Warm-up: wait until one envelope makes it through. rx's
+     * SESSION_UP and tx's message travel on two connections: until the
+     * session is known the message bounces back to tx, so try again. */
+    for (;;) {
+        zmq_send(tx, eb.data, eb.len, ZMQ_SNDMORE);
+        zmq_send(tx, payload, plen, 0);
+        zmq_pollitem_t pi = {rx, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&pi, 1, 200) == 1) {
+            recv_drop(rx);
+            break;
+        }
+    }
     recv_arg_t ra = {rx, n, 0};
     pthread_t rct;
     pthread_create(&rct, NULL, receiver, &ra);

@@ -184,12 +184,20 @@ typedef struct load_srv_sample {
     uint64_t cpu_us;  /* sum of utime + stime */
     size_t nprocs;    /* processes found alive */
     uint64_t cpu_pid_us[LOAD_MAX_PIDS]; /* per --server-pids entry */
+    /* per --server-pids entry (same order): utime and stime, µs */
+    uint64_t user_us[LOAD_MAX_PIDS], sys_us[LOAD_MAX_PIDS];
 } load_srv_sample_t;
 
 /* Resolve the server pids from --server-pids / --server-pidfile-glob into
  * opts (at start, so a pidfile written late is still read once). */
 void load_proc_resolve(load_opts_t *opts);
 void load_proc_sample(const load_opts_t *opts, load_srv_sample_t *s);
+/* On stderr, one line per server pid: "STEPCPU step=K pid=P user_us=U
+ * sys_us=S" for the CPU used between s0 and s1 (tests/bench/path_ab.sh
+ * splits the server CPU per message by process and user/kernel). */
+void load_proc_print_split(const load_opts_t *opts, size_t step,
+                           const load_srv_sample_t *s0,
+                           const load_srv_sample_t *s1);
 
 /* Scenarios (load_scen_*.c): parent-side drivers; return the exit status
  * (0 success, 1 failure or loss, 2 usage or refused logins). */

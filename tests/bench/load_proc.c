@@ -5,6 +5,7 @@
  * CPU figures are meaningful over steps of seconds).
  */
 #include <glob.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,7 @@ static int proc_rss(pid_t pid, uint64_t *kib)
     return 0;
 }
 
-static int proc_cpu(pid_t pid, uint64_t *us)
+static int proc_cpu(pid_t pid, uint64_t *us, uint64_t *user, uint64_t *sys)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -76,7 +77,10 @@ static int proc_cpu(pid_t pid, uint64_t *us)
                &ut, &st) != 2)
         return -1;
     long hz = sysconf(_SC_CLK_TCK);
-    *us = (ut + st) * 1000000ull / (uint64_t)(hz > 0 ? hz : 100);
+    uint64_t div = (uint64_t)(hz > 0 ? hz : 100);
+    *us = (ut + st) * 1000000ull / div;
+    *user = ut * 1000000ull / div;
+    *sys = st * 1000000ull / div;
     return 0;
 }
 
@@ -86,11 +90,24 @@ void load_proc_sample(const load_opts_t *opts, load_srv_sample_t *s)
     for (size_t i = 0; i < opts->nserver_pids; i++) {
         uint64_t rss, cpu;
         if (proc_rss(opts->server_pids[i], &rss) < 0 ||
-            proc_cpu(opts->server_pids[i], &cpu) < 0)
+            proc_cpu(opts->server_pids[i], &cpu, &s->user_us[i],
+                     &s->sys_us[i]) < 0)
             continue;
         s->rss_kib += rss;
         s->cpu_us += cpu;
         s->cpu_pid_us[i] = cpu;
         s->nprocs++;
     }
+}
+
+void load_proc_print_split(const load_opts_t *opts, size_t step,
+                           const load_srv_sample_t *s0,
+                           const load_srv_sample_t *s1)
+{
+    for (size_t i = 0; i < opts->nserver_pids; i++)
+        fprintf(stderr,
+                "STEPCPU step=%zu pid=%d user_us=%" PRIu64 " sys_us=%" PRIu64
+                "\n",
+                step, (int)opts->server_pids[i],
+                s1->user_us[i] - s0->user_us[i], s1->sys_us[i] - s0->sys_us[i]);
 }

@@ -78,6 +78,7 @@ int load_scen_step(load_parent_t *p, const load_opts_t *o, uint32_t step,
         return -1;
     load_proc_sample(o, &s1);
     r->cpu_us = s1.cpu_us - s0.cpu_us;
+    load_proc_print_split(o, step, &s0, &s1);
     r->delivered_ps = (double)r->c.recv_window / o->step_seconds;
     r->sent_ps = (double)r->c.sent / o->step_seconds;
     r->lost = r->expected > r->c.recv ? r->expected - r->c.recv : 0;

@@ -384,6 +384,85 @@ START_TEST(archiving_stays_on_while_archiver_is_lost)
 }
 END_TEST
 
+static int armed;
+static void arm(void *ud)
+{
+    ck_assert_ptr_eq(ud, &armed);
+    armed++;
+}
+
+/* R-PERF (issue 15) / issue 11: the archive copies go to the archiver in
+ * batches: held until router_mam_flush (the I/O layer's timer), in
+ * order, and never behind something else sent to the archiver's node. */
+START_TEST(deferred_copies_batched_in_order_XEP_0313)
+{
+    router_mam_defer(r, arm, &armed);
+    armed = 0;
+    reg_archiver();
+    sess_up("c2s-b", ib, 2, "b@localhost/x", false);
+    msg("c2s-a", KN_F_ARCHIVE_OK, "a@localhost/p", "b@localhost", 0, M("d1"));
+    ck_assert_int_eq(nout, 1); /* the delivery only */
+    ck_assert_str_eq(outs[0].node, "c2s-b");
+    uint64_t id1 = sid_of(outs[0].payload);
+    ck_assert_int_eq(armed, 1);
+    msg("c2s-a", KN_F_ARCHIVE_OK, "a@localhost/p", "b@localhost", 0, M("d2"));
+    ck_assert_int_eq(nout, 1);
+    uint64_t id2 = sid_of(outs[0].payload);
+    ck_assert_int_eq(armed, 1); /* armed once per batch */
+    nout = 0;
+    router_mam_flush(r);
+    ck_assert_int_eq(nout, 2);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert_uint_eq(outs[0].ack_id, id1);
+    ck_assert_str_eq(outs[0].payload, M("d1"));
+    ck_assert_str_eq(outs[1].node, "presenced");
+    ck_assert_uint_eq(outs[1].ack_id, id2);
+    ck_assert(outs[1].flags & KN_F_ARCHIVE);
+    nout = 0;
+    router_mam_flush(r); /* nothing left */
+    ck_assert_int_eq(nout, 0);
+
+    /* anything else for the archiver's node flushes the batch first */
+    msg("c2s-a", KN_F_ARCHIVE_OK, "a@localhost/p", "b@localhost", 0, M("d3"));
+    ck_assert_int_eq(armed, 2);
+    uint64_t id3 = sid_of(outs[0].payload);
+    kn_env_t q = {0};
+    q.kind = KN_ENV_STANZA;
+    q.stanza = KN_ENV_ST_IQ;
+    q.from = "a@localhost/p";
+    q.from_len = strlen(q.from);
+    router_payload_t qp = {"<iq/>", 5, NULL};
+    nout = 0;
+    router_emit(r, r->nodes[ip], &q, &qp);
+    ck_assert_int_eq(nout, 2);
+    ck_assert_uint_eq(outs[0].ack_id, id3);
+    ck_assert_str_eq(outs[1].payload, "<iq/>");
+
+    /* queued copies of an archiver that registers again: sent once, with
+     * every unacknowledged copy, in order */
+    msg("c2s-a", KN_F_ARCHIVE_OK, "a@localhost/p", "b@localhost", 0, M("d4"));
+    reg_archiver();
+    ck_assert_int_eq(nout, 4);
+    ck_assert_str_eq(outs[0].payload, M("d1"));
+    ck_assert_str_eq(outs[3].payload, M("d4"));
+    nout = 0;
+    router_mam_flush(r);
+    ck_assert_int_eq(nout, 0);
+
+    /* acknowledged copies leave the queue too */
+    msg("c2s-a", KN_F_ARCHIVE_OK, "a@localhost/p", "b@localhost", 0, M("d5"));
+    uint64_t id5 = sid_of(outs[0].payload);
+    kn_env_t a = {0};
+    a.kind = KN_ENV_ACK;
+    a.flags = KN_F_ARCHIVE;
+    a.ack_id = id5;
+    in("presenced", &a, NULL);
+    nout = 0;
+    router_mam_flush(r);
+    ck_assert_int_eq(nout, 0);
+}
+END_TEST
+
 START_TEST(sid_insert_forms)
 {
     kn_buf_t b = KN_BUF_INIT;
@@ -414,6 +493,7 @@ int main(void)
     tcase_add_test(tc, archive_copy_and_stanza_id_XEP_0359);
     tcase_add_test(tc, retained_until_acked_and_resent_on_register);
     tcase_add_test(tc, archiving_stays_on_while_archiver_is_lost);
+    tcase_add_test(tc, deferred_copies_batched_in_order_XEP_0313);
     tcase_add_test(tc, sid_insert_forms);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

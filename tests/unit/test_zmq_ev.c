@@ -208,7 +208,9 @@ START_TEST(batch_bound_per_iteration)
     ck_assert_uint_le(max, 256);
     ck_assert_uint_eq(max, 256);
     ck_assert_uint_ge(busy, 10000 / 256);
-    ck_assert_uint_ge(rs.iters, busy);
+    /* The last batch may come from the prepare hook of an iteration the
+     * loop then leaves at once (ev_break), before its ev_check. */
+    ck_assert_uint_ge(rs.iters + 1, busy);
     ev_check_stop(p.loop, &counter);
     kn_zmq_ev_free(&w);
     pair_close(&p);
