@@ -29,6 +29,8 @@ from test_01_stream import Raw
 PW = "pw-l30-secret"
 TOP = os.path.join(os.path.dirname(__file__), "..", "..")
 WINDOW = 8  # auth_lockout_window of deploy/dev/kiln.conf.in
+USER_FAILURES = 6  # auth_lockout_user_failures
+ADDR_FAILURES = 20  # auth_lockout_addr_failures
 
 
 def raw_from(live, node, src):
@@ -127,30 +129,31 @@ def fail2ban_regex():
 def test_account_lockout_across_nodes_and_window_end(live, make_user):
     user = make_user("l30acct", PW)
     marks = {n: live.log_mark(n) for n in ("c2s-a", "c2s-b")}
-    # Three wrong passwords at once, from three addresses, on both nodes:
-    # the per-address delay does not add up, the account count does.
-    guess = [raw_from(live, "c2s-a", "127.0.30.1"),
-             raw_from(live, "c2s-b", "127.0.30.2"),
-             raw_from(live, "c2s-a", "127.0.30.3")]
+    # USER_FAILURES wrong passwords at once, from as many addresses, on
+    # both nodes: the per-address delay does not add up, the account
+    # count does.
+    srcs = ["127.0.30.%d" % (i + 1) for i in range(USER_FAILURES)]
+    guess = [raw_from(live, ("c2s-a", "c2s-b")[i % 2], src)
+             for i, src in enumerate(srcs)]
     for r in guess:
         send_plain(r, user, "wrong")
     for r in guess:
         out = sasl_answer(r)
         assert "<not-authorized/>" in out, out
-    # The right password from a fourth address, on node b: refused
+    # The right password from another address, on node b: refused
     # unchecked, with a text saying for how long.
-    r = raw_from(live, "c2s-b", "127.0.30.4")
+    r = raw_from(live, "c2s-b", "127.0.30.9")
     send_plain(r, user, PW)
     first = sasl_answer(r)
     assert locked(first), first
-    live.wait_log("c2s-b", "auth locked user=%s@localhost addr=127.0.30.4 "
+    live.wait_log("c2s-b", "auth locked user=%s@localhost addr=127.0.30.9 "
                   "mech=PLAIN" % user, since=marks["c2s-b"])
-    # The lock-out started once, on the node that counted the third.
+    # The lock-out started once, on the node that counted the last.
     text = (live.procs["c2s-a"].text(since=marks["c2s-a"]) +
             live.procs["c2s-b"].text(since=marks["c2s-b"]))
     assert text.count("auth lockout user=%s@localhost" % user) == 1, text
-    assert "scope=account failures=3 window=8s" in text, text
-    for src in ("127.0.30.1", "127.0.30.2", "127.0.30.3"):
+    assert "scope=account failures=%d window=8s" % USER_FAILURES in text, text
+    for src in srcs:
         assert ("auth failure user=%s@localhost addr=%s mech=PLAIN"
                 % (user, src)) in text, text
     # The window ends: the same stream logs in and binds.
@@ -163,21 +166,29 @@ def test_account_lockout_across_nodes_and_window_end(live, make_user):
 
 def test_address_lockout_spares_other_addresses(live, make_user):
     user = make_user("l30addr", PW)
-    mark = live.log_mark("c2s-a")
-    # Eight unknown accounts (each below the per-account threshold) from
-    # one address, spread over both nodes.
+    marks = {n: live.log_mark(n) for n in ("c2s-a", "c2s-b")}
+    mark = marks["c2s-a"]
+    # ADDR_FAILURES unknown accounts (each below the per-account
+    # threshold) from one address, spread over both nodes.
     guess = [raw_from(live, ("c2s-a", "c2s-b")[i % 2], "127.0.30.20")
-             for i in range(8)]
+             for i in range(ADDR_FAILURES)]
     for i, r in enumerate(guess):
         send_plain(r, "l30ghost%d" % i, "wrong")
-    for r in guess:
-        out = sasl_answer(r)
-        assert "<not-authorized/>" in out, out
-    # That address is locked out, even with a right password ...
+    # Once the lock-out is logged (the failures' answers come later, each
+    # after the address's growing failure delay) that address is locked
+    # out, even with a right password ...
+    deadline = time.monotonic() + 30
+    while not any("addr=127.0.30.20 scope=address" in
+                  live.procs[n].text(since=marks[n]) for n in marks):
+        assert time.monotonic() < deadline, "no address lock-out logged"
+        time.sleep(0.05)
     r = raw_from(live, "c2s-a", "127.0.30.20")
     send_plain(r, user, PW)
     out = sasl_answer(r)
     assert locked(out), out
+    for g in guess:
+        out = sasl_answer(g)
+        assert "<not-authorized/>" in out, out
     live.wait_log("c2s-a", "auth locked user=%s@localhost addr=127.0.30.20"
                   % user, since=mark)
     # ... another address is not, and its session works.
