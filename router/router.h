@@ -42,8 +42,21 @@ typedef struct router_node {
     uint32_t boot;    /* the node's boot id (HELLO seq) */
     double last_seen; /* router clock, seconds */
     size_t nsessions;
+    /* Link sequences (kn_env_t.link) of its data frames: the highest we
+     * routed, and the value acknowledged in our next HEARTBEAT (what we
+     * had routed one period before: those frames are out of our socket). */
+    uint64_t link_rx;
+    uint64_t link_ack;
     UT_hash_handle hh; /* r->nodes_by_name */
 } router_node_t;
+
+/* A node a standby router heard from (HELLO/HEARTBEAT): on taking over,
+ * it tells each at once to HELLO. */
+typedef struct router_peer {
+    char name[ROUTER_NODE_NAME_MAX];
+    double last_seen;
+    UT_hash_handle hh;
+} router_peer_t;
 
 struct router_sess {
     char *full;      /* key: prepared full JID, NUL-terminated */
@@ -112,6 +125,18 @@ struct router {
     uint32_t boot;       /* our boot id, sent in HELLO/HEARTBEAT */
     double node_timeout; /* seconds */
     double warm_until;   /* holding stanzas until nodes re-sync */
+    double warm_s;       /* warm-up length after a start or a takeover */
+    /* Hot standby (router_lease.h): while standby the router keeps no
+     * table, routes nothing and answers nodes with KN_F_STANDBY. epoch is
+     * the fencing token every HELLO/HEARTBEAT carries (0: no lease). */
+    bool standby;
+    uint64_t epoch;
+    router_peer_t *peers;
+    uint64_t standby_dropped; /* frames a standby refused */
+    /* (origin node index << 48) | link seq of the data frame being
+     * handled, 0 otherwise: stamped on every frame it causes. */
+    uint64_t cur_link;
+    uint64_t link_dups; /* resent frames already routed: dropped */
     router_node_t *nodes[ROUTER_MAX_NODES];
     router_node_t *nodes_by_name;
     router_sess_t *sessions;
@@ -155,6 +180,18 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
  * for longer than node_timeout. Call every heartbeat period. */
 void router_tick(router_t *r, double now);
 
+/* The lease was taken (epoch): start acting with an empty table, hold
+ * stanzas for the warm-up (until every node we heard of as a standby has
+ * re-announced, at most warm_s), and tell each of those nodes to HELLO. */
+void router_become_active(router_t *r, uint64_t epoch, double now);
+/* Node names from Redis's `nodes` hash after a takeover: those we have
+ * not heard of are asked to HELLO too (not waited for). */
+void router_wake_names(router_t *r, const char *const *names, size_t nnames,
+                       double now);
+/* The lease is lost: stop acting at once, forget the table without
+ * telling anyone but the nodes (KN_F_STANDBY), write nothing more. */
+void router_become_standby(router_t *r, double now);
+
 /* ---- router_node.c ---- */
 router_node_t *router_node_by_name(router_t *r, const char *name, size_t len);
 void router_node_hello(router_t *r, const char *name, size_t len,
@@ -162,6 +199,11 @@ void router_node_hello(router_t *r, const char *name, size_t len,
 void router_node_heartbeat(router_t *r, const char *name, size_t len,
                            const kn_env_t *env, double now);
 void router_node_lost(router_t *r, router_node_t *n, kn_env_reason_t why);
+/* Send n a HELLO/HEARTBEAT with flags, our boot id and our epoch (and, in
+ * a HEARTBEAT, its acknowledged link sequence). n may be a stack copy
+ * holding only a name. */
+void router_node_send_ctl(router_t *r, const router_node_t *n,
+                          kn_env_kind_t kind, uint16_t flags);
 /* Heartbeat every live node; declare lost the silent ones. */
 void router_tick_nodes(router_t *r, double now);
 

@@ -53,10 +53,15 @@ static void node_drop_sessions(router_t *r, router_node_t *n,
     n->nsessions = 0;
 }
 
-static void node_send_ctl(router_t *r, const router_node_t *n,
+void router_node_send_ctl(router_t *r, const router_node_t *n,
                           kn_env_kind_t kind, uint16_t flags)
 {
+    uint64_t t[KN_LINK_T_COUNT];
+    t[KN_LINK_T_EPOCH] = r->epoch;
+    t[KN_LINK_T_ACKED] = kind == KN_ENV_HEARTBEAT ? n->link_ack : 0;
     kn_env_t e = {0};
+    e.ntargets = KN_LINK_T_COUNT;
+    e.targets = t;
     e.kind = kind;
     e.flags = flags;
     e.seq = r->boot;
@@ -95,6 +100,7 @@ void router_node_hello(router_t *r, const char *name, size_t len,
                     n->nsessions);
         node_drop_sessions(r, n, KN_ENV_REASON_NODE_LOST);
         router_unregister_node(r, n->index);
+        n->link_rx = n->link_ack = 0; /* a new run numbers from scratch */
     }
     n->roles = env->flags & ROLE_MASK;
     n->boot = env->seq;
@@ -103,7 +109,7 @@ void router_node_hello(router_t *r, const char *name, size_t len,
     n->last_seen = now;
     kn_log_info("node %s is up (index %u%s)", n->name, n->index,
                 env->flags & KN_F_FRESH ? ", fresh" : "");
-    node_send_ctl(r, n, KN_ENV_HELLO, KN_F_ACK);
+    router_node_send_ctl(r, n, KN_ENV_HELLO, KN_F_ACK);
     router_redis_node_alive(r, n);
 }
 
@@ -119,7 +125,7 @@ void router_node_heartbeat(router_t *r, const char *name, size_t len,
             return;
         memcpy(tmp.name, name, len);
         tmp.index = n ? n->index : 0;
-        node_send_ctl(r, n ? n : &tmp, KN_ENV_HELLO, KN_F_REHELLO);
+        router_node_send_ctl(r, n ? n : &tmp, KN_ENV_HELLO, KN_F_REHELLO);
         return;
     }
     n->last_seen = now;
@@ -149,6 +155,7 @@ void router_tick_nodes(router_t *r, double now)
             router_node_lost(r, n, KN_ENV_REASON_NODE_LOST);
             continue;
         }
-        node_send_ctl(r, n, KN_ENV_HEARTBEAT, 0);
+        router_node_send_ctl(r, n, KN_ENV_HEARTBEAT, 0);
+        n->link_ack = n->link_rx;
     }
 }

@@ -43,10 +43,12 @@ static void rr_reply(kn_redis_t *rc, redisReply *reply, int err, void *arg)
         kn_log_warn("redis: %s", reply->str);
 }
 
+/* A standby writes nothing: the table in Redis is the active router's. */
 static kn_redis_t *rr_conn(router_t *r)
 {
     router_redis_t *rr = r->redis;
-    return rr != NULL && kn_redis_is_connected(rr->rc) ? rr->rc : NULL;
+    return rr != NULL && !r->standby && kn_redis_is_connected(rr->rc) ? rr->rc
+                                                                      : NULL;
 }
 
 void router_redis_sess_up(router_t *r, const router_sess_t *s)
@@ -100,6 +102,8 @@ void router_redis_node_lost(router_t *r, const router_node_t *n)
 static void rr_rewrite(router_redis_t *rr)
 {
     router_t *r = rr->r;
+    if (r->standby)
+        return;
     size_t count = 0;
     router_node_t *n, *ntmp;
     HASH_ITER(hh, r->nodes_by_name, n, ntmp)
@@ -178,4 +182,115 @@ void router_redis_free(router_redis_t **rrp)
 size_t router_redis_pending(const router_redis_t *rr)
 {
     return rr != NULL ? kn_redis_pending(rr->rc) : 0;
+}
+
+/* ---- the lease (router_lease.h) ---- */
+
+/* Take the lease if nobody holds it; the epoch is raised with INCR and
+ * kept at least at Redis's clock in ms, so it never goes back, even
+ * after Redis restarted empty. */
+static const char lease_acquire_lua[] =
+    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then "
+    "local t = redis.call('TIME') "
+    "local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "local e = redis.call('INCR', KEYS[2]) "
+    "if e < ms then e = ms redis.call('SET', KEYS[2], string.format('%d', e)) "
+    "end "
+    "redis.call('SET', KEYS[1], ARGV[1] .. '|' .. string.format('%d', e), "
+    "'PX', ARGV[2]) "
+    "return e end return 0";
+static const char lease_renew_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+static const char lease_release_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('DEL', KEYS[1]) end return 0";
+
+typedef struct lease_req {
+    router_redis_lease_cb cb;
+    void *ud;
+    uint64_t id;
+} lease_req_t;
+
+static void rr_lease_reply(kn_redis_t *rc, redisReply *reply, int err,
+                           void *arg)
+{
+    lease_req_t *q = arg;
+    (void)rc;
+    bool failed = err != 0 || reply == NULL;
+    if (!failed && reply->type == REDIS_REPLY_ERROR) {
+        kn_log_warn("redis lease script: %s", reply->str);
+        failed = true;
+    }
+    long long v =
+        !failed && reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
+    q->cb(q->ud, q->id, failed, v > 0, v > 0 ? (uint64_t)v : 0);
+    free(q);
+}
+
+void router_redis_lease(router_redis_t *rr, router_lease_req_t req, uint64_t id,
+                        const char *name, uint64_t epoch, long long lease_ms,
+                        router_redis_lease_cb cb, void *ud)
+{
+    if (rr == NULL || !kn_redis_is_connected(rr->rc)) {
+        cb(ud, id, true, false, 0);
+        return;
+    }
+    lease_req_t *q = kn_calloc(1, sizeof(*q));
+    q->cb = cb;
+    q->ud = ud;
+    q->id = id;
+    if (req == ROUTER_LEASE_ACQUIRE)
+        kn_redis_command(rr->rc, rr_lease_reply, q,
+                         "EVAL %s 2 router:lease router:epoch %s %lld",
+                         lease_acquire_lua, name, lease_ms);
+    else
+        kn_redis_command(rr->rc, rr_lease_reply, q,
+                         "EVAL %s 1 router:lease %s|%llu %lld", lease_renew_lua,
+                         name, (unsigned long long)epoch, lease_ms);
+}
+
+void router_redis_lease_release(router_redis_t *rr, const char *name,
+                                uint64_t epoch)
+{
+    if (rr == NULL || !kn_redis_is_connected(rr->rc))
+        return;
+    kn_redis_command(rr->rc, rr_reply, NULL, "EVAL %s 1 router:lease %s|%llu",
+                     lease_release_lua, name, (unsigned long long)epoch);
+}
+
+typedef struct names_req {
+    router_t *r;
+    uint64_t epoch;
+    double now;
+} names_req_t;
+
+static void rr_names_reply(kn_redis_t *rc, redisReply *reply, int err,
+                           void *arg)
+{
+    names_req_t *q = arg;
+    (void)rc;
+    if (err == 0 && reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+        !q->r->standby && q->r->epoch == q->epoch) {
+        size_t n = reply->elements < 4096 ? reply->elements : 4096;
+        const char **names = kn_calloc(n + 1, sizeof(*names));
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (reply->element[i]->type == REDIS_REPLY_STRING)
+                names[k++] = reply->element[i]->str;
+        router_wake_names(q->r, names, k, q->now);
+        free(names);
+    }
+    free(q);
+}
+
+void router_redis_wake_nodes(router_redis_t *rr, double now)
+{
+    if (rr == NULL || !kn_redis_is_connected(rr->rc))
+        return;
+    names_req_t *q = kn_calloc(1, sizeof(*q));
+    q->r = rr->r;
+    q->epoch = rr->r->epoch;
+    q->now = now;
+    kn_redis_command(rr->rc, rr_names_reply, q, "HKEYS nodes");
 }
