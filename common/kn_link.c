@@ -78,6 +78,7 @@ typedef struct link_ep {
     kn_zmq_ev_t *w;
     uint64_t epoch; /* last epoch it told us */
     bool active;    /* it said it holds the lease (or has none) */
+    bool told;      /* logged that it is a standby */
     double last_rx; /* ev_now of its last HELLO/HEARTBEAT */
 } link_ep_t;
 
@@ -404,10 +405,14 @@ static bool link_router_state(kn_link_t *l, link_ep_t *ep, const kn_env_t *env)
     ep->epoch = epoch;
     ep->active = (env->flags & KN_F_STANDBY) == 0;
     if (!ep->active) {
+        if (!ep->told)
+            kn_log_info("router %s is standby", ep->endpoint);
+        ep->told = true;
         if (l->cur == ep->idx)
             link_drop_cur(l, "is standby (it holds no lease)");
         return false;
     }
+    ep->told = false;
     if (epoch < l->max_epoch) {
         if (env->kind == KN_ENV_HELLO || l->beats % 16 == 0)
             kn_log_warn("router %s claims epoch %llu, older than %llu: "

@@ -79,9 +79,14 @@ void router_lease_reply(router_lease_t *rl, uint64_t id, bool err, bool ok,
             rl->state = ROUTER_LEASE_ACTIVE;
             rl->epoch = epoch;
             rl->expires = rl->sent_at + rl->lease_s;
+            rl->told_standby = false;
             kn_log_info("lease: acquired, epoch %llu",
                         (unsigned long long)epoch);
             return;
+        }
+        if (!err && !ok && !rl->told_standby) {
+            rl->told_standby = true;
+            kn_log_info("lease: held by another router: standby");
         }
         rl->next_try = now + RETRY_EVERY(rl);
         return;

@@ -46,6 +46,7 @@ typedef struct router_lease {
     router_lease_req_t in_flight;
     double sent_at; /* when the request in flight was sent */
     uint64_t lost;  /* times we were active and stopped */
+    bool told_standby; /* logged that another router holds it */
 } router_lease_t;
 
 /* lease_ms 0: OFF. */
