@@ -46,16 +46,20 @@ static void router_stop(void *arg)
 static const kn_daemon_drain_ops_t router_drain_ops = {router_stop,
                                                        router_pending};
 
+static bool lease_still(uint64_t epoch)
+{
+    return g_lease.state == ROUTER_LEASE_ACTIVE && g_lease.epoch == epoch;
+}
+
 /* Act on a change of the lease state. */
 static void lease_follow(bool was_active, double now)
 {
     bool active = router_lease_active(&g_lease);
-    if (active && !was_active) {
-        router_become_active(g_router, g_lease.epoch, now);
-        router_redis_wake_nodes(g_redis, now);
-    } else if (!active && was_active) {
+    if (active && !was_active)
+        router_redis_takeover(g_redis, g_router, g_lease.epoch, now,
+                              lease_still);
+    else if (!active && was_active)
         router_become_standby(g_router, now);
-    }
 }
 
 static void on_lease_reply(void *ud, uint64_t id, bool err, bool ok,

@@ -207,35 +207,21 @@ static void standby_handle(router_t *r, const char *from_name, size_t from_len,
         send_to_name(r, p->name, env->kind, KN_F_STANDBY);
 }
 
-void router_wake_names(router_t *r, const char *const *names, size_t nnames,
-                       double now)
-{
-    if (r->standby)
-        return;
-    for (size_t i = 0; i < nnames; i++) {
-        size_t len = strlen(names[i]);
-        router_peer_t *p = NULL;
-        HASH_FIND(hh, r->peers, names[i], len, p);
-        if (p != NULL || router_node_by_name(r, names[i], len) != NULL)
-            continue;
-        if ((p = peer_touch(r, names[i], len, now)) == NULL)
-            continue;
-        p->last_seen = 0; /* known from Redis only: not waited for */
-        send_to_name(r, p->name, KN_ENV_HELLO, KN_F_REHELLO);
-    }
-}
-
 void router_become_active(router_t *r, uint64_t epoch, double now)
 {
     r->standby = false;
     r->epoch = epoch;
     router_clear(r);
     r->warm_until = now + (r->warm_s > 0 ? r->warm_s : 1.0);
+}
+
+void router_wake_peers(router_t *r, double now)
+{
     size_t told = 0;
     router_peer_t *p, *ptmp;
     HASH_ITER(hh, r->peers, p, ptmp)
     {
-        if (p->last_seen > 0 && now - p->last_seen > r->node_timeout) {
+        if (now - p->last_seen > r->node_timeout) {
             HASH_DEL(r->peers, p);
             free(p);
             continue;
@@ -245,7 +231,7 @@ void router_become_active(router_t *r, uint64_t epoch, double now)
     }
     kn_log_warn("taking over as the active router (epoch %llu): %zu nodes "
                 "asked to HELLO",
-                (unsigned long long)epoch, told);
+                (unsigned long long)r->epoch, told);
 }
 
 void router_become_standby(router_t *r, double now)
@@ -277,8 +263,6 @@ static bool warm_all_synced(router_t *r)
     router_peer_t *p, *ptmp;
     HASH_ITER(hh, r->peers, p, ptmp)
     {
-        if (p->last_seen == 0)
-            continue;
         router_node_t *n = router_node_by_name(r, p->name, strlen(p->name));
         if (n == NULL || !n->alive || !n->synced)
             return false;

@@ -39,6 +39,8 @@ typedef struct router_node {
     uint16_t roles; /* KN_F_ROLE_* */
     bool alive;
     bool synced;      /* finished re-announcing after our start */
+    bool restored;    /* taken from Redis at a takeover, sessions too: they
+                       * go unless it HELLOs (same boot) and re-announces */
     uint32_t boot;    /* the node's boot id (HELLO seq) */
     double last_seen; /* router clock, seconds */
     size_t nsessions;
@@ -63,8 +65,9 @@ struct router_sess {
     size_t bare_len; /* full[0..bare_len) is the bare JID */
     uint64_t conn;   /* owning connection; node = kn_conn_node(conn) */
     int16_t prio;
-    bool avail;   /* has sent available presence */
-    bool carbons; /* XEP-0280 enabled (router_carbons.c) */
+    bool avail;    /* has sent available presence */
+    bool carbons;  /* XEP-0280 enabled (router_carbons.c) */
+    bool restored; /* from Redis at a takeover, not re-announced yet */
     struct router_bare *bare;
     char *sm_id;                     /* XEP-0198 resumption id, or NULL */
     uint64_t moving_to;              /* resuming on this connection, or 0 */
@@ -180,14 +183,14 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
  * for longer than node_timeout. Call every heartbeat period. */
 void router_tick(router_t *r, double now);
 
-/* The lease was taken (epoch): start acting with an empty table, hold
- * stanzas for the warm-up (until every node we heard of as a standby has
- * re-announced, at most warm_s), and tell each of those nodes to HELLO. */
+/* The lease was taken (epoch): start acting with an empty table (then
+ * router_node_restore/router_sess_restore from Redis), hold stanzas for
+ * the warm-up (until every node we heard of as a standby has
+ * re-announced, at most warm_s); router_wake_peers then tells each of
+ * those nodes to HELLO. */
 void router_become_active(router_t *r, uint64_t epoch, double now);
-/* Node names from Redis's `nodes` hash after a takeover: those we have
- * not heard of are asked to HELLO too (not waited for). */
-void router_wake_names(router_t *r, const char *const *names, size_t nnames,
-                       double now);
+void router_wake_peers(router_t *r, double now);
+
 /* The lease is lost: stop acting at once, forget the table without
  * telling anyone but the nodes (KN_F_STANDBY), write nothing more. */
 void router_become_standby(router_t *r, double now);
@@ -206,6 +209,19 @@ void router_node_send_ctl(router_t *r, const router_node_t *n,
                           kn_env_kind_t kind, uint16_t flags);
 /* Heartbeat every live node; declare lost the silent ones. */
 void router_tick_nodes(router_t *r, double now);
+
+/* After a takeover, the previous router's table from Redis: a node it
+ * knew (name, index, boot id; skipped if a node of that name or index is
+ * known already) and each of its sessions. Nothing is copied to the
+ * session-event nodes (they know them). A restored node that does not
+ * HELLO within node_timeout is lost as usual (its sessions end with
+ * node_lost); one that does, with the same boot id, keeps them until its
+ * SYNCED, when those it did not re-announce end (they ended while no
+ * router listened). */
+router_node_t *router_node_restore(router_t *r, const char *name,
+                                   uint16_t index, uint32_t boot, double now);
+void router_sess_restore(router_t *r, const char *full, uint64_t conn,
+                         int16_t prio, bool avail);
 
 /* ---- router_table.c ---- */
 router_sess_t *router_sess_find(router_t *r, const char *full, size_t len);

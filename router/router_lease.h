@@ -44,8 +44,8 @@ typedef struct router_lease {
     uint64_t epoch;  /* ACTIVE: ours; else the last we held (0: none) */
     uint64_t req_id; /* id of the request in flight */
     router_lease_req_t in_flight;
-    double sent_at; /* when the request in flight was sent */
-    uint64_t lost;  /* times we were active and stopped */
+    double sent_at;    /* when the request in flight was sent */
+    uint64_t lost;     /* times we were active and stopped */
     bool told_standby; /* logged that another router holds it */
 } router_lease_t;
 

@@ -101,6 +101,7 @@ void router_node_hello(router_t *r, const char *name, size_t len,
         node_drop_sessions(r, n, KN_ENV_REASON_NODE_LOST);
         router_unregister_node(r, n->index);
         n->link_rx = n->link_ack = 0; /* a new run numbers from scratch */
+        n->restored = false;
     }
     n->roles = env->flags & ROLE_MASK;
     n->boot = env->seq;
@@ -111,6 +112,46 @@ void router_node_hello(router_t *r, const char *name, size_t len,
                 env->flags & KN_F_FRESH ? ", fresh" : "");
     router_node_send_ctl(r, n, KN_ENV_HELLO, KN_F_ACK);
     router_redis_node_alive(r, n);
+}
+
+router_node_t *router_node_restore(router_t *r, const char *name,
+                                   uint16_t index, uint32_t boot, double now)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len >= ROUTER_NODE_NAME_MAX || index == 0 ||
+        index >= ROUTER_MAX_NODES || r->nodes[index] != NULL ||
+        router_node_by_name(r, name, len) != NULL)
+        return NULL;
+    router_node_t *n = kn_calloc(1, sizeof(*n));
+    memcpy(n->name, name, len);
+    n->index = index;
+    n->boot = boot;
+    n->alive = true;
+    n->restored = true;
+    n->last_seen = now;
+    r->nodes[index] = n;
+    HASH_ADD(hh, r->nodes_by_name, name, len, n);
+    return n;
+}
+
+/* The node finished re-announcing: what was restored from Redis and not
+ * re-announced has ended. */
+static void node_drop_restored(router_t *r, router_node_t *n)
+{
+    n->restored = false;
+    size_t gone = 0;
+    router_sess_t *s, *tmp;
+    HASH_ITER(hh, r->sessions, s, tmp)
+    {
+        if (s->restored && kn_conn_node(s->conn) == n->index) {
+            router_sess_remove(r, s, KN_ENV_REASON_DROPPED);
+            gone++;
+        }
+    }
+    if (gone > 0)
+        kn_log_info("node %s: %zu sessions from Redis were not re-announced: "
+                    "ended",
+                    n->name, gone);
 }
 
 void router_node_heartbeat(router_t *r, const char *name, size_t len,
@@ -129,8 +170,11 @@ void router_node_heartbeat(router_t *r, const char *name, size_t len,
         return;
     }
     n->last_seen = now;
-    if (env->flags & KN_F_SYNCED)
+    if (env->flags & KN_F_SYNCED) {
         n->synced = true;
+        if (n->restored)
+            node_drop_restored(r, n);
+    }
     router_redis_node_alive(r, n);
 }
 

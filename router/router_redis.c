@@ -20,6 +20,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kn_log.h"
@@ -259,38 +260,106 @@ void router_redis_lease_release(router_redis_t *rr, const char *name,
                      lease_release_lua, name, (unsigned long long)epoch);
 }
 
-typedef struct names_req {
+/* The previous router's table, in one round trip: for each node in
+ * `nodes` whose liveness key has not expired, its name, index, boot id,
+ * and its sessions (full JID, "node|conn|prio|avail"). */
+static const char restore_lua[] =
+    "local out = {} "
+    "local nodes = redis.call('HGETALL', 'nodes') "
+    "for i = 1, #nodes, 2 do "
+    "local name = nodes[i] "
+    "local boot = redis.call('GET', 'node:' .. name .. ':alive') "
+    "if boot then "
+    "local fulls = redis.call('SMEMBERS', 'node:' .. name .. ':sessions') "
+    "out[#out + 1] = name out[#out + 1] = nodes[i + 1] "
+    "out[#out + 1] = boot out[#out + 1] = tostring(#fulls) "
+    "for _, f in ipairs(fulls) do "
+    "local bare = string.match(f, '^[^/]*') "
+    "out[#out + 1] = f "
+    "out[#out + 1] = redis.call('HGET', 'sessions:' .. bare, f) or '' "
+    "end end end return out";
+
+typedef struct restore_req {
     router_t *r;
     uint64_t epoch;
     double now;
-} names_req_t;
+    bool (*still)(uint64_t epoch);
+} restore_req_t;
 
-static void rr_names_reply(kn_redis_t *rc, redisReply *reply, int err,
-                           void *arg)
+static const char *rr_elem(const redisReply *a, size_t i)
 {
-    names_req_t *q = arg;
+    return i < a->elements && a->element[i]->type == REDIS_REPLY_STRING
+               ? a->element[i]->str
+               : NULL;
+}
+
+static void rr_restore_reply(kn_redis_t *rc, redisReply *reply, int err,
+                             void *arg)
+{
+    restore_req_t *q = arg;
     (void)rc;
-    if (err == 0 && reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
-        !q->r->standby && q->r->epoch == q->epoch) {
-        size_t n = reply->elements < 4096 ? reply->elements : 4096;
-        const char **names = kn_calloc(n + 1, sizeof(*names));
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (reply->element[i]->type == REDIS_REPLY_STRING)
-                names[k++] = reply->element[i]->str;
-        router_wake_names(q->r, names, k, q->now);
-        free(names);
+    router_t *r = q->r;
+    if (!q->still(q->epoch)) {
+        free(q); /* the lease went meanwhile */
+        return;
     }
+    router_become_active(r, q->epoch, q->now);
+    if (err != 0 || reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        kn_log_warn("takeover: the table in Redis could not be read");
+        router_wake_peers(r, q->now);
+        free(q);
+        return;
+    }
+    size_t nodes = 0, sessions = 0, i = 0;
+    while (i + 4 <= reply->elements) {
+        const char *name = rr_elem(reply, i), *idx = rr_elem(reply, i + 1);
+        const char *boot = rr_elem(reply, i + 2), *cnt = rr_elem(reply, i + 3);
+        if (!name || !idx || !boot || !cnt)
+            break;
+        i += 4;
+        size_t count = strtoul(cnt, NULL, 10);
+        router_node_t *n =
+            router_node_restore(r, name, (uint16_t)strtoul(idx, NULL, 10),
+                                (uint32_t)strtoul(boot, NULL, 16), q->now);
+        if (n != NULL)
+            nodes++;
+        for (size_t k = 0; k < count && i + 2 <= reply->elements; k++, i += 2) {
+            const char *full = rr_elem(reply, i), *val = rr_elem(reply, i + 1);
+            if (n == NULL || full == NULL || val == NULL)
+                continue;
+            /* "<node>|<conn hex>|<prio>|<avail>" */
+            const char *p1 = strchr(val, '|');
+            const char *p2 = p1 ? strchr(p1 + 1, '|') : NULL;
+            const char *p3 = p2 ? strchr(p2 + 1, '|') : NULL;
+            if (p3 == NULL)
+                continue;
+            uint64_t conn = strtoull(p1 + 1, NULL, 16);
+            if (kn_conn_node(conn) != n->index)
+                continue;
+            router_sess_restore(r, full, conn, (int16_t)atoi(p2 + 1),
+                                p3[1] == '1');
+            sessions++;
+        }
+    }
+    kn_log_info("takeover: %zu nodes and %zu sessions restored from Redis "
+                "(kept until their node re-announces or is lost)",
+                nodes, sessions);
+    router_wake_peers(r, q->now);
     free(q);
 }
 
-void router_redis_wake_nodes(router_redis_t *rr, double now)
+void router_redis_takeover(router_redis_t *rr, router_t *r, uint64_t epoch,
+                           double now, bool (*still)(uint64_t epoch))
 {
-    if (rr == NULL || !kn_redis_is_connected(rr->rc))
+    if (rr == NULL || !kn_redis_is_connected(rr->rc)) {
+        router_become_active(r, epoch, now);
+        router_wake_peers(r, now);
         return;
-    names_req_t *q = kn_calloc(1, sizeof(*q));
-    q->r = rr->r;
-    q->epoch = rr->r->epoch;
+    }
+    restore_req_t *q = kn_calloc(1, sizeof(*q));
+    q->r = r;
+    q->epoch = epoch;
     q->now = now;
-    kn_redis_command(rr->rc, rr_names_reply, q, "HKEYS nodes");
+    q->still = still;
+    kn_redis_command(rr->rc, rr_restore_reply, q, "EVAL %s 0", restore_lua);
 }

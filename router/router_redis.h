@@ -31,8 +31,13 @@ void router_redis_lease(router_redis_t *rr, router_lease_req_t req, uint64_t id,
 /* A clean stop: delete the lease if it is still name|epoch. */
 void router_redis_lease_release(router_redis_t *rr, const char *name,
                                 uint64_t epoch);
-/* After a takeover: ask every node named in Redis's `nodes` hash that we
- * have not heard of to HELLO (router_wake_names). */
-void router_redis_wake_nodes(router_redis_t *rr, double now);
+/* The lease was taken (epoch): read the previous router's table (nodes
+ * still alive by their liveness key, and their sessions), then, if
+ * still(epoch), become active with it (router_become_active, the
+ * restores, router_wake_peers). Until the answer the router stays
+ * standby, so no node HELLOs into an index a restored node needs.
+ * Without Redis: active at once, with an empty table. */
+void router_redis_takeover(router_redis_t *rr, router_t *r, uint64_t epoch,
+                           double now, bool (*still)(uint64_t epoch));
 
 #endif

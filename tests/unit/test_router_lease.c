@@ -246,6 +246,7 @@ START_TEST(takeover_tells_nodes_and_fences_with_epoch)
     nout = 0;
     router_become_active(r, 1234, now);
     ck_assert(!r->standby);
+    router_wake_peers(r, now);
     /* Both nodes heard as a standby are asked to HELLO, with the epoch. */
     ck_assert_int_eq(nout, 2);
     for (int i = 0; i < 2; i++) {
@@ -285,6 +286,75 @@ START_TEST(takeover_tells_nodes_and_fences_with_epoch)
     ck_assert_ptr_null(r->nodes_by_name);
     msg("c2s-a", 3, "b@localhost/y", 12);
     ck_assert_int_eq(nout, 0);
+}
+END_TEST
+
+static void reg(const char *node, uint16_t flags)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_REGISTER;
+    e.flags = flags;
+    e.node = "";
+    in(node, &e);
+}
+
+START_TEST(takeover_restores_table_from_redis)
+{
+    router_become_active(r, 9, now);
+    /* The previous router's table, as router_redis.c reads it. */
+    ck_assert_ptr_nonnull(router_node_restore(r, "c2s-a", 3, 0xA1, now));
+    ck_assert_ptr_nonnull(router_node_restore(r, "c2s-b", 4, 0xB1, now));
+    /* Same index or name again: skipped. */
+    ck_assert_ptr_null(router_node_restore(r, "c2s-x", 3, 1, now));
+    ck_assert_ptr_null(router_node_restore(r, "c2s-a", 7, 1, now));
+    router_sess_restore(r, "u@localhost/1", kn_conn_make(3, 1), 0, true);
+    router_sess_restore(r, "u@localhost/2", kn_conn_make(3, 2), 0, true);
+    router_sess_restore(r, "v@localhost/1", kn_conn_make(4, 1), 0, true);
+    ck_assert_uint_eq(HASH_COUNT(r->sessions), 3);
+    router_wake_peers(r, now);
+    kn_env_t h = {0};
+    h.kind = KN_ENV_HELLO;
+    h.flags = KN_F_ROLE_DAEMON;
+    h.seq = 0xD1;
+    in("presenced", &h);
+    reg("presenced", KN_REG_SESSIONS);
+    /* c2s-a HELLOs with the same boot: its sessions stay; it
+     * re-announces one of them; the other ended while no router
+     * listened and goes at its SYNCED. */
+    h.flags = KN_F_ROLE_C2S;
+    h.seq = 0xA1;
+    h.conn_id = kn_conn_make(3, 0);
+    in("c2s-a", &h);
+    ck_assert_uint_eq(kn_conn_node(outs[0].conn), 3);
+    ck_assert_uint_eq(HASH_COUNT(r->sessions), 3);
+    kn_env_t up = {0};
+    up.kind = KN_ENV_SESSION_UP;
+    up.flags = KN_F_AVAILABLE | KN_F_REANNOUNCE;
+    up.conn_id = kn_conn_make(3, 1);
+    up.from = "u@localhost/1";
+    up.from_len = strlen(up.from);
+    in("c2s-a", &up);
+    hb("c2s-a", KN_F_SYNCED);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_SESSION_DOWN);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert_ptr_nonnull(router_sess_find(r, "u@localhost/1", 13));
+    ck_assert_ptr_null(router_sess_find(r, "u@localhost/2", 13));
+    /* c2s-b never comes back: lost after node_timeout, its session
+     * ends with node_lost (presenced is told). */
+    now += 6.0;
+    hb("presenced", 0);
+    hb("c2s-a", 0);
+    nout = 0;
+    router_tick(r, now);
+    ck_assert_ptr_null(router_sess_find(r, "v@localhost/1", 13));
+    bool told = false;
+    for (int i = 0; i < nout; i++)
+        if (outs[i].kind == KN_ENV_SESSION_DOWN &&
+            strcmp(outs[i].node, "presenced") == 0)
+            told = true;
+    ck_assert(told);
+    ck_assert_ptr_nonnull(router_sess_find(r, "u@localhost/1", 13));
 }
 END_TEST
 
@@ -344,6 +414,7 @@ static Suite *suite(void)
     tcase_add_test(tr, standby_answers_heartbeats_only);
     tcase_add_test(tr, takeover_tells_nodes_and_fences_with_epoch);
     tcase_add_test(tr, link_ack_one_period_late_and_resend_not_routed_twice);
+    tcase_add_test(tr, takeover_restores_table_from_redis);
     suite_add_tcase(s, tr);
     return s;
 }
