@@ -25,9 +25,9 @@
  *
  * A note on nothing lost. Data frames (STANZA, MULTICAST, ACK) get a link
  * sequence (kn_env_t.link) and stay in our queue until the router
- * acknowledges their sequence in a HEARTBEAT (it acknowledges one period
- * after routing, so the frames are out of its socket). After a switch or
- * a router restart the unacknowledged ones are sent again, in order,
+ * acknowledges their sequence in a HEARTBEAT (every 250 ms, what it had
+ * routed at least 250 ms before, so the frames are out of its socket). After a
+ * switch or a router restart the unacknowledged ones are sent again, in order,
  * after the re-announcement. The queue is bounded (LINK_Q_MAX frames,
  * LINK_Q_BYTES): past it the oldest already-sent frames are given up
  * (logged) and then kn_link_send() says -KN_EAGAIN. A frame the old

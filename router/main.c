@@ -83,6 +83,14 @@ static void on_lease_tick(struct ev_loop *loop, ev_timer *w, int revents)
                            g_lease_ms, on_lease_reply, NULL);
 }
 
+static void on_ack_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    router_ack_links(g_router);
+}
+
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)w;
@@ -123,6 +131,9 @@ int main(int argc, char **argv)
     ev_timer tick;
     ev_timer_init(&tick, on_tick, period, period);
     ev_timer_start(loop, &tick);
+    ev_timer ack_tick;
+    ev_timer_init(&ack_tick, on_ack_tick, ROUTER_ACK_EVERY, ROUTER_ACK_EVERY);
+    ev_timer_start(loop, &ack_tick);
     /* Hot standby: active only while holding the Redis lease. */
     g_lease_ms = cc.lease_ms;
     router_lease_init(&g_lease, cc.lease_ms, ev_now(loop));

@@ -45,10 +45,12 @@ typedef struct router_node {
     double last_seen; /* router clock, seconds */
     size_t nsessions;
     /* Link sequences (kn_env_t.link) of its data frames: the highest we
-     * routed, and the value acknowledged in our next HEARTBEAT (what we
-     * had routed one period before: those frames are out of our socket). */
+     * routed, the highest acknowledged, and link_rx as it was at the last
+     * acknowledgement tick (router_ack_links: what we acknowledge next,
+     * routed at least one tick ago, so out of our socket). */
     uint64_t link_rx;
     uint64_t link_ack;
+    uint64_t link_mark;
     UT_hash_handle hh; /* r->nodes_by_name */
 } router_node_t;
 
@@ -182,6 +184,12 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
 /* Send heartbeats to every live node and declare lost the nodes silent
  * for longer than node_timeout. Call every heartbeat period. */
 void router_tick(router_t *r, double now);
+
+/* Acknowledge to each node the link sequences routed before the previous
+ * call (a HEARTBEAT, only when there is something new). Call every
+ * ROUTER_ACK_EVERY seconds, so nodes keep little for a resend. */
+#define ROUTER_ACK_EVERY 0.25
+void router_ack_links(router_t *r);
 
 /* The lease was taken (epoch): start acting with an empty table (then
  * router_node_restore/router_sess_restore from Redis), hold stanzas for

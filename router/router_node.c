@@ -100,7 +100,8 @@ void router_node_hello(router_t *r, const char *name, size_t len,
                     n->nsessions);
         node_drop_sessions(r, n, KN_ENV_REASON_NODE_LOST);
         router_unregister_node(r, n->index);
-        n->link_rx = n->link_ack = 0; /* a new run numbers from scratch */
+        /* A new run numbers from scratch. */
+        n->link_rx = n->link_ack = n->link_mark = 0;
         n->restored = false;
     }
     n->roles = env->flags & ROLE_MASK;
@@ -200,6 +201,22 @@ void router_tick_nodes(router_t *r, double now)
             continue;
         }
         router_node_send_ctl(r, n, KN_ENV_HEARTBEAT, 0);
-        n->link_ack = n->link_rx;
+    }
+}
+
+void router_ack_links(router_t *r)
+{
+    if (r->standby)
+        return;
+    router_node_t *n, *tmp;
+    HASH_ITER(hh, r->nodes_by_name, n, tmp)
+    {
+        if (!n->alive)
+            continue;
+        if (n->link_mark > n->link_ack) {
+            n->link_ack = n->link_mark;
+            router_node_send_ctl(r, n, KN_ENV_HEARTBEAT, 0);
+        }
+        n->link_mark = n->link_rx;
     }
 }
