@@ -40,7 +40,7 @@ NOT_OFFERED = ("SSLv2", "SSLv3", "TLS1", "TLS1_1", "cipherlist_NULL",
                "cipherlist_3DES_IDEA", "cipherlist_AVERAGE")
 
 
-def testssl(live, kind, capsys):
+def run_testssl(live, kind, capsys):
     """Run testssl.sh against c2s-a's kind port; {id: finding}."""
     assert TESTSSL, "testssl.sh is not installed (make deps)"
     port = live.ports["c2s-a"][kind]
@@ -107,11 +107,11 @@ def check_scan(f):
 
 
 def test_testssl_starttls_port(live, capsys):
-    check_scan(testssl(live, "starttls", capsys))
+    check_scan(run_testssl(live, "starttls", capsys))
 
 
 def test_testssl_direct_tls_port(live, capsys):
-    check_scan(testssl(live, "tls", capsys))
+    check_scan(run_testssl(live, "tls", capsys))
 
 
 def conf_with_tls(text, lines):
