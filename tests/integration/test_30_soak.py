@@ -12,12 +12,16 @@ lost (each arrived, live or from offline storage, or came back to its
 sender as an error); none delivered twice except where the session that
 acknowledged it died with its node (at-least-once, counted); each Kiln
 process that lived through the run kept its RSS within
-SOAK_TEST_RSS_GROWTH_MB (64) after the first 20 s. The CSV and the RSS
+SOAK_TEST_RSS_GROWTH_MB (64) after the first 20 s (plus ASan's quarantine
+on the ASan build: there this only catches a runaway). Found by it, and
+fixed in the router (unit tests in test_router_route.c): chat messages to
+a resumable session on a node just killed bounced or were lost. The CSV and the RSS
 plot are left in $KILN_VAR/soak/.
 """
 
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "soak"))
@@ -28,9 +32,20 @@ BIN = os.environ["KILN_BIN"]
 VAR = os.environ["KILN_VAR"]
 
 
+def asan_build(live):
+    with open("/proc/%d/maps" % live.procs["router"].popen.pid) as f:
+        return "libasan" in f.read()
+
+
 def test_soak_short(live, capsys):
     seconds = float(os.environ.get("SOAK_TEST_SECONDS", 60))
     bound_kb = float(os.environ.get("SOAK_TEST_RSS_GROWTH_MB", 64)) * 1024
+    if asan_build(live):
+        # freed memory sits in ASan's quarantine (256 MiB unless
+        # ASAN_OPTIONS says otherwise) before it is reused
+        q = re.search(r"quarantine_size_mb=(\d+)",
+                      os.environ.get("ASAN_OPTIONS", ""))
+        bound_kb += (int(q.group(1)) if q else 256) * 1024
     users = ["soakt%d" % i for i in range(10)]
     soak.setup_users(os.path.join(BIN, "kilnctl"), live.conf, users)
     out = os.path.join(VAR, "soak")

@@ -272,7 +272,8 @@ class Session:
                 self.st.bounce_why[" ".join(cond)] += 1
                 if len(self.st.bounce_samples) < 5:
                     self.st.bounce_samples.append(
-                        "%s (session %d on %s, to %s)" % (
+                        "%.1f s: %s (session %d on %s, to %s)" % (
+                            time.monotonic() - self.soak.t0,
                             ET.tostring(el).decode()[:600], self.id,
                             self.node, self.jid))
             return
