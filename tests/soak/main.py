@@ -27,6 +27,8 @@ import soak  # noqa: E402
 
 
 def main():
+    if sys.argv[1] == "--report":
+        return replot(os.path.abspath(sys.argv[2]))
     out = os.path.abspath(sys.argv[1])
     os.makedirs(out, exist_ok=True)
     e = os.environ
@@ -71,9 +73,7 @@ def main():
             except AssertionError as ex:
                 log("soak: %s" % ex)
     bad = c.sanitizer_reports()
-    soak.plot(os.path.join(out, "soak.csv"), os.path.join(out, "soak-rss.png"),
-              ["router", "presenced", "mucd", "c2s-a", "c2s-b", "postgres",
-               "redis"], "Kiln soak: RSS (%d s, %d users)" % (seconds, nusers))
+    plots(out, "%d s, %d users" % (seconds, nusers))
     fails = summarize(rep, bound_kb, log)
     for name, reports in bad.items():
         fails.append("sanitizer report in %s" % name)
@@ -82,6 +82,46 @@ def main():
         json.dump(rep, f, indent=1, default=str)
     log("soak: %s" % ("FAILED: " + "; ".join(fails) if fails else "passed"))
     return 1 if fails else 0
+
+
+KILN = ("router", "presenced", "mucd", "c2s-a", "c2s-b")
+
+
+def replot(out):
+    """main.py --report OUT: figures and plots again from OUT/soak.csv and
+    OUT/summary.json (after a change to this reporting)."""
+    import csv
+    with open(os.path.join(out, "summary.json")) as f:
+        rep = json.load(f)
+    s = soak.Soak.__new__(soak.Soak)
+    s.warmup = rep["warmup"]
+    with open(os.path.join(out, "soak.csv")) as f:
+        s.samples = []
+        for row in csv.DictReader(f):
+            row = {k: v for k, v in row.items() if v != ""}
+            row["t"] = float(row["t"])
+            s.samples.append(row)
+    rep["rss"] = s.rss_growth()
+    rep["rss_anon"] = s.rss_growth("anon_kb")
+    bound_kb = float(os.environ.get("SOAK_RSS_GROWTH_MB", 32)) * 1024
+    fails = summarize(rep, bound_kb, print)
+    plots(out, "%d s, %d users" % (rep["seconds"], rep["users"]))
+    print("soak: %s" % ("FAILED: " + "; ".join(fails) if fails else "passed"))
+    return 1 if fails else 0
+
+
+def plots(out, what):
+    """soak-rss.png: the Kiln processes' RSS; soak-rss-db.png:
+    PostgreSQL's (postmaster + backends, anonymous memory: shared buffers
+    would be counted once per backend) and Redis's."""
+    csv_path = os.path.join(out, "soak.csv")
+    soak.plot(csv_path, os.path.join(out, "soak-rss.png"),
+              ["router", "presenced", "mucd", "c2s-a", "c2s-b"],
+              "Kiln soak: RSS per process (%s)" % what)
+    soak.plot(csv_path, os.path.join(out, "soak-rss-db.png"),
+              ["postgres", "redis"],
+              "Kiln soak: PostgreSQL and Redis anonymous RSS (%s)" % what,
+              column="anon_kb", ylabel="RssAnon MiB")
 
 
 def summarize(rep, bound_kb, log):
@@ -103,13 +143,16 @@ def summarize(rep, bound_kb, log):
                          rep["group_sent"], rep["group_accepted"],
                          rep["group_rx"]))
     for name, (a, b, g) in sorted(rep["rss"].items()):
+        an = rep.get("rss_anon", {}).get(name, (None, None, None))
         if g is None:
             log("soak: rss %-9s end %6d KiB (no sample after warm-up in its "
                 "last run)" % (name, b))
             continue
-        log("soak: rss %-9s after warm-up %6d KiB, end %6d KiB, growth %+6d KiB"
-            % (name, a, b, g))
-        if g > bound_kb:
+        log("soak: rss %-9s after warm-up %6d KiB, end %6d KiB, growth %+6d "
+            "KiB (anonymous: %s -> %s KiB)" % (name, a, b, g, an[0], an[1]))
+        # PostgreSQL's sum counts shared buffers once per backend, and
+        # both it and Redis cache by design: reported, not bounded.
+        if g > bound_kb and name in KILN:
             fails.append("%s RSS grew %d KiB" % (name, g))
     if rep["lost"]:
         fails.append("%d accepted messages lost (e.g. %s)"

@@ -598,26 +598,28 @@ class Soak:
                 w.writerow(r)
         return keys
 
-    def rss_growth(self):
+    def rss_growth(self, column="rss_kb"):
         """{process: (KiB after warm-up, KiB at the end, growth)} over the
         last incarnation of each process that lived through the warm-up
         (medians of three samples at each end)."""
         out = {}
         names = sorted({k[:-7] for r in self.samples for k in r
                         if k.endswith("_rss_kb")})
+        key = lambda name: name + "_" + column  # noqa: E731
         for name in names:
-            rows = [r for r in self.samples if name + "_rss_kb" in r]
+            rows = [r for r in self.samples if r.get(key(name)) not in
+                    (None, "")]
             if not rows:
                 continue
             pid = rows[-1].get(name + "_pid")
             rows = [r for r in rows if r.get(name + "_pid") == pid]
             after = [r for r in rows if r["t"] >= self.warmup]
             if len(after) < 2 or rows[0]["t"] > self.warmup:
-                out[name] = (None, rows[-1][name + "_rss_kb"], None)
+                out[name] = (None, int(rows[-1][key(name)]), None)
                 continue
-            med = lambda xs: sorted(xs)[len(xs) // 2]
-            a = med([r[name + "_rss_kb"] for r in after[:3]])
-            b = med([r[name + "_rss_kb"] for r in after[-3:]])
+            med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+            a = med([int(r[key(name)]) for r in after[:3]])
+            b = med([int(r[key(name)]) for r in after[-3:]])
             out[name] = (a, b, b - a)
         return out
 
@@ -644,6 +646,7 @@ class Soak:
             "presence_sent": st.presence_sent, "presence_rx": st.presence_rx,
             "group_sent": st.group_sent, "group_accepted": st.group_accepted,
             "group_rx": st.group_rx, "rss": self.rss_growth(),
+            "rss_anon": self.rss_growth("anon_kb"),
             "warmup": self.warmup,
             "lost_detail": self.lost_detail,
         }
@@ -668,12 +671,13 @@ def setup_users(kilnctl, conf, users):
         ctl("group-room", "add-member", ROOM, u, check=False)
 
 
-def plot(csv_path, png_path, names, title):
-    """RSS over time per process (gnuplot, pngcairo or png)."""
+def plot(csv_path, png_path, names, title, column="rss_kb",
+         ylabel="RSS MiB"):
+    """<name>_<column> over time, one line per process (gnuplot)."""
     with open(csv_path) as f:
         header = f.readline().strip().split(",")
-    cols = [(header.index(n + "_rss_kb") + 1, n) for n in names
-            if n + "_rss_kb" in header]
+    cols = [(header.index("%s_%s" % (n, column)) + 1, n) for n in names
+            if "%s_%s" % (n, column) in header]
     if not cols:
         return False
     term = "pngcairo size 900,500" if _has_term("pngcairo") else "png size 900,500"
@@ -681,9 +685,9 @@ def plot(csv_path, png_path, names, title):
         "'%s' using 1:($%d/1024) with lines title '%s'" % (csv_path, c, n)
         for c, n in cols)
     script = ("set terminal %s\nset output '%s'\nset datafile separator ','\n"
-              "set key autotitle columnhead\nset title '%s'\n"
-              "set xlabel 'seconds'\nset ylabel 'RSS MiB'\nset key outside\n"
-              "set grid\nplot %s\n" % (term, png_path, title, lines))
+              "set title '%s'\nset xlabel 'seconds'\nset ylabel '%s'\n"
+              "set key outside\nset grid\nplot %s\n"
+              % (term, png_path, title, ylabel, lines))
     r = subprocess.run(["gnuplot"], input=script, capture_output=True,
                        text=True, timeout=60)
     if r.returncode != 0:
