@@ -22,13 +22,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
 
-import conftest  # noqa: E402
 import soak  # noqa: E402
 
 
 def main():
     if sys.argv[1] == "--report":
         return replot(os.path.abspath(sys.argv[2]))
+    import conftest  # needs the stack's KILN_* variables
     out = os.path.abspath(sys.argv[1])
     os.makedirs(out, exist_ok=True)
     e = os.environ
@@ -133,7 +133,7 @@ def summarize(rep, bound_kb, log):
            rep["drops"], rep["killed_sessions"], len(rep["kills"])))
     log("soak: chat sent %d, accepted %d, in doubt %d (delivered %d), "
         "received %d, bounced %d (%d accepted; %s), lost %d, duplicates %d "
-        "(after kill -9: %d)"
+        "(after the acking connection died: %d)"
         % (rep["chat_sent"], rep["chat_accepted"], rep["chat_in_doubt"],
            rep["in_doubt_delivered"], rep["chat_received"], rep["bounced"],
            rep["bounced_accepted"], rep["bounce_why"] or "-",

@@ -19,9 +19,10 @@ Counting, for chat messages (body "soak:<id>"):
   doubt" (it may or may not have gone out; never counted as lost).
 - received: a client got it. It is "acked" once the client's own <a h/>
   covering it went out. A message received again after it was acked is a
-  duplicate; when the session that acked it died with its node (SIGKILL),
-  the server's at-least-once rule allows it (dup_after_kill), any other
-  duplicate is a fault.
+  duplicate; when the session that acked it died with its node (SIGKILL)
+  or was dropped by us (TCP cut right after the <a/>), the ack may never
+  have been read and XEP-0198's at-least-once allows it (dup_after_kill);
+  any other duplicate is a fault.
 - At the end the churn stops, every user logs in again (offline storage)
   until nothing more arrives; lost = accepted and never received.
 Group messages and presences are load, counted and reported only.
@@ -102,6 +103,7 @@ class Session:
         self.direct_tls = direct_tls
         self.jid = "%s@%s" % (user, soak.domain)
         self.killed = False     # its node was killed while it was up
+        self.dropped = False    # we cut the TCP connection (no close)
         self.out_h = 0          # stanzas we sent since <enabled/>
         self.in_h = 0           # stanzas we got since <enabled/>
         self.sm_on = False
@@ -253,8 +255,10 @@ class Session:
         for mid in self.rx_unacked:
             if mid in self.st.rx_acked:
                 first = self.st.rx_acked[mid]
-                (self.st.dup_after_kill if first.killed else
-                 self.st.dup).append((mid, first.id, self.id))
+                # an <a/> sent just before the connection died may never
+                # be read: redelivery is XEP-0198's at-least-once
+                (self.st.dup_after_kill if first.killed or first.dropped
+                 else self.st.dup).append((mid, first.id, self.id))
             else:
                 self.st.rx_acked[mid] = self
         self.rx_unacked = []
@@ -417,6 +421,7 @@ class Soak:
                     self.stats.logouts += 1
                 else:
                     s.send_ack()
+                    s.dropped = True
                     s.abort()
                     self.stats.drops += 1
             except Closed:
