@@ -9,6 +9,10 @@
 #   make stop       stop what `make run` started
 #   make deps       install missing Debian packages (root) or print the line
 #   make bench      run the load tool scenarios at full size
+#   make soak       churn + kill -9 against a private stack for SOAK_SECONDS
+#                   (3600); counts every message, samples RSS/fds, plots
+#                   (tests/soak/run.sh); SAN=1 or make soak-asan: the
+#                   ASan build for SOAK_ASAN_SECONDS (600)
 #   make install    install binaries, sql/, units, config (PREFIX, DESTDIR)
 #   make deb        build the Debian package into build/ (deploy/deb)
 #   make systemd-test  boot Debian 12 under systemd-nspawn, run the units
@@ -213,6 +217,20 @@ stop:
 
 bench: deps all
 	@tests/bench/run.sh $(BUILD)
+
+SOAK_SECONDS ?= 3600
+SOAK_ASAN_SECONDS ?= 600
+ifeq ($(SAN),1)
+soak: soak-asan
+else
+soak: deps all
+	@SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/run.sh $(BUILD)
+endif
+soak-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 all
+	@SOAK_SECONDS=$(SOAK_ASAN_SECONDS) SOAK_RSS_GROWTH_MB=$${SOAK_RSS_GROWTH_MB:-64} \
+	    tests/soak/run.sh build/asan
+.PHONY: soak soak-asan
 
 fmt:
 	clang-format -i $(wildcard common/*.[ch] c2s/*.[ch] router/*.[ch] presenced/*.[ch] mucd/*.[ch] ctl/*.[ch] tests/unit/*.c tests/bench/*.c tests/fuzz/*.c)

@@ -24,6 +24,17 @@ const kn_conf_def_t c2s_conf_defs[] = {
      NULL,
      "after a TLS 1.3 handshake, free OpenSSL's session and protect records "
      "in c2s (about 13 KB less per idle session)"},
+    {"tls.ciphers", KN_CONF_STR, F(tls_ciphers), 0, "", 0, 0, NULL,
+     "TLS 1.2 cipher list, OpenSSL syntax (empty: ECDHE with AES-GCM or "
+     "ChaCha20-Poly1305); ciphers without forward secrecy are refused"},
+    {"tls.ciphersuites", KN_CONF_STR, F(tls_ciphersuites), 0, "", 0, 0, NULL,
+     "TLS 1.3 cipher suites (empty: AES-128-GCM, AES-256-GCM, "
+     "ChaCha20-Poly1305)"},
+    {"tls.groups", KN_CONF_STR, F(tls_groups), 0, "", 0, 0, NULL,
+     "key exchange groups in order of preference (empty: "
+     "X25519:P-256:P-384)"},
+    {"tls.min_version", KN_CONF_STR, F(tls_min_version), 0, "", 0, 0, NULL,
+     "lowest protocol version, TLSv1.2 or TLSv1.3 (empty: TLSv1.2)"},
     {"max_stanza_bytes", KN_CONF_INT, F(max_stanza_bytes), 65536, NULL, 1024,
      16 * 1024 * 1024, NULL, "largest top-level element a client may send"},
     {"max_depth", KN_CONF_INT, F(max_depth), 32, NULL, 2, 1000, NULL,

@@ -22,6 +22,10 @@ typedef struct c2s_conf {
     char *tls_cert;
     char *tls_key;
     int tls_own_records; /* tls.own_record_layer (c2s_tls.h) */
+    char *tls_ciphers;   /* "" for these four: c2s_tls.h's defaults */
+    char *tls_ciphersuites;
+    char *tls_groups;
+    char *tls_min_version;
     long long max_stanza_bytes;
     long long max_depth;
     long long max_attrs;

@@ -87,6 +87,15 @@ static void server_on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
     ev_timer_again(loop, w);
 }
 
+c2s_tls_ctx_t *c2s_server_tls_new(const c2s_conf_t *conf, char *err,
+                                  size_t errlen)
+{
+    c2s_tls_opts_t o = {conf->tls_cert,    conf->tls_key,
+                        conf->tls_ciphers, conf->tls_ciphersuites,
+                        conf->tls_groups,  conf->tls_min_version};
+    return c2s_tls_ctx_new(&o, err, errlen);
+}
+
 int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
                     const kn_common_conf_t *cc, const c2s_conf_t *conf,
                     const char *node_name)
@@ -155,7 +164,7 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
     srv->extdisco.secret = conf->extdisco_secret;
     srv->extdisco.ttl = conf->extdisco_ttl;
     srv->scf.extdisco = &srv->extdisco;
-    srv->tls = c2s_tls_ctx_new(conf->tls_cert, conf->tls_key, err, sizeof(err));
+    srv->tls = c2s_server_tls_new(conf, err, sizeof(err));
     if (srv->tls == NULL) {
         kn_log_err("c2s: %s", err);
         return -KN_EINVAL;

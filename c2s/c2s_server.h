@@ -86,6 +86,11 @@ typedef struct c2s_server {
     double trimmed_at; /* ev_now() of the last malloc_trim (malloc_trim) */
 } c2s_server_t;
 
+/* The TLS context conf's `tls` group describes (start, SIGHUP reload,
+ * --check); NULL with a reason in err. */
+c2s_tls_ctx_t *c2s_server_tls_new(const c2s_conf_t *conf, char *err,
+                                  size_t errlen);
+
 /* Set up a server on loop (nothing listens yet). conf, cc and node_name
  * are borrowed. Returns 0 or -KN_E* after logging. */
 int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,

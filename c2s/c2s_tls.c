@@ -112,9 +112,87 @@ static int tls_end_point(c2s_tls_ctx_t *c)
     return 0;
 }
 
-c2s_tls_ctx_t *c2s_tls_ctx_new(const char *cert, const char *key, char *err,
+static const char *tls_or(const char *v, const char *dflt)
+{
+    return v != NULL && *v != '\0' ? v : dflt;
+}
+
+/* "c2s: tls.<key> \"<value>\": <OpenSSL's reason>" */
+static void tls_set_err(char *err, size_t errlen, const char *key,
+                        const char *value)
+{
+    char what[256];
+    snprintf(what, sizeof(what), "c2s: %s \"%.160s\"", key, value);
+    tls_err_string(err, errlen, what);
+}
+
+/* Every TLS 1.2 cipher the list selected has forward secrecy (ECDHE or
+ * DHE key exchange), authenticates the server and has >= 128-bit keys
+ * (no NULL, export, RC4 or 3DES). TLS 1.3 suites all qualify. */
+static int tls_check_ciphers(SSL_CTX *ssl, char *err, size_t errlen)
+{
+    STACK_OF(SSL_CIPHER) *sk = SSL_CTX_get_ciphers(ssl);
+    int n = sk ? sk_SSL_CIPHER_num(sk) : 0;
+    for (int i = 0; i < n; i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(sk, i);
+        int kx = SSL_CIPHER_get_kx_nid(c);
+        if (kx == NID_kx_any) /* a TLS 1.3 suite */
+            continue;
+        const char *why = NULL;
+        if (kx != NID_kx_ecdhe && kx != NID_kx_dhe)
+            why = "no forward secrecy";
+        else if (SSL_CIPHER_get_auth_nid(c) == NID_auth_null)
+            why = "anonymous";
+        else if (SSL_CIPHER_get_bits(c, NULL) < 128 ||
+                 SSL_CIPHER_get_cipher_nid(c) == NID_rc4 ||
+                 SSL_CIPHER_get_cipher_nid(c) == NID_des_ede3_cbc)
+            why = "weak cipher";
+        if (why != NULL) {
+            snprintf(err, errlen, "c2s: tls.ciphers: %s: %s",
+                     SSL_CIPHER_get_name(c), why);
+            return -KN_EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Minimum version, ciphers, suites and groups (c2s_tls_opts_t). */
+static int tls_set_params(SSL_CTX *ssl, const c2s_tls_opts_t *o, char *err,
+                          size_t errlen)
+{
+    const char *minv = tls_or(o->min_version, C2S_TLS_MIN_VERSION);
+    int v = strcmp(minv, "TLSv1.2") == 0   ? TLS1_2_VERSION
+            : strcmp(minv, "TLSv1.3") == 0 ? TLS1_3_VERSION
+                                           : 0;
+    if (v == 0) {
+        snprintf(err, errlen,
+                 "c2s: tls.min_version: \"%s\" (TLSv1.2 or TLSv1.3)", minv);
+        return -KN_EINVAL;
+    }
+    SSL_CTX_set_min_proto_version(ssl, v);
+    const char *ciphers = tls_or(o->ciphers, C2S_TLS_CIPHERS);
+    if (SSL_CTX_set_cipher_list(ssl, ciphers) != 1) {
+        tls_set_err(err, errlen, "tls.ciphers", ciphers);
+        return -KN_EINVAL;
+    }
+    const char *suites = tls_or(o->ciphersuites, C2S_TLS_CIPHERSUITES);
+    if (SSL_CTX_set_ciphersuites(ssl, suites) != 1) {
+        tls_set_err(err, errlen, "tls.ciphersuites", suites);
+        return -KN_EINVAL;
+    }
+    const char *groups = tls_or(o->groups, C2S_TLS_GROUPS);
+    if (SSL_CTX_set1_groups_list(ssl, groups) != 1) {
+        tls_set_err(err, errlen, "tls.groups", groups);
+        return -KN_EINVAL;
+    }
+    SSL_CTX_set_dh_auto(ssl, 1); /* for DHE ciphers, if configured */
+    return tls_check_ciphers(ssl, err, errlen);
+}
+
+c2s_tls_ctx_t *c2s_tls_ctx_new(const c2s_tls_opts_t *o, char *err,
                                size_t errlen)
 {
+    const char *cert = o->cert, *key = o->key;
     if (cert == NULL || *cert == '\0' || key == NULL || *key == '\0') {
         snprintf(err, errlen, "c2s: tls.cert and tls.key are required");
         return NULL;
@@ -126,7 +204,8 @@ c2s_tls_ctx_t *c2s_tls_ctx_new(const char *cert, const char *key, char *err,
         tls_err_string(err, errlen, "SSL_CTX_new");
         goto err_free;
     }
-    SSL_CTX_set_min_proto_version(c->ssl, TLS1_2_VERSION);
+    if (tls_set_params(c->ssl, o, err, errlen) < 0)
+        goto err_free;
     SSL_CTX_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS |
                                  SSL_MODE_ENABLE_PARTIAL_WRITE |
                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);

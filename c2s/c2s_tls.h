@@ -21,9 +21,37 @@
 typedef struct c2s_tls_ctx c2s_tls_ctx_t;
 typedef struct c2s_tls c2s_tls_t;
 
-/* Load cert (PEM chain) and key. Returns NULL and writes a reason to err
- * when they cannot be used. Caller frees with c2s_tls_ctx_free(). */
-c2s_tls_ctx_t *c2s_tls_ctx_new(const char *cert, const char *key, char *err,
+/* What a context is made of: the c2s `tls` config group. NULL or "" for
+ * ciphers, ciphersuites, groups and min_version: the safe defaults below. */
+typedef struct c2s_tls_opts {
+    const char *cert;         /* PEM chain */
+    const char *key;          /* PEM key of cert */
+    const char *ciphers;      /* TLS 1.2 list, OpenSSL syntax */
+    const char *ciphersuites; /* TLS 1.3 suites */
+    const char *groups;       /* key exchange groups (curves) */
+    const char *min_version;  /* "TLSv1.2" or "TLSv1.3" */
+} c2s_tls_opts_t;
+
+/* The defaults: ECDHE with AEAD ciphers only (forward secrecy), OpenSSL's
+ * three TLS 1.3 suites, X25519 then the NIST curves. */
+#define C2S_TLS_CIPHERS                                                        \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"               \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"               \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define C2S_TLS_CIPHERSUITES                                                   \
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"                           \
+    "TLS_CHACHA20_POLY1305_SHA256"
+#define C2S_TLS_GROUPS      "X25519:P-256:P-384"
+#define C2S_TLS_MIN_VERSION "TLSv1.2"
+
+/* Load cert (PEM chain) and key, set the ciphers, suites, groups and
+ * minimum version. Always: no compression, no renegotiation, the
+ * server's cipher order. A TLS 1.2 cipher without forward secrecy
+ * (ECDHE/DHE key exchange), without authentication or under 128 bits is
+ * refused, as is an unknown name. Returns NULL and writes a reason to
+ * err when something cannot be used. Caller frees with
+ * c2s_tls_ctx_free(). */
+c2s_tls_ctx_t *c2s_tls_ctx_new(const c2s_tls_opts_t *o, char *err,
                                size_t errlen);
 /* tls.own_record_layer: after a TLS 1.3 handshake (AES-GCM or
  * ChaCha20-Poly1305) the session's SSL object is freed and c2s protects

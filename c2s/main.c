@@ -19,8 +19,9 @@ static void on_stop(void *arg)
 
 static const char *g_node_arg; /* --node, for the reload */
 
-/* SIGHUP: a new certificate and key (same paths or new ones) serve new
- * connections; sessions keep the context they were made with. */
+/* SIGHUP: a new certificate and key (same paths or new ones), ciphers,
+ * groups and minimum version serve new connections; sessions keep the
+ * context they were made with. */
 static void on_reload(void *arg, kn_conf_t *cf)
 {
     c2s_server_t *srv = arg;
@@ -30,8 +31,7 @@ static void on_reload(void *arg, kn_conf_t *cf)
         kn_log_err("reload: %s (TLS unchanged)", err);
         return;
     }
-    c2s_tls_ctx_t *t =
-        c2s_tls_ctx_new(conf.tls_cert, conf.tls_key, err, sizeof(err));
+    c2s_tls_ctx_t *t = c2s_server_tls_new(&conf, err, sizeof(err));
     if (t == NULL) {
         kn_log_err("reload: %s (TLS unchanged)", err);
     } else {
@@ -60,8 +60,7 @@ int main(int argc, char **argv)
     }
     const char *node = args.node ? args.node : "c2s";
     if (args.check_only) {
-        c2s_tls_ctx_t *t =
-            c2s_tls_ctx_new(conf.tls_cert, conf.tls_key, err, sizeof(err));
+        c2s_tls_ctx_t *t = c2s_server_tls_new(&conf, err, sizeof(err));
         if (t == NULL) {
             kn_log_err("%s", err);
             goto out_conf;

@@ -20,6 +20,8 @@ PKGS=(
     # tests
     python3 python3-slixmpp python3-pytest postgresql-client redis-tools
     iproute2 procps
+    # TLS scan of the c2s ports (test_29), the soak's RSS plot (make soak)
+    testssl.sh gnuplot-nox
     # packaging and systemd (test_23, test_24, make systemd-test):
     # dpkg-deb/dpkg-shlibdeps/dpkg-buildflags, lintian, systemd-analyze,
     # debootstrap + systemd-nspawn for the booted container

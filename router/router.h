@@ -67,9 +67,10 @@ struct router_sess {
     size_t bare_len; /* full[0..bare_len) is the bare JID */
     uint64_t conn;   /* owning connection; node = kn_conn_node(conn) */
     int16_t prio;
-    bool avail;    /* has sent available presence */
-    bool carbons;  /* XEP-0280 enabled (router_carbons.c) */
-    bool restored; /* from Redis at a takeover, not re-announced yet */
+    bool avail;     /* has sent available presence */
+    bool carbons;   /* XEP-0280 enabled (router_carbons.c) */
+    bool restored;  /* from Redis at a takeover, not re-announced yet */
+    bool node_gone; /* its node could not be told to end it (replaced) */
     struct router_bare *bare;
     char *sm_id;                     /* XEP-0198 resumption id, or NULL */
     uint64_t moving_to;              /* resuming on this connection, or 0 */

@@ -619,6 +619,25 @@ void router_undeliverable(router_t *r, const router_node_t *to,
         r->stats.dropped++;
         return;
     }
+    if (env->kind == KN_ENV_KICK) {
+        /* Its node is gone: the session's copies must stand in for the
+         * queue it would have rerouted (router_sess_up's conflict). */
+        router_sess_t *s = router_sess_find(r, env->from, env->from_len);
+        if (s != NULL && s->conn == env->conn_id)
+            s->node_gone = true;
+        r->stats.dropped++;
+        return;
+    }
+    if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_SM_COPY)) {
+        /* To a resumable session whose node is gone (killed, not yet
+         * declared lost): the router's copy stands in for it and is
+         * rerouted once when the node is declared lost or says HELLO
+         * again. Sending it to the offline handler now as well would
+         * deliver it twice, or, while presenced still counts the session
+         * available, bounce it to a sender whose message arrives. */
+        r->stats.dropped++;
+        return;
+    }
     if (env->kind != KN_ENV_STANZA || r->undeliverable) {
         /* From inside this function: the offline handler or the sender's
          * node is unreachable too. Dropping ends what would otherwise

@@ -250,7 +250,8 @@ struct router_sm_held *router_sm_sess_gone(router_t *r, router_sess_t *s,
         s->moving_to = 0;
         held = sm_take_held(s);
     }
-    if (why != KN_ENV_REASON_NODE_LOST || s->sm_copies == NULL)
+    if ((why != KN_ENV_REASON_NODE_LOST && !s->node_gone) ||
+        s->sm_copies == NULL)
         return held; /* the c2s node reroutes its own queue */
     /* The node died with the queue: the copies stand in for it. Held
      * messages that have a copy are among them. */

@@ -131,6 +131,11 @@ void router_sess_up(router_t *r, const kn_env_t *env)
     if (s != NULL && s->conn != env->conn_id) {
         /* Same full JID on another connection: the newer login wins. */
         router_node_t *old = r->nodes[kn_conn_node(s->conn)];
+        /* A dead node (not alive, or its KICK is undeliverable, which
+         * sets node_gone) cannot reroute the old session's queue: its
+         * XEP-0198 copies are rerouted instead (router_sm_sess_gone). */
+        if (old == NULL || !old->alive)
+            s->node_gone = true;
         if (old != NULL && old->alive) {
             kn_env_t k = {0};
             k.kind = KN_ENV_KICK;

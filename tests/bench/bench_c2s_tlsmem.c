@@ -204,7 +204,8 @@ int main(int argc, char **argv)
     c2s_tls_ctx_t *c2s_ctx = NULL;
     if (via_c2s) {
         char err[256];
-        c2s_ctx = c2s_tls_ctx_new(argv[1], argv[2], err, sizeof(err));
+        c2s_ctx = c2s_tls_ctx_new(&(c2s_tls_opts_t){argv[1], argv[2]}, err,
+                                  sizeof(err));
         if (c2s_ctx == NULL) {
             fprintf(stderr, "%s\n", err);
             return 1;

@@ -70,7 +70,8 @@ static void pair_up(pair_t *p, bool own, int max_version)
 {
     make_cert();
     char err[256];
-    p->sctx = c2s_tls_ctx_new(cert_path, key_path, err, sizeof(err));
+    p->sctx = c2s_tls_ctx_new(&(c2s_tls_opts_t){cert_path, key_path}, err,
+                              sizeof(err));
     ck_assert_msg(p->sctx != NULL, "%s", err);
     c2s_tls_ctx_set_own_records(p->sctx, own);
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p->fd), 0);
@@ -280,7 +281,8 @@ START_TEST(chacha_suite)
     make_cert();
     /* The client offers only ChaCha20-Poly1305. */
     char err[256];
-    p.sctx = c2s_tls_ctx_new(cert_path, key_path, err, sizeof(err));
+    p.sctx = c2s_tls_ctx_new(&(c2s_tls_opts_t){cert_path, key_path}, err,
+                             sizeof(err));
     ck_assert_ptr_nonnull(p.sctx);
     c2s_tls_ctx_set_own_records(p.sctx, true);
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p.fd), 0);

@@ -988,6 +988,82 @@ START_TEST(copies_rerouted_when_owner_node_is_lost_R_DROP_5)
 }
 END_TEST
 
+/* A message for a resumable session whose node is dead but not yet
+ * declared lost (its frames fail): not sent to offline storage at once
+ * (a second copy, or a bounce while presenced still counts the session),
+ * only its copy, once, when the node is lost (issue 16's soak). */
+START_TEST(undeliverable_with_copy_waits_for_node_loss_R_DROP_5)
+{
+    sessions_and_offline();
+    uint64_t conn = kn_conn_make(ib, 4);
+    sess_up("c2s-b", ib, 4, "alice@localhost/pc", 0, true);
+    sm_env("c2s-b", KN_F_SM_ENABLE, "alice@localhost/pc", conn, 0, NULL);
+    unreachable = "c2s-b";
+    msg_to("alice@localhost", "<k1/>");
+    for (int i = 0; i < nout; i++)
+        ck_assert_int_ne(outs[i].kind, KN_ENV_STANZA);
+    ck_assert_uint_eq(router_sess_find(r, "alice@localhost/pc", 18)->sm_ncopies,
+                      1);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    now = 110.0;
+    in("c2s-a", &hb, NULL);
+    in("presenced", &hb, NULL);
+    reset_out();
+    now = 116.0; /* c2s-b silent: lost */
+    router_tick(r, now);
+    int k = 0;
+    for (int i = 0; i < nout; i++) {
+        if (outs[i].kind != KN_ENV_STANZA)
+            continue;
+        ck_assert_str_eq(outs[i].node, "presenced");
+        ck_assert(outs[i].flags & KN_F_REROUTE);
+        ck_assert_str_eq(outs[i].payload, "<k1/>");
+        k++;
+    }
+    ck_assert_int_eq(k, 1);
+}
+END_TEST
+
+/* The same full JID logs in on another node while the old one's node is
+ * dead (its KICK undeliverable): nobody reroutes the old session's queue,
+ * so its XEP-0198 copies are, at once (issue 16's soak lost them). */
+START_TEST(conflict_with_dead_node_reroutes_copies_R_DROP_7)
+{
+    sessions_and_offline();
+    uint64_t conn = kn_conn_make(ib, 4);
+    sess_up("c2s-b", ib, 4, "alice@localhost/pc", 0, true);
+    sm_env("c2s-b", KN_F_SM_ENABLE, "alice@localhost/pc", conn, 0, NULL);
+    msg_to("alice@localhost", "<k1/>");
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "c2s-b");
+    unreachable = "c2s-b";
+    reset_out();
+    sess_up("c2s-a", ia, 7, "alice@localhost/pc", 0, false);
+    int k = 0;
+    for (int i = 0; i < nout; i++) {
+        if (outs[i].kind != KN_ENV_STANZA)
+            continue;
+        ck_assert_str_eq(outs[i].node, "presenced");
+        ck_assert(outs[i].flags & KN_F_REROUTE);
+        ck_assert_str_eq(outs[i].payload, "<k1/>");
+        k++;
+    }
+    ck_assert_int_eq(k, 1);
+    ck_assert(router_sess_find(r, "alice@localhost/pc", 18)->conn ==
+              kn_conn_make(ia, 7));
+    /* With the old node alive, it reroutes its own queue: no copy. */
+    unreachable = NULL;
+    sm_env("c2s-a", KN_F_SM_ENABLE, "alice@localhost/pc", kn_conn_make(ia, 7),
+           0, NULL);
+    msg_to("alice@localhost/pc", "<k2/>");
+    reset_out();
+    sess_up("c2s-b", ib, 8, "alice@localhost/pc", 0, false);
+    for (int i = 0; i < nout; i++)
+        ck_assert_int_ne(outs[i].kind, KN_ENV_STANZA);
+}
+END_TEST
+
 int main(void)
 {
     kn_log_init("test", KN_LOG_ERR);
@@ -1009,6 +1085,8 @@ int main(void)
     tcase_add_test(tc, restarted_node_clears_stale_sessions);
     tcase_add_test(tc, warm_up_holds_stanzas_until_sessions_return);
     tcase_add_test(tc, undeliverable_message_goes_offline_or_bounces);
+    tcase_add_test(tc, undeliverable_with_copy_waits_for_node_loss_R_DROP_5);
+    tcase_add_test(tc, conflict_with_dead_node_reroutes_copies_R_DROP_7);
     tcase_add_test(tc, offline_row_only_to_its_connection_R_PRES_5);
     tcase_add_test(tc, unreachable_offline_handler_does_not_recurse);
     tcase_add_test(tc, server_disco_from_registrations);
