@@ -314,63 +314,63 @@ c2s_act_t c2s_stream_input(c2s_stream_t *s, const void *data, size_t len)
     return c2s_stream_process(s);
 }
 
+/* An answer the stream waited for (pause p) came: false when the stream
+ * closed meanwhile (the answer is moot), else it is no longer paused. */
+static bool stream_unpause(c2s_stream_t *s, c2s_pause_t p)
+{
+    if (s->state == C2S_ST_CLOSED)
+        return false;
+    KN_ASSERT(s->pause == p);
+    (void)p;
+    s->pause = C2S_PAUSE_NONE;
+    return true;
+}
+
 c2s_act_t c2s_stream_creds_done(c2s_stream_t *s, int rc,
                                 const c2s_creds_t *creds)
 {
-    if (s->state == C2S_ST_CLOSED)
+    if (!stream_unpause(s, C2S_PAUSE_CREDS))
         return C2S_ACT_CLOSE;
-    KN_ASSERT(s->pause == C2S_PAUSE_CREDS);
-    s->pause = C2S_PAUSE_NONE;
     c2s_sasl_creds(s, rc, creds);
     return c2s_stream_process(s);
 }
 
 c2s_act_t c2s_stream_register_done(c2s_stream_t *s, int rc)
 {
-    if (s->state == C2S_ST_CLOSED)
+    if (!stream_unpause(s, C2S_PAUSE_REGISTER))
         return C2S_ACT_CLOSE;
-    KN_ASSERT(s->pause == C2S_PAUSE_REGISTER);
-    s->pause = C2S_PAUSE_NONE;
     c2s_register_done(s, rc);
     return c2s_stream_process(s);
 }
 
 c2s_act_t c2s_stream_lock_done(c2s_stream_t *s, unsigned remaining_s)
 {
-    if (s->state == C2S_ST_CLOSED)
+    if (!stream_unpause(s, C2S_PAUSE_LOCK))
         return C2S_ACT_CLOSE;
-    KN_ASSERT(s->pause == C2S_PAUSE_LOCK);
-    s->pause = C2S_PAUSE_NONE;
     c2s_sasl_lock_done(s, remaining_s);
     return c2s_stream_process(s);
 }
 
 c2s_act_t c2s_stream_bind_done(c2s_stream_t *s, long others)
 {
-    if (s->state == C2S_ST_CLOSED)
+    if (!stream_unpause(s, C2S_PAUSE_BIND))
         return C2S_ACT_CLOSE;
-    KN_ASSERT(s->pause == C2S_PAUSE_BIND);
-    s->pause = C2S_PAUSE_NONE;
     c2s_bind_done(s, others);
     return c2s_stream_process(s);
 }
 
 c2s_act_t c2s_stream_resume(c2s_stream_t *s)
 {
-    if (s->state == C2S_ST_CLOSED)
+    if (!stream_unpause(s, C2S_PAUSE_FAIL))
         return C2S_ACT_CLOSE;
-    KN_ASSERT(s->pause == C2S_PAUSE_FAIL);
-    s->pause = C2S_PAUSE_NONE;
     c2s_sasl_send_held_failure(s);
     return c2s_stream_process(s);
 }
 
 c2s_act_t c2s_stream_tls_done(c2s_stream_t *s, unsigned cb_types)
 {
-    if (s->state == C2S_ST_CLOSED)
+    if (!stream_unpause(s, C2S_PAUSE_TLS))
         return C2S_ACT_CLOSE;
-    KN_ASSERT(s->pause == C2S_PAUSE_TLS);
-    s->pause = C2S_PAUSE_NONE;
     c2s_stream_set_tls(s, cb_types);
     return c2s_stream_process(s);
 }

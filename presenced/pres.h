@@ -256,6 +256,13 @@ void pres_admin_kick(pres_t *p, const char *jid, kn_env_reason_t reason);
  * NULL or ""); returns how many. */
 size_t pres_admin_announce(pres_t *p, const char *text, const char *subject);
 
+/* ---- pres_creds.c ---- */
+/* Users rows of bares[0..n) changed in PostgreSQL: tombstone their copies
+ * in the credential cache and tell every c2s node, then done(arg)
+ * (always, also without Redis). */
+void pres_creds_invalidate(pres_t *p, char *const *bares, size_t n,
+                           void (*done)(void *arg), void *arg);
+
 /* ---- pres_adhoc.c: XEP-0133 over XEP-0050 ---- */
 /* <command/> to the domain. */
 void pres_adhoc_iq(pres_t *p, const kn_stanza_t *st);

@@ -35,7 +35,6 @@
 #include <openssl/rand.h>
 
 #include "kn_buf.h"
-#include "kn_credcache.h"
 #include "kn_err.h"
 #include "kn_jid.h"
 #include "kn_log.h"
@@ -371,7 +370,6 @@ typedef struct adhoc_job {
     char sid[33];
     char **bares; /* the accounts acted on (for kicks and the note) */
     size_t n;
-    size_t tomb_wait; /* credential-cache tombstones not yet answered */
     char note[256];
 } adhoc_job_t;
 
@@ -397,8 +395,9 @@ static void job_free(adhoc_job_t *j)
 
 /* The answer, then (delete, disable) the accounts' sessions end with
  * reason "removed" (<not-authorized/>), as kilnctl's do. */
-static void job_finish(adhoc_job_t *j)
+static void job_finish(void *arg)
 {
+    adhoc_job_t *j = arg;
     pres_t *p = j->p;
     const char *from = kn_stanza_from(j->iq);
     kn_log_info("adhoc: %s by %s: %s", cmds[j->cmd].node, from ? from : "?",
@@ -412,45 +411,6 @@ static void job_finish(adhoc_job_t *j)
         }
     }
     job_free(j);
-}
-
-static void job_on_tombstone(kn_redis_t *r, redisReply *reply, int err,
-                             void *arg)
-{
-    adhoc_job_t *j = arg;
-    (void)reply;
-    if (err != 0)
-        kn_log_warn("adhoc: cached credentials not dropped (%s); logins may "
-                    "use the old ones for up to c2s.creds_cache_ttl seconds",
-                    kn_strerror(err));
-    for (size_t i = 0; err == 0 && i < j->n; i++) {
-        char *local = pres_localpart(j->bares[i]);
-        kn_redis_command(r, NULL, NULL, "PUBLISH %s %s", KN_CREDCACHE_CHANNEL,
-                         local);
-        free(local);
-    }
-    if (--j->tomb_wait == 0)
-        job_finish(j);
-}
-
-/* The rows changed in PostgreSQL: tombstone their copies in the
- * credential cache and tell every c2s node (kn_credcache.h) before the
- * answer, as kilnctl and XEP-0077 do. */
-static void job_invalidate(adhoc_job_t *j)
-{
-    kn_redis_t *r = j->p->redis;
-    if (r == NULL || j->n == 0) {
-        job_finish(j);
-        return;
-    }
-    j->tomb_wait = j->n;
-    for (size_t i = 0; i < j->n; i++) {
-        char *local = pres_localpart(j->bares[i]);
-        kn_redis_command(r, job_on_tombstone, j,
-                         "SET " KN_CREDCACHE_PREFIX "%s %s EX %d", local,
-                         KN_CREDCACHE_TOMBSTONE, KN_CREDCACHE_TOMBSTONE_TTL);
-        free(local);
-    }
 }
 
 static void job_done(const PGresult *res, int err, void *arg)
@@ -501,8 +461,8 @@ static void job_done(const PGresult *res, int err, void *arg)
     }
     if (j->cmd == CMD_ADD)
         job_finish(j);
-    else
-        job_invalidate(j);
+    else /* the rows changed: the credential cache first, as kilnctl does */
+        pres_creds_invalidate(p, j->bares, j->n, job_finish, j);
 }
 
 /* A PostgreSQL text[] literal of the localparts. */

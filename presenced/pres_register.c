@@ -26,7 +26,6 @@
 
 #include <openssl/crypto.h>
 
-#include "kn_credcache.h"
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
@@ -39,7 +38,6 @@ typedef struct reg_job {
     pres_t *p;
     kn_stanza_t *iq;
     char *bare;
-    void (*then)(struct reg_job *j); /* after the cache was invalidated */
 } reg_job_t;
 
 static void reg_job_free(reg_job_t *j)
@@ -80,44 +78,9 @@ static void reg_get(pres_t *p, const kn_stanza_t *st, const char *bare)
     free(local);
 }
 
-/* The row of j's user changed in PostgreSQL: tombstone its cached copy
- * in Redis and tell every c2s node (kn_credcache.h), then call then(j)
- * (which answers and frees j). Without Redis, then(j) at once. */
-static void reg_on_tombstone(kn_redis_t *r, redisReply *reply, int err,
-                             void *arg)
+static void reg_passwd_changed(void *arg)
 {
     reg_job_t *j = arg;
-    char *local = pres_localpart(j->bare);
-    if (err == 0) {
-        kn_redis_command(r, NULL, NULL, "PUBLISH %s %s", KN_CREDCACHE_CHANNEL,
-                         local);
-    } else {
-        kn_log_warn("register: cached credentials of %s not dropped (%s); "
-                    "logins may use the old ones for up to "
-                    "c2s.creds_cache_ttl seconds",
-                    j->bare, err == -KN_EDB && reply ? reply->str : "no Redis");
-    }
-    free(local);
-    j->then(j);
-}
-
-static void reg_invalidate(reg_job_t *j, void (*then)(reg_job_t *))
-{
-    j->then = then;
-    kn_redis_t *r = j->p->redis;
-    if (r == NULL) {
-        then(j);
-        return;
-    }
-    char *local = pres_localpart(j->bare);
-    kn_redis_command(r, reg_on_tombstone, j,
-                     "SET " KN_CREDCACHE_PREFIX "%s %s EX %d", local,
-                     KN_CREDCACHE_TOMBSTONE, KN_CREDCACHE_TOMBSTONE_TTL);
-    free(local);
-}
-
-static void reg_passwd_changed(reg_job_t *j)
-{
     kn_log_info("register: password of %s changed", j->bare);
     pres_send_result(j->p, j->iq);
     reg_job_free(j);
@@ -132,7 +95,7 @@ static void reg_passwd_done(const PGresult *res, int err, void *arg)
         /* removed meanwhile */
         pres_send_error(j->p, j->iq, KN_STE_ITEM_NOT_FOUND);
     } else {
-        reg_invalidate(j, reg_passwd_changed);
+        pres_creds_invalidate(j->p, &j->bare, 1, reg_passwd_changed, j);
         return;
     }
     reg_job_free(j);
@@ -164,28 +127,12 @@ static void reg_passwd(pres_t *p, const kn_stanza_t *st, const char *bare,
     OPENSSL_cleanse(&q, sizeof(q));
 }
 
-/* Ask the router to end every session of bare (reason "removed"). */
-static void reg_kick_all(pres_t *p, const char *bare)
+static void reg_removed(void *arg)
 {
-    pres_user_t *u = pres_user_find(p, bare);
-    if (u == NULL)
-        return;
-    for (pres_sess_t *s = u->sessions; s != NULL; s = s->next) {
-        kn_env_t e = {0};
-        e.kind = KN_ENV_KICK;
-        e.reason = KN_ENV_REASON_REMOVED;
-        e.conn_id = s->conn;
-        e.from = s->full;
-        e.from_len = strlen(s->full);
-        p->sink.send(p->sink.ud, &e, NULL, 0);
-    }
-}
-
-static void reg_removed(reg_job_t *j)
-{
+    reg_job_t *j = arg;
     pres_send_result(j->p, j->iq);
     pres_roster_invalidate(j->p, j->bare);
-    reg_kick_all(j->p, j->bare);
+    pres_admin_kick(j->p, j->bare, KN_ENV_REASON_REMOVED);
     reg_job_free(j);
 }
 
@@ -197,7 +144,7 @@ static void reg_remove_done(const PGresult *res, int err, void *arg)
     } else {
         if (atoi(PQcmdTuples((PGresult *)res)) == 1)
             kn_log_info("register: account %s removed by its owner", j->bare);
-        reg_invalidate(j, reg_removed);
+        pres_creds_invalidate(j->p, &j->bare, 1, reg_removed, j);
         return;
     }
     reg_job_free(j);
