@@ -270,6 +270,9 @@ clean:
 # <target>/ (read, never written); grown corpus: build/fuzz/corpus/<target>;
 # dictionary: tests/fuzz/<target>.dict or tests/fuzz/xmpp.dict.
 #   make fuzz FUZZ_SECONDS=3600   the long campaign, each target in turn
+#                                 (FUZZ_JOBS=N: N targets at a time, 0 =
+#                                 all at once; tests/fuzz/campaign.sh; a
+#                                 table of runs, CPU, coverage, corpus)
 #   make fuzz-check               what `make test` runs: every committed
 #                                 seed replayed, then FUZZ_CHECK_SECONDS of
 #                                 fuzzing per target; any crash, leak or
@@ -277,6 +280,7 @@ clean:
 #                                 build/fuzz/artifacts/)
 FUZZ_SECONDS ?= 30
 FUZZ_CHECK_SECONDS ?= 5
+FUZZ_JOBS ?= 1
 FUZZ_CC ?= clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
@@ -309,14 +313,7 @@ build/fuzz/bin/fuzz_%: build/fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
 
 fuzz-bin: $(FUZZ_BINS)
 fuzz: $(FUZZ_BINS)
-	@mkdir -p build/fuzz/artifacts
-	@for t in $(FUZZ_NAMES); do echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
-	    mkdir -p build/fuzz/corpus/$$t; $(FUZZ_T); \
-	    build/fuzz/bin/fuzz_$$t $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) \
-	        $${dict:+-dict=$$dict} build/fuzz/corpus/$$t $$seeds \
-	        >build/fuzz/fuzz_$$t.log 2>&1; rc=$$?; \
-	    grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units|^Done' build/fuzz/fuzz_$$t.log; \
-	    if [ $$rc -ne 0 ]; then tail -n 60 build/fuzz/fuzz_$$t.log; exit 1; fi; done
+	@tests/fuzz/campaign.sh $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_NAMES)
 fuzz-check: $(FUZZ_BINS)
 	@mkdir -p build/fuzz/artifacts
 	@for t in $(FUZZ_NAMES); do rm -rf build/fuzz/check/$$t; mkdir -p build/fuzz/check/$$t; \

@@ -31,7 +31,7 @@ PKGS=(
     libjemalloc-dev libmimalloc-dev
     # metrics (test_27): promtool checks /metrics, a private prometheus
     # scrapes the test cluster
-    prometheus curl
+    prometheus curl time
     # real clients besides slixmpp (test_15, test_16)
     go-sendxmpp profanity tmux
     # gateways and calls (test_22, test_23): IRC server, IRC gateway
