@@ -1,0 +1,77 @@
+"""30 the login path under load (issue 15).
+
+- R-DROP-3, R-PRES-6: presenced batches its last_presence writes (the
+  delete at login, the upsert at logout) into one statement per loop
+  pass, and a batch that waited longer than db.checkout_timeout_ms for
+  the ordered connection is sent again, not dropped. Proved with a burst
+  of logouts while a psql session holds a lock on last_presence for
+  longer than the checkout timeout: before, every write queued behind the
+  blocked one failed ("would block") and those users' last activity was
+  lost; now every user's row is there once the lock goes.
+"""
+
+import asyncio
+import uuid
+
+from test_06_presence import TableLock, logged, until
+from test_05_roster import sql
+from xmpp_client import login, run
+
+PW = "burst-pw"
+# More than the ordered connection's pipeline (32 statements sent at
+# once), so the old code had writes waiting in the queue.
+N = 40
+
+
+def rows(users, status=None):
+    where = "username in (%s)" % ",".join("'%s'" % u for u in users)
+    if status is not None:
+        where += " and status = %s || username" % status
+    return int(sql("select count(*) from last_presence where " + where))
+
+
+def write_is_waiting():
+    return int(sql("select count(*) from pg_stat_activity where"
+                   " wait_event_type = 'Lock' and query like"
+                   " '%last_presence%' and query not like '%pg_stat%'")) > 0
+
+
+def test_last_activity_survives_burst_R_DROP_3(live, make_user):
+    tag = uuid.uuid4().hex[:6]
+    users = [make_user("lb%s%d" % (tag, i), PW) for i in range(N)]
+    # A stale row for each: the login (first available resource) deletes
+    # it (R-PRES-6), batched too.
+    sql("insert into last_presence (username, status, offline_at) select"
+        " username, 'stale', now() from users where username like 'lb%s%%'"
+        % tag)
+    assert rows(users) == N
+
+    async def scenario():
+        cs = await asyncio.gather(*[
+            login(live, u, PW, ("c2s-a", "c2s-b")[i % 2], "r")
+            for i, u in enumerate(users)])
+        await until(lambda: rows(users) == 0, 60,
+                    "the login deletes of the stale rows")
+        mark = live.log_mark("presenced")
+        lock = TableLock("last_presence")
+        try:
+            for c, u in zip(cs, users):
+                c.send_presence(ptype="unavailable", pstatus="gone-" + u)
+            await until(write_is_waiting, 60,
+                        "presenced's write waiting for the lock")
+            # Held past db.checkout_timeout_ms: presenced logs when the
+            # writes queued behind the blocked one time out (lost before,
+            # queued again now).
+            await until(lambda: logged(live, "presenced", mark,
+                                       "last_presence: "), 60,
+                        "the queued writes timing out")
+        finally:
+            lock.release()
+        await until(lambda: rows(users, "'gone-'") == N, 60,
+                    "every user's last activity (%d of %d)"
+                    % (rows(users, "'gone-'"), N))
+        assert not logged(live, "presenced", mark, "writes lost")
+        for c in cs:
+            await c.stop()
+
+    run(scenario(), timeout=300)
