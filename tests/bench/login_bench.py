@@ -187,8 +187,8 @@ def main():
     ap.add_argument("--only", default=None,
                     help="comma-separated scenarios to run (default all)")
     ap.add_argument("--perf", default=None,
-                    help="DIR: perf record -g the server processes during"
-                    " roster100-scram into DIR/<build>-<rep>.data")
+                    help="DIR: perf record -g the server processes during the first"
+                    " roster100-scram into DIR/<build>-1.data")
     a = ap.parse_args()
     builds = [os.path.abspath(b) for b in a.builds.split(",")]
     global LOAD
@@ -264,7 +264,7 @@ def main():
                 if a.only and "roster100-scram" not in a.only.split(","):
                     continue
                 perf = None
-                if a.perf:
+                if a.perf and rep == 0:  # one profile per build
                     os.makedirs(a.perf, exist_ok=True)
                     perf = subprocess.Popen(
                         ["perf", "record", "-q", "-g", "-F", "499", "-o",
