@@ -431,8 +431,17 @@ static void last_roster_cb(pres_t *p, const char *bare, const pres_roster_t *r,
                            int err, void *arg)
 {
     last_job_t *j = arg;
+    if (err != 0) {
+        /* The roster could not be read (the pool stayed busy through
+         * every retry, or an SQL error): say so, not forbidden. */
+        pres_send_error(p, j->iq,
+                        err == -KN_EAGAIN ? KN_STE_RESOURCE_CONSTRAINT
+                                          : KN_STE_INTERNAL_SERVER_ERROR);
+        last_job_free(j);
+        return;
+    }
     char *asker = pres_bare_of(kn_stanza_from(j->iq));
-    const pres_item_t *it = err == 0 ? pres_roster_find(r, asker) : NULL;
+    const pres_item_t *it = pres_roster_find(r, asker);
     bool ok = strcmp(asker, bare) == 0 ||
               (it != NULL && (pres_item_sub(it) & PRES_SUB_FROM));
     free(asker);

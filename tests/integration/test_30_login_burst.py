@@ -8,6 +8,12 @@
   longer than the checkout timeout: before, every write queued behind the
   blocked one failed ("would block") and those users' last activity was
   lost; now every user's row is there once the lock goes.
+- R-PERF-3: a roster load that found every pooled connection busy for
+  db.checkout_timeout_ms is queued again (a bounded number of times)
+  instead of failing the request at once: with rosteritems locked and
+  more roster loads than the pool has connections, every request is
+  answered once the lock goes (before: the loads past the pool size
+  failed after one checkout timeout).
 """
 
 import asyncio
@@ -16,8 +22,8 @@ import uuid
 
 import conftest
 from test_06_presence import TableLock, logged, until
-from test_05_roster import sql
-from xmpp_client import login, run
+from test_05_roster import D, roster_row, sql
+from xmpp_client import iq, login, run
 
 PW = "burst-pw"
 # More than the ordered connection's pipeline (32 statements sent at
@@ -79,6 +85,53 @@ def test_last_activity_survives_burst_R_DROP_3(live, make_user):
                     "every user's last activity (%d of %d)"
                     % (rows(users, "'gone-'"), N))
         assert not logged(live, "presenced", mark, "writes lost")
+        for c in cs:
+            await c.stop()
+
+    run(scenario(), timeout=300)
+
+
+def roster_load_waiting():
+    return int(sql("select count(*) from pg_stat_activity where"
+                   " wait_event_type = 'Lock' and query like"
+                   " 'select 0, jid%'")) > 0
+
+
+def test_roster_load_waits_for_pool_R_PERF_3(live, make_user):
+    tag = uuid.uuid4().hex[:6]
+    n = 12  # more than the test stack's db.pool_max (8)
+    askers = [make_user("lra%s%d" % (tag, i), PW) for i in range(n)]
+    targets = [make_user("lrt%s%d" % (tag, i), PW) for i in range(n)]
+    for a, t in zip(askers, targets):
+        roster_row(t, a, "both")
+    sql("insert into last_presence (username, status, offline_at) select"
+        " username, 'away', now() - interval '100 seconds' from users"
+        " where username like 'lrt%s%%'" % tag)
+
+    async def scenario():
+        cs = await asyncio.gather(*[
+            login(live, a, PW, ("c2s-a", "c2s-b")[i % 2], "r")
+            for i, a in enumerate(askers)])
+        lock = TableLock("rosteritems")
+        try:
+            # XEP-0012 to an offline user: presenced loads that user's
+            # roster (not cached) to check the asker's subscription.
+            futs = [asyncio.ensure_future(iq(
+                c, "get", "%s@%s" % (t, D), "<query xmlns='jabber:iq:last'/>"))
+                for c, t in zip(cs, targets)]
+            await until(roster_load_waiting, 60,
+                        "presenced's roster loads waiting for the lock")
+            # The stall under test: two checkout timeouts, so the loads
+            # past the pool's connections time out waiting for one.
+            await asyncio.sleep(2 * checkout_timeout_s())
+        finally:
+            lock.release()
+        res = await asyncio.gather(*futs, return_exceptions=True)
+        bad = [r for r in res if isinstance(r, BaseException)]
+        assert not bad, "%d of %d failed: %s" % (len(bad), n, bad[0])
+        for r in res:
+            q = r.xml.find("{jabber:iq:last}query")
+            assert q is not None and int(q.get("seconds")) >= 100, r
         for c in cs:
             await c.stop()
 
