@@ -4,7 +4,7 @@ by side on one private stack, interleaved.
 
 usage: tests/bench/login_bench.py [--builds build/base,build] [--repeat 3]
            [--users 1000] [--mod-users 300] [--roster-users 505]
-           [--summary FILE]
+           [--summary FILE] [--only SCENARIO,...] [--perf DIR]
 
 Environment: KILN_VAR (default var/bench-login), KILN_PORT_OFFSET,
 KILN_PG_PORT as for deploy/dev/stack. Brings the stack's PostgreSQL and
@@ -25,8 +25,12 @@ cache), then the measured scenarios:
 
 Logins/s and server CPU per login split by process (c2s, router,
 presenced, mucd, Redis, PostgreSQL) for the connections scenarios,
-measured over the login wave only (kiln-load's cpu_by_pid). Prints a
-table of medians per build; --summary writes every run as JSON.
+measured over the login wave only (kiln-load's cpu_by_pid); for
+roster100-scram over the whole presence run from /proc (logins, fan-out,
+drain) divided by the logins. --perf DIR records perf of the server
+processes during the first repetition's roster100-scram. Prints a table
+of medians per build with the load average; --summary writes every run
+as JSON.
 """
 import argparse
 import json
