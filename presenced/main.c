@@ -41,7 +41,7 @@ static size_t presd_pending(void *ud)
 {
     presd_t *d = ud;
     return kn_pg_pool_pending(d->pg) + kn_pg_pool_pending(d->pg_ord) +
-           kn_redis_pending(d->redis);
+           kn_redis_pending(d->redis) + pres_last_pending(d->p);
 }
 
 static const kn_daemon_drain_ops_t presd_drain_ops = {presd_on_stop,

@@ -226,6 +226,12 @@ struct pres {
     unsigned long caps_seq;      /* disco#info ids */
     struct caps_last *caps_last; /* last-item queries in flight */
     struct pres_mam *mam;        /* XEP-0313 archive (pres_mam.c) */
+    /* pres_last.c: last-presence writes (upsert at logout, delete at
+     * login) not yet sent, by user, the newest per user; flushed as one
+     * statement per loop pass by last_flush_w, one batch in flight. */
+    struct pres_last_op *last_ops;
+    ev_prepare last_flush_w;
+    bool last_inflight;
     pres_stats_t stats;
 };
 
@@ -442,6 +448,13 @@ void pres_offline_free(pres_t *p);
 /* ---- pres_last.c ---- */
 void pres_last_store(pres_t *p, const char *bare, const kn_stanza_t *unavail);
 void pres_last_clear(pres_t *p, const char *bare);
+/* Queue now every write pres_last_store/clear have batched (before a
+ * read of last_presence on the ordered pool, and at each loop pass). */
+void pres_last_flush(pres_t *p);
+/* Writes batched and not yet sent (a stop waits for them). */
+size_t pres_last_pending(const pres_t *p);
+/* Drop what is still batched (pres_free), with a warning. */
+void pres_last_free(pres_t *p);
 void pres_last_iq(pres_t *p, const kn_env_t *env, const kn_stanza_t *st);
 /* Send the stored last unavailable presence of each of contacts[0..n)
  * (bare JIDs) to full, then call done(arg). */

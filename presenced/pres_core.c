@@ -54,6 +54,7 @@ void pres_free(pres_t **pp)
     pres_push_free(p);
     pres_caps_free(p);
     pres_mam_free(p);
+    pres_last_free(p);
     pres_sess_t *s, *stmp;
     pres_offline_free(p);
     HASH_ITER(hh, p->sessions, s, stmp)

@@ -182,9 +182,16 @@ static const char roster_sql[] =
     " coalesce((select version from roster_versions where username = $1),"
     " 0)";
 
+/* A load that found every pooled connection busy for
+ * db.checkout_timeout_ms (-KN_EAGAIN: never sent) is queued again this
+ * many times before its waiters get the error: a login burst waits a
+ * bounded while for the pool instead of failing at the first timeout. */
+#define ROSTER_LOAD_RETRIES 5
+
 typedef struct roster_load {
     pres_t *p;
     char *bare;
+    unsigned tries;
 } roster_load_t;
 
 static bool pg_bool(const PGresult *res, int row, int col)
@@ -229,20 +236,29 @@ static pres_roster_t *roster_from_result(const PGresult *res)
     return r;
 }
 
-static void roster_issue(pres_t *p, pres_user_t *u);
+static void roster_issue(pres_t *p, pres_user_t *u, unsigned tries);
 
 static void roster_loaded(const PGresult *res, int err, void *arg)
 {
     roster_load_t *l = arg;
     pres_t *p = l->p;
     pres_user_t *u = pres_user_find(p, l->bare);
+    unsigned tries = l->tries;
     free(l->bare);
     free(l);
     if (u == NULL)
         return;
     if (err == 0 && u->reload) {
         u->reload = false;
-        roster_issue(p, u);
+        roster_issue(p, u, 0);
+        return;
+    }
+    if (err == -KN_EAGAIN && tries < ROSTER_LOAD_RETRIES) {
+        u->reload = false; /* the next load reads it all again */
+        kn_log_info("roster of %s: no database connection free in time,"
+                    " queued again",
+                    u->bare);
+        roster_issue(p, u, tries + 1);
         return;
     }
     u->loading = false;
@@ -272,10 +288,11 @@ static void roster_loaded(const PGresult *res, int err, void *arg)
     pres_user_maybe_free(p, u);
 }
 
-static void roster_issue(pres_t *p, pres_user_t *u)
+static void roster_issue(pres_t *p, pres_user_t *u, unsigned tries)
 {
     roster_load_t *l = kn_malloc(sizeof(*l));
     l->p = p;
+    l->tries = tries;
     l->bare = kn_strdup(u->bare);
     char *local = pres_localpart(u->bare);
     const char *params[] = {local, p->domain};
@@ -311,7 +328,7 @@ void pres_roster_get(pres_t *p, const char *bare, pres_roster_cb cb, void *arg)
         *pp = w;
     }
     if (!u->loading)
-        roster_issue(p, u);
+        roster_issue(p, u, 0);
 }
 
 void pres_roster_invalidate(pres_t *p, const char *bare)

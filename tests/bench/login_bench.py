@@ -4,7 +4,7 @@ by side on one private stack, interleaved.
 
 usage: tests/bench/login_bench.py [--builds build/base,build] [--repeat 3]
            [--users 1000] [--mod-users 300] [--roster-users 505]
-           [--summary FILE]
+           [--summary FILE] [--only SCENARIO,...] [--perf DIR]
 
 Environment: KILN_VAR (default var/bench-login), KILN_PORT_OFFSET,
 KILN_PG_PORT as for deploy/dev/stack. Brings the stack's PostgreSQL and
@@ -25,8 +25,12 @@ cache), then the measured scenarios:
 
 Logins/s and server CPU per login split by process (c2s, router,
 presenced, mucd, Redis, PostgreSQL) for the connections scenarios,
-measured over the login wave only (kiln-load's cpu_by_pid). Prints a
-table of medians per build; --summary writes every run as JSON.
+measured over the login wave only (kiln-load's cpu_by_pid); for
+roster100-scram over the whole presence run from /proc (logins, fan-out,
+drain) divided by the logins. --perf DIR records perf of the server
+processes during the first repetition's roster100-scram. Prints a table
+of medians per build with the load average; --summary writes every run
+as JSON.
 """
 import argparse
 import json
@@ -141,6 +145,19 @@ class Stack:
         return out
 
 
+def cpu_us(pids):
+    """pid -> utime + stime in microseconds, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+            out[pid] = (int(f[11]) + int(f[12])) * 1e6 / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
 def result(text):
     for line in text.splitlines():
         if line.startswith("RESULT "):
@@ -171,6 +188,11 @@ def main():
     ap.add_argument("--mod-users", type=int, default=300)
     ap.add_argument("--roster-users", type=int, default=505)
     ap.add_argument("--summary", default=None)
+    ap.add_argument("--only", default=None,
+                    help="comma-separated scenarios to run (default all)")
+    ap.add_argument("--perf", default=None,
+                    help="DIR: perf record -g the server processes during the first"
+                    " roster100-scram into DIR/<build>-1.data")
     a = ap.parse_args()
     builds = [os.path.abspath(b) for b in a.builds.split(",")]
     global LOAD
@@ -203,6 +225,8 @@ def main():
         "plain-tls-mod": tls + ["--sasl", "plain"] + mod,
         "scram-starttls-mod": starttls + mod,
     }
+    if a.only:
+        scen = {k: v for k, v in scen.items() if k in a.only.split(",")}
     runs = []
     try:
         for rep in range(a.repeat):
@@ -241,29 +265,56 @@ def main():
                         os.path.basename(b), name, row["logins_per_s"],
                         row["cpu_us_per_login"],
                         " ".join("%s=%.0f" % kv for kv in split.items())))
+                if a.only and "roster100-scram" not in a.only.split(","):
+                    continue
+                perf = None
+                if a.perf and rep == 0:  # one profile per build
+                    os.makedirs(a.perf, exist_ok=True)
+                    perf = subprocess.Popen(
+                        ["perf", "record", "-q", "-g", "-F", "499", "-o",
+                         os.path.join(a.perf, "%s-%d.data" % (
+                             os.path.basename(b), rep + 1)),
+                         "-p", plist], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
+                # CPU of each server process over the whole presence run
+                # (logins, fan-out, the 10 s drain), per login.
+                c0 = cpu_us(pids)
                 res = run_load(b, ["presence", *starttls, "--procs", "2",
                                    "--users", str(a.roster_users),
                                    "--user-fmt", "pres%d", "--roster", "100",
                                    "--rounds", "1", "--drain", "10",
                                    "--scram-cache", keys])
+                c1 = cpu_us(pids)
+                if perf is not None:
+                    perf.send_signal(signal.SIGINT)
+                    perf.wait(60)
                 if res is not None:
+                    split = {g: 0.0 for g in GROUPS}
+                    for pid, us in c1.items():
+                        g = pids.get(pid, "other")
+                        split[g] = split.get(g, 0) + (us - c0.get(pid, us)) \
+                            / a.roster_users
                     row = {"rep": rep + 1, "build": b,
                            "scenario": "roster100-scram",
                            "logins_per_s": float(res["logins_per_s"]),
+                           "cpu_us_per_login": sum(split.values()),
+                           "split": split,
                            "incomplete": int(res["incomplete"]),
                            "errors": int(res["errors"]),
                            "load": os.getloadavg()[0]}
                     runs.append(row)
-                    log("%s roster100-scram: %.0f logins/s, incomplete %d" % (
-                        os.path.basename(b), row["logins_per_s"],
-                        row["incomplete"]))
+                    log("%s roster100-scram: %.0f logins/s, incomplete %d,"
+                        " %.0f us/login %s" % (
+                            os.path.basename(b), row["logins_per_s"],
+                            row["incomplete"], row["cpu_us_per_login"],
+                            " ".join("%s=%.0f" % kv for kv in split.items())))
                 if a.summary:
                     json.dump(runs, open(a.summary, "w"), indent=1)
     finally:
         st.stop()
         subprocess.run([os.path.join(TOP, "deploy/dev/stack"), "down"],
                        stdout=subprocess.DEVNULL)
-    print("| scenario | build | logins/s (median; runs) | server CPU/login "
+    print("| scenario | build | logins/s (median; runs), load avg | server CPU/login "
           "(median) | c2s | router | presenced | mucd | Redis | PostgreSQL |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in list(scen) + ["roster100-scram"]:
@@ -275,6 +326,8 @@ def main():
             line = "| %s | %s | %.0f (%s) |" % (
                 name, os.path.basename(b), statistics.median(lps),
                 ", ".join("%.0f" % x for x in lps))
+            line = line[:-1] + "load %.1f-%.1f |" % (
+                min(r["load"] for r in rs), max(r["load"] for r in rs))
             if "split" in rs[0]:
                 line += " %.0f µs |" % statistics.median(
                     r["cpu_us_per_login"] for r in rs)
