@@ -172,3 +172,20 @@ def test_soak_driver_counts_what_the_server_counts():
     bad, ok, _ = run.duplicates()
     assert [d["id"] for d in bad] == ["m1"], bad   # its ack was read
     assert ok == {"dropped": 1}, ok                # m3: XEP-0198 allows
+
+    # a confirmed <a/> whose node is killed at once may lose what c2s
+    # forwards of it (at-least-once across a crash); seconds later not
+    for mid, after in (("m5", 0.2), ("m6", 5.0)):
+        k = _session(fake, head + "<enabled xmlns='urn:xmpp:sm:3'/>" +
+                     msg % int(mid[1:]))
+        k.closed = False
+        k.send_ack()
+        k.stanza("<presence/>", None, "presence")
+        k.on_server_ack(1)
+        k.killed = True
+        k.info.killed_at = fake.stats.rx_acked[mid][1].confirmed_at + after
+        k.finish()
+        _session(fake, head + msg % int(mid[1:])).finish()
+    bad, ok, _ = run.duplicates()
+    assert [d["id"] for d in bad] == ["m1", "m6"], bad
+    assert ok == {"dropped": 1, "killed just after": 1}, ok
