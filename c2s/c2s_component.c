@@ -176,11 +176,15 @@ static void comp_close(comp_conn_t *c, kn_stream_err_t err, const char *why)
     c->state = COMP_ST_CLOSED;
     ev_io_stop(loop, &c->rio);
     ev_timer_stop(loop, &c->throttle);
-    /* One last try to hand the error to the socket; then it goes. */
+    /* One last try to hand the error to the socket; then it goes. What
+     * it took is done with: the write watcher may still run before the
+     * reaper (its event of the same loop pass) and must not send it
+     * again (found by tests/fuzz/fuzz_component.c). */
     if (c->fd >= 0 && c->out.len > c->out_off) {
         ssize_t n = send(c->fd, c->out.data + c->out_off,
                          c->out.len - c->out_off, MSG_NOSIGNAL);
-        (void)n;
+        if (n > 0)
+            c->out_off += (size_t)n;
     }
 }
 

@@ -353,9 +353,10 @@ void c2s_sm_end(c2s_stream_t *s)
         n++;
     }
     if (n > 0)
-        kn_log_info("c2s: %s: session ended with %zu stanzas unacknowledged: "
-                    "rerouted",
-                    s->jid.str ? s->jid.str : "?", n);
+        kn_log_info("c2s: %s: session ended with %zu stanzas unacknowledged "
+                    "(%u sent, the client's h %u): rerouted",
+                    s->jid.str ? s->jid.str : "?", n, (unsigned)s->sm->q.sent,
+                    (unsigned)s->sm->q.acked);
 }
 
 void c2s_sm_free(c2s_stream_t *s)

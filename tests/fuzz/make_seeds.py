@@ -23,6 +23,13 @@ What each target gets from one captured client stream:
   stanza      each top-level element, one file each
   jid         every to/from/jid attribute value and <jid/> text
   sasl        the decoded <auth/> and <response/> payloads
+
+    tests/fuzz/make_seeds.py component
+        write the seeds of fuzz_component (XEP-0114) into
+        tests/fuzz/corpus/component: no capture, since the stream id is
+        random on a real server and fixed (FZ_SID) in the fuzzer; each
+        seed's <handshake/> is SHA-1(FZ_SID + secret) for the fuzzer's
+        configured components, so it gets past the handshake
 """
 
 import base64
@@ -186,7 +193,81 @@ def convert():
                  before, len(os.listdir(corpus))))
 
 
+# tests/fuzz/fuzz_component.c: its fixed stream id, its components
+FZ_SID = b"00112233445566778899aabbccddeeff"
+COMPONENTS = {b"gw.localhost": b"s3cret", b"irc.localhost": b"pw"}
+NS_COMP = b"jabber:component:accept"
+
+
+def comp_header(to):
+    return (b"<?xml version='1.0'?><stream:stream xmlns='" + NS_COMP +
+            b"' xmlns:stream='http://etherx.jabber.org/streams' to='" + to +
+            b"'>")
+
+
+def comp_handshake(domain, upper=False):
+    h = hashlib.sha1(FZ_SID + COMPONENTS[domain]).hexdigest().encode()
+    return b"<handshake>" + (h.upper() if upper else h) + b"</handshake>"
+
+
+def component():
+    """The seeds of fuzz_component: mode byte + the component's writes
+    split by 0xFF (mode bits in fuzz_component.c)."""
+    gw, irc = b"gw.localhost", b"irc.localhost"
+    ok = [comp_header(gw), comp_handshake(gw)]
+    stanzas = [
+        b"<message from='bob@gw.localhost/x' to='alice@localhost' "
+        b"type='chat' id='c1'><body>hello</body></message>",
+        b"<presence from='bob@gw.localhost' to='alice@localhost' "
+        b"type='subscribe'/>",
+        b"<iq from='gw.localhost' to='localhost' type='get' id='c2'>"
+        b"<query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+        b"<iq from='gw.localhost' to='alice@localhost/r' type='result' "
+        b"id='c3'/>",
+        b"<message from='#room%irc.example@irc.localhost/nick' "
+        b"to='alice@localhost' type='groupchat'><body>x</body></message>",
+        b"<message from='evil@localhost' to='alice@localhost'><body>x"
+        b"</body></message>",                          # invalid-from
+        b"<message from='bob@gw.localhost'><body>x</body></message>",
+        b"<message from='bob@gw.localhost' to='a@@b'/>",  # jid-malformed
+        b"<message from='bob@gw.localhost' to='alice@localhost' "
+        b"type='bogus'/>",                             # bad-request
+        b"<foo xmlns='urn:x'/>",                       # unsupported
+        b"<message xmlns='jabber:client' from='bob@gw.localhost' "
+        b"to='alice@localhost'/>",                     # wrong namespace
+    ]
+    seeds = [
+        (0x00, ok + stanzas[:5] + [b"</stream:stream>"]),
+        (0x40, ok + stanzas[:2]),                      # router deliveries
+        (0x80, ok + [stanzas[0]]),                     # 7-byte reads
+        (0x00, [comp_header(irc), comp_handshake(irc, upper=True),
+                stanzas[4]]),
+        (0x0c, ok + stanzas[:4] * 3),                  # over its rates
+        (0x60, ok + [stanzas[2]]),                     # small output
+        (0x01, ok + [stanzas[0]]),                     # link not ready
+        (0x02, ok + stanzas[:3]),                      # sends fail
+        (0x10, ok + [stanzas[0]]),                     # small limits
+        (0x00, [comp_header(gw), b"<handshake>0000</handshake>"]),
+        (0x00, [comp_header(b"nope.localhost")]),
+        (0x00, [comp_header(gw), b"<message/>"]),
+        (0x00, [comp_header(gw) + comp_handshake(gw) + stanzas[0]]),
+        (0x00, [comp_header(gw), comp_header(gw)]),
+    ]
+    seeds += [(0x00, ok + [st]) for st in stanzas[5:]]
+    corpus = os.path.join(TOP, "tests", "fuzz", "corpus", "component")
+    os.makedirs(corpus, exist_ok=True)
+    for mode, chunks in seeds:
+        data = bytes([mode]) + b"\xff".join(chunks)
+        name = hashlib.sha1(data).hexdigest()
+        with open(os.path.join(corpus, name), "wb") as f:
+            f.write(data)
+    print("make_seeds: %d component seeds in %s" % (len(seeds), corpus))
+
+
 def main():
+    if len(sys.argv) == 2 and sys.argv[1] == "component":
+        component()
+        return
     if len(sys.argv) >= 3 and sys.argv[1] == "capture":
         sys.exit(capture(sys.argv[2], sys.argv[3:]))
     if len(sys.argv) == 2 and sys.argv[1] == "convert":

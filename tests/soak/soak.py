@@ -18,11 +18,22 @@ Counting, for chat messages (body "soak:<id>"):
   sent but not acknowledged when the sender's connection died is "in
   doubt" (it may or may not have gone out; never counted as lost).
 - received: a client got it. It is "acked" once the client's own <a h/>
-  covering it went out. A message received again after it was acked is a
-  duplicate; when the session that acked it died with its node (SIGKILL)
-  or was dropped by us (TCP cut right after the <a/>), the ack may never
-  have been read and XEP-0198's at-least-once allows it (dup_after_kill);
-  any other duplicate is a fault.
+  covering it went out. Receiving it again after that is a duplicate,
+  classified at the end by what became of the ack that covered it
+  (docs/SOAK.md, "What counts"):
+  allowed (XEP-0198's at-least-once): the ack was never confirmed (the
+  server's <a h/> covered no stanza we sent after it, and the stream did
+  not end with the server's answer to our </stream:stream>) and the
+  connection then ended abruptly: its node was killed (SIGKILL), we cut
+  the TCP connection right after the <a/>, or the server closed it. Such
+  an ack may never have been read, and the server then resends or stores
+  the stanza (XEP-0198 section 5).
+  allowed too (at-least-once across a crash, not XEP-0198's case): the
+  ack was confirmed less than CRASH_WINDOW before its node was killed:
+  c2s forwards an <a/> to the router (its copies) and presenced (stored
+  rows) asynchronously, and SIGKILL may come in between.
+  not allowed: any other duplicate (a confirmed ack, a clean logout, a
+  session still up, the same session twice): a fault, and the run fails.
 - At the end the churn stops, every user logs in again (offline storage)
   until nothing more arrives; lost = accepted and never received.
 Group messages and presences are load, counted and reported only.
@@ -65,10 +76,13 @@ class Stats:
         self.bounced = set()
         self.bounce_why = collections.Counter()
         self.bounce_samples = []
-        self.rx_acked = {}      # id -> session that acked it first
+        self.rx_acked = {}      # id -> (SessInfo, Ack) that acked it first
         self.rx_seen = set()
-        self.dup = []
-        self.dup_after_kill = []
+        self.dup_rx = []        # (id, first SessInfo, its Ack, SessInfo, t,
+        #                          from offline storage)
+        self.early = 0          # stanzas in the read that brought <enabled/>
+        self.ends = collections.Counter()    # how sessions ended
+        self.errors = collections.Counter()  # stream errors from the server
         self.logins = 0
         self.login_fail = collections.Counter()
         self.logouts = 0
@@ -85,6 +99,36 @@ class Stats:
     def new_id(self, prefix):
         self.next_id += 1
         return "%s%d" % (prefix, self.next_id)
+
+
+class Ack:
+    """One <a h/> we sent. Confirmed once the server handled a stanza we
+    sent after it (its own <a h/> covers it; TCP and the server keep
+    order) or answered our </stream:stream>: then the server read it."""
+
+    __slots__ = ("out_h", "t", "confirmed", "confirmed_at")
+
+    def __init__(self, out_h, t):
+        self.out_h = out_h
+        self.t = t
+        self.confirmed = False
+        self.confirmed_at = None
+
+
+class SessInfo:
+    """What the counting keeps of a session once it is gone (a Session
+    holds its parser and streams: thousands of them would pile up)."""
+
+    __slots__ = ("id", "node", "user", "ended", "stream_error", "early",
+                 "last_h", "after_last", "killed_at")
+
+    def __init__(self, sid, node, user):
+        self.id, self.node, self.user = sid, node, user
+        self.ended = self.stream_error = None
+        self.early = 0
+        self.last_h = None   # h of our last <a/>
+        self.after_last = 0  # stanzas counted after it
+        self.killed_at = None
 
 
 class Session:
@@ -104,6 +148,11 @@ class Session:
         self.jid = "%s@%s" % (user, soak.domain)
         self.killed = False     # its node was killed while it was up
         self.dropped = False    # we cut the TCP connection (no close)
+        self.ended = None       # clean, dropped, killed, closed (by server)
+        self.stream_error = None
+        self.server_closed = False  # the server's </stream:stream> came
+        self.acks = collections.deque()  # Acks not yet confirmed
+        self.info = SessInfo(self.id, node, user)
         self.out_h = 0          # stanzas we sent since <enabled/>
         self.in_h = 0           # stanzas we got since <enabled/>
         self.sm_on = False
@@ -113,6 +162,9 @@ class Session:
         self.reader = self.writer = None
         self.rtask = None
         self.closed = False
+        self.login_done = False
+        self.enabled_seen = False
+        self.closing = False    # our </stream:stream> went out
 
     # ---- stream plumbing
     def send(self, text):
@@ -143,6 +195,7 @@ class Session:
                             self.root.remove(el)  # keep memory flat
                             self._on_top(el)
                         elif self.depth == 0:
+                            self.server_closed = True
                             break
         except (OSError, ET.ParseError, ssl.SSLError):
             pass
@@ -152,15 +205,30 @@ class Session:
     def _on_top(self, el):
         tag = el.tag
         if tag == "{%s}r" % NS_SM:
-            self.send_ack()
+            if not self.closing:
+                self.send_ack()
             return
         if tag == "{%s}a" % NS_SM:
             self.on_server_ack(int(el.get("h")))
             return
+        if tag == "{%s}enabled" % NS_SM:
+            # Count from here, in this task: stanzas in the same read (a
+            # group message to a full JID that a dropped session of the
+            # user left behind) are counted by the server. Counting them
+            # only once login() resumed left our h one short: the server
+            # then rerouted the session's last stanza at a clean logout.
+            self.enabled_seen = True
+            self.sm_on = True
+        elif tag == "{%s}error" % NS_STREAM:
+            self.stream_error = " ".join(c.tag.split("}")[-1] for c in el)
         if tag in ("{%s}message" % NS_CLIENT, "{%s}presence" % NS_CLIENT,
                    "{%s}iq" % NS_CLIENT):
             if self.sm_on:
                 self.in_h += 1
+                self.info.after_last += 1
+            if self.enabled_seen and not self.login_done:
+                self.st.early += 1
+                self.info.early += 1
             if tag.endswith("}message"):
                 self.on_message(el)
             elif tag.endswith("}presence"):
@@ -227,6 +295,7 @@ class Session:
         await self.expect("{%s}iq" % NS_CLIENT)
         self.send("<enable xmlns='%s' resume='true'/>" % NS_SM)
         await self.expect("{%s}enabled" % NS_SM)
+        self.login_done = True
         self.sm_on = True
         self.stanza("<presence/>", None, "presence")
         self.stanza("<presence to='%s@conference.%s/%s'><x xmlns='%s'>"
@@ -241,6 +310,9 @@ class Session:
         self.pending.append((self.out_h, mid, kind))
 
     def on_server_ack(self, h):
+        while self.acks and self.acks[0].out_h < h:
+            a = self.acks.popleft()
+            a.confirmed, a.confirmed_at = True, time.monotonic()
         while self.pending and self.pending[0][0] <= h:
             _, mid, kind = self.pending.popleft()
             if kind == "chat":
@@ -251,17 +323,24 @@ class Session:
                 self.st.group_accepted += 1
 
     def send_ack(self):
+        if self.closing:
+            raise Closed("no <a/> after our </stream:stream>")
         self.send("<a xmlns='%s' h='%d'/>" % (NS_SM, self.in_h))
+        ack = Ack(self.out_h, time.monotonic())
+        self.info.last_h, self.info.after_last = self.in_h, 0
+        self.acks.append(ack)
         for mid in self.rx_unacked:
-            if mid in self.st.rx_acked:
-                first = self.st.rx_acked[mid]
-                # an <a/> sent just before the connection died may never
-                # be read: redelivery is XEP-0198's at-least-once
-                (self.st.dup_after_kill if first.killed or first.dropped
-                 else self.st.dup).append((mid, first.id, self.id))
-            else:
-                self.st.rx_acked[mid] = self
+            if mid not in self.st.rx_acked:
+                self.st.rx_acked[mid] = (self.info, ack)
         self.rx_unacked = []
+
+    def confirm_all(self):
+        """The server answered our </stream:stream>: it read every <a/>
+        before it."""
+        now = time.monotonic()
+        for a in self.acks:
+            a.confirmed, a.confirmed_at = True, now
+        self.acks.clear()
 
     def on_message(self, el):
         body = el.find("{%s}body" % NS_CLIENT)
@@ -283,6 +362,12 @@ class Session:
             return
         if text.startswith("soak:"):
             mid = text[5:]
+            if mid in self.st.rx_acked:
+                first, ack = self.st.rx_acked[mid]
+                self.st.dup_rx.append((
+                    mid, first, ack, self.info,
+                    round(time.monotonic() - self.soak.t0, 1),
+                    el.find("{urn:xmpp:delay}delay") is not None))
             self.st.rx_seen.add(mid)
             self.rx_unacked.append(mid)
         elif text.startswith("grp:"):
@@ -324,10 +409,20 @@ class Session:
                 break
         self.send_ack()
         self.send("</stream:stream>")
+        # RFC 6120 4.4: nothing more after our closing tag. The server
+        # may still write (and ask <r/>) before it reads it; an <a/> sent
+        # now would never be read. The driver of the 50-minute run did
+        # answer, counted what that <a/> covered as acknowledged, and the
+        # server's offline redelivery of those messages (rightly unacked:
+        # its session had ended) as duplicates.
+        self.closing = True
         try:
             await asyncio.wait_for(self.rtask, 15)
         except asyncio.TimeoutError:
             pass
+        if self.server_closed and self.stream_error is None:
+            self.confirm_all()
+            self.ended = "clean"
         self.abort()
 
     def abort(self):
@@ -339,6 +434,14 @@ class Session:
 
     def finish(self):
         """The connection is gone: what we sent unacked is in doubt."""
+        if self.ended is None:
+            self.ended = ("killed" if self.killed else
+                          "dropped" if self.dropped else "closed")
+        self.st.ends[self.ended] += 1
+        if self.stream_error:
+            self.st.errors[self.stream_error] += 1
+        self.info.ended = self.ended
+        self.info.stream_error = self.stream_error
         for _, mid, kind in self.pending:
             if kind == "chat":
                 self.st.doubt.add(mid)
@@ -391,6 +494,7 @@ class Soak:
             self.stats.logins += 1
         except (OSError, Closed, asyncio.TimeoutError, ssl.SSLError) as e:
             self.stats.login_fail[type(e).__name__] += 1
+            s.ended = "login failed"
             s.abort()
             s.finish()
             self.sessions.discard(s)
@@ -456,9 +560,11 @@ class Soak:
                 return
             node = random.choice(self.kill_nodes)
             self.restarting.add(node)
+            now = time.monotonic()
             for s in list(self.sessions):
                 if s.node == node:
                     s.killed = True
+                    s.info.killed_at = now
             self.cluster.procs[node].kill9()
             t = time.monotonic() - self.t0
             self.stats.kills.append((round(t), node))
@@ -628,8 +734,42 @@ class Soak:
             out[name] = (a, b, b - a)
         return out
 
+    ALLOWED_ENDS = ("killed", "dropped", "closed")
+    CRASH_WINDOW = 1.0  # s from a confirmed <a/> to the kill of its node
+
+    def duplicates(self):
+        """(not allowed: [detail], allowed: {how the acking session
+        ended: count}, allowed details): the classification of the
+        module's docstring."""
+        bad, ok, ok_list = [], collections.Counter(), []
+        for mid, first, ack, again, t, delayed in self.stats.dup_rx:
+            d = {"id": mid, "acked_by": first.id, "acked_on": first.node,
+                 "acker_end": first.ended, "ack_confirmed": ack.confirmed,
+                 "ack_t": round(ack.t - self.t0, 1),
+                 "stream_error": first.stream_error,
+                 "again_in": again.id, "again_on": again.node, "t": t,
+                 "from_offline": delayed, "to": first.user,
+                 "early": first.early, "acker_last_h": first.last_h,
+                 "acker_rx_after_last_ack": first.after_last}
+            if (not ack.confirmed and first is not again and
+                    first.ended in self.ALLOWED_ENDS):
+                ok[first.ended] += 1
+                ok_list.append(d)
+            elif (ack.confirmed and first.ended == "killed" and
+                  first.killed_at is not None and
+                  first.killed_at - ack.confirmed_at < self.CRASH_WINDOW):
+                # c2s read the <a/> and answered, but forwards it (SM
+                # ACKED to the router's copies, ACK to presenced's rows)
+                # asynchronously: SIGKILL in between loses it
+                ok["killed just after"] += 1
+                ok_list.append(d)
+            else:
+                bad.append(d)
+        return bad, dict(ok), ok_list
+
     def report(self):
         st = self.stats
+        dup_bad, dup_ok, dup_ok_list = self.duplicates()
         os.makedirs(self.out_dir, exist_ok=True)
         self.write_csv(os.path.join(self.out_dir, "soak.csv"))
         missing = self.missing()
@@ -647,7 +787,10 @@ class Soak:
                                      if m in st.accepted]),
             "bounce_why": dict(st.bounce_why),
             "bounce_samples": st.bounce_samples,
-            "lost": missing, "dup": st.dup, "dup_after_kill": st.dup_after_kill,
+            "lost": missing, "dup": dup_bad, "dup_allowed": dup_ok,
+            "dup_allowed_detail": dup_ok_list[:200],
+            "session_ends": dict(st.ends), "stream_errors": dict(st.errors),
+            "early_stanzas": st.early,
             "presence_sent": st.presence_sent, "presence_rx": st.presence_rx,
             "group_sent": st.group_sent, "group_accepted": st.group_accepted,
             "group_rx": st.group_rx, "rss": self.rss_growth(),
