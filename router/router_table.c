@@ -169,6 +169,7 @@ void router_sess_up(router_t *r, const kn_env_t *env)
     s->prio = env->priority;
     s->avail = (env->flags & KN_F_AVAILABLE) != 0;
     s->carbons = (env->flags & KN_F_CARBONS) != 0;
+    s->restored = false;
     kn_log_debug("route %s -> %s/%llu", s->full, n->name,
                  (unsigned long long)(s->conn & KN_CONN_LOCAL_MASK));
     table_notify(r, KN_ENV_SESSION_UP, s, KN_ENV_REASON_NONE, env->flags);
@@ -213,4 +214,33 @@ void router_sess_priority(router_t *r, const kn_env_t *env)
     s->avail = (env->flags & KN_F_AVAILABLE) != 0;
     table_notify(r, KN_ENV_PRIORITY, s, KN_ENV_REASON_NONE, env->flags);
     router_redis_sess_up(r, s);
+}
+
+void router_sess_restore(router_t *r, const char *full, uint64_t conn,
+                         int16_t prio, bool avail)
+{
+    size_t len = strlen(full);
+    size_t bare_len = table_bare_len(full, len);
+    router_node_t *n = r->nodes[kn_conn_node(conn)];
+    if (bare_len == len || bare_len == 0 || n == NULL || !n->restored ||
+        router_sess_find(r, full, len) != NULL)
+        return;
+    router_sess_t *s = kn_calloc(1, sizeof(*s));
+    s->full = kn_strndup(full, len);
+    s->bare_len = bare_len;
+    s->conn = conn;
+    s->prio = prio;
+    s->avail = avail;
+    s->restored = true;
+    router_bare_t *b = router_bare_find(r, full, bare_len);
+    if (b == NULL) {
+        b = kn_calloc(1, sizeof(*b));
+        b->bare = kn_strndup(full, bare_len);
+        HASH_ADD_KEYPTR(hh, r->bares, b->bare, bare_len, b);
+    }
+    s->bare = b;
+    s->next = b->sessions;
+    b->sessions = s;
+    HASH_ADD_KEYPTR(hh, r->sessions, s->full, len, s);
+    n->nsessions++;
 }
