@@ -9,7 +9,11 @@
  * and routed once the nodes have had a heartbeat period to re-sync;
  * control messages are handled at once. Nothing accepted is lost to the
  * race. The hold is bounded (ROUTER_HOLD_MAX); past it, stanzas are
- * routed at once with whatever table exists.
+ * routed at once with whatever table exists. Held stanzas always go
+ * before a later one of a known node (which the link sequence check
+ * would otherwise take for a resend of what it overtook): a data frame
+ * that is not held replays the hold first, whether the warm-up ended
+ * before its tick or the hold is full.
  */
 #include <stdio.h>
 #include <string.h>
@@ -320,6 +324,15 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         src = NULL;
     } else {
         src->last_seen = now;
+        if (data && r->hold_count > 0 && !r->replaying) {
+            /* The warm-up ended (its tick has not come yet) or the hold
+             * is full: what is held goes first. Frames of one node must
+             * be routed in their link order, or the check below would
+             * take the held ones for resends and drop them. */
+            if (r->warm_until > 0 && now >= r->warm_until)
+                r->warm_until = 0;
+            router_replay(r, now);
+        }
     }
     r->cur_link = 0;
     if (data && src != NULL && env->link != 0) {
