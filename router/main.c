@@ -62,6 +62,22 @@ static void lease_follow(bool was_active, double now)
         router_become_standby(g_router, now);
 }
 
+static void on_lease_tick(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* While active, wake up exactly when the lease runs out by our count,
+ * not at the next periodic tick (router_lease.c: STOP_EARLY). */
+static ev_timer g_expiry;
+
+static void lease_arm_expiry(struct ev_loop *loop)
+{
+    ev_timer_stop(loop, &g_expiry);
+    if (!router_lease_active(&g_lease) || g_lease.state == ROUTER_LEASE_OFF)
+        return;
+    double in = g_lease.expires - ev_now(loop);
+    ev_timer_set(&g_expiry, in > 0 ? in : 0.0, 0.0);
+    ev_timer_start(loop, &g_expiry);
+}
+
 static void on_lease_reply(void *ud, uint64_t id, bool err, bool ok,
                            uint64_t epoch)
 {
@@ -69,6 +85,7 @@ static void on_lease_reply(void *ud, uint64_t id, bool err, bool ok,
     bool was = router_lease_active(&g_lease);
     router_lease_reply(&g_lease, id, err, ok, epoch, ev_now(g_loop));
     lease_follow(was, ev_now(g_loop));
+    lease_arm_expiry(g_loop);
 }
 
 static void on_lease_tick(struct ev_loop *loop, ev_timer *w, int revents)
@@ -81,6 +98,7 @@ static void on_lease_tick(struct ev_loop *loop, ev_timer *w, int revents)
     if (q != ROUTER_LEASE_NONE)
         router_redis_lease(g_redis, q, g_lease.req_id, g_name, g_lease.epoch,
                            g_lease_ms, on_lease_reply, NULL);
+    lease_arm_expiry(loop);
 }
 
 static void on_ack_tick(struct ev_loop *loop, ev_timer *w, int revents)
@@ -151,6 +169,7 @@ int main(int argc, char **argv)
         double every = (double)cc.lease_ms / 8000.0;
         ev_timer_init(&lease_tick, on_lease_tick, 0.0, every);
         ev_timer_start(loop, &lease_tick);
+        ev_timer_init(&g_expiry, on_lease_tick, 0.0, 0.0);
     }
     kn_daemon_signals_drain(loop, &router_drain_ops, NULL,
                             (unsigned)cc.shutdown_drain_ms);

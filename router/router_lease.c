@@ -12,6 +12,14 @@
 #define RENEW_AFTER(rl) ((rl)->lease_s / 3.0)
 #define RETRY_EVERY(rl) ((rl)->lease_s / 8.0)
 #define GIVE_UP(rl)     ((rl)->lease_s / 2.0)
+/* We stop believing in the lease this much before Redis can let it
+ * expire (Redis counts from when it received the request, we from when
+ * we sent it), so that the other router, which may take it the moment
+ * Redis drops it, never routes while we still do. main.c wakes up at
+ * `expires` itself rather than at its next periodic tick (up to an
+ * eighth of a lease later: the cluster test saw a cut-off router stop
+ * 0.1 s after the other took over). The margin covers a late timer. */
+#define STOP_EARLY(rl) ((rl)->lease_s / 16.0)
 
 void router_lease_init(router_lease_t *rl, long long lease_ms, double now)
 {
@@ -78,7 +86,7 @@ void router_lease_reply(router_lease_t *rl, uint64_t id, bool err, bool ok,
         if (!err && ok && rl->state == ROUTER_LEASE_STANDBY && epoch > 0) {
             rl->state = ROUTER_LEASE_ACTIVE;
             rl->epoch = epoch;
-            rl->expires = rl->sent_at + rl->lease_s;
+            rl->expires = rl->sent_at + rl->lease_s - STOP_EARLY(rl);
             rl->told_standby = false;
             kn_log_info("lease: acquired, epoch %llu",
                         (unsigned long long)epoch);
@@ -95,7 +103,7 @@ void router_lease_reply(router_lease_t *rl, uint64_t id, bool err, bool ok,
     if (rl->state != ROUTER_LEASE_ACTIVE || err)
         return; /* expiry decides */
     if (ok)
-        rl->expires = rl->sent_at + rl->lease_s;
+        rl->expires = rl->sent_at + rl->lease_s - STOP_EARLY(rl);
     else
         lease_stop(rl, now, "another router holds the lease");
 }

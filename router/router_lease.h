@@ -39,7 +39,9 @@ typedef enum router_lease_req {
 typedef struct router_lease {
     router_lease_state_t state;
     double lease_s;
-    double expires;  /* ACTIVE: when we stop believing in the lease */
+    double expires;  /* ACTIVE: when we stop believing in the lease
+                      * (a sixteenth of a lease before Redis could let it
+                      * go; the caller wakes up then) */
     double next_try; /* STANDBY: the next acquisition attempt */
     uint64_t epoch;  /* ACTIVE: ours; else the last we held (0: none) */
     uint64_t req_id; /* id of the request in flight */
