@@ -96,6 +96,7 @@ static void router_clear(router_t *r)
     }
     router_comp_free_all(r);
     hold_free_all(r);
+    router_sess_log_free(r);
     router_mam_free(r);
     r->mam_on = false;
     r->warm_until = 0;
@@ -143,6 +144,7 @@ static void router_hold(router_t *r, const char *name, size_t len,
 
 static void router_replay(router_t *r, double now)
 {
+    router_sess_log_free(r); /* the warm-up is over */
     held_t *list = r->hold_head;
     size_t n = r->hold_count;
     r->hold_head = NULL;

@@ -156,7 +156,13 @@ struct router {
     struct router_held *hold_head; /* stanzas held during warm-up, FIFO */
     struct router_held **hold_tail;
     size_t hold_count;
-    bool replaying;     /* routing held stanzas now */
+    bool replaying; /* routing held stanzas now */
+    /* Session events (SESSION_UP/DOWN/PRIORITY copies) of the warm-up,
+     * in order, for a node that registers KN_REG_SESSIONS after they
+     * were sent (router_table.c). */
+    struct router_sess_ev *sess_log;
+    struct router_sess_ev **sess_log_tail;
+    size_t sess_log_count;
     bool undeliverable; /* inside router_undeliverable: no second level */
     uint64_t *mc_split; /* multicast split work arrays, grown only */
     bool *mc_done;
@@ -255,6 +261,14 @@ void router_sess_priority(router_t *r, const kn_env_t *env);
 void router_sess_kick(router_t *r, const router_node_t *src,
                       const kn_env_t *env);
 void router_sess_remove(router_t *r, router_sess_t *s, kn_env_reason_t why);
+
+/* During a warm-up (after start or a takeover) nodes re-announce, and
+ * sessions restored from Redis end, possibly before presenced and mucd
+ * have registered for session events: those events are kept and sent to
+ * each node at its first KN_REG_SESSIONS registration. Freed when the
+ * warm-up ends. */
+void router_sess_log_replay(router_t *r, const router_node_t *to);
+void router_sess_log_free(router_t *r);
 
 /* ---- router_route.c ---- */
 /* An ACK from a c2s node: to the offline handler (dropped without one:

@@ -492,6 +492,59 @@ START_TEST(held_unknown_sender_frames_not_overtaken)
 }
 END_TEST
 
+/* Found by the netns failover scenario: after a takeover, c2s nodes
+ * re-announced (and their restored sessions that had ended were dropped)
+ * before presenced registered for session events, so presenced kept a
+ * session that no longer existed (messages to the user went to it and
+ * came back as bounces, lost) and never learnt of one opened during the
+ * outage. Such events now reach a node at its late registration. */
+START_TEST(session_events_reach_a_late_subscriber)
+{
+    router_become_active(r, 4, now);
+    ck_assert_ptr_nonnull(router_node_restore(r, "c2s-a", 3, 0xA1, now));
+    router_sess_restore(r, "u@localhost/1", kn_conn_make(3, 1), 0, true);
+    router_wake_peers(r, now);
+    kn_env_t h = {0};
+    h.kind = KN_ENV_HELLO;
+    h.flags = KN_F_ROLE_C2S;
+    h.seq = 0xA1;
+    h.conn_id = kn_conn_make(3, 0);
+    in("c2s-a", &h);
+    /* c2s-a re-announces a session opened while no router listened, and
+     * its SYNCED ends u/1 (it ended meanwhile): nobody subscribed yet. */
+    kn_env_t up = {0};
+    up.kind = KN_ENV_SESSION_UP;
+    up.flags = KN_F_AVAILABLE | KN_F_REANNOUNCE;
+    up.conn_id = kn_conn_make(3, 2);
+    up.from = "u@localhost/2";
+    up.from_len = strlen(up.from);
+    in("c2s-a", &up);
+    hb("c2s-a", KN_F_SYNCED);
+    ck_assert_ptr_null(router_sess_find(r, "u@localhost/1", 13));
+    /* presenced HELLOs and registers: it gets both events, in order. */
+    h.flags = KN_F_ROLE_DAEMON;
+    h.seq = 0xD1;
+    h.conn_id = kn_conn_make(1, 0);
+    in("presenced", &h);
+    reg("presenced", KN_REG_SESSIONS);
+    ck_assert_int_eq(nout, 2);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert_int_eq(outs[0].kind, KN_ENV_SESSION_UP);
+    ck_assert(outs[0].conn == kn_conn_make(3, 2));
+    ck_assert_str_eq(outs[1].node, "presenced");
+    ck_assert_int_eq(outs[1].kind, KN_ENV_SESSION_DOWN);
+    ck_assert(outs[1].conn == kn_conn_make(3, 1));
+    /* Registering again (a re-sync) repeats nothing. */
+    reg("presenced", KN_REG_SESSIONS);
+    ck_assert_int_eq(nout, 0);
+    /* Once the warm-up is over, nothing is kept. */
+    hb("presenced", KN_F_SYNCED);
+    now += 10.0;
+    router_tick(r, now);
+    ck_assert_ptr_null(r->sess_log);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("router_lease");
@@ -510,6 +563,7 @@ static Suite *suite(void)
     tcase_add_test(tr, takeover_restores_table_from_redis);
     tcase_add_test(tr, held_frames_replayed_before_a_later_frame_not_dropped);
     tcase_add_test(tr, held_unknown_sender_frames_not_overtaken);
+    tcase_add_test(tr, session_events_reach_a_late_subscriber);
     suite_add_tcase(s, tr);
     return s;
 }
