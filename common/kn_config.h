@@ -113,6 +113,11 @@ typedef struct kn_common_conf {
     char *router_bind;         /* ZeroMQ endpoint the router binds */
     long long heartbeat_ms;    /* heartbeat period, both ways */
     long long node_timeout_ms; /* a node silent this long is lost */
+    /* Hot standby (router only): > 0 = the router must hold the Redis
+     * lease router:lease (this long, renewed every third) to route; 0 =
+     * one router, always active, as before. */
+    long long lease_ms;
+    char *router_name; /* router only: its name in the lease ("" = boot) */
     /* On SIGTERM, how long a process may go on finishing what it accepted
      * (queued PostgreSQL/Redis writes) before it exits anyway. */
     long long shutdown_drain_ms;

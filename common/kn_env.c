@@ -228,6 +228,7 @@ int kn_env_encode(const kn_env_t *env, kn_buf_t *out)
     env_put64(out, env->conn_id);
     env_put32(out, env->seq);
     env_put64(out, env->ack_id);
+    env_put64(out, env->link);
     env_put_str(out, env->from, env->from_len);
     env_put_str(out, env->to, env->to_len);
     env_put_str(out, env->node, env->node_len);
@@ -287,7 +288,7 @@ static int env_get_str(env_cur_t *c, const char **s, size_t *n)
 static int env_decode(env_cur_t *c, kn_env_t *out)
 {
     uint64_t magic, version, kind, stanza, type, reason, flags, prio, conn, seq,
-        ack, count;
+        ack, link, count;
     int rc;
 
     if (env_get(c, 1, &magic) < 0 || magic != KN_ENV_MAGIC)
@@ -306,7 +307,7 @@ static int env_decode(env_cur_t *c, kn_env_t *out)
         return -KN_EPROTO;
     if (env_get(c, 2, &flags) < 0 || env_get(c, 2, &prio) < 0 ||
         env_get(c, 8, &conn) < 0 || env_get(c, 4, &seq) < 0 ||
-        env_get(c, 8, &ack) < 0)
+        env_get(c, 8, &ack) < 0 || env_get(c, 8, &link) < 0)
         return -KN_EPROTO;
     out->kind = (kn_env_kind_t)kind;
     out->stanza = (kn_env_stanza_t)stanza;
@@ -319,6 +320,7 @@ static int env_decode(env_cur_t *c, kn_env_t *out)
     out->conn_id = conn;
     out->seq = (uint32_t)seq;
     out->ack_id = ack;
+    out->link = link;
 
     if ((rc = env_get_str(c, &out->from, &out->from_len)) < 0 ||
         (rc = env_get_str(c, &out->to, &out->to_len)) < 0 ||

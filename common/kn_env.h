@@ -46,8 +46,8 @@
 #include "kn_buf.h"
 
 #define KN_ENV_MAGIC        0x4B /* 'K' */
-#define KN_ENV_VERSION      2
-#define KN_ENV_HEADER_BYTES 30
+#define KN_ENV_VERSION      3
+#define KN_ENV_HEADER_BYTES 38
 #define KN_ENV_MIN_BYTES    (KN_ENV_HEADER_BYTES + 3 * 2 + 4)
 #define KN_ENV_MAX_BYTES    (1024 * 1024)
 #define KN_ENV_STR_MAX      3071 /* the longest prepared JID */
@@ -140,6 +140,13 @@ typedef struct kn_env {
     uint64_t conn_id;
     uint32_t seq;
     uint64_t ack_id; /* KN_F_ACK_WANTED: returned in an ACK; else 0 */
+    /* Link sequence (version 3): node -> router, the sender's number for
+     * a data frame (STANZA, MULTICAST, ACK), which the router
+     * acknowledges and a node resends to a new router after a takeover;
+     * router -> node, (origin node index << 48) | that number on every
+     * frame the router sent because of it, so a receiver drops the
+     * second copy of a resent frame (kn_link.c). 0: none. */
+    uint64_t link;
     const char *from;
     size_t from_len;
     const char *to;

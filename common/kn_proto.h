@@ -14,10 +14,20 @@
 #include <stdint.h>
 
 /* HELLO / HEARTBEAT flags */
-#define KN_F_FRESH          0x0001 /* node just started: drop its stale sessions */
-#define KN_F_ACK            0x0002 /* router's answer to a HELLO */
-#define KN_F_REHELLO        0x0004 /* router does not know you: HELLO again */
-#define KN_F_SYNCED         0x0008 /* node finished re-announcing its sessions */
+#define KN_F_FRESH   0x0001 /* node just started: drop its stale sessions */
+#define KN_F_ACK     0x0002 /* router's answer to a HELLO */
+#define KN_F_REHELLO 0x0004 /* router does not know you: HELLO again */
+#define KN_F_SYNCED  0x0008 /* node finished re-announcing its sessions */
+/* Router -> node HELLO/HEARTBEAT: this router does not hold the lease (a
+ * hot standby): send it nothing but heartbeats. */
+#define KN_F_STANDBY 0x0020
+/* Router -> node HELLO and HEARTBEAT carry two targets: the router's
+ * fencing epoch (0 without a lease) and, in HEARTBEAT, the highest link
+ * sequence of this node's data frames it has routed (KN_LINK_T_*). A node
+ * ignores an active router whose epoch is older than the newest it saw. */
+#define KN_LINK_T_EPOCH     0
+#define KN_LINK_T_ACKED     1
+#define KN_LINK_T_COUNT     2
 #define KN_F_ROLE_C2S       0x0100 /* HELLO: a connection manager */
 #define KN_F_ROLE_DAEMON    0x0200 /* HELLO: presenced, mucd, ... */
 #define KN_F_ROLE_COMPONENT 0x0400 /* HELLO: an external component link */

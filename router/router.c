@@ -9,8 +9,13 @@
  * and routed once the nodes have had a heartbeat period to re-sync;
  * control messages are handled at once. Nothing accepted is lost to the
  * race. The hold is bounded (ROUTER_HOLD_MAX); past it, stanzas are
- * routed at once with whatever table exists.
+ * routed at once with whatever table exists. Held stanzas always go
+ * before a later one of a known node (which the link sequence check
+ * would otherwise take for a resend of what it overtook): a data frame
+ * that is not held replays the hold first, whether the warm-up ended
+ * before its tick or the hold is full.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "kn_log.h"
@@ -55,11 +60,10 @@ static void hold_free_all(router_t *r)
     r->hold_count = 0;
 }
 
-void router_free(router_t **rp)
+/* Forget the whole table (no messages, no Redis): router_free and a lost
+ * lease. */
+static void router_clear(router_t *r)
 {
-    router_t *r = *rp;
-    if (r == NULL)
-        return;
     router_sess_t *s, *stmp;
     HASH_ITER(hh, r->sessions, s, stmp)
     {
@@ -87,11 +91,34 @@ void router_free(router_t **rp)
     HASH_ITER(hh, r->nodes_by_name, n, ntmp)
     {
         HASH_DEL(r->nodes_by_name, n);
+        r->nodes[n->index] = NULL;
         free(n);
     }
     router_comp_free_all(r);
     hold_free_all(r);
+    router_sess_log_free(r);
     router_mam_free(r);
+    r->mam_on = false;
+    r->warm_until = 0;
+}
+
+static void peers_free(router_t *r)
+{
+    router_peer_t *p, *ptmp;
+    HASH_ITER(hh, r->peers, p, ptmp)
+    {
+        HASH_DEL(r->peers, p);
+        free(p);
+    }
+}
+
+void router_free(router_t **rp)
+{
+    router_t *r = *rp;
+    if (r == NULL)
+        return;
+    router_clear(r);
+    peers_free(r);
     free(r->mc_split);
     free(r->mc_done);
     free(r->domain);
@@ -117,6 +144,7 @@ static void router_hold(router_t *r, const char *name, size_t len,
 
 static void router_replay(router_t *r, double now)
 {
+    router_sess_log_free(r); /* the warm-up is over */
     held_t *list = r->hold_head;
     size_t n = r->hold_count;
     r->hold_head = NULL;
@@ -140,17 +168,134 @@ static void router_replay(router_t *r, double now)
     r->replaying = false;
 }
 
+#define ROUTER_PEERS_MAX 4096
+
+static router_peer_t *peer_touch(router_t *r, const char *name, size_t len,
+                                 double now)
+{
+    if (len == 0 || len >= ROUTER_NODE_NAME_MAX)
+        return NULL;
+    router_peer_t *p = NULL;
+    HASH_FIND(hh, r->peers, name, len, p);
+    if (p == NULL) {
+        if (HASH_COUNT(r->peers) >= ROUTER_PEERS_MAX)
+            return NULL;
+        p = kn_calloc(1, sizeof(*p));
+        memcpy(p->name, name, len);
+        HASH_ADD(hh, r->peers, name, len, p);
+    }
+    if (now > p->last_seen)
+        p->last_seen = now;
+    return p;
+}
+
+/* Tell node `name` our state outside its table: HELLO or HEARTBEAT with
+ * flags and our epoch. */
+static void send_to_name(router_t *r, const char *name, kn_env_kind_t kind,
+                         uint16_t flags)
+{
+    router_node_t tmp = {0};
+    snprintf(tmp.name, sizeof(tmp.name), "%s", name);
+    router_node_t *n = router_node_by_name(r, name, strlen(name));
+    router_node_send_ctl(r, n != NULL ? n : &tmp, kind, flags);
+}
+
+/* A standby router answers heartbeats and HELLOs and nothing else. */
+static void standby_handle(router_t *r, const char *from_name, size_t from_len,
+                           const kn_env_t *env, double now)
+{
+    if (env->kind != KN_ENV_HELLO && env->kind != KN_ENV_HEARTBEAT) {
+        r->standby_dropped++;
+        return;
+    }
+    router_peer_t *p = peer_touch(r, from_name, from_len, now);
+    if (p != NULL)
+        send_to_name(r, p->name, env->kind, KN_F_STANDBY);
+}
+
+void router_become_active(router_t *r, uint64_t epoch, double now)
+{
+    r->standby = false;
+    r->epoch = epoch;
+    router_clear(r);
+    r->warm_until = now + (r->warm_s > 0 ? r->warm_s : 1.0);
+}
+
+void router_wake_peers(router_t *r, double now)
+{
+    size_t told = 0;
+    router_peer_t *p, *ptmp;
+    HASH_ITER(hh, r->peers, p, ptmp)
+    {
+        if (now - p->last_seen > r->node_timeout) {
+            HASH_DEL(r->peers, p);
+            free(p);
+            continue;
+        }
+        send_to_name(r, p->name, KN_ENV_HELLO, KN_F_REHELLO);
+        told++;
+    }
+    kn_log_warn("taking over as the active router (epoch %llu): %zu nodes "
+                "asked to HELLO",
+                (unsigned long long)r->epoch, told);
+}
+
+void router_become_standby(router_t *r, double now)
+{
+    router_node_t *n, *ntmp;
+    HASH_ITER(hh, r->nodes_by_name, n, ntmp)
+    {
+        if (!n->alive)
+            continue;
+        peer_touch(r, n->name, strlen(n->name), now);
+    }
+    r->standby = true;
+    router_clear(r);
+    router_peer_t *p, *ptmp;
+    HASH_ITER(hh, r->peers, p, ptmp)
+    {
+        send_to_name(r, p->name, KN_ENV_HEARTBEAT, KN_F_STANDBY);
+    }
+    kn_log_warn("standby: routing stopped (epoch %llu is over)",
+                (unsigned long long)r->epoch);
+}
+
+/* After a takeover, the warm-up ends as soon as every node the standby
+ * heard from has HELLOed and re-announced. */
+static bool warm_all_synced(router_t *r)
+{
+    if (r->peers == NULL)
+        return false;
+    router_peer_t *p, *ptmp;
+    HASH_ITER(hh, r->peers, p, ptmp)
+    {
+        router_node_t *n = router_node_by_name(r, p->name, strlen(p->name));
+        if (n == NULL || !n->alive || !n->synced)
+            return false;
+    }
+    return true;
+}
+
 void router_handle(router_t *r, const char *from_name, size_t from_len,
                    const kn_env_t *env, const router_payload_t *payload,
                    double now)
 {
     r->stats.in++;
+    if (r->standby) {
+        standby_handle(r, from_name, from_len, env, now);
+        return;
+    }
     if (env->kind == KN_ENV_HELLO) {
         router_node_hello(r, from_name, from_len, env, now);
         return;
     }
     if (env->kind == KN_ENV_HEARTBEAT) {
         router_node_heartbeat(r, from_name, from_len, env, now);
+        if (env->flags & KN_F_SYNCED && r->warm_until > 0 &&
+            warm_all_synced(r)) {
+            r->warm_until = 0;
+            router_replay(r, now);
+        }
         return;
     }
     bool data = env->kind == KN_ENV_STANZA || env->kind == KN_ENV_MULTICAST ||
@@ -181,6 +326,26 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         src = NULL;
     } else {
         src->last_seen = now;
+        if (data && r->hold_count > 0 && !r->replaying) {
+            /* The warm-up ended (its tick has not come yet) or the hold
+             * is full: what is held goes first. Frames of one node must
+             * be routed in their link order, or the check below would
+             * take the held ones for resends and drop them. */
+            if (r->warm_until > 0 && now >= r->warm_until)
+                r->warm_until = 0;
+            router_replay(r, now);
+        }
+    }
+    r->cur_link = 0;
+    if (data && src != NULL && env->link != 0) {
+        if (env->link <= src->link_rx) {
+            /* Sent again after a re-sync, and routed already. */
+            r->link_dups++;
+            return;
+        }
+        src->link_rx = env->link;
+        r->cur_link = (uint64_t)src->index << KN_CONN_NODE_SHIFT |
+                      (env->link & KN_CONN_LOCAL_MASK);
     }
     switch (env->kind) {
     case KN_ENV_STANZA:
@@ -227,10 +392,22 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         r->stats.dropped++;
         break;
     }
+    r->cur_link = 0;
 }
 
 void router_tick(router_t *r, double now)
 {
+    if (r->standby) {
+        router_peer_t *p, *ptmp;
+        HASH_ITER(hh, r->peers, p, ptmp)
+        {
+            if (now - p->last_seen > 4 * r->node_timeout) {
+                HASH_DEL(r->peers, p);
+                free(p);
+            }
+        }
+        return;
+    }
     router_tick_nodes(r, now);
     router_redis_check(r);
     if (r->warm_until > 0 && now >= r->warm_until) {

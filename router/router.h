@@ -39,11 +39,28 @@ typedef struct router_node {
     uint16_t roles; /* KN_F_ROLE_* */
     bool alive;
     bool synced;      /* finished re-announcing after our start */
+    bool restored;    /* taken from Redis at a takeover, sessions too: they
+                       * go unless it HELLOs (same boot) and re-announces */
     uint32_t boot;    /* the node's boot id (HELLO seq) */
     double last_seen; /* router clock, seconds */
     size_t nsessions;
+    /* Link sequences (kn_env_t.link) of its data frames: the highest we
+     * routed, the highest acknowledged, and link_rx as it was at the last
+     * acknowledgement tick (router_ack_links: what we acknowledge next,
+     * routed at least one tick ago, so out of our socket). */
+    uint64_t link_rx;
+    uint64_t link_ack;
+    uint64_t link_mark;
     UT_hash_handle hh; /* r->nodes_by_name */
 } router_node_t;
+
+/* A node a standby router heard from (HELLO/HEARTBEAT): on taking over,
+ * it tells each at once to HELLO. */
+typedef struct router_peer {
+    char name[ROUTER_NODE_NAME_MAX];
+    double last_seen;
+    UT_hash_handle hh;
+} router_peer_t;
 
 struct router_sess {
     char *full;      /* key: prepared full JID, NUL-terminated */
@@ -52,6 +69,7 @@ struct router_sess {
     int16_t prio;
     bool avail;     /* has sent available presence */
     bool carbons;   /* XEP-0280 enabled (router_carbons.c) */
+    bool restored;  /* from Redis at a takeover, not re-announced yet */
     bool node_gone; /* its node could not be told to end it (replaced) */
     struct router_bare *bare;
     char *sm_id;                     /* XEP-0198 resumption id, or NULL */
@@ -113,6 +131,18 @@ struct router {
     uint32_t boot;       /* our boot id, sent in HELLO/HEARTBEAT */
     double node_timeout; /* seconds */
     double warm_until;   /* holding stanzas until nodes re-sync */
+    double warm_s;       /* warm-up length after a start or a takeover */
+    /* Hot standby (router_lease.h): while standby the router keeps no
+     * table, routes nothing and answers nodes with KN_F_STANDBY. epoch is
+     * the fencing token every HELLO/HEARTBEAT carries (0: no lease). */
+    bool standby;
+    uint64_t epoch;
+    router_peer_t *peers;
+    uint64_t standby_dropped; /* frames a standby refused */
+    /* (origin node index << 48) | link seq of the data frame being
+     * handled, 0 otherwise: stamped on every frame it causes. */
+    uint64_t cur_link;
+    uint64_t link_dups; /* resent frames already routed: dropped */
     router_node_t *nodes[ROUTER_MAX_NODES];
     router_node_t *nodes_by_name;
     router_sess_t *sessions;
@@ -126,7 +156,13 @@ struct router {
     struct router_held *hold_head; /* stanzas held during warm-up, FIFO */
     struct router_held **hold_tail;
     size_t hold_count;
-    bool replaying;     /* routing held stanzas now */
+    bool replaying; /* routing held stanzas now */
+    /* Session events (SESSION_UP/DOWN/PRIORITY copies) of the warm-up,
+     * in order, for a node that registers KN_REG_SESSIONS after they
+     * were sent (router_table.c). */
+    struct router_sess_ev *sess_log;
+    struct router_sess_ev **sess_log_tail;
+    size_t sess_log_count;
     bool undeliverable; /* inside router_undeliverable: no second level */
     uint64_t *mc_split; /* multicast split work arrays, grown only */
     bool *mc_done;
@@ -165,6 +201,24 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
  * for longer than node_timeout. Call every heartbeat period. */
 void router_tick(router_t *r, double now);
 
+/* Acknowledge to each node the link sequences routed before the previous
+ * call (a HEARTBEAT, only when there is something new). Call every
+ * ROUTER_ACK_EVERY seconds, so nodes keep little for a resend. */
+#define ROUTER_ACK_EVERY 0.25
+void router_ack_links(router_t *r);
+
+/* The lease was taken (epoch): start acting with an empty table (then
+ * router_node_restore/router_sess_restore from Redis), hold stanzas for
+ * the warm-up (until every node we heard of as a standby has
+ * re-announced, at most warm_s); router_wake_peers then tells each of
+ * those nodes to HELLO. */
+void router_become_active(router_t *r, uint64_t epoch, double now);
+void router_wake_peers(router_t *r, double now);
+
+/* The lease is lost: stop acting at once, forget the table without
+ * telling anyone but the nodes (KN_F_STANDBY), write nothing more. */
+void router_become_standby(router_t *r, double now);
+
 /* ---- router_node.c ---- */
 router_node_t *router_node_by_name(router_t *r, const char *name, size_t len);
 void router_node_hello(router_t *r, const char *name, size_t len,
@@ -172,8 +226,26 @@ void router_node_hello(router_t *r, const char *name, size_t len,
 void router_node_heartbeat(router_t *r, const char *name, size_t len,
                            const kn_env_t *env, double now);
 void router_node_lost(router_t *r, router_node_t *n, kn_env_reason_t why);
+/* Send n a HELLO/HEARTBEAT with flags, our boot id and our epoch (and, in
+ * a HEARTBEAT, its acknowledged link sequence). n may be a stack copy
+ * holding only a name. */
+void router_node_send_ctl(router_t *r, const router_node_t *n,
+                          kn_env_kind_t kind, uint16_t flags);
 /* Heartbeat every live node; declare lost the silent ones. */
 void router_tick_nodes(router_t *r, double now);
+
+/* After a takeover, the previous router's table from Redis: a node it
+ * knew (name, index, boot id; skipped if a node of that name or index is
+ * known already) and each of its sessions. Nothing is copied to the
+ * session-event nodes (they know them). A restored node that does not
+ * HELLO within node_timeout is lost as usual (its sessions end with
+ * node_lost); one that does, with the same boot id, keeps them until its
+ * SYNCED, when those it did not re-announce end (they ended while no
+ * router listened). */
+router_node_t *router_node_restore(router_t *r, const char *name,
+                                   uint16_t index, uint32_t boot, double now);
+void router_sess_restore(router_t *r, const char *full, uint64_t conn,
+                         int16_t prio, bool avail);
 
 /* ---- router_table.c ---- */
 router_sess_t *router_sess_find(router_t *r, const char *full, size_t len);
@@ -189,6 +261,14 @@ void router_sess_priority(router_t *r, const kn_env_t *env);
 void router_sess_kick(router_t *r, const router_node_t *src,
                       const kn_env_t *env);
 void router_sess_remove(router_t *r, router_sess_t *s, kn_env_reason_t why);
+
+/* During a warm-up (after start or a takeover) nodes re-announce, and
+ * sessions restored from Redis end, possibly before presenced and mucd
+ * have registered for session events: those events are kept and sent to
+ * each node at its first KN_REG_SESSIONS registration. Freed when the
+ * warm-up ends. */
+void router_sess_log_replay(router_t *r, const router_node_t *to);
+void router_sess_log_free(router_t *r);
 
 /* ---- router_route.c ---- */
 /* An ACK from a c2s node: to the offline handler (dropped without one:

@@ -57,7 +57,13 @@ static void io_send(void *ud, const router_node_t *to, const kn_env_t *env,
 {
     router_io_t *io = ud;
     io->envbuf.len = 0;
-    if (kn_env_encode(env, &io->envbuf) < 0) {
+    /* Every frame caused by a node's data frame carries its link id, so
+     * a receiver can drop a second copy after a takeover (kn_link.c). */
+    kn_env_t e = *env;
+    e.link = env->kind == KN_ENV_HELLO || env->kind == KN_ENV_HEARTBEAT
+                 ? 0
+                 : io->r->cur_link;
+    if (kn_env_encode(&e, &io->envbuf) < 0) {
         kn_log_err("envelope for %s too big: dropped", to->name);
         return;
     }

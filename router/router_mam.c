@@ -246,6 +246,11 @@ void router_mam_flush(router_t *r)
     router_node_t *n = mam_node(r, &registered);
     if (n == NULL)
         return; /* retained: sent again when the archiver registers */
+    /* Copies of earlier messages, not consequences of the frame being
+     * handled now: without its link id, or a node would drop all but one
+     * of them as resends (kn_link.c's duplicate filter). */
+    uint64_t link = r->cur_link;
+    r->cur_link = 0;
     r->arch_flushing = true;
     for (; a != NULL; a = a->next) {
         kn_env_t e;
@@ -255,6 +260,7 @@ void router_mam_flush(router_t *r)
         router_emit(r, n, &e, &p);
     }
     r->arch_flushing = false;
+    r->cur_link = link;
 }
 
 void router_mam_resend(router_t *r)

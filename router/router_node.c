@@ -53,10 +53,15 @@ static void node_drop_sessions(router_t *r, router_node_t *n,
     n->nsessions = 0;
 }
 
-static void node_send_ctl(router_t *r, const router_node_t *n,
+void router_node_send_ctl(router_t *r, const router_node_t *n,
                           kn_env_kind_t kind, uint16_t flags)
 {
+    uint64_t t[KN_LINK_T_COUNT];
+    t[KN_LINK_T_EPOCH] = r->epoch;
+    t[KN_LINK_T_ACKED] = kind == KN_ENV_HEARTBEAT ? n->link_ack : 0;
     kn_env_t e = {0};
+    e.ntargets = KN_LINK_T_COUNT;
+    e.targets = t;
     e.kind = kind;
     e.flags = flags;
     e.seq = r->boot;
@@ -95,6 +100,9 @@ void router_node_hello(router_t *r, const char *name, size_t len,
                     n->nsessions);
         node_drop_sessions(r, n, KN_ENV_REASON_NODE_LOST);
         router_unregister_node(r, n->index);
+        /* A new run numbers from scratch. */
+        n->link_rx = n->link_ack = n->link_mark = 0;
+        n->restored = false;
     }
     n->roles = env->flags & ROLE_MASK;
     n->boot = env->seq;
@@ -103,8 +111,48 @@ void router_node_hello(router_t *r, const char *name, size_t len,
     n->last_seen = now;
     kn_log_info("node %s is up (index %u%s)", n->name, n->index,
                 env->flags & KN_F_FRESH ? ", fresh" : "");
-    node_send_ctl(r, n, KN_ENV_HELLO, KN_F_ACK);
+    router_node_send_ctl(r, n, KN_ENV_HELLO, KN_F_ACK);
     router_redis_node_alive(r, n);
+}
+
+router_node_t *router_node_restore(router_t *r, const char *name,
+                                   uint16_t index, uint32_t boot, double now)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len >= ROUTER_NODE_NAME_MAX || index == 0 ||
+        index >= ROUTER_MAX_NODES || r->nodes[index] != NULL ||
+        router_node_by_name(r, name, len) != NULL)
+        return NULL;
+    router_node_t *n = kn_calloc(1, sizeof(*n));
+    memcpy(n->name, name, len);
+    n->index = index;
+    n->boot = boot;
+    n->alive = true;
+    n->restored = true;
+    n->last_seen = now;
+    r->nodes[index] = n;
+    HASH_ADD(hh, r->nodes_by_name, name, len, n);
+    return n;
+}
+
+/* The node finished re-announcing: what was restored from Redis and not
+ * re-announced has ended. */
+static void node_drop_restored(router_t *r, router_node_t *n)
+{
+    n->restored = false;
+    size_t gone = 0;
+    router_sess_t *s, *tmp;
+    HASH_ITER(hh, r->sessions, s, tmp)
+    {
+        if (s->restored && kn_conn_node(s->conn) == n->index) {
+            router_sess_remove(r, s, KN_ENV_REASON_DROPPED);
+            gone++;
+        }
+    }
+    if (gone > 0)
+        kn_log_info("node %s: %zu sessions from Redis were not re-announced: "
+                    "ended",
+                    n->name, gone);
 }
 
 void router_node_heartbeat(router_t *r, const char *name, size_t len,
@@ -119,12 +167,15 @@ void router_node_heartbeat(router_t *r, const char *name, size_t len,
             return;
         memcpy(tmp.name, name, len);
         tmp.index = n ? n->index : 0;
-        node_send_ctl(r, n ? n : &tmp, KN_ENV_HELLO, KN_F_REHELLO);
+        router_node_send_ctl(r, n ? n : &tmp, KN_ENV_HELLO, KN_F_REHELLO);
         return;
     }
     n->last_seen = now;
-    if (env->flags & KN_F_SYNCED)
+    if (env->flags & KN_F_SYNCED) {
         n->synced = true;
+        if (n->restored)
+            node_drop_restored(r, n);
+    }
     router_redis_node_alive(r, n);
 }
 
@@ -149,6 +200,23 @@ void router_tick_nodes(router_t *r, double now)
             router_node_lost(r, n, KN_ENV_REASON_NODE_LOST);
             continue;
         }
-        node_send_ctl(r, n, KN_ENV_HEARTBEAT, 0);
+        router_node_send_ctl(r, n, KN_ENV_HEARTBEAT, 0);
+    }
+}
+
+void router_ack_links(router_t *r)
+{
+    if (r->standby)
+        return;
+    router_node_t *n, *tmp;
+    HASH_ITER(hh, r->nodes_by_name, n, tmp)
+    {
+        if (!n->alive)
+            continue;
+        if (n->link_mark > n->link_ack) {
+            n->link_ack = n->link_mark;
+            router_node_send_ctl(r, n, KN_ENV_HEARTBEAT, 0);
+        }
+        n->link_mark = n->link_rx;
     }
 }

@@ -136,7 +136,9 @@ void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
         name_len = strlen(src->name);
     }
     router_reg_t *g = router_reg_find(r, flags, name, name_len);
+    bool late = false;
     if (g == NULL) {
+        late = flags == KN_REG_SESSIONS && r->sess_log != NULL;
         g = kn_calloc(1, sizeof(*g));
         kn_buf_t k = KN_BUF_INIT;
         kn_buf_printf(&k, "%04x:%.*s", flags, (int)name_len, name);
@@ -160,6 +162,8 @@ void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
     }
     g->node = src->index;
     kn_log_info("node %s registered %04x '%s'", src->name, flags, g->name);
+    if (late) /* what it missed since the warm-up began, in order */
+        router_sess_log_replay(r, src);
     if (flags == KN_REG_ARCHIVE)
         router_mam_resend(r);
 }

@@ -38,6 +38,64 @@ router_bare_t *router_bare_find(router_t *r, const char *bare, size_t len)
 }
 
 /* Copy a session event to every node registered for session events. */
+#define SESS_LOG_MAX 200000
+
+struct router_sess_ev {
+    struct router_sess_ev *next;
+    kn_buf_t env;
+};
+
+static void sess_log_add(router_t *r, const kn_env_t *e)
+{
+    if (r->warm_until <= 0)
+        return;
+    if (r->sess_log_count >= SESS_LOG_MAX) {
+        if (r->sess_log_count++ == SESS_LOG_MAX)
+            kn_log_warn("warm-up: more than %d session events, later ones "
+                        "not kept for late subscribers",
+                        SESS_LOG_MAX);
+        return;
+    }
+    struct router_sess_ev *ev = kn_calloc(1, sizeof(*ev));
+    if (kn_env_encode(e, &ev->env) < 0) {
+        free(ev);
+        return;
+    }
+    if (r->sess_log == NULL)
+        r->sess_log_tail = &r->sess_log;
+    *r->sess_log_tail = ev;
+    r->sess_log_tail = &ev->next;
+    r->sess_log_count++;
+}
+
+void router_sess_log_replay(router_t *r, const router_node_t *to)
+{
+    router_payload_t none = {NULL, 0, NULL};
+    size_t n = 0;
+    for (struct router_sess_ev *ev = r->sess_log; ev != NULL; ev = ev->next) {
+        kn_env_t e;
+        if (kn_env_decode(ev->env.data, ev->env.len, &e) == 0) {
+            router_emit(r, to, &e, &none);
+            n++;
+        }
+    }
+    if (n > 0)
+        kn_log_info("node %s: %zu session events of the warm-up sent late",
+                    to->name, n);
+}
+
+void router_sess_log_free(router_t *r)
+{
+    while (r->sess_log != NULL) {
+        struct router_sess_ev *ev = r->sess_log;
+        r->sess_log = ev->next;
+        kn_buf_free(&ev->env);
+        free(ev);
+    }
+    r->sess_log_tail = &r->sess_log;
+    r->sess_log_count = 0;
+}
+
 static void table_notify(router_t *r, kn_env_kind_t kind,
                          const router_sess_t *s, kn_env_reason_t why,
                          uint16_t flags)
@@ -52,6 +110,7 @@ static void table_notify(router_t *r, kn_env_kind_t kind,
     e.from = s->full;
     e.from_len = strlen(s->full);
     router_payload_t none = {NULL, 0, NULL};
+    sess_log_add(r, &e);
     HASH_ITER(hh, r->regs, g, tmp)
     {
         if (!(g->flags & KN_REG_SESSIONS))
@@ -169,6 +228,7 @@ void router_sess_up(router_t *r, const kn_env_t *env)
     s->prio = env->priority;
     s->avail = (env->flags & KN_F_AVAILABLE) != 0;
     s->carbons = (env->flags & KN_F_CARBONS) != 0;
+    s->restored = false;
     kn_log_debug("route %s -> %s/%llu", s->full, n->name,
                  (unsigned long long)(s->conn & KN_CONN_LOCAL_MASK));
     table_notify(r, KN_ENV_SESSION_UP, s, KN_ENV_REASON_NONE, env->flags);
@@ -213,4 +273,33 @@ void router_sess_priority(router_t *r, const kn_env_t *env)
     s->avail = (env->flags & KN_F_AVAILABLE) != 0;
     table_notify(r, KN_ENV_PRIORITY, s, KN_ENV_REASON_NONE, env->flags);
     router_redis_sess_up(r, s);
+}
+
+void router_sess_restore(router_t *r, const char *full, uint64_t conn,
+                         int16_t prio, bool avail)
+{
+    size_t len = strlen(full);
+    size_t bare_len = table_bare_len(full, len);
+    router_node_t *n = r->nodes[kn_conn_node(conn)];
+    if (bare_len == len || bare_len == 0 || n == NULL || !n->restored ||
+        router_sess_find(r, full, len) != NULL)
+        return;
+    router_sess_t *s = kn_calloc(1, sizeof(*s));
+    s->full = kn_strndup(full, len);
+    s->bare_len = bare_len;
+    s->conn = conn;
+    s->prio = prio;
+    s->avail = avail;
+    s->restored = true;
+    router_bare_t *b = router_bare_find(r, full, bare_len);
+    if (b == NULL) {
+        b = kn_calloc(1, sizeof(*b));
+        b->bare = kn_strndup(full, bare_len);
+        HASH_ADD_KEYPTR(hh, r->bares, b->bare, bare_len, b);
+    }
+    s->bare = b;
+    s->next = b->sessions;
+    b->sessions = s;
+    HASH_ADD_KEYPTR(hh, r->sessions, s->full, len, s);
+    n->nsessions++;
 }

@@ -6,16 +6,18 @@ Hosts (tests/cluster/netns.py), with their address in SUBNET.0/24:
 |---|---|---|
 | db | .2 | PostgreSQL (as the `postgres` user, TCP on .2:5432), Redis (.2:6379) |
 | core | .3 | kiln-router (ZeroMQ .3:5270), kiln-presenced, kiln-mucd (metrics .3:9470-9472) |
+| core2 | .4 | the second kiln-router (failover scenario only; ZeroMQ .4:5270, metrics .4:9470) |
 | c2s1..c2s3 | .11-.13 | one kiln-c2s node each (STARTTLS :5222, HTTP + /metrics :5280) |
 | load | .20 | the load driver (driver.py) |
 | mon | .30 | prometheus (scrapes every process) |
 
 Every address is in the generated config (kiln.conf in the state
 folder): no Kiln process listens on or connects to 127.0.0.1. A second
-router (standby, issue 14 scenario 4) would get its own host `core2`
-(.4): ROUTER_HOSTS lists the router hosts and the config writer gives
-the processes one endpoint per entry once Kiln's config takes a list
-(today: the first only).
+router (hot standby, issue 14) has its own host `core2` (.4), used by the
+failover scenario only: `use_routers(2)` rewrites the config with both
+endpoints and `router.lease_ms` (kiln.conf, and kiln-router2.conf for
+the router on core2, which binds there) and restarts every process;
+`use_routers(1)` goes back.
 """
 
 import hashlib
@@ -28,8 +30,10 @@ import time
 
 from netns import Net, sh
 
-HOSTS = {"db": 2, "core": 3, "c2s1": 11, "c2s2": 12, "c2s3": 13, "load": 20, "mon": 30}
-ROUTER_HOSTS = ["core"]  # hook: add "core2" (HOSTS["core2"] = 4) for a standby router
+HOSTS = {"db": 2, "core": 3, "core2": 4, "c2s1": 11, "c2s2": 12, "c2s3": 13, "load": 20,
+         "mon": 30}
+ROUTER_HOSTS = ["core", "core2"]  # the second only with use_routers(2)
+LEASE_MS = 1500
 C2S = ["c2s1", "c2s2", "c2s3"]
 PG_PORT = 5432
 REDIS_PORT = 6379
@@ -118,6 +122,8 @@ class Cluster:
         # of a possibly private checkout
         self.pgdir = "/var/tmp/kiln-cluster-" + hashlib.md5(var.encode()).hexdigest()[:12]
         self.conf = os.path.join(var, "kiln.conf")
+        self.conf2 = os.path.join(var, "kiln-router2.conf")
+        self.routers = 1
         self.prom = None
 
     # ---- hosts
@@ -156,8 +162,18 @@ class Cluster:
            "-keyout", d + "/kiln.key", "-out", d + "/kiln.pem")
 
     def write_conf(self):
+        self.write_conf_for(self.conf, ROUTER_HOSTS[0])
+        if self.routers > 1:
+            self.write_conf_for(self.conf2, ROUTER_HOSTS[1])
+
+    def write_conf_for(self, path, rhost):
+        """The config of every process; rhost: the router host whose
+        address router.bind and metrics.bind take."""
         a = self.addr
-        r = a[ROUTER_HOSTS[0]]
+        r = a[rhost]
+        endpoint = ",".join("tcp://%s:%d" % (a[h], ROUTER_PORT)
+                            for h in ROUTER_HOSTS[:self.routers])
+        lease = "\n  lease_ms = %d;" % LEASE_MS if self.routers > 1 else ""
         nodes = ",\n".join(
             '    { name = "%s"; bind = "%s"; starttls_port = %d; tls_port = 0; http_port = %d; }'
             % (h, a[h], STARTTLS_PORT, HTTP_PORT) for h in C2S)
@@ -172,17 +188,17 @@ db = {
 };
 redis = { address = "tcp:%(db)s:%(redis)d"; };
 metrics = {
-  bind = "%(core)s";
+  bind = "%(router)s";
   allow = "%(mon)s";
   router_port = %(mr)d;
   presenced_port = %(mp)d;
   mucd_port = %(mm)d;
 };
 router = {
-  endpoint = "tcp://%(router)s:%(rport)d";
+  endpoint = "%(endpoint)s";
   bind = "tcp://%(router)s:%(rport)d";
   heartbeat_ms = 500;
-  node_timeout_ms = 3000;
+  node_timeout_ms = 3000;%(lease)s
 };
 c2s = {
   tls = { cert = "%(var)s/tls/kiln.pem"; key = "%(var)s/tls/kiln.key"; };
@@ -197,8 +213,9 @@ c2s = {
 """ % {"log": self.log_level, "db": a["db"], "pg": PG_PORT, "redis": REDIS_PORT,
             "core": a["core"], "mon": a["mon"], "mr": METRICS["router"],
             "mp": METRICS["presenced"], "mm": METRICS["mucd"], "router": r,
-            "rport": ROUTER_PORT, "var": self.var, "nodes": nodes}
-        with open(self.conf, "w") as f:
+            "rport": ROUTER_PORT, "var": self.var, "nodes": nodes,
+            "endpoint": endpoint, "lease": lease}
+        with open(path, "w") as f:
             f.write(text)
 
     # ---- PostgreSQL and Redis on db
@@ -283,6 +300,9 @@ c2s = {
         if name in C2S:
             argv = [os.path.join(self.bin, "kiln-c2s"), "-c", self.conf, "--node", name]
             host = name
+        elif name == "router2":
+            argv = [os.path.join(self.bin, "kiln-router"), "-c", self.conf2]
+            host = ROUTER_HOSTS[1]
         else:
             argv = [os.path.join(self.bin, "kiln-" + name), "-c", self.conf]
             host = "core"
@@ -302,6 +322,25 @@ c2s = {
     def restart(self, name):
         self.stop(name)
         self.start(name)
+
+    def use_routers(self, n):
+        """One router, or two (lease, the second on core2): every Kiln
+        process is stopped, the config rewritten, all started again (the
+        router on core first: it takes the lease)."""
+        kiln = ["router", "router2", "presenced", "mucd"] + C2S
+        for name in reversed(kiln):
+            if name in self.procs:
+                self.procs[name].stop()
+                del self.procs[name]  # argv and log offset anew
+        self.routers = n
+        self.write_conf()
+        self.start("router")
+        if n > 1:
+            self.procs["router"].wait_log("lease: acquired", 30)
+            self.start("router2")
+            self.procs["router2"].wait_log("lease: held by another router", 30)
+        for name in ["presenced", "mucd"] + C2S:
+            self.start(name)
 
     def start_core(self):
         for n in ("router", "presenced", "mucd"):

@@ -2,7 +2,7 @@
 """tests/cluster/run.py - Kiln across network-namespace hosts, under traffic.
 
 usage: run.py [--bin DIR] [--seconds S] [--users N] [--rate R]
-              [--scenarios scale,rolling,faults,prometheus] [--keep]
+              [--scenarios scale,rolling,faults,prometheus,failover] [--keep]
 
 Builds the hosts (cluster.py: db, core, c2s1..c2s3, load, mon), starts
 PostgreSQL and Redis on db, router + presenced + mucd on core, a c2s node
@@ -31,7 +31,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from cluster import C2S, Cluster, TOP  # noqa: E402
+from cluster import C2S, ROUTER_HOSTS, Cluster, TOP  # noqa: E402
 
 
 class Driver:
@@ -300,8 +300,88 @@ def sc_prometheus(cl, a):
     return rep
 
 
+def log_time(line):
+    """Seconds since midnight of a Kiln log line (`<6>HH:MM:SS.mmm ...`)."""
+    t = line.split(">", 1)[1].split(" ", 1)[0]
+    h, m, sec = t.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(sec)
+
+
+def since(line, t):
+    """Seconds from time t (time.time()) to a log line's time (local
+    clock, as kn_log.c writes it)."""
+    lt = time.localtime(t)
+    day = lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec + (t % 1)
+    return (log_time(line) - day + 43200) % 86400 - 43200
+
+
+def log_line(proc, needle, timeout):
+    """The first line of proc's log (this run) holding needle."""
+    proc.wait_log(needle, timeout)
+    return next(x for x in proc.text().splitlines() if needle in x)
+
+
+def sc_failover(cl, a):
+    """Scenario 5 (issue 14): two routers, the active one holding the
+    Redis lease, the other a hot standby on core2. Under traffic: kill -9
+    of the active router (core), then a partition of the active router's
+    host (core2 by then: cut off from Redis and every node). Each time the
+    other router takes over within 5 s (asserted, from the kill or cut to
+    its `taking over` line); in the partition the cut-off router stops by
+    its own lease clock before the other one starts (log times, one
+    machine clock: never two routers at once). Nothing accepted is lost."""
+    takeover_max = 5.0
+    cl.use_routers(2)
+    try:
+        d = Driver(cl, a, C2S, name="failover")
+        d.all_online(a.users)
+        dwell(a, 0.5)
+        took = []
+        # kill -9 of the active router
+        d.fault("kill-9 active router")
+        t = time.time()
+        cl.kill9("router")
+        line = log_line(cl.procs["router2"], "taking over as the active router",
+                        takeover_max + 10)
+        took.append(since(line, t))
+        d.settled(timeout=120)
+        cl.start("router")  # back as the standby
+        cl.procs["router"].wait_log("lease: held by another router", 30)
+        say("failover: kill -9: router2 took over in %.2f s" % took[-1])
+        dwell(a, 0.5)
+        # the active router's host cut off
+        d.fault("partition active router host")
+        t = time.time()
+        cl.net.partition(ROUTER_HOSTS[1])
+        line = log_line(cl.procs["router"], "taking over as the active router",
+                        takeover_max + 10)
+        took.append(since(line, t))
+        stop = log_line(cl.procs["router2"], "lease: lost epoch", 30)
+        if log_time(stop) > log_time(line):
+            FAILS.append("failover: the cut-off router stopped at %s, after the other "
+                         "took over at %s" % (stop.split()[0], line.split()[0]))
+        time.sleep(min(a.partition_s, 10))
+        cl.net.heal(ROUTER_HOSTS[1])
+        d.settled(timeout=120)
+        say("failover: partition: router took over in %.2f s" % took[-1])
+        dwell(a, 0.5)
+        rep = d.stop()
+    finally:
+        cl.net.heal(ROUTER_HOSTS[1])
+        cl.use_routers(1)
+    check(rep, "failover")
+    names = ["kill-9 active router", "partition active router host"]
+    for f, name, s in zip(rep["faults"], names, took):
+        w = f["window"]
+        ROWS.append(("5 " + name, w["accepted"], w["delivered"], w["lost"], w["duplicated"],
+                     "takeover %.1f s, clients %s s" % (s, f["recovery_s"])))
+        if s > takeover_max:
+            FAILS.append("failover: %s: takeover took %.1f s (> %.0f)" % (name, s, takeover_max))
+    return rep
+
+
 SCENARIOS = {"scale": sc_scale, "rolling": sc_rolling, "faults": sc_faults,
-             "prometheus": sc_prometheus}
+             "prometheus": sc_prometheus, "failover": sc_failover}
 
 
 def table():
@@ -327,7 +407,7 @@ def main():
     ap.add_argument("--churn", type=float, default=None,
                     help="logouts per user per second (default 0.02; short runs 0.05)")
     ap.add_argument("--partition-s", type=float, default=None)
-    ap.add_argument("--scenarios", default="scale,rolling,faults,prometheus")
+    ap.add_argument("--scenarios", default="scale,rolling,faults,prometheus,failover")
     ap.add_argument("--faults", default="",
                     help="only the faults whose name holds one of these words")
     ap.add_argument("--fault-repeat", type=int, default=1)

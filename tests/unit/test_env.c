@@ -87,6 +87,7 @@ START_TEST(exact_bytes)
         .conn_id = 0x0102030405060708ull,
         .seq = 0xDEADBEEF,
         .ack_id = 0x8877665544332211ull,
+        .link = 0x0003000000000102ull,
         .from = "a@b/c",
         .from_len = 5,
         .to = "d@e",
@@ -98,7 +99,7 @@ START_TEST(exact_bytes)
     };
     /* clang-format off */
     static const unsigned char want[] = {
-        'K', 2,                         /* magic, version */
+        'K', 3,                         /* magic, version */
         2, 2, 6, 2,                     /* multicast presence unavail. dropped */
         0xAB, 0xCD,                     /* flags */
         0xFF, 0xFE,                     /* priority -2 */
@@ -106,6 +107,7 @@ START_TEST(exact_bytes)
         0xDE, 0xAD, 0xBE, 0xEF,         /* seq */
         0x88, 0x77, 0x66, 0x55,         /* ack id */
         0x44, 0x33, 0x22, 0x11,
+        0, 3, 0, 0, 0, 0, 1, 2,         /* link */
         0, 5, 'a', '@', 'b', '/', 'c',  /* from */
         0, 3, 'd', '@', 'e',            /* to */
         0, 5, 'c', '2', 's', '-', 'a',  /* node */
@@ -121,7 +123,8 @@ START_TEST(exact_bytes)
     kn_env_t d;
     ck_assert_int_eq(kn_env_decode(want, sizeof(want), &d), 0);
     ck_assert_int_eq(d.priority, -2);
-    ck_assert_ptr_eq(d.from, (const char *)want + 32);
+    ck_assert_ptr_eq(d.from, (const char *)want + 40);
+    ck_assert(d.link == 0x0003000000000102ull);
     ck_assert(d.ack_id == 0x8877665544332211ull);
     ck_assert(kn_env_target(&d, 0) == 0x1122334455667788ull);
     kn_buf_free(&b);
@@ -130,7 +133,7 @@ START_TEST(exact_bytes)
     kn_env_t z = {.kind = KN_ENV_HEARTBEAT};
     ck_assert_int_eq(kn_env_encode(&z, &b), 0);
     ck_assert_uint_eq(b.len, KN_ENV_MIN_BYTES);
-    ck_assert_uint_eq(KN_ENV_MIN_BYTES, 40);
+    ck_assert_uint_eq(KN_ENV_MIN_BYTES, 48);
     ck_assert_int_eq(kn_env_decode(b.data, b.len, &d), 0);
     ck_assert_ptr_null(d.from);
     ck_assert_ptr_null(d.targets_wire);
@@ -310,11 +313,13 @@ START_TEST(bad_frames)
     b.data[0] = 'k';
     ck_assert_int_eq(decode_copy(&b), -KN_EPROTO);
     sample(&b);
-    b.data[1] = 3; /* future version */
+    b.data[1] = 4; /* future version */
     ck_assert_int_eq(decode_copy(&b), -KN_EPROTO);
     b.data[1] = 0;
     ck_assert_int_eq(decode_copy(&b), -KN_EPROTO);
     b.data[1] = 1; /* version 1 had no ack id */
+    ck_assert_int_eq(decode_copy(&b), -KN_EPROTO);
+    b.data[1] = 2; /* version 2 had no link sequence */
     ck_assert_int_eq(decode_copy(&b), -KN_EPROTO);
 
     /* Trailing garbage, one byte and one whole target. */
