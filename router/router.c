@@ -92,6 +92,7 @@ void router_free(router_t **rp)
     router_comp_free_all(r);
     hold_free_all(r);
     router_mam_free(r);
+    free(r->acks_held);
     free(r->mc_split);
     free(r->mc_done);
     free(r->domain);

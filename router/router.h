@@ -128,6 +128,13 @@ struct router {
     size_t hold_count;
     bool replaying;     /* routing held stanzas now */
     bool undeliverable; /* inside router_undeliverable: no second level */
+    /* Offline-row ACKs (c2s) that found no offline handler, or one that
+     * could not be reached (presenced restarting): sent to the next one
+     * that registers, so written rows are deleted, not delivered again
+     * (router_route_ack). Bounded: ROUTER_ACKS_MAX ids. */
+    uint64_t *acks_held;
+    size_t nacks_held;
+    bool acks_flushing;
     uint64_t *mc_split; /* multicast split work arrays, grown only */
     bool *mc_done;
     size_t mc_cap;
@@ -214,6 +221,8 @@ void router_bounce(router_t *r, router_node_t *src, const kn_env_t *env,
  * handed on from here is dropped, not retried. */
 void router_undeliverable(router_t *r, const router_node_t *to,
                           const kn_env_t *env, const router_payload_t *payload);
+/* Hand the held offline-row ACKs to the offline handler, if any. */
+void router_acks_flush(router_t *r);
 /* Send to node n a copy of env with kind/conn replaced. */
 void router_emit(router_t *r, const router_node_t *n, const kn_env_t *env,
                  const router_payload_t *payload);

@@ -162,6 +162,8 @@ void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
     kn_log_info("node %s registered %04x '%s'", src->name, flags, g->name);
     if (flags == KN_REG_ARCHIVE)
         router_mam_resend(r);
+    if (flags == KN_REG_OFFLINE)
+        router_acks_flush(r);
 }
 
 void router_unregister_node(router_t *r, uint16_t node)
@@ -262,19 +264,71 @@ static void route_acked(router_t *r, const kn_env_t *env,
     route_back(r, env, pl);
 }
 
+static void acks_hold(router_t *r, const kn_env_t *env);
+
 void router_route_ack(router_t *r, const kn_env_t *env)
 {
     if (env->flags & KN_F_ARCHIVE) {
         router_mam_ack(r, env); /* the archiver's */
         return;
     }
-    router_node_t *h = role_node(r, KN_REG_OFFLINE);
-    if (h == NULL || env->ntargets == 0) {
+    if (env->ntargets == 0) {
         r->stats.dropped++;
         return;
     }
-    router_payload_t none = {NULL, 0, NULL};
-    router_emit(r, h, env, &none);
+    router_node_t *h = role_node(r, KN_REG_OFFLINE);
+    if (h != NULL && r->nacks_held == 0) {
+        router_payload_t none = {NULL, 0, NULL};
+        router_emit(r, h, env, &none); /* unreachable: acks_hold */
+        return;
+    }
+    acks_hold(r, env);
+    router_acks_flush(r);
+}
+
+#define ROUTER_ACKS_MAX     65536
+#define ROUTER_ACKS_PER_ENV 8192
+
+/* Keep env's ack ids for the next offline handler (the oldest are
+ * forgotten past ROUTER_ACKS_MAX: those rows are delivered again). */
+static void acks_hold(router_t *r, const kn_env_t *env)
+{
+    if (r->acks_held == NULL)
+        r->acks_held = kn_malloc(ROUTER_ACKS_MAX * sizeof(*r->acks_held));
+    for (size_t i = 0; i < env->ntargets; i++) {
+        if (r->nacks_held == ROUTER_ACKS_MAX) {
+            memmove(r->acks_held, r->acks_held + 1,
+                    (ROUTER_ACKS_MAX - 1) * sizeof(*r->acks_held));
+            r->nacks_held--;
+            r->stats.dropped++;
+        }
+        r->acks_held[r->nacks_held++] = kn_env_target(env, i);
+    }
+}
+
+void router_acks_flush(router_t *r)
+{
+    router_node_t *h = role_node(r, KN_REG_OFFLINE);
+    if (h == NULL || r->nacks_held == 0 || r->acks_flushing)
+        return;
+    size_t n = r->nacks_held;
+    uint64_t *ids = r->acks_held;
+    r->acks_held = NULL;
+    r->nacks_held = 0;
+    r->acks_flushing = true;
+    kn_log_info("offline handler %s: %zu held acknowledgements sent", h->name,
+                n);
+    for (size_t off = 0; off < n; off += ROUTER_ACKS_PER_ENV) {
+        kn_env_t e = {0};
+        e.kind = KN_ENV_ACK;
+        e.targets = ids + off;
+        e.ntargets =
+            n - off < ROUTER_ACKS_PER_ENV ? n - off : ROUTER_ACKS_PER_ENV;
+        router_payload_t none = {NULL, 0, NULL};
+        router_emit(r, h, &e, &none); /* unreachable: held again */
+    }
+    r->acks_flushing = false;
+    free(ids);
 }
 
 /* A client's message not seen before (not a reroute), eligible for
@@ -617,6 +671,11 @@ void router_undeliverable(router_t *r, const router_node_t *to,
         /* An archive copy: retained until acknowledged, sent again when
          * the archiver registers (router_mam.c). */
         r->stats.dropped++;
+        return;
+    }
+    if (env->kind == KN_ENV_ACK && !(env->flags & KN_F_ARCHIVE)) {
+        /* offline-row ACKs: the next offline handler gets them */
+        acks_hold(r, env);
         return;
     }
     if (env->kind == KN_ENV_KICK) {

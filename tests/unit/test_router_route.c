@@ -1064,6 +1064,49 @@ START_TEST(conflict_with_dead_node_reroutes_copies_R_DROP_7)
 }
 END_TEST
 
+/* Issue 14 (kill -9 of presenced): c2s's ACKs of written offline rows
+ * while no offline handler is there are kept for the next one, which
+ * deletes the rows; they used to be dropped and the rows delivered
+ * again at the next login. */
+START_TEST(offline_acks_held_until_a_handler_registers_R_PRES_5)
+{
+    uint64_t ids[2] = {5, 6};
+    kn_env_t ack = {0};
+    ack.kind = KN_ENV_ACK;
+    ack.targets = ids;
+    ack.ntargets = 2;
+    reset_out();
+    in("c2s-a", &ack, NULL);
+    ck_assert_int_eq(nout, 0);
+    sessions_and_offline();
+    int k = 0;
+    for (int i = 0; i < nout; i++) {
+        if (outs[i].kind != KN_ENV_ACK)
+            continue;
+        ck_assert_str_eq(outs[i].node, "presenced");
+        ck_assert_uint_eq(outs[i].ntargets, 2);
+        ck_assert(outs[i].targets[0] == 5 && outs[i].targets[1] == 6);
+        k++;
+    }
+    ck_assert_int_eq(k, 1);
+    /* Unreachable handler: held again, sent when it registers anew. */
+    unreachable = "presenced";
+    uint64_t id7 = 7;
+    ack.targets = &id7;
+    ack.ntargets = 1;
+    in("c2s-a", &ack, NULL);
+    unreachable = NULL;
+    reset_out();
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_OFFLINE;
+    in("presenced", &g, NULL);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_ACK);
+    ck_assert(outs[0].ntargets == 1 && outs[0].targets[0] == 7);
+}
+END_TEST
+
 int main(void)
 {
     kn_log_init("test", KN_LOG_ERR);
@@ -1096,6 +1139,7 @@ int main(void)
     tcase_add_test(tc, resume_moves_route_and_releases_held_in_order_R_DROP_5);
     tcase_add_test(tc, resume_unknown_id_or_unreachable_owner_fails_R_DROP_5);
     tcase_add_test(tc, copies_rerouted_when_owner_node_is_lost_R_DROP_5);
+    tcase_add_test(tc, offline_acks_held_until_a_handler_registers_R_PRES_5);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
