@@ -93,6 +93,8 @@ void router_free(router_t **rp)
     hold_free_all(r);
     router_mam_free(r);
     free(r->acks_held);
+    kn_buf_free(&r->fanout.env);
+    kn_buf_free(&r->fanout.payload);
     free(r->mc_split);
     free(r->mc_done);
     free(r->domain);

@@ -63,6 +63,7 @@ struct router_sess {
     struct router_sm_held **sm_ctail;
     size_t sm_ncopies;
     uint64_t sm_seq;     /* last copy sequence given */
+    uint64_t serial;     /* creation order (r->sess_serial) */
     router_sess_t *next; /* in bare->sessions */
     UT_hash_handle hh;   /* r->sessions */
 };
@@ -135,6 +136,18 @@ struct router {
     uint64_t *acks_held;
     size_t nacks_held;
     bool acks_flushing;
+    uint64_t sess_serial;   /* last router_sess_t.serial given */
+    uint16_t dropping_node; /* node whose sessions are being ended, or 0 */
+    /* A message to a bare JID being sent to several sessions
+     * (route_message_bare): a copy that cannot reach its session is kept
+     * here, and rerouted only if no other copy reached a session. */
+    struct {
+        bool active;
+        int16_t prio;  /* the priority the copies go to */
+        size_t failed; /* copies that came back undeliverable */
+        kn_buf_t env;  /* the first of them, encoded */
+        kn_buf_t payload;
+    } fanout;
     uint64_t *mc_split; /* multicast split work arrays, grown only */
     bool *mc_done;
     size_t mc_cap;
@@ -221,6 +234,13 @@ void router_bounce(router_t *r, router_node_t *src, const kn_env_t *env,
  * handed on from here is dropped, not retried. */
 void router_undeliverable(router_t *r, const router_node_t *to,
                           const kn_env_t *env, const router_payload_t *payload);
+/* A copy of a message that went to several sessions of s's bare JID
+ * (when there were sess_serial sessions, to those of priority prio) no
+ * longer reaches s: true when another of those sessions, on a node that
+ * is alive and neither s's nor the one being dropped, still has it, so
+ * rerouting this copy would give that resource the message twice. */
+bool router_fanout_delivered(const router_t *r, const router_sess_t *s,
+                             uint64_t sess_serial, int16_t prio);
 /* Hand the held offline-row ACKs to the offline handler, if any. */
 void router_acks_flush(router_t *r);
 /* Send to node n a copy of env with kind/conn replaced. */

@@ -65,8 +65,11 @@ void router_emit(router_t *r, const router_node_t *n, const kn_env_t *env,
     r->stats.out++;
 }
 
-/* Deliver to one session's connection. */
-static void route_to_sess(router_t *r, const router_sess_t *s,
+/* Deliver to one session's connection. True when the stanza was handed
+ * to the session's node, held for its move, or stands in its XEP-0198
+ * copy; false when it came back undeliverable inside a fan-out
+ * (route_message_bare) or the node is unknown or dead. */
+static bool route_to_sess(router_t *r, const router_sess_t *s,
                           const kn_env_t *env, const router_payload_t *pl)
 {
     kn_env_t e = *env;
@@ -76,12 +79,28 @@ static void route_to_sess(router_t *r, const router_sess_t *s,
     if (s->sm_id != NULL)
         router_sm_copy(r, (router_sess_t *)s, &e, pl);
     if (s->moving_to != 0 && router_sm_hold(r, (router_sess_t *)s, &e, pl))
-        return; /* XEP-0198: delivered once the session has moved */
+        return true; /* XEP-0198: delivered once the session has moved */
     router_node_t *n = r->nodes[kn_conn_node(s->conn)];
     if (n == NULL || !n->alive)
-        return;
+        return false;
+    size_t failed = r->fanout.failed;
     router_emit(r, n, &e, pl);
     r->stats.routed++;
+    return r->fanout.failed == failed;
+}
+
+bool router_fanout_delivered(const router_t *r, const router_sess_t *s,
+                             uint64_t sess_serial, int16_t prio)
+{
+    uint16_t mine = kn_conn_node(s->conn);
+    for (const router_sess_t *o = s->bare->sessions; o; o = o->next) {
+        uint16_t idx = kn_conn_node(o->conn);
+        const router_node_t *n = r->nodes[idx];
+        if (o != s && o->serial <= sess_serial && o->avail && o->prio == prio &&
+            idx != mine && idx != r->dropping_node && n != NULL && n->alive)
+            return true;
+    }
+    return false;
 }
 
 router_reg_t *router_reg_find(router_t *r, uint16_t flags, const char *name,
@@ -367,12 +386,49 @@ static void route_message_bare(router_t *r, router_node_t *src,
         /* All but the first copy are marked, so a resource that refuses
          * it (XEP-0191) does not answer the sender once per copy. */
         kn_env_t e = *env;
+        size_t targets = 0;
+        for (router_sess_t *s = b->sessions; s; s = s->next)
+            targets += s->avail && s->prio == best;
+        if (targets < 2 || r->fanout.active || r->undeliverable) {
+            for (router_sess_t *s = b->sessions; s; s = s->next) {
+                if (s->avail && s->prio == best) {
+                    route_to_sess(r, s, &e, pl);
+                    e.flags |= KN_F_EXTRA_COPY;
+                }
+            }
+            return;
+        }
+        /* Several copies: one that cannot reach its session (a node
+         * that died and is not declared lost yet, say the old session
+         * of a client that already logged in again elsewhere) must not
+         * be rerouted to the resources that got theirs; only when no
+         * copy got through does the message go on (offline storage). */
+        r->fanout.active = true;
+        r->fanout.prio = (int16_t)best;
+        r->fanout.failed = 0;
+        size_t ok = 0;
         for (router_sess_t *s = b->sessions; s; s = s->next) {
             if (s->avail && s->prio == best) {
-                route_to_sess(r, s, &e, pl);
+                ok += route_to_sess(r, s, &e, pl);
                 e.flags |= KN_F_EXTRA_COPY;
             }
         }
+        r->fanout.active = false;
+        if (r->fanout.failed > 0 && ok == 0) {
+            kn_env_t f;
+            if (kn_env_decode(r->fanout.env.data, r->fanout.env.len, &f) == 0) {
+                f.flags &= (uint16_t)~KN_F_EXTRA_COPY;
+                router_payload_t fp = {r->fanout.payload.data,
+                                       r->fanout.payload.len, NULL};
+                router_undeliverable(r, NULL, &f, &fp);
+            }
+        } else if (r->fanout.failed > 0) {
+            r->stats.dropped += r->fanout.failed;
+            kn_log_info("message to %.*s: %zu of its copies did not reach "
+                        "their sessions, %zu did: not rerouted",
+                        (int)to->bare_len, to->bare, r->fanout.failed, ok);
+        }
+        r->fanout.failed = 0;
         return;
     }
     }
@@ -695,6 +751,19 @@ void router_undeliverable(router_t *r, const router_node_t *to,
          * deliver it twice, or, while presenced still counts the session
          * available, bounce it to a sender whose message arrives. */
         r->stats.dropped++;
+        return;
+    }
+    if (r->fanout.active && env->kind == KN_ENV_STANZA &&
+        !(env->flags & (KN_F_ACK_WANTED | KN_F_ARCHIVE))) {
+        /* One copy of several (route_message_bare decides after all) */
+        if (r->fanout.failed++ == 0) {
+            r->fanout.env.len = 0;
+            r->fanout.payload.len = 0;
+            if (kn_env_encode(env, &r->fanout.env) < 0)
+                r->fanout.failed--; /* cannot happen: it was encoded */
+            else
+                kn_buf_append(&r->fanout.payload, payload->data, payload->len);
+        }
         return;
     }
     if (env->kind != KN_ENV_STANZA || r->undeliverable) {

@@ -151,6 +151,7 @@ void router_sess_up(router_t *r, const kn_env_t *env)
     }
     if (s == NULL) {
         s = kn_calloc(1, sizeof(*s));
+        s->serial = ++r->sess_serial;
         s->full = kn_strndup(env->from, env->from_len);
         s->bare_len = bare_len;
         s->conn = env->conn_id;

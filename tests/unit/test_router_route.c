@@ -1064,6 +1064,68 @@ START_TEST(conflict_with_dead_node_reroutes_copies_R_DROP_7)
 }
 END_TEST
 
+/* Issue 14 (tests/cluster, kill -9 of a c2s node): a client logs in again
+ * on another node while its old session still has a route on the dead
+ * one. A message to the bare JID goes to both; the copy that cannot
+ * reach the dead node must not be rerouted (offline storage, then the
+ * new session again: delivered twice). */
+START_TEST(fanout_copy_to_unreachable_node_not_rerouted_R_DROP_6)
+{
+    sessions_and_offline();
+    sess_up("c2s-a", ia, 1, "alice@localhost/new", 0, true);
+    sess_up("c2s-b", ib, 2, "alice@localhost/old", 0, true);
+    unreachable = "c2s-b";
+    msg_to("alice@localhost", "<m1/>");
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "c2s-a");
+    ck_assert(outs[0].conn == kn_conn_make(ia, 1));
+    ck_assert_str_eq(outs[0].payload, "<m1/>");
+    /* Every copy fails: the message goes on once (offline storage). */
+    sess_up("c2s-b", ib, 3, "carol@localhost/pc", 0, true);
+    sess_up("c2s-b", ib, 4, "carol@localhost/phone", 0, true);
+    msg_to("carol@localhost", "<m2/>");
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert_int_eq(outs[0].kind, KN_ENV_STANZA);
+    ck_assert(!(outs[0].flags & KN_F_EXTRA_COPY));
+    ck_assert_str_eq(outs[0].payload, "<m2/>");
+}
+END_TEST
+
+/* The same with the router's XEP-0198 copies: the node is declared lost
+ * later; the copy of a message that the user's other session got is not
+ * rerouted, a copy of one only the lost session had is. */
+START_TEST(fanout_copy_of_lost_session_not_rerouted_R_DROP_5)
+{
+    sessions_and_offline();
+    uint64_t conn = kn_conn_make(ib, 4);
+    sess_up("c2s-b", ib, 4, "alice@localhost/old", 0, true);
+    sm_env("c2s-b", KN_F_SM_ENABLE, "alice@localhost/old", conn, 0, NULL);
+    msg_to("alice@localhost", "<only-old/>");
+    ck_assert_int_eq(nout, 1);
+    sess_up("c2s-a", ia, 1, "alice@localhost/new", 0, true);
+    msg_to("alice@localhost", "<both/>");
+    ck_assert_int_eq(nout, 2);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    now = 110.0;
+    in("c2s-a", &hb, NULL);
+    in("presenced", &hb, NULL);
+    reset_out();
+    now = 116.0; /* c2s-b silent: lost */
+    router_tick(r, now);
+    int k = 0;
+    for (int i = 0; i < nout; i++) {
+        if (outs[i].kind != KN_ENV_STANZA)
+            continue;
+        ck_assert_str_eq(outs[i].payload, "<only-old/>");
+        ck_assert_str_eq(outs[i].node, "c2s-a"); /* rerouted to /new */
+        k++;
+    }
+    ck_assert_int_eq(k, 1);
+}
+END_TEST
+
 /* Issue 14 (kill -9 of presenced): c2s's ACKs of written offline rows
  * while no offline handler is there are kept for the next one, which
  * deletes the rows; they used to be dropped and the rows delivered
@@ -1139,6 +1201,8 @@ int main(void)
     tcase_add_test(tc, resume_moves_route_and_releases_held_in_order_R_DROP_5);
     tcase_add_test(tc, resume_unknown_id_or_unreachable_owner_fails_R_DROP_5);
     tcase_add_test(tc, copies_rerouted_when_owner_node_is_lost_R_DROP_5);
+    tcase_add_test(tc, fanout_copy_to_unreachable_node_not_rerouted_R_DROP_6);
+    tcase_add_test(tc, fanout_copy_of_lost_session_not_rerouted_R_DROP_5);
     tcase_add_test(tc, offline_acks_held_until_a_handler_registers_R_PRES_5);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
