@@ -43,6 +43,8 @@ struct kn_link {
     bool ready;
     bool fresh;          /* no ACK ever: our HELLO says FRESH */
     bool resync_pending; /* next ACK is a resync */
+    bool rehello;        /* that resync was asked for by REHELLO */
+    bool was_lost;       /* the last resync: the router had declared us lost */
     uint32_t beats;
     link_reg_t *regs;
     const kn_link_ops_t *ops;
@@ -90,6 +92,11 @@ static void link_send_regs(kn_link_t *l)
 static void link_on_ack(kn_link_t *l, const kn_env_t *env)
 {
     bool resync = !l->fresh;
+    /* Asked to HELLO again by a router with the boot id we knew: it did
+     * not restart, so it declared us lost (node_timeout_ms of silence, a
+     * partition) and ended our sessions; see kn_link_declared_lost. */
+    l->was_lost = resync && l->rehello && env->seq == l->router_boot;
+    l->rehello = false;
     l->index = kn_conn_node(env->conn_id);
     l->router_boot = env->seq;
     l->fresh = false;
@@ -124,6 +131,7 @@ static void link_on_msg(kn_zmq_ev_t *w, kn_zmq_msg_t *msg, void *arg)
             kn_log_info("router asks %s to HELLO again", l->name);
             l->ready = false;
             l->resync_pending = true;
+            l->rehello = true;
             link_hello(l);
         }
         return;
@@ -273,6 +281,11 @@ void kn_link_synced(kn_link_t *l)
     e.node = l->name;
     e.node_len = strlen(l->name);
     link_send_raw(l, &e, NULL, 0);
+}
+
+bool kn_link_declared_lost(const kn_link_t *l)
+{
+    return l->was_lost;
 }
 
 uint32_t kn_link_router_boot(const kn_link_t *l)
