@@ -168,16 +168,22 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         /* Unknown sender (we restarted, or lost it): make it HELLO and
          * re-announce. Its control messages will be repeated then; its
          * stanzas are held for a short warm-up, and routed after it even
-         * if the node never came back (bounces to it are then lost). */
+         * if the node never came back (bounces to it are then lost).
+         * A SESSION_DOWN is not repeated (the session is gone from the
+         * node, so not re-announced): held too, so that the session
+         * subscribers (presenced, which did not restart and still
+         * counts the session) hear of it once they registered again. */
+        bool down = env->kind == KN_ENV_SESSION_DOWN;
         if (!r->replaying)
             router_node_heartbeat(r, from_name, from_len, env, now);
-        if (data && !r->replaying && r->hold_count < ROUTER_HOLD_MAX) {
+        if ((data || down) && !r->replaying &&
+            r->hold_count < ROUTER_HOLD_MAX) {
             if (r->warm_until == 0)
                 r->warm_until = now + 1.0;
             router_hold(r, from_name, from_len, env, payload);
             return;
         }
-        if (!data) {
+        if (!data && !down) {
             r->stats.dropped++;
             return;
         }

@@ -16,6 +16,7 @@
  * Every change is copied to the nodes registered for session events
  * (presenced) and written through to Redis.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "kn_log.h"
@@ -179,6 +180,17 @@ void router_sess_up(router_t *r, const kn_env_t *env)
 void router_sess_down(router_t *r, const kn_env_t *env)
 {
     router_sess_t *s = router_sess_find(r, env->from, env->from_len);
+    if (s == NULL && env->from_len > 0 && env->conn_id != 0) {
+        /* Unknown here (we restarted, or ended it already): the session
+         * subscribers may still count it (they check the connection). */
+        router_sess_t tmp = {0};
+        char full[KN_ENV_STR_MAX + 1];
+        snprintf(full, sizeof(full), "%.*s", (int)env->from_len, env->from);
+        tmp.full = full;
+        tmp.conn = env->conn_id;
+        table_notify(r, KN_ENV_SESSION_DOWN, &tmp, env->reason, 0);
+        return;
+    }
     if (s == NULL || s->conn != env->conn_id)
         return; /* already replaced or removed: not the owner any more */
     router_sess_remove(r, s, env->reason);

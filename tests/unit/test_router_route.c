@@ -1169,6 +1169,46 @@ START_TEST(offline_acks_held_until_a_handler_registers_R_PRES_5)
 }
 END_TEST
 
+/* Issue 14 (tests/cluster, rolling restart): a client logged out while
+ * the router restarted; its node's SESSION_DOWN reached the new router
+ * before the node's HELLO and was dropped, and the session was not
+ * re-announced (it was gone): presenced, which did not restart, kept the
+ * resource available for good, so a message to the user while offline
+ * was resent to the bare JID instead of stored, and bounced: lost. The
+ * SESSION_DOWN is held with the warm-up and reaches the subscribers. */
+START_TEST(session_down_during_router_restart_reaches_subscribers_R_DROP_1)
+{
+    router_free(&r);
+    unreachable = NULL;
+    r = router_new("localhost", 77, 15.0, cap_send, NULL);
+    r->warm_until = now + 2.0;
+    kn_env_t d = {0};
+    d.kind = KN_ENV_SESSION_DOWN;
+    d.reason = KN_ENV_REASON_CLEAN;
+    d.conn_id = kn_conn_make(5, 1);
+    d.from = "alice@localhost/pc";
+    d.from_len = strlen(d.from);
+    in("c2s-a", &d, NULL);
+    sessions_and_offline();
+    kn_env_t e = {0};
+    e.kind = KN_ENV_HELLO;
+    e.flags = KN_F_ROLE_C2S;
+    e.conn_id = kn_conn_make(5, 0);
+    in("c2s-a", &e, NULL);
+    reset_out();
+    now += 3.0;
+    router_tick(r, now);
+    int downs = 0;
+    for (int i = 0; i < nout; i++)
+        if (outs[i].kind == KN_ENV_SESSION_DOWN) {
+            downs++;
+            ck_assert_str_eq(outs[i].node, "presenced");
+            ck_assert_uint_eq(outs[i].conn, kn_conn_make(5, 1));
+        }
+    ck_assert_int_eq(downs, 1);
+}
+END_TEST
+
 int main(void)
 {
     kn_log_init("test", KN_LOG_ERR);
@@ -1204,6 +1244,8 @@ int main(void)
     tcase_add_test(tc, fanout_copy_to_unreachable_node_not_rerouted_R_DROP_6);
     tcase_add_test(tc, fanout_copy_of_lost_session_not_rerouted_R_DROP_5);
     tcase_add_test(tc, offline_acks_held_until_a_handler_registers_R_PRES_5);
+    tcase_add_test(
+        tc, session_down_during_router_restart_reaches_subscribers_R_DROP_1);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
