@@ -158,6 +158,22 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
     }
     bool data = env->kind == KN_ENV_STANZA || env->kind == KN_ENV_MULTICAST ||
                 env->kind == KN_ENV_ACK;
+    if (env->kind == KN_ENV_STANZA &&
+        (env->flags & (KN_F_REROUTE | KN_F_SM_COPY)) ==
+            (KN_F_REROUTE | KN_F_SM_COPY)) {
+        /* A node declared lost reroutes a session's queue (the session
+         * ended before the node heard of it, after a partition): the
+         * router rerouted its own copy of this message then (router_sm.c,
+         * or left it with another resource that got it). */
+        const router_node_t *n = router_node_by_name(r, from_name, from_len);
+        if (n != NULL && !n->alive) {
+            kn_log_debug("node %s (lost) rerouted copy %llu: dropped, the "
+                         "router's copy went on",
+                         n->name, (unsigned long long)env->ack_id);
+            r->stats.dropped++;
+            return;
+        }
+    }
     if (data && r->warm_until > 0 && now < r->warm_until &&
         r->hold_count < ROUTER_HOLD_MAX) {
         router_hold(r, from_name, from_len, env, payload);

@@ -1209,6 +1209,65 @@ START_TEST(session_down_during_router_restart_reaches_subscribers_R_DROP_1)
 }
 END_TEST
 
+/* Issue 14 (tests/cluster, partition): the router declared a c2s node
+ * lost and rerouted its copies of the unacknowledged messages; after the
+ * heal, before the node heard of it, a client logged out there and the
+ * node rerouted its own queue, the same messages: stored twice. A
+ * reroute of a copied message (KN_F_SM_COPY) from a node declared lost
+ * is dropped. */
+START_TEST(reroute_of_copied_message_from_lost_node_dropped_R_DROP_6)
+{
+    sessions_and_offline();
+    uint64_t conn = kn_conn_make(ib, 4);
+    sess_up("c2s-b", ib, 4, "alice@localhost/pc", 0, true);
+    sm_env("c2s-b", KN_F_SM_ENABLE, "alice@localhost/pc", conn, 0, NULL);
+    msg_to("alice@localhost/pc", "<k1/>");
+    ck_assert(outs[0].flags & KN_F_SM_COPY);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    now = 110.0;
+    in("c2s-a", &hb, NULL);
+    in("presenced", &hb, NULL);
+    reset_out();
+    now = 116.0; /* c2s-b silent: lost, its copy rerouted once */
+    router_tick(r, now);
+    int k = 0;
+    for (int i = 0; i < nout; i++)
+        k += outs[i].kind == KN_ENV_STANZA;
+    ck_assert_int_eq(k, 1);
+    /* c2s-b's own reroute of the same message */
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.flags = KN_F_REROUTE | KN_F_SM_COPY;
+    e.ack_id = 1;
+    e.from = "bob@localhost/x";
+    e.from_len = strlen(e.from);
+    e.to = "alice@localhost/pc";
+    e.to_len = strlen(e.to);
+    reset_out();
+    in("c2s-b", &e, "<k1/>");
+    /* a message it had not got a copy for still goes on */
+    e.flags = KN_F_REROUTE;
+    e.ack_id = 0;
+    in("c2s-b", &e, "<k2/>");
+    now = 117.0;
+    in("c2s-a", &hb, NULL);
+    in("presenced", &hb, NULL);
+    now = 120.0; /* past the warm-up */
+    router_tick(r, now);
+    k = 0;
+    for (int i = 0; i < nout; i++) {
+        if (outs[i].kind != KN_ENV_STANZA)
+            continue;
+        ck_assert_str_eq(outs[i].payload, "<k2/>");
+        k++;
+    }
+    ck_assert_int_eq(k, 1);
+}
+END_TEST
+
 int main(void)
 {
     kn_log_init("test", KN_LOG_ERR);
@@ -1246,6 +1305,8 @@ int main(void)
     tcase_add_test(tc, offline_acks_held_until_a_handler_registers_R_PRES_5);
     tcase_add_test(
         tc, session_down_during_router_restart_reaches_subscribers_R_DROP_1);
+    tcase_add_test(tc,
+                   reroute_of_copied_message_from_lost_node_dropped_R_DROP_6);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
