@@ -254,12 +254,39 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
     }
 }
 
+/* Every live node has finished re-announcing its sessions. */
+static bool nodes_synced(router_t *r)
+{
+    router_node_t *n, *tmp;
+    HASH_ITER(hh, r->nodes_by_name, n, tmp)
+    {
+        if (n->alive && !n->synced)
+            return false;
+    }
+    return true;
+}
+
 void router_tick(router_t *r, double now)
 {
     router_tick_nodes(r, now);
     router_redis_check(r);
-    if (r->warm_until > 0 && now >= r->warm_until) {
+    if (r->warm_until == 0)
+        return;
+    if (now >= r->warm_until && !r->warm_waiting && !nodes_synced(r)) {
+        /* The fixed warm-up is over but a node is still re-announcing
+         * (hundreds of sessions on a busy machine): a stanza routed now
+         * would find no session and go to offline storage, and
+         * presenced, which still counts the session, would send it back
+         * to a router that bounces it (lost). Hold on until every node
+         * said SYNCED, at most node_timeout (a node that slow is lost). */
+        r->warm_waiting = true;
+        r->warm_until = now + r->node_timeout;
+        kn_log_info("warm-up: waiting for nodes to re-announce");
+        return;
+    }
+    if (now >= r->warm_until || (r->warm_waiting && nodes_synced(r))) {
         r->warm_until = 0;
+        r->warm_waiting = false;
         router_replay(r, now);
     }
 }

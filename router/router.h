@@ -114,6 +114,7 @@ struct router {
     uint32_t boot;       /* our boot id, sent in HELLO/HEARTBEAT */
     double node_timeout; /* seconds */
     double warm_until;   /* holding stanzas until nodes re-sync */
+    bool warm_waiting;   /* past the fixed warm-up: until every node SYNCED */
     router_node_t *nodes[ROUTER_MAX_NODES];
     router_node_t *nodes_by_name;
     router_sess_t *sessions;

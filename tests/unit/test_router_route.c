@@ -503,6 +503,10 @@ START_TEST(warm_up_holds_stanzas_until_sessions_return)
     in("c2s-a", &e, NULL);
     ck_assert_uint_eq(kn_conn_node(outs[0].conn), 5);
     sess_up("c2s-a", 5, 1, "alice@localhost/pc", 0, true);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    hb.flags = KN_F_SYNCED;
+    in("c2s-a", &hb, NULL);
     reset_out();
     now += 3.0;
     router_tick(r, now);
@@ -1195,6 +1199,10 @@ START_TEST(session_down_during_router_restart_reaches_subscribers_R_DROP_1)
     e.flags = KN_F_ROLE_C2S;
     e.conn_id = kn_conn_make(5, 0);
     in("c2s-a", &e, NULL);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    hb.flags = KN_F_SYNCED;
+    in("c2s-a", &hb, NULL);
     reset_out();
     now += 3.0;
     router_tick(r, now);
@@ -1268,6 +1276,85 @@ START_TEST(reroute_of_copied_message_from_lost_node_dropped_R_DROP_6)
 }
 END_TEST
 
+/* Issue 14 (tests/cluster, rolling restart at 1,000 users): after the
+ * fixed warm-up a node may still be re-announcing its sessions; the
+ * router holds on until it said SYNCED (a message routed before found no
+ * session, went offline, was sent back by presenced, which still had the
+ * resource, and bounced: lost), at most node_timeout. */
+START_TEST(warm_up_waits_for_nodes_to_sync_R_DROP_6)
+{
+    router_free(&r);
+    unreachable = NULL;
+    r = router_new("localhost", 77, 15.0, cap_send, NULL);
+    r->warm_until = now + 2.0;
+    kn_env_t e = {0};
+    e.kind = KN_ENV_HELLO;
+    e.flags = KN_F_ROLE_C2S; /* not FRESH: it re-announces */
+    e.conn_id = kn_conn_make(5, 0);
+    in("c2s-a", &e, NULL);
+    send_stanza("c2s-b", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT, "bob@localhost/p",
+                "alice@localhost/pc", NULL, 0);
+    reset_out();
+    now += 3.0;
+    router_tick(r, now); /* fixed warm-up over, c2s-a not synced */
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    in("c2s-a", &hb, NULL);
+    now += 1.0;
+    router_tick(r, now);
+    for (int i = 0; i < nout; i++)
+        ck_assert_int_ne(outs[i].kind, KN_ENV_STANZA);
+    sess_up("c2s-a", 5, 1, "alice@localhost/pc", 0, true);
+    hb.flags = KN_F_SYNCED;
+    in("c2s-a", &hb, NULL);
+    reset_out();
+    now += 1.0;
+    router_tick(r, now);
+    int delivered = 0;
+    for (int i = 0; i < nout; i++)
+        if (outs[i].kind == KN_ENV_STANZA) {
+            delivered++;
+            ck_assert_uint_eq(outs[i].conn, kn_conn_make(5, 1));
+        }
+    ck_assert_int_eq(delivered, 1);
+}
+END_TEST
+
+/* A node that never syncs holds nothing back past node_timeout. */
+START_TEST(warm_up_wait_bounded_by_node_timeout_R_DROP_6)
+{
+    router_free(&r);
+    unreachable = NULL;
+    r = router_new("localhost", 77, 15.0, cap_send, NULL);
+    r->warm_until = now + 2.0;
+    sessions_and_offline();
+    kn_env_t e = {0};
+    e.kind = KN_ENV_HELLO;
+    e.flags = KN_F_ROLE_C2S;
+    e.conn_id = kn_conn_make(5, 0);
+    in("c2s-a", &e, NULL);
+    send_stanza("c2s-b", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT, "bob@localhost/p",
+                "alice@localhost/pc", NULL, 0);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    hb.flags = KN_F_SYNCED;
+    in("presenced", &hb, NULL);
+    now += 3.0;
+    router_tick(r, now);
+    reset_out();
+    now += 16.0;
+    in("presenced", &hb, NULL);
+    router_tick(r, now);
+    int stored = 0;
+    for (int i = 0; i < nout; i++)
+        if (outs[i].kind == KN_ENV_STANZA) {
+            stored++;
+            ck_assert_str_eq(outs[i].node, "presenced");
+        }
+    ck_assert_int_eq(stored, 1);
+}
+END_TEST
+
 int main(void)
 {
     kn_log_init("test", KN_LOG_ERR);
@@ -1288,6 +1375,8 @@ int main(void)
     tcase_add_test(tc, registration_outlives_its_latest_registrant);
     tcase_add_test(tc, restarted_node_clears_stale_sessions);
     tcase_add_test(tc, warm_up_holds_stanzas_until_sessions_return);
+    tcase_add_test(tc, warm_up_waits_for_nodes_to_sync_R_DROP_6);
+    tcase_add_test(tc, warm_up_wait_bounded_by_node_timeout_R_DROP_6);
     tcase_add_test(tc, undeliverable_message_goes_offline_or_bounces);
     tcase_add_test(tc, undeliverable_with_copy_waits_for_node_loss_R_DROP_5);
     tcase_add_test(tc, conflict_with_dead_node_reroutes_copies_R_DROP_7);
