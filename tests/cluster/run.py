@@ -231,9 +231,26 @@ def sc_faults(cl, a):
         cl.procs["redis"].start()
 
     def partition():
+        def count(proc, text):
+            return cl.procs[proc].text().count(text)
+        lost0 = count("router", "node c2s3 lost")
+        told0 = count("c2s3", "the router had declared c2s3 lost")
         cl.net.partition("c2s3")
         time.sleep(a.partition_s)
         cl.net.heal("c2s3")
+        # If the router declared c2s3 lost (node_timeout_ms, 3 s), c2s3
+        # ends its sessions once it hears so (the REHELLO, after its
+        # ZeroMQ connection recovered: seconds) and its clients log in
+        # again; settled() must not return before that, else the short
+        # run's traffic ends before the recovery can be seen.
+        t_heal = time.monotonic()
+        while time.monotonic() < t_heal + 30:
+            if count("router", "node c2s3 lost") == lost0:
+                if time.monotonic() > t_heal + 2:
+                    break  # not declared lost: the sessions stayed
+            elif count("c2s3", "the router had declared c2s3 lost") > told0:
+                break
+            time.sleep(0.1)
 
     faults = [
         ("kill-9 c2s1", lambda: kill_restart("c2s1")),
