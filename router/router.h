@@ -242,6 +242,11 @@ void router_undeliverable(router_t *r, const router_node_t *to,
  * rerouting this copy would give that resource the message twice. */
 bool router_fanout_delivered(const router_t *r, const router_sess_t *s,
                              uint64_t sess_serial, int16_t prio);
+/* A node subscribed to session events (KN_REG_SESSIONS): SESSION_UP
+ * (KN_F_REANNOUNCE) for every session in the table, so that sessions
+ * that came up before it registered (a router restart: nodes re-announce
+ * and clients bind before presenced registers again) are not missed. */
+void router_sess_tell(router_t *r, const router_node_t *n);
 /* Hand the held offline-row ACKs to the offline handler, if any. */
 void router_acks_flush(router_t *r);
 /* Send to node n a copy of env with kind/conn replaced. */

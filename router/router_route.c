@@ -183,6 +183,8 @@ void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
         router_mam_resend(r);
     if (flags == KN_REG_OFFLINE)
         router_acks_flush(r);
+    if (flags == KN_REG_SESSIONS)
+        router_sess_tell(r, src);
 }
 
 void router_unregister_node(router_t *r, uint16_t node)

@@ -63,6 +63,30 @@ static void table_notify(router_t *r, kn_env_kind_t kind,
     }
 }
 
+void router_sess_tell(router_t *r, const router_node_t *n)
+{
+    router_sess_t *s, *tmp;
+    router_payload_t none = {NULL, 0, NULL};
+    size_t k = 0;
+    HASH_ITER(hh, r->sessions, s, tmp)
+    {
+        kn_env_t e = {0};
+        e.kind = KN_ENV_SESSION_UP;
+        e.flags = (uint16_t)(KN_F_REANNOUNCE | (s->avail ? KN_F_AVAILABLE : 0) |
+                             (s->carbons ? KN_F_CARBONS : 0));
+        e.priority = s->prio;
+        e.conn_id = s->conn;
+        e.from = s->full;
+        e.from_len = strlen(s->full);
+        router_emit(r, n, &e, &none);
+        k++;
+    }
+    if (k > 0)
+        kn_log_info("node %s subscribed to session events: told of %zu "
+                    "sessions",
+                    n->name, k);
+}
+
 void router_sess_remove(router_t *r, router_sess_t *s, kn_env_reason_t why)
 {
     struct router_sm_held *held = router_sm_sess_gone(r, s, why);

@@ -1355,6 +1355,28 @@ START_TEST(warm_up_wait_bounded_by_node_timeout_R_DROP_6)
 }
 END_TEST
 
+/* Issue 14 (tests/cluster, rolling restart): after a router restart a
+ * client bound a session on a node that had said HELLO before presenced
+ * registered again; presenced never heard of it, dropped its presence
+ * ("without a session") and ran no login flow: its offline messages
+ * stayed stored. A new session-event subscriber is told every session. */
+START_TEST(session_subscriber_told_existing_sessions_R_PRES_7)
+{
+    sess_up("c2s-a", ia, 1, "alice@localhost/pc", 3, true);
+    reset_out();
+    sessions_and_offline();
+    int ups = 0;
+    for (int i = 0; i < nout; i++)
+        if (outs[i].kind == KN_ENV_SESSION_UP) {
+            ups++;
+            ck_assert_str_eq(outs[i].node, "presenced");
+            ck_assert_uint_eq(outs[i].conn, kn_conn_make(ia, 1));
+            ck_assert(outs[i].flags & KN_F_AVAILABLE);
+        }
+    ck_assert_int_eq(ups, 1);
+}
+END_TEST
+
 int main(void)
 {
     kn_log_init("test", KN_LOG_ERR);
@@ -1375,6 +1397,7 @@ int main(void)
     tcase_add_test(tc, registration_outlives_its_latest_registrant);
     tcase_add_test(tc, restarted_node_clears_stale_sessions);
     tcase_add_test(tc, warm_up_holds_stanzas_until_sessions_return);
+    tcase_add_test(tc, session_subscriber_told_existing_sessions_R_PRES_7);
     tcase_add_test(tc, warm_up_waits_for_nodes_to_sync_R_DROP_6);
     tcase_add_test(tc, warm_up_wait_bounded_by_node_timeout_R_DROP_6);
     tcase_add_test(tc, undeliverable_message_goes_offline_or_bounces);
