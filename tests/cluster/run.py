@@ -235,9 +235,11 @@ def sc_faults(cl, a):
             return cl.procs[proc].text().count(text)
         lost0 = count("router", "node c2s3 lost")
         told0 = count("c2s3", "the router had declared c2s3 lost")
+        d.cmd("cut " + cl.addr["c2s3"])
         cl.net.partition("c2s3")
         time.sleep(a.partition_s)
         cl.net.heal("c2s3")
+        d.cmd("heal " + cl.addr["c2s3"])
         # If the router declared c2s3 lost (node_timeout_ms, 3 s), c2s3
         # ends its sessions once it hears so (the REHELLO, after its
         # ZeroMQ connection recovered: seconds) and its clients log in
