@@ -650,6 +650,11 @@ class Driver:
                         and m not in ST.node_loss_first][:20],
             "in_doubt": len(ST.doubt - acc), "in_doubt_delivered": doubt_delivered,
             "bounced": len(ST.bounced), "unknown": len(unknown),
+            "unknown_ids": sorted(unknown),
+            # sent, never acknowledged (in doubt), not received: the
+            # server may still have stored it; a later run may get it
+            "doubt_undelivered_ids": sorted(m for m in ST.doubt
+                                            if m not in acc and m not in ST.recv),
             "logins": ST.logins, "resumes": ST.resumes, "resume_failed": ST.resume_failed,
             "conn_lost": ST.conn_lost, "login_errors": ST.login_errors,
             "logins_by_node": dict(ST.nodes), "drain_s": round(t_drain, 2),
