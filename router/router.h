@@ -148,6 +148,12 @@ struct router {
         size_t failed; /* copies that came back undeliverable */
         kn_buf_t env;  /* the first of them, encoded */
         kn_buf_t payload;
+        /* copies to resumable sessions that could not be sent (their
+         * XEP-0198 copy stands in): connection and copy sequence */
+        size_t nsm;
+        struct {
+            uint64_t conn, seq;
+        } sm[8];
     } fanout;
     uint64_t *mc_split; /* multicast split work arrays, grown only */
     bool *mc_done;
@@ -285,6 +291,9 @@ bool router_sm_hold(router_t *r, router_sess_t *s, const kn_env_t *env,
  * sequence in ack_id). */
 void router_sm_copy(router_t *r, router_sess_t *s, kn_env_t *e,
                     const router_payload_t *payload);
+/* Forget the copy seq of s: another resource got the message (a fan-out
+ * whose send to s failed), so it must not be rerouted later. */
+void router_sm_copy_forget(router_sess_t *s, uint64_t seq);
 /* s is being removed (why): a resumption in progress fails; returns the
  * stanzas to route once s is out of the table (router_sm_release_gone):
  * those held while moving, and, when its node was lost, the copies of

@@ -83,10 +83,10 @@ static bool route_to_sess(router_t *r, const router_sess_t *s,
     router_node_t *n = r->nodes[kn_conn_node(s->conn)];
     if (n == NULL || !n->alive)
         return false;
-    size_t failed = r->fanout.failed;
+    size_t failed = r->fanout.failed, nsm = r->fanout.nsm;
     router_emit(r, n, &e, pl);
     r->stats.routed++;
-    return r->fanout.failed == failed;
+    return r->fanout.failed == failed && r->fanout.nsm == nsm;
 }
 
 bool router_fanout_delivered(const router_t *r, const router_sess_t *s,
@@ -408,6 +408,7 @@ static void route_message_bare(router_t *r, router_node_t *src,
         r->fanout.active = true;
         r->fanout.prio = (int16_t)best;
         r->fanout.failed = 0;
+        r->fanout.nsm = 0;
         size_t ok = 0;
         for (router_sess_t *s = b->sessions; s; s = s->next) {
             if (s->avail && s->prio == best) {
@@ -416,7 +417,18 @@ static void route_message_bare(router_t *r, router_node_t *src,
             }
         }
         r->fanout.active = false;
-        if (r->fanout.failed > 0 && ok == 0) {
+        /* A resumable session's copy whose send failed stands in for it
+         * (rerouted when its node is declared lost): forgotten when
+         * another copy got through, as a failed copy is not rerouted
+         * then; else it still stands in, so nothing goes on now. */
+        size_t nsm = r->fanout.nsm;
+        if (nsm > sizeof(r->fanout.sm) / sizeof(r->fanout.sm[0]))
+            nsm = sizeof(r->fanout.sm) / sizeof(r->fanout.sm[0]);
+        for (size_t i = 0; ok > 0 && i < nsm; i++)
+            for (router_sess_t *s = b->sessions; s; s = s->next)
+                if (s->conn == r->fanout.sm[i].conn)
+                    router_sm_copy_forget(s, r->fanout.sm[i].seq);
+        if (r->fanout.failed > 0 && ok == 0 && r->fanout.nsm == 0) {
             kn_env_t f;
             if (kn_env_decode(r->fanout.env.data, r->fanout.env.len, &f) == 0) {
                 f.flags &= (uint16_t)~KN_F_EXTRA_COPY;
@@ -742,6 +754,17 @@ void router_undeliverable(router_t *r, const router_node_t *to,
         router_sess_t *s = router_sess_find(r, env->from, env->from_len);
         if (s != NULL && s->conn == env->conn_id)
             s->node_gone = true;
+        r->stats.dropped++;
+        return;
+    }
+    if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_SM_COPY) &&
+        r->fanout.active && !(env->flags & KN_F_ACK_WANTED)) {
+        /* one copy of several (route_message_bare decides after all) */
+        if (r->fanout.nsm < sizeof(r->fanout.sm) / sizeof(r->fanout.sm[0])) {
+            r->fanout.sm[r->fanout.nsm].conn = env->conn_id;
+            r->fanout.sm[r->fanout.nsm].seq = env->ack_id;
+        }
+        r->fanout.nsm++;
         r->stats.dropped++;
         return;
     }

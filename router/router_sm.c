@@ -129,6 +129,26 @@ void router_sm_copy(router_t *r, router_sess_t *s, kn_env_t *e,
     s->sm_ncopies++;
 }
 
+void router_sm_copy_forget(router_sess_t *s, uint64_t seq)
+{
+    sm_held_t **pp = &s->sm_copies, *prev = NULL;
+    while (*pp != NULL && (*pp)->seq != seq) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp == NULL)
+        return;
+    sm_held_t *h = *pp;
+    *pp = h->next;
+    if (s->sm_ctail == &h->next)
+        s->sm_ctail = prev != NULL ? &prev->next : &s->sm_copies;
+    h->next = NULL;
+    sm_list_free(h);
+    s->sm_ncopies--;
+    if (s->sm_copies == NULL)
+        s->sm_ctail = NULL;
+}
+
 /* The client acknowledged every copy up to seq. */
 static void sm_acked(router_t *r, const kn_env_t *env)
 {

@@ -1377,6 +1377,46 @@ START_TEST(session_subscriber_told_existing_sessions_R_PRES_7)
 }
 END_TEST
 
+/* Issue 14 (tests/cluster, kill -9 of c2s1): a client that logged in
+ * again elsewhere got a message to its bare JID on the new session (the
+ * send to the old, resumable one on the dead node failed) and logged out
+ * cleanly before the node was declared lost; the old session's copy was
+ * rerouted then: delivered twice. A failed copy of a fan-out that
+ * reached another session is forgotten. */
+START_TEST(fanout_failed_copy_forgotten_when_another_got_it_R_DROP_5)
+{
+    sessions_and_offline();
+    uint64_t conn = kn_conn_make(ib, 4);
+    sess_up("c2s-b", ib, 4, "alice@localhost/old", 0, true);
+    sm_env("c2s-b", KN_F_SM_ENABLE, "alice@localhost/old", conn, 0, NULL);
+    sess_up("c2s-a", ia, 1, "alice@localhost/new", 0, true);
+    unreachable = "c2s-b";
+    msg_to("alice@localhost", "<m/>");
+    unreachable = NULL;
+    int k = 0;
+    for (int i = 0; i < nout; i++)
+        k += outs[i].kind == KN_ENV_STANZA;
+    ck_assert_int_eq(k, 1); /* c2s-a's */
+    kn_env_t d = {0};
+    d.kind = KN_ENV_SESSION_DOWN;
+    d.reason = KN_ENV_REASON_CLEAN;
+    d.conn_id = kn_conn_make(ia, 1);
+    d.from = "alice@localhost/new";
+    d.from_len = strlen(d.from);
+    in("c2s-a", &d, NULL);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    now = 110.0;
+    in("c2s-a", &hb, NULL);
+    in("presenced", &hb, NULL);
+    reset_out();
+    now = 116.0; /* c2s-b silent: lost */
+    router_tick(r, now);
+    for (int i = 0; i < nout; i++)
+        ck_assert_int_ne(outs[i].kind, KN_ENV_STANZA);
+}
+END_TEST
+
 int main(void)
 {
     kn_log_init("test", KN_LOG_ERR);
@@ -1397,6 +1437,8 @@ int main(void)
     tcase_add_test(tc, registration_outlives_its_latest_registrant);
     tcase_add_test(tc, restarted_node_clears_stale_sessions);
     tcase_add_test(tc, warm_up_holds_stanzas_until_sessions_return);
+    tcase_add_test(tc,
+                   fanout_failed_copy_forgotten_when_another_got_it_R_DROP_5);
     tcase_add_test(tc, session_subscriber_told_existing_sessions_R_PRES_7);
     tcase_add_test(tc, warm_up_waits_for_nodes_to_sync_R_DROP_6);
     tcase_add_test(tc, warm_up_wait_bounded_by_node_timeout_R_DROP_6);
