@@ -70,7 +70,8 @@ fi
 # fails, not skips, where it cannot run. The prefix keeps the namespaces
 # of two runs on one machine apart. The short form leaves out what still
 # loses a message now and then (docs/CLUSTER.md, "Open"): the rolling
-# restart and the PostgreSQL restart stay in make cluster-test;
+# restart, the kill -9 of presenced and the PostgreSQL restart stay in
+# make cluster-test;
 # CLUSTER_SHORT_SCENARIOS / CLUSTER_SHORT_FAULTS change that.
 cl_rc=0
 if [ -z "${KILN_PYTEST_ARGS:-}" ]; then
@@ -80,7 +81,7 @@ if [ -z "${KILN_PYTEST_ARGS:-}" ]; then
         --prefix "${KILN_CLUSTER_PREFIX:-k${KILN_PORT_OFFSET}}" \
         --seconds "${CLUSTER_SHORT_SECONDS:-4}" --users "${CLUSTER_SHORT_USERS:-40}" \
         --scenarios "${CLUSTER_SHORT_SCENARIOS:-scale,faults,prometheus}" \
-        --faults "${CLUSTER_SHORT_FAULTS:-kill-9,Redis,partition}" \
+        --faults "${CLUSTER_SHORT_FAULTS:-c2s1,mucd,Redis,partition}" \
         --keep 2>&1 | tee "$KILN_VAR/cluster.log"
     cl_rc=${PIPESTATUS[0]}
 fi
