@@ -187,8 +187,8 @@ systemd-test:
 
 # Hosts as network namespaces (db, core, c2s1-3, load, mon) on a private
 # bridge; scale out, rolling restart, faults and a Prometheus scrape under
-# counted traffic; prints the table of docs/CLUSTER.md. Root only. Not in
-# `make test` yet (docs/CLUSTER.md: its fault scenarios still find losses).
+# counted traffic; prints the table of docs/CLUSTER.md. Root only.
+# `make test` runs a short form of it (tests/run-all.sh, docs/CLUSTER.md).
 CLUSTER_SECONDS ?= 60
 CLUSTER_USERS ?= 2000
 cluster-test: all

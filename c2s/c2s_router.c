@@ -151,7 +151,29 @@ static void c2s_on_message(void *ud, const kn_env_t *env, const void *payload,
 static void c2s_on_ready(void *ud, bool resync)
 {
     c2s_server_t *srv = ud;
-    if (resync) {
+    if (resync && kn_link_declared_lost(srv->link)) {
+        /* The router ended our sessions while it could not hear us
+         * (partition): contacts got their unavailable presence and the
+         * router rerouted its copies of their unacknowledged messages
+         * (offline storage). End them here too, so that the clients log
+         * in again and fetch what was stored; c2s_sm_end leaves out the
+         * queued messages the router already rerouted (KN_F_SM_COPY). */
+        size_t n = 0;
+        for (size_t i = 0; i < srv->nslots; i++) {
+            c2s_conn_t *c = srv->slots[i];
+            if (c == NULL || !c2s_conn_stream(c)->session_up)
+                continue;
+            /* also a session detached meanwhile (its stream closed as
+             * dropped): c2s_sm_end goes by this reason */
+            c2s_conn_stream(c)->reason = KN_ENV_REASON_NODE_LOST;
+            c2s_conn_close(c, KN_SE_RESET, KN_ENV_REASON_NODE_LOST);
+            n++;
+        }
+        kn_log_warn("c2s: the router had declared %s lost: ended its %zu "
+                    "sessions",
+                    srv->node_name, n);
+        kn_link_synced(srv->link);
+    } else if (resync) {
         size_t n = 0;
         for (size_t i = 0; i < srv->nslots; i++) {
             c2s_conn_t *c = srv->slots[i];

@@ -346,9 +346,14 @@ void c2s_sm_end(c2s_stream_t *s)
     if (s->sm == NULL)
         return;
     size_t n = 0;
+    /* Declared lost by the router: it has rerouted its own copies of the
+     * messages it sent to this session (router_sm.c); ours would be
+     * second copies. */
+    bool copied = s->reason == KN_ENV_REASON_NODE_LOST;
     c2s_smq_item_t *it;
     while ((it = c2s_smq_take(&s->sm->q)) != NULL) {
-        sm_reroute_item(it, sm_route_cb, s);
+        if (!(copied && (it->flags & KN_F_SM_COPY)))
+            sm_reroute_item(it, sm_route_cb, s);
         free(it);
         n++;
     }

@@ -105,6 +105,8 @@ struct kn_link {
     bool flushed;        /* re-announced after the last ACK: queue may go */
     bool fresh;          /* no ACK ever: our HELLO says FRESH */
     bool resync_pending; /* next ACK is a resync */
+    bool rehello;        /* that resync was asked for by REHELLO */
+    bool was_lost;       /* the last resync: the router had declared us lost */
     uint32_t beats;
     uint64_t next_seq;
     link_frame_t *q_head, **q_tail;
@@ -344,6 +346,11 @@ static bool link_is_dup(kn_link_t *l, const kn_env_t *env)
 static void link_on_ack(kn_link_t *l, const kn_env_t *env)
 {
     bool resync = !l->fresh;
+    /* Asked to HELLO again by a router with the boot id we knew: it did
+     * not restart, so it declared us lost (node_timeout_ms of silence, a
+     * partition) and ended our sessions; see kn_link_declared_lost. */
+    l->was_lost = resync && l->rehello && env->seq == l->router_boot;
+    l->rehello = false;
     uint16_t idx = kn_conn_node(env->conn_id);
     if (l->index != 0 && idx != l->index)
         kn_log_warn("router gave %s index %u instead of %u", l->name, idx,
@@ -470,6 +477,7 @@ static void link_on_msg(kn_zmq_ev_t *w, kn_zmq_msg_t *msg, void *arg)
             kn_log_info("router asks %s to HELLO again", l->name);
             l->ready = false;
             l->resync_pending = true;
+            l->rehello = true;
             link_hello(l, ep);
         }
         return;
@@ -723,6 +731,11 @@ void kn_link_synced(kn_link_t *l)
         kn_log_info("link: sending %zu held or unacknowledged frames to %s", n,
                     l->eps[l->cur].endpoint);
     q_flush(l);
+}
+
+bool kn_link_declared_lost(const kn_link_t *l)
+{
+    return l->was_lost;
 }
 
 uint32_t kn_link_router_boot(const kn_link_t *l)

@@ -72,6 +72,13 @@ void kn_link_register(kn_link_t *l, uint16_t flags, const char *name);
 /* Tell the router we finished re-announcing our sessions. */
 void kn_link_synced(kn_link_t *l);
 
+/* In on_ready with resync: true when the router that asked us to HELLO
+ * again had not restarted (same boot id) but had declared this node lost
+ * and ended every session it attributed to us (R-DROP-6): re-announcing
+ * them would bring back sessions whose contacts saw them go and whose
+ * messages went to offline storage. */
+bool kn_link_declared_lost(const kn_link_t *l);
+
 /* The router's boot id as last seen (0 before the first HELLO answer). */
 uint32_t kn_link_router_boot(const kn_link_t *l);
 

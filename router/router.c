@@ -100,6 +100,7 @@ static void router_clear(router_t *r)
     router_mam_free(r);
     r->mam_on = false;
     r->warm_until = 0;
+    r->warm_waiting = false;
 }
 
 static void peers_free(router_t *r)
@@ -119,6 +120,9 @@ void router_free(router_t **rp)
         return;
     router_clear(r);
     peers_free(r);
+    free(r->acks_held);
+    kn_buf_free(&r->fanout.env);
+    kn_buf_free(&r->fanout.payload);
     free(r->mc_split);
     free(r->mc_done);
     free(r->domain);
@@ -276,6 +280,40 @@ static bool warm_all_synced(router_t *r)
     return true;
 }
 
+/* Every live node has finished re-announcing its sessions. */
+static bool nodes_synced(router_t *r)
+{
+    router_node_t *n, *tmp;
+    HASH_ITER(hh, r->nodes_by_name, n, tmp)
+    {
+        if (n->alive && !n->synced)
+            return false;
+    }
+    return true;
+}
+
+/* The fixed warm-up is over but a node is still re-announcing (hundreds
+ * of sessions on a busy machine): a stanza routed now would find no
+ * session and go to offline storage, and presenced, which still counts
+ * the session, would send it back to a router that bounces it (lost).
+ * Hold on until every node said SYNCED, at most node_timeout (a node that
+ * slow is lost). */
+static void warm_wait_for_sync(router_t *r, double now)
+{
+    if (r->warm_until > 0 && now >= r->warm_until && !r->warm_waiting &&
+        !nodes_synced(r)) {
+        r->warm_waiting = true;
+        r->warm_until = now + r->node_timeout;
+        kn_log_info("warm-up: waiting for nodes to re-announce");
+    }
+}
+
+static void warm_end(router_t *r)
+{
+    r->warm_until = 0;
+    r->warm_waiting = false;
+}
+
 void router_handle(router_t *r, const char *from_name, size_t from_len,
                    const kn_env_t *env, const router_payload_t *payload,
                    double now)
@@ -293,13 +331,31 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         router_node_heartbeat(r, from_name, from_len, env, now);
         if (env->flags & KN_F_SYNCED && r->warm_until > 0 &&
             warm_all_synced(r)) {
-            r->warm_until = 0;
+            warm_end(r);
             router_replay(r, now);
         }
         return;
     }
     bool data = env->kind == KN_ENV_STANZA || env->kind == KN_ENV_MULTICAST ||
                 env->kind == KN_ENV_ACK;
+    if (env->kind == KN_ENV_STANZA &&
+        (env->flags & (KN_F_REROUTE | KN_F_SM_COPY)) ==
+            (KN_F_REROUTE | KN_F_SM_COPY)) {
+        /* A node declared lost reroutes a session's queue (the session
+         * ended before the node heard of it, after a partition): the
+         * router rerouted its own copy of this message then (router_sm.c,
+         * or left it with another resource that got it). */
+        const router_node_t *n = router_node_by_name(r, from_name, from_len);
+        if (n != NULL && !n->alive) {
+            kn_log_debug("node %s (lost) rerouted copy %llu: dropped, the "
+                         "router's copy went on",
+                         n->name, (unsigned long long)env->ack_id);
+            r->stats.dropped++;
+            return;
+        }
+    }
+    if (data)
+        warm_wait_for_sync(r, now);
     if (data && r->warm_until > 0 && now < r->warm_until &&
         r->hold_count < ROUTER_HOLD_MAX) {
         router_hold(r, from_name, from_len, env, payload);
@@ -310,16 +366,22 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         /* Unknown sender (we restarted, or lost it): make it HELLO and
          * re-announce. Its control messages will be repeated then; its
          * stanzas are held for a short warm-up, and routed after it even
-         * if the node never came back (bounces to it are then lost). */
+         * if the node never came back (bounces to it are then lost).
+         * A SESSION_DOWN is not repeated (the session is gone from the
+         * node, so not re-announced): held too, so that the session
+         * subscribers (presenced, which did not restart and still
+         * counts the session) hear of it once they registered again. */
+        bool down = env->kind == KN_ENV_SESSION_DOWN;
         if (!r->replaying)
             router_node_heartbeat(r, from_name, from_len, env, now);
-        if (data && !r->replaying && r->hold_count < ROUTER_HOLD_MAX) {
+        if ((data || down) && !r->replaying &&
+            r->hold_count < ROUTER_HOLD_MAX) {
             if (r->warm_until == 0)
                 r->warm_until = now + 1.0;
             router_hold(r, from_name, from_len, env, payload);
             return;
         }
-        if (!data) {
+        if (!data && !down) {
             r->stats.dropped++;
             return;
         }
@@ -332,7 +394,7 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
              * be routed in their link order, or the check below would
              * take the held ones for resends and drop them. */
             if (r->warm_until > 0 && now >= r->warm_until)
-                r->warm_until = 0;
+                warm_end(r);
             router_replay(r, now);
         }
     }
@@ -410,8 +472,11 @@ void router_tick(router_t *r, double now)
     }
     router_tick_nodes(r, now);
     router_redis_check(r);
-    if (r->warm_until > 0 && now >= r->warm_until) {
-        r->warm_until = 0;
+    if (r->warm_until == 0)
+        return;
+    warm_wait_for_sync(r, now);
+    if (now >= r->warm_until || (r->warm_waiting && nodes_synced(r))) {
+        warm_end(r);
         router_replay(r, now);
     }
 }

@@ -81,6 +81,7 @@ struct router_sess {
     struct router_sm_held **sm_ctail;
     size_t sm_ncopies;
     uint64_t sm_seq;     /* last copy sequence given */
+    uint64_t serial;     /* creation order (r->sess_serial) */
     router_sess_t *next; /* in bare->sessions */
     UT_hash_handle hh;   /* r->sessions */
 };
@@ -143,6 +144,7 @@ struct router {
      * handled, 0 otherwise: stamped on every frame it causes. */
     uint64_t cur_link;
     uint64_t link_dups; /* resent frames already routed: dropped */
+    bool warm_waiting;  /* past the fixed warm-up: until every node SYNCED */
     router_node_t *nodes[ROUTER_MAX_NODES];
     router_node_t *nodes_by_name;
     router_sess_t *sessions;
@@ -164,6 +166,31 @@ struct router {
     struct router_sess_ev **sess_log_tail;
     size_t sess_log_count;
     bool undeliverable; /* inside router_undeliverable: no second level */
+    /* Offline-row ACKs (c2s) that found no offline handler, or one that
+     * could not be reached (presenced restarting): sent to the next one
+     * that registers, so written rows are deleted, not delivered again
+     * (router_route_ack). Bounded: ROUTER_ACKS_MAX ids. */
+    uint64_t *acks_held;
+    size_t nacks_held;
+    bool acks_flushing;
+    uint64_t sess_serial;   /* last router_sess_t.serial given */
+    uint16_t dropping_node; /* node whose sessions are being ended, or 0 */
+    /* A message to a bare JID being sent to several sessions
+     * (route_message_bare): a copy that cannot reach its session is kept
+     * here, and rerouted only if no other copy reached a session. */
+    struct {
+        bool active;
+        int16_t prio;  /* the priority the copies go to */
+        size_t failed; /* copies that came back undeliverable */
+        kn_buf_t env;  /* the first of them, encoded */
+        kn_buf_t payload;
+        /* copies to resumable sessions that could not be sent (their
+         * XEP-0198 copy stands in): connection and copy sequence */
+        size_t nsm;
+        struct {
+            uint64_t conn, seq;
+        } sm[8];
+    } fanout;
     uint64_t *mc_split; /* multicast split work arrays, grown only */
     bool *mc_done;
     size_t mc_cap;
@@ -294,6 +321,20 @@ void router_bounce(router_t *r, router_node_t *src, const kn_env_t *env,
  * handed on from here is dropped, not retried. */
 void router_undeliverable(router_t *r, const router_node_t *to,
                           const kn_env_t *env, const router_payload_t *payload);
+/* A copy of a message that went to several sessions of s's bare JID
+ * (when there were sess_serial sessions, to those of priority prio) no
+ * longer reaches s: true when another of those sessions, on a node that
+ * is alive and neither s's nor the one being dropped, still has it, so
+ * rerouting this copy would give that resource the message twice. */
+bool router_fanout_delivered(const router_t *r, const router_sess_t *s,
+                             uint64_t sess_serial, int16_t prio);
+/* A node subscribed to session events (KN_REG_SESSIONS): SESSION_UP
+ * (KN_F_REANNOUNCE) for every session in the table, so that sessions
+ * that came up before it registered (a router restart: nodes re-announce
+ * and clients bind before presenced registers again) are not missed. */
+void router_sess_tell(router_t *r, const router_node_t *n);
+/* Hand the held offline-row ACKs to the offline handler, if any. */
+void router_acks_flush(router_t *r);
 /* Send to node n a copy of env with kind/conn replaced. */
 void router_emit(router_t *r, const router_node_t *n, const kn_env_t *env,
                  const router_payload_t *payload);
@@ -330,6 +371,9 @@ bool router_sm_hold(router_t *r, router_sess_t *s, const kn_env_t *env,
  * sequence in ack_id). */
 void router_sm_copy(router_t *r, router_sess_t *s, kn_env_t *e,
                     const router_payload_t *payload);
+/* Forget the copy seq of s: another resource got the message (a fan-out
+ * whose send to s failed), so it must not be rerouted later. */
+void router_sm_copy_forget(router_sess_t *s, uint64_t seq);
 /* s is being removed (why): a resumption in progress fails; returns the
  * stanzas to route once s is out of the table (router_sm_release_gone):
  * those held while moving, and, when its node was lost, the copies of

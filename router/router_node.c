@@ -45,11 +45,13 @@ static void node_drop_sessions(router_t *r, router_node_t *n,
                                kn_env_reason_t why)
 {
     router_sess_t *s, *tmp;
+    r->dropping_node = n->index;
     HASH_ITER(hh, r->sessions, s, tmp)
     {
         if (kn_conn_node(s->conn) == n->index)
             router_sess_remove(r, s, why);
     }
+    r->dropping_node = 0;
     n->nsessions = 0;
 }
 

@@ -65,8 +65,11 @@ void router_emit(router_t *r, const router_node_t *n, const kn_env_t *env,
     r->stats.out++;
 }
 
-/* Deliver to one session's connection. */
-static void route_to_sess(router_t *r, const router_sess_t *s,
+/* Deliver to one session's connection. True when the stanza was handed
+ * to the session's node, held for its move, or stands in its XEP-0198
+ * copy; false when it came back undeliverable inside a fan-out
+ * (route_message_bare) or the node is unknown or dead. */
+static bool route_to_sess(router_t *r, const router_sess_t *s,
                           const kn_env_t *env, const router_payload_t *pl)
 {
     kn_env_t e = *env;
@@ -76,12 +79,28 @@ static void route_to_sess(router_t *r, const router_sess_t *s,
     if (s->sm_id != NULL)
         router_sm_copy(r, (router_sess_t *)s, &e, pl);
     if (s->moving_to != 0 && router_sm_hold(r, (router_sess_t *)s, &e, pl))
-        return; /* XEP-0198: delivered once the session has moved */
+        return true; /* XEP-0198: delivered once the session has moved */
     router_node_t *n = r->nodes[kn_conn_node(s->conn)];
     if (n == NULL || !n->alive)
-        return;
+        return false;
+    size_t failed = r->fanout.failed, nsm = r->fanout.nsm;
     router_emit(r, n, &e, pl);
     r->stats.routed++;
+    return r->fanout.failed == failed && r->fanout.nsm == nsm;
+}
+
+bool router_fanout_delivered(const router_t *r, const router_sess_t *s,
+                             uint64_t sess_serial, int16_t prio)
+{
+    uint16_t mine = kn_conn_node(s->conn);
+    for (const router_sess_t *o = s->bare->sessions; o; o = o->next) {
+        uint16_t idx = kn_conn_node(o->conn);
+        const router_node_t *n = r->nodes[idx];
+        if (o != s && o->serial <= sess_serial && o->avail && o->prio == prio &&
+            idx != mine && idx != r->dropping_node && n != NULL && n->alive)
+            return true;
+    }
+    return false;
 }
 
 router_reg_t *router_reg_find(router_t *r, uint16_t flags, const char *name,
@@ -166,6 +185,10 @@ void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
         router_sess_log_replay(r, src);
     if (flags == KN_REG_ARCHIVE)
         router_mam_resend(r);
+    if (flags == KN_REG_OFFLINE)
+        router_acks_flush(r);
+    if (flags == KN_REG_SESSIONS)
+        router_sess_tell(r, src);
 }
 
 void router_unregister_node(router_t *r, uint16_t node)
@@ -266,19 +289,71 @@ static void route_acked(router_t *r, const kn_env_t *env,
     route_back(r, env, pl);
 }
 
+static void acks_hold(router_t *r, const kn_env_t *env);
+
 void router_route_ack(router_t *r, const kn_env_t *env)
 {
     if (env->flags & KN_F_ARCHIVE) {
         router_mam_ack(r, env); /* the archiver's */
         return;
     }
-    router_node_t *h = role_node(r, KN_REG_OFFLINE);
-    if (h == NULL || env->ntargets == 0) {
+    if (env->ntargets == 0) {
         r->stats.dropped++;
         return;
     }
-    router_payload_t none = {NULL, 0, NULL};
-    router_emit(r, h, env, &none);
+    router_node_t *h = role_node(r, KN_REG_OFFLINE);
+    if (h != NULL && r->nacks_held == 0) {
+        router_payload_t none = {NULL, 0, NULL};
+        router_emit(r, h, env, &none); /* unreachable: acks_hold */
+        return;
+    }
+    acks_hold(r, env);
+    router_acks_flush(r);
+}
+
+#define ROUTER_ACKS_MAX     65536
+#define ROUTER_ACKS_PER_ENV 8192
+
+/* Keep env's ack ids for the next offline handler (the oldest are
+ * forgotten past ROUTER_ACKS_MAX: those rows are delivered again). */
+static void acks_hold(router_t *r, const kn_env_t *env)
+{
+    if (r->acks_held == NULL)
+        r->acks_held = kn_malloc(ROUTER_ACKS_MAX * sizeof(*r->acks_held));
+    for (size_t i = 0; i < env->ntargets; i++) {
+        if (r->nacks_held == ROUTER_ACKS_MAX) {
+            memmove(r->acks_held, r->acks_held + 1,
+                    (ROUTER_ACKS_MAX - 1) * sizeof(*r->acks_held));
+            r->nacks_held--;
+            r->stats.dropped++;
+        }
+        r->acks_held[r->nacks_held++] = kn_env_target(env, i);
+    }
+}
+
+void router_acks_flush(router_t *r)
+{
+    router_node_t *h = role_node(r, KN_REG_OFFLINE);
+    if (h == NULL || r->nacks_held == 0 || r->acks_flushing)
+        return;
+    size_t n = r->nacks_held;
+    uint64_t *ids = r->acks_held;
+    r->acks_held = NULL;
+    r->nacks_held = 0;
+    r->acks_flushing = true;
+    kn_log_info("offline handler %s: %zu held acknowledgements sent", h->name,
+                n);
+    for (size_t off = 0; off < n; off += ROUTER_ACKS_PER_ENV) {
+        kn_env_t e = {0};
+        e.kind = KN_ENV_ACK;
+        e.targets = ids + off;
+        e.ntargets =
+            n - off < ROUTER_ACKS_PER_ENV ? n - off : ROUTER_ACKS_PER_ENV;
+        router_payload_t none = {NULL, 0, NULL};
+        router_emit(r, h, &e, &none); /* unreachable: held again */
+    }
+    r->acks_flushing = false;
+    free(ids);
 }
 
 /* A client's message not seen before (not a reroute), eligible for
@@ -317,12 +392,61 @@ static void route_message_bare(router_t *r, router_node_t *src,
         /* All but the first copy are marked, so a resource that refuses
          * it (XEP-0191) does not answer the sender once per copy. */
         kn_env_t e = *env;
+        size_t targets = 0;
+        for (router_sess_t *s = b->sessions; s; s = s->next)
+            targets += s->avail && s->prio == best;
+        if (targets < 2 || r->fanout.active || r->undeliverable) {
+            for (router_sess_t *s = b->sessions; s; s = s->next) {
+                if (s->avail && s->prio == best) {
+                    route_to_sess(r, s, &e, pl);
+                    e.flags |= KN_F_EXTRA_COPY;
+                }
+            }
+            return;
+        }
+        /* Several copies: one that cannot reach its session (a node
+         * that died and is not declared lost yet, say the old session
+         * of a client that already logged in again elsewhere) must not
+         * be rerouted to the resources that got theirs; only when no
+         * copy got through does the message go on (offline storage). */
+        r->fanout.active = true;
+        r->fanout.prio = (int16_t)best;
+        r->fanout.failed = 0;
+        r->fanout.nsm = 0;
+        size_t ok = 0;
         for (router_sess_t *s = b->sessions; s; s = s->next) {
             if (s->avail && s->prio == best) {
-                route_to_sess(r, s, &e, pl);
+                ok += route_to_sess(r, s, &e, pl);
                 e.flags |= KN_F_EXTRA_COPY;
             }
         }
+        r->fanout.active = false;
+        /* A resumable session's copy whose send failed stands in for it
+         * (rerouted when its node is declared lost): forgotten when
+         * another copy got through, as a failed copy is not rerouted
+         * then; else it still stands in, so nothing goes on now. */
+        size_t nsm = r->fanout.nsm;
+        if (nsm > sizeof(r->fanout.sm) / sizeof(r->fanout.sm[0]))
+            nsm = sizeof(r->fanout.sm) / sizeof(r->fanout.sm[0]);
+        for (size_t i = 0; ok > 0 && i < nsm; i++)
+            for (router_sess_t *s = b->sessions; s; s = s->next)
+                if (s->conn == r->fanout.sm[i].conn)
+                    router_sm_copy_forget(s, r->fanout.sm[i].seq);
+        if (r->fanout.failed > 0 && ok == 0 && r->fanout.nsm == 0) {
+            kn_env_t f;
+            if (kn_env_decode(r->fanout.env.data, r->fanout.env.len, &f) == 0) {
+                f.flags &= (uint16_t)~KN_F_EXTRA_COPY;
+                router_payload_t fp = {r->fanout.payload.data,
+                                       r->fanout.payload.len, NULL};
+                router_undeliverable(r, NULL, &f, &fp);
+            }
+        } else if (r->fanout.failed > 0) {
+            r->stats.dropped += r->fanout.failed;
+            kn_log_info("message to %.*s: %zu of its copies did not reach "
+                        "their sessions, %zu did: not rerouted",
+                        (int)to->bare_len, to->bare, r->fanout.failed, ok);
+        }
+        r->fanout.failed = 0;
         return;
     }
     }
@@ -623,12 +747,28 @@ void router_undeliverable(router_t *r, const router_node_t *to,
         r->stats.dropped++;
         return;
     }
+    if (env->kind == KN_ENV_ACK && !(env->flags & KN_F_ARCHIVE)) {
+        /* offline-row ACKs: the next offline handler gets them */
+        acks_hold(r, env);
+        return;
+    }
     if (env->kind == KN_ENV_KICK) {
         /* Its node is gone: the session's copies must stand in for the
          * queue it would have rerouted (router_sess_up's conflict). */
         router_sess_t *s = router_sess_find(r, env->from, env->from_len);
         if (s != NULL && s->conn == env->conn_id)
             s->node_gone = true;
+        r->stats.dropped++;
+        return;
+    }
+    if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_SM_COPY) &&
+        r->fanout.active && !(env->flags & KN_F_ACK_WANTED)) {
+        /* one copy of several (route_message_bare decides after all) */
+        if (r->fanout.nsm < sizeof(r->fanout.sm) / sizeof(r->fanout.sm[0])) {
+            r->fanout.sm[r->fanout.nsm].conn = env->conn_id;
+            r->fanout.sm[r->fanout.nsm].seq = env->ack_id;
+        }
+        r->fanout.nsm++;
         r->stats.dropped++;
         return;
     }
@@ -640,6 +780,19 @@ void router_undeliverable(router_t *r, const router_node_t *to,
          * deliver it twice, or, while presenced still counts the session
          * available, bounce it to a sender whose message arrives. */
         r->stats.dropped++;
+        return;
+    }
+    if (r->fanout.active && env->kind == KN_ENV_STANZA &&
+        !(env->flags & (KN_F_ACK_WANTED | KN_F_ARCHIVE))) {
+        /* One copy of several (route_message_bare decides after all) */
+        if (r->fanout.failed++ == 0) {
+            r->fanout.env.len = 0;
+            r->fanout.payload.len = 0;
+            if (kn_env_encode(env, &r->fanout.env) < 0)
+                r->fanout.failed--; /* cannot happen: it was encoded */
+            else
+                kn_buf_append(&r->fanout.payload, payload->data, payload->len);
+        }
         return;
     }
     if (env->kind != KN_ENV_STANZA || r->undeliverable) {

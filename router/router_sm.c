@@ -49,7 +49,10 @@
 #define SM_COPY_MAX 10000 /* copies per resumable session */
 
 typedef struct router_sm_held {
-    uint64_t seq; /* copies: the sequence number */
+    uint64_t seq;        /* copies: the sequence number */
+    uint64_t fan_serial; /* copies of a message sent to several sessions:
+                          * r->sess_serial then (else 0) */
+    int16_t fan_prio;    /* and the priority it went to */
     kn_buf_t env;
     kn_buf_t payload;
     struct router_sm_held *next;
@@ -94,7 +97,6 @@ static sm_held_t *sm_item(const kn_env_t *env, const router_payload_t *pl)
 void router_sm_copy(router_t *r, router_sess_t *s, kn_env_t *e,
                     const router_payload_t *payload)
 {
-    (void)r;
     if (!kn_env_wants_reply(e) || e->stanza != KN_ENV_ST_MESSAGE ||
         (e->flags & KN_F_ACK_WANTED))
         return;
@@ -104,6 +106,10 @@ void router_sm_copy(router_t *r, router_sess_t *s, kn_env_t *e,
     if (h == NULL)
         return;
     h->seq = e->ack_id;
+    if (r->fanout.active) {
+        h->fan_serial = r->sess_serial;
+        h->fan_prio = r->fanout.prio;
+    }
     if (s->sm_ncopies >= SM_COPY_MAX) {
         sm_held_t *old = s->sm_copies;
         s->sm_copies = old->next;
@@ -121,6 +127,26 @@ void router_sm_copy(router_t *r, router_sess_t *s, kn_env_t *e,
     *s->sm_ctail = h;
     s->sm_ctail = &h->next;
     s->sm_ncopies++;
+}
+
+void router_sm_copy_forget(router_sess_t *s, uint64_t seq)
+{
+    sm_held_t **pp = &s->sm_copies, *prev = NULL;
+    while (*pp != NULL && (*pp)->seq != seq) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp == NULL)
+        return;
+    sm_held_t *h = *pp;
+    *pp = h->next;
+    if (s->sm_ctail == &h->next)
+        s->sm_ctail = prev != NULL ? &prev->next : &s->sm_copies;
+    h->next = NULL;
+    sm_list_free(h);
+    s->sm_ncopies--;
+    if (s->sm_copies == NULL)
+        s->sm_ctail = NULL;
 }
 
 /* The client acknowledged every copy up to seq. */
@@ -255,10 +281,26 @@ struct router_sm_held *router_sm_sess_gone(router_t *r, router_sess_t *s,
         return held; /* the c2s node reroutes its own queue */
     /* The node died with the queue: the copies stand in for it. Held
      * messages that have a copy are among them. */
+    /* A copy of a message that also went to another session which is
+     * still there stays with that one (router_fanout_delivered). */
+    sm_held_t *out = NULL, **tail = &out;
+    size_t n = 0, kept = 0;
+    for (sm_held_t *h = s->sm_copies, *next; h != NULL; h = next) {
+        next = h->next;
+        h->next = NULL;
+        if (h->fan_serial != 0 &&
+            router_fanout_delivered(r, s, h->fan_serial, h->fan_prio)) {
+            sm_list_free(h);
+            kept++;
+            continue;
+        }
+        *tail = h;
+        tail = &h->next;
+        n++;
+    }
     kn_log_info("route %s lost with its node: %zu unacked messages "
-                "rerouted from copies",
-                s->full, s->sm_ncopies);
-    sm_held_t *out = s->sm_copies, **tail = s->sm_ctail;
+                "rerouted from copies (%zu more reached another resource)",
+                s->full, n, kept);
     s->sm_copies = NULL;
     s->sm_ctail = NULL;
     s->sm_ncopies = 0;

@@ -16,6 +16,7 @@
  * Every change is copied to the nodes registered for session events
  * (presenced) and written through to Redis.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "kn_log.h"
@@ -68,13 +69,17 @@ static void sess_log_add(router_t *r, const kn_env_t *e)
     r->sess_log_count++;
 }
 
+/* Only the SESSION_DOWNs of the log: router_sess_tell follows at every
+ * registration and tells every session still in the table with its
+ * current state, so the UPs and priority copies would come twice. */
 void router_sess_log_replay(router_t *r, const router_node_t *to)
 {
     router_payload_t none = {NULL, 0, NULL};
     size_t n = 0;
     for (struct router_sess_ev *ev = r->sess_log; ev != NULL; ev = ev->next) {
         kn_env_t e;
-        if (kn_env_decode(ev->env.data, ev->env.len, &e) == 0) {
+        if (kn_env_decode(ev->env.data, ev->env.len, &e) == 0 &&
+            e.kind == KN_ENV_SESSION_DOWN) {
             router_emit(r, to, &e, &none);
             n++;
         }
@@ -119,6 +124,30 @@ static void table_notify(router_t *r, kn_env_kind_t kind,
         if (n != NULL && n->alive)
             router_emit(r, n, &e, &none);
     }
+}
+
+void router_sess_tell(router_t *r, const router_node_t *n)
+{
+    router_sess_t *s, *tmp;
+    router_payload_t none = {NULL, 0, NULL};
+    size_t k = 0;
+    HASH_ITER(hh, r->sessions, s, tmp)
+    {
+        kn_env_t e = {0};
+        e.kind = KN_ENV_SESSION_UP;
+        e.flags = (uint16_t)(KN_F_REANNOUNCE | (s->avail ? KN_F_AVAILABLE : 0) |
+                             (s->carbons ? KN_F_CARBONS : 0));
+        e.priority = s->prio;
+        e.conn_id = s->conn;
+        e.from = s->full;
+        e.from_len = strlen(s->full);
+        router_emit(r, n, &e, &none);
+        k++;
+    }
+    if (k > 0)
+        kn_log_info("node %s subscribed to session events: told of %zu "
+                    "sessions",
+                    n->name, k);
 }
 
 void router_sess_remove(router_t *r, router_sess_t *s, kn_env_reason_t why)
@@ -210,6 +239,7 @@ void router_sess_up(router_t *r, const kn_env_t *env)
     }
     if (s == NULL) {
         s = kn_calloc(1, sizeof(*s));
+        s->serial = ++r->sess_serial;
         s->full = kn_strndup(env->from, env->from_len);
         s->bare_len = bare_len;
         s->conn = env->conn_id;
@@ -238,6 +268,17 @@ void router_sess_up(router_t *r, const kn_env_t *env)
 void router_sess_down(router_t *r, const kn_env_t *env)
 {
     router_sess_t *s = router_sess_find(r, env->from, env->from_len);
+    if (s == NULL && env->from_len > 0 && env->conn_id != 0) {
+        /* Unknown here (we restarted, or ended it already): the session
+         * subscribers may still count it (they check the connection). */
+        router_sess_t tmp = {0};
+        char full[KN_ENV_STR_MAX + 1];
+        snprintf(full, sizeof(full), "%.*s", (int)env->from_len, env->from);
+        tmp.full = full;
+        tmp.conn = env->conn_id;
+        table_notify(r, KN_ENV_SESSION_DOWN, &tmp, env->reason, 0);
+        return;
+    }
     if (s == NULL || s->conn != env->conn_id)
         return; /* already replaced or removed: not the owner any more */
     router_sess_remove(r, s, env->reason);

@@ -24,7 +24,9 @@ Accounting, per message id (`[TAG]S.N`, also in the body `kc ...`):
 lost = accepted, not bounced, never delivered after the drain.
 
 Control on stdin, one command a line: `fault NAME` (records the time of a
-fault; its recovery time is computed at the end), `stop` (stop sending,
+fault; its recovery time is computed at the end), `cut HOST` and `heal
+HOST` (a node's address cut off from the router and back: duplicates
+whose first copy came on it around then are at least once), `stop` (stop sending,
 drain, print the report). Status on stdout: one JSON line every 0.5 s
 ({"t":..., "online":..., "reconnecting":..., "accepted":..., ...}), then
 the report as one JSON line starting with `REPORT `.
@@ -134,6 +136,7 @@ class Stats:
         self.nodes = collections.Counter()  # logins per c2s address
         self.samples = []  # (t, online, reconnecting)
         self.faults = []  # (name, t)
+        self.cuts = []  # [host, t cut off, t healed or None] (partitions)
 
 
 ST = Stats()
@@ -522,6 +525,12 @@ class Driver:
                 continue
             if words[0] == "fault":
                 ST.faults.append((" ".join(words[1:]), now()))
+            elif words[0] == "cut":
+                ST.cuts.append([words[1], now(), None])
+            elif words[0] == "heal":
+                for c in ST.cuts:
+                    if c[0] == words[1] and c[2] is None:
+                        c[2] = now()
             elif words[0] == "nodes":
                 self.node_list = words[1].split(",")
             elif words[0] == "stop":
@@ -601,6 +610,21 @@ class Driver:
         lost = sorted(m for m in acc if m not in ST.recv)
         dups = [m for m, r in ST.recv.items() if r[0] > 1]
         dup_unacked = [m for m in dups if m in ST.unacked_first]
+        w = self.a.node_loss_window
+
+        def cut_first(m):
+            # first copy received on a node around its cut from the router
+            # (from node_loss_window before the cut until node_loss_window
+            # after the heal, by when the node has heard it was declared
+            # lost): the client's <a/> may have reached that node but not
+            # the router, whose copy went on (at least once by design),
+            # even if this client's connection later ended cleanly
+            _, t1, host = ST.recv[m][:3]
+            return any(host == h and t0 - w <= t1 <= (th if th else float("inf")) + w
+                       for h, t0, th in ST.cuts)
+        for m in dups:
+            if m not in ST.unacked_first and cut_first(m):
+                ST.node_loss_first.add(m)
         dup_node_loss = [m for m in dups if m not in ST.unacked_first
                          and m in ST.node_loss_first]
         doubt_delivered = sum(1 for m in ST.doubt if m in ST.recv and m not in acc)
@@ -626,6 +650,11 @@ class Driver:
                         and m not in ST.node_loss_first][:20],
             "in_doubt": len(ST.doubt - acc), "in_doubt_delivered": doubt_delivered,
             "bounced": len(ST.bounced), "unknown": len(unknown),
+            "unknown_ids": sorted(unknown),
+            # sent, never acknowledged (in doubt), not received: the
+            # server may still have stored it; a later run may get it
+            "doubt_undelivered_ids": sorted(m for m in ST.doubt
+                                            if m not in acc and m not in ST.recv),
             "logins": ST.logins, "resumes": ST.resumes, "resume_failed": ST.resume_failed,
             "conn_lost": ST.conn_lost, "login_errors": ST.login_errors,
             "logins_by_node": dict(ST.nodes), "drain_s": round(t_drain, 2),

@@ -127,6 +127,7 @@ def ensure(cl):
         if not cl.procs.get(n) or not cl.procs[n].alive():
             cl.start(n)
 DONE = []
+LATE_OK = set()  # in-doubt (or lost) ids of earlier scenarios
 
 
 def row(scenario, rep, recovery="", acc=None):
@@ -142,8 +143,20 @@ def check(rep, scenario):
     unexplained = rep["duplicated"] - rep["dup_unacked"] - rep.get("dup_node_loss", 0)
     if unexplained and not rep.get("dup_ok"):
         FAILS.append("%s: %d messages delivered twice (%s)" % (scenario, unexplained, rep["dup_ids"]))
-    if rep["unknown"]:
-        FAILS.append("%s: %d messages nobody sent" % (scenario, rep["unknown"]))
+    # Ids of an earlier scenario (another tag): a message that was in doubt
+    # there (sent, the session ended before the server's <a/>) and not
+    # received may have been stored after all and come at a later login:
+    # allowed. Anything else (delivered there already, or never sent) fails.
+    late = [m for m in rep.get("unknown_ids", []) if m in LATE_OK]
+    other = [m for m in rep.get("unknown_ids", []) if m not in LATE_OK]
+    if late:
+        say("%s: %d in-doubt messages of an earlier scenario delivered now (%s)"
+            % (scenario, len(late), late[:10]))
+    if other or (rep["unknown"] and "unknown_ids" not in rep):
+        FAILS.append("%s: %d messages nobody sent (%s)" % (scenario, rep["unknown"] - len(late),
+                                                           other[:20]))
+    LATE_OK.update(rep.get("doubt_undelivered_ids", []))
+    LATE_OK.update(rep.get("lost_ids", []))
     if rep.get("dead_clients"):
         FAILS.append("%s: %d driver clients stopped (driver bug)" % (scenario, rep["dead_clients"]))
     if rep["accepted"] == 0:
@@ -194,7 +207,7 @@ def sc_rolling(cl, a):
     d = Driver(cl, a, C2S, name="rolling")
     d.all_online(a.users)
     dwell(a, 0.5)
-    order = C2S + ["presenced", "mucd", "router"]
+    order = a.rolling.split(",")
     for n in order:
         t = time.monotonic()
         d.fault("restart_" + n)
@@ -231,9 +244,28 @@ def sc_faults(cl, a):
         cl.procs["redis"].start()
 
     def partition():
+        def count(proc, text):
+            return cl.procs[proc].text().count(text)
+        lost0 = count("router", "node c2s3 lost")
+        told0 = count("c2s3", "the router had declared c2s3 lost")
+        d.cmd("cut " + cl.addr["c2s3"])
         cl.net.partition("c2s3")
         time.sleep(a.partition_s)
         cl.net.heal("c2s3")
+        d.cmd("heal " + cl.addr["c2s3"])
+        # If the router declared c2s3 lost (node_timeout_ms, 3 s), c2s3
+        # ends its sessions once it hears so (the REHELLO, after its
+        # ZeroMQ connection recovered: seconds) and its clients log in
+        # again; settled() must not return before that, else the short
+        # run's traffic ends before the recovery can be seen.
+        t_heal = time.monotonic()
+        while time.monotonic() < t_heal + 30:
+            if count("router", "node c2s3 lost") == lost0:
+                if time.monotonic() > t_heal + 2:
+                    break  # not declared lost: the sessions stayed
+            elif count("c2s3", "the router had declared c2s3 lost") > told0:
+                break
+            time.sleep(0.1)
 
     faults = [
         ("kill-9 c2s1", lambda: kill_restart("c2s1")),
@@ -411,6 +443,9 @@ def main():
     ap.add_argument("--faults", default="",
                     help="only the faults whose name holds one of these words")
     ap.add_argument("--fault-repeat", type=int, default=1)
+    ap.add_argument("--rolling", default=None,
+                    help="processes the rolling restart restarts, in order (default "
+                    "c2s1,c2s2,c2s3,presenced,mucd,router)")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--log-level", default="info")
     a = ap.parse_args()
@@ -418,6 +453,8 @@ def main():
         a.rate = max(10.0, min(a.users / 4.0, 400.0))
     if a.churn is None:
         a.churn = 0.05 if a.seconds < 20 else 0.02
+    if a.rolling is None:
+        a.rolling = ",".join(C2S + ["presenced", "mucd", "router"])
     if a.partition_s is None:
         a.partition_s = 30 if a.seconds >= 30 else max(4, a.seconds)
     a.login_s = min(30.0, max(1.0, a.users / 100.0))

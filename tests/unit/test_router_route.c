@@ -503,6 +503,10 @@ START_TEST(warm_up_holds_stanzas_until_sessions_return)
     in("c2s-a", &e, NULL);
     ck_assert_uint_eq(kn_conn_node(outs[0].conn), 5);
     sess_up("c2s-a", 5, 1, "alice@localhost/pc", 0, true);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    hb.flags = KN_F_SYNCED;
+    in("c2s-a", &hb, NULL);
     reset_out();
     now += 3.0;
     router_tick(r, now);
@@ -1064,6 +1068,355 @@ START_TEST(conflict_with_dead_node_reroutes_copies_R_DROP_7)
 }
 END_TEST
 
+/* Issue 14 (tests/cluster, kill -9 of a c2s node): a client logs in again
+ * on another node while its old session still has a route on the dead
+ * one. A message to the bare JID goes to both; the copy that cannot
+ * reach the dead node must not be rerouted (offline storage, then the
+ * new session again: delivered twice). */
+START_TEST(fanout_copy_to_unreachable_node_not_rerouted_R_DROP_6)
+{
+    sessions_and_offline();
+    sess_up("c2s-a", ia, 1, "alice@localhost/new", 0, true);
+    sess_up("c2s-b", ib, 2, "alice@localhost/old", 0, true);
+    unreachable = "c2s-b";
+    msg_to("alice@localhost", "<m1/>");
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "c2s-a");
+    ck_assert(outs[0].conn == kn_conn_make(ia, 1));
+    ck_assert_str_eq(outs[0].payload, "<m1/>");
+    /* Every copy fails: the message goes on once (offline storage). */
+    sess_up("c2s-b", ib, 3, "carol@localhost/pc", 0, true);
+    sess_up("c2s-b", ib, 4, "carol@localhost/phone", 0, true);
+    msg_to("carol@localhost", "<m2/>");
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert_int_eq(outs[0].kind, KN_ENV_STANZA);
+    ck_assert(!(outs[0].flags & KN_F_EXTRA_COPY));
+    ck_assert_str_eq(outs[0].payload, "<m2/>");
+}
+END_TEST
+
+/* The same with the router's XEP-0198 copies: the node is declared lost
+ * later; the copy of a message that the user's other session got is not
+ * rerouted, a copy of one only the lost session had is. */
+START_TEST(fanout_copy_of_lost_session_not_rerouted_R_DROP_5)
+{
+    sessions_and_offline();
+    uint64_t conn = kn_conn_make(ib, 4);
+    sess_up("c2s-b", ib, 4, "alice@localhost/old", 0, true);
+    sm_env("c2s-b", KN_F_SM_ENABLE, "alice@localhost/old", conn, 0, NULL);
+    msg_to("alice@localhost", "<only-old/>");
+    ck_assert_int_eq(nout, 1);
+    sess_up("c2s-a", ia, 1, "alice@localhost/new", 0, true);
+    msg_to("alice@localhost", "<both/>");
+    ck_assert_int_eq(nout, 2);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    now = 110.0;
+    in("c2s-a", &hb, NULL);
+    in("presenced", &hb, NULL);
+    reset_out();
+    now = 116.0; /* c2s-b silent: lost */
+    router_tick(r, now);
+    int k = 0;
+    for (int i = 0; i < nout; i++) {
+        if (outs[i].kind != KN_ENV_STANZA)
+            continue;
+        ck_assert_str_eq(outs[i].payload, "<only-old/>");
+        ck_assert_str_eq(outs[i].node, "c2s-a"); /* rerouted to /new */
+        k++;
+    }
+    ck_assert_int_eq(k, 1);
+}
+END_TEST
+
+/* Issue 14 (kill -9 of presenced): c2s's ACKs of written offline rows
+ * while no offline handler is there are kept for the next one, which
+ * deletes the rows; they used to be dropped and the rows delivered
+ * again at the next login. */
+START_TEST(offline_acks_held_until_a_handler_registers_R_PRES_5)
+{
+    uint64_t ids[2] = {5, 6};
+    kn_env_t ack = {0};
+    ack.kind = KN_ENV_ACK;
+    ack.targets = ids;
+    ack.ntargets = 2;
+    reset_out();
+    in("c2s-a", &ack, NULL);
+    ck_assert_int_eq(nout, 0);
+    sessions_and_offline();
+    int k = 0;
+    for (int i = 0; i < nout; i++) {
+        if (outs[i].kind != KN_ENV_ACK)
+            continue;
+        ck_assert_str_eq(outs[i].node, "presenced");
+        ck_assert_uint_eq(outs[i].ntargets, 2);
+        ck_assert(outs[i].targets[0] == 5 && outs[i].targets[1] == 6);
+        k++;
+    }
+    ck_assert_int_eq(k, 1);
+    /* Unreachable handler: held again, sent when it registers anew. */
+    unreachable = "presenced";
+    uint64_t id7 = 7;
+    ack.targets = &id7;
+    ack.ntargets = 1;
+    in("c2s-a", &ack, NULL);
+    unreachable = NULL;
+    reset_out();
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_OFFLINE;
+    in("presenced", &g, NULL);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_ACK);
+    ck_assert(outs[0].ntargets == 1 && outs[0].targets[0] == 7);
+}
+END_TEST
+
+/* Issue 14 (tests/cluster, rolling restart): a client logged out while
+ * the router restarted; its node's SESSION_DOWN reached the new router
+ * before the node's HELLO and was dropped, and the session was not
+ * re-announced (it was gone): presenced, which did not restart, kept the
+ * resource available for good, so a message to the user while offline
+ * was resent to the bare JID instead of stored, and bounced: lost. The
+ * SESSION_DOWN is held with the warm-up and reaches the subscribers. */
+START_TEST(session_down_during_router_restart_reaches_subscribers_R_DROP_1)
+{
+    router_free(&r);
+    unreachable = NULL;
+    r = router_new("localhost", 77, 15.0, cap_send, NULL);
+    r->warm_until = now + 2.0;
+    kn_env_t d = {0};
+    d.kind = KN_ENV_SESSION_DOWN;
+    d.reason = KN_ENV_REASON_CLEAN;
+    d.conn_id = kn_conn_make(5, 1);
+    d.from = "alice@localhost/pc";
+    d.from_len = strlen(d.from);
+    in("c2s-a", &d, NULL);
+    sessions_and_offline();
+    kn_env_t e = {0};
+    e.kind = KN_ENV_HELLO;
+    e.flags = KN_F_ROLE_C2S;
+    e.conn_id = kn_conn_make(5, 0);
+    in("c2s-a", &e, NULL);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    hb.flags = KN_F_SYNCED;
+    in("c2s-a", &hb, NULL);
+    reset_out();
+    now += 3.0;
+    router_tick(r, now);
+    int downs = 0;
+    for (int i = 0; i < nout; i++)
+        if (outs[i].kind == KN_ENV_SESSION_DOWN) {
+            downs++;
+            ck_assert_str_eq(outs[i].node, "presenced");
+            ck_assert_uint_eq(outs[i].conn, kn_conn_make(5, 1));
+        }
+    ck_assert_int_eq(downs, 1);
+}
+END_TEST
+
+/* Issue 14 (tests/cluster, partition): the router declared a c2s node
+ * lost and rerouted its copies of the unacknowledged messages; after the
+ * heal, before the node heard of it, a client logged out there and the
+ * node rerouted its own queue, the same messages: stored twice. A
+ * reroute of a copied message (KN_F_SM_COPY) from a node declared lost
+ * is dropped. */
+START_TEST(reroute_of_copied_message_from_lost_node_dropped_R_DROP_6)
+{
+    sessions_and_offline();
+    uint64_t conn = kn_conn_make(ib, 4);
+    sess_up("c2s-b", ib, 4, "alice@localhost/pc", 0, true);
+    sm_env("c2s-b", KN_F_SM_ENABLE, "alice@localhost/pc", conn, 0, NULL);
+    msg_to("alice@localhost/pc", "<k1/>");
+    ck_assert(outs[0].flags & KN_F_SM_COPY);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    now = 110.0;
+    in("c2s-a", &hb, NULL);
+    in("presenced", &hb, NULL);
+    reset_out();
+    now = 116.0; /* c2s-b silent: lost, its copy rerouted once */
+    router_tick(r, now);
+    int k = 0;
+    for (int i = 0; i < nout; i++)
+        k += outs[i].kind == KN_ENV_STANZA;
+    ck_assert_int_eq(k, 1);
+    /* c2s-b's own reroute of the same message */
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.flags = KN_F_REROUTE | KN_F_SM_COPY;
+    e.ack_id = 1;
+    e.from = "bob@localhost/x";
+    e.from_len = strlen(e.from);
+    e.to = "alice@localhost/pc";
+    e.to_len = strlen(e.to);
+    reset_out();
+    in("c2s-b", &e, "<k1/>");
+    /* a message it had not got a copy for still goes on */
+    e.flags = KN_F_REROUTE;
+    e.ack_id = 0;
+    in("c2s-b", &e, "<k2/>");
+    now = 117.0;
+    in("c2s-a", &hb, NULL);
+    in("presenced", &hb, NULL);
+    now = 120.0; /* past the warm-up */
+    router_tick(r, now);
+    k = 0;
+    for (int i = 0; i < nout; i++) {
+        if (outs[i].kind != KN_ENV_STANZA)
+            continue;
+        ck_assert_str_eq(outs[i].payload, "<k2/>");
+        k++;
+    }
+    ck_assert_int_eq(k, 1);
+}
+END_TEST
+
+/* Issue 14 (tests/cluster, rolling restart at 1,000 users): after the
+ * fixed warm-up a node may still be re-announcing its sessions; the
+ * router holds on until it said SYNCED (a message routed before found no
+ * session, went offline, was sent back by presenced, which still had the
+ * resource, and bounced: lost), at most node_timeout. */
+START_TEST(warm_up_waits_for_nodes_to_sync_R_DROP_6)
+{
+    router_free(&r);
+    unreachable = NULL;
+    r = router_new("localhost", 77, 15.0, cap_send, NULL);
+    r->warm_until = now + 2.0;
+    kn_env_t e = {0};
+    e.kind = KN_ENV_HELLO;
+    e.flags = KN_F_ROLE_C2S; /* not FRESH: it re-announces */
+    e.conn_id = kn_conn_make(5, 0);
+    in("c2s-a", &e, NULL);
+    send_stanza("c2s-b", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT, "bob@localhost/p",
+                "alice@localhost/pc", NULL, 0);
+    reset_out();
+    now += 3.0;
+    router_tick(r, now); /* fixed warm-up over, c2s-a not synced */
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    in("c2s-a", &hb, NULL);
+    now += 1.0;
+    router_tick(r, now);
+    for (int i = 0; i < nout; i++)
+        ck_assert_int_ne(outs[i].kind, KN_ENV_STANZA);
+    sess_up("c2s-a", 5, 1, "alice@localhost/pc", 0, true);
+    hb.flags = KN_F_SYNCED;
+    in("c2s-a", &hb, NULL);
+    reset_out();
+    now += 1.0;
+    router_tick(r, now);
+    int delivered = 0;
+    for (int i = 0; i < nout; i++)
+        if (outs[i].kind == KN_ENV_STANZA) {
+            delivered++;
+            ck_assert_uint_eq(outs[i].conn, kn_conn_make(5, 1));
+        }
+    ck_assert_int_eq(delivered, 1);
+}
+END_TEST
+
+/* A node that never syncs holds nothing back past node_timeout. */
+START_TEST(warm_up_wait_bounded_by_node_timeout_R_DROP_6)
+{
+    router_free(&r);
+    unreachable = NULL;
+    r = router_new("localhost", 77, 15.0, cap_send, NULL);
+    r->warm_until = now + 2.0;
+    sessions_and_offline();
+    kn_env_t e = {0};
+    e.kind = KN_ENV_HELLO;
+    e.flags = KN_F_ROLE_C2S;
+    e.conn_id = kn_conn_make(5, 0);
+    in("c2s-a", &e, NULL);
+    send_stanza("c2s-b", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT, "bob@localhost/p",
+                "alice@localhost/pc", NULL, 0);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    hb.flags = KN_F_SYNCED;
+    in("presenced", &hb, NULL);
+    now += 3.0;
+    router_tick(r, now);
+    reset_out();
+    now += 16.0;
+    in("presenced", &hb, NULL);
+    router_tick(r, now);
+    int stored = 0;
+    for (int i = 0; i < nout; i++)
+        if (outs[i].kind == KN_ENV_STANZA) {
+            stored++;
+            ck_assert_str_eq(outs[i].node, "presenced");
+        }
+    ck_assert_int_eq(stored, 1);
+}
+END_TEST
+
+/* Issue 14 (tests/cluster, rolling restart): after a router restart a
+ * client bound a session on a node that had said HELLO before presenced
+ * registered again; presenced never heard of it, dropped its presence
+ * ("without a session") and ran no login flow: its offline messages
+ * stayed stored. A new session-event subscriber is told every session. */
+START_TEST(session_subscriber_told_existing_sessions_R_PRES_7)
+{
+    sess_up("c2s-a", ia, 1, "alice@localhost/pc", 3, true);
+    reset_out();
+    sessions_and_offline();
+    int ups = 0;
+    for (int i = 0; i < nout; i++)
+        if (outs[i].kind == KN_ENV_SESSION_UP) {
+            ups++;
+            ck_assert_str_eq(outs[i].node, "presenced");
+            ck_assert_uint_eq(outs[i].conn, kn_conn_make(ia, 1));
+            ck_assert(outs[i].flags & KN_F_AVAILABLE);
+        }
+    ck_assert_int_eq(ups, 1);
+}
+END_TEST
+
+/* Issue 14 (tests/cluster, kill -9 of c2s1): a client that logged in
+ * again elsewhere got a message to its bare JID on the new session (the
+ * send to the old, resumable one on the dead node failed) and logged out
+ * cleanly before the node was declared lost; the old session's copy was
+ * rerouted then: delivered twice. A failed copy of a fan-out that
+ * reached another session is forgotten. */
+START_TEST(fanout_failed_copy_forgotten_when_another_got_it_R_DROP_5)
+{
+    sessions_and_offline();
+    uint64_t conn = kn_conn_make(ib, 4);
+    sess_up("c2s-b", ib, 4, "alice@localhost/old", 0, true);
+    sm_env("c2s-b", KN_F_SM_ENABLE, "alice@localhost/old", conn, 0, NULL);
+    sess_up("c2s-a", ia, 1, "alice@localhost/new", 0, true);
+    unreachable = "c2s-b";
+    msg_to("alice@localhost", "<m/>");
+    unreachable = NULL;
+    int k = 0;
+    for (int i = 0; i < nout; i++)
+        k += outs[i].kind == KN_ENV_STANZA;
+    ck_assert_int_eq(k, 1); /* c2s-a's */
+    kn_env_t d = {0};
+    d.kind = KN_ENV_SESSION_DOWN;
+    d.reason = KN_ENV_REASON_CLEAN;
+    d.conn_id = kn_conn_make(ia, 1);
+    d.from = "alice@localhost/new";
+    d.from_len = strlen(d.from);
+    in("c2s-a", &d, NULL);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    now = 110.0;
+    in("c2s-a", &hb, NULL);
+    in("presenced", &hb, NULL);
+    reset_out();
+    now = 116.0; /* c2s-b silent: lost */
+    router_tick(r, now);
+    for (int i = 0; i < nout; i++)
+        ck_assert_int_ne(outs[i].kind, KN_ENV_STANZA);
+}
+END_TEST
+
 int main(void)
 {
     kn_log_init("test", KN_LOG_ERR);
@@ -1084,6 +1437,11 @@ int main(void)
     tcase_add_test(tc, registration_outlives_its_latest_registrant);
     tcase_add_test(tc, restarted_node_clears_stale_sessions);
     tcase_add_test(tc, warm_up_holds_stanzas_until_sessions_return);
+    tcase_add_test(tc,
+                   fanout_failed_copy_forgotten_when_another_got_it_R_DROP_5);
+    tcase_add_test(tc, session_subscriber_told_existing_sessions_R_PRES_7);
+    tcase_add_test(tc, warm_up_waits_for_nodes_to_sync_R_DROP_6);
+    tcase_add_test(tc, warm_up_wait_bounded_by_node_timeout_R_DROP_6);
     tcase_add_test(tc, undeliverable_message_goes_offline_or_bounces);
     tcase_add_test(tc, undeliverable_with_copy_waits_for_node_loss_R_DROP_5);
     tcase_add_test(tc, conflict_with_dead_node_reroutes_copies_R_DROP_7);
@@ -1096,6 +1454,13 @@ int main(void)
     tcase_add_test(tc, resume_moves_route_and_releases_held_in_order_R_DROP_5);
     tcase_add_test(tc, resume_unknown_id_or_unreachable_owner_fails_R_DROP_5);
     tcase_add_test(tc, copies_rerouted_when_owner_node_is_lost_R_DROP_5);
+    tcase_add_test(tc, fanout_copy_to_unreachable_node_not_rerouted_R_DROP_6);
+    tcase_add_test(tc, fanout_copy_of_lost_session_not_rerouted_R_DROP_5);
+    tcase_add_test(tc, offline_acks_held_until_a_handler_registers_R_PRES_5);
+    tcase_add_test(
+        tc, session_down_during_router_restart_reaches_subscribers_R_DROP_1);
+    tcase_add_test(tc,
+                   reroute_of_copied_message_from_lost_node_dropped_R_DROP_6);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
