@@ -11,8 +11,8 @@
  * commits, the next one (everything that arrived meanwhile) goes out as
  * one INSERT ... SELECT FROM unnest(...), so the batch size follows the
  * load (group commit) and delivery never waits for any of it. The insert
- * evaluates the preferences itself (mam_wanted(), sql/0022_mam.sql) and
- * skips owners that are not accounts; ON CONFLICT DO NOTHING makes a copy
+ * evaluates the preferences itself (see SQL_INSERT) and skips owners that
+ * are not accounts; ON CONFLICT DO NOTHING makes a copy
  * sent twice (after our restart) one row. After the commit we send the
  * router one ACK with the highest id of the batch (cumulative: copies
  * arrive and are written in id order). A batch the server refuses is
@@ -91,12 +91,26 @@ struct pres_mam {
     uint64_t rows, batches;
 };
 
+/* The preference rule (XEP-0313 6.1) is evaluated in the statement: a
+ * never JID, then an always JID, then the owner's default or $6
+ * (presenced.mam_default); roster: the other party is an item of the
+ * owner's roster. Inline rather than a SQL function, which PostgreSQL
+ * would run as a separate call per row. There is no foreign key to users
+ * (sql/0023_mam_lighter.sql): the join skips owners that are not
+ * accounts, FOR KEY SHARE makes an account removal wait for our commit
+ * (its trigger then removes the rows). */
 static const char SQL_INSERT[] =
     "insert into mam_messages (username, id, with_jid, outgoing, stanza) "
     "select m.u, m.id, m.w, m.o, m.s from unnest($1::text[], $2::bigint[], "
     "$3::text[], $4::boolean[], $5::text[]) as m(u, id, w, o, s) "
-    "join users on users.username = m.u where mam_wanted(m.u, m.w, $6) "
-    "on conflict do nothing";
+    "join users on users.username = m.u "
+    "left join mam_prefs p on p.username = m.u where case "
+    "when p.never_jids @> array[m.w] then false "
+    "when p.always_jids @> array[m.w] then true "
+    "else case coalesce(p.default_mode, $6) when 'always' then true "
+    "when 'never' then false else exists (select 1 from rosteritems r "
+    "where r.username = m.u and r.jid = m.w and r.in_roster) end end "
+    "for key share of users on conflict do nothing";
 
 static const char SQL_FORWARD[] =
     "select id, stanza from mam_messages where username = $1 and "
@@ -120,9 +134,14 @@ static const char SQL_PREFS_SET[] =
     "default_mode, always_jids = excluded.always_jids, never_jids = "
     "excluded.never_jids";
 
+/* Per account through the primary key (username, id): there is no index
+ * on id alone (sql/0023_mam_lighter.sql), so this costs one index probe
+ * per account when nothing has expired. */
 static const char SQL_EXPIRE[] =
-    "delete from mam_messages where ctid = any(array(select ctid from "
-    "mam_messages where id < $1::bigint limit 10000))";
+    "delete from mam_messages where ctid = any(array(select x.ctid from "
+    "users u cross join lateral (select m.ctid from mam_messages m where "
+    "m.username = u.username and m.id < $1::bigint limit 10000) x "
+    "limit 10000))";
 
 static struct pres_mam *mam_get(pres_t *p)
 {

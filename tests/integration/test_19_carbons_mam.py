@@ -625,6 +625,36 @@ def test_mam_nothing_lost_when_archiver_killed_XEP_0313(live, make_user):
     run(go(), timeout=240)
 
 
+def test_mam_account_removal_removes_its_archive_XEP_0313(live, make_user):
+    """mam_messages has no foreign key to users (sql/0023): removing an
+    account (XEP-0077 <remove/>) removes its archive through the users
+    trigger; the other party's archive keeps its copy."""
+    a, b = users(make_user, "mda", "mdb")
+
+    async def go():
+        alice = await login(live, a, PW, node="c2s-a")
+        bob = await login(live, b, PW, node="c2s-b")
+        try:
+            alice.send_message(mto="%s@%s" % (b, D), mbody="bye",
+                               mtype="chat")
+            await bob.next_message(timeout=20)
+            assert await archived(a, 1) == 1
+            assert await archived(b, 1) == 1
+            r = await iq(alice, "set", D,
+                         "<query xmlns='jabber:iq:register'><remove/>"
+                         "</query>")
+            assert r["type"] == "result"
+        finally:
+            await alice.stop()
+            await bob.stop()
+    run(go())
+    assert sql("select count(*) from users where username = '%s'" % a) == "0"
+    assert sql("select count(*) from mam_messages where username = '%s'"
+               % a) == "0"
+    assert sql("select count(*) from mam_messages where username = '%s'"
+               % b) == "1"
+
+
 def test_mam_retention_removes_expired_rows_XEP_0313(live, make_user):
     """presenced.mam_retention_days (the test config: 3650) and
     mam_expire_interval_ms (500): a row older than the retention goes,
