@@ -37,6 +37,13 @@
 
 #define MAM_RETRY_S      0.2
 #define MAM_EXPIRE_BATCH 10000
+/* Batches start at least this far apart (unless a query waits for the
+ * pending rows, or MAM_BATCH_ROWS are pending): PostgreSQL's cost per
+ * batch is large next to its cost per row, so at a low rate this makes
+ * fewer, larger batches (docs/PERFORMANCE.md). Delivery never waits for
+ * it; the archive lags by at most this much more. */
+#define MAM_BATCH_GAP_S 0.05
+#define MAM_BATCH_ROWS  2048
 
 typedef struct mam_batch {
     kn_buf_t u, ids, w, o, s;
@@ -85,6 +92,8 @@ struct pres_mam {
     uint64_t acked;    /* highest archive id committed (and acknowledged) */
     mam_wait_t *waiters, **waiters_tail;
     ev_timer retry, expire;
+    ev_timer gap;          /* MAM_BATCH_GAP_S after the last batch began */
+    ev_tstamp next_batch;  /* no batch before (loop time) */
     ev_prepare flush_soon; /* writes the pending batch before the loop waits */
     bool started;
     bool expiring;
@@ -268,6 +277,19 @@ static void mam_flush(pres_t *p)
     }
     if (p->pg == NULL)
         return;
+    if (m->started && p->loop != NULL) {
+        ev_tstamp now = ev_now(p->loop);
+        if (now < m->next_batch && m->waiters == NULL &&
+            m->pending.n < MAM_BATCH_ROWS) {
+            if (!ev_is_active(&m->gap)) {
+                ev_timer_set(&m->gap, m->next_batch - now, 0.);
+                ev_timer_start(p->loop, &m->gap);
+            }
+            return;
+        }
+        ev_timer_stop(p->loop, &m->gap);
+        m->next_batch = now + MAM_BATCH_GAP_S;
+    }
     mam_batch_t *b = kn_malloc(sizeof(*b));
     *b = m->pending;
     memset(&m->pending, 0, sizeof(m->pending));
@@ -318,6 +340,13 @@ void pres_mam_archive(pres_t *p, const kn_env_t *env, const void *payload,
     } else {
         mam_flush(p);
     }
+}
+
+static void mam_on_gap(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    mam_flush(t->data);
 }
 
 static void mam_on_flush_soon(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -524,6 +553,8 @@ static void mam_query_iq(pres_t *p, const kn_stanza_t *st, int q,
     *m->waiters_tail = w;
     m->waiters_tail = &w->next;
     mam_run_waiters(p);
+    if (m->waiters != NULL)
+        mam_flush(p); /* the rows it waits for go now, not after the gap */
 }
 
 /* ---- preferences ---- */
@@ -710,6 +741,8 @@ void pres_mam_start(pres_t *p)
     ev_timer_init(&m->retry, mam_on_retry, MAM_RETRY_S, 0.);
     m->retry.data = p;
     ev_prepare_init(&m->flush_soon, mam_on_flush_soon);
+    ev_timer_init(&m->gap, mam_on_gap, MAM_BATCH_GAP_S, 0.);
+    m->gap.data = p;
     m->flush_soon.data = p;
     m->started = true;
     double period = (double)p->conf.mam_expire_interval_ms / 1000.0;
@@ -727,8 +760,10 @@ void pres_mam_free(pres_t *p)
     if (p->loop != NULL) {
         ev_timer_stop(p->loop, &m->retry);
         ev_timer_stop(p->loop, &m->expire);
-        if (m->started)
+        if (m->started) {
             ev_prepare_stop(p->loop, &m->flush_soon);
+            ev_timer_stop(p->loop, &m->gap);
+        }
     }
     batch_free(&m->pending);
     if (m->inflight != NULL) {
