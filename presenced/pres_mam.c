@@ -12,8 +12,9 @@
  * one INSERT ... SELECT FROM unnest(...), so the batch size follows the
  * load (group commit) and delivery never waits for any of it. The insert
  * evaluates the preferences itself (see SQL_INSERT) and skips owners that
- * are not accounts; ON CONFLICT DO NOTHING makes a copy
- * sent twice (after our restart) one row. After the commit we send the
+ * are not accounts. A copy sent twice (after our restart) stays one row:
+ * the primary key refuses the batch, which is written again with ON
+ * CONFLICT DO NOTHING. After the commit we send the
  * router one ACK with the highest id of the batch (cumulative: copies
  * arrive and are written in id order). A batch the server refuses is
  * logged and acknowledged (it would fail again); one that could not run
@@ -50,6 +51,7 @@ typedef struct mam_batch {
     size_t n;         /* rows */
     size_t copies;    /* archive copies they came from */
     uint64_t last_id; /* id of the last copy */
+    bool dedup;       /* refused as a duplicate once: ON CONFLICT */
 } mam_batch_t;
 
 typedef struct mam_wait {
@@ -105,21 +107,32 @@ struct pres_mam {
  * (presenced.mam_default); roster: the other party is an item of the
  * owner's roster. Inline rather than a SQL function, which PostgreSQL
  * would run as a separate call per row. There is no foreign key to users
- * (sql/0023_mam_lighter.sql): the join skips owners that are not
- * accounts, FOR KEY SHARE makes an account removal wait for our commit
- * (its trigger then removes the rows). */
-static const char SQL_INSERT[] =
-    "insert into mam_messages (username, id, with_jid, outgoing, stanza) "
-    "select m.u, m.id, m.w, m.o, m.s from unnest($1::text[], $2::bigint[], "
-    "$3::text[], $4::boolean[], $5::text[]) as m(u, id, w, o, s) "
-    "join users on users.username = m.u "
-    "left join mam_prefs p on p.username = m.u where case "
-    "when p.never_jids @> array[m.w] then false "
-    "when p.always_jids @> array[m.w] then true "
-    "else case coalesce(p.default_mode, $6) when 'always' then true "
-    "when 'never' then false else exists (select 1 from rosteritems r "
-    "where r.username = m.u and r.jid = m.w and r.in_roster) end end "
-    "for key share of users on conflict do nothing";
+ * (sql/0023_mam_lighter.sql): the users lookup skips owners that are not
+ * accounts, and FOR KEY SHARE makes an account removal wait for our
+ * commit (its trigger then removes the rows). The lookups are LATERAL
+ * subqueries (and OFFSET 0 keeps the roster EXISTS a correlated probe)
+ * so that the plan, generic after a few runs, is one index probe per row
+ * in users, mam_prefs and rosteritems, never a scan of those tables.
+ *
+ * Without ON CONFLICT: its check is one more primary key probe per row,
+ * and a duplicate only comes from copies sent again (our restart, or a
+ * router restart whose clock went back). A batch refused as a duplicate
+ * (23505) is sent again as SQL_INSERT_DEDUP. */
+#define MAM_INSERT_SQL                                                         \
+    "insert into mam_messages (username, id, with_jid, outgoing, stanza) "     \
+    "select m.u, m.id, m.w, m.o, m.s from unnest($1::text[], $2::bigint[], "   \
+    "$3::text[], $4::boolean[], $5::text[]) as m(u, id, w, o, s) "             \
+    "cross join lateral (select 1 from users where users.username = m.u "      \
+    "for key share) a left join lateral (select p.never_jids, p.always_jids, " \
+    "p.default_mode from mam_prefs p where p.username = m.u offset 0) p "      \
+    "on true where case when p.never_jids @> array[m.w] then false "           \
+    "when p.always_jids @> array[m.w] then true "                              \
+    "else case coalesce(p.default_mode, $6) when 'always' then true "          \
+    "when 'never' then false else exists (select 1 from rosteritems r "        \
+    "where r.username = m.u and r.jid = m.w and r.in_roster offset 0) end end"
+
+static const char SQL_INSERT[] = MAM_INSERT_SQL;
+static const char SQL_INSERT_DEDUP[] = MAM_INSERT_SQL " on conflict do nothing";
 
 static const char SQL_FORWARD[] =
     "select id, stanza from mam_messages where username = $1 and "
@@ -212,6 +225,8 @@ static void mam_ack(pres_t *p, uint64_t id)
     p->sink.send(p->sink.ud, &e, NULL, 0);
 }
 
+static void mam_send_batch(pres_t *p);
+
 static void mam_on_insert(const PGresult *res, int err, void *arg)
 {
     pres_t *p = life_unref(arg);
@@ -224,6 +239,14 @@ static void mam_on_insert(const PGresult *res, int err, void *arg)
                     b->n, kn_strerror(err));
         ev_timer_set(&m->retry, MAM_RETRY_S, 0.);
         ev_timer_start(p->loop, &m->retry);
+        return;
+    }
+    const char *state =
+        res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (err != 0 && !b->dedup && state != NULL && strcmp(state, "23505") == 0) {
+        /* Rows already archived (copies sent again): skip them. */
+        b->dedup = true;
+        mam_send_batch(p);
         return;
     }
     if (err != 0)
@@ -246,8 +269,8 @@ static void mam_send_batch(pres_t *p)
     const char *params[6] = {b->u.data, b->ids.data,
                              b->w.data, b->o.data,
                              b->s.data, mam_pref_names[p->conf.mam_default]};
-    kn_pg_query(p->pg, SQL_INSERT, 6, params, mam_on_insert,
-                life_ref(p->mam->life));
+    kn_pg_query(p->pg, b->dedup ? SQL_INSERT_DEDUP : SQL_INSERT, 6, params,
+                mam_on_insert, life_ref(p->mam->life));
 }
 
 static void mam_on_retry(struct ev_loop *loop, ev_timer *t, int revents)
