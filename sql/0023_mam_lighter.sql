@@ -14,12 +14,14 @@
 --   presenced.mam_expire_interval_ms). The primary key also serves queries
 --   without `with` and the ON CONFLICT of a copy sent twice;
 --   mam_messages_with (username, with_jid, id) serves queries with `with`.
--- - mam_wanted() is dropped: a SQL function with a FROM clause is not
---   inlined, so it ran as a separate executor call per row. presenced's
---   insert (presenced/pres_mam.c SQL_INSERT) evaluates the same rule in
---   the statement, with a left join on mam_prefs: a never JID, then an
---   always JID, then the user's default or presenced.mam_default (roster:
---   the other party is an item of the owner's roster).
+-- - presenced no longer calls mam_wanted(): a SQL function with a FROM
+--   clause is not inlined, so it ran as a separate executor call per row.
+--   presenced's insert (presenced/pres_mam.c SQL_INSERT) evaluates the
+--   same rule in the statement: a never JID, then an always JID, then the
+--   user's default or presenced.mam_default (roster: the other party is
+--   an item of the owner's roster). The function stays, so that a
+--   presenced from before this migration still writes while the nodes are
+--   upgraded one by one.
 
 alter table mam_messages drop constraint mam_messages_username_fkey;
 
@@ -35,5 +37,3 @@ $$;
 
 create trigger mam_messages_owner_gone after delete on users
     for each row execute function mam_messages_owner_gone();
-
-drop function mam_wanted(text, text, text);
