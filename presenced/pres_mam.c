@@ -11,9 +11,10 @@
  * commits, the next one (everything that arrived meanwhile) goes out as
  * one INSERT ... SELECT FROM unnest(...), so the batch size follows the
  * load (group commit) and delivery never waits for any of it. The insert
- * evaluates the preferences itself (mam_wanted(), sql/0022_mam.sql) and
- * skips owners that are not accounts; ON CONFLICT DO NOTHING makes a copy
- * sent twice (after our restart) one row. After the commit we send the
+ * evaluates the preferences itself (see SQL_INSERT) and skips owners that
+ * are not accounts. A copy sent twice (after our restart) stays one row:
+ * the primary key refuses the batch, which is written again with ON
+ * CONFLICT DO NOTHING. After the commit we send the
  * router one ACK with the highest id of the batch (cumulative: copies
  * arrive and are written in id order). A batch the server refuses is
  * logged and acknowledged (it would fail again); one that could not run
@@ -37,12 +38,20 @@
 
 #define MAM_RETRY_S      0.2
 #define MAM_EXPIRE_BATCH 10000
+/* Batches start at least this far apart (unless a query waits for the
+ * pending rows, or MAM_BATCH_ROWS are pending): PostgreSQL's cost per
+ * batch is large next to its cost per row, so at a low rate this makes
+ * fewer, larger batches (docs/PERFORMANCE.md). Delivery never waits for
+ * it; the archive lags by at most this much more. */
+#define MAM_BATCH_GAP_S 0.05
+#define MAM_BATCH_ROWS  2048
 
 typedef struct mam_batch {
     kn_buf_t u, ids, w, o, s;
     size_t n;         /* rows */
     size_t copies;    /* archive copies they came from */
     uint64_t last_id; /* id of the last copy */
+    bool dedup;       /* refused as a duplicate once: ON CONFLICT */
 } mam_batch_t;
 
 typedef struct mam_wait {
@@ -85,18 +94,45 @@ struct pres_mam {
     uint64_t acked;    /* highest archive id committed (and acknowledged) */
     mam_wait_t *waiters, **waiters_tail;
     ev_timer retry, expire;
+    ev_timer gap;          /* MAM_BATCH_GAP_S after the last batch began */
+    ev_tstamp next_batch;  /* no batch before (loop time) */
     ev_prepare flush_soon; /* writes the pending batch before the loop waits */
     bool started;
     bool expiring;
     uint64_t rows, batches;
 };
 
-static const char SQL_INSERT[] =
-    "insert into mam_messages (username, id, with_jid, outgoing, stanza) "
-    "select m.u, m.id, m.w, m.o, m.s from unnest($1::text[], $2::bigint[], "
-    "$3::text[], $4::boolean[], $5::text[]) as m(u, id, w, o, s) "
-    "join users on users.username = m.u where mam_wanted(m.u, m.w, $6) "
-    "on conflict do nothing";
+/* The preference rule (XEP-0313 6.1) is evaluated in the statement: a
+ * never JID, then an always JID, then the owner's default or $6
+ * (presenced.mam_default); roster: the other party is an item of the
+ * owner's roster. Inline rather than a SQL function, which PostgreSQL
+ * would run as a separate call per row. There is no foreign key to users
+ * (sql/0023_mam_lighter.sql): the users lookup skips owners that are not
+ * accounts, and FOR KEY SHARE makes an account removal wait for our
+ * commit (its trigger then removes the rows). The lookups are LATERAL
+ * subqueries (and OFFSET 0 keeps the roster EXISTS a correlated probe)
+ * so that the plan, generic after a few runs, is one index probe per row
+ * in users, mam_prefs and rosteritems, never a scan of those tables.
+ *
+ * Without ON CONFLICT: its check is one more primary key probe per row,
+ * and a duplicate only comes from copies sent again (our restart, or a
+ * router restart whose clock went back). A batch refused as a duplicate
+ * (23505) is sent again as SQL_INSERT_DEDUP. */
+#define MAM_INSERT_SQL                                                         \
+    "insert into mam_messages (username, id, with_jid, outgoing, stanza) "     \
+    "select m.u, m.id, m.w, m.o, m.s from unnest($1::text[], $2::bigint[], "   \
+    "$3::text[], $4::boolean[], $5::text[]) as m(u, id, w, o, s) "             \
+    "cross join lateral (select 1 from users where users.username = m.u "      \
+    "for key share) a left join lateral (select p.never_jids, p.always_jids, " \
+    "p.default_mode from mam_prefs p where p.username = m.u offset 0) p "      \
+    "on true where case when p.never_jids @> array[m.w] then false "           \
+    "when p.always_jids @> array[m.w] then true "                              \
+    "else case coalesce(p.default_mode, $6) when 'always' then true "          \
+    "when 'never' then false else exists (select 1 from rosteritems r "        \
+    "where r.username = m.u and r.jid = m.w and r.in_roster offset 0) end end"
+
+static const char SQL_INSERT[] = MAM_INSERT_SQL;
+static const char SQL_INSERT_DEDUP[] = MAM_INSERT_SQL " on conflict do nothing";
 
 static const char SQL_FORWARD[] =
     "select id, stanza from mam_messages where username = $1 and "
@@ -120,9 +156,14 @@ static const char SQL_PREFS_SET[] =
     "default_mode, always_jids = excluded.always_jids, never_jids = "
     "excluded.never_jids";
 
+/* Per account through the primary key (username, id): there is no index
+ * on id alone (sql/0023_mam_lighter.sql), so this costs one index probe
+ * per account when nothing has expired. */
 static const char SQL_EXPIRE[] =
-    "delete from mam_messages where ctid = any(array(select ctid from "
-    "mam_messages where id < $1::bigint limit 10000))";
+    "delete from mam_messages where ctid = any(array(select x.ctid from "
+    "users u cross join lateral (select m.ctid from mam_messages m where "
+    "m.username = u.username and m.id < $1::bigint limit 10000) x "
+    "limit 10000))";
 
 static struct pres_mam *mam_get(pres_t *p)
 {
@@ -184,6 +225,8 @@ static void mam_ack(pres_t *p, uint64_t id)
     p->sink.send(p->sink.ud, &e, NULL, 0);
 }
 
+static void mam_send_batch(pres_t *p);
+
 static void mam_on_insert(const PGresult *res, int err, void *arg)
 {
     pres_t *p = life_unref(arg);
@@ -196,6 +239,14 @@ static void mam_on_insert(const PGresult *res, int err, void *arg)
                     b->n, kn_strerror(err));
         ev_timer_set(&m->retry, MAM_RETRY_S, 0.);
         ev_timer_start(p->loop, &m->retry);
+        return;
+    }
+    const char *state =
+        res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (err != 0 && !b->dedup && state != NULL && strcmp(state, "23505") == 0) {
+        /* Rows already archived (copies sent again): skip them. */
+        b->dedup = true;
+        mam_send_batch(p);
         return;
     }
     if (err != 0)
@@ -218,8 +269,8 @@ static void mam_send_batch(pres_t *p)
     const char *params[6] = {b->u.data, b->ids.data,
                              b->w.data, b->o.data,
                              b->s.data, mam_pref_names[p->conf.mam_default]};
-    kn_pg_query(p->pg, SQL_INSERT, 6, params, mam_on_insert,
-                life_ref(p->mam->life));
+    kn_pg_query(p->pg, b->dedup ? SQL_INSERT_DEDUP : SQL_INSERT, 6, params,
+                mam_on_insert, life_ref(p->mam->life));
 }
 
 static void mam_on_retry(struct ev_loop *loop, ev_timer *t, int revents)
@@ -249,6 +300,19 @@ static void mam_flush(pres_t *p)
     }
     if (p->pg == NULL)
         return;
+    if (m->started && p->loop != NULL) {
+        ev_tstamp now = ev_now(p->loop);
+        if (now < m->next_batch && m->waiters == NULL &&
+            m->pending.n < MAM_BATCH_ROWS) {
+            if (!ev_is_active(&m->gap)) {
+                ev_timer_set(&m->gap, m->next_batch - now, 0.);
+                ev_timer_start(p->loop, &m->gap);
+            }
+            return;
+        }
+        ev_timer_stop(p->loop, &m->gap);
+        m->next_batch = now + MAM_BATCH_GAP_S;
+    }
     mam_batch_t *b = kn_malloc(sizeof(*b));
     *b = m->pending;
     memset(&m->pending, 0, sizeof(m->pending));
@@ -299,6 +363,13 @@ void pres_mam_archive(pres_t *p, const kn_env_t *env, const void *payload,
     } else {
         mam_flush(p);
     }
+}
+
+static void mam_on_gap(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    mam_flush(t->data);
 }
 
 static void mam_on_flush_soon(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -505,6 +576,8 @@ static void mam_query_iq(pres_t *p, const kn_stanza_t *st, int q,
     *m->waiters_tail = w;
     m->waiters_tail = &w->next;
     mam_run_waiters(p);
+    if (m->waiters != NULL)
+        mam_flush(p); /* the rows it waits for go now, not after the gap */
 }
 
 /* ---- preferences ---- */
@@ -691,6 +764,8 @@ void pres_mam_start(pres_t *p)
     ev_timer_init(&m->retry, mam_on_retry, MAM_RETRY_S, 0.);
     m->retry.data = p;
     ev_prepare_init(&m->flush_soon, mam_on_flush_soon);
+    ev_timer_init(&m->gap, mam_on_gap, MAM_BATCH_GAP_S, 0.);
+    m->gap.data = p;
     m->flush_soon.data = p;
     m->started = true;
     double period = (double)p->conf.mam_expire_interval_ms / 1000.0;
@@ -708,8 +783,10 @@ void pres_mam_free(pres_t *p)
     if (p->loop != NULL) {
         ev_timer_stop(p->loop, &m->retry);
         ev_timer_stop(p->loop, &m->expire);
-        if (m->started)
+        if (m->started) {
             ev_prepare_stop(p->loop, &m->flush_soon);
+            ev_timer_stop(p->loop, &m->gap);
+        }
     }
     batch_free(&m->pending);
     if (m->inflight != NULL) {

@@ -21,7 +21,10 @@
 # directories with bin/ (e.g. build, or a copy of an older build's bin/
 # under var/). Private stack: KILN_VAR (default var/bench-ab),
 # KILN_PG_PORT, KILN_PORT_OFFSET. Sizes: KILN_AB_PAIRS (200),
-# KILN_AB_REPEAT (3), KILN_AB_STEP (5 s per rate).
+# KILN_AB_REPEAT (3), KILN_AB_STEP (5 s per rate). Builds with different
+# schemas: KILN_AB_SQL_A / KILN_AB_SQL_B, a SQL file applied (psql) before
+# each start of that build (e.g. tests/bench/mam_schema_0022.sql to run a
+# build from before migration 0023 against its schema).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bA=$(cd "${1:-build}" && pwd)
@@ -121,8 +124,13 @@ for rep in $(seq "$reps"); do
     for which in A B; do
         if [ $which = A ]; then bin=$bA/bin; else bin=$bB/bin; fi
         for mam in $modes; do
-            start_kiln "$bin" "$KILN_VAR/kiln-mam-$mam.conf"
             psql "$KILN_PG" -XAtqc "truncate mam_messages" >/dev/null
+            schema=KILN_AB_SQL_$which
+            if [ -n "${!schema:-}" ]; then
+                psql "$KILN_PG" -XAtq -v ON_ERROR_STOP=1 -f "${!schema}" \
+                    >/dev/null || exit 1
+            fi
+            start_kiln "$bin" "$KILN_VAR/kiln-mam-$mam.conf"
             for rate in ${rates//,/ }; do
                 sleep 1
                 one_run "$which" "$bin" "$mam" "$rate" "$rep"

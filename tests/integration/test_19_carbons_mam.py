@@ -625,6 +625,77 @@ def test_mam_nothing_lost_when_archiver_killed_XEP_0313(live, make_user):
     run(go(), timeout=240)
 
 
+def test_mam_batch_with_an_archived_id_written_again_XEP_0313(live,
+                                                              make_user):
+    """presenced inserts without ON CONFLICT; a batch the primary key
+    refuses (a copy already archived: sent again after presenced's restart,
+    or an id reused after a router restart whose clock went back) is
+    written again with ON CONFLICT DO NOTHING, so the other rows of the
+    batch are not lost. Here the recipient's archive already holds a row at
+    every id the router can give in the next 20 s (ids are milliseconds <<
+    16, plus a counter within one millisecond)."""
+    a, b = users(make_user, "mua", "mub")
+    now_ms = int(time.time() * 1000)
+    sql("insert into mam_messages (username, id, with_jid, outgoing, stanza) "
+        "select '%s', (g::bigint << 16) + k, 'x@%s', false, '<message/>' "
+        "from generate_series(%d, %d) g, generate_series(0, 3) k"
+        % (b, D, now_ms - 1000, now_ms + 20000))
+    before = int(sql("select count(*) from mam_messages where username = '%s'"
+                     % b))
+
+    async def go():
+        alice = await login(live, a, PW, node="c2s-a")
+        bob = await login(live, b, PW, node="c2s-b")
+        try:
+            alice.send_message(mto="%s@%s" % (b, D), mbody="dup-id",
+                               mtype="chat")
+            await bob.next_message(timeout=20)
+            assert await archived(a, 1) == 1
+        finally:
+            await alice.stop()
+            await bob.stop()
+    run(go())
+    sid = sql("select id from mam_messages where username = '%s'" % a)
+    assert "dup-id" in sql("select stanza from mam_messages where username = "
+                           "'%s'" % a)
+    assert (int(sid) >> 16) <= now_ms + 20000, "the id fell outside the rows"
+    # the recipient's row at that id is the one already there
+    assert sql("select stanza from mam_messages where username = '%s' and "
+               "id = %s" % (b, sid)) == "<message/>"
+    assert int(sql("select count(*) from mam_messages where username = '%s'"
+                   % b)) == before
+
+
+def test_mam_account_removal_removes_its_archive_XEP_0313(live, make_user):
+    """mam_messages has no foreign key to users (sql/0023): removing an
+    account (XEP-0077 <remove/>) removes its archive through the users
+    trigger; the other party's archive keeps its copy."""
+    a, b = users(make_user, "mda", "mdb")
+
+    async def go():
+        alice = await login(live, a, PW, node="c2s-a")
+        bob = await login(live, b, PW, node="c2s-b")
+        try:
+            alice.send_message(mto="%s@%s" % (b, D), mbody="bye",
+                               mtype="chat")
+            await bob.next_message(timeout=20)
+            assert await archived(a, 1) == 1
+            assert await archived(b, 1) == 1
+            r = await iq(alice, "set", D,
+                         "<query xmlns='jabber:iq:register'><remove/>"
+                         "</query>")
+            assert r["type"] == "result"
+        finally:
+            await alice.stop()
+            await bob.stop()
+    run(go())
+    assert sql("select count(*) from users where username = '%s'" % a) == "0"
+    assert sql("select count(*) from mam_messages where username = '%s'"
+               % a) == "0"
+    assert sql("select count(*) from mam_messages where username = '%s'"
+               % b) == "1"
+
+
 def test_mam_retention_removes_expired_rows_XEP_0313(live, make_user):
     """presenced.mam_retention_days (the test config: 3650) and
     mam_expire_interval_ms (500): a row older than the retention goes,
