@@ -120,7 +120,12 @@ static void c2s_on_message(void *ud, const kn_env_t *env, const void *payload,
                            size_t len)
 {
     c2s_server_t *srv = ud;
-    if (srv->stopping || c2s_comp_on_message(srv, env, payload, len))
+    /* Stopping: every session ended, so a stanza still coming is for a
+     * vanished connection and is rerouted (router_on_stanza); the rest
+     * has no one left to reach. */
+    if (srv->stopping && env->kind != KN_ENV_STANZA)
+        return;
+    if (c2s_comp_on_message(srv, env, payload, len))
         return;
     switch (env->kind) {
     case KN_ENV_STANZA:
