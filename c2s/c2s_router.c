@@ -64,6 +64,9 @@ static void router_on_stanza(c2s_server_t *srv, const kn_env_t *env,
         kn_log_warn("c2s: reroute of a stanza for a vanished connection "
                     "failed: %s",
                     kn_strerror(rc));
+    else if (srv->stopping)
+        kn_log_info("c2s: stopping: rerouted a stanza for %.*s",
+                    (int)env->to_len, env->to ? env->to : "");
 }
 
 static void router_on_bounce(c2s_server_t *srv, const kn_env_t *env,
