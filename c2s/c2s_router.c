@@ -64,6 +64,9 @@ static void router_on_stanza(c2s_server_t *srv, const kn_env_t *env,
         kn_log_warn("c2s: reroute of a stanza for a vanished connection "
                     "failed: %s",
                     kn_strerror(rc));
+    else if (srv->stopping)
+        kn_log_info("c2s: stopping: rerouted a stanza for %.*s",
+                    (int)env->to_len, env->to ? env->to : "");
 }
 
 static void router_on_bounce(c2s_server_t *srv, const kn_env_t *env,
@@ -120,7 +123,12 @@ static void c2s_on_message(void *ud, const kn_env_t *env, const void *payload,
                            size_t len)
 {
     c2s_server_t *srv = ud;
-    if (srv->stopping || c2s_comp_on_message(srv, env, payload, len))
+    /* Stopping: every session ended, so a stanza still coming is for a
+     * vanished connection and is rerouted (router_on_stanza); the rest
+     * has no one left to reach. */
+    if (srv->stopping && env->kind != KN_ENV_STANZA)
+        return;
+    if (c2s_comp_on_message(srv, env, payload, len))
         return;
     switch (env->kind) {
     case KN_ENV_STANZA:

@@ -228,6 +228,27 @@ void c2s_server_shutdown(c2s_server_t *srv)
     }
     c2s_conn_drain(srv);
     kn_log_info("c2s: shut down %zu connections", n);
+    /* The router may have sent stanzas to these sessions before it read
+     * their SESSION_DOWNs: they are still on the way to us, and the
+     * router, seeing clean session ends, keeps no copy. An empty ACK (a
+     * data frame the router routes nowhere) after the SESSION_DOWNs: once
+     * the router acknowledges its link sequence it has read them, and all
+     * it sent us before is read too (one ordered pipe). Until then main's
+     * drain keeps the loop running and c2s_on_message reroutes what still
+     * comes (c2s_server_pending). */
+    if (srv->link != NULL && kn_link_ready(srv->link)) {
+        kn_env_t e = {0};
+        e.kind = KN_ENV_ACK;
+        int rc = kn_link_send(srv->link, &e, NULL, 0);
+        if (rc < 0)
+            kn_log_warn("c2s: stop marker not sent: %s", kn_strerror(rc));
+    }
+}
+
+size_t c2s_server_pending(void *arg)
+{
+    c2s_server_t *srv = arg;
+    return srv->link != NULL ? kn_link_unacked(srv->link) : 0;
 }
 
 void c2s_server_free(c2s_server_t *srv)

@@ -100,6 +100,9 @@ int c2s_server_init(c2s_server_t *srv, struct ev_loop *loop,
 /* SIGTERM: <system-shutdown/> to every client, SESSION_DOWN (shutdown)
  * for each session, close everything. Called from the signal callback. */
 void c2s_server_shutdown(c2s_server_t *srv);
+/* For the stop drain (kn_daemon_signals_drain): frames the router has not
+ * acknowledged yet, the stop marker among them (kn_link_unacked). */
+size_t c2s_server_pending(void *arg);
 
 /* Free everything (after the loop ended). */
 void c2s_server_free(c2s_server_t *srv);

@@ -17,6 +17,11 @@ static void on_stop(void *arg)
     c2s_server_shutdown(arg);
 }
 
+/* SIGTERM: end the sessions, then run until the router acknowledged the
+ * stop marker (c2s_server_shutdown), rerouting what it still sends. */
+static const kn_daemon_drain_ops_t c2s_drain_ops = {on_stop,
+                                                    c2s_server_pending};
+
 static const char *g_node_arg; /* --node, for the reload */
 
 /* SIGHUP: a new certificate and key (same paths or new ones), ciphers,
@@ -77,7 +82,8 @@ int main(int argc, char **argv)
         kn_metrics_serve(loop, cf, "c2s") == 0) {
         c2s_metrics_register(&srv);
         g_node_arg = args.node;
-        kn_daemon_signals(loop, on_stop, &srv);
+        kn_daemon_signals_drain(loop, &c2s_drain_ops, &srv,
+                                (unsigned)cc.shutdown_drain_ms);
         kn_daemon_on_reload(on_reload, &srv);
         ev_run(loop, 0);
         rc = 0;

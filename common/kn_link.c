@@ -742,3 +742,10 @@ uint32_t kn_link_router_boot(const kn_link_t *l)
 {
     return l->router_boot;
 }
+
+size_t kn_link_unacked(const kn_link_t *l)
+{
+    if (l == NULL || l->cur < 0 || !l->ready)
+        return 0;
+    return l->q_count;
+}

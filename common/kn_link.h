@@ -82,4 +82,9 @@ bool kn_link_declared_lost(const kn_link_t *l);
 /* The router's boot id as last seen (0 before the first HELLO answer). */
 uint32_t kn_link_router_boot(const kn_link_t *l);
 
+/* Frames in our queue: data frames the current router has not
+ * acknowledged yet (KN_LINK_T_ACKED) and frames held for lack of one.
+ * 0 when there is no ready router to wait for (nothing can drain). */
+size_t kn_link_unacked(const kn_link_t *l);
+
 #endif
