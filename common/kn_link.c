@@ -224,6 +224,34 @@ static void q_flush(kn_link_t *l)
     l->q_unsent = pp;
 }
 
+/* The router declared us lost (a partition) and, doing so, rerouted its
+ * own XEP-0198 copies of what our sessions had not acknowledged. Our
+ * reroutes of those sessions' queues (REROUTE + SM_COPY), written while
+ * the router could not hear us and still queued here, would deliver the
+ * same messages a second time once we count as alive again: dropped.
+ * The router drops those that reach it while we are still lost. */
+static size_t q_drop_copied_reroutes(kn_link_t *l)
+{
+    const uint16_t both = KN_F_REROUTE | KN_F_SM_COPY;
+    size_t n = 0;
+    link_frame_t **pp = &l->q_head;
+    while (*pp != NULL) {
+        link_frame_t *f = *pp;
+        kn_env_t e;
+        if (f->seq != 0 && kn_env_decode(f->bytes, f->elen, &e) == 0 &&
+            e.kind == KN_ENV_STANZA && (e.flags & both) == both) {
+            *pp = f->next;
+            q_free_frame(l, f);
+            n++;
+            continue;
+        }
+        pp = &f->next;
+    }
+    l->q_tail = pp;
+    l->q_unsent = &l->q_head; /* q_rewind follows */
+    return n;
+}
+
 static bool q_has_unsent(const kn_link_t *l)
 {
     return *l->q_unsent != NULL;
@@ -361,6 +389,13 @@ static void link_on_ack(kn_link_t *l, const kn_env_t *env)
     l->ready = true;
     l->flushed = false;
     l->resync_pending = false;
+    if (l->was_lost) {
+        size_t n = q_drop_copied_reroutes(l);
+        if (n > 0)
+            kn_log_info("link: %zu rerouted copies dropped (the router "
+                        "declared %s lost and rerouted its own)",
+                        n, l->name);
+    }
     q_rewind(l);
     kn_log_info("router accepted %s as node %u%s (%s, epoch %llu)", l->name,
                 l->index, resync ? " (resync)" : "", l->eps[l->cur].endpoint,

@@ -207,6 +207,101 @@ START_TEST(restarted_router_is_not_declared_lost)
 }
 END_TEST
 
+/* The stanza envelopes the node sends within about 0.2 s: their flags,
+ * in order (others are skipped). */
+static int collect_stanzas(fixture_t *f, uint16_t *flags, int max)
+{
+    int n = 0;
+    for (int i = 0; i < 100; i++) {
+        pump(f);
+        for (;;) {
+            zmq_msg_t id, env;
+            zmq_msg_init(&id);
+            if (zmq_msg_recv(&id, f->router, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&id);
+                break;
+            }
+            zmq_msg_init(&env);
+            ck_assert_int_ge(zmq_msg_recv(&env, f->router, 0), 0);
+            int more = zmq_msg_more(&env);
+            while (more) {
+                zmq_msg_t rest;
+                zmq_msg_init(&rest);
+                zmq_msg_recv(&rest, f->router, 0);
+                more = zmq_msg_more(&rest);
+                zmq_msg_close(&rest);
+            }
+            kn_env_t e;
+            ck_assert_int_eq(
+                kn_env_decode(zmq_msg_data(&env), zmq_msg_size(&env), &e), 0);
+            if (e.kind == KN_ENV_STANZA && n < max)
+                flags[n++] = e.flags;
+            zmq_msg_close(&id);
+            zmq_msg_close(&env);
+        }
+    }
+    return n;
+}
+
+static void node_send(fixture_t *f, uint16_t flags)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.flags = flags;
+    e.from = "a@localhost/x";
+    e.from_len = strlen(e.from);
+    e.to = "b@localhost/y";
+    e.to_len = strlen(e.to);
+    ck_assert_int_eq(kn_link_send(f->rl.l, &e, "<x/>", 4), 0);
+}
+
+/* Issue 14 (the short cluster form's partition, a duplicate after the
+ * heal): a session's queue rerouted by the node while it was cut off
+ * (REROUTE + SM_COPY) is not sent again once the router says it had
+ * declared the node lost (it rerouted its own copies then); an ordinary
+ * unacknowledged stanza is. */
+START_TEST(declared_lost_drops_queued_copied_reroutes_R_DROP_6)
+{
+    fixture_t f;
+    fixture_open(&f);
+    node_send(&f, 0);
+    node_send(&f, KN_F_REROUTE | KN_F_SM_COPY);
+    uint16_t got[8];
+    ck_assert_int_eq(collect_stanzas(&f, got, 8), 2);
+    /* no link ack: both stay queued; the router declared the node lost */
+    router_send(&f, KN_ENV_HELLO, KN_F_REHELLO, BOOT1);
+    wait_hello(&f);
+    router_send(&f, KN_ENV_HELLO, KN_F_ACK, BOOT1);
+    wait_ready(&f, 2);
+    ck_assert(f.rl.lost);
+    int n = collect_stanzas(&f, got, 8);
+    ck_assert_int_eq(n, 1);
+    ck_assert_uint_eq(got[0] & (KN_F_REROUTE | KN_F_SM_COPY), 0);
+    fixture_close(&f);
+}
+END_TEST
+
+/* After a router restart (not declared lost) both are sent again. */
+START_TEST(restart_resends_queued_copied_reroutes)
+{
+    fixture_t f;
+    fixture_open(&f);
+    node_send(&f, 0);
+    node_send(&f, KN_F_REROUTE | KN_F_SM_COPY);
+    uint16_t got[8];
+    ck_assert_int_eq(collect_stanzas(&f, got, 8), 2);
+    router_send(&f, KN_ENV_HEARTBEAT, 0, BOOT2);
+    wait_hello(&f);
+    router_send(&f, KN_ENV_HELLO, KN_F_ACK, BOOT2);
+    wait_ready(&f, 2);
+    ck_assert(!f.rl.lost);
+    ck_assert_int_eq(collect_stanzas(&f, got, 8), 2);
+    fixture_close(&f);
+}
+END_TEST
+
 int main(void)
 {
     kn_log_init("test", KN_LOG_ERR);
@@ -215,6 +310,8 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, rehello_same_boot_is_declared_lost_R_DROP_6);
     tcase_add_test(tc, restarted_router_is_not_declared_lost);
+    tcase_add_test(tc, declared_lost_drops_queued_copied_reroutes_R_DROP_6);
+    tcase_add_test(tc, restart_resends_queued_copied_reroutes);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
