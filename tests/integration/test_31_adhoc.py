@@ -218,6 +218,11 @@ def test_adhoc_password_disable_reenable_delete_XEP_0133(live, make_user):
             await two_stage(a, live.domain, "reenable-user",
                             {"accountjids": [jid]})
             c = await login(live, u, "chang3d-Pw", node="c2s-b")
+            # end-user-session ends the sessions the server knows of: wait
+            # until presenced has this one (its SESSION_UP goes c2s ->
+            # router -> presenced, like the roster get that follows it on
+            # the same path, so the answer means it has been heard of)
+            await iq(c, "get", None, "<query xmlns='jabber:iq:roster'/>")
             # end-user-session: the session goes, the account stays
             ended = asyncio.get_running_loop().create_future()
             c.add_event_handler("disconnected",
