@@ -118,6 +118,54 @@ static void sess_destroy(pres_t *p, pres_sess_t *s)
     pres_user_maybe_free(p, u);
 }
 
+/* ---- a session of an account removed or disabled meanwhile --------------
+ * A removal (XEP-0077, XEP-0133 delete/disable, kilnctl) commits, drops
+ * the cached credentials, then kicks the sessions in our table. A stream
+ * that authenticated before the commit may bind after our kicks went out:
+ * its SESSION_UP (c2s -> router -> us) comes later. So each new session
+ * is checked against the users row; if the row is gone or disabled, the
+ * session is ended like the others (reason "removed"). The check reads
+ * the row after our SESSION_UP, hence after any kick that missed it. */
+
+typedef struct sess_check {
+    pres_t *p;
+    char *full;
+    uint64_t conn;
+} sess_check_t;
+
+static void sess_checked(const PGresult *res, int err, void *arg)
+{
+    sess_check_t *c = arg;
+    if (err == 0 &&
+        (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "t") == 0)) {
+        pres_sess_t *s = pres_sess_find(c->p, c->full);
+        if (s != NULL && s->conn == c->conn) {
+            kn_log_info("session %s: its account is gone or disabled", c->full);
+            pres_admin_kick(c->p, c->full, KN_ENV_REASON_REMOVED);
+        }
+    } else if (err != 0) {
+        kn_log_warn("session %s: account not checked (%s)", c->full,
+                    kn_strerror(err));
+    }
+    free(c->full);
+    free(c);
+}
+
+static void sess_check_account(pres_t *p, const pres_sess_t *s)
+{
+    if (p->pg == NULL || !pres_is_local(p, s->user->bare))
+        return;
+    sess_check_t *c = kn_malloc(sizeof(*c));
+    c->p = p;
+    c->full = kn_strdup(s->full);
+    c->conn = s->conn;
+    char *local = pres_localpart(s->user->bare);
+    const char *params[] = {local};
+    kn_pg_query(p->pg, "select disabled from users where username = $1", 1,
+                params, sess_checked, c);
+    free(local);
+}
+
 void pres_sess_up(pres_t *p, const kn_env_t *env)
 {
     char full[KN_ENV_STR_MAX + 1];
@@ -152,6 +200,7 @@ void pres_sess_up(pres_t *p, const kn_env_t *env)
         pres_roster_get(p, s->user->bare, NULL, NULL); /* warm the cache */
     pres_block_session_up(p, s);  /* XEP-0191: the list for its c2s */
     pres_avatar_load(p, s->user); /* XEP-0153 */
+    sess_check_account(p, s);
 }
 
 void pres_sess_down(pres_t *p, const kn_env_t *env)

@@ -6,6 +6,7 @@ with <not-authorized/>, the data is gone, the login is refused).
 """
 
 import asyncio
+import base64
 import os
 import subprocess
 import uuid
@@ -136,4 +137,46 @@ def test_account_removal_ends_every_session_XEP_0077(live, make_user):
                 % u) == "0"
     assert psql("select count(*) from rosteritems where username = '%s'"
                 % friend) == "0"  # the friend's roster never had u
+    assert live.procs["router"].alive() and live.procs["presenced"].alive()
+
+
+def test_account_removal_ends_a_session_bound_meanwhile_XEP_0077(live,
+                                                                make_user):
+    """A stream that authenticated before the removal and binds after it
+    (its SESSION_UP reaches presenced after the kicks went out, the race
+    of a second session binding while the account is removed) must end
+    too: presenced finds the account gone when the session comes up."""
+    from test_01_stream import Raw
+    u = fresh(make_user)
+    raw = Raw(live.ports["c2s-b"]["starttls"], live.cert)
+    try:
+        raw.starttls()
+        r = raw.ask("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                    "mechanism='PLAIN'>%s</auth>"
+                    % base64.b64encode(("\0%s\0%s" % (u, PW)).encode())
+                    .decode(), "</")
+        assert "<success" in r, r
+        raw.open()
+
+        async def go():
+            a = await login(live, u, PW, node="c2s-a", resource="phone")
+            ended = asyncio.get_event_loop().create_future()
+            a.add_event_handler(
+                "disconnected",
+                lambda _: ended.done() or ended.set_result(True))
+            r = await iq(a, "set", live.domain,
+                         "<query xmlns='%s'><remove/></query>" % NS)
+            assert r["type"] == "result"
+            await asyncio.wait_for(ended, 10)
+
+        run(go())
+        assert psql("select count(*) from users where username = '%s'"
+                    % u) == "0"
+        # the account is gone; the stream authenticated before now binds
+        raw.send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:"
+                 "xml:ns:xmpp-bind'><resource>desk</resource></bind></iq>")
+        out = raw.closed(15)
+        assert "not-authorized" in out, out
+    finally:
+        raw.close()
     assert live.procs["router"].alive() and live.procs["presenced"].alive()
