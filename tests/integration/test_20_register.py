@@ -164,10 +164,24 @@ def test_account_removal_ends_a_session_bound_meanwhile_XEP_0077(live,
             a.add_event_handler(
                 "disconnected",
                 lambda _: ended.done() or ended.set_result(True))
-            r = await iq(a, "set", live.domain,
-                         "<query xmlns='%s'><remove/></query>" % NS)
-            assert r["type"] == "result"
-            await asyncio.wait_for(ended, 10)
+            # What this test is about is the other stream, below: here
+            # only the removal must happen. The result and the kick race
+            # to this client (seen once under load: the kick won and the
+            # result never came; docs/ARCHITECTURE.md gaps), so either
+            # the result or the end of the session will do, and the
+            # session must end.
+            answer = asyncio.ensure_future(
+                iq(a, "set", live.domain,
+                   "<query xmlns='%s'><remove/></query>" % NS))
+            await asyncio.wait_for(ended, 15)
+            if not answer.done() or answer.cancelled():
+                answer.cancel()
+            elif answer.exception() is None:
+                assert answer.result()["type"] == "result", answer.result()
+            else:  # an error answer fails; no answer (the kick won) does not
+                from slixmpp.exceptions import IqTimeout
+                assert isinstance(answer.exception(), IqTimeout), \
+                    answer.exception()
 
         run(go())
         assert psql("select count(*) from users where username = '%s'"
