@@ -67,41 +67,50 @@ static void pump(fixture_t *f)
     nanosleep(&ts, NULL);
 }
 
+/* One envelope the node sent, decoded into *e (its strings point into
+ * a buffer overwritten by the next call); the sender's identity is kept
+ * in f->id. false when nothing is waiting. */
+static bool router_recv(fixture_t *f, kn_env_t *e)
+{
+    static unsigned char buf[4096];
+    zmq_msg_t id, env;
+    zmq_msg_init(&id);
+    if (zmq_msg_recv(&id, f->router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&id);
+        return false;
+    }
+    zmq_msg_init(&env);
+    ck_assert_int_ge(zmq_msg_recv(&env, f->router, 0), 0);
+    int more = zmq_msg_more(&env);
+    while (more) {
+        zmq_msg_t rest;
+        zmq_msg_init(&rest);
+        zmq_msg_recv(&rest, f->router, 0);
+        more = zmq_msg_more(&rest);
+        zmq_msg_close(&rest);
+    }
+    f->id_len = zmq_msg_size(&id);
+    ck_assert_uint_le(f->id_len, sizeof(f->id));
+    memcpy(f->id, zmq_msg_data(&id), f->id_len);
+    size_t n = zmq_msg_size(&env);
+    ck_assert_uint_le(n, sizeof(buf));
+    memcpy(buf, zmq_msg_data(&env), n);
+    zmq_msg_close(&id);
+    zmq_msg_close(&env);
+    ck_assert_int_eq(kn_env_decode(buf, n, e), 0);
+    return true;
+}
+
 /* The next HELLO the node sends (other envelopes are skipped); 5 s. */
 static kn_env_t wait_hello(fixture_t *f)
 {
     for (int i = 0; i < 2500; i++) {
         pump(f);
-        zmq_msg_t id, env;
-        zmq_msg_init(&id);
-        if (zmq_msg_recv(&id, f->router, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&id);
-            continue;
-        }
-        zmq_msg_init(&env);
-        ck_assert_int_ge(zmq_msg_recv(&env, f->router, 0), 0);
-        int more = zmq_msg_more(&env);
-        while (more) {
-            zmq_msg_t rest;
-            zmq_msg_init(&rest);
-            zmq_msg_recv(&rest, f->router, 0);
-            more = zmq_msg_more(&rest);
-            zmq_msg_close(&rest);
-        }
-        f->id_len = zmq_msg_size(&id);
-        ck_assert_uint_le(f->id_len, sizeof(f->id));
-        memcpy(f->id, zmq_msg_data(&id), f->id_len);
         kn_env_t e;
-        ck_assert_int_eq(
-            kn_env_decode(zmq_msg_data(&env), zmq_msg_size(&env), &e), 0);
-        kn_env_kind_t kind = e.kind;
-        uint16_t flags = e.flags;
-        zmq_msg_close(&id);
-        zmq_msg_close(&env);
-        if (kind == KN_ENV_HELLO) {
+        if (router_recv(f, &e) && e.kind == KN_ENV_HELLO) {
             kn_env_t out = {0};
-            out.kind = kind;
-            out.flags = flags;
+            out.kind = e.kind;
+            out.flags = e.flags;
             return out;
         }
     }
@@ -214,31 +223,10 @@ static int collect_stanzas(fixture_t *f, uint16_t *flags, int max)
     int n = 0;
     for (int i = 0; i < 100; i++) {
         pump(f);
-        for (;;) {
-            zmq_msg_t id, env;
-            zmq_msg_init(&id);
-            if (zmq_msg_recv(&id, f->router, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&id);
-                break;
-            }
-            zmq_msg_init(&env);
-            ck_assert_int_ge(zmq_msg_recv(&env, f->router, 0), 0);
-            int more = zmq_msg_more(&env);
-            while (more) {
-                zmq_msg_t rest;
-                zmq_msg_init(&rest);
-                zmq_msg_recv(&rest, f->router, 0);
-                more = zmq_msg_more(&rest);
-                zmq_msg_close(&rest);
-            }
-            kn_env_t e;
-            ck_assert_int_eq(
-                kn_env_decode(zmq_msg_data(&env), zmq_msg_size(&env), &e), 0);
+        kn_env_t e;
+        while (router_recv(f, &e))
             if (e.kind == KN_ENV_STANZA && n < max)
                 flags[n++] = e.flags;
-            zmq_msg_close(&id);
-            zmq_msg_close(&env);
-        }
     }
     return n;
 }
