@@ -362,6 +362,11 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         return;
     }
     router_node_t *src = router_node_by_name(r, from_name, from_len);
+    /* A node we declared lost that speaks again without having restarted
+     * (a partition healed; a restarted node HELLOs before any data): its
+     * link numbering goes on, and what we route of it now it will resend
+     * after its re-sync, so its link order is kept below all the same. */
+    router_node_t *lost = NULL;
     if (src == NULL || !src->alive) {
         /* Unknown sender (we restarted, or lost it): make it HELLO and
          * re-announce. Its control messages will be repeated then; its
@@ -385,6 +390,7 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
             r->stats.dropped++;
             return;
         }
+        lost = src;
         src = NULL;
     } else {
         src->last_seen = now;
@@ -399,15 +405,18 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         }
     }
     r->cur_link = 0;
-    if (data && src != NULL && env->link != 0) {
-        if (env->link <= src->link_rx) {
-            /* Sent again after a re-sync, and routed already. */
+    router_node_t *ln = src != NULL ? src : lost;
+    if (data && ln != NULL && env->link != 0) {
+        if (env->link <= ln->link_rx) {
+            /* Sent again after a re-sync, and routed already (maybe
+             * while the node was lost, from its socket's queue). */
             r->link_dups++;
             return;
         }
-        src->link_rx = env->link;
-        r->cur_link = (uint64_t)src->index << KN_CONN_NODE_SHIFT |
-                      (env->link & KN_CONN_LOCAL_MASK);
+        ln->link_rx = env->link;
+        if (src != NULL)
+            r->cur_link = (uint64_t)src->index << KN_CONN_NODE_SHIFT |
+                          (env->link & KN_CONN_LOCAL_MASK);
     }
     switch (env->kind) {
     case KN_ENV_STANZA:

@@ -1276,6 +1276,81 @@ START_TEST(reroute_of_copied_message_from_lost_node_dropped_R_DROP_6)
 }
 END_TEST
 
+/* Issue 14 (CI, tests/cluster short form, partition): the router declared
+ * c2s-b lost; at the heal, frames c2s-b had sent during the partition came
+ * out of its socket before it heard it was lost. The router held them for
+ * the warm-up and routed them (the senders' messages, accepted by c2s-b);
+ * c2s-b, re-synced, sent them again from its unacknowledged queue with the
+ * same link ids, and the router, which had not counted them for the lost
+ * node, routed them a second time: delivered twice. */
+START_TEST(frames_of_lost_node_routed_once_across_its_resync_R_DROP_6)
+{
+    sess_up("c2s-a", ia, 1, "alice@localhost/pc", 0, true);
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.from = "bob@localhost/x";
+    e.from_len = strlen(e.from);
+    e.to = "alice@localhost/pc";
+    e.to_len = strlen(e.to);
+    e.link = 1;
+    reset_out();
+    in("c2s-b", &e, "<k1/>");
+    ck_assert_int_eq(nout, 1);
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    now = 110.0;
+    in("c2s-a", &hb, NULL);
+    now = 116.0; /* c2s-b silent for node_timeout: lost */
+    router_tick(r, now);
+    in("c2s-a", &hb, NULL);
+    /* the partition heals: k2 and k3 come out of c2s-b's socket */
+    reset_out();
+    e.link = 2;
+    in("c2s-b", &e, "<k2/>");
+    e.link = 3;
+    in("c2s-b", &e, "<k3/>");
+    now = 117.5; /* the hold of an unknown sender's frames ends */
+    in("c2s-a", &hb, NULL);
+    router_tick(r, now);
+    /* c2s-b hears the REHELLO: the same run, it re-syncs and resends its
+     * unacknowledged frames, then a new one */
+    kn_env_t h = {0};
+    h.kind = KN_ENV_HELLO;
+    h.flags = KN_F_ROLE_C2S;
+    h.seq = 2;
+    h.conn_id = kn_conn_make(ib, 0);
+    in("c2s-b", &h, NULL);
+    for (uint64_t l = 1; l <= 3; l++) {
+        e.link = l;
+        in("c2s-b", &e, l == 1 ? "<k1/>" : l == 2 ? "<k2/>" : "<k3/>");
+    }
+    e.link = 4;
+    in("c2s-b", &e, "<k4/>");
+    now = 120.0;
+    router_tick(r, now);
+    int k2 = 0, k3 = 0, k4 = 0, other = 0;
+    for (int i = 0; i < nout; i++) {
+        if (outs[i].kind != KN_ENV_STANZA)
+            continue;
+        ck_assert_str_eq(outs[i].node, "c2s-a");
+        if (strcmp(outs[i].payload, "<k2/>") == 0)
+            k2++;
+        else if (strcmp(outs[i].payload, "<k3/>") == 0)
+            k3++;
+        else if (strcmp(outs[i].payload, "<k4/>") == 0)
+            k4++;
+        else
+            other++;
+    }
+    ck_assert_int_eq(k2, 1);
+    ck_assert_int_eq(k3, 1);
+    ck_assert_int_eq(k4, 1);
+    ck_assert_int_eq(other, 0);
+}
+END_TEST
+
 /* Issue 14 (tests/cluster, rolling restart at 1,000 users): after the
  * fixed warm-up a node may still be re-announcing its sessions; the
  * router holds on until it said SYNCED (a message routed before found no
@@ -1461,6 +1536,8 @@ int main(void)
         tc, session_down_during_router_restart_reaches_subscribers_R_DROP_1);
     tcase_add_test(tc,
                    reroute_of_copied_message_from_lost_node_dropped_R_DROP_6);
+    tcase_add_test(tc,
+                   frames_of_lost_node_routed_once_across_its_resync_R_DROP_6);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
