@@ -64,6 +64,8 @@ typedef struct load_opts {
     double p99_limit_ms;
     size_t roster;    /* presence: mutual contacts per user */
     size_t rounds;    /* presence: login/logout rounds */
+    double status_rate; /* presence: status changes/s in a wave after the
+                           login wave of each round (0: no wave) */
     size_t occupants; /* muc */
     const char *room;
     size_t body_size; /* padding added to each message body */
@@ -101,6 +103,8 @@ typedef struct load_counts {
     uint64_t in_room;      /* muc: occupants in the room now */
     uint64_t incomplete;   /* presence: users missing a contact */
     uint64_t behind;       /* sends the tool could not issue on time */
+    uint64_t due;          /* status wave: deliveries the sends owe (one
+                              per contact online when sent) */
     char first_error[200];
 } load_counts_t;
 
@@ -144,6 +148,8 @@ enum load_traffic {
     LOAD_TRAFFIC_NONE = 0,
     LOAD_TRAFFIC_PAIRS, /* user 2i <-> 2i+1, type chat, to the full JID */
     LOAD_TRAFFIC_MUC,   /* occupants -> room, type groupchat */
+    LOAD_TRAFFIC_STATUS, /* broadcast presence (show toggled), seen by the
+                            roster clique */
 };
 
 /* How users are split between workers and what they do. */

@@ -95,6 +95,7 @@ struct load_conn {
     bool joined;         /* muc: in the room */
     bool join_pending;   /* muc: join sent, no answer yet */
     bool counted_online; /* counted in the worker's online total */
+    bool away;           /* presence: the last status wave sent "away" */
 };
 
 /* Create the shared client state; 0 or -KN_EIO (message on stderr). */

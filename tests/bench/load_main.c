@@ -58,6 +58,12 @@ static void usage(FILE *f)
           "  --body-size N          extra bytes per message body (0)\n"
           "  --roster R             presence: contacts per user (10)\n"
           "  --rounds N             presence: login/logout rounds (2)\n"
+          "  --status-rate R        presence: after each login wave, online "
+          "users change\n"
+          "                         status (away/available) at R/s in all "
+          "for --step-seconds;\n"
+          "                         latency and losses of the deliveries "
+          "to contacts (0)\n"
           "  --occupants N          muc: occupants (200)\n"
           "  --room JID             muc: room (bench@conference.localhost)\n"
           "reporting:\n"
@@ -158,6 +164,7 @@ enum {
     OPT_BODY,
     OPT_ROSTER,
     OPT_ROUNDS,
+    OPT_STATUS,
     OPT_OCC,
     OPT_ROOM,
     OPT_PIDS,
@@ -194,6 +201,7 @@ static const struct option long_opts[] = {
     {"body-size", 1, NULL, OPT_BODY},
     {"roster", 1, NULL, OPT_ROSTER},
     {"rounds", 1, NULL, OPT_ROUNDS},
+    {"status-rate", 1, NULL, OPT_STATUS},
     {"occupants", 1, NULL, OPT_OCC},
     {"room", 1, NULL, OPT_ROOM},
     {"server-pids", 1, NULL, OPT_PIDS},
@@ -361,6 +369,10 @@ int main(int argc, char **argv)
             break;
         case OPT_ROUNDS:
             if (parse_size(optarg, &o.rounds) < 0 || o.rounds == 0)
+                return bad(name, optarg);
+            break;
+        case OPT_STATUS:
+            if (parse_double(optarg, &o.status_rate) < 0)
                 return bad(name, optarg);
             break;
         case OPT_OCC:

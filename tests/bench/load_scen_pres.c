@@ -9,8 +9,17 @@
  * presence), then the rest. Reported per
  * round: logins per second and presence stanzas delivered per second
  * over the login wave; a user that never saw one of its contacts online
- * counts as incomplete, which is a failure. Counted against the exact
- * expectation (one presence per contact resource, RFC 6121), with the
+ * counts as incomplete, which is a failure.
+ *
+ * --status-rate R adds a status wave to each round once every user sees
+ * its contacts: for --step-seconds, online users in turn broadcast a
+ * presence toggling between away and available (R changes per second in
+ * all), each tagged "kl STEP T_NS" in its status, then up to --drain
+ * seconds for the rest. Each change owes one delivery to every contact
+ * online when it was sent; reported: deliveries expected and received,
+ * lost (a failure unless --allow-loss) and the latency histogram
+ * (p50/p99/max) from the send to each contact's receipt. Counted against the
+ * exact expectation (one presence per contact resource, RFC 6121), with the
  * user's own presence (self), what a leaving session still received
  * (leaving) and repeated states (repeats) apart; those are reported, not
  * failures, since servers differ (tests/bench/README.md).
@@ -18,8 +27,57 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
+#include "kn_mem.h"
 #include "load_scen.h"
+
+typedef struct pres_wave {
+    uint64_t sent, due, recv, late, behind, cpu_us;
+    load_hist_t *hist; /* every round's deliveries */
+} pres_wave_t;
+
+/* The status wave of round r (see the top comment); -1 when a worker
+ * failed. */
+static int pres_status_wave(load_parent_t *p, const load_opts_t *o, size_t r,
+                            pres_wave_t *wv, load_hist_t *h)
+{
+    size_t n = load_parent_nworkers(p);
+    load_counts_t per[LOAD_MAX_PROCS], sum, dr;
+    uint64_t due[LOAD_MAX_PROCS], total = 0;
+    load_srv_sample_t s0, s1;
+    load_proc_sample(o, &s0);
+    load_cmd_t step = {.phase = LOAD_PH_STEP,
+                       .step = (uint32_t)(r + 1),
+                       .arg = o->status_rate,
+                       .arg2 = o->step_seconds};
+    if (load_parent_phase(p, &step, NULL, &sum, NULL, per) < 0)
+        return -1;
+    for (size_t w = 0; w < n; w++) {
+        due[w] = per[w].due;
+        total += due[w];
+    }
+    load_cmd_t drain = {.phase = LOAD_PH_DRAIN,
+                        .step = (uint32_t)(r + 1),
+                        .arg = o->drain_seconds};
+    if (load_parent_phase(p, &drain, due, &dr, h, NULL) < 0)
+        return -1;
+    load_proc_sample(o, &s1);
+    wv->sent += sum.sent;
+    wv->due += total;
+    wv->recv += dr.recv;
+    wv->late += dr.late;
+    wv->behind += sum.behind;
+    wv->cpu_us += s1.cpu_us - s0.cpu_us;
+    load_hist_merge(wv->hist, h);
+    fprintf(stderr,
+            "kiln-load: status wave %zu: %" PRIu64 " changes (%.0f/s), %" PRIu64
+            " deliveries due, %" PRIu64 " received, p99 %.2f ms%s\n",
+            r + 1, sum.sent, (double)sum.sent / o->step_seconds, total, dr.recv,
+            (double)load_hist_percentile(h, 99) / 1e6,
+            sum.behind ? " (tool behind)" : "");
+    return 0;
+}
 
 int load_scen_presence(load_opts_t *opts)
 {
@@ -45,6 +103,14 @@ int load_scen_presence(load_opts_t *opts)
         expected_out += (uint64_t)first * (size - first);
     }
     uint64_t repeats = 0, self = 0, leaving = 0, unavail = 0;
+    pres_wave_t wave_sum = {0};
+    load_hist_t *wave_h = NULL;
+    if (opts->status_rate > 0) {
+        plan.traffic = LOAD_TRAFFIC_STATUS;
+        wave_sum.hist = kn_calloc(2, sizeof(load_hist_t));
+        wave_h = &wave_sum.hist[1];
+        load_hist_reset(wave_sum.hist);
+    }
     load_parent_t *p = load_parent_start(opts, &plan);
     load_print_title(opts, "presence");
     printf("%zu users, %zu contacts each (cliques of %zu)\n", opts->users,
@@ -60,6 +126,11 @@ int load_scen_presence(load_opts_t *opts)
         load_cmd_t cmd = {.phase = LOAD_PH_PRESWAIT,
                           .arg = opts->drain_seconds};
         if (load_parent_phase(p, &cmd, NULL, &wait, NULL, NULL) < 0) {
+            rc = LOAD_EXIT_FAIL;
+            break;
+        }
+        if (opts->status_rate > 0 && wait.incomplete == 0 &&
+            pres_status_wave(p, opts, r, &wave_sum, wave_h) < 0) {
             rc = LOAD_EXIT_FAIL;
             break;
         }
@@ -144,6 +215,43 @@ int load_scen_presence(load_opts_t *opts)
         load_server_label(opts), opts->users, opts->roster, rounds, sum_lps / n,
         sum_pps / n, sum_ops / n, presences, expected * rounds, unavail,
         expected_out * rounds, repeats, self, leaving, incomplete, errors);
+    if (opts->status_rate > 0) {
+        const load_hist_t *h = wave_sum.hist;
+        uint64_t lost =
+            wave_sum.due > wave_sum.recv ? wave_sum.due - wave_sum.recv : 0;
+        printf("status waves: %" PRIu64 " changes at %.0f/s offered, %" PRIu64
+               " deliveries due (one per contact online), %" PRIu64
+               " received, %" PRIu64 " lost, %" PRIu64
+               " late; latency p50 %.2f p99 %.2f max %.2f ms; server CPU "
+               "%.1f us per delivery%s\n",
+               wave_sum.sent, opts->status_rate, wave_sum.due, wave_sum.recv,
+               lost, wave_sum.late, (double)load_hist_percentile(h, 50) / 1e6,
+               (double)load_hist_percentile(h, 99) / 1e6,
+               (double)load_hist_percentile(h, 100) / 1e6,
+               wave_sum.recv ? (double)wave_sum.cpu_us / (double)wave_sum.recv
+                             : 0,
+               wave_sum.behind ? " (tool behind)" : "");
+        load_result_line(
+            "scenario=presence-status server=%s users=%zu roster=%zu "
+            "rate=%.0f status_sent=%" PRIu64 " due=%" PRIu64 " recv=%" PRIu64
+            " lost=%" PRIu64 " late=%" PRIu64
+            " p50_ms=%.2f p99_ms=%.2f max_ms=%.2f behind=%" PRIu64,
+            load_server_label(opts), opts->users, opts->roster,
+            opts->status_rate, wave_sum.sent, wave_sum.due, wave_sum.recv, lost,
+            wave_sum.late, (double)load_hist_percentile(h, 50) / 1e6,
+            (double)load_hist_percentile(h, 99) / 1e6,
+            (double)load_hist_percentile(h, 100) / 1e6, wave_sum.behind);
+        if (lost > 0 && !opts->allow_loss) {
+            char what[96];
+            snprintf(what, sizeof(what), "%" PRIu64 " status deliveries lost",
+                     lost);
+            load_counts_t none = {0};
+            load_scen_print_error(what, &none);
+            if (rc == LOAD_EXIT_OK)
+                rc = LOAD_EXIT_FAIL;
+        }
+        free(wave_sum.hist);
+    }
     if (rc == LOAD_EXIT_OK && errors > 0)
         rc = LOAD_EXIT_FAIL;
     return rc;

@@ -53,6 +53,7 @@ void load_counts_add(load_counts_t *sum, const load_counts_t *c)
     sum->in_room += c->in_room;
     sum->incomplete += c->incomplete;
     sum->behind += c->behind;
+    sum->due += c->due;
     if (sum->first_error[0] == '\0' && c->first_error[0] != '\0')
         memcpy(sum->first_error, c->first_error, sizeof(sum->first_error));
 }

@@ -310,6 +310,31 @@ static void worker_send_one(worker_t *w, load_conn_t *c, const char *to,
     w->c.sent++;
 }
 
+/* Status wave: c broadcasts a presence that toggles between away and
+ * available, tagged "kl STEP T_NS" in its status; each of its contacts
+ * online now owes one delivery (the clique is in this worker: users are
+ * dealt in whole cliques). */
+static void worker_send_status(worker_t *w, load_conn_t *c)
+{
+    char buf[256];
+    c->away = !c->away;
+    int n = snprintf(
+        buf, sizeof(buf),
+        "<presence>%s<status>kl %" PRIu32 " %" PRIu64 "</status></presence>",
+        c->away ? "<show>away</show>" : "", w->step, load_now_ns());
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        return;
+    load_conn_send(c, buf, (size_t)n);
+    w->c.sent++;
+    size_t base = w->o->first + (c->user - w->o->first) / w->clique * w->clique;
+    size_t end = base + w->clique;
+    if (end > w->first + w->count)
+        end = w->first + w->count;
+    for (size_t u = base; u < end; u++)
+        if (u != c->user && w->conns[u - w->first].state == LOAD_CONN_ONLINE)
+            w->c.due++;
+}
+
 /* Send one message from the next eligible sender; false when none. */
 static bool worker_send_next(worker_t *w)
 {
@@ -326,6 +351,10 @@ static bool worker_send_next(worker_t *w)
             if (p->state != LOAD_CONN_ONLINE || p->jid == NULL)
                 continue;
             worker_send_one(w, c, p->jid, "chat");
+            return true;
+        }
+        if (w->plan->traffic == LOAD_TRAFFIC_STATUS) {
+            worker_send_status(w, c);
             return true;
         }
         if (w->plan->traffic == LOAD_TRAFFIC_MUC) {
@@ -624,6 +653,34 @@ static void worker_on_presence(worker_t *w, load_conn_t *c, const char *el,
         return;
     }
     long u = worker_user_of_jid(w, from, fl);
+    size_t sl;
+    const char *st = load_xml_child_text(el, len, "status", &sl);
+    if (st != NULL && sl >= 5 && memcmp(st, "kl ", 3) == 0) {
+        /* A status wave's change (worker_send_status): counted against
+         * its step with its latency, never as a login or logout presence;
+         * the sender's own copy (RFC 6121 4.4.2) is not a delivery. */
+        if (u >= 0 && (size_t)u == c->user)
+            return;
+        char tag[64];
+        size_t tl2 = sl < sizeof(tag) - 1 ? sl : sizeof(tag) - 1;
+        memcpy(tag, st, tl2);
+        tag[tl2] = '\0';
+        char *end;
+        unsigned long step = strtoul(tag + 3, &end, 10);
+        uint64_t t = strtoull(end, NULL, 10);
+        uint64_t now = load_now_ns();
+        if (step == w->step && w->step != 0) {
+            w->c.recv++;
+            if (w->active && w->cmd.phase == LOAD_PH_STEP)
+                w->c.recv_window++;
+            load_hist_record(&w->hist, now > t ? now - t : 0);
+            if (w->active && w->cmd.phase == LOAD_PH_DRAIN)
+                worker_check_done(w);
+        } else {
+            w->c.late++;
+        }
+        return;
+    }
     if (u >= 0 && (size_t)u == c->user) {
         /* Our own presence reflected (RFC 6121 4.2.2, 4.4.2): counted
          * apart, never as a contact's. */

@@ -65,7 +65,7 @@ step muc muc "${common[@]}" --occupants 20 --rates 20 --step-seconds 2 \
     --drain 5
 if [ "${KILN_BENCH_ROSTERS:-0}" = 1 ]; then
     step presence presence "${common[@]}" --users 22 --user-fmt 'pres%d' \
-        --roster 10 --rounds 1 --drain 10
+        --roster 10 --rounds 1 --drain 10 --status-rate 20 --step-seconds 2
 else
     echo "smoke: presence: not run (no kilnctl and config here to give" \
          "pres1..pres22 their rosters; KILN_BENCH_ROSTERS=1 once they exist)"

@@ -35,3 +35,12 @@ def test_load_tool_smoke_loses_nothing(live):
     assert pres["unavail"] == pres["unavail_expected"], pres
     assert pres["repeats"] == "0", pres
     assert int(pres["self"]) == int(pres["users"]) * int(pres["rounds"]), pres
+    # The status wave (--status-rate): each change of show/status reaches
+    # each of the sender's 10 contacts once (RFC 6121 4.4.2), none lost;
+    # the sender's own copy is not counted as a delivery.
+    status = [dict(kv.split("=", 1) for kv in l.split()[1:] if "=" in kv)
+              for l in results if "scenario=presence-status" in l][0]
+    assert int(status["status_sent"]) > 0, status
+    assert int(status["due"]) == 10 * int(status["status_sent"]), status
+    assert status["recv"] == status["due"], status
+    assert status["lost"] == "0", status
