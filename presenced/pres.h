@@ -320,7 +320,9 @@ void pres_send_to(pres_t *p, const kn_stanza_t *st, const char *to);
  * a new one starts. Anything else sent meanwhile (pres_send...) first sends
  * what was collected, so the order on the wire is the order of the calls. conn
  * 0: no bundle, each add is a pres_send_to. */
-#define PRES_BUNDLE_MAX (256 * 1024)
+/* Under c2s.out_buffer_max's smallest value (64 KiB): one bundle is
+ * written to the session's output in one go, before any socket write. */
+#define PRES_BUNDLE_MAX (32 * 1024)
 void pres_bundle_begin(pres_t *p, uint64_t conn);
 void pres_bundle_add_to(pres_t *p, const kn_stanza_t *st, const char *to);
 void pres_bundle_end(pres_t *p);
