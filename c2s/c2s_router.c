@@ -12,6 +12,11 @@
  * there is no one left to answer. A stored offline message that was
  * written is acknowledged (c2s_conn_ack_mark, R-PRES-5).
  * MULTICAST: the same payload to each target of ours (gone ones skipped).
+ * With KN_F_BUNDLE the payload is a bundle of STANZA deliveries (presenced's
+ * login flow, kn_env.h): each target gets each item in order, as if it
+ * had come in its own envelope; an item that is not a plain STANZA (an
+ * acknowledged offline row, block-list data, a bundle) is skipped, and a
+ * malformed bundle ends at the bad item (logged).
  * BOUNCE: the router could not deliver a stanza this node sent; the
  * original sender (env->conn_id, or the full JID in env->from when the
  * id is not ours, e.g. after a reroute) gets the error reply.
@@ -49,6 +54,33 @@ static void router_deliver(c2s_server_t *srv, uint64_t id, const kn_env_t *env,
         return;
     }
     c2s_conn_output(c);
+}
+
+static void router_on_bundle(c2s_server_t *srv, uint64_t id, const void *pl,
+                             size_t len)
+{
+    size_t off = 0;
+    kn_env_t e;
+    const void *ipl;
+    size_t ilen;
+    int rc;
+    while ((rc = kn_env_bundle_next(pl, len, &off, &e, &ipl, &ilen)) > 0) {
+        if (e.kind != KN_ENV_STANZA ||
+            (e.flags & (KN_F_ACK_WANTED | KN_F_BLOCKLIST | KN_F_CARBONS_SET |
+                        KN_F_SM_COPY | KN_F_COPY | KN_F_BUNDLE))) {
+            kn_log_warn("c2s: a %s item with flags 0x%x in a bundle: skipped",
+                        kn_env_kind_name(e.kind), (unsigned)e.flags);
+            continue;
+        }
+        e.conn_id = id;
+        bool ok;
+        router_deliver(srv, id, &e, ipl, ilen, &ok);
+        if (!ok)
+            return; /* gone, or closed by this delivery */
+    }
+    if (rc < 0)
+        kn_log_warn("c2s: a malformed bundle for connection %llx: %s",
+                    (unsigned long long)id, kn_strerror(rc));
 }
 
 static void router_on_stanza(c2s_server_t *srv, const kn_env_t *env,
@@ -137,7 +169,11 @@ static void c2s_on_message(void *ud, const kn_env_t *env, const void *payload,
     case KN_ENV_MULTICAST:
         for (size_t i = 0; i < env->ntargets; i++) {
             bool ok;
-            router_deliver(srv, kn_env_target(env, i), env, payload, len, &ok);
+            if (env->flags & KN_F_BUNDLE)
+                router_on_bundle(srv, kn_env_target(env, i), payload, len);
+            else
+                router_deliver(srv, kn_env_target(env, i), env, payload, len,
+                               &ok);
         }
         break;
     case KN_ENV_BOUNCE:

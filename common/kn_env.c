@@ -364,3 +364,71 @@ uint64_t kn_env_target(const kn_env_t *env, size_t i)
     KN_ASSERT(env->targets_wire != NULL);
     return env_be(env->targets_wire + 8 * i, 8);
 }
+
+/* ---- bundles ------------------------------------------------------------ */
+
+static void bundle_put_u32(kn_buf_t *out, size_t v)
+{
+    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    kn_buf_append(out, b, sizeof(b));
+}
+
+int kn_env_bundle_add(kn_buf_t *out, const kn_env_t *env, const void *payload,
+                      size_t len)
+{
+    if (len > KN_ENV_BUNDLE_ITEM_MAX)
+        return -KN_ETOOBIG;
+    size_t start = out->len;
+    bundle_put_u32(out, 0); /* the envelope's length, known after */
+    int rc = kn_env_encode(env, out);
+    if (rc < 0) {
+        out->len = start;
+        if (out->cap > 0)
+            out->data[start] = '\0';
+        return rc;
+    }
+    size_t elen = out->len - start - 4;
+    out->data[start] = (char)(elen >> 24);
+    out->data[start + 1] = (char)(elen >> 16);
+    out->data[start + 2] = (char)(elen >> 8);
+    out->data[start + 3] = (char)elen;
+    bundle_put_u32(out, len);
+    kn_buf_append(out, payload, len);
+    return 0;
+}
+
+int kn_env_bundle_next(const void *bundle, size_t len, size_t *off,
+                       kn_env_t *env, const void **payload, size_t *plen)
+{
+    const unsigned char *b = bundle;
+    memset(env, 0, sizeof(*env));
+    *payload = NULL;
+    *plen = 0;
+    if (*off == len)
+        return 0;
+    if (*off > len || len - *off < 4)
+        return -KN_EPROTO;
+    size_t elen = (size_t)env_be(b + *off, 4);
+    size_t at = *off + 4;
+    if (elen > len - at)
+        return -KN_EPROTO;
+    int rc = kn_env_decode(b + at, elen, env);
+    if (rc < 0)
+        return rc;
+    at += elen;
+    if (len - at < 4) {
+        memset(env, 0, sizeof(*env));
+        return -KN_EPROTO;
+    }
+    size_t pl = (size_t)env_be(b + at, 4);
+    at += 4;
+    if (pl > len - at) {
+        memset(env, 0, sizeof(*env));
+        return -KN_EPROTO;
+    }
+    *payload = b + at;
+    *plen = pl;
+    *off = at + pl;
+    return 1;
+}

@@ -177,6 +177,27 @@ int kn_env_decode(const void *frame, size_t len, kn_env_t *out);
  * encoded (targets) or was decoded (targets_wire). */
 uint64_t kn_env_target(const kn_env_t *env, size_t i);
 
+/* Bundles: several deliveries for the same connections in the payload
+ * of one MULTICAST envelope with KN_F_BUNDLE (kn_proto.h). The payload is
+ * a sequence of items, each
+ *   u32 n, an encoded envelope of n bytes, u32 m, its payload of m bytes
+ * (big-endian lengths), nothing after the last. */
+#define KN_ENV_BUNDLE_ITEM_MAX (16 * 1024 * 1024)
+
+/* Append one item (env encoded as by kn_env_encode, then payload) to
+ * *out. Returns 0, or a kn_env_encode error / -KN_ETOOBIG (then *out is
+ * unchanged). */
+int kn_env_bundle_add(kn_buf_t *out, const kn_env_t *env, const void *payload,
+                      size_t len);
+
+/* The item of bundle[0..len) at *off (start with 0): decodes its envelope
+ * into *env (borrowing from bundle, as kn_env_decode) and points
+ * *payload and *plen at its payload, advances *off and returns 1; returns 0
+ * at the end, -KN_EPROTO (or a decode error) for a malformed item, which
+ * ends the walk. Safe on any bytes from a peer. */
+int kn_env_bundle_next(const void *bundle, size_t len, size_t *off,
+                       kn_env_t *env, const void **payload, size_t *plen);
+
 /* Static names for logs, e.g. "session_down", "node_lost", "presence",
  * "groupchat". Never NULL; "?" for values out of range. */
 const char *kn_env_kind_name(kn_env_kind_t kind);

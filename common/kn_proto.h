@@ -74,6 +74,13 @@
 #define KN_F_CARBONS     0x0200
 #define KN_F_CARBONS_SET 0x0400
 
+/* MULTICAST: the payload is a bundle (kn_env.h, kn_env_bundle_next) of
+ * STANZA deliveries, written in order to each target as if each had
+ * come in its own envelope to that connection: presenced's login flow
+ * sends a new resource its contacts' presence this way, one envelope
+ * instead of one per contact resource. */
+#define KN_F_BUNDLE 0x1000
+
 /* A SESSION_UP copy to the session-event nodes: the session (same full
  * JID) moved to conn_id by XEP-0198 resumption; it is not a new login. */
 #define KN_F_MOVED 0x2000

@@ -151,6 +151,14 @@ int main(int argc, char **argv)
     pgc.pool_min = (size_t)cc.db_pool_min;
     pgc.pool_max = (size_t)cc.db_pool_max;
     pgc.checkout_timeout_ms = (unsigned)cc.db_checkout_timeout_ms;
+    /* Queries that waited for a connection go out together on the next
+     * free one (libpq pipeline mode, kn_pg.c): in a login burst the
+     * logins' reads (account, roster, vCard hash...) share round trips.
+     * Measured (docs/PERFORMANCE.md, issue 15): PostgreSQL's CPU per
+     * login with 100-contact rosters about a quarter lower. Queries sent
+     * together wait for each other, so a slow one (an archive query)
+     * delays at most 7 others, and only when every connection was busy. */
+    pgc.pipeline_max = 8;
     if (kn_pg_pool_new(d.loop, &pgc, &d.pg) < 0) {
         kn_log_err("presenced: bad database settings");
         goto out_conf;

@@ -169,7 +169,7 @@ typedef struct pres_stats {
     uint64_t broadcasts, multicast_targets, offline_stored, offline_sent,
         offline_acked, offline_returned, offline_bounced, pushes, push_sent,
         push_removed, caps_queries, caps_hits, caps_bad, pep_contact_notified,
-        pep_last_sent;
+        pep_last_sent, bundles, bundled;
 } pres_stats_t;
 
 /* An offline row handed to a c2s node and not deleted yet (R-PRES-5). */
@@ -207,6 +207,12 @@ struct pres {
     ev_timer shared_timer;
     double started; /* ev_now at start, for iq:last on the server */
     kn_buf_t out;   /* serialisation scratch */
+    /* pres_bundle_*: deliveries for one connection collected into one
+     * MULTICAST envelope (KN_F_BUNDLE); conn 0: none open. */
+    kn_buf_t bundle;
+    uint64_t bundle_conn;
+    size_t bundle_n;
+    kn_stanza_t *bundle_one; /* the first item, sent alone if it stays so */
     uint64_t *targets;
     size_t targets_cap;
     kn_stanza_builder_t *b;
@@ -306,6 +312,20 @@ void pres_send_row(pres_t *p, const kn_stanza_t *st, uint64_t conn,
                    uint64_t row);
 /* Route st with to replaced. */
 void pres_send_to(pres_t *p, const kn_stanza_t *st, const char *to);
+/* Deliveries to the one connection conn (a local session), in order, as
+ * one MULTICAST envelope with KN_F_BUNDLE (kn_proto.h) instead of one
+ * STANZA envelope each: begin, add each stanza (to set, or set to `to`),
+ * end (to NULL: st's own `to`). A single item goes out as the plain STANZA it
+ * would have been; a bundle that grows past PRES_BUNDLE_MAX bytes goes out and
+ * a new one starts. Anything else sent meanwhile (pres_send...) first sends
+ * what was collected, so the order on the wire is the order of the calls. conn
+ * 0: no bundle, each add is a pres_send_to. */
+/* Under c2s.out_buffer_max's smallest value (64 KiB): one bundle is
+ * written to the session's output in one go, before any socket write. */
+#define PRES_BUNDLE_MAX (32 * 1024)
+void pres_bundle_begin(pres_t *p, uint64_t conn);
+void pres_bundle_add_to(pres_t *p, const kn_stanza_t *st, const char *to);
+void pres_bundle_end(pres_t *p);
 /* One MULTICAST of st to targets[0..n). */
 void pres_multicast(pres_t *p, const kn_stanza_t *st, const uint64_t *targets,
                     size_t n);

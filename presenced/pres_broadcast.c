@@ -121,7 +121,7 @@ static size_t send_shown_of(pres_t *p, const char *contact, const char *full)
         if (s->shown == NULL || strcmp(s->full, full) == 0 ||
             pres_block_between(p, s->full, full))
             continue;
-        pres_send_to(p, s->shown, full);
+        pres_bundle_add_to(p, s->shown, full);
         sent++;
     }
     return sent;
@@ -181,15 +181,18 @@ static void login_after_last(pres_t *p, void *arg)
 }
 
 /* Runs right after the new resource's own broadcast, in the same
- * callback: everything it must learn from others that is already out. */
+ * callback: everything it must learn from others that is already out.
+ * The contacts' presences go to the session's connection conn in one
+ * bundle (pres_out.c). */
 static void login_flow(pres_t *p, const char *bare, const char *full,
-                       const pres_roster_t *r)
+                       uint64_t conn, const pres_roster_t *r)
 {
     login_job_t *j = kn_calloc(1, sizeof(*j));
     j->bare = kn_strdup(bare);
     j->full = kn_strdup(full);
     char **offline = NULL;
     size_t noff = 0;
+    pres_bundle_begin(p, conn);
     for (size_t i = 0; r != NULL && i < r->n; i++) {
         const pres_item_t *it = &r->items[i];
         if (it->st.in && !it->shared) {
@@ -214,6 +217,7 @@ static void login_flow(pres_t *p, const char *bare, const char *full,
     /* The user's other available resources (RFC 6121 4.2.2), now: later
      * the ones that broadcast after this point would be sent twice. */
     send_shown_of(p, bare, full);
+    pres_bundle_end(p);
     pres_last_send_stored(p, offline, noff, full, login_after_last, j);
     free(offline);
 }
@@ -270,7 +274,7 @@ static void bc_roster_cb(pres_t *p, const char *bare, const pres_roster_t *r,
             pres_send_to(p, j->st, it->jid);
     }
     if (j->initial && self != NULL)
-        login_flow(p, bare, j->full, r);
+        login_flow(p, bare, j->full, self->conn, r);
     bc_job_free(j);
 }
 

@@ -88,6 +88,8 @@ void pres_free(pres_t **pp)
     }
     kn_stanza_builder_free(&p->b);
     kn_buf_free(&p->out);
+    kn_buf_free(&p->bundle);
+    kn_stanza_unref(&p->bundle_one);
     free(p->targets);
     free(p->domain);
     free(p);

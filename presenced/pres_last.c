@@ -309,8 +309,11 @@ static void stored_rows(const PGresult *res, int err, void *arg)
     pres_t *p = c->p;
     stored_job_t *j = c->j;
     free(c);
-    if (err == 0 &&
-        (!pres_is_local(p, j->full) || pres_sess_find(p, j->full) != NULL)) {
+    const pres_sess_t *s =
+        pres_is_local(p, j->full) ? pres_sess_find(p, j->full) : NULL;
+    if (err == 0 && (!pres_is_local(p, j->full) || s != NULL)) {
+        /* one envelope for all of them (pres_out.c, bundles) */
+        pres_bundle_begin(p, s != NULL ? s->conn : 0);
         for (int i = 0; i < PQntuples(res); i++) {
             if (PQgetisnull(res, i, 1))
                 continue;
@@ -325,9 +328,10 @@ static void stored_rows(const PGresult *res, int err, void *arg)
             kn_stanza_t *st = last_stanza(p, PQgetvalue(res, i, 1), bare,
                                           j->full, atof(PQgetvalue(res, i, 2)));
             if (st != NULL)
-                pres_send(p, st, 0);
+                pres_bundle_add_to(p, st, NULL);
             kn_stanza_unref(&st);
         }
+        pres_bundle_end(p);
     }
     j->done(p, j->arg);
     free(j->full);

@@ -48,6 +48,8 @@ void pres_metrics_register(pres_t *p, kn_pg_pool_t *pg, kn_pg_pool_t *pg_ord,
     PM(caps_bad, "bad entity caps answers");
     PM(pep_contact_notified, "PEP notifications to contacts");
     PM(pep_last_sent, "PEP last items sent");
+    PM(bundles, "login bundles sent (one envelope, several stanzas)");
+    PM(bundled, "stanzas sent in login bundles");
 #undef PM
     g_pg = pg;
     g_pg_ord = pg_ord;

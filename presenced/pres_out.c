@@ -11,6 +11,18 @@
  * contacts' presence on login, offline messages) are STANZA envelopes to
  * the full JID, with `to` set; offline messages also name the connection
  * and their row (pres_send_row, KN_F_ACK_WANTED).
+ *
+ * Bundles. A login sends the new resource the presence of each available
+ * contact resource and the last presence of each offline contact: with
+ * 100-contact rosters about a hundred stanzas, each its own envelope
+ * (serialise, ZeroMQ in three processes, a route lookup). The login flow
+ * collects them (pres_bundle_*) into one MULTICAST to the session's
+ * connection with KN_F_BUNDLE, whose payload carries each stanza with
+ * its own STANZA envelope (kn_env_bundle_add); the router routes it as
+ * any multicast (to the node owning the connection), and c2s hands each
+ * item to the session as if it had come alone (XEP-0191 filter, XEP-0352,
+ * XEP-0198 counting). Items keep their `to`: the bundle is for one
+ * account.
  */
 #include <string.h>
 #include <time.h>
@@ -23,7 +35,9 @@
 #include "kn_xmpp_err.h"
 #include "pres.h"
 
-void pres_send(pres_t *p, const kn_stanza_t *st, uint16_t flags)
+static void bundle_flush(pres_t *p);
+
+static void send_raw(pres_t *p, const kn_stanza_t *st, uint16_t flags)
 {
     kn_env_t e = {0};
     e.kind = KN_ENV_STANZA;
@@ -35,9 +49,16 @@ void pres_send(pres_t *p, const kn_stanza_t *st, uint16_t flags)
     p->sink.send(p->sink.ud, &e, p->out.data, p->out.len);
 }
 
+void pres_send(pres_t *p, const kn_stanza_t *st, uint16_t flags)
+{
+    bundle_flush(p);
+    send_raw(p, st, flags);
+}
+
 void pres_send_row(pres_t *p, const kn_stanza_t *st, uint64_t conn,
                    uint64_t row)
 {
+    bundle_flush(p);
     kn_env_t e = {0};
     e.kind = KN_ENV_STANZA;
     if (kn_env_from_stanza(&e, st) < 0)
@@ -68,6 +89,7 @@ void pres_multicast_flags(pres_t *p, const kn_stanza_t *st,
 {
     if (n == 0)
         return;
+    bundle_flush(p);
     kn_stanza_t *t = NULL;
     if (kn_stanza_to(st) != NULL) {
         t = kn_stanza_without_attr(st, 0, "to");
@@ -87,6 +109,73 @@ void pres_multicast_flags(pres_t *p, const kn_stanza_t *st,
     p->sink.send(p->sink.ud, &e, p->out.data, p->out.len);
     p->stats.multicast_targets += n;
     kn_stanza_unref(&t);
+}
+
+/* ---- bundles ------------------------------------------------------------ */
+
+/* Send what the open bundle holds (it stays open, empty). */
+static void bundle_flush(pres_t *p)
+{
+    if (p->bundle_n == 0)
+        return;
+    size_t n = p->bundle_n;
+    p->bundle_n = 0;
+    if (n == 1) {
+        send_raw(p, p->bundle_one, 0);
+    } else {
+        kn_env_t e = {0};
+        e.kind = KN_ENV_MULTICAST;
+        e.flags = KN_F_BUNDLE;
+        e.targets = &p->bundle_conn;
+        e.ntargets = 1;
+        p->sink.send(p->sink.ud, &e, p->bundle.data, p->bundle.len);
+        p->stats.bundles++;
+        p->stats.bundled += n;
+    }
+    kn_stanza_unref(&p->bundle_one);
+    kn_buf_reset(&p->bundle);
+}
+
+void pres_bundle_begin(pres_t *p, uint64_t conn)
+{
+    bundle_flush(p);
+    p->bundle_conn = conn;
+}
+
+void pres_bundle_add_to(pres_t *p, const kn_stanza_t *st, const char *to)
+{
+    if (p->bundle_conn == 0) {
+        if (to != NULL)
+            pres_send_to(p, st, to);
+        else
+            pres_send(p, st, 0);
+        return;
+    }
+    kn_stanza_t *t = to != NULL ? kn_stanza_with_attr(st, 0, "to", to)
+                                : kn_stanza_ref((kn_stanza_t *)st);
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    if (kn_env_from_stanza(&e, t) < 0) {
+        kn_stanza_unref(&t);
+        return;
+    }
+    kn_buf_reset(&p->out);
+    kn_stanza_serialize(t, &p->out, NULL);
+    if (kn_env_bundle_add(&p->bundle, &e, p->out.data, p->out.len) < 0) {
+        kn_stanza_unref(&t); /* a JID past KN_ENV_STR_MAX: never sent */
+        return;
+    }
+    if (p->bundle_n++ == 0)
+        p->bundle_one = kn_stanza_ref(t);
+    kn_stanza_unref(&t);
+    if (p->bundle.len > PRES_BUNDLE_MAX)
+        bundle_flush(p);
+}
+
+void pres_bundle_end(pres_t *p)
+{
+    bundle_flush(p);
+    p->bundle_conn = 0;
 }
 
 void pres_send_error(pres_t *p, const kn_stanza_t *orig, kn_stanza_err_t cond)

@@ -5,7 +5,9 @@
  * `make fuzz-check`.
  *
  * The encoding is canonical, so any frame the decoder accepts must
- * re-encode to exactly the same bytes.
+ * re-encode to exactly the same bytes. The same bytes are also walked as
+ * a bundle (KN_F_BUNDLE payload, kn_env_bundle_next): a bundle read to
+ * its end must be rebuilt, item by item, to the same bytes.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -18,8 +20,31 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void walk_bundle(const uint8_t *data, size_t size)
+{
+    kn_buf_t re = KN_BUF_INIT;
+    size_t off = 0;
+    kn_env_t e;
+    const void *pl;
+    size_t len;
+    int rc;
+    while ((rc = kn_env_bundle_next(data, size, &off, &e, &pl, &len)) > 0) {
+        volatile uint8_t sink = 0;
+        for (size_t i = 0; i < len; i++)
+            sink += ((const uint8_t *)pl)[i];
+        (void)sink;
+        if (kn_env_bundle_add(&re, &e, pl, len) != 0)
+            abort();
+    }
+    if (rc == 0 &&
+        (re.len != size || (size > 0 && memcmp(re.data, data, size) != 0)))
+        abort();
+    kn_buf_free(&re);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    walk_bundle(data, size);
     kn_env_t e;
     int rc = kn_env_decode(data, size, &e);
     if (rc == -KN_EPROTO || rc == -KN_ETOOBIG)

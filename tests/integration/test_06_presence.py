@@ -3,7 +3,8 @@ probes, every kind of logout, Redis state.
 
 Requirement IDs: R-PRES-1, R-PRES-2, R-PRES-3, R-PRES-5, R-PRES-6,
 R-PRES-7, R-PRES-8, R-DROP-1, R-DROP-2, R-DROP-3, R-DROP-6, R-ARCH-3,
-R-PERF-6. Contacts are spread over both c2s nodes.
+R-PERF-6. Contacts are spread over both c2s nodes. The contacts'
+presences at login go in one bundle per login (issue 15).
 """
 
 import asyncio
@@ -11,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 
 import conftest
 from test_05_roster import D, presenced, presences, roster_row, sql  # noqa: F401
@@ -76,6 +78,87 @@ def test_contacts_presence_on_login_R_PRES_3(presenced, make_user):
         assert hol["status"] == "on holiday"
         assert hol.xml.find("{urn:xmpp:delay}delay") is not None
         for c in (a, c1, c2):
+            await c.stop()
+
+    run(scenario())
+
+
+def presenced_metric(name):
+    url = "http://127.0.0.1:%s/metrics" % os.environ["KILN_METRICS_PRESENCED"]
+    with urllib.request.urlopen(url, timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+    raise AssertionError("presenced has no series " + name)
+
+
+async def own_echo(c, full):
+    """Wait for c's own presence to come back: its broadcast has run."""
+    while True:
+        p = await asyncio.wait_for(c.presences.get(), 10)
+        if str(p["from"]) == full:
+            return
+
+
+def test_login_presences_in_one_bundle_R_PRES_3(presenced, make_user):
+    """Issue 15: the contacts' presences a new resource gets at login go
+    in one envelope per login (a MULTICAST bundle to its connection, see
+    pres_out.c), with every rule kept: only contacts it is subscribed to
+    (to/both), each available resource once, the stored last presence of
+    an offline contact (XEP-0203 delay), nobody it blocked or who blocked
+    it (XEP-0191), and all of it before its offline messages (R-PRES-5).
+    Fails before: no bundle (presenced had no such series)."""
+    x = "p6bx"
+    subs = {"p6bc1": "both", "p6bc2": "to", "p6bc3": "both", "p6bc4": "to",
+            "p6bc5": "from", "p6bc6": "both"}
+    mirror = {"to": "from", "from": "to", "both": "both"}
+    for u in [x, "p6bsend", *subs]:
+        make_user(u, PW)
+    for c, sub in subs.items():
+        roster_row(x, c, sub)
+        roster_row(c, x, mirror[sub])
+    sql("insert into blocklist (username, jid) values ('%s', 'p6bc3@%s'),"
+        " ('p6bc6', '%s@%s') on conflict do nothing" % (x, D, x, D))
+
+    async def scenario():
+        # p6bc4: offline, with a stored last presence.
+        c4 = await login(presenced, "p6bc4", PW, "c2s-b", "r")
+        c4.send_presence(ptype="unavailable", pstatus="away for good")
+        await until(lambda: sql("select count(*) from last_presence where"
+                                " username = 'p6bc4'") == "1", 20,
+                    "p6bc4's last presence")
+        await c4.stop()
+        online = []
+        for u, node, res in (("p6bc1", "c2s-a", "r1"), ("p6bc1", "c2s-b", "r2"),
+                             ("p6bc2", "c2s-b", "r"), ("p6bc3", "c2s-a", "r"),
+                             ("p6bc5", "c2s-b", "r"), ("p6bc6", "c2s-a", "r")):
+            c = await login(presenced, u, PW, node, res)
+            await own_echo(c, "%s@%s/%s" % (u, D, res))
+            online.append(c)
+        s = await login(presenced, "p6bsend", PW, "c2s-a", "s")
+        s.send_message(mto="%s@%s" % (x, D), mbody="after", mtype="chat")
+        await until(lambda: len(offline_ids(x)) == 1, 20, "the offline row")
+        bundles = presenced_metric("kiln_presenced_bundles_total")
+        bundled = presenced_metric("kiln_presenced_bundled_total")
+        a = await login(presenced, x, PW, "c2s-b", "new")
+        m = await a.next_message(10)
+        assert m["body"] == "after"
+        got = []
+        while not a.presences.empty():
+            p = a.presences.get_nowait()
+            if str(p["from"]) != "%s@%s/new" % (x, D):
+                got.append(p)
+        frm = sorted(str(p["from"]) for p in got)
+        assert frm == sorted(["p6bc1@%s/r1" % D, "p6bc1@%s/r2" % D,
+                              "p6bc2@%s/r" % D, "p6bc4@" + D]), frm
+        c4p = [p for p in got if str(p["from"]) == "p6bc4@" + D][0]
+        assert c4p["type"] == "unavailable"
+        assert c4p["status"] == "away for good"
+        assert c4p.xml.find("{urn:xmpp:delay}delay") is not None
+        # the three available ones came in one bundle
+        assert presenced_metric("kiln_presenced_bundles_total") >= bundles + 1
+        assert presenced_metric("kiln_presenced_bundled_total") >= bundled + 3
+        for c in (a, s, *online):
             await c.stop()
 
     run(scenario())

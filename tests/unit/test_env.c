@@ -489,6 +489,69 @@ START_TEST(type_attributes)
 }
 END_TEST
 
+/* Bundles (KN_F_BUNDLE): items come back in order with their envelopes
+ * and payloads; every truncation of the bundle is refused at the bad
+ * item, never read past. */
+START_TEST(bundle_roundtrip_and_truncation)
+{
+    kn_buf_t b = KN_BUF_INIT;
+    const char *from[3] = {"a@x/1", "b@x/2", "c@x"};
+    const char *pl[3] = {"<presence from='a@x/1' to='z@x/r'/>",
+                         "<presence from='b@x/2' to='z@x/r'><show>away</show>"
+                         "</presence>",
+                         ""};
+    for (int i = 0; i < 3; i++) {
+        kn_env_t e = {0};
+        e.kind = KN_ENV_STANZA;
+        e.stanza = KN_ENV_ST_PRESENCE;
+        e.type = i == 2 ? KN_ENV_TYPE_UNAVAILABLE : KN_ENV_TYPE_AVAILABLE;
+        e.from = from[i];
+        e.from_len = strlen(from[i]);
+        e.to = "z@x/r";
+        e.to_len = 5;
+        ck_assert_int_eq(kn_env_bundle_add(&b, &e, pl[i], strlen(pl[i])), 0);
+    }
+    size_t off = 0;
+    kn_env_t e;
+    const void *p;
+    size_t len;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(kn_env_bundle_next(b.data, b.len, &off, &e, &p, &len),
+                         1);
+        ck_assert_int_eq(e.kind, KN_ENV_STANZA);
+        ck_assert_int_eq(e.type, i == 2 ? KN_ENV_TYPE_UNAVAILABLE
+                                        : KN_ENV_TYPE_AVAILABLE);
+        ck_assert_uint_eq(e.from_len, strlen(from[i]));
+        ck_assert(memcmp(e.from, from[i], e.from_len) == 0);
+        ck_assert_uint_eq(len, strlen(pl[i]));
+        ck_assert(memcmp(p, pl[i], len) == 0);
+    }
+    ck_assert_int_eq(kn_env_bundle_next(b.data, b.len, &off, &e, &p, &len), 0);
+    ck_assert_uint_eq(off, b.len);
+    /* Every shorter bundle: the items before the cut, then an error
+     * (or the clean end exactly at an item boundary). */
+    for (size_t cut = 0; cut < b.len; cut++) {
+        char *copy = malloc(cut + 1); /* exact size: ASan sees overreads */
+        memcpy(copy, b.data, cut);
+        off = 0;
+        int rc, n = 0;
+        while ((rc = kn_env_bundle_next(copy, cut, &off, &e, &p, &len)) > 0)
+            n++;
+        ck_assert(rc == 0 || rc == -KN_EPROTO);
+        ck_assert_int_lt(n, 3);
+        if (rc == 0)
+            ck_assert_uint_eq(off, cut);
+        free(copy);
+    }
+    /* A length field past the end. */
+    unsigned char bad[8] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+    off = 0;
+    ck_assert_int_eq(kn_env_bundle_next(bad, sizeof(bad), &off, &e, &p, &len),
+                     -KN_EPROTO);
+    kn_buf_free(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("env");
@@ -502,6 +565,7 @@ int main(void)
     tcase_add_test(tc, enum_ranges);
     tcase_add_test(tc, names);
     tcase_add_test(tc, type_attributes);
+    tcase_add_test(tc, bundle_roundtrip_and_truncation);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

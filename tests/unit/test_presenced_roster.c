@@ -77,6 +77,8 @@ typedef struct cap {
     uint64_t targets[8];
     char to[128];
     char payload[512];
+    char raw[2048]; /* the payload's bytes (a bundle holds NULs) */
+    size_t rawlen;
 } cap_t;
 
 static cap_t caps[64];
@@ -97,6 +99,9 @@ static void cap_send(void *ud, const kn_env_t *env, const void *payload,
     snprintf(c->to, sizeof(c->to), "%.*s", (int)env->to_len, env->to);
     snprintf(c->payload, sizeof(c->payload), "%.*s", (int)len,
              (const char *)payload);
+    ck_assert_uint_le(len, sizeof(c->raw));
+    memcpy(c->raw, payload, len);
+    c->rawlen = len;
 }
 
 static pres_t *mk(void)
@@ -242,6 +247,66 @@ START_TEST(test_node_lost_same_path)
 }
 END_TEST
 
+/* Issue 15: a new resource learns the presence of the others in ONE
+ * envelope, a MULTICAST bundle to its connection (KN_F_BUNDLE), each item
+ * the STANZA it would have been alone; a single one stays a STANZA
+ * (test_broadcast_own_resources). R-PRES-3 (RFC 6121 4.2.2). */
+START_TEST(test_login_presences_in_one_bundle)
+{
+    pres_t *p = mk();
+    const char *full[3] = {"a@x/one", "a@x/two", "a@x/three"};
+    uint64_t conn[3] = {C1, C2, C1 + 1};
+    for (int i = 0; i < 3; i++)
+        sess(p, KN_ENV_SESSION_UP, full[i], conn[i], 0);
+    presence(p, "a@x/one", "<presence xmlns='jabber:client' from='a@x/one'/>");
+    presence(p, "a@x/two",
+             "<presence xmlns='jabber:client' from='a@x/two'>"
+             "<show>away</show></presence>");
+    ncap = 0;
+    presence(p, "a@x/three",
+             "<presence xmlns='jabber:client' from='a@x/three'/>");
+    /* the broadcast (to all three), then the bundle, nothing else */
+    ck_assert_int_eq(ncap, 2);
+    ck_assert_int_eq(caps[0].kind, KN_ENV_MULTICAST);
+    ck_assert_uint_eq(caps[0].ntargets, 3);
+    ck_assert(!(caps[0].flags & KN_F_BUNDLE));
+    ck_assert_int_eq(caps[1].kind, KN_ENV_MULTICAST);
+    ck_assert(caps[1].flags & KN_F_BUNDLE);
+    ck_assert_uint_eq(caps[1].ntargets, 1);
+    ck_assert(caps[1].targets[0] == C1 + 1);
+    size_t off = 0;
+    kn_env_t e;
+    const void *pl;
+    size_t len;
+    bool seen[2] = {false, false};
+    int n = 0;
+    while (kn_env_bundle_next(caps[1].raw, caps[1].rawlen, &off, &e, &pl,
+                              &len) > 0) {
+        n++;
+        ck_assert_int_eq(e.kind, KN_ENV_STANZA);
+        ck_assert_int_eq(e.stanza, KN_ENV_ST_PRESENCE);
+        ck_assert_uint_eq(e.to_len, strlen("a@x/three"));
+        ck_assert(memcmp(e.to, "a@x/three", e.to_len) == 0);
+        char xml[512];
+        snprintf(xml, sizeof(xml), "%.*s", (int)len, (const char *)pl);
+        ck_assert_ptr_nonnull(strstr(xml, "to='a@x/three'"));
+        for (int i = 0; i < 2; i++)
+            if (e.from_len == strlen(full[i]) &&
+                memcmp(e.from, full[i], e.from_len) == 0) {
+                ck_assert(!seen[i]);
+                seen[i] = true;
+                ck_assert_ptr_nonnull(strstr(xml, full[i]));
+            }
+    }
+    ck_assert_int_eq(n, 2);
+    ck_assert(seen[0] && seen[1]);
+    ck_assert_uint_eq(off, caps[1].rawlen);
+    ck_assert_uint_eq(p->stats.bundles, 1);
+    ck_assert_uint_eq(p->stats.bundled, 2);
+    pres_free(&p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("presenced_roster");
@@ -250,6 +315,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_groups_roundtrip);
     tcase_add_test(tc, test_merge_shared);
     tcase_add_test(tc, test_broadcast_own_resources);
+    tcase_add_test(tc, test_login_presences_in_one_bundle);
     tcase_add_test(tc, test_dropped_synthesizes_unavailable_once);
     tcase_add_test(tc, test_clean_logout_no_double);
     tcase_add_test(tc, test_stale_down_ignored);
