@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kn_arch.h"
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
@@ -187,8 +188,9 @@ static void batch_free(mam_batch_t *b)
     b->n = 0;
 }
 
-static void batch_add(mam_batch_t *b, const char *owner, uint64_t id,
-                      const char *with, bool out, const void *xml, size_t len)
+static void batch_add(mam_batch_t *b, const char *owner, size_t owner_len,
+                      uint64_t id, const char *with, size_t with_len, bool out,
+                      const void *xml, size_t len)
 {
     if (b->n == 0) {
         kn_buf_append_str(&b->u, "{");
@@ -197,11 +199,11 @@ static void batch_add(mam_batch_t *b, const char *owner, uint64_t id,
         kn_buf_append_str(&b->o, "{");
         kn_buf_append_str(&b->s, "{");
     }
-    mam_pg_array_elem(&b->u, owner, strlen(owner));
+    mam_pg_array_elem(&b->u, owner, owner_len);
     char ids[24];
-    snprintf(ids, sizeof(ids), "%" PRIu64, id);
-    mam_pg_array_elem(&b->ids, ids, strlen(ids));
-    mam_pg_array_elem(&b->w, with, strlen(with));
+    int il = snprintf(ids, sizeof(ids), "%" PRIu64, id);
+    mam_pg_array_elem(&b->ids, ids, (size_t)il);
+    mam_pg_array_elem(&b->w, with, with_len);
     mam_pg_array_elem(&b->o, out ? "t" : "f", 1);
     mam_pg_array_elem(&b->s, xml, len);
     b->n++;
@@ -325,44 +327,88 @@ static void mam_flush(pres_t *p)
     mam_send_batch(p);
 }
 
-void pres_mam_archive(pres_t *p, const kn_env_t *env, const void *payload,
-                      size_t len)
+/* A local account's JID: its bare part's length and the length of its
+ * local part (the owner's username), or false. */
+static bool jid_local(const pres_t *p, const char *jid, size_t len,
+                      size_t *bare_len, size_t *user_len)
 {
-    struct pres_mam *m = mam_get(p);
-    uint64_t id = env->ack_id;
-    if (id == 0 || env->from_len == 0 || env->to_len == 0 || len == 0)
+    const char *slash = memchr(jid, '/', len);
+    size_t bl = slash ? (size_t)(slash - jid) : len;
+    const char *at = memchr(jid, '@', bl);
+    *bare_len = bl;
+    if (at == NULL)
+        return false;
+    size_t dl = strlen(p->domain);
+    *user_len = (size_t)(at - jid);
+    return bl - *user_len - 1 == dl && memcmp(at + 1, p->domain, dl) == 0;
+}
+
+/* One archive copy: a row per local party into the pending batch. */
+static void mam_take(pres_t *p, uint64_t id, const char *from, size_t fl,
+                     const char *to, size_t tl, const void *payload, size_t len)
+{
+    struct pres_mam *m = p->mam;
+    if (id == 0 || fl == 0 || tl == 0 || len == 0)
         return;
-    char *from = kn_strndup(env->from, env->from_len);
-    char *to = kn_strndup(env->to, env->to_len);
-    char *fb = pres_bare_of(from), *tb = pres_bare_of(to);
-    if (pres_is_local(p, fb)) {
-        char *u = pres_localpart(fb);
-        batch_add(&m->pending, u, id, tb, true, payload, len);
-        free(u);
-    }
-    if (pres_is_local(p, tb) && strcmp(fb, tb) != 0) {
-        char *u = pres_localpart(tb);
-        batch_add(&m->pending, u, id, fb, false, payload, len);
-        free(u);
-    }
+    size_t fb, fu = 0, tb, tu = 0;
+    bool fl_local = jid_local(p, from, fl, &fb, &fu);
+    bool tl_local = jid_local(p, to, tl, &tb, &tu);
+    if (fl_local)
+        batch_add(&m->pending, from, fu, id, to, tb, true, payload, len);
+    if (tl_local && (fb != tb || memcmp(from, to, fb) != 0))
+        batch_add(&m->pending, to, tu, id, from, fb, false, payload, len);
     m->pending.last_id = id;
     m->pending.copies++;
     if (id > m->received)
         m->received = id;
-    free(from);
-    free(to);
-    free(fb);
-    free(tb);
-    /* The router sends its copies in batches: take every copy this loop
-     * iteration received into one insert, written before the loop waits
-     * again (an ev_prepare watcher), instead of inserting the first one
-     * alone. */
+}
+
+/* The router sends its copies in batches: take every copy this loop
+ * iteration received into one insert, written before the loop waits
+ * again (an ev_prepare watcher), instead of inserting the first one
+ * alone. */
+static void mam_taken(pres_t *p)
+{
+    struct pres_mam *m = p->mam;
     if (m->started && p->loop != NULL) {
         if (!ev_is_active(&m->flush_soon))
             ev_prepare_start(p->loop, &m->flush_soon);
     } else {
         mam_flush(p);
     }
+}
+
+void pres_mam_archive(pres_t *p, const kn_env_t *env, const void *payload,
+                      size_t len)
+{
+    mam_get(p);
+    if (!(env->flags & KN_F_ARCHIVE_BATCH)) {
+        mam_take(p, env->ack_id, env->from, env->from_len, env->to, env->to_len,
+                 payload, len);
+        mam_taken(p);
+        return;
+    }
+    /* A batch envelope (kn_arch.h): one record per copy, in id order. */
+    kn_arch_copy_t c;
+    size_t off = 0;
+    int rc;
+    while ((rc = kn_arch_next(payload, len, &off, &c)) == 1)
+        mam_take(p, c.id, c.from, c.from_len, c.to, c.to_len, c.stanza, c.len);
+    if (rc < 0) {
+        /* Not sent again (it would be as bad): acknowledged with the rest
+         * so that the router forgets it. */
+        kn_log_err("archive: malformed batch of copies up to id %" PRIu64
+                   ": the rest of it dropped",
+                   env->ack_id);
+        struct pres_mam *m = p->mam;
+        if (env->ack_id > m->pending.last_id) {
+            m->pending.last_id = env->ack_id;
+            m->pending.copies++;
+        }
+        if (env->ack_id > m->received)
+            m->received = env->ack_id;
+    }
+    mam_taken(p);
 }
 
 static void mam_on_gap(struct ev_loop *loop, ev_timer *t, int revents)
