@@ -5,9 +5,14 @@
  * A note on the archive path. Delivery never waits for the archive: the
  * router gives each archivable message (KN_F_ARCHIVE_OK, set by c2s) an
  * id, puts <stanza-id by=recipient's bare JID id=.../> in what it
- * delivers (or stores offline), and sends one archive copy (the message
- * as the client sent it, KN_F_ARCHIVE, ack_id = id) to the archiver,
- * which writes both parties' rows in batches. Ids are
+ * delivers (or stores offline), and makes one archive copy (the message
+ * as the client sent it, with its id, type, from and to) for the
+ * archiver, which writes both parties' rows in batches. The copies go in
+ * batch envelopes (KN_F_ARCHIVE | KN_F_ARCHIVE_BATCH, kn_arch.h: up to
+ * 256 copies per envelope, ack_id = the last one's id), at most 10 ms
+ * after the first unsent one or before anything else for the archiver's
+ * node; without the I/O layer's timer (unit tests), one envelope per
+ * copy (KN_F_ARCHIVE, ack_id = its id). Ids are
  * (milliseconds since the epoch << 16) + a counter, strictly increasing:
  * the id orders the archive and carries the message's time.
  *
