@@ -297,8 +297,12 @@ static void mam_on_insert(const PGresult *res, int err, void *arg)
 static void mam_send_batch(pres_t *p)
 {
     mam_batch_t *b = p->mam->inflight;
-    const char *params[7] = {b->ids.data, b->fu.data, b->fb.data,
-                             b->tu.data,  b->tb.data, b->s.data,
+    const char *params[7] = {b->ids.data,
+                             b->fu.data,
+                             b->fb.data,
+                             b->tu.data,
+                             b->tb.data,
+                             b->s.data,
                              mam_pref_names[p->conf.mam_default]};
     kn_pg_query(p->pg, b->dedup ? SQL_INSERT_DEDUP : SQL_INSERT, 7, params,
                 mam_on_insert, life_ref(p->mam->life));
