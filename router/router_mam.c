@@ -9,7 +9,7 @@
  * as the client sent it, with its id, type, from and to) for the
  * archiver, which writes both parties' rows in batches. The copies go in
  * batch envelopes (KN_F_ARCHIVE | KN_F_ARCHIVE_BATCH, kn_arch.h: up to
- * 256 copies per envelope, ack_id = the last one's id), at most 10 ms
+ * 256 copies per envelope, ack_id = the last one's id), at most 50 ms
  * after the first unsent one or before anything else for the archiver's
  * node; without the I/O layer's timer (unit tests), one envelope per
  * copy (KN_F_ARCHIVE, ack_id = its id). Ids are
