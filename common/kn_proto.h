@@ -67,6 +67,9 @@
  * archive id. archiver -> router, on an ACK: ack_id is the highest id of
  * the archive copies it has written (cumulative). */
 #define KN_F_ARCHIVE 0x0100
+/* With KN_F_ARCHIVE, router -> archiver: the payload is a batch of
+ * archive copies (kn_arch.h), ack_id the id of its last one. */
+#define KN_F_ARCHIVE_BATCH 0x0800
 /* SESSION_UP (c2s -> router): the session has enabled carbons. On a
  * STANZA router -> c2s with KN_F_CARBONS_SET: the answer to a carbons
  * enable/disable, and the session's carbons state is now the KN_F_CARBONS

@@ -3,11 +3,13 @@
  * of the router's archive copies, queries with RSM paging, preferences,
  * retention.
  *
- * A note on writes. The router sends one archive copy per archivable
- * message (router_mam.c) and keeps it until we acknowledge it. We turn a
- * copy into one row per local party (owner, id, the other party's bare
- * JID, direction, the stanza) appended to the pending batch: five
- * PostgreSQL array literals. At most one batch is being written; when it
+ * A note on writes. The router makes one archive copy per archivable
+ * message (router_mam.c), keeps it until we acknowledge it, and sends the
+ * copies in batch envelopes (kn_arch.h). We append each copy that has a
+ * local party to the pending batch (six PostgreSQL array literals: id,
+ * the parties' usernames and bare JIDs, the stanza once); the insert
+ * makes one row per local party (owner, id, the other party's bare JID,
+ * direction, the stanza). At most one batch is being written; when it
  * commits, the next one (everything that arrived meanwhile) goes out as
  * one INSERT ... SELECT FROM unnest(...), so the batch size follows the
  * load (group commit) and delivery never waits for any of it. The insert
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kn_arch.h"
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
@@ -46,9 +49,14 @@
 #define MAM_BATCH_GAP_S 0.05
 #define MAM_BATCH_ROWS  2048
 
+/* One element per archive copy that makes a row: id, the sender's username
+ * (NULL when not a local account), bare JID, the recipient's username
+ * (NULL when not local, or the sender itself), bare JID, the stanza
+ * (sent once for both rows). */
 typedef struct mam_batch {
-    kn_buf_t u, ids, w, o, s;
+    kn_buf_t ids, fu, fb, tu, tb, s;
     size_t n;         /* rows */
+    size_t msgs;      /* elements of each array */
     size_t copies;    /* archive copies they came from */
     uint64_t last_id; /* id of the last copy */
     bool dedup;       /* refused as a duplicate once: ON CONFLICT */
@@ -102,17 +110,19 @@ struct pres_mam {
     uint64_t rows, batches;
 };
 
-/* The preference rule (XEP-0313 6.1) is evaluated in the statement: a
- * never JID, then an always JID, then the owner's default or $6
- * (presenced.mam_default); roster: the other party is an item of the
+/* One element per message, two rows at most (the sender's, outgoing,
+ * and the recipient's), so the stanza crosses to PostgreSQL and is parsed
+ * there once. The preference rule (XEP-0313 6.1) is evaluated in the
+ * statement: a never JID, then an always JID, then the owner's default or
+ * $7 (presenced.mam_default); roster: the other party is an item of the
  * owner's roster. Inline rather than a SQL function, which PostgreSQL
  * would run as a separate call per row. There is no foreign key to users
  * (sql/0023_mam_lighter.sql): the users lookup skips owners that are not
  * accounts, and FOR KEY SHARE makes an account removal wait for our
  * commit (its trigger then removes the rows). The lookups are LATERAL
- * subqueries (and OFFSET 0 keeps the roster EXISTS a correlated probe)
- * so that the plan, generic after a few runs, is one index probe per row
- * in users, mam_prefs and rosteritems, never a scan of those tables.
+ * subqueries (and OFFSET 0 keeps the others correlated probes) so that
+ * the plan, generic after a few runs, is one index probe per row in
+ * users, mam_prefs and rosteritems, never a scan of those tables.
  *
  * Without ON CONFLICT: its check is one more primary key probe per row,
  * and a duplicate only comes from copies sent again (our restart, or a
@@ -120,16 +130,19 @@ struct pres_mam {
  * (23505) is sent again as SQL_INSERT_DEDUP. */
 #define MAM_INSERT_SQL                                                         \
     "insert into mam_messages (username, id, with_jid, outgoing, stanza) "     \
-    "select m.u, m.id, m.w, m.o, m.s from unnest($1::text[], $2::bigint[], "   \
-    "$3::text[], $4::boolean[], $5::text[]) as m(u, id, w, o, s) "             \
-    "cross join lateral (select 1 from users where users.username = m.u "      \
-    "for key share) a left join lateral (select p.never_jids, p.always_jids, " \
-    "p.default_mode from mam_prefs p where p.username = m.u offset 0) p "      \
-    "on true where case when p.never_jids @> array[m.w] then false "           \
-    "when p.always_jids @> array[m.w] then true "                              \
-    "else case coalesce(p.default_mode, $6) when 'always' then true "          \
-    "when 'never' then false else exists (select 1 from rosteritems r "        \
-    "where r.username = m.u and r.jid = m.w and r.in_roster offset 0) end end"
+    "select r.u, m.id, r.w, r.o, m.s from unnest($1::bigint[], $2::text[], "   \
+    "$3::text[], $4::text[], $5::text[], $6::text[]) as m(id, fu, fb, tu, "    \
+    "tb, s) cross join lateral (values (m.fu, m.tb, true), (m.tu, m.fb, "      \
+    "false)) as r(u, w, o) cross join lateral (select 1 from users where "     \
+    "users.username = r.u for key share) a left join lateral (select "         \
+    "p.never_jids, p.always_jids, p.default_mode from mam_prefs p where "      \
+    "p.username = r.u offset 0) p on true where r.u is not null and case "     \
+    "when p.never_jids @> array[r.w] then false "                              \
+    "when p.always_jids @> array[r.w] then true "                              \
+    "else case coalesce(p.default_mode, $7) when 'always' then true "          \
+    "when 'never' then false else exists (select 1 from rosteritems r2 "       \
+    "where r2.username = r.u and r2.jid = r.w and r2.in_roster offset 0) "     \
+    "end end"
 
 static const char SQL_INSERT[] = MAM_INSERT_SQL;
 static const char SQL_INSERT_DEDUP[] = MAM_INSERT_SQL " on conflict do nothing";
@@ -179,32 +192,50 @@ static struct pres_mam *mam_get(pres_t *p)
 
 static void batch_free(mam_batch_t *b)
 {
-    kn_buf_free(&b->u);
     kn_buf_free(&b->ids);
-    kn_buf_free(&b->w);
-    kn_buf_free(&b->o);
+    kn_buf_free(&b->fu);
+    kn_buf_free(&b->fb);
+    kn_buf_free(&b->tu);
+    kn_buf_free(&b->tb);
     kn_buf_free(&b->s);
     b->n = 0;
+    b->msgs = 0;
 }
 
-static void batch_add(mam_batch_t *b, const char *owner, uint64_t id,
-                      const char *with, bool out, const void *xml, size_t len)
+static void array_elem_or_null(kn_buf_t *b, const char *s, size_t len)
 {
-    if (b->n == 0) {
-        kn_buf_append_str(&b->u, "{");
+    if (s != NULL) {
+        mam_pg_array_elem(b, s, len);
+    } else {
+        if (b->len > 0 && b->data[b->len - 1] != '{')
+            kn_buf_append(b, ",", 1);
+        kn_buf_append_str(b, "NULL");
+    }
+}
+
+/* fu/tu: the owners' usernames, or NULL for no row. */
+static void batch_add(mam_batch_t *b, uint64_t id, const char *fu, size_t ful,
+                      const char *fb, size_t fbl, const char *tu, size_t tul,
+                      const char *tb, size_t tbl, const void *xml, size_t len)
+{
+    if (b->msgs == 0) {
         kn_buf_append_str(&b->ids, "{");
-        kn_buf_append_str(&b->w, "{");
-        kn_buf_append_str(&b->o, "{");
+        kn_buf_append_str(&b->fu, "{");
+        kn_buf_append_str(&b->fb, "{");
+        kn_buf_append_str(&b->tu, "{");
+        kn_buf_append_str(&b->tb, "{");
         kn_buf_append_str(&b->s, "{");
     }
-    mam_pg_array_elem(&b->u, owner, strlen(owner));
     char ids[24];
-    snprintf(ids, sizeof(ids), "%" PRIu64, id);
-    mam_pg_array_elem(&b->ids, ids, strlen(ids));
-    mam_pg_array_elem(&b->w, with, strlen(with));
-    mam_pg_array_elem(&b->o, out ? "t" : "f", 1);
+    int il = snprintf(ids, sizeof(ids), "%" PRIu64, id);
+    mam_pg_array_elem(&b->ids, ids, (size_t)il);
+    array_elem_or_null(&b->fu, fu, ful);
+    mam_pg_array_elem(&b->fb, fb, fbl);
+    array_elem_or_null(&b->tu, tu, tul);
+    mam_pg_array_elem(&b->tb, tb, tbl);
     mam_pg_array_elem(&b->s, xml, len);
-    b->n++;
+    b->msgs++;
+    b->n += (fu != NULL) + (tu != NULL);
 }
 
 static void mam_flush(pres_t *p);
@@ -266,10 +297,14 @@ static void mam_on_insert(const PGresult *res, int err, void *arg)
 static void mam_send_batch(pres_t *p)
 {
     mam_batch_t *b = p->mam->inflight;
-    const char *params[6] = {b->u.data, b->ids.data,
-                             b->w.data, b->o.data,
-                             b->s.data, mam_pref_names[p->conf.mam_default]};
-    kn_pg_query(p->pg, b->dedup ? SQL_INSERT_DEDUP : SQL_INSERT, 6, params,
+    const char *params[7] = {b->ids.data,
+                             b->fu.data,
+                             b->fb.data,
+                             b->tu.data,
+                             b->tb.data,
+                             b->s.data,
+                             mam_pref_names[p->conf.mam_default]};
+    kn_pg_query(p->pg, b->dedup ? SQL_INSERT_DEDUP : SQL_INSERT, 7, params,
                 mam_on_insert, life_ref(p->mam->life));
 }
 
@@ -316,53 +351,98 @@ static void mam_flush(pres_t *p)
     mam_batch_t *b = kn_malloc(sizeof(*b));
     *b = m->pending;
     memset(&m->pending, 0, sizeof(m->pending));
-    kn_buf_append_str(&b->u, "}");
     kn_buf_append_str(&b->ids, "}");
-    kn_buf_append_str(&b->w, "}");
-    kn_buf_append_str(&b->o, "}");
+    kn_buf_append_str(&b->fu, "}");
+    kn_buf_append_str(&b->fb, "}");
+    kn_buf_append_str(&b->tu, "}");
+    kn_buf_append_str(&b->tb, "}");
     kn_buf_append_str(&b->s, "}");
     m->inflight = b;
     mam_send_batch(p);
 }
 
-void pres_mam_archive(pres_t *p, const kn_env_t *env, const void *payload,
-                      size_t len)
+/* A local account's JID: its bare part's length and the length of its
+ * local part (the owner's username), or false. */
+static bool jid_local(const pres_t *p, const char *jid, size_t len,
+                      size_t *bare_len, size_t *user_len)
 {
-    struct pres_mam *m = mam_get(p);
-    uint64_t id = env->ack_id;
-    if (id == 0 || env->from_len == 0 || env->to_len == 0 || len == 0)
+    const char *slash = memchr(jid, '/', len);
+    size_t bl = slash ? (size_t)(slash - jid) : len;
+    const char *at = memchr(jid, '@', bl);
+    *bare_len = bl;
+    if (at == NULL)
+        return false;
+    size_t dl = strlen(p->domain);
+    *user_len = (size_t)(at - jid);
+    return bl - *user_len - 1 == dl && memcmp(at + 1, p->domain, dl) == 0;
+}
+
+/* One archive copy: a row per local party into the pending batch. */
+static void mam_take(pres_t *p, uint64_t id, const char *from, size_t fl,
+                     const char *to, size_t tl, const void *payload, size_t len)
+{
+    struct pres_mam *m = p->mam;
+    if (id == 0 || fl == 0 || tl == 0 || len == 0)
         return;
-    char *from = kn_strndup(env->from, env->from_len);
-    char *to = kn_strndup(env->to, env->to_len);
-    char *fb = pres_bare_of(from), *tb = pres_bare_of(to);
-    if (pres_is_local(p, fb)) {
-        char *u = pres_localpart(fb);
-        batch_add(&m->pending, u, id, tb, true, payload, len);
-        free(u);
-    }
-    if (pres_is_local(p, tb) && strcmp(fb, tb) != 0) {
-        char *u = pres_localpart(tb);
-        batch_add(&m->pending, u, id, fb, false, payload, len);
-        free(u);
-    }
+    size_t fb, fu = 0, tb, tu = 0;
+    bool f_local = jid_local(p, from, fl, &fb, &fu);
+    bool t_local = jid_local(p, to, tl, &tb, &tu) &&
+                   (fb != tb || memcmp(from, to, fb) != 0); /* to oneself */
+    if (f_local || t_local)
+        batch_add(&m->pending, id, f_local ? from : NULL, fu, from, fb,
+                  t_local ? to : NULL, tu, to, tb, payload, len);
     m->pending.last_id = id;
     m->pending.copies++;
     if (id > m->received)
         m->received = id;
-    free(from);
-    free(to);
-    free(fb);
-    free(tb);
-    /* The router sends its copies in batches: take every copy this loop
-     * iteration received into one insert, written before the loop waits
-     * again (an ev_prepare watcher), instead of inserting the first one
-     * alone. */
+}
+
+/* The router sends its copies in batches: take every copy this loop
+ * iteration received into one insert, written before the loop waits
+ * again (an ev_prepare watcher), instead of inserting the first one
+ * alone. */
+static void mam_taken(pres_t *p)
+{
+    struct pres_mam *m = p->mam;
     if (m->started && p->loop != NULL) {
         if (!ev_is_active(&m->flush_soon))
             ev_prepare_start(p->loop, &m->flush_soon);
     } else {
         mam_flush(p);
     }
+}
+
+void pres_mam_archive(pres_t *p, const kn_env_t *env, const void *payload,
+                      size_t len)
+{
+    mam_get(p);
+    if (!(env->flags & KN_F_ARCHIVE_BATCH)) {
+        mam_take(p, env->ack_id, env->from, env->from_len, env->to, env->to_len,
+                 payload, len);
+        mam_taken(p);
+        return;
+    }
+    /* A batch envelope (kn_arch.h): one record per copy, in id order. */
+    kn_arch_copy_t c;
+    size_t off = 0;
+    int rc;
+    while ((rc = kn_arch_next(payload, len, &off, &c)) == 1)
+        mam_take(p, c.id, c.from, c.from_len, c.to, c.to_len, c.stanza, c.len);
+    if (rc < 0) {
+        /* Not sent again (it would be as bad): acknowledged with the rest
+         * so that the router forgets it. */
+        kn_log_err("archive: malformed batch of copies up to id %" PRIu64
+                   ": the rest of it dropped",
+                   env->ack_id);
+        struct pres_mam *m = p->mam;
+        if (env->ack_id > m->pending.last_id) {
+            m->pending.last_id = env->ack_id;
+            m->pending.copies++;
+        }
+        if (env->ack_id > m->received)
+            m->received = env->ack_id;
+    }
+    mam_taken(p);
 }
 
 static void mam_on_gap(struct ev_loop *loop, ev_timer *t, int revents)

@@ -331,11 +331,20 @@ void mam_pg_array_elem(kn_buf_t *out, const char *s, size_t len)
 {
     if (out->len > 0 && out->data[out->len - 1] != '{')
         kn_buf_append(out, ",", 1);
+    kn_buf_reserve(out, len + 2);
     kn_buf_append(out, "\"", 1);
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '"' || s[i] == '\\')
-            kn_buf_append(out, "\\", 1);
-        kn_buf_append(out, s + i, 1);
+    size_t i = 0;
+    while (i < len) {
+        /* the run up to the next '"' or '\\', in one append */
+        size_t j = i;
+        while (j < len && s[j] != '"' && s[j] != '\\')
+            j++;
+        kn_buf_append(out, s + i, j - i);
+        if (j == len)
+            break;
+        kn_buf_append(out, "\\", 1);
+        kn_buf_append(out, s + j, 1);
+        i = j + 1;
     }
     kn_buf_append(out, "\"", 1);
 }

@@ -211,6 +211,7 @@ struct router {
     void *arch_arm_ud;
     bool arch_flushing;
     kn_buf_t mam_scratch, carbon_scratch;
+    kn_buf_t arch_batch; /* the batch envelope being sent (kn_arch.h) */
 };
 
 router_t *router_new(const char *domain, uint32_t boot, double node_timeout,

@@ -30,10 +30,12 @@ struct router_io {
 };
 
 /* How long an archive copy may wait for others to go with it: the
- * archiver then wakes once per batch rather than once per message, and
- * writes it in one insert. Delivery does not wait for it; a MAM query
- * does not either (anything sent to the archiver flushes the batch). */
-#define ROUTER_ARCH_FLUSH_S 0.01
+ * archiver then wakes once per batch envelope rather than once per
+ * message. The archiver writes at most every 50 ms anyway
+ * (pres_mam.c's MAM_BATCH_GAP_S), so a shorter period would only wake it
+ * more often. Delivery does not wait for it; a MAM query does not either
+ * (anything sent to the archiver flushes the batch). */
+#define ROUTER_ARCH_FLUSH_S 0.05
 
 static void io_arch_flush(struct ev_loop *loop, ev_timer *t, int revents)
 {

@@ -5,9 +5,14 @@
  * A note on the archive path. Delivery never waits for the archive: the
  * router gives each archivable message (KN_F_ARCHIVE_OK, set by c2s) an
  * id, puts <stanza-id by=recipient's bare JID id=.../> in what it
- * delivers (or stores offline), and sends one archive copy (the message
- * as the client sent it, KN_F_ARCHIVE, ack_id = id) to the archiver,
- * which writes both parties' rows in batches. Ids are
+ * delivers (or stores offline), and makes one archive copy (the message
+ * as the client sent it, with its id, type, from and to) for the
+ * archiver, which writes both parties' rows in batches. The copies go in
+ * batch envelopes (KN_F_ARCHIVE | KN_F_ARCHIVE_BATCH, kn_arch.h: up to
+ * 256 copies per envelope, ack_id = the last one's id), at most 50 ms
+ * after the first unsent one or before anything else for the archiver's
+ * node; without the I/O layer's timer (unit tests), one envelope per
+ * copy (KN_F_ARCHIVE, ack_id = its id). Ids are
  * (milliseconds since the epoch << 16) + a counter, strictly increasing:
  * the id orders the archive and carries the message's time.
  *
@@ -29,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kn_arch.h"
 #include "kn_log.h"
 #include "kn_mem.h"
 #include "kn_msgrules.h"
@@ -39,12 +45,18 @@
 #define ROUTER_ARCH_BYTES (256u << 20)
 /* Deferred mode: unsent copies that trigger a flush without the timer. */
 #define ROUTER_ARCH_BATCH 256
+/* One batch envelope carries at most this many copies or bytes (a resend
+ * of everything retained goes as many envelopes). */
+#define ROUTER_ARCH_ENV_COPIES 256
+#define ROUTER_ARCH_ENV_BYTES  (1u << 20)
 
+/* A retained copy: its kn_arch record (id, type, from, to, the stanza),
+ * ready to be appended to a batch envelope. */
 typedef struct router_arch {
     uint64_t id;
-    kn_buf_t env; /* encoded envelope */
-    kn_buf_t payload;
     struct router_arch *next;
+    size_t len;
+    uint8_t rec[];
 } arch_t;
 
 /* The archiver's live node, or NULL. *registered: archiving is on, which
@@ -109,8 +121,6 @@ bool router_sid_insert(kn_buf_t *out, const void *pl, size_t len,
 
 static void arch_free(arch_t *a)
 {
-    kn_buf_free(&a->env);
-    kn_buf_free(&a->payload);
     free(a);
 }
 
@@ -125,7 +135,7 @@ static void arch_pop(router_t *r)
     if (r->arch_head == NULL)
         r->arch_tail = &r->arch_head;
     r->arch_count--;
-    r->arch_bytes -= a->payload.len + a->env.len;
+    r->arch_bytes -= a->len;
     arch_free(a);
 }
 
@@ -134,17 +144,21 @@ static arch_t *arch_retain(router_t *r, uint64_t id, const kn_env_t *e,
 {
     if (r->arch_tail == NULL)
         r->arch_tail = &r->arch_head;
-    arch_t *a = kn_calloc(1, sizeof(*a));
+    kn_arch_copy_t c = {id,    e->type,   e->from,  e->from_len,
+                        e->to, e->to_len, pl->data, pl->len};
+    size_t n = kn_arch_size(&c);
+    arch_t *a = kn_malloc(sizeof(*a) + n);
     a->id = id;
-    if (kn_env_encode(e, &a->env) < 0) {
+    a->next = NULL;
+    a->len = n;
+    if (!kn_arch_write(a->rec, &c)) {
         free(a);
         return NULL;
     }
-    kn_buf_append(&a->payload, pl->data, pl->len);
     *r->arch_tail = a;
     r->arch_tail = &a->next;
     r->arch_count++;
-    r->arch_bytes += a->payload.len + a->env.len;
+    r->arch_bytes += n;
     while (r->arch_count > ROUTER_ARCH_MAX ||
            (r->arch_bytes > ROUTER_ARCH_BYTES && r->arch_count > 1)) {
         if (r->arch_evicted++ % 10000 == 0)
@@ -156,6 +170,27 @@ static arch_t *arch_retain(router_t *r, uint64_t id, const kn_env_t *e,
         arch_pop(r);
     }
     return a;
+}
+
+/* Not deferred (no I/O timer: unit tests): one copy, one envelope. */
+static void arch_send_one(router_t *r, router_node_t *n, const arch_t *a)
+{
+    kn_arch_copy_t c;
+    size_t off = 0;
+    if (kn_arch_next(a->rec, a->len, &off, &c) != 1)
+        return;
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = c.type;
+    e.flags = KN_F_ARCHIVE | KN_F_NO_OFFLINE;
+    e.ack_id = c.id;
+    e.from = c.from;
+    e.from_len = c.from_len;
+    e.to = c.to;
+    e.to_len = c.to_len;
+    router_payload_t p = {c.stanza, c.len, NULL};
+    router_emit(r, n, &e, &p);
 }
 
 static bool jid_local_user(const router_t *r, const char *jid, size_t len,
@@ -184,17 +219,7 @@ uint64_t router_mam_message(router_t *r, const kn_env_t *env,
     if (!registered || (!from_local && !to_local))
         return 0;
     uint64_t id = mam_next_id(r);
-    kn_env_t e = {0};
-    e.kind = KN_ENV_STANZA;
-    e.stanza = KN_ENV_ST_MESSAGE;
-    e.type = env->type;
-    e.flags = KN_F_ARCHIVE | KN_F_NO_OFFLINE;
-    e.ack_id = id;
-    e.from = env->from;
-    e.from_len = env->from_len;
-    e.to = env->to;
-    e.to_len = env->to_len;
-    arch_t *a = arch_retain(r, id, &e, pl);
+    arch_t *a = arch_retain(r, id, env, pl);
     if (n != NULL && r->arch_arm != NULL && a != NULL) {
         /* Deferred: queued behind earlier unsent copies, sent in order. */
         if (r->arch_unsent != NULL && r->arch_to != n)
@@ -207,8 +232,8 @@ uint64_t router_mam_message(router_t *r, const kn_env_t *env,
         }
         if (++r->arch_unsent_n >= ROUTER_ARCH_BATCH)
             router_mam_flush(r);
-    } else if (n != NULL) {
-        router_emit(r, n, &e, pl);
+    } else if (n != NULL && a != NULL) {
+        arch_send_one(r, n, a);
     }
     if (to_local) {
         kn_buf_reset(&r->mam_scratch);
@@ -234,6 +259,40 @@ void router_mam_defer(router_t *r, void (*arm)(void *ud), void *ud)
     r->arch_arm_ud = ud;
 }
 
+/* Send the copies from a on (the rest of the FIFO) to n as batch
+ * envelopes (kn_arch.h). They are copies of earlier messages, not
+ * consequences of the frame being handled now: sent without its link id,
+ * or a node would drop all but one of them as resends (kn_link.c's
+ * duplicate filter). */
+static void arch_send_from(router_t *r, router_node_t *n, arch_t *a)
+{
+    uint64_t link = r->cur_link;
+    r->cur_link = 0;
+    r->arch_flushing = true;
+    kn_buf_t *b = &r->arch_batch;
+    while (a != NULL) {
+        kn_buf_reset(b);
+        size_t k = 0;
+        uint64_t last = 0;
+        for (; a != NULL && k < ROUTER_ARCH_ENV_COPIES &&
+               (k == 0 || b->len + a->len <= ROUTER_ARCH_ENV_BYTES);
+             a = a->next, k++) {
+            kn_buf_append(b, a->rec, a->len);
+            last = a->id;
+        }
+        kn_env_t e = {0};
+        e.kind = KN_ENV_STANZA;
+        e.stanza = KN_ENV_ST_MESSAGE;
+        e.type = KN_ENV_TYPE_NORMAL;
+        e.flags = KN_F_ARCHIVE | KN_F_ARCHIVE_BATCH | KN_F_NO_OFFLINE;
+        e.ack_id = last;
+        router_payload_t p = {b->data, b->len, NULL};
+        router_emit(r, n, &e, &p);
+    }
+    r->arch_flushing = false;
+    r->cur_link = link;
+}
+
 void router_mam_flush(router_t *r)
 {
     arch_t *a = r->arch_unsent;
@@ -246,21 +305,7 @@ void router_mam_flush(router_t *r)
     router_node_t *n = mam_node(r, &registered);
     if (n == NULL)
         return; /* retained: sent again when the archiver registers */
-    /* Copies of earlier messages, not consequences of the frame being
-     * handled now: without its link id, or a node would drop all but one
-     * of them as resends (kn_link.c's duplicate filter). */
-    uint64_t link = r->cur_link;
-    r->cur_link = 0;
-    r->arch_flushing = true;
-    for (; a != NULL; a = a->next) {
-        kn_env_t e;
-        if (kn_env_decode(a->env.data, a->env.len, &e) < 0)
-            continue;
-        router_payload_t p = {a->payload.data, a->payload.len, NULL};
-        router_emit(r, n, &e, &p);
-    }
-    r->arch_flushing = false;
-    r->cur_link = link;
+    arch_send_from(r, n, a);
 }
 
 void router_mam_resend(router_t *r)
@@ -276,15 +321,7 @@ void router_mam_resend(router_t *r)
     kn_log_info("archiver registered: sending %zu unacknowledged archive "
                 "copies again",
                 r->arch_count);
-    for (arch_t *a = r->arch_head; a != NULL; a = a->next) {
-        kn_env_t e;
-        if (kn_env_decode(a->env.data, a->env.len, &e) < 0)
-            continue;
-        router_payload_t p = {a->payload.data, a->payload.len, NULL};
-        r->arch_flushing = true;
-        router_emit(r, n, &e, &p);
-        r->arch_flushing = false;
-    }
+    arch_send_from(r, n, r->arch_head);
 }
 
 void router_mam_free(router_t *r)
@@ -293,4 +330,5 @@ void router_mam_free(router_t *r)
         arch_pop(r);
     kn_buf_free(&r->mam_scratch);
     kn_buf_free(&r->carbon_scratch);
+    kn_buf_free(&r->arch_batch);
 }

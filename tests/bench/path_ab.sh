@@ -19,7 +19,8 @@
 #
 # and at the end the medians per (build, mam, rate). Builds are
 # directories with bin/ (e.g. build, or a copy of an older build's bin/
-# under var/). Private stack: KILN_VAR (default var/bench-ab),
+# under var/); each run's STEPCPU lines and the command line of every
+# measured pid stay in $KILN_VAR/runs/. Private stack: KILN_VAR (default var/bench-ab),
 # KILN_PG_PORT, KILN_PORT_OFFSET. Sizes: KILN_AB_PAIRS (200),
 # KILN_AB_REPEAT (3), KILN_AB_STEP (5 s per rate). Builds with different
 # schemas: KILN_AB_SQL_A / KILN_AB_SQL_B, a SQL file applied (psql) before
@@ -115,6 +116,11 @@ one_run() { # label bin mam rate rep
         --rates "$rate" --step-seconds "$step" --label "$label" \
         --server-pids "$all" >"$KILN_VAR/run.out" 2>"$KILN_VAR/run.err"
     cat "$KILN_VAR/run.out" >>"$KILN_VAR/ab-raw.txt"
+    # per-pid detail: STEPCPU lines and what each pid was
+    mkdir -p "$KILN_VAR/runs"
+    local keep=$KILN_VAR/runs/$label-$mam-$rate-$rep
+    cp "$KILN_VAR/run.err" "$keep.err"
+    ps -o pid=,args= -p "$all" >"$keep.ps" 2>/dev/null
     python3 "$top/tests/bench/path_ab_row.py" "$KILN_VAR/pids" \
         "$KILN_VAR/run.out" "$KILN_VAR/run.err" "$label" "$mam" "$rate" \
         "$rep" "$step" | tee -a "$out"

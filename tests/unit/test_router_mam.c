@@ -11,11 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kn_arch.h"
 #include "kn_buf.h"
 #include "kn_proto.h"
 #include "router.h"
 
-#define MAXOUT 64
+#define MAXOUT 1024
 typedef struct out {
     char node[64];
     kn_env_kind_t kind;
@@ -27,6 +28,7 @@ typedef struct out {
 
 static out_t outs[MAXOUT];
 static int nout;
+static int nbatch; /* batch envelopes among them (kn_arch.h) */
 static const char *unreachable;
 static router_t *r;
 static uint16_t ia, ib, ip;
@@ -37,6 +39,33 @@ static void cap_send(void *ud, const router_node_t *to, const kn_env_t *env,
     (void)ud;
     if (unreachable != NULL && strcmp(to->name, unreachable) == 0) {
         router_undeliverable(r, to, env, pl);
+        return;
+    }
+    if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_ARCHIVE_BATCH)) {
+        /* one out per archive copy of the batch, as a single copy was */
+        ck_assert(env->flags & KN_F_ARCHIVE);
+        nbatch++;
+        kn_arch_copy_t c;
+        size_t off = 0;
+        int rc;
+        uint64_t last = 0;
+        while ((rc = kn_arch_next(pl->data, pl->len, &off, &c)) == 1) {
+            ck_assert_int_lt(nout, MAXOUT);
+            out_t *o = &outs[nout++];
+            memset(o, 0, sizeof(*o));
+            snprintf(o->node, sizeof(o->node), "%s", to->name);
+            o->kind = env->kind;
+            o->ack_id = c.id;
+            o->link = r->cur_link;
+            o->flags = env->flags;
+            snprintf(o->to, sizeof(o->to), "%.*s", (int)c.to_len, c.to);
+            snprintf(o->from, sizeof(o->from), "%.*s", (int)c.from_len, c.from);
+            snprintf(o->payload, sizeof(o->payload), "%.*s", (int)c.len,
+                     (const char *)c.stanza);
+            last = c.id;
+        }
+        ck_assert_int_eq(rc, 0);
+        ck_assert_uint_eq(env->ack_id, last); /* the batch's last id */
         return;
     }
     ck_assert_int_lt(nout, MAXOUT);
@@ -411,8 +440,10 @@ START_TEST(deferred_copies_batched_in_order_XEP_0313)
     uint64_t id2 = sid_of(outs[0].payload);
     ck_assert_int_eq(armed, 1); /* armed once per batch */
     nout = 0;
+    nbatch = 0;
     router_mam_flush(r);
     ck_assert_int_eq(nout, 2);
+    ck_assert_int_eq(nbatch, 1); /* both copies in one envelope */
     ck_assert_str_eq(outs[0].node, "presenced");
     ck_assert_uint_eq(outs[0].ack_id, id1);
     ck_assert_str_eq(outs[0].payload, M("d1"));
@@ -471,6 +502,40 @@ END_TEST
  * carried that frame's id: presenced kept one copy per batch of messages
  * between the same two users (make test: 745 of 1,000 archived). The
  * copies are no frame's consequence: they go without a link id. */
+/* Issue 11's cost target: the copies retained while the archiver was
+ * away go back as batch envelopes of at most 256 copies (kn_arch.h), all
+ * of them, in id order, each envelope's ack_id its last copy's id
+ * (cap_send checks that). */
+START_TEST(resent_copies_in_batch_envelopes_XEP_0313)
+{
+    reg_archiver();
+    sess_up("c2s-b", ib, 2, "b@localhost/x", false);
+    unreachable = "presenced";
+    static uint64_t ids[600];
+    for (int i = 0; i < 600; i++) {
+        char body[128];
+        snprintf(body, sizeof(body), M("%d"), i);
+        msg("c2s-a", KN_F_ARCHIVE_OK, "a@localhost/p", "b@localhost", 0, body);
+        ids[i] = sid_of(outs[0].payload);
+    }
+    unreachable = NULL;
+    nbatch = 0;
+    reg_archiver();
+    ck_assert_int_eq(nout, 600);
+    ck_assert_int_eq(nbatch, 3);
+    for (int i = 0; i < 600; i++) {
+        char body[128];
+        snprintf(body, sizeof(body), M("%d"), i);
+        ck_assert_str_eq(outs[i].node, "presenced");
+        ck_assert_uint_eq(outs[i].ack_id, ids[i]);
+        ck_assert_str_eq(outs[i].payload, body);
+        ck_assert_str_eq(outs[i].from, "a@localhost/p");
+        ck_assert_str_eq(outs[i].to, "b@localhost");
+        ck_assert_uint_eq(outs[i].link, 0);
+    }
+}
+END_TEST
+
 START_TEST(deferred_copies_carry_no_link_id_XEP_0313)
 {
     router_mam_defer(r, arm, &armed);
@@ -545,6 +610,7 @@ int main(void)
     tcase_add_test(tc, archiving_stays_on_while_archiver_is_lost);
     tcase_add_test(tc, deferred_copies_batched_in_order_XEP_0313);
     tcase_add_test(tc, deferred_copies_carry_no_link_id_XEP_0313);
+    tcase_add_test(tc, resent_copies_in_batch_envelopes_XEP_0313);
     tcase_add_test(tc, sid_insert_forms);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
