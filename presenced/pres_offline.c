@@ -26,6 +26,16 @@
  * the router handed us the messages, and the read at login sees every
  * insert queued before it.
  *
+ * A note on a stale view (R-PRES-5). When presenced counts the user
+ * available (a resource came up while the message was in flight, or
+ * presenced has not yet heard of a session's end), it sends the message
+ * on to the bare JID, marked KN_F_OFFLINE_RESENT, instead of storing it.
+ * The router routes it like any message; when it finds no resource
+ * either (or the one it found vanished: c2s reroutes it), it hands it to
+ * the offline handler again, mark kept, and we store it, never sending a
+ * marked message on (no loop; the message was not stored before, so one
+ * row). A bounce of it is stored the same way.
+ *
  * A note on delivery (R-PRES-5). Delivery runs at the end of the login
  * flow (pres_broadcast.c), in id order, each message with a XEP-0203
  * delay. A row is deleted only once it was written to the client's
@@ -138,13 +148,24 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
                    the callee sees a missed call) is */
     char *bare = pres_bare_of(to);
     pres_user_t *u = pres_user_find(p, bare);
-    if (pres_user_navail(u) > 0 && !(env->flags & KN_F_NO_OFFLINE)) {
-        /* A resource came up while the message was in flight. */
+    if (pres_user_navail(u) > 0 &&
+        !(env->flags & (KN_F_NO_OFFLINE | KN_F_OFFLINE_RESENT))) {
+        /* A resource came up while the message was in flight: sent on,
+         * marked; if the router has no resource for it either, it comes
+         * back marked and is stored below. */
         kn_stanza_t *t = kn_stanza_with_attr(st, 0, "to", bare);
-        pres_send(p, t, KN_F_NO_OFFLINE);
+        pres_send(p, t, KN_F_OFFLINE_RESENT);
         kn_stanza_unref(&t);
         free(bare);
+        p->stats.offline_resent++;
         return;
+    }
+    if (env->flags & KN_F_OFFLINE_RESENT) {
+        kn_log_info("offline: message for %s sent on to an available "
+                    "resource came back (%s): stored",
+                    bare,
+                    env->kind == KN_ENV_BOUNCE ? "bounced" : "no resource");
+        p->stats.offline_resent_stored++;
     }
     off_job_t *j = kn_calloc(1, sizeof(*j));
     j->p = p;

@@ -661,6 +661,82 @@ START_TEST(offline_row_only_to_its_connection_R_PRES_5)
 }
 END_TEST
 
+/* A message the offline handler was given and sent on to the bare JID
+ * (KN_F_OFFLINE_RESENT: presenced counted the user available) is routed
+ * like any message: where the router finds no resource for it, directly,
+ * after c2s rerouted it, or when its node is unreachable, it goes back
+ * to the offline handler with the flag (presenced stores it then), never
+ * bounced (KN_F_NO_OFFLINE did, and presenced dropped the bounce: lost). */
+static void resend(const char *to)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.flags = KN_F_OFFLINE_RESENT;
+    e.from = "alice@localhost/pc";
+    e.from_len = strlen(e.from);
+    e.to = to;
+    e.to_len = strlen(to);
+    reset_out();
+    in("presenced", &e, "<m/>");
+}
+
+static void expect_stored(const char *to)
+{
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert_int_eq(outs[0].kind, KN_ENV_STANZA);
+    ck_assert(outs[0].flags & KN_F_OFFLINE_RESENT);
+    ck_assert(!(outs[0].flags & KN_F_NO_OFFLINE));
+    ck_assert_str_eq(outs[0].to, to);
+    ck_assert_str_eq(outs[0].payload, "<m/>");
+}
+
+START_TEST(offline_resent_message_back_to_offline_handler_R_PRES_5)
+{
+    ip = hello("presenced", KN_F_ROLE_DAEMON, 3);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_OFFLINE;
+    in("presenced", &g, NULL);
+    sess_up("c2s-a", ia, 1, "alice@localhost/pc", 0, true);
+    /* No resource at all. */
+    resend("carol@localhost");
+    expect_stored("carol@localhost");
+    /* A resource the router delivers it to, whose connection c2s found
+     * closed: c2s reroutes it (c2s_reroute_env keeps the flags). */
+    sess_up("c2s-b", ib, 2, "bob@localhost/phone", 0, true);
+    resend("bob@localhost");
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "c2s-b");
+    ck_assert(outs[0].flags & KN_F_OFFLINE_RESENT);
+    kn_env_t d = {0};
+    d.kind = KN_ENV_SESSION_DOWN;
+    d.conn_id = kn_conn_make(ib, 2);
+    d.from = "bob@localhost/phone";
+    d.from_len = strlen(d.from);
+    in("c2s-b", &d, NULL);
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.flags = KN_F_OFFLINE_RESENT | KN_F_REROUTE;
+    e.from = "alice@localhost/pc";
+    e.from_len = strlen(e.from);
+    e.to = "bob@localhost";
+    e.to_len = strlen(e.to);
+    reset_out();
+    in("c2s-b", &e, "<m/>");
+    expect_stored("bob@localhost");
+    /* The resource's node is unreachable. */
+    sess_up("c2s-b", ib, 3, "bob@localhost/tablet", 0, true);
+    unreachable = "c2s-b";
+    resend("bob@localhost");
+    expect_stored("bob@localhost");
+}
+END_TEST
+
 START_TEST(unreachable_offline_handler_does_not_recurse)
 {
     ip = hello("presenced", KN_F_ROLE_DAEMON, 3);
@@ -1521,6 +1597,7 @@ int main(void)
     tcase_add_test(tc, undeliverable_with_copy_waits_for_node_loss_R_DROP_5);
     tcase_add_test(tc, conflict_with_dead_node_reroutes_copies_R_DROP_7);
     tcase_add_test(tc, offline_row_only_to_its_connection_R_PRES_5);
+    tcase_add_test(tc, offline_resent_message_back_to_offline_handler_R_PRES_5);
     tcase_add_test(tc, unreachable_offline_handler_does_not_recurse);
     tcase_add_test(tc, server_disco_from_registrations);
     tcase_add_test(tc, session_events_go_to_every_subscriber);
