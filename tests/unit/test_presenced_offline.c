@@ -363,6 +363,72 @@ START_TEST(message_for_offline_user_stored_not_sent_on_R_PRES_5)
 }
 END_TEST
 
+/* The router re-announces (KN_F_REANNOUNCE) a session that sent available
+ * presence (KN_F_AVAILABLE) to a presenced that never saw that presence:
+ * it went to a presenced that was down (kill -9) or stopping. Its login
+ * flow runs then, so the messages stored meanwhile are delivered now, not
+ * at the next login (docs/CLUSTER.md, "Open"). */
+static void reannounce(pres_t *p, uint16_t flags)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_SESSION_UP;
+    e.from = full;
+    e.from_len = strlen(full);
+    e.conn_id = CONN;
+    e.flags = flags;
+    pres_handle(p, &e, NULL, 0);
+    settle();
+}
+
+/* The offline rows sent to the session since ncap was cleared. */
+static int rows_sent(const char *body)
+{
+    int n = 0;
+    for (int i = 0; i < ncap; i++)
+        if (caps[i].stanza == KN_ENV_ST_MESSAGE &&
+            (caps[i].flags & KN_F_ACK_WANTED) &&
+            strcmp(caps[i].to, full) == 0 &&
+            strstr(caps[i].payload, body) != NULL)
+            n++;
+    return n;
+}
+
+START_TEST(reannounced_available_session_gets_its_login_flow_R_PRES_5)
+{
+    pres_t *p = mk();
+    to_offline_handler(p, "meanwhile"); /* no session: stored */
+    settle();
+    ck_assert_int_eq(stored(NULL, 0), 1);
+    ncap = 0;
+    reannounce(p, KN_F_REANNOUNCE | KN_F_AVAILABLE);
+    ck_assert_int_eq(rows_sent("<body>meanwhile</body>"), 1);
+    ck_assert_uint_eq(pres_user_navail(pres_user_find(p, bare)), 1);
+    /* Re-announced again (another router restart): nothing again. */
+    ncap = 0;
+    reannounce(p, KN_F_REANNOUNCE | KN_F_AVAILABLE);
+    ck_assert_int_eq(rows_sent("meanwhile"), 0);
+    pres_free(&p);
+}
+END_TEST
+
+START_TEST(new_or_unavailable_session_waits_for_its_presence_R_PRES_5)
+{
+    pres_t *p = mk();
+    to_offline_handler(p, "later");
+    settle();
+    /* A new session (not re-announced): its presence follows it. */
+    ncap = 0;
+    reannounce(p, KN_F_AVAILABLE);
+    ck_assert_int_eq(rows_sent("later"), 0);
+    ck_assert_uint_eq(pres_user_navail(pres_user_find(p, bare)), 0);
+    /* Re-announced without available presence: none to run. */
+    reannounce(p, KN_F_REANNOUNCE);
+    ck_assert_int_eq(rows_sent("later"), 0);
+    ck_assert_uint_eq(pres_user_navail(pres_user_find(p, bare)), 0);
+    pres_free(&p);
+}
+END_TEST
+
 int main(void)
 {
     conninfo = getenv("KILN_TEST_PG");
@@ -379,6 +445,10 @@ int main(void)
     tcase_add_test(tc, resent_message_with_no_resource_stored_once_R_PRES_5);
     tcase_add_test(tc, resent_message_bounced_stored_once_R_PRES_5);
     tcase_add_test(tc, message_for_offline_user_stored_not_sent_on_R_PRES_5);
+    tcase_add_test(tc,
+                   reannounced_available_session_gets_its_login_flow_R_PRES_5);
+    tcase_add_test(tc,
+                   new_or_unavailable_session_waits_for_its_presence_R_PRES_5);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
