@@ -146,6 +146,43 @@ static void router_hold(router_t *r, const char *name, size_t len,
     r->hold_count++;
 }
 
+/* A node that says HELLO in the same run (not FRESH) sends every data
+ * frame we have not acknowledged again after our answer, in its link
+ * order (kn_link.c), and nothing held is acknowledged. Its data frames
+ * held now (sent to us before it knew we restarted, or before an earlier
+ * HELLO's resend) would be routed before the older frames of that resend,
+ * which the link order check would then drop as already routed: a message
+ * it sent just as the old router stopped was lost. They are dropped here;
+ * the resend brings them back, in order. */
+static void hold_drop_resent(router_t *r, const char *name, size_t len)
+{
+    size_t dropped = 0;
+    held_t **pp = &r->hold_head;
+    while (*pp != NULL) {
+        held_t *h = *pp;
+        kn_env_t env;
+        if (h->node_len == len && memcmp(h->node, name, len) == 0 &&
+            kn_env_decode(h->env.data, h->env.len, &env) == 0 &&
+            env.link != 0 &&
+            (env.kind == KN_ENV_STANZA || env.kind == KN_ENV_MULTICAST ||
+             env.kind == KN_ENV_ACK)) {
+            *pp = h->next;
+            kn_buf_free(&h->env);
+            kn_buf_free(&h->payload);
+            free(h);
+            r->hold_count--;
+            dropped++;
+            continue;
+        }
+        pp = &h->next;
+    }
+    r->hold_tail = pp;
+    if (dropped > 0)
+        kn_log_info("node %.*s re-syncs: %zu held frames dropped, it sends "
+                    "them again in order",
+                    (int)len, name, dropped);
+}
+
 static void router_replay(router_t *r, double now)
 {
     router_sess_log_free(r); /* the warm-up is over */
@@ -324,6 +361,8 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         return;
     }
     if (env->kind == KN_ENV_HELLO) {
+        if (!(env->flags & KN_F_FRESH))
+            hold_drop_resent(r, from_name, from_len);
         router_node_hello(r, from_name, from_len, env, now);
         return;
     }
