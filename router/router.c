@@ -301,6 +301,26 @@ void router_become_standby(router_t *r, double now)
                 (unsigned long long)r->epoch);
 }
 
+void router_stop_routing(router_t *r)
+{
+    if (r->stopping || r->standby)
+        return;
+    r->stopping = true;
+    size_t nodes = 0;
+    router_node_t *n, *ntmp;
+    HASH_ITER(hh, r->nodes_by_name, n, ntmp)
+    {
+        if (!n->alive)
+            continue;
+        n->link_ack = n->link_mark = n->link_rx;
+        router_node_send_ctl(r, n, KN_ENV_HEARTBEAT, 0);
+        nodes++;
+    }
+    kn_log_info("stopping: every frame routed acknowledged to %zu nodes; "
+                "they send the rest to the next router",
+                nodes);
+}
+
 /* After a takeover, the warm-up ends as soon as every node the standby
  * heard from has HELLOed and re-announced. */
 static bool warm_all_synced(router_t *r)
@@ -377,6 +397,8 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
     }
     bool data = env->kind == KN_ENV_STANZA || env->kind == KN_ENV_MULTICAST ||
                 env->kind == KN_ENV_ACK;
+    if (data && r->stopping && env->link != 0)
+        return; /* not acknowledged: sent to the next router */
     if (env->kind == KN_ENV_STANZA &&
         (env->flags & (KN_F_REROUTE | KN_F_SM_COPY)) ==
             (KN_F_REROUTE | KN_F_SM_COPY)) {

@@ -1496,6 +1496,58 @@ START_TEST(frames_held_before_a_resync_routed_in_link_order_R_DROP_6)
 }
 END_TEST
 
+/* Issue 14 (tests/cluster, rolling restart of the router): a message the
+ * router delivered just before its SIGTERM was not acknowledged to its
+ * sender's node yet (it acknowledges what it routed 250 ms before); the
+ * node sent it again to the next router, which routed it again: a second
+ * copy, through offline storage when the recipient had logged out
+ * meanwhile. At the stop the router acknowledges every frame it routed
+ * and routes no more data frames (their nodes send them to the next
+ * router); control frames still count. */
+START_TEST(stopping_router_acks_what_it_routed_and_routes_no_more_R_DROP_6)
+{
+    sess_up("c2s-a", ia, 1, "alice@localhost/pc", 0, true);
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.from = "bob@localhost/x";
+    e.from_len = strlen(e.from);
+    e.to = "alice@localhost/pc";
+    e.to_len = strlen(e.to);
+    e.link = 7;
+    reset_out();
+    in("c2s-b", &e, "<k7/>");
+    ck_assert_int_eq(nout, 1);
+    reset_out();
+    router_stop_routing(r);
+    int acked_b = 0;
+    for (int i = 0; i < nout; i++) {
+        ck_assert_int_eq(outs[i].kind, KN_ENV_HEARTBEAT);
+        if (strcmp(outs[i].node, "c2s-b") == 0) {
+            ck_assert_uint_ge(outs[i].ntargets, KN_LINK_T_COUNT);
+            ck_assert(outs[i].targets[KN_LINK_T_ACKED] == 7);
+            acked_b++;
+        }
+    }
+    ck_assert_int_eq(acked_b, 1);
+    /* A later frame is left to the next router: not routed. */
+    reset_out();
+    e.link = 8;
+    in("c2s-b", &e, "<k8/>");
+    ck_assert_int_eq(nout, 0);
+    /* A session's end still counts. */
+    kn_env_t d = {0};
+    d.kind = KN_ENV_SESSION_DOWN;
+    d.conn_id = kn_conn_make(ia, 1);
+    d.from = "alice@localhost/pc";
+    d.from_len = strlen(d.from);
+    in("c2s-a", &d, NULL);
+    ck_assert_ptr_null(router_sess_find(r, "alice@localhost/pc",
+                                        strlen("alice@localhost/pc")));
+}
+END_TEST
+
 /* Issue 14 (tests/cluster, rolling restart at 1,000 users): after the
  * fixed warm-up a node may still be re-announcing its sessions; the
  * router holds on until it said SYNCED (a message routed before found no
@@ -1662,6 +1714,8 @@ int main(void)
     tcase_add_test(tc, session_subscriber_told_existing_sessions_R_PRES_7);
     tcase_add_test(tc,
                    frames_held_before_a_resync_routed_in_link_order_R_DROP_6);
+    tcase_add_test(
+        tc, stopping_router_acks_what_it_routed_and_routes_no_more_R_DROP_6);
     tcase_add_test(tc, warm_up_waits_for_nodes_to_sync_R_DROP_6);
     tcase_add_test(tc, warm_up_wait_bounded_by_node_timeout_R_DROP_6);
     tcase_add_test(tc, undeliverable_message_goes_offline_or_bounces);
