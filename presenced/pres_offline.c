@@ -75,9 +75,17 @@
 
 #define NS_DELAY "urn:xmpp:delay"
 
+#define OFF_STORE_PARAMS 10
+/* An insert that found no free database connection in time (-KN_EAGAIN:
+ * never sent, so no row) is queued again this many times before the
+ * sender is told (a PostgreSQL restart: a few seconds). */
+#define OFF_STORE_RETRIES 30
+
 typedef struct off_job {
     pres_t *p;
     kn_stanza_t *st;
+    char *params[OFF_STORE_PARAMS]; /* the insert's, kept for a retry */
+    unsigned tries;
     char *bare;
     char *full;
     uint64_t conn;   /* the session's connection (delivery) */
@@ -88,6 +96,8 @@ typedef struct off_job {
 
 static void off_job_free(off_job_t *j)
 {
+    for (size_t i = 0; i < OFF_STORE_PARAMS; i++)
+        free(j->params[i]);
     kn_stanza_unref(&j->st);
     free(j->bare);
     free(j->full);
@@ -95,10 +105,21 @@ static void off_job_free(off_job_t *j)
     free(j);
 }
 
+static void off_insert(off_job_t *j);
+
 static void off_stored(const PGresult *res, int err, void *arg)
 {
     off_job_t *j = arg;
     pres_t *p = j->p;
+    if (err == -KN_EAGAIN && j->tries < OFF_STORE_RETRIES) {
+        /* Accepted: not bounced for a busy or restarting database. */
+        j->tries++;
+        kn_log_info("offline store for %s: no database connection free in "
+                    "time, queued again",
+                    j->bare);
+        off_insert(j);
+        return;
+    }
     bool blocked =
         err == 0 && PQntuples(res) >= 1 && PQgetvalue(res, 0, 0)[0] == 't';
     if (blocked) {
@@ -171,13 +192,10 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
     j->p = p;
     j->st = kn_stanza_ref((kn_stanza_t *)st);
     j->bare = bare;
-    char *local = pres_localpart(bare);
     char bytes[32], quota[32];
     snprintf(bytes, sizeof(bytes), "%zu", len);
     snprintf(quota, sizeof(quota), "%lld", p->conf.offline_quota_bytes);
     const char *from = kn_stanza_from(st);
-    kn_buf_t xml = KN_BUF_INIT;
-    kn_buf_append(&xml, payload, len);
     /* The sender as routed (prepared) for the XEP-0191 check. */
     char sender[KN_ENV_STR_MAX + 1];
     if (env->from_len > 0)
@@ -186,15 +204,27 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
         snprintf(sender, sizeof(sender), "%s", from ? from : "");
     const char *k[4];
     char *kb = pres_block_key_params(sender, strlen(sender), k);
+    j->params[0] = pres_localpart(bare);
+    j->params[1] = kn_strdup(from ? from : "");
+    j->params[2] = kn_malloc(len + 1);
+    memcpy(j->params[2], payload, len);
+    j->params[2][len] = '\0';
+    j->params[3] = kn_strdup(bytes);
+    j->params[4] = kn_strdup(quota);
+    for (int i = 0; i < 4; i++)
+        j->params[5 + i] = kn_strdup(k[i]);
     /* The sender's bare JID: a registration may mute it (a group room). */
-    char *sender_bare = pres_bare_of(sender);
-    const char *params[] = {
-        local, from ? from : "", xml.data, bytes, quota, k[0], k[1], k[2],
-        k[3],  sender_bare};
-    /* One row, or one per push registration (XEP-0357) not muting the
-     * sender when the row was stored, with the user's stored count (the
-     * main query does not see the insert: + 1). */
-    kn_pg_query(pres_pg_ordered(p),
+    j->params[9] = pres_bare_of(sender);
+    free(kb);
+    off_insert(j);
+}
+
+/* One row, or one per push registration (XEP-0357) not muting the
+ * sender when the row was stored, with the user's stored count (the
+ * main query does not see the insert: + 1). */
+static void off_insert(off_job_t *j)
+{
+    kn_pg_query(pres_pg_ordered(j->p),
                 "with b as (select exists (select 1 from blocklist where"
                 " username = $1 and jid in ($6, $7, $8, $9)) as blocked),"
                 " ins as (insert into offline_messages (username, sender,"
@@ -209,11 +239,8 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
                 " from (select 1) one left join push_registrations r on"
                 " r.username = $1 and exists (select 1 from ins) and not"
                 " ($10 = any (r.muted))",
-                10, params, off_stored, j);
-    free(sender_bare);
-    free(kb);
-    kn_buf_free(&xml);
-    free(local);
+                OFF_STORE_PARAMS, (const char *const *)j->params, off_stored,
+                j);
 }
 
 /* ---- rows in flight ---------------------------------------------------- */

@@ -78,12 +78,13 @@ static void on_deadline(struct ev_loop *l, ev_timer *t, int revents)
 }
 
 static int idle_polls;
+static kn_pg_pool_t *watched; /* the pool settle() waits for (NULL: pool) */
 static void on_settle_poll(struct ev_loop *l, ev_timer *t, int revents)
 {
     (void)t;
     (void)revents;
     /* Idle twice in a row: a callback may have queued more work. */
-    if (kn_pg_pool_pending(pool) == 0) {
+    if (kn_pg_pool_pending(watched ? watched : pool) == 0) {
         if (++idle_polls >= 2)
             ev_break(l, EVBREAK_ALL);
     } else {
@@ -429,6 +430,52 @@ START_TEST(new_or_unavailable_session_waits_for_its_presence_R_PRES_5)
 }
 END_TEST
 
+/* A PostgreSQL restart (tests/cluster, faults): the insert of a message
+ * found no free connection within db.checkout_timeout_ms (-KN_EAGAIN:
+ * never sent) and the message, accepted, was bounced to its sender and
+ * not stored. It is queued again (bounded) and stored once. */
+static void on_sleep(const PGresult *res, int err, void *arg)
+{
+    (void)res;
+    *(int *)arg = err == 0 ? 1 : -1;
+}
+
+START_TEST(store_waits_for_a_busy_database_R_PRES_5)
+{
+    kn_pg_config_t cfg = {.conninfo = conninfo,
+                          .pool_min = 1,
+                          .pool_max = 1,
+                          .checkout_timeout_ms = 100,
+                          .pipeline_max = 1};
+    kn_pg_pool_t *small = NULL;
+    ck_assert_int_eq(kn_pg_pool_new(loop, &cfg, &small), 0);
+    watched = small;
+    pres_conf_t conf = {0};
+    conf.offline_type = PRES_OFFLINE_STORE_AND_BOUNCE;
+    conf.offline_quota_bytes = 102400;
+    conf.shared_poll_ms = 250;
+    conf.roster_presence = 1;
+    pres_sink_t sink = {cap_send, NULL};
+    pres_t *p = pres_new(loop, DOMAIN, &conf, &sink, small, NULL);
+    settle(); /* connected */
+    int slept = 0;
+    const char *none[] = {NULL};
+    kn_pg_query(small, "select pg_sleep(0.6)", 0, none, on_sleep, &slept);
+    ncap = 0;
+    to_offline_handler(p, "busy"); /* waits longer than 100 ms */
+    settle();
+    ck_assert_int_eq(slept, 1);
+    for (int i = 0; i < ncap; i++)
+        ck_assert_int_ne(caps[i].type, KN_ENV_TYPE_ERROR); /* no bounce */
+    char rows[4096];
+    ck_assert_int_eq(stored(rows, sizeof(rows)), 1);
+    ck_assert(strstr(rows, "<body>busy</body>") != NULL);
+    pres_free(&p);
+    watched = NULL;
+    kn_pg_pool_free(&small);
+}
+END_TEST
+
 int main(void)
 {
     conninfo = getenv("KILN_TEST_PG");
@@ -449,6 +496,7 @@ int main(void)
                    reannounced_available_session_gets_its_login_flow_R_PRES_5);
     tcase_add_test(tc,
                    new_or_unavailable_session_waits_for_its_presence_R_PRES_5);
+    tcase_add_test(tc, store_waits_for_a_busy_database_R_PRES_5);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
