@@ -289,10 +289,24 @@ static void off_id_array(const uint64_t *ids, size_t n, kn_buf_t *out)
     kn_buf_append_byte(out, '}');
 }
 
+static void off_delete_try(pres_t *p, uint64_t *ids, size_t n, unsigned tries);
+
 static void off_deleted(const PGresult *res, int err, void *arg)
 {
     off_job_t *j = arg;
     pres_t *p = j->p;
+    if ((err == -KN_EAGAIN || err == -KN_ECLOSED) &&
+        j->tries < OFF_STORE_RETRIES) {
+        /* A database restart: the delete is idempotent, so it is sent
+         * again (else the written rows were delivered a second time);
+         * the rows stay in flight meanwhile, so no read hands them out. */
+        kn_log_info("offline delete of %zu written rows: %s, queued again",
+                    j->nids, kn_strerror(err));
+        off_delete_try(p, j->ids, j->nids, j->tries + 1);
+        j->ids = NULL;
+        off_job_free(j);
+        return;
+    }
     if (err != 0)
         kn_log_warn("offline delete of %zu written rows failed (they will be "
                     "delivered again): %s",
@@ -310,10 +324,16 @@ static void off_deleted(const PGresult *res, int err, void *arg)
 /* Delete rows ids[0..n) (taken) through the ordered pool. */
 static void off_delete(pres_t *p, uint64_t *ids, size_t n)
 {
+    off_delete_try(p, ids, n, 0);
+}
+
+static void off_delete_try(pres_t *p, uint64_t *ids, size_t n, unsigned tries)
+{
     off_job_t *j = kn_calloc(1, sizeof(*j));
     j->p = p;
     j->ids = ids;
     j->nids = n;
+    j->tries = tries;
     kn_buf_t arr = KN_BUF_INIT;
     off_id_array(ids, n, &arr);
     const char *params[] = {arr.data};

@@ -476,6 +476,51 @@ START_TEST(store_waits_for_a_busy_database_R_PRES_5)
 }
 END_TEST
 
+/* A PostgreSQL restart: the delete of rows the client's c2s reported
+ * written failed (no free connection in time, or the connection closed)
+ * and the rows were delivered again at the next login. The delete is
+ * idempotent: sent again (bounded); the rows stay in flight meanwhile. */
+START_TEST(delete_of_written_rows_waits_for_a_busy_database_R_PRES_5)
+{
+    kn_pg_config_t cfg = {.conninfo = conninfo,
+                          .pool_min = 1,
+                          .pool_max = 1,
+                          .checkout_timeout_ms = 100,
+                          .pipeline_max = 1};
+    kn_pg_pool_t *small = NULL;
+    ck_assert_int_eq(kn_pg_pool_new(loop, &cfg, &small), 0);
+    watched = small;
+    pres_conf_t conf = {0};
+    conf.offline_type = PRES_OFFLINE_STORE_AND_BOUNCE;
+    conf.offline_quota_bytes = 102400;
+    conf.shared_poll_ms = 250;
+    conf.roster_presence = 1;
+    pres_sink_t sink = {cap_send, NULL};
+    pres_t *p = pres_new(loop, DOMAIN, &conf, &sink, small, NULL);
+    settle();
+    to_offline_handler(p, "written");
+    settle();
+    ck_assert_int_eq(stored(NULL, 0), 1);
+    sync_q_t q;
+    sync_query("select id from offline_messages where username = $1", &q);
+    uint64_t id = strtoull(q.v0, NULL, 10);
+    int slept = 0;
+    const char *none[] = {NULL};
+    kn_pg_query(small, "select pg_sleep(0.6)", 0, none, on_sleep, &slept);
+    kn_env_t ack = {0};
+    ack.kind = KN_ENV_ACK;
+    ack.targets = &id;
+    ack.ntargets = 1;
+    pres_handle(p, &ack, NULL, 0); /* waits longer than 100 ms */
+    settle();
+    ck_assert_int_eq(slept, 1);
+    ck_assert_int_eq(stored(NULL, 0), 0);
+    pres_free(&p);
+    watched = NULL;
+    kn_pg_pool_free(&small);
+}
+END_TEST
+
 int main(void)
 {
     conninfo = getenv("KILN_TEST_PG");
@@ -497,6 +542,8 @@ int main(void)
     tcase_add_test(tc,
                    new_or_unavailable_session_waits_for_its_presence_R_PRES_5);
     tcase_add_test(tc, store_waits_for_a_busy_database_R_PRES_5);
+    tcase_add_test(tc,
+                   delete_of_written_rows_waits_for_a_busy_database_R_PRES_5);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
