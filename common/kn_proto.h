@@ -50,6 +50,16 @@
  * handler, which still holds the row: it is never stored again and never
  * bounced. */
 #define KN_F_ACK_WANTED 0x0008
+/* The offline handler (presenced) -> router: a message it was handed to
+ * store but sent on to the bare JID instead, because it counts the user
+ * available (a resource came up while the message was in flight). Routed
+ * like any message, offline storage included: when the router finds no
+ * resource either (presenced's view was stale), it comes back to the
+ * offline handler, flag kept, which stores it and never sends it on
+ * again (no loop). A bounce of it (no offline handler then) is stored
+ * too. Without this, it went with KN_F_NO_OFFLINE, bounced to presenced
+ * and was dropped: lost. */
+#define KN_F_OFFLINE_RESENT 0x8000
 /* XEP-0191 data for c2s, from presenced: a <blocklist/> iq is the whole
  * block list of the session it is addressed to (c2s keeps it, the client
  * never sees it); a <block/> or <unblock/> push updates the list of every

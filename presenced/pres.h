@@ -167,9 +167,10 @@ typedef struct pres_sink {
 
 typedef struct pres_stats {
     uint64_t broadcasts, multicast_targets, offline_stored, offline_sent,
-        offline_acked, offline_returned, offline_bounced, pushes, push_sent,
-        push_removed, caps_queries, caps_hits, caps_bad, pep_contact_notified,
-        pep_last_sent, bundles, bundled;
+        offline_acked, offline_returned, offline_bounced, offline_resent,
+        offline_resent_stored, pushes, push_sent, push_removed, caps_queries,
+        caps_hits, caps_bad, pep_contact_notified, pep_last_sent, bundles,
+        bundled;
 } pres_stats_t;
 
 /* An offline row handed to a c2s node and not deleted yet (R-PRES-5). */

@@ -192,6 +192,9 @@ void pres_handle(pres_t *p, const kn_env_t *env, const void *payload,
         pres_offline_ack(p, env);
         return;
     case KN_ENV_BOUNCE:
+        if (env->stanza == KN_ENV_ST_MESSAGE &&
+            (env->flags & KN_F_OFFLINE_RESENT))
+            break; /* one we were asked to store and sent on: stored */
         kn_log_debug("bounced: %.*s", (int)len, (const char *)payload);
         return;
     default:

@@ -26,6 +26,16 @@
  * the router handed us the messages, and the read at login sees every
  * insert queued before it.
  *
+ * A note on a stale view (R-PRES-5). When presenced counts the user
+ * available (a resource came up while the message was in flight, or
+ * presenced has not yet heard of a session's end), it sends the message
+ * on to the bare JID, marked KN_F_OFFLINE_RESENT, instead of storing it.
+ * The router routes it like any message; when it finds no resource
+ * either (or the one it found vanished: c2s reroutes it), it hands it to
+ * the offline handler again, mark kept, and we store it, never sending a
+ * marked message on (no loop; the message was not stored before, so one
+ * row). A bounce of it is stored the same way.
+ *
  * A note on delivery (R-PRES-5). Delivery runs at the end of the login
  * flow (pres_broadcast.c), in id order, each message with a XEP-0203
  * delay. A row is deleted only once it was written to the client's
@@ -65,9 +75,17 @@
 
 #define NS_DELAY "urn:xmpp:delay"
 
+#define OFF_STORE_PARAMS 10
+/* An insert that found no free database connection in time (-KN_EAGAIN:
+ * never sent, so no row) is queued again this many times before the
+ * sender is told (a PostgreSQL restart: a few seconds). */
+#define OFF_STORE_RETRIES 30
+
 typedef struct off_job {
     pres_t *p;
     kn_stanza_t *st;
+    char *params[OFF_STORE_PARAMS]; /* the insert's, kept for a retry */
+    unsigned tries;
     char *bare;
     char *full;
     uint64_t conn;   /* the session's connection (delivery) */
@@ -78,6 +96,8 @@ typedef struct off_job {
 
 static void off_job_free(off_job_t *j)
 {
+    for (size_t i = 0; i < OFF_STORE_PARAMS; i++)
+        free(j->params[i]);
     kn_stanza_unref(&j->st);
     free(j->bare);
     free(j->full);
@@ -85,10 +105,21 @@ static void off_job_free(off_job_t *j)
     free(j);
 }
 
+static void off_insert(off_job_t *j);
+
 static void off_stored(const PGresult *res, int err, void *arg)
 {
     off_job_t *j = arg;
     pres_t *p = j->p;
+    if (err == -KN_EAGAIN && j->tries < OFF_STORE_RETRIES) {
+        /* Accepted: not bounced for a busy or restarting database. */
+        j->tries++;
+        kn_log_info("offline store for %s: no database connection free in "
+                    "time, queued again",
+                    j->bare);
+        off_insert(j);
+        return;
+    }
     bool blocked =
         err == 0 && PQntuples(res) >= 1 && PQgetvalue(res, 0, 0)[0] == 't';
     if (blocked) {
@@ -138,25 +169,33 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
                    the callee sees a missed call) is */
     char *bare = pres_bare_of(to);
     pres_user_t *u = pres_user_find(p, bare);
-    if (pres_user_navail(u) > 0 && !(env->flags & KN_F_NO_OFFLINE)) {
-        /* A resource came up while the message was in flight. */
+    if (pres_user_navail(u) > 0 &&
+        !(env->flags & (KN_F_NO_OFFLINE | KN_F_OFFLINE_RESENT))) {
+        /* A resource came up while the message was in flight: sent on,
+         * marked; if the router has no resource for it either, it comes
+         * back marked and is stored below. */
         kn_stanza_t *t = kn_stanza_with_attr(st, 0, "to", bare);
-        pres_send(p, t, KN_F_NO_OFFLINE);
+        pres_send(p, t, KN_F_OFFLINE_RESENT);
         kn_stanza_unref(&t);
         free(bare);
+        p->stats.offline_resent++;
         return;
+    }
+    if (env->flags & KN_F_OFFLINE_RESENT) {
+        kn_log_info("offline: message for %s sent on to an available "
+                    "resource came back (%s): stored",
+                    bare,
+                    env->kind == KN_ENV_BOUNCE ? "bounced" : "no resource");
+        p->stats.offline_resent_stored++;
     }
     off_job_t *j = kn_calloc(1, sizeof(*j));
     j->p = p;
     j->st = kn_stanza_ref((kn_stanza_t *)st);
     j->bare = bare;
-    char *local = pres_localpart(bare);
     char bytes[32], quota[32];
     snprintf(bytes, sizeof(bytes), "%zu", len);
     snprintf(quota, sizeof(quota), "%lld", p->conf.offline_quota_bytes);
     const char *from = kn_stanza_from(st);
-    kn_buf_t xml = KN_BUF_INIT;
-    kn_buf_append(&xml, payload, len);
     /* The sender as routed (prepared) for the XEP-0191 check. */
     char sender[KN_ENV_STR_MAX + 1];
     if (env->from_len > 0)
@@ -165,15 +204,27 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
         snprintf(sender, sizeof(sender), "%s", from ? from : "");
     const char *k[4];
     char *kb = pres_block_key_params(sender, strlen(sender), k);
+    j->params[0] = pres_localpart(bare);
+    j->params[1] = kn_strdup(from ? from : "");
+    j->params[2] = kn_malloc(len + 1);
+    memcpy(j->params[2], payload, len);
+    j->params[2][len] = '\0';
+    j->params[3] = kn_strdup(bytes);
+    j->params[4] = kn_strdup(quota);
+    for (int i = 0; i < 4; i++)
+        j->params[5 + i] = kn_strdup(k[i]);
     /* The sender's bare JID: a registration may mute it (a group room). */
-    char *sender_bare = pres_bare_of(sender);
-    const char *params[] = {
-        local, from ? from : "", xml.data, bytes, quota, k[0], k[1], k[2],
-        k[3],  sender_bare};
-    /* One row, or one per push registration (XEP-0357) not muting the
-     * sender when the row was stored, with the user's stored count (the
-     * main query does not see the insert: + 1). */
-    kn_pg_query(pres_pg_ordered(p),
+    j->params[9] = pres_bare_of(sender);
+    free(kb);
+    off_insert(j);
+}
+
+/* One row, or one per push registration (XEP-0357) not muting the
+ * sender when the row was stored, with the user's stored count (the
+ * main query does not see the insert: + 1). */
+static void off_insert(off_job_t *j)
+{
+    kn_pg_query(pres_pg_ordered(j->p),
                 "with b as (select exists (select 1 from blocklist where"
                 " username = $1 and jid in ($6, $7, $8, $9)) as blocked),"
                 " ins as (insert into offline_messages (username, sender,"
@@ -188,11 +239,8 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
                 " from (select 1) one left join push_registrations r on"
                 " r.username = $1 and exists (select 1 from ins) and not"
                 " ($10 = any (r.muted))",
-                10, params, off_stored, j);
-    free(sender_bare);
-    free(kb);
-    kn_buf_free(&xml);
-    free(local);
+                OFF_STORE_PARAMS, (const char *const *)j->params, off_stored,
+                j);
 }
 
 /* ---- rows in flight ---------------------------------------------------- */
@@ -241,10 +289,24 @@ static void off_id_array(const uint64_t *ids, size_t n, kn_buf_t *out)
     kn_buf_append_byte(out, '}');
 }
 
+static void off_delete_try(pres_t *p, uint64_t *ids, size_t n, unsigned tries);
+
 static void off_deleted(const PGresult *res, int err, void *arg)
 {
     off_job_t *j = arg;
     pres_t *p = j->p;
+    if ((err == -KN_EAGAIN || err == -KN_ECLOSED) &&
+        j->tries < OFF_STORE_RETRIES) {
+        /* A database restart: the delete is idempotent, so it is sent
+         * again (else the written rows were delivered a second time);
+         * the rows stay in flight meanwhile, so no read hands them out. */
+        kn_log_info("offline delete of %zu written rows: %s, queued again",
+                    j->nids, kn_strerror(err));
+        off_delete_try(p, j->ids, j->nids, j->tries + 1);
+        j->ids = NULL;
+        off_job_free(j);
+        return;
+    }
     if (err != 0)
         kn_log_warn("offline delete of %zu written rows failed (they will be "
                     "delivered again): %s",
@@ -262,10 +324,16 @@ static void off_deleted(const PGresult *res, int err, void *arg)
 /* Delete rows ids[0..n) (taken) through the ordered pool. */
 static void off_delete(pres_t *p, uint64_t *ids, size_t n)
 {
+    off_delete_try(p, ids, n, 0);
+}
+
+static void off_delete_try(pres_t *p, uint64_t *ids, size_t n, unsigned tries)
+{
     off_job_t *j = kn_calloc(1, sizeof(*j));
     j->p = p;
     j->ids = ids;
     j->nids = n;
+    j->tries = tries;
     kn_buf_t arr = KN_BUF_INIT;
     off_id_array(ids, n, &arr);
     const char *params[] = {arr.data};

@@ -166,6 +166,100 @@ static void sess_check_account(pres_t *p, const pres_sess_t *s)
     free(local);
 }
 
+/* ---- a session available at the router whose presence we never saw -----
+ * The router tells a newly registered presenced (and every subscriber
+ * after a router restart) of each session in its table (KN_F_REANNOUNCE),
+ * with KN_F_AVAILABLE when the client sent available presence. If that
+ * presence went to a presenced that was down or stopping, no presenced
+ * ran the session's login flow: its offline messages stayed stored until
+ * the next login, and its contacts never saw it. So a re-announced
+ * available session we do not count available gets its presence from
+ * Redis (pres:<bare>, stored by the presenced that handled it: restored
+ * as is, nothing broadcast again), or, if none was stored, a login flow
+ * with a bare available presence (its priority from the router), as if
+ * the client had sent it: broadcast, probes, offline delivery. A later
+ * presence from the client is then an update. */
+
+typedef struct missed {
+    pres_t *p;
+    char *full;
+    uint64_t conn;
+    int16_t prio;
+} missed_t;
+
+static void missed_login(pres_t *p, pres_sess_t *s, int16_t prio)
+{
+    kn_stanza_builder_t *b = p->b;
+    kn_stanza_builder_reset(b);
+    kn_stanza_builder_start(b, "presence", KN_NS_CLIENT);
+    kn_stanza_builder_attr(b, "from", s->full);
+    if (prio != 0) {
+        char v[16];
+        int n = snprintf(v, sizeof(v), "%d", (int)prio);
+        kn_stanza_builder_start(b, "priority", NULL);
+        kn_stanza_builder_text(b, v, (size_t)n);
+        kn_stanza_builder_end(b);
+    }
+    kn_stanza_t *st = kn_stanza_builder_finish(b);
+    if (st == NULL)
+        return;
+    kn_log_info("session %s: available at the router, its presence never "
+                "reached us: login flow",
+                s->full);
+    char *full = kn_strdup(s->full);
+    pres_broadcast_handle(p, st, full);
+    free(full);
+    kn_stanza_unref(&st);
+}
+
+static void missed_cb(kn_redis_t *r, redisReply *reply, int err, void *arg)
+{
+    (void)r;
+    missed_t *m = arg;
+    pres_t *p = m->p;
+    pres_sess_t *s = pres_sess_find(p, m->full);
+    if (s != NULL && s->conn == m->conn && !s->avail) {
+        const char *xml =
+            err == 0 && reply->type == REDIS_REPLY_STRING ? reply->str : NULL;
+        for (int k = 0; k < 3 && xml; k++) {
+            xml = strchr(xml, '|');
+            if (xml)
+                xml++;
+        }
+        kn_stanza_t *st = NULL;
+        if (xml != NULL &&
+            kn_xml_parse_stanza(xml, strlen(xml), NULL, &st) == 0) {
+            s->last = st; /* broadcast by the presenced that stored it */
+            kn_stanza_unref(&s->shown);
+            s->shown = kn_stanza_ref(st);
+            s->avail = true;
+            s->initial_done = true;
+        } else {
+            missed_login(p, s, m->prio);
+        }
+    }
+    free(m->full);
+    free(m);
+}
+
+static void sess_missed_presence(pres_t *p, pres_sess_t *s, int16_t prio)
+{
+    if (p->redis == NULL) {
+        missed_login(p, s, prio);
+        return;
+    }
+    missed_t *m = kn_malloc(sizeof(*m));
+    m->p = p;
+    m->full = kn_strdup(s->full);
+    m->conn = s->conn;
+    m->prio = prio;
+    char key[KN_ENV_STR_MAX + 16];
+    snprintf(key, sizeof(key), "pres:%.*s", (int)s->bare_len, s->full);
+    const char *argv[] = {"HGET", key, s->full + s->bare_len + 1};
+    size_t lens[] = {4, strlen(key), strlen(argv[2])};
+    kn_redis_command_argv(p->redis, missed_cb, m, 3, argv, lens);
+}
+
 void pres_sess_up(pres_t *p, const kn_env_t *env)
 {
     char full[KN_ENV_STR_MAX + 1];
@@ -201,6 +295,10 @@ void pres_sess_up(pres_t *p, const kn_env_t *env)
     pres_block_session_up(p, s);  /* XEP-0191: the list for its c2s */
     pres_avatar_load(p, s->user); /* XEP-0153 */
     sess_check_account(p, s);
+    if ((env->flags & (KN_F_REANNOUNCE | KN_F_AVAILABLE)) ==
+            (KN_F_REANNOUNCE | KN_F_AVAILABLE) &&
+        !s->avail)
+        sess_missed_presence(p, s, env->priority);
 }
 
 void pres_sess_down(pres_t *p, const kn_env_t *env)

@@ -35,6 +35,7 @@ static size_t router_pending(void *arg)
 static void router_stop(void *arg)
 {
     (void)arg;
+    router_stop_routing(g_router);
     if (g_lease.state != ROUTER_LEASE_ACTIVE)
         return;
     uint64_t epoch = g_lease.epoch;

@@ -146,6 +146,43 @@ static void router_hold(router_t *r, const char *name, size_t len,
     r->hold_count++;
 }
 
+/* A node that says HELLO in the same run (not FRESH) sends every data
+ * frame we have not acknowledged again after our answer, in its link
+ * order (kn_link.c), and nothing held is acknowledged. Its data frames
+ * held now (sent to us before it knew we restarted, or before an earlier
+ * HELLO's resend) would be routed before the older frames of that resend,
+ * which the link order check would then drop as already routed: a message
+ * it sent just as the old router stopped was lost. They are dropped here;
+ * the resend brings them back, in order. */
+static void hold_drop_resent(router_t *r, const char *name, size_t len)
+{
+    size_t dropped = 0;
+    held_t **pp = &r->hold_head;
+    while (*pp != NULL) {
+        held_t *h = *pp;
+        kn_env_t env;
+        if (h->node_len == len && memcmp(h->node, name, len) == 0 &&
+            kn_env_decode(h->env.data, h->env.len, &env) == 0 &&
+            env.link != 0 &&
+            (env.kind == KN_ENV_STANZA || env.kind == KN_ENV_MULTICAST ||
+             env.kind == KN_ENV_ACK)) {
+            *pp = h->next;
+            kn_buf_free(&h->env);
+            kn_buf_free(&h->payload);
+            free(h);
+            r->hold_count--;
+            dropped++;
+            continue;
+        }
+        pp = &h->next;
+    }
+    r->hold_tail = pp;
+    if (dropped > 0)
+        kn_log_info("node %.*s re-syncs: %zu held frames dropped, it sends "
+                    "them again in order",
+                    (int)len, name, dropped);
+}
+
 static void router_replay(router_t *r, double now)
 {
     router_sess_log_free(r); /* the warm-up is over */
@@ -264,6 +301,26 @@ void router_become_standby(router_t *r, double now)
                 (unsigned long long)r->epoch);
 }
 
+void router_stop_routing(router_t *r)
+{
+    if (r->stopping || r->standby)
+        return;
+    r->stopping = true;
+    size_t nodes = 0;
+    router_node_t *n, *ntmp;
+    HASH_ITER(hh, r->nodes_by_name, n, ntmp)
+    {
+        if (!n->alive)
+            continue;
+        n->link_ack = n->link_mark = n->link_rx;
+        router_node_send_ctl(r, n, KN_ENV_HEARTBEAT, 0);
+        nodes++;
+    }
+    kn_log_info("stopping: every frame routed acknowledged to %zu nodes; "
+                "they send the rest to the next router",
+                nodes);
+}
+
 /* After a takeover, the warm-up ends as soon as every node the standby
  * heard from has HELLOed and re-announced. */
 static bool warm_all_synced(router_t *r)
@@ -324,6 +381,8 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         return;
     }
     if (env->kind == KN_ENV_HELLO) {
+        if (!(env->flags & KN_F_FRESH))
+            hold_drop_resent(r, from_name, from_len);
         router_node_hello(r, from_name, from_len, env, now);
         return;
     }
@@ -338,6 +397,8 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
     }
     bool data = env->kind == KN_ENV_STANZA || env->kind == KN_ENV_MULTICAST ||
                 env->kind == KN_ENV_ACK;
+    if (data && r->stopping && env->link != 0)
+        return; /* not acknowledged: sent to the next router */
     if (env->kind == KN_ENV_STANZA &&
         (env->flags & (KN_F_REROUTE | KN_F_SM_COPY)) ==
             (KN_F_REROUTE | KN_F_SM_COPY)) {

@@ -159,6 +159,7 @@ struct router {
     struct router_held **hold_tail;
     size_t hold_count;
     bool replaying; /* routing held stanzas now */
+    bool stopping;  /* router_stop_routing: data frames left to the next */
     /* Session events (SESSION_UP/DOWN/PRIORITY copies) of the warm-up,
      * in order, for a node that registers KN_REG_SESSIONS after they
      * were sent (router_table.c). */
@@ -246,6 +247,15 @@ void router_wake_peers(router_t *r, double now);
 /* The lease is lost: stop acting at once, forget the table without
  * telling anyone but the nodes (KN_F_STANDBY), write nothing more. */
 void router_become_standby(router_t *r, double now);
+
+/* A stop (SIGTERM): acknowledge to every live node each data frame
+ * routed so far (its output is in our socket, flushed at close: the
+ * socket lingers), then route no more data frames: the nodes send the
+ * unacknowledged ones to the next router, and not those we routed, which
+ * the next router would route a second time (a message delivered just
+ * before the stop came again, through offline storage when its recipient
+ * had left meanwhile). Control frames are still handled. */
+void router_stop_routing(router_t *r);
 
 /* ---- router_node.c ---- */
 router_node_t *router_node_by_name(router_t *r, const char *name, size_t len);

@@ -161,6 +161,11 @@ void router_io_free(router_io_t **iop)
     router_mam_flush(io->r);
     kn_zmq_ev_free(&io->w);
     router_free(&io->r);
+    /* What we routed is acknowledged (router_stop_routing): let the
+     * socket send it out before it closes (bounded: a dead peer's share
+     * is given up after this). */
+    int linger = 2000;
+    zmq_setsockopt(io->sock, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_close(io->sock);
     zmq_ctx_term(io->ctx);
     kn_buf_free(&io->envbuf);

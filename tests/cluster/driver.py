@@ -504,6 +504,10 @@ class Driver:
         self.clients = [Client(self, i) for i in range(a.users)]
         self.node_list = a.c2s.split(",")
         self.logf = open(a.log, "a") if a.log else None
+        # The processes log wall-clock times: one line to map ours to them.
+        t = time.time()
+        self.log("clock: wall %s%s" % (time.strftime("%H:%M:%S", time.localtime(t)),
+                                       ("%.3f" % (t % 1))[1:]))
 
     def addrs(self):
         return self.node_list
@@ -525,6 +529,7 @@ class Driver:
                 continue
             if words[0] == "fault":
                 ST.faults.append((" ".join(words[1:]), now()))
+                self.log("fault " + " ".join(words[1:]))
             elif words[0] == "cut":
                 ST.cuts.append([words[1], now(), None])
             elif words[0] == "heal":

@@ -415,22 +415,33 @@ def test_partition_only_the_lease_holder_routes(ha, make_user):
         ha.procs["r2"].stop()
         assert await wait_for(lambda: "taking over" in r1b.text(since=mark),
                               15)
-        got = [await y.next_message(timeout=15, body_only=True)
-               for _ in range(5)]
-        assert got == ["held-%d" % i for i in range(5)]
-        # The message z sent through router-2 was stored (c2s-a was
-        # unreachable from it) and arrives at y's next login, once.
-        await y.stop()
-        y2 = await login(ha.cluster, "ha3b", PW, "c2s-a", "y2")
-        bodies = []
+        got = []
         try:
-            while True:
-                bodies.append(await y2.next_message(timeout=5,
-                                                    body_only=True))
+            while len(got) < 6:
+                got.append(await y.next_message(
+                    timeout=15 if len(got) < 5 else 5, body_only=True))
         except asyncio.TimeoutError:
             pass
+        assert [g for g in got if g.startswith("held-")] == \
+            ["held-%d" % i for i in range(5)], got
+        # The message z sent through router-2 was stored (c2s-a was
+        # unreachable from it). presenced ended y's session when router-2
+        # declared c2s-a lost; c2s-a re-announces it to router-1, available,
+        # and presenced runs its login flow then (docs/CLUSTER.md): the
+        # stored message arrives now, or at the latest at y's next login;
+        # once.
+        await y.stop()
+        y2 = await login(ha.cluster, "ha3b", PW, "c2s-a", "y2")
+        later = []
+        try:
+            while True:
+                later.append(await y2.next_message(timeout=5,
+                                                   body_only=True))
+        except asyncio.TimeoutError:
+            pass
+        bodies = got + later
         assert bodies.count("from b side") == 1, bodies
-        assert not any(b.startswith("held-") for b in bodies), bodies
+        assert not any(b.startswith("held-") for b in later), bodies
         for cl in (x, y2, z):
             await cl.stop()
 

@@ -661,6 +661,82 @@ START_TEST(offline_row_only_to_its_connection_R_PRES_5)
 }
 END_TEST
 
+/* A message the offline handler was given and sent on to the bare JID
+ * (KN_F_OFFLINE_RESENT: presenced counted the user available) is routed
+ * like any message: where the router finds no resource for it, directly,
+ * after c2s rerouted it, or when its node is unreachable, it goes back
+ * to the offline handler with the flag (presenced stores it then), never
+ * bounced (KN_F_NO_OFFLINE did, and presenced dropped the bounce: lost). */
+static void resend(const char *to)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.flags = KN_F_OFFLINE_RESENT;
+    e.from = "alice@localhost/pc";
+    e.from_len = strlen(e.from);
+    e.to = to;
+    e.to_len = strlen(to);
+    reset_out();
+    in("presenced", &e, "<m/>");
+}
+
+static void expect_stored(const char *to)
+{
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert_int_eq(outs[0].kind, KN_ENV_STANZA);
+    ck_assert(outs[0].flags & KN_F_OFFLINE_RESENT);
+    ck_assert(!(outs[0].flags & KN_F_NO_OFFLINE));
+    ck_assert_str_eq(outs[0].to, to);
+    ck_assert_str_eq(outs[0].payload, "<m/>");
+}
+
+START_TEST(offline_resent_message_back_to_offline_handler_R_PRES_5)
+{
+    ip = hello("presenced", KN_F_ROLE_DAEMON, 3);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_OFFLINE;
+    in("presenced", &g, NULL);
+    sess_up("c2s-a", ia, 1, "alice@localhost/pc", 0, true);
+    /* No resource at all. */
+    resend("carol@localhost");
+    expect_stored("carol@localhost");
+    /* A resource the router delivers it to, whose connection c2s found
+     * closed: c2s reroutes it (c2s_reroute_env keeps the flags). */
+    sess_up("c2s-b", ib, 2, "bob@localhost/phone", 0, true);
+    resend("bob@localhost");
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "c2s-b");
+    ck_assert(outs[0].flags & KN_F_OFFLINE_RESENT);
+    kn_env_t d = {0};
+    d.kind = KN_ENV_SESSION_DOWN;
+    d.conn_id = kn_conn_make(ib, 2);
+    d.from = "bob@localhost/phone";
+    d.from_len = strlen(d.from);
+    in("c2s-b", &d, NULL);
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.flags = KN_F_OFFLINE_RESENT | KN_F_REROUTE;
+    e.from = "alice@localhost/pc";
+    e.from_len = strlen(e.from);
+    e.to = "bob@localhost";
+    e.to_len = strlen(e.to);
+    reset_out();
+    in("c2s-b", &e, "<m/>");
+    expect_stored("bob@localhost");
+    /* The resource's node is unreachable. */
+    sess_up("c2s-b", ib, 3, "bob@localhost/tablet", 0, true);
+    unreachable = "c2s-b";
+    resend("bob@localhost");
+    expect_stored("bob@localhost");
+}
+END_TEST
+
 START_TEST(unreachable_offline_handler_does_not_recurse)
 {
     ip = hello("presenced", KN_F_ROLE_DAEMON, 3);
@@ -1351,6 +1427,127 @@ START_TEST(frames_of_lost_node_routed_once_across_its_resync_R_DROP_6)
 }
 END_TEST
 
+/* Issue 14 (tests/cluster, rolling restart of the router, short runs:
+ * 1 message lost in about 1 run in 4): a message sent just as the router
+ * stopped stayed in its node's link queue (the old router never
+ * acknowledged it); the node's next frames, sent to the new router
+ * before it heard of the restart, were held (unknown sender); after its
+ * HELLO it sent its unacknowledged frames again, the old one first. The
+ * held newer frames were routed first, and the older one was then
+ * dropped as already routed: lost. Held frames of a node that says HELLO
+ * in the same run are dropped: its resend brings them, in order. */
+START_TEST(frames_held_before_a_resync_routed_in_link_order_R_DROP_6)
+{
+    router_free(&r);
+    unreachable = NULL;
+    r = router_new("localhost", 77, 15.0, cap_send, NULL);
+    r->warm_until = now + 2.0;
+    kn_env_t h = {0};
+    h.kind = KN_ENV_HELLO;
+    h.flags = KN_F_ROLE_C2S; /* not FRESH: it re-announces */
+    h.seq = 1;
+    h.conn_id = kn_conn_make(5, 0);
+    in("c2s-a", &h, NULL);
+    sess_up("c2s-a", 5, 1, "alice@localhost/pc", 0, true);
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.from = "bob@localhost/p";
+    e.from_len = strlen(e.from);
+    e.to = "alice@localhost/pc";
+    e.to_len = strlen(e.to);
+    e.link = 5; /* sent after the old router died: reaches us first */
+    in("c2s-b", &e, "<k5/>");
+    h.seq = 2;
+    h.conn_id = kn_conn_make(6, 0);
+    in("c2s-b", &h, NULL);
+    sess_up("c2s-b", 6, 1, "bob@localhost/p", 0, true);
+    e.link = 4; /* the old router's, never acknowledged: resent */
+    in("c2s-b", &e, "<k4/>");
+    e.link = 5;
+    in("c2s-b", &e, "<k5/>");
+    e.link = 6; /* a new one */
+    in("c2s-b", &e, "<k6/>");
+    kn_env_t hb = {0};
+    hb.kind = KN_ENV_HEARTBEAT;
+    hb.flags = KN_F_SYNCED;
+    in("c2s-a", &hb, NULL);
+    reset_out();
+    in("c2s-b", &hb, NULL);
+    now += 3.0;
+    router_tick(r, now);
+    int k4 = 0, k5 = 0, k6 = 0, order = 0;
+    for (int i = 0; i < nout; i++) {
+        if (outs[i].kind != KN_ENV_STANZA)
+            continue;
+        ck_assert_uint_eq(outs[i].conn, kn_conn_make(5, 1));
+        if (strcmp(outs[i].payload, "<k4/>") == 0)
+            order = order * 10 + 4, k4++;
+        else if (strcmp(outs[i].payload, "<k5/>") == 0)
+            order = order * 10 + 5, k5++;
+        else if (strcmp(outs[i].payload, "<k6/>") == 0)
+            order = order * 10 + 6, k6++;
+    }
+    ck_assert_int_eq(k4, 1);
+    ck_assert_int_eq(k5, 1);
+    ck_assert_int_eq(k6, 1);
+    ck_assert_int_eq(order, 456);
+}
+END_TEST
+
+/* Issue 14 (tests/cluster, rolling restart of the router): a message the
+ * router delivered just before its SIGTERM was not acknowledged to its
+ * sender's node yet (it acknowledges what it routed 250 ms before); the
+ * node sent it again to the next router, which routed it again: a second
+ * copy, through offline storage when the recipient had logged out
+ * meanwhile. At the stop the router acknowledges every frame it routed
+ * and routes no more data frames (their nodes send them to the next
+ * router); control frames still count. */
+START_TEST(stopping_router_acks_what_it_routed_and_routes_no_more_R_DROP_6)
+{
+    sess_up("c2s-a", ia, 1, "alice@localhost/pc", 0, true);
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.from = "bob@localhost/x";
+    e.from_len = strlen(e.from);
+    e.to = "alice@localhost/pc";
+    e.to_len = strlen(e.to);
+    e.link = 7;
+    reset_out();
+    in("c2s-b", &e, "<k7/>");
+    ck_assert_int_eq(nout, 1);
+    reset_out();
+    router_stop_routing(r);
+    int acked_b = 0;
+    for (int i = 0; i < nout; i++) {
+        ck_assert_int_eq(outs[i].kind, KN_ENV_HEARTBEAT);
+        if (strcmp(outs[i].node, "c2s-b") == 0) {
+            ck_assert_uint_ge(outs[i].ntargets, KN_LINK_T_COUNT);
+            ck_assert(outs[i].targets[KN_LINK_T_ACKED] == 7);
+            acked_b++;
+        }
+    }
+    ck_assert_int_eq(acked_b, 1);
+    /* A later frame is left to the next router: not routed. */
+    reset_out();
+    e.link = 8;
+    in("c2s-b", &e, "<k8/>");
+    ck_assert_int_eq(nout, 0);
+    /* A session's end still counts. */
+    kn_env_t d = {0};
+    d.kind = KN_ENV_SESSION_DOWN;
+    d.conn_id = kn_conn_make(ia, 1);
+    d.from = "alice@localhost/pc";
+    d.from_len = strlen(d.from);
+    in("c2s-a", &d, NULL);
+    ck_assert_ptr_null(router_sess_find(r, "alice@localhost/pc",
+                                        strlen("alice@localhost/pc")));
+}
+END_TEST
+
 /* Issue 14 (tests/cluster, rolling restart at 1,000 users): after the
  * fixed warm-up a node may still be re-announcing its sessions; the
  * router holds on until it said SYNCED (a message routed before found no
@@ -1515,12 +1712,17 @@ int main(void)
     tcase_add_test(tc,
                    fanout_failed_copy_forgotten_when_another_got_it_R_DROP_5);
     tcase_add_test(tc, session_subscriber_told_existing_sessions_R_PRES_7);
+    tcase_add_test(tc,
+                   frames_held_before_a_resync_routed_in_link_order_R_DROP_6);
+    tcase_add_test(
+        tc, stopping_router_acks_what_it_routed_and_routes_no_more_R_DROP_6);
     tcase_add_test(tc, warm_up_waits_for_nodes_to_sync_R_DROP_6);
     tcase_add_test(tc, warm_up_wait_bounded_by_node_timeout_R_DROP_6);
     tcase_add_test(tc, undeliverable_message_goes_offline_or_bounces);
     tcase_add_test(tc, undeliverable_with_copy_waits_for_node_loss_R_DROP_5);
     tcase_add_test(tc, conflict_with_dead_node_reroutes_copies_R_DROP_7);
     tcase_add_test(tc, offline_row_only_to_its_connection_R_PRES_5);
+    tcase_add_test(tc, offline_resent_message_back_to_offline_handler_R_PRES_5);
     tcase_add_test(tc, unreachable_offline_handler_does_not_recurse);
     tcase_add_test(tc, server_disco_from_registrations);
     tcase_add_test(tc, session_events_go_to_every_subscriber);
