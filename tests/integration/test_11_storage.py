@@ -609,8 +609,13 @@ def test_new_session_holds_until_list_presenced_down_XEP_0191(presenced,
     presenced.stop("presenced")
     try:
         async def scenario():
-            c = await login(presenced, "s11bhc", PW, "c2s-a", "c")
-            d = await login(presenced, "s11bhd", PW, "c2s-a", "d")
+            # c and d on the held session's node: their messages reach the
+            # router over the same link as its SESSION_UP, so after it (from
+            # another node they could come first, find no such resource and
+            # be refused by the router: service-unavailable too, for d as
+            # well, and "from d" never came)
+            c = await login(presenced, "s11bhc", PW, "c2s-b", "c")
+            d = await login(presenced, "s11bhd", PW, "c2s-b", "d")
             u = await login(presenced, "s11bh", PW, "c2s-b", "held")
             msg = c.make_message(mto=me + "/held", mbody="blocked one",
                                  mtype="chat")
