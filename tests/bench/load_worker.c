@@ -565,6 +565,32 @@ static void worker_on_conn_online(load_conn_t *c)
     worker_on_online(c);
 }
 
+/* A tagged arrival "kl STEP T_NS" (a message body, or a status wave's
+ * status text): counted against its step with its latency, or as late.
+ * w->step stays set from the STEP order until another phase than DRAIN
+ * starts, so arrivals while the parent turns a STEP into a DRAIN still
+ * count for their step. */
+static void worker_count_tagged(worker_t *w, const char *text, size_t len)
+{
+    char tag[64];
+    size_t n = len < sizeof(tag) - 1 ? len : sizeof(tag) - 1;
+    memcpy(tag, text, n);
+    tag[n] = '\0';
+    char *end;
+    unsigned long step = strtoul(tag + 3, &end, 10);
+    uint64_t t = strtoull(end, NULL, 10);
+    uint64_t now = load_now_ns();
+    if (step == w->step && w->step != 0) {
+        w->c.recv++;
+        if (w->active && w->cmd.phase == LOAD_PH_STEP)
+            w->c.recv_window++;
+        load_hist_record(&w->hist, now > t ? now - t : 0);
+        if (w->active && w->cmd.phase == LOAD_PH_DRAIN)
+            worker_check_done(w);
+    } else {
+        w->c.late++;
+    }
+}
 static void worker_on_message(worker_t *w, const char *el, size_t len)
 {
     size_t tl;
@@ -582,23 +608,7 @@ static void worker_on_message(worker_t *w, const char *el, size_t len)
         return;
     if (load_xml_has(el, len, "<delay"))
         return; /* room history or offline storage, not live traffic */
-    char *end;
-    unsigned long step = strtoul(body + 3, &end, 10);
-    uint64_t t = strtoull(end, NULL, 10);
-    uint64_t now = load_now_ns();
-    /* w->step stays set from the STEP order until another phase than
-     * DRAIN starts, so messages arriving while the parent turns a STEP
-     * into a DRAIN still count for their step. */
-    if (step == w->step && w->step != 0) {
-        w->c.recv++;
-        if (w->active && w->cmd.phase == LOAD_PH_STEP)
-            w->c.recv_window++;
-        load_hist_record(&w->hist, now > t ? now - t : 0);
-        if (w->active && w->cmd.phase == LOAD_PH_DRAIN)
-            worker_check_done(w);
-    } else {
-        w->c.late++;
-    }
+    worker_count_tagged(w, body, bl);
 }
 
 static void worker_on_presence(worker_t *w, load_conn_t *c, const char *el,
@@ -661,24 +671,7 @@ static void worker_on_presence(worker_t *w, load_conn_t *c, const char *el,
          * the sender's own copy (RFC 6121 4.4.2) is not a delivery. */
         if (u >= 0 && (size_t)u == c->user)
             return;
-        char tag[64];
-        size_t tl2 = sl < sizeof(tag) - 1 ? sl : sizeof(tag) - 1;
-        memcpy(tag, st, tl2);
-        tag[tl2] = '\0';
-        char *end;
-        unsigned long step = strtoul(tag + 3, &end, 10);
-        uint64_t t = strtoull(end, NULL, 10);
-        uint64_t now = load_now_ns();
-        if (step == w->step && w->step != 0) {
-            w->c.recv++;
-            if (w->active && w->cmd.phase == LOAD_PH_STEP)
-                w->c.recv_window++;
-            load_hist_record(&w->hist, now > t ? now - t : 0);
-            if (w->active && w->cmd.phase == LOAD_PH_DRAIN)
-                worker_check_done(w);
-        } else {
-            w->c.late++;
-        }
+        worker_count_tagged(w, st, sl);
         return;
     }
     if (u >= 0 && (size_t)u == c->user) {

@@ -193,7 +193,7 @@ static void teardown(void)
 
 #define CONN (((uint64_t)3 << KN_CONN_NODE_SHIFT) | 7)
 
-static pres_t *mk(void)
+static pres_t *mk_on(kn_pg_pool_t *db)
 {
     pres_conf_t conf = {0};
     conf.offline_type = PRES_OFFLINE_STORE_AND_BOUNCE;
@@ -202,7 +202,12 @@ static pres_t *mk(void)
     conf.roster_presence = 1;
     pres_sink_t sink = {cap_send, NULL};
     ncap = 0;
-    return pres_new(loop, DOMAIN, &conf, &sink, pool, NULL);
+    return pres_new(loop, DOMAIN, &conf, &sink, db, NULL);
+}
+
+static pres_t *mk(void)
+{
+    return mk_on(pool);
 }
 
 /* The user logs in: its session, and its initial presence (the login
@@ -434,13 +439,9 @@ END_TEST
  * found no free connection within db.checkout_timeout_ms (-KN_EAGAIN:
  * never sent) and the message, accepted, was bounced to its sender and
  * not stored. It is queued again (bounded) and stored once. */
-static void on_sleep(const PGresult *res, int err, void *arg)
-{
-    (void)res;
-    *(int *)arg = err == 0 ? 1 : -1;
-}
-
-START_TEST(store_waits_for_a_busy_database_R_PRES_5)
+/* A pool of one connection that gives up a checkout after 100 ms (a
+ * database busy or restarting); settle() waits for it. */
+static kn_pg_pool_t *small_pool(void)
 {
     kn_pg_config_t cfg = {.conninfo = conninfo,
                           .pool_min = 1,
@@ -450,13 +451,19 @@ START_TEST(store_waits_for_a_busy_database_R_PRES_5)
     kn_pg_pool_t *small = NULL;
     ck_assert_int_eq(kn_pg_pool_new(loop, &cfg, &small), 0);
     watched = small;
-    pres_conf_t conf = {0};
-    conf.offline_type = PRES_OFFLINE_STORE_AND_BOUNCE;
-    conf.offline_quota_bytes = 102400;
-    conf.shared_poll_ms = 250;
-    conf.roster_presence = 1;
-    pres_sink_t sink = {cap_send, NULL};
-    pres_t *p = pres_new(loop, DOMAIN, &conf, &sink, small, NULL);
+    return small;
+}
+
+static void on_sleep(const PGresult *res, int err, void *arg)
+{
+    (void)res;
+    *(int *)arg = err == 0 ? 1 : -1;
+}
+
+START_TEST(store_waits_for_a_busy_database_R_PRES_5)
+{
+    kn_pg_pool_t *small = small_pool();
+    pres_t *p = mk_on(small);
     settle(); /* connected */
     int slept = 0;
     const char *none[] = {NULL};
@@ -482,21 +489,8 @@ END_TEST
  * idempotent: sent again (bounded); the rows stay in flight meanwhile. */
 START_TEST(delete_of_written_rows_waits_for_a_busy_database_R_PRES_5)
 {
-    kn_pg_config_t cfg = {.conninfo = conninfo,
-                          .pool_min = 1,
-                          .pool_max = 1,
-                          .checkout_timeout_ms = 100,
-                          .pipeline_max = 1};
-    kn_pg_pool_t *small = NULL;
-    ck_assert_int_eq(kn_pg_pool_new(loop, &cfg, &small), 0);
-    watched = small;
-    pres_conf_t conf = {0};
-    conf.offline_type = PRES_OFFLINE_STORE_AND_BOUNCE;
-    conf.offline_quota_bytes = 102400;
-    conf.shared_poll_ms = 250;
-    conf.roster_presence = 1;
-    pres_sink_t sink = {cap_send, NULL};
-    pres_t *p = pres_new(loop, DOMAIN, &conf, &sink, small, NULL);
+    kn_pg_pool_t *small = small_pool();
+    pres_t *p = mk_on(small);
     settle();
     to_offline_handler(p, "written");
     settle();

@@ -135,6 +135,15 @@ static void setup(void)
     reset_out();
 }
 
+/* The router restarts: a new one in its warm-up, nodes not known yet. */
+static void router_restarted(void)
+{
+    router_free(&r);
+    unreachable = NULL;
+    r = router_new("localhost", 77, 15.0, cap_send, NULL);
+    r->warm_until = now + 2.0;
+}
+
 static void teardown(void)
 {
     router_free(&r);
@@ -489,10 +498,7 @@ START_TEST(warm_up_holds_stanzas_until_sessions_return)
 {
     /* A freshly started router: c2s-b's queued stanza arrives before
      * c2s-a re-announces alice; it must not bounce. */
-    router_free(&r);
-    unreachable = NULL;
-    r = router_new("localhost", 77, 15.0, cap_send, NULL);
-    r->warm_until = now + 2.0;
+    router_restarted();
     send_stanza("c2s-b", KN_ENV_ST_MESSAGE, KN_ENV_TYPE_CHAT, "bob@localhost/p",
                 "alice@localhost/pc", NULL, 0);
     ck_assert_int_eq(nout, 0);
@@ -1258,10 +1264,7 @@ END_TEST
  * SESSION_DOWN is held with the warm-up and reaches the subscribers. */
 START_TEST(session_down_during_router_restart_reaches_subscribers_R_DROP_1)
 {
-    router_free(&r);
-    unreachable = NULL;
-    r = router_new("localhost", 77, 15.0, cap_send, NULL);
-    r->warm_until = now + 2.0;
+    router_restarted();
     kn_env_t d = {0};
     d.kind = KN_ENV_SESSION_DOWN;
     d.reason = KN_ENV_REASON_CLEAN;
@@ -1438,10 +1441,7 @@ END_TEST
  * in the same run are dropped: its resend brings them, in order. */
 START_TEST(frames_held_before_a_resync_routed_in_link_order_R_DROP_6)
 {
-    router_free(&r);
-    unreachable = NULL;
-    r = router_new("localhost", 77, 15.0, cap_send, NULL);
-    r->warm_until = now + 2.0;
+    router_restarted();
     kn_env_t h = {0};
     h.kind = KN_ENV_HELLO;
     h.flags = KN_F_ROLE_C2S; /* not FRESH: it re-announces */
@@ -1555,10 +1555,7 @@ END_TEST
  * resource, and bounced: lost), at most node_timeout. */
 START_TEST(warm_up_waits_for_nodes_to_sync_R_DROP_6)
 {
-    router_free(&r);
-    unreachable = NULL;
-    r = router_new("localhost", 77, 15.0, cap_send, NULL);
-    r->warm_until = now + 2.0;
+    router_restarted();
     kn_env_t e = {0};
     e.kind = KN_ENV_HELLO;
     e.flags = KN_F_ROLE_C2S; /* not FRESH: it re-announces */
@@ -1595,10 +1592,7 @@ END_TEST
 /* A node that never syncs holds nothing back past node_timeout. */
 START_TEST(warm_up_wait_bounded_by_node_timeout_R_DROP_6)
 {
-    router_free(&r);
-    unreachable = NULL;
-    r = router_new("localhost", 77, 15.0, cap_send, NULL);
-    r->warm_until = now + 2.0;
+    router_restarted();
     sessions_and_offline();
     kn_env_t e = {0};
     e.kind = KN_ENV_HELLO;
