@@ -212,6 +212,34 @@ static void missed_login(pres_t *p, pres_sess_t *s, int16_t prio)
     kn_stanza_unref(&st);
 }
 
+/* A presence stored in Redis by pres_sess_store ("prio|show|node|<xml>"):
+ * the stanza, or NULL when val is NULL or not such a value. */
+static kn_stanza_t *stored_presence_parse(const char *val)
+{
+    const char *xml = val;
+    for (int k = 0; k < 3 && xml; k++) {
+        xml = strchr(xml, '|');
+        if (xml)
+            xml++;
+    }
+    kn_stanza_t *st = NULL;
+    if (xml == NULL || kn_xml_parse_stanza(xml, strlen(xml), NULL, &st) < 0)
+        return NULL;
+    return st;
+}
+
+/* The session's presence is st (a reference taken over), stored by the
+ * presenced that broadcast it: restored as is, nothing broadcast again. */
+static void sess_adopt_stored(pres_sess_t *s, kn_stanza_t *st)
+{
+    kn_stanza_unref(&s->last);
+    s->last = st;
+    kn_stanza_unref(&s->shown);
+    s->shown = kn_stanza_ref(st);
+    s->avail = true;
+    s->initial_done = true;
+}
+
 static void missed_cb(kn_redis_t *r, redisReply *reply, int err, void *arg)
 {
     (void)r;
@@ -219,24 +247,12 @@ static void missed_cb(kn_redis_t *r, redisReply *reply, int err, void *arg)
     pres_t *p = m->p;
     pres_sess_t *s = pres_sess_find(p, m->full);
     if (s != NULL && s->conn == m->conn && !s->avail) {
-        const char *xml =
-            err == 0 && reply->type == REDIS_REPLY_STRING ? reply->str : NULL;
-        for (int k = 0; k < 3 && xml; k++) {
-            xml = strchr(xml, '|');
-            if (xml)
-                xml++;
-        }
-        kn_stanza_t *st = NULL;
-        if (xml != NULL &&
-            kn_xml_parse_stanza(xml, strlen(xml), NULL, &st) == 0) {
-            s->last = st; /* broadcast by the presenced that stored it */
-            kn_stanza_unref(&s->shown);
-            s->shown = kn_stanza_ref(st);
-            s->avail = true;
-            s->initial_done = true;
-        } else {
+        kn_stanza_t *st = stored_presence_parse(
+            err == 0 && reply->type == REDIS_REPLY_STRING ? reply->str : NULL);
+        if (st != NULL)
+            sess_adopt_stored(s, st);
+        else
             missed_login(p, s, m->prio);
-        }
     }
     free(m->full);
     free(m);
@@ -406,28 +422,17 @@ static void restore_pres_cb(kn_redis_t *r, redisReply *reply, int err,
             char full[KN_ENV_STR_MAX + 1];
             snprintf(full, sizeof(full), "%s/%s", bare, res);
             pres_sess_t *s = pres_sess_find(p, full);
-            const char *xml = val;
-            for (int k = 0; k < 3 && xml; k++) {
-                xml = strchr(xml, '|');
-                if (xml)
-                    xml++;
-            }
-            kn_stanza_t *st = NULL;
-            if (s == NULL || xml == NULL ||
-                kn_xml_parse_stanza(xml, strlen(xml), NULL, &st) < 0) {
+            kn_stanza_t *st = s != NULL ? stored_presence_parse(val) : NULL;
+            if (st == NULL) {
                 if (p->redis)
                     kn_redis_command(p->redis, NULL, NULL, "HDEL pres:%s %s",
                                      bare, res);
                 continue;
             }
-            if (s->last == NULL) {
-                s->last = st;
-                s->shown = kn_stanza_ref(st); /* broadcast before */
-                s->avail = true;
-                s->initial_done = true;
-            } else {
+            if (s->last == NULL)
+                sess_adopt_stored(s, st);
+            else
                 kn_stanza_unref(&st);
-            }
         }
     }
     free(bare);
