@@ -676,7 +676,8 @@ static void conn_read(c2s_conn_t *c)
 {
     if (c->detached)
         return;
-    for (int i = 0; i < CONN_READ_BATCH; i++) {
+    int i;
+    for (i = 0; i < CONN_READ_BATCH; i++) {
         if (c->closing || c->st->pause != C2S_PAUSE_NONE || c->handshaking ||
             c->throttled)
             break;
@@ -716,8 +717,13 @@ static void conn_read(c2s_conn_t *c)
             break;
         }
     }
-    if (!c->closing)
-        conn_update_io(c);
+    if (c->closing)
+        return;
+    conn_update_io(c);
+    /* Yielded with input perhaps still held by the transport (TLS read
+     * ahead, WebSocket frames), which the socket will not signal. */
+    if (i == CONN_READ_BATCH)
+        ev_feed_event(c->srv->loop, &c->io, EV_READ);
 }
 
 static void conn_handshake(c2s_conn_t *c)
