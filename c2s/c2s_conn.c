@@ -496,6 +496,7 @@ static void conn_start_tls(c2s_conn_t *c)
         c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
         return;
     }
+    c2s_tls_read_ahead(c->trs); /* conn_read feeds itself (see there) */
     c2s_tls_after_starttls(c->trs);
     c->tr = &c2s_transport_tls;
     c->handshaking = true;
@@ -860,6 +861,7 @@ void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
             c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
             return;
         }
+        c2s_tls_read_ahead(c->trs);
         c->tr = &c2s_transport_tls;
         c->handshaking = true;
         conn_stage(c);

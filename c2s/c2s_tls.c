@@ -790,14 +790,6 @@ c2s_tls_t *c2s_tls_new(c2s_tls_ctx_t *ctx, int fd)
         return NULL;
     }
     SSL_set_accept_state(ssl);
-    /* Read what the socket holds in one read(), not each record's header
-     * and body in two (a login read about 23 times). What is read ahead
-     * waits in the SSL object: c2s_conn reads until the transport says
-     * EAGAIN and feeds itself a read event when it stops earlier. Not
-     * with our own record layer, which takes over from the Finished on
-     * and must find every later byte still in the socket. */
-    if (!ctx->own_records)
-        SSL_set_read_ahead(ssl, 1);
     c2s_tls_t *t = kn_calloc(1, sizeof(*t));
     t->ssl = ssl;
     t->ctx = ctx;
@@ -805,6 +797,14 @@ c2s_tls_t *c2s_tls_new(c2s_tls_ctx_t *ctx, int fd)
     SSL_set_app_data(ssl, t);
     ctx->refs++;
     return t;
+}
+
+void c2s_tls_read_ahead(c2s_tls_t *t)
+{
+    /* Not with our own record layer: it takes over from the Finished on
+     * and must find every later byte still in the socket. */
+    if (t->ssl != NULL && !t->ctx->own_records)
+        SSL_set_read_ahead(t->ssl, 1);
 }
 
 void c2s_tls_free(c2s_tls_t **tp)
