@@ -496,6 +496,7 @@ static void conn_start_tls(c2s_conn_t *c)
         c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
         return;
     }
+    c2s_tls_read_ahead(c->trs); /* conn_read feeds itself (see there) */
     c2s_tls_after_starttls(c->trs);
     c->tr = &c2s_transport_tls;
     c->handshaking = true;
@@ -676,7 +677,8 @@ static void conn_read(c2s_conn_t *c)
 {
     if (c->detached)
         return;
-    for (int i = 0; i < CONN_READ_BATCH; i++) {
+    int i;
+    for (i = 0; i < CONN_READ_BATCH; i++) {
         if (c->closing || c->st->pause != C2S_PAUSE_NONE || c->handshaking ||
             c->throttled)
             break;
@@ -716,8 +718,13 @@ static void conn_read(c2s_conn_t *c)
             break;
         }
     }
-    if (!c->closing)
-        conn_update_io(c);
+    if (c->closing)
+        return;
+    conn_update_io(c);
+    /* Yielded with input perhaps still held by the transport (TLS read
+     * ahead, WebSocket frames), which the socket will not signal. */
+    if (i == CONN_READ_BATCH)
+        ev_feed_event(c->srv->loop, &c->io, EV_READ);
 }
 
 static void conn_handshake(c2s_conn_t *c)
@@ -854,6 +861,7 @@ void c2s_conn_accept(c2s_server_t *srv, int fd, const struct sockaddr *sa,
             c2s_conn_close(c, KN_SE_NONE, KN_ENV_REASON_DROPPED);
             return;
         }
+        c2s_tls_read_ahead(c->trs);
         c->tr = &c2s_transport_tls;
         c->handshaking = true;
         conn_stage(c);

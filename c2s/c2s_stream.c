@@ -26,15 +26,44 @@
 #include "kn_mem.h"
 #include "kn_proto.h"
 
-void c2s_random(void *buf, size_t n)
+static void random_fill(unsigned char *p, size_t n)
 {
-    unsigned char *p = buf;
     while (n > 0) {
         ssize_t r = getrandom(p, n, 0);
         if (r <= 0)
             continue; /* EINTR; the pool is initialised after boot */
         p += r;
         n -= (size_t)r;
+    }
+}
+
+/* Bytes from the kernel's generator, RANDOM_POOL at a time: a login took
+ * seven getrandom() calls for 12 to 16 bytes each (stream ids, the bound
+ * resource). A byte is handed out once and wiped as it goes; kiln-c2s
+ * never forks, so no two processes share the pool. */
+#define RANDOM_POOL 4096
+static unsigned char random_pool[RANDOM_POOL];
+static size_t random_left;
+
+void c2s_random(void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    if (n > RANDOM_POOL / 4) {
+        random_fill(p, n);
+        return;
+    }
+    while (n > 0) {
+        if (random_left == 0) {
+            random_fill(random_pool, RANDOM_POOL);
+            random_left = RANDOM_POOL;
+        }
+        size_t k = n < random_left ? n : random_left;
+        unsigned char *src = random_pool + RANDOM_POOL - random_left;
+        memcpy(p, src, k);
+        memset(src, 0, k);
+        random_left -= k;
+        p += k;
+        n -= k;
     }
 }
 

@@ -799,6 +799,14 @@ c2s_tls_t *c2s_tls_new(c2s_tls_ctx_t *ctx, int fd)
     return t;
 }
 
+void c2s_tls_read_ahead(c2s_tls_t *t)
+{
+    /* Not with our own record layer: it takes over from the Finished on
+     * and must find every later byte still in the socket. */
+    if (t->ssl != NULL && !t->ctx->own_records)
+        SSL_set_read_ahead(t->ssl, 1);
+}
+
 void c2s_tls_free(c2s_tls_t **tp)
 {
     c2s_tls_t *t = *tp;

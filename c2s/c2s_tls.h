@@ -66,6 +66,13 @@ void c2s_tls_ctx_free(c2s_tls_ctx_t **cp);
 
 /* A server-side TLS session on fd (borrowed: the caller closes it). */
 c2s_tls_t *c2s_tls_new(c2s_tls_ctx_t *ctx, int fd);
+/* Before the handshake: OpenSSL reads what the socket holds in one
+ * read() instead of each record's header and body in two (about 23
+ * reads a login -> 17). Bytes read ahead wait in the SSL object, where
+ * no socket watcher sees them: the caller must read until
+ * c2s_tls_read() says EAGAIN, or come back by itself (c2s_conn.c feeds
+ * its watcher). No effect with the own record layer. */
+void c2s_tls_read_ahead(c2s_tls_t *t);
 /* Free *tp (sends close_notify, best effort, never blocks). Idempotent. */
 void c2s_tls_free(c2s_tls_t **tp);
 

@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include "kn_err.h"
 #include "kn_mem.h"
@@ -368,12 +369,27 @@ static void xml_fail_expat(kn_xml_t *p)
 
 /* ---- lifetime ---------------------------------------------------------- */
 
+/* Expat salts its hash tables (against hash flooding) with getrandom()
+ * for every parser it creates unless told a salt: three parsers per
+ * login (the streams before TLS, before SASL, after). One random salt
+ * per process serves every parser; it stays secret like expat's own. */
+static unsigned long xml_salt(void)
+{
+    static unsigned long salt;
+    while (salt == 0) {
+        if (getrandom(&salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
+            salt = 0; /* EINTR; the pool is initialised after boot */
+    }
+    return salt;
+}
+
 static void xml_start(kn_xml_t *p)
 {
     static const XML_Memory_Handling_Suite mem = {kn_malloc, kn_realloc, free};
     static const XML_Char sep = XML_SEP;
     p->xp = XML_ParserCreate_MM("UTF-8", &mem, &sep);
     KN_ASSERT(p->xp != NULL);
+    XML_SetHashSalt(p->xp, xml_salt());
     XML_SetUserData(p->xp, p);
     XML_SetReturnNSTriplet(p->xp, XML_TRUE);
     /* Expat >= 2.6 (and Debian's later 2.5.0 security updates) may hold

@@ -351,6 +351,10 @@ void pres_stamp(double t, char *buf, size_t size);
 bool pres_is_local(const pres_t *p, const char *jid);
 /* Local part of a local bare JID into a new string. */
 char *pres_localpart(const char *bare);
+/* Whether a kiln:creds: value (kn_credcache.h) is a cached users row of
+ * an account that is not disabled (pres_sess.c, the login's account
+ * check). */
+bool pres_creds_cached_enabled(const char *v, size_t len);
 /* The ordered pool (see pres_t.pg_ord), borrowed; NULL: use pg. */
 void pres_set_ordered_pg(pres_t *p, kn_pg_pool_t *pg_ord);
 /* The pool for ordered statements: pg_ord, else pg. */

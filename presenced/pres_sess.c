@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kn_credcache.h"
 #include "kn_err.h"
 #include "kn_log.h"
 #include "kn_mem.h"
@@ -133,6 +134,12 @@ typedef struct sess_check {
     uint64_t conn;
 } sess_check_t;
 
+static void sess_check_free(sess_check_t *c)
+{
+    free(c->full);
+    free(c);
+}
+
 static void sess_checked(const PGresult *res, int err, void *arg)
 {
     sess_check_t *c = arg;
@@ -147,8 +154,43 @@ static void sess_checked(const PGresult *res, int err, void *arg)
         kn_log_warn("session %s: account not checked (%s)", c->full,
                     kn_strerror(err));
     }
-    free(c->full);
-    free(c);
+    sess_check_free(c);
+}
+
+static void sess_check_pg(sess_check_t *c)
+{
+    pres_t *p = c->p;
+    char *local = pres_localpart(c->full); /* up to the '@' */
+    const char *params[] = {local};
+    kn_pg_query(p->pg, "select disabled from users where username = $1", 1,
+                params, sess_checked, c);
+    free(local);
+}
+
+/* Whether v is a cached users row (kn_credcache.h, c2s_creds.c: "1 ITER
+ * ... t|f") of an account that is not disabled. */
+bool pres_creds_cached_enabled(const char *v, size_t len)
+{
+    static const char ver[] = KN_CREDCACHE_VERSION " ";
+    return len > sizeof(ver) + 1 && memcmp(v, ver, sizeof(ver) - 1) == 0 &&
+           v[len - 2] == ' ' && v[len - 1] == 'f';
+}
+
+/* The users row as c2s cached it in Redis: a row cached as enabled was
+ * read from PostgreSQL after the last change of it committed (a change
+ * overwrites the key with a tombstone first, and a reader never fills
+ * over one, kn_credcache.h), so it answers without PostgreSQL; anything
+ * else (no key, a tombstone, disabled, Redis down) asks PostgreSQL. */
+static void sess_on_creds(kn_redis_t *r, redisReply *reply, int err, void *arg)
+{
+    (void)r;
+    sess_check_t *c = arg;
+    if (err == 0 && reply != NULL && reply->type == REDIS_REPLY_STRING &&
+        pres_creds_cached_enabled(reply->str, reply->len)) {
+        sess_check_free(c);
+        return;
+    }
+    sess_check_pg(c);
 }
 
 static void sess_check_account(pres_t *p, const pres_sess_t *s)
@@ -159,10 +201,13 @@ static void sess_check_account(pres_t *p, const pres_sess_t *s)
     c->p = p;
     c->full = kn_strdup(s->full);
     c->conn = s->conn;
+    if (p->redis == NULL || !kn_redis_is_connected(p->redis)) {
+        sess_check_pg(c);
+        return;
+    }
     char *local = pres_localpart(s->user->bare);
-    const char *params[] = {local};
-    kn_pg_query(p->pg, "select disabled from users where username = $1", 1,
-                params, sess_checked, c);
+    kn_redis_command(p->redis, sess_on_creds, c,
+                     "GET " KN_CREDCACHE_PREFIX "%s", local);
     free(local);
 }
 

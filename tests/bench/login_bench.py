@@ -27,8 +27,10 @@ Logins/s and server CPU per login split by process (c2s, router,
 presenced, mucd, Redis, PostgreSQL) for the connections scenarios,
 measured over the login wave only (kiln-load's cpu_by_pid); for
 roster100-scram over the whole presence run from /proc (logins, fan-out,
-drain) divided by the logins. --perf DIR records perf of the server
-processes during the first repetition's roster100-scram. Prints a table
+drain) divided by the logins. A second table splits each process's CPU
+per login into user and kernel time (/proc, over each scenario's whole
+kiln-load run). --perf DIR records perf of the server processes during
+each scenario of the first repetition (DIR/<build>-<scenario>.data). Prints a table
 of medians per build with the load average; --summary writes every run
 as JSON.
 """
@@ -145,17 +147,51 @@ class Stack:
         return out
 
 
-def cpu_us(pids):
-    """pid -> utime + stime in microseconds, from /proc."""
+def cpu_us(pids, which=(11, 12)):
+    """pid -> utime + stime in microseconds, from /proc (which=(11,):
+    user time only, (12,): kernel time only)."""
     tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for pid in pids:
         try:
             f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-            out[pid] = (int(f[11]) + int(f[12])) * 1e6 / tick
+            out[pid] = sum(int(f[i]) for i in which) * 1e6 / tick
         except (OSError, IndexError, ValueError):
             pass
     return out
+
+
+def cpu_uk(pids):
+    """(user, kernel): pid -> microseconds, from /proc."""
+    return cpu_us(pids, (11,)), cpu_us(pids, (12,))
+
+
+def uk_split(pids, before, after, logins):
+    """group -> [user, kernel] microseconds per login between two
+    cpu_uk() samples."""
+    out = {}
+    for k in (0, 1):
+        for pid, us in after[k].items():
+            g = pids.get(pid, "other")
+            out.setdefault(g, [0.0, 0.0])
+            out[g][k] += (us - before[k].get(pid, us)) / max(logins, 1)
+    return out
+
+
+def perf_start(a, b, tag, plist):
+    """perf record -g of the server processes into DIR/<build>-<tag>.data."""
+    os.makedirs(a.perf, exist_ok=True)
+    return subprocess.Popen(
+        ["perf", "record", "-q", "--call-graph", "dwarf,8192", "-F", "499",
+         "-o",
+         os.path.join(a.perf, "%s-%s.data" % (os.path.basename(b), tag)),
+         "-p", plist], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def perf_stop(perf):
+    if perf is not None:
+        perf.send_signal(signal.SIGINT)
+        perf.wait(60)
 
 
 def result(text):
@@ -191,8 +227,9 @@ def main():
     ap.add_argument("--only", default=None,
                     help="comma-separated scenarios to run (default all)")
     ap.add_argument("--perf", default=None,
-                    help="DIR: perf record -g the server processes during the first"
-                    " roster100-scram into DIR/<build>-1.data")
+                    help="DIR: perf record -g the server processes during each"
+                    " scenario of the first repetition into"
+                    " DIR/<build>-<scenario>.data")
     a = ap.parse_args()
     builds = [os.path.abspath(b) for b in a.builds.split(",")]
     global LOAD
@@ -243,9 +280,14 @@ def main():
                 pids = st.pids()
                 plist = ",".join(str(p) for p in pids)
                 for name, args in scen.items():
+                    perf = perf_start(a, b, name, plist) \
+                        if a.perf and rep == 0 else None
+                    u0 = cpu_uk(pids)
                     res = run_load(b, ["connections", *args, "--hold", "0",
                                        "--scram-cache", keys,
                                        "--server-pids", plist])
+                    u1 = cpu_uk(pids)
+                    perf_stop(perf)
                     if res is None:
                         continue
                     split = {g: 0.0 for g in GROUPS}
@@ -259,6 +301,8 @@ def main():
                            "logins_per_s": float(res["logins_per_s"]),
                            "cpu_us_per_login": float(res["cpu_us_per_login"]),
                            "errors": int(res["errors"]), "split": split,
+                           "uk": uk_split(pids, u0, u1,
+                                          int(res.get("logins", 0))),
                            "load": os.getloadavg()[0]}
                     runs.append(row)
                     log("%s %s: %.0f logins/s, %.0f us/login %s" % (
@@ -267,17 +311,12 @@ def main():
                         " ".join("%s=%.0f" % kv for kv in split.items())))
                 if a.only and "roster100-scram" not in a.only.split(","):
                     continue
-                perf = None
-                if a.perf and rep == 0:  # one profile per build
-                    os.makedirs(a.perf, exist_ok=True)
-                    perf = subprocess.Popen(
-                        ["perf", "record", "-q", "-g", "-F", "499", "-o",
-                         os.path.join(a.perf, "%s-%d.data" % (
-                             os.path.basename(b), rep + 1)),
-                         "-p", plist], stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL)
+                # one profile per build and scenario
+                perf = perf_start(a, b, "roster100-scram", plist) \
+                    if a.perf and rep == 0 else None
                 # CPU of each server process over the whole presence run
                 # (logins, fan-out, the 10 s drain), per login.
+                u0 = cpu_uk(pids)
                 c0 = cpu_us(pids)
                 res = run_load(b, ["presence", *starttls, "--procs", "2",
                                    "--users", str(a.roster_users),
@@ -285,9 +324,8 @@ def main():
                                    "--rounds", "1", "--drain", "10",
                                    "--scram-cache", keys])
                 c1 = cpu_us(pids)
-                if perf is not None:
-                    perf.send_signal(signal.SIGINT)
-                    perf.wait(60)
+                u1 = cpu_uk(pids)
+                perf_stop(perf)
                 if res is not None:
                     split = {g: 0.0 for g in GROUPS}
                     for pid, us in c1.items():
@@ -299,6 +337,7 @@ def main():
                            "logins_per_s": float(res["logins_per_s"]),
                            "cpu_us_per_login": sum(split.values()),
                            "split": split,
+                           "uk": uk_split(pids, u0, u1, a.roster_users),
                            "incomplete": int(res["incomplete"]),
                            "errors": int(res["errors"]),
                            "load": os.getloadavg()[0]}
@@ -337,6 +376,27 @@ def main():
             else:
                 line += " | | | | | | |"
             print(line)
+    print()
+    print("| scenario | build | server user / kernel µs per login (median)"
+          " | " + " | ".join(GROUPS) + " |")
+    print("|---|---|---|" + "---|" * len(GROUPS))
+    for name in list(scen) + ["roster100-scram"]:
+        for b in builds:
+            rs = [r for r in runs if r["scenario"] == name and r["build"] == b
+                  and "uk" in r]
+            if not rs:
+                continue
+
+            def med(g, k):
+                return statistics.median(r["uk"].get(g, [0, 0])[k] for r in rs)
+            tu = statistics.median(sum(v[0] for v in r["uk"].values())
+                                   for r in rs)
+            tk = statistics.median(sum(v[1] for v in r["uk"].values())
+                                   for r in rs)
+            print("| %s | %s | %.0f / %.0f |" % (name, os.path.basename(b),
+                                                 tu, tk) +
+                  "".join(" %.0f / %.0f |" % (med(g, 0), med(g, 1))
+                          for g in GROUPS))
 
 
 if __name__ == "__main__":

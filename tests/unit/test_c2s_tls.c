@@ -4,7 +4,9 @@
  * other. After the handshake the server's SSL object is gone and every
  * record is ours: data both ways in several records, KeyUpdate asked by
  * the client (and answered), a park in the middle, close_notify both
- * ways, a forged record refused, and TLS 1.2 left to OpenSSL.
+ * ways, a forged record refused, and TLS 1.2 left to OpenSSL; and
+ * OpenSSL's read ahead (c2s_tls_read_ahead) holding a record the
+ * socket no longer signals.
  */
 #include <check.h>
 #include <errno.h>
@@ -314,6 +316,69 @@ START_TEST(chacha_suite)
 }
 END_TEST
 
+/* Read ahead (OpenSSL's record layer): two records the client sent
+ * together are read from the socket at once, and the second is still
+ * handed out by c2s_tls_read although the socket is empty (the case
+ * c2s_conn.c feeds its watcher for). Without read ahead the second stays
+ * in the socket. */
+static void two_records(bool ahead, bool *socket_empty_between)
+{
+    pair_t p;
+    make_cert();
+    char err[256];
+    p.sctx = c2s_tls_ctx_new(&(c2s_tls_opts_t){cert_path, key_path}, err,
+                             sizeof(err));
+    ck_assert_ptr_nonnull(p.sctx);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, p.fd), 0);
+    for (int i = 0; i < 2; i++)
+        fcntl(p.fd[i], F_SETFL, fcntl(p.fd[i], F_GETFL) | O_NONBLOCK);
+    p.cctx = SSL_CTX_new(TLS_client_method());
+    p.cli = SSL_new(p.cctx);
+    SSL_set_fd(p.cli, p.fd[0]);
+    SSL_set_connect_state(p.cli);
+    p.srv = c2s_tls_new(p.sctx, p.fd[1]);
+    if (ahead)
+        c2s_tls_read_ahead(p.srv);
+    int cdone = 0, sdone = 0;
+    for (int round = 0; round < 200 && !(cdone && sdone); round++) {
+        if (!cdone)
+            cdone = SSL_do_handshake(p.cli) == 1;
+        int want = 0;
+        if (!sdone)
+            sdone = c2s_tls_handshake(p.srv, &want) == 0;
+    }
+    ck_assert(cdone && sdone);
+    ck_assert_int_eq(SSL_write(p.cli, "first", 5), 5);
+    ck_assert_int_eq(SSL_write(p.cli, "second", 6), 6);
+    char buf[64];
+    int want = 0;
+    ssize_t n;
+    /* the client's session tickets may come first: none are sent by
+     * the server (num_tickets 0), so the first read is "first" */
+    n = c2s_tls_read(p.srv, buf, sizeof(buf), &want);
+    ck_assert_int_eq(n, 5);
+    ck_assert(memcmp(buf, "first", 5) == 0);
+    char peek;
+    *socket_empty_between = recv(p.fd[1], &peek, 1, MSG_PEEK) < 0 &&
+                            (errno == EAGAIN || errno == EWOULDBLOCK);
+    n = c2s_tls_read(p.srv, buf, sizeof(buf), &want);
+    ck_assert_int_eq(n, 6);
+    ck_assert(memcmp(buf, "second", 6) == 0);
+    ck_assert_int_eq(c2s_tls_read(p.srv, buf, sizeof(buf), &want), -KN_EAGAIN);
+    ERR_clear_error();
+    pair_down(&p);
+}
+
+START_TEST(read_ahead_holds_the_next_record)
+{
+    bool empty;
+    two_records(true, &empty);
+    ck_assert(empty);
+    two_records(false, &empty);
+    ck_assert(!empty);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("c2s_tls");
@@ -324,6 +389,7 @@ int main(void)
     tcase_add_test(tc, bad_record_header_is_refused);
     tcase_add_test(tc, tls12_and_off_keep_openssl);
     tcase_add_test(tc, chacha_suite);
+    tcase_add_test(tc, read_ahead_holds_the_next_record);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
