@@ -99,6 +99,8 @@ static void router_clear(router_t *r)
     router_sess_log_free(r);
     router_mam_free(r);
     r->mam_on = false;
+    router_off_free(r);
+    r->off_on = false;
     r->warm_until = 0;
     r->warm_waiting = false;
 }

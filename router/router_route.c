@@ -122,10 +122,11 @@ static router_node_t *reg_node(router_t *r, uint16_t flags, const char *name,
     if (g == NULL)
         return NULL;
     router_node_t *n = r->nodes[g->node];
-    return n != NULL && n->alive ? n : NULL;
+    return n != NULL && n->alive && !g->stopping ? n : NULL;
 }
 
-/* The live node holding a role registration (offline handler). */
+/* The live node holding a role registration (offline handler), not
+ * stopping. */
 static router_node_t *role_node(router_t *r, uint16_t flags)
 {
     return reg_node(r, flags, "", 0);
@@ -155,6 +156,23 @@ void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
         name_len = strlen(src->name);
     }
     router_reg_t *g = router_reg_find(r, flags, name, name_len);
+    if (flags == KN_REG_OFFLINE && env->reason == KN_ENV_REASON_SHUTDOWN) {
+        /* The handler is stopping: nothing more for it (hand-offs and
+         * row ACKs are kept for the next one); the answer tells it that
+         * no ACK of ours follows (kn_proto.h). */
+        if (g != NULL && g->node == src->index && !g->stopping) {
+            g->stopping = true;
+            kn_log_info("offline handler %s stopping: hand-offs and "
+                        "acknowledgements kept for the next one",
+                        src->name);
+        }
+        kn_env_t a = {0};
+        a.kind = KN_ENV_REGISTER;
+        a.flags = KN_REG_OFFLINE;
+        a.reason = KN_ENV_REASON_SHUTDOWN;
+        router_emit(r, src, &a, &(router_payload_t){NULL, 0, NULL});
+        return;
+    }
     bool late = false;
     if (g == NULL) {
         late = flags == KN_REG_SESSIONS && r->sess_log != NULL;
@@ -180,13 +198,20 @@ void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
                 g->others[i--] = g->others[--g->nothers];
     }
     g->node = src->index;
+    g->stopping = false;
+    if (flags == KN_REG_OFFLINE) {
+        g->handoff_acks = (env->seq & KN_OFFLINE_ACKS_HANDOFFS) != 0;
+        r->off_on = g->handoff_acks;
+    }
     kn_log_info("node %s registered %04x '%s'", src->name, flags, g->name);
     if (late) /* what it missed since the warm-up began, in order */
         router_sess_log_replay(r, src);
     if (flags == KN_REG_ARCHIVE)
         router_mam_resend(r);
-    if (flags == KN_REG_OFFLINE)
+    if (flags == KN_REG_OFFLINE) {
         router_acks_flush(r);
+        router_off_resend(r, src);
+    }
     if (flags == KN_REG_SESSIONS)
         router_sess_tell(r, src);
 }
@@ -242,16 +267,20 @@ static int route_best_prio(const router_bare_t *b)
 }
 
 /* A message for a user with no available resource: the offline handler
- * (presenced) stores it; without one the sender learns it was not
+ * (presenced) stores it (its copy kept until it acknowledges the
+ * hand-off, router_offline.c); without one the sender learns it was not
  * delivered. */
 static void route_offline(router_t *r, router_node_t *src, const kn_env_t *env,
                           const router_payload_t *pl)
 {
     router_node_t *h =
         (env->flags & KN_F_NO_OFFLINE) ? NULL : role_node(r, KN_REG_OFFLINE);
+    if (!(env->flags & KN_F_NO_OFFLINE) && router_off_handoff(r, h, env, pl))
+        return; /* kept until the handler acknowledges it */
     if (h != NULL) {
         kn_env_t e = *env;
         e.kind = KN_ENV_STANZA;
+        e.flags &= (uint16_t)~KN_F_OFFLINE_HANDOFF;
         router_emit(r, h, &e, pl);
         r->stats.routed++;
         return;
@@ -295,6 +324,10 @@ void router_route_ack(router_t *r, const kn_env_t *env)
 {
     if (env->flags & KN_F_ARCHIVE) {
         router_mam_ack(r, env); /* the archiver's */
+        return;
+    }
+    if (env->flags & KN_F_OFFLINE_HANDOFF) {
+        router_off_ack(r, env); /* the offline handler's */
         return;
     }
     if (env->ntargets == 0) {
@@ -739,6 +772,11 @@ void router_undeliverable(router_t *r, const router_node_t *to,
     if (env->kind == KN_ENV_SM && !r->undeliverable) {
         /* Held stanzas it releases may come back here once each. */
         router_sm_undeliverable(r, to, env);
+        return;
+    }
+    if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_OFFLINE_HANDOFF)) {
+        /* A hand-off to the offline handler: kept until acknowledged,
+         * handed to the next one that registers (router_offline.c). */
         return;
     }
     if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_ARCHIVE)) {
