@@ -123,6 +123,7 @@ void router_free(router_t **rp)
     router_clear(r);
     peers_free(r);
     free(r->acks_held);
+    free(r->acks_recent);
     kn_buf_free(&r->fanout.env);
     kn_buf_free(&r->fanout.payload);
     free(r->mc_split);

@@ -179,6 +179,12 @@ struct router {
     uint64_t *acks_held;
     size_t nacks_held;
     bool acks_flushing;
+    /* The last ROUTER_ACKS_RECENT row ids sent on to the offline handler
+     * (a ring): given again to the next handler that registers, since a
+     * handler killed with -9 loses those in its socket and those whose
+     * delete had not committed (the delete is idempotent). */
+    uint64_t *acks_recent;
+    size_t nacks_recent, acks_recent_next;
     /* router_offline.c: hand-offs to the offline handler not
      * acknowledged yet (uthash by id, in hand-off order, bounded). */
     struct router_off *off_held;
@@ -356,6 +362,9 @@ bool router_fanout_delivered(const router_t *r, const router_sess_t *s,
  * that came up before it registered (a router restart: nodes re-announce
  * and clients bind before presenced registers again) are not missed. */
 void router_sess_tell(router_t *r, const router_node_t *n);
+/* The row ACKs recently sent on to the offline handler are held again
+ * (before router_acks_flush, when a handler registers). */
+void router_acks_recent_again(router_t *r);
 /* Hand the held offline-row ACKs to the offline handler, if any. */
 void router_acks_flush(router_t *r);
 /* Send to node n a copy of env with kind/conn replaced. */

@@ -209,6 +209,7 @@ void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
     if (flags == KN_REG_ARCHIVE)
         router_mam_resend(r);
     if (flags == KN_REG_OFFLINE) {
+        router_acks_recent_again(r);
         router_acks_flush(r);
         router_off_resend(r, src);
     }
@@ -320,6 +321,42 @@ static void route_acked(router_t *r, const kn_env_t *env,
 
 static void acks_hold(router_t *r, const kn_env_t *env);
 
+#define ROUTER_ACKS_RECENT 16384
+
+/* Remember env's row ids as sent on (r->acks_recent). */
+static void acks_remember(router_t *r, const kn_env_t *env)
+{
+    if (r->acks_recent == NULL)
+        r->acks_recent =
+            kn_malloc(ROUTER_ACKS_RECENT * sizeof(*r->acks_recent));
+    for (size_t i = 0; i < env->ntargets; i++) {
+        r->acks_recent[r->acks_recent_next] = kn_env_target(env, i);
+        r->acks_recent_next = (r->acks_recent_next + 1) % ROUTER_ACKS_RECENT;
+        if (r->nacks_recent < ROUTER_ACKS_RECENT)
+            r->nacks_recent++;
+    }
+}
+
+void router_acks_recent_again(router_t *r)
+{
+    if (r->nacks_recent == 0)
+        return;
+    size_t n = r->nacks_recent;
+    size_t first =
+        (r->acks_recent_next + ROUTER_ACKS_RECENT - n) % ROUTER_ACKS_RECENT;
+    uint64_t *ids = kn_malloc(n * sizeof(*ids));
+    for (size_t i = 0; i < n; i++)
+        ids[i] = r->acks_recent[(first + i) % ROUTER_ACKS_RECENT];
+    r->nacks_recent = 0;
+    r->acks_recent_next = 0;
+    kn_env_t e = {0};
+    e.kind = KN_ENV_ACK;
+    e.targets = ids;
+    e.ntargets = n;
+    acks_hold(r, &e);
+    free(ids);
+}
+
 void router_route_ack(router_t *r, const kn_env_t *env)
 {
     if (env->flags & KN_F_ARCHIVE) {
@@ -338,6 +375,8 @@ void router_route_ack(router_t *r, const kn_env_t *env)
     if (h != NULL && r->nacks_held == 0) {
         router_payload_t none = {NULL, 0, NULL};
         router_emit(r, h, env, &none); /* unreachable: acks_hold */
+        if (r->nacks_held == 0)
+            acks_remember(r, env); /* sent on */
         return;
     }
     acks_hold(r, env);
@@ -382,8 +421,11 @@ void router_acks_flush(router_t *r)
         e.targets = ids + off;
         e.ntargets =
             n - off < ROUTER_ACKS_PER_ENV ? n - off : ROUTER_ACKS_PER_ENV;
+        size_t held = r->nacks_held;
         router_payload_t none = {NULL, 0, NULL};
         router_emit(r, h, &e, &none); /* unreachable: held again */
+        if (r->nacks_held == held)
+            acks_remember(r, &e); /* sent on */
     }
     r->acks_flushing = false;
     free(ids);

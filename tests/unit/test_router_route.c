@@ -1379,7 +1379,40 @@ START_TEST(offline_acks_held_until_a_handler_registers_R_PRES_5)
     in("presenced", &g, NULL);
     ck_assert_int_eq(nout, 1);
     ck_assert_int_eq(outs[0].kind, KN_ENV_ACK);
-    ck_assert(outs[0].ntargets == 1 && outs[0].targets[0] == 7);
+    /* the held one, then those sent on before (row_acks_sent_on_...) */
+    ck_assert_uint_eq(outs[0].ntargets, 3);
+    ck_assert(outs[0].targets[0] == 7 && outs[0].targets[1] == 5 &&
+              outs[0].targets[2] == 6);
+}
+END_TEST
+
+/* Issue 14 (kill -9 of presenced): a row ACK the router had sent on to
+ * presenced just before its kill died in the socket (or its delete had
+ * not committed), and the row was delivered again at the next login. The
+ * router gives the row ACKs it sent on recently to the next handler that
+ * registers (deleting a row twice is harmless). */
+START_TEST(row_acks_sent_on_given_again_to_the_next_handler_R_PRES_5)
+{
+    sessions_and_offline();
+    uint64_t id = 11;
+    kn_env_t ack = {0};
+    ack.kind = KN_ENV_ACK;
+    ack.targets = &id;
+    ack.ntargets = 1;
+    reset_out();
+    in("c2s-a", &ack, NULL);
+    ck_assert_int_eq(nout, 1); /* sent on: presenced is there */
+    ck_assert_str_eq(outs[0].node, "presenced");
+    /* killed now; the next presenced registers */
+    hello("presenced", KN_F_ROLE_DAEMON, 4);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_OFFLINE;
+    reset_out();
+    in("presenced", &g, NULL);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_ACK);
+    ck_assert(outs[0].ntargets == 1 && outs[0].targets[0] == 11);
 }
 END_TEST
 
@@ -1856,6 +1889,8 @@ int main(void)
     tcase_add_test(tc, fanout_copy_to_unreachable_node_not_rerouted_R_DROP_6);
     tcase_add_test(tc, fanout_copy_of_lost_session_not_rerouted_R_DROP_5);
     tcase_add_test(tc, offline_acks_held_until_a_handler_registers_R_PRES_5);
+    tcase_add_test(tc,
+                   row_acks_sent_on_given_again_to_the_next_handler_R_PRES_5);
     tcase_add_test(tc,
                    offline_handoff_kept_until_acked_and_handed_again_R_PRES_5);
     tcase_add_test(tc, offline_handoff_to_unreachable_handler_kept_R_DROP_1);
