@@ -57,6 +57,7 @@
 
 typedef struct link_reg {
     uint16_t flags;
+    uint32_t seq; /* in the REGISTER envelope */
     char *name;
     struct link_reg *next;
 } link_reg_t;
@@ -162,6 +163,7 @@ static void link_send_regs(kn_link_t *l)
         kn_env_t e = {0};
         e.kind = KN_ENV_REGISTER;
         e.flags = g->flags;
+        e.seq = g->seq;
         e.node = g->name;
         e.node_len = strlen(g->name);
         link_send_ep(l, &l->eps[l->cur], &e, NULL, 0);
@@ -730,8 +732,15 @@ int kn_link_send(kn_link_t *l, const kn_env_t *env, const void *payload,
 
 void kn_link_register(kn_link_t *l, uint16_t flags, const char *name)
 {
+    kn_link_register_seq(l, flags, name, 0);
+}
+
+void kn_link_register_seq(kn_link_t *l, uint16_t flags, const char *name,
+                          uint32_t seq)
+{
     link_reg_t *g = kn_calloc(1, sizeof(*g));
     g->flags = flags;
+    g->seq = seq;
     g->name = kn_strdup(name ? name : "");
     link_reg_t **pp = &l->regs;
     while (*pp != NULL)
@@ -741,6 +750,7 @@ void kn_link_register(kn_link_t *l, uint16_t flags, const char *name)
         kn_env_t e = {0};
         e.kind = KN_ENV_REGISTER;
         e.flags = flags;
+        e.seq = seq;
         e.node = g->name;
         e.node_len = strlen(g->name);
         link_send_ep(l, &l->eps[l->cur], &e, NULL, 0);

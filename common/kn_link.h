@@ -68,6 +68,10 @@ int kn_link_send(kn_link_t *l, const kn_env_t *env, const void *payload,
  * one KN_REG_* bit; name may be "" for roles). Sent now if ready and
  * again after every HELLO. */
 void kn_link_register(kn_link_t *l, uint16_t flags, const char *name);
+/* The same with seq in the REGISTER envelope (what the registration
+ * means, e.g. KN_OFFLINE_ACKS_HANDOFFS; kn_link_register: 0). */
+void kn_link_register_seq(kn_link_t *l, uint16_t flags, const char *name,
+                          uint32_t seq);
 
 /* Tell the router we finished re-announcing our sessions. */
 void kn_link_synced(kn_link_t *l);

@@ -60,6 +60,24 @@
  * too. Without this, it went with KN_F_NO_OFFLINE, bounced to presenced
  * and was dropped: lost. */
 #define KN_F_OFFLINE_RESENT 0x8000
+/* Router -> the offline handler: a message for an offline user whose
+ * copy the router keeps until the handler is done with it; ack_id is its
+ * hand-off id. The handler stores a hand-off id at most once (it may be
+ * handed again: to the next handler after a kill -9) and, once the
+ * message is stored (or bounced, sent on, or not worth storing), sends
+ * an ACK with this flag and the ids as targets; the router forgets them
+ * (router_offline.c). Only for a handler that registered KN_REG_OFFLINE
+ * with seq KN_OFFLINE_ACKS_HANDOFFS. (0x2000 is KN_F_MOVED on a
+ * SESSION_UP: a STANZA or ACK never had it.) */
+#define KN_F_OFFLINE_HANDOFF 0x2000
+/* REGISTER KN_REG_OFFLINE: seq, the handler acknowledges hand-offs. */
+#define KN_OFFLINE_ACKS_HANDOFFS 1u
+/* REGISTER KN_REG_OFFLINE with reason KN_ENV_REASON_SHUTDOWN (node ->
+ * router): the handler is stopping; the router hands it nothing more
+ * (hand-offs and c2s's ACKs of written rows are kept for the next one)
+ * and answers with the same envelope, after which no ACK of a row
+ * reaches the stopping handler: its stop waits for that answer. */
+
 /* XEP-0191 data for c2s, from presenced: a <blocklist/> iq is the whole
  * block list of the session it is addressed to (c2s keeps it, the client
  * never sees it); a <block/> or <unblock/> push updates the list of every

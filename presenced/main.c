@@ -33,6 +33,9 @@ static void presd_on_stop(void *ud)
 {
     presd_t *d = ud;
     pres_stop(d->p);
+    /* Nothing more from the router for the offline handler: what it
+     * sends us meanwhile (a row's ACK) would be lost at our exit. */
+    pres_offline_stopping(d->p);
 }
 
 /* What a stop waits for: every queued PostgreSQL statement (last
@@ -41,7 +44,8 @@ static size_t presd_pending(void *ud)
 {
     presd_t *d = ud;
     return kn_pg_pool_pending(d->pg) + kn_pg_pool_pending(d->pg_ord) +
-           kn_redis_pending(d->redis) + pres_last_pending(d->p);
+           kn_redis_pending(d->redis) + pres_last_pending(d->p) +
+           pres_offline_stop_pending(d->p);
 }
 
 static const kn_daemon_drain_ops_t presd_drain_ops = {presd_on_stop,
@@ -194,7 +198,8 @@ int main(int argc, char **argv)
         goto out_pres;
     kn_link_register(d.link, KN_REG_SESSIONS, "");
     kn_link_register(d.link, KN_REG_PRESENCE, "");
-    kn_link_register(d.link, KN_REG_OFFLINE, "");
+    /* We acknowledge the messages the router hands us to store. */
+    kn_link_register_seq(d.link, KN_REG_OFFLINE, "", KN_OFFLINE_ACKS_HANDOFFS);
     if (pc.mam_enabled) /* XEP-0313: the router's archive copies */
         kn_link_register(d.link, KN_REG_ARCHIVE, "");
     for (size_t i = 0; presd_namespaces[i] != NULL; i++)

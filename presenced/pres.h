@@ -168,9 +168,9 @@ typedef struct pres_sink {
 typedef struct pres_stats {
     uint64_t broadcasts, multicast_targets, offline_stored, offline_sent,
         offline_acked, offline_returned, offline_bounced, offline_resent,
-        offline_resent_stored, pushes, push_sent, push_removed, caps_queries,
-        caps_hits, caps_bad, pep_contact_notified, pep_last_sent, bundles,
-        bundled;
+        offline_resent_stored, offline_dups, pushes, push_sent, push_removed,
+        caps_queries, caps_hits, caps_bad, pep_contact_notified, pep_last_sent,
+        bundles, bundled;
 } pres_stats_t;
 
 /* An offline row handed to a c2s node and not deleted yet (R-PRES-5). */
@@ -206,6 +206,11 @@ struct pres {
     struct pres_adhoc *adhoc;      /* XEP-0050 sessions (pres_adhoc.c) */
     size_t adhoc_n;
     ev_timer shared_timer;
+    /* A stop: waiting (at most PRES_OFF_STOP_WAIT s) for the router's
+     * answer to our "stopping" notice (kn_proto.h), after which no ACK of
+     * a written row reaches us (pres_offline.c). */
+    bool off_stop_wait;
+    ev_timer off_stop_timer;
     double started; /* ev_now at start, for iq:last on the server */
     kn_buf_t out;   /* serialisation scratch */
     /* pres_bundle_*: deliveries for one connection collected into one
@@ -469,6 +474,18 @@ void pres_offline_returned(pres_t *p, const kn_env_t *env);
 void pres_offline_session_gone(pres_t *p, pres_sess_t *s);
 /* Forget every row in flight (shutdown). */
 void pres_offline_free(pres_t *p);
+/* The router handed us env (KN_F_OFFLINE_HANDOFF) and we are done with
+ * it (stored, bounced, sent on, not worth storing, unparsable): ACK its
+ * hand-off id, so the router forgets its copy. No-op without the flag. */
+void pres_offline_handoff_done(pres_t *p, const kn_env_t *env);
+/* A stop: tell the router we are stopping (it hands us no more messages
+ * and keeps c2s's ACKs of written rows for the next presenced). */
+void pres_offline_stopping(pres_t *p);
+/* The router's answer to that (a REGISTER KN_REG_OFFLINE, reason
+ * SHUTDOWN). */
+void pres_offline_stop_answered(pres_t *p);
+/* 1 while a stop waits for that answer, else 0. */
+size_t pres_offline_stop_pending(const pres_t *p);
 
 /* ---- pres_last.c ---- */
 void pres_last_store(pres_t *p, const char *bare, const kn_stanza_t *unavail);

@@ -43,8 +43,10 @@ void pres_free(pres_t **pp)
     pres_t *p = *pp;
     if (p == NULL)
         return;
-    if (p->loop)
+    if (p->loop) {
         ev_timer_stop(p->loop, &p->shared_timer);
+        ev_timer_stop(p->loop, &p->off_stop_timer);
+    }
     if (p->shared_inflight != NULL)
         *p->shared_inflight = NULL; /* its callback comes after us */
     if (p->admin_inflight != NULL)
@@ -191,6 +193,11 @@ void pres_handle(pres_t *p, const kn_env_t *env, const void *payload,
     case KN_ENV_ACK:
         pres_offline_ack(p, env);
         return;
+    case KN_ENV_REGISTER:
+        if (env->flags == KN_REG_OFFLINE &&
+            env->reason == KN_ENV_REASON_SHUTDOWN)
+            pres_offline_stop_answered(p);
+        return;
     case KN_ENV_BOUNCE:
         if (env->stanza == KN_ENV_ST_MESSAGE &&
             (env->flags & KN_F_OFFLINE_RESENT))
@@ -205,8 +212,11 @@ void pres_handle(pres_t *p, const kn_env_t *env, const void *payload,
         kn_log_info("unparsable %s from %.*s dropped",
                     kn_env_stanza_name(env->stanza), (int)env->from_len,
                     env->from);
+        pres_offline_handoff_done(p, env);
         return;
     }
+    if (env->stanza != KN_ENV_ST_MESSAGE)
+        pres_offline_handoff_done(p, env); /* (only messages are handed) */
     char fromb[KN_ENV_STR_MAX + 1], tob[KN_ENV_STR_MAX + 1];
     const char *from = kn_stanza_from(st);
     if (from == NULL && env->from_len > 0) {

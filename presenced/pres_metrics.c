@@ -43,6 +43,7 @@ void pres_metrics_register(pres_t *p, kn_pg_pool_t *pg, kn_pg_pool_t *pg_ord,
     PM(offline_resent, "messages to store sent on to an available resource");
     PM(offline_resent_stored,
        "messages sent on to an available resource that came back: stored");
+    PM(offline_dups, "messages handed again by the router, stored already");
     PM(pushes, "push notifications triggered");
     PM(push_sent, "push notifications sent");
     PM(push_removed, "push registrations removed");

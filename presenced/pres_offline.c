@@ -75,7 +75,7 @@
 
 #define NS_DELAY "urn:xmpp:delay"
 
-#define OFF_STORE_PARAMS 10
+#define OFF_STORE_PARAMS 11
 /* An insert that found no free database connection in time (-KN_EAGAIN:
  * never sent, so no row) is queued again this many times before the
  * sender is told (a PostgreSQL restart: a few seconds). */
@@ -92,6 +92,7 @@ typedef struct off_job {
     bool redelivery; /* a read for freed rows (user->off_pass) */
     uint64_t *ids;   /* the ids of an ACK's delete */
     size_t nids;
+    uint64_t handoff; /* the router's hand-off id (ACKed when done), or 0 */
 } off_job_t;
 
 static void off_job_free(off_job_t *j)
@@ -107,12 +108,33 @@ static void off_job_free(off_job_t *j)
 
 static void off_insert(off_job_t *j);
 
+static void off_handoff_ack(pres_t *p, uint64_t id)
+{
+    if (id == 0)
+        return;
+    kn_env_t e = {0};
+    e.kind = KN_ENV_ACK;
+    e.flags = KN_F_OFFLINE_HANDOFF;
+    e.targets = &id;
+    e.ntargets = 1;
+    p->sink.send(p->sink.ud, &e, NULL, 0);
+}
+
+void pres_offline_handoff_done(pres_t *p, const kn_env_t *env)
+{
+    if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_OFFLINE_HANDOFF))
+        off_handoff_ack(p, env->ack_id);
+}
+
 static void off_stored(const PGresult *res, int err, void *arg)
 {
     off_job_t *j = arg;
     pres_t *p = j->p;
-    if (err == -KN_EAGAIN && j->tries < OFF_STORE_RETRIES) {
-        /* Accepted: not bounced for a busy or restarting database. */
+    if ((err == -KN_EAGAIN || (err == -KN_ECLOSED && j->handoff != 0)) &&
+        j->tries < OFF_STORE_RETRIES) {
+        /* Accepted: not bounced for a busy or restarting database. A
+         * connection lost under the insert may have committed it: sent
+         * again only for a hand-off, whose id is stored once. */
         j->tries++;
         kn_log_info("offline store for %s: no database connection free in "
                     "time, queued again",
@@ -122,7 +144,16 @@ static void off_stored(const PGresult *res, int err, void *arg)
     }
     bool blocked =
         err == 0 && PQntuples(res) >= 1 && PQgetvalue(res, 0, 0)[0] == 't';
-    if (blocked) {
+    bool dup = !blocked && err == 0 && PQntuples(res) >= 1 &&
+               PQnfields(res) > 6 && PQgetvalue(res, 0, 6)[0] == 't';
+    if (dup) {
+        /* Handed again (the router's copy outlived a presenced that
+         * stored it but was killed before its ACK): one row. */
+        kn_log_info("offline: message for %s (hand-off %llu) stored "
+                    "already: not stored again",
+                    j->bare, (unsigned long long)j->handoff);
+        p->stats.offline_dups++;
+    } else if (blocked) {
         /* XEP-0191: from a JID the user blocked; the user looks offline
          * to it, whatever offline_type says. */
         pres_send_error(p, j->st, KN_STE_SERVICE_UNAVAILABLE);
@@ -148,6 +179,7 @@ static void off_stored(const PGresult *res, int err, void *arg)
             p->stats.offline_bounced++;
         }
     }
+    off_handoff_ack(p, j->handoff); /* after what it caused: in order */
     off_job_free(j);
 }
 
@@ -155,18 +187,19 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
                         const void *payload, size_t len)
 {
     const char *to = kn_stanza_to(st);
-    if (to == NULL || !pres_is_local(p, to) || p->pg == NULL)
-        return;
     const char *type = kn_stanza_type(st);
-    if (type != NULL && strcmp(type, "error") == 0)
+    if (to == NULL || !pres_is_local(p, to) || p->pg == NULL ||
+        (type != NULL && strcmp(type, "error") == 0) ||
+        (kn_stanza_child(st, 0, "body", NULL) < 0 &&
+         kn_stanza_child(st, 0, "subject", NULL) < 0 &&
+         kn_stanza_child(st, 0, "store", NS_HINTS) < 0 &&
+         kn_stanza_child(st, 0, "propose", NS_JMI) < 0)) {
+        /* chat states and receipts alone are not stored; a store hint
+         * (XEP-0334) or a call proposal (XEP-0353: the callee sees a
+         * missed call) is */
+        pres_offline_handoff_done(p, env);
         return;
-    if (kn_stanza_child(st, 0, "body", NULL) < 0 &&
-        kn_stanza_child(st, 0, "subject", NULL) < 0 &&
-        kn_stanza_child(st, 0, "store", NS_HINTS) < 0 &&
-        kn_stanza_child(st, 0, "propose", NS_JMI) < 0)
-        return; /* chat states and receipts alone are not stored; a
-                   store hint (XEP-0334) or a call proposal (XEP-0353:
-                   the callee sees a missed call) is */
+    }
     char *bare = pres_bare_of(to);
     pres_user_t *u = pres_user_find(p, bare);
     if (pres_user_navail(u) > 0 &&
@@ -179,6 +212,7 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
         kn_stanza_unref(&t);
         free(bare);
         p->stats.offline_resent++;
+        pres_offline_handoff_done(p, env); /* after the resend: in order */
         return;
     }
     if (env->flags & KN_F_OFFLINE_RESENT) {
@@ -192,6 +226,8 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
     j->p = p;
     j->st = kn_stanza_ref((kn_stanza_t *)st);
     j->bare = bare;
+    if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_OFFLINE_HANDOFF))
+        j->handoff = env->ack_id;
     char bytes[32], quota[32];
     snprintf(bytes, sizeof(bytes), "%zu", len);
     snprintf(quota, sizeof(quota), "%lld", p->conf.offline_quota_bytes);
@@ -215,30 +251,46 @@ void pres_offline_store(pres_t *p, const kn_env_t *env, const kn_stanza_t *st,
         j->params[5 + i] = kn_strdup(k[i]);
     /* The sender's bare JID: a registration may mute it (a group room). */
     j->params[9] = pres_bare_of(sender);
+    if (j->handoff != 0) { /* else NULL: no key */
+        char hid[24];
+        snprintf(hid, sizeof(hid), "%llu", (unsigned long long)j->handoff);
+        j->params[10] = kn_strdup(hid);
+    }
     free(kb);
     off_insert(j);
 }
 
 /* One row, or one per push registration (XEP-0357) not muting the
  * sender when the row was stored, with the user's stored count (the
- * main query does not see the insert: + 1). */
+ * main query does not see the insert: + 1). The router's hand-off id
+ * ($11, NULL without) is stored once (a unique key): a message handed
+ * again that is stored already is not inserted, and column 6 says so
+ * (seen by this statement, or stored meanwhile by another presenced:
+ * the conflict's update, xmax not 0). */
 static void off_insert(off_job_t *j)
 {
     kn_pg_query(pres_pg_ordered(j->p),
                 "with b as (select exists (select 1 from blocklist where"
                 " username = $1 and jid in ($6, $7, $8, $9)) as blocked),"
+                " d as (select exists (select 1 from offline_messages where"
+                " handoff = $11::bigint) as dup),"
                 " ins as (insert into offline_messages (username, sender,"
-                " stanza, bytes) select $1, $2, $3, $4::int where not"
-                " (select blocked from b) and (select coalesce(sum(bytes), 0)"
+                " stanza, bytes, handoff) select $1, $2, $3, $4::int,"
+                " $11::bigint where not (select blocked from b) and not"
+                " (select dup from d) and (select coalesce(sum(bytes), 0)"
                 " from offline_messages where username = $1) + $4::int <="
-                " $5::bigint returning id)"
+                " $5::bigint on conflict (handoff) where handoff is not null"
+                " do update set handoff = excluded.handoff"
+                " returning id, xmax = 0 as fresh)"
                 " select (select blocked from b), (select id from ins),"
                 " r.jid, r.node, r.options, case when r.jid is null then null"
                 " else (select count(*) from offline_messages where"
-                " username = $1) + 1 end"
+                " username = $1) + 1 end,"
+                " (select dup from d) or coalesce((select not fresh from"
+                " ins), false)"
                 " from (select 1) one left join push_registrations r on"
-                " r.username = $1 and exists (select 1 from ins) and not"
-                " ($10 = any (r.muted))",
+                " r.username = $1 and exists (select 1 from ins where fresh)"
+                " and not ($10 = any (r.muted))",
                 OFF_STORE_PARAMS, (const char *const *)j->params, off_stored,
                 j);
 }
@@ -525,4 +577,52 @@ void pres_offline_session_gone(pres_t *p, pres_sess_t *s)
     kn_log_info("offline: %zu messages to %s not written: kept", freed,
                 s->full);
     off_redeliver(p, s->user, s);
+}
+
+/* ---- a stop -------------------------------------------------------------
+ */
+
+/* The router's answer may not come (a router of an older build, or none
+ * reachable): the stop waits for it this long at most. */
+#define PRES_OFF_STOP_WAIT 2.0
+
+static void off_stop_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    pres_t *p = t->data;
+    if (p->off_stop_wait)
+        kn_log_warn("stopping: no answer from the router to our stopping "
+                    "notice in %.0f s: stopping all the same",
+                    PRES_OFF_STOP_WAIT);
+    p->off_stop_wait = false;
+}
+
+void pres_offline_stopping(pres_t *p)
+{
+    kn_env_t e = {0};
+    e.kind = KN_ENV_REGISTER;
+    e.flags = KN_REG_OFFLINE;
+    e.reason = KN_ENV_REASON_SHUTDOWN;
+    p->sink.send(p->sink.ud, &e, NULL, 0);
+    if (p->loop == NULL)
+        return;
+    p->off_stop_wait = true;
+    ev_timer_init(&p->off_stop_timer, off_stop_timeout, PRES_OFF_STOP_WAIT, 0.);
+    p->off_stop_timer.data = p;
+    ev_timer_start(p->loop, &p->off_stop_timer);
+}
+
+void pres_offline_stop_answered(pres_t *p)
+{
+    if (p->off_stop_wait)
+        kn_log_info("stopping: the router hands us nothing more");
+    p->off_stop_wait = false;
+    if (p->loop != NULL)
+        ev_timer_stop(p->loop, &p->off_stop_timer);
+}
+
+size_t pres_offline_stop_pending(const pres_t *p)
+{
+    return p != NULL && p->off_stop_wait ? 1 : 0;
 }

@@ -99,6 +99,8 @@ static void router_clear(router_t *r)
     router_sess_log_free(r);
     router_mam_free(r);
     r->mam_on = false;
+    router_off_free(r);
+    r->off_on = false;
     r->warm_until = 0;
     r->warm_waiting = false;
 }
@@ -121,6 +123,7 @@ void router_free(router_t **rp)
     router_clear(r);
     peers_free(r);
     free(r->acks_held);
+    free(r->acks_recent);
     kn_buf_free(&r->fanout.env);
     kn_buf_free(&r->fanout.payload);
     free(r->mc_split);

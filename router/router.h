@@ -105,6 +105,11 @@ typedef struct router_reg {
      * registration with it. */
     uint16_t *others;
     size_t nothers;
+    /* KN_REG_OFFLINE: the holder acknowledges hand-offs (its REGISTER's
+     * seq had KN_OFFLINE_ACKS_HANDOFFS), and it is stopping (its
+     * REGISTER with reason SHUTDOWN): hand it nothing more. */
+    bool handoff_acks;
+    bool stopping;
     UT_hash_handle hh;
 } router_reg_t;
 
@@ -174,6 +179,19 @@ struct router {
     uint64_t *acks_held;
     size_t nacks_held;
     bool acks_flushing;
+    /* The last ROUTER_ACKS_RECENT row ids sent on to the offline handler
+     * (a ring): given again to the next handler that registers, since a
+     * handler killed with -9 loses those in its socket and those whose
+     * delete had not committed (the delete is idempotent). */
+    uint64_t *acks_recent;
+    size_t nacks_recent, acks_recent_next;
+    /* router_offline.c: hand-offs to the offline handler not
+     * acknowledged yet (uthash by id, in hand-off order, bounded). */
+    struct router_off *off_held;
+    size_t off_count, off_bytes;
+    uint64_t off_last_id, off_given_up;
+    bool off_on; /* the offline handler acknowledges hand-offs */
+    bool off_resending;
     uint64_t sess_serial;   /* last router_sess_t.serial given */
     uint16_t dropping_node; /* node whose sessions are being ended, or 0 */
     /* A message to a bare JID being sent to several sessions
@@ -344,11 +362,28 @@ bool router_fanout_delivered(const router_t *r, const router_sess_t *s,
  * that came up before it registered (a router restart: nodes re-announce
  * and clients bind before presenced registers again) are not missed. */
 void router_sess_tell(router_t *r, const router_node_t *n);
+/* The row ACKs recently sent on to the offline handler are held again
+ * (before router_acks_flush, when a handler registers). */
+void router_acks_recent_again(router_t *r);
 /* Hand the held offline-row ACKs to the offline handler, if any. */
 void router_acks_flush(router_t *r);
 /* Send to node n a copy of env with kind/conn replaced. */
 void router_emit(router_t *r, const router_node_t *n, const kn_env_t *env,
                  const router_payload_t *payload);
+
+/* ---- router_offline.c (hand-offs kept until acknowledged) ---- */
+/* A message for a user with no available resource: when the offline
+ * handler acknowledges hand-offs (r->off_on), keep a copy, give it an id
+ * (ack_id, KN_F_OFFLINE_HANDOFF) and hand it to h, or, h NULL (none
+ * reachable), keep it for the next one; true then. False (nothing done):
+ * not kept (off, or full without a handler): route it as before. */
+bool router_off_handoff(router_t *r, router_node_t *h, const kn_env_t *env,
+                        const router_payload_t *pl);
+/* The offline handler's ACK (KN_F_OFFLINE_HANDOFF): forget those ids. */
+void router_off_ack(router_t *r, const kn_env_t *env);
+/* An offline handler registered: hand it every copy kept, in order. */
+void router_off_resend(router_t *r, const router_node_t *h);
+void router_off_free(router_t *r);
 
 /* ---- router_comp.c ---- */
 /* KN_REG_COMPONENT(_DOWN) from node src (payload: the disco name). */

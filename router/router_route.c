@@ -122,10 +122,11 @@ static router_node_t *reg_node(router_t *r, uint16_t flags, const char *name,
     if (g == NULL)
         return NULL;
     router_node_t *n = r->nodes[g->node];
-    return n != NULL && n->alive ? n : NULL;
+    return n != NULL && n->alive && !g->stopping ? n : NULL;
 }
 
-/* The live node holding a role registration (offline handler). */
+/* The live node holding a role registration (offline handler), not
+ * stopping. */
 static router_node_t *role_node(router_t *r, uint16_t flags)
 {
     return reg_node(r, flags, "", 0);
@@ -155,6 +156,23 @@ void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
         name_len = strlen(src->name);
     }
     router_reg_t *g = router_reg_find(r, flags, name, name_len);
+    if (flags == KN_REG_OFFLINE && env->reason == KN_ENV_REASON_SHUTDOWN) {
+        /* The handler is stopping: nothing more for it (hand-offs and
+         * row ACKs are kept for the next one); the answer tells it that
+         * no ACK of ours follows (kn_proto.h). */
+        if (g != NULL && g->node == src->index && !g->stopping) {
+            g->stopping = true;
+            kn_log_info("offline handler %s stopping: hand-offs and "
+                        "acknowledgements kept for the next one",
+                        src->name);
+        }
+        kn_env_t a = {0};
+        a.kind = KN_ENV_REGISTER;
+        a.flags = KN_REG_OFFLINE;
+        a.reason = KN_ENV_REASON_SHUTDOWN;
+        router_emit(r, src, &a, &(router_payload_t){NULL, 0, NULL});
+        return;
+    }
     bool late = false;
     if (g == NULL) {
         late = flags == KN_REG_SESSIONS && r->sess_log != NULL;
@@ -180,13 +198,21 @@ void router_register(router_t *r, router_node_t *src, const kn_env_t *env)
                 g->others[i--] = g->others[--g->nothers];
     }
     g->node = src->index;
+    g->stopping = false;
+    if (flags == KN_REG_OFFLINE) {
+        g->handoff_acks = (env->seq & KN_OFFLINE_ACKS_HANDOFFS) != 0;
+        r->off_on = g->handoff_acks;
+    }
     kn_log_info("node %s registered %04x '%s'", src->name, flags, g->name);
     if (late) /* what it missed since the warm-up began, in order */
         router_sess_log_replay(r, src);
     if (flags == KN_REG_ARCHIVE)
         router_mam_resend(r);
-    if (flags == KN_REG_OFFLINE)
+    if (flags == KN_REG_OFFLINE) {
+        router_acks_recent_again(r);
         router_acks_flush(r);
+        router_off_resend(r, src);
+    }
     if (flags == KN_REG_SESSIONS)
         router_sess_tell(r, src);
 }
@@ -242,16 +268,20 @@ static int route_best_prio(const router_bare_t *b)
 }
 
 /* A message for a user with no available resource: the offline handler
- * (presenced) stores it; without one the sender learns it was not
+ * (presenced) stores it (its copy kept until it acknowledges the
+ * hand-off, router_offline.c); without one the sender learns it was not
  * delivered. */
 static void route_offline(router_t *r, router_node_t *src, const kn_env_t *env,
                           const router_payload_t *pl)
 {
     router_node_t *h =
         (env->flags & KN_F_NO_OFFLINE) ? NULL : role_node(r, KN_REG_OFFLINE);
+    if (!(env->flags & KN_F_NO_OFFLINE) && router_off_handoff(r, h, env, pl))
+        return; /* kept until the handler acknowledges it */
     if (h != NULL) {
         kn_env_t e = *env;
         e.kind = KN_ENV_STANZA;
+        e.flags &= (uint16_t)~KN_F_OFFLINE_HANDOFF;
         router_emit(r, h, &e, pl);
         r->stats.routed++;
         return;
@@ -291,10 +321,50 @@ static void route_acked(router_t *r, const kn_env_t *env,
 
 static void acks_hold(router_t *r, const kn_env_t *env);
 
+#define ROUTER_ACKS_RECENT 16384
+
+/* Remember env's row ids as sent on (r->acks_recent). */
+static void acks_remember(router_t *r, const kn_env_t *env)
+{
+    if (r->acks_recent == NULL)
+        r->acks_recent =
+            kn_malloc(ROUTER_ACKS_RECENT * sizeof(*r->acks_recent));
+    for (size_t i = 0; i < env->ntargets; i++) {
+        r->acks_recent[r->acks_recent_next] = kn_env_target(env, i);
+        r->acks_recent_next = (r->acks_recent_next + 1) % ROUTER_ACKS_RECENT;
+        if (r->nacks_recent < ROUTER_ACKS_RECENT)
+            r->nacks_recent++;
+    }
+}
+
+void router_acks_recent_again(router_t *r)
+{
+    if (r->nacks_recent == 0)
+        return;
+    size_t n = r->nacks_recent;
+    size_t first =
+        (r->acks_recent_next + ROUTER_ACKS_RECENT - n) % ROUTER_ACKS_RECENT;
+    uint64_t *ids = kn_malloc(n * sizeof(*ids));
+    for (size_t i = 0; i < n; i++)
+        ids[i] = r->acks_recent[(first + i) % ROUTER_ACKS_RECENT];
+    r->nacks_recent = 0;
+    r->acks_recent_next = 0;
+    kn_env_t e = {0};
+    e.kind = KN_ENV_ACK;
+    e.targets = ids;
+    e.ntargets = n;
+    acks_hold(r, &e);
+    free(ids);
+}
+
 void router_route_ack(router_t *r, const kn_env_t *env)
 {
     if (env->flags & KN_F_ARCHIVE) {
         router_mam_ack(r, env); /* the archiver's */
+        return;
+    }
+    if (env->flags & KN_F_OFFLINE_HANDOFF) {
+        router_off_ack(r, env); /* the offline handler's */
         return;
     }
     if (env->ntargets == 0) {
@@ -305,6 +375,8 @@ void router_route_ack(router_t *r, const kn_env_t *env)
     if (h != NULL && r->nacks_held == 0) {
         router_payload_t none = {NULL, 0, NULL};
         router_emit(r, h, env, &none); /* unreachable: acks_hold */
+        if (r->nacks_held == 0)
+            acks_remember(r, env); /* sent on */
         return;
     }
     acks_hold(r, env);
@@ -349,8 +421,11 @@ void router_acks_flush(router_t *r)
         e.targets = ids + off;
         e.ntargets =
             n - off < ROUTER_ACKS_PER_ENV ? n - off : ROUTER_ACKS_PER_ENV;
+        size_t held = r->nacks_held;
         router_payload_t none = {NULL, 0, NULL};
         router_emit(r, h, &e, &none); /* unreachable: held again */
+        if (r->nacks_held == held)
+            acks_remember(r, &e); /* sent on */
     }
     r->acks_flushing = false;
     free(ids);
@@ -739,6 +814,11 @@ void router_undeliverable(router_t *r, const router_node_t *to,
     if (env->kind == KN_ENV_SM && !r->undeliverable) {
         /* Held stanzas it releases may come back here once each. */
         router_sm_undeliverable(r, to, env);
+        return;
+    }
+    if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_OFFLINE_HANDOFF)) {
+        /* A hand-off to the offline handler: kept until acknowledged,
+         * handed to the next one that registers (router_offline.c). */
         return;
     }
     if (env->kind == KN_ENV_STANZA && (env->flags & KN_F_ARCHIVE)) {

@@ -43,6 +43,10 @@ typedef struct cap {
     char from[128];
     char payload[2048];
     size_t len;
+    kn_env_reason_t reason;
+    uint64_t ack_id;
+    size_t ntargets;
+    uint64_t target0;
 } cap_t;
 
 static cap_t caps[256];
@@ -59,10 +63,15 @@ static void cap_send(void *ud, const kn_env_t *env, const void *payload,
     c->stanza = env->stanza;
     c->type = env->type;
     c->flags = env->flags;
+    c->reason = env->reason;
+    c->ack_id = env->ack_id;
+    c->ntargets = env->ntargets;
+    c->target0 = env->ntargets > 0 ? kn_env_target(env, 0) : 0;
     snprintf(c->to, sizeof(c->to), "%.*s", (int)env->to_len, env->to);
     snprintf(c->from, sizeof(c->from), "%.*s", (int)env->from_len, env->from);
     ck_assert_uint_lt(len, sizeof(c->payload));
-    memcpy(c->payload, payload, len);
+    if (len > 0)
+        memcpy(c->payload, payload, len);
     c->len = len;
 }
 
@@ -239,7 +248,17 @@ static void login(pres_t *p)
 
 /* The router's route_offline: a message for a user it has no available
  * resource for, handed to the offline handler. */
+static void to_offline_handler_as(pres_t *p, const char *body,
+                                  uint64_t handoff);
+
 static void to_offline_handler(pres_t *p, const char *body)
+{
+    to_offline_handler_as(p, body, 0);
+}
+
+/* The same as the router hands it when it keeps a copy until we
+ * acknowledge it (handoff: its id, KN_F_OFFLINE_HANDOFF; 0: without). */
+static void to_offline_handler_as(pres_t *p, const char *body, uint64_t handoff)
 {
     char xml[512];
     snprintf(xml, sizeof(xml),
@@ -254,6 +273,10 @@ static void to_offline_handler(pres_t *p, const char *body)
     e.from_len = strlen(e.from);
     e.to = bare;
     e.to_len = strlen(bare);
+    if (handoff != 0) {
+        e.flags = KN_F_OFFLINE_HANDOFF;
+        e.ack_id = handoff;
+    }
     pres_handle(p, &e, xml, strlen(xml));
 }
 
@@ -295,6 +318,120 @@ static void back_from_router(pres_t *p, const cap_t *c, bool as_bounce)
     pres_handle(p, &e, m.payload, m.len);
     settle();
 }
+
+/* The hand-off ACKs (KN_F_OFFLINE_HANDOFF) sent since ncap was cleared
+ * that name id, and no message (a bounce or a resend) after one. */
+/* Hand-off ids of this run (unique across runs sharing the database,
+ * as the router's are). */
+#define HID(n) (((uint64_t)getpid() << 20) + (n))
+
+static int handoff_acks(uint64_t id)
+{
+    int n = 0;
+    for (int i = 0; i < ncap; i++) {
+        if (caps[i].kind == KN_ENV_ACK &&
+            (caps[i].flags & KN_F_OFFLINE_HANDOFF)) {
+            ck_assert_uint_eq(caps[i].ntargets, 1);
+            n += caps[i].target0 == id;
+        } else {
+            ck_assert_int_eq(n, 0); /* what it caused goes first */
+        }
+    }
+    return n;
+}
+
+/* Issue 14 (kill -9 of presenced): the router keeps what it hands the
+ * offline handler until acknowledged and hands it again to the next
+ * presenced. A presenced killed after storing a message but before its
+ * ACK left: the next one is handed it again and must not store it twice
+ * (the hand-off id is a unique key of the row); it acknowledges it all
+ * the same, and bounces nothing. */
+START_TEST(handoff_stored_once_and_acknowledged_R_PRES_5)
+{
+    pres_t *p = mk();
+    to_offline_handler_as(p, "h1", HID(9001));
+    settle();
+    ck_assert_int_eq(handoff_acks(HID(9001)), 1);
+    char rows[4096];
+    ck_assert_int_eq(stored(rows, sizeof(rows)), 1);
+    ck_assert(strstr(rows, "<body>h1</body>") != NULL);
+    pres_free(&p); /* killed: the router did not see the ACK */
+    p = mk();
+    to_offline_handler_as(p, "h1", HID(9001)); /* handed again */
+    settle();
+    ck_assert_int_eq(handoff_acks(HID(9001)), 1);
+    ck_assert_int_eq(stored(NULL, 0), 1);
+    ck_assert_uint_eq(p->stats.offline_stored, 0);
+    ck_assert_uint_eq(p->stats.offline_bounced, 0);
+    ck_assert_uint_eq(p->stats.offline_dups, 1);
+    for (int i = 0; i < ncap; i++)
+        ck_assert_int_ne(caps[i].stanza, KN_ENV_ST_MESSAGE); /* no bounce */
+    /* Another hand-off is another message. */
+    ncap = 0;
+    to_offline_handler_as(p, "h2", HID(9002));
+    settle();
+    ck_assert_int_eq(handoff_acks(HID(9002)), 1);
+    ck_assert_int_eq(stored(NULL, 0), 2);
+    /* One not worth storing (no body) is acknowledged too. */
+    ncap = 0;
+    kn_env_t e = {0};
+    e.kind = KN_ENV_STANZA;
+    e.stanza = KN_ENV_ST_MESSAGE;
+    e.type = KN_ENV_TYPE_CHAT;
+    e.flags = KN_F_OFFLINE_HANDOFF;
+    e.ack_id = HID(9003);
+    char xml[256];
+    snprintf(xml, sizeof(xml),
+             "<message xmlns='jabber:client' from='s@" DOMAIN
+             "/a' to='%s' type='chat'><active/></message>",
+             bare);
+    pres_handle(p, &e, xml, strlen(xml));
+    ck_assert_int_eq(handoff_acks(HID(9003)), 1);
+    ck_assert_int_eq(stored(NULL, 0), 2);
+    pres_free(&p);
+}
+END_TEST
+
+/* A message sent on to an available resource (a stale view) is
+ * acknowledged after the resend, so the router's copy goes only once the
+ * resend is on its way (one socket: in order). */
+START_TEST(handoff_sent_on_acknowledged_after_the_resend_R_PRES_5)
+{
+    pres_t *p = mk();
+    login(p);
+    ncap = 0;
+    to_offline_handler_as(p, "r1", HID(9101));
+    settle();
+    ck_assert_ptr_nonnull(sent_on());
+    ck_assert_int_eq(handoff_acks(HID(9101)), 1);
+    ck_assert_int_eq(stored(NULL, 0), 0);
+    pres_free(&p);
+}
+END_TEST
+
+/* Issue 14 (presenced stopped): c2s's ACK of a written row came after
+ * presenced had exited, and the row was delivered again. At a stop
+ * presenced tells the router (REGISTER KN_REG_OFFLINE, reason SHUTDOWN)
+ * and its stop waits for the answer, after which no ACK comes. */
+START_TEST(stop_tells_the_router_and_waits_for_its_answer_R_PRES_5)
+{
+    pres_t *p = mk();
+    ck_assert_uint_eq(pres_offline_stop_pending(p), 0);
+    pres_offline_stopping(p);
+    ck_assert_int_eq(ncap, 1);
+    ck_assert_int_eq(caps[0].kind, KN_ENV_REGISTER);
+    ck_assert_uint_eq(caps[0].flags, KN_REG_OFFLINE);
+    ck_assert_int_eq(caps[0].reason, KN_ENV_REASON_SHUTDOWN);
+    ck_assert_uint_eq(pres_offline_stop_pending(p), 1);
+    kn_env_t a = {0};
+    a.kind = KN_ENV_REGISTER;
+    a.flags = KN_REG_OFFLINE;
+    a.reason = KN_ENV_REASON_SHUTDOWN;
+    pres_handle(p, &a, NULL, 0);
+    ck_assert_uint_eq(pres_offline_stop_pending(p), 0);
+    pres_free(&p);
+}
+END_TEST
 
 START_TEST(resent_message_with_no_resource_stored_once_R_PRES_5)
 {
@@ -529,6 +666,9 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, resent_message_with_no_resource_stored_once_R_PRES_5);
+    tcase_add_test(tc, handoff_stored_once_and_acknowledged_R_PRES_5);
+    tcase_add_test(tc, handoff_sent_on_acknowledged_after_the_resend_R_PRES_5);
+    tcase_add_test(tc, stop_tells_the_router_and_waits_for_its_answer_R_PRES_5);
     tcase_add_test(tc, resent_message_bounced_stored_once_R_PRES_5);
     tcase_add_test(tc, message_for_offline_user_stored_not_sent_on_R_PRES_5);
     tcase_add_test(tc,

@@ -950,6 +950,134 @@ static void sessions_and_offline(void)
     in("presenced", &g, NULL);
 }
 
+/* Issue 14 (kill -9 of presenced): a message for an offline user handed
+ * to presenced within a few ms of its kill died in the socket (nothing
+ * stored, nothing bounced). The router now keeps every hand-off until the
+ * handler acknowledges it and hands what is left to the next handler. */
+static void offline_handler(uint32_t boot, bool acks)
+{
+    ip = hello("presenced", KN_F_ROLE_DAEMON, boot);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_OFFLINE;
+    g.seq = acks ? KN_OFFLINE_ACKS_HANDOFFS : 0;
+    reset_out();
+    in("presenced", &g, NULL);
+}
+
+static void handoff_ack(uint64_t id)
+{
+    kn_env_t a = {0};
+    a.kind = KN_ENV_ACK;
+    a.flags = KN_F_OFFLINE_HANDOFF;
+    a.targets = &id;
+    a.ntargets = 1;
+    reset_out();
+    in("presenced", &a, NULL);
+}
+
+START_TEST(offline_handoff_kept_until_acked_and_handed_again_R_PRES_5)
+{
+    offline_handler(3, true);
+    ck_assert_int_eq(nout, 0);
+    msg_to("carol@localhost", "<m1/>");
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert(outs[0].flags & KN_F_OFFLINE_HANDOFF);
+    uint64_t id1 = outs[0].ack_id;
+    ck_assert_uint_ne(id1, 0);
+    msg_to("carol@localhost", "<m2/>");
+    ck_assert_int_eq(nout, 1);
+    uint64_t id2 = outs[0].ack_id;
+    ck_assert_uint_gt(id2, id1);
+    handoff_ack(id1);
+    ck_assert_int_eq(nout, 0); /* not passed on as a row ACK */
+    /* presenced killed and started again: the message it did not
+     * acknowledge is handed to the new one, the acknowledged one not. */
+    offline_handler(4, true);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert_int_eq(outs[0].kind, KN_ENV_STANZA);
+    ck_assert(outs[0].flags & KN_F_OFFLINE_HANDOFF);
+    ck_assert_uint_eq(outs[0].ack_id, id2);
+    ck_assert_str_eq(outs[0].to, "carol@localhost");
+    ck_assert_str_eq(outs[0].payload, "<m2/>");
+    handoff_ack(id2);
+    offline_handler(5, true);
+    ck_assert_int_eq(nout, 0);
+}
+END_TEST
+
+/* The handler killed and not declared lost yet (ZeroMQ says it is
+ * unreachable): the message is kept for the next handler, not bounced
+ * (it was accepted: a bounce tells the sender it was not delivered). */
+START_TEST(offline_handoff_to_unreachable_handler_kept_R_DROP_1)
+{
+    offline_handler(3, true);
+    sess_up("c2s-b", ib, 2, "bob@localhost/x", 0, true);
+    unreachable = "presenced";
+    msg_to("carol@localhost", "<m1/>");
+    ck_assert_int_eq(nout, 0); /* no bounce to bob */
+    unreachable = NULL;
+    offline_handler(4, true);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert(outs[0].flags & KN_F_OFFLINE_HANDOFF);
+    ck_assert_str_eq(outs[0].payload, "<m1/>");
+}
+END_TEST
+
+/* Issue 14 (presenced stopped): c2s's ACK of a written row reached
+ * presenced after it had exited, and the row was delivered again at the
+ * next login. A stopping handler says so; the router answers, then keeps
+ * row ACKs and hand-offs for the next handler. */
+START_TEST(stopping_offline_handler_gets_nothing_more_R_PRES_5)
+{
+    offline_handler(3, true);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_OFFLINE;
+    g.reason = KN_ENV_REASON_SHUTDOWN;
+    in("presenced", &g, NULL);
+    ck_assert_int_eq(nout, 1); /* the answer: no ACK of ours follows */
+    ck_assert_str_eq(outs[0].node, "presenced");
+    ck_assert_int_eq(outs[0].kind, KN_ENV_REGISTER);
+    ck_assert_int_eq(outs[0].reason, KN_ENV_REASON_SHUTDOWN);
+    uint64_t row = 41;
+    kn_env_t ack = {0};
+    ack.kind = KN_ENV_ACK;
+    ack.targets = &row;
+    ack.ntargets = 1;
+    reset_out();
+    in("c2s-a", &ack, NULL);
+    ck_assert_int_eq(nout, 0);
+    sess_up("c2s-b", ib, 2, "bob@localhost/x", 0, true);
+    msg_to("carol@localhost", "<m1/>");
+    ck_assert_int_eq(nout, 0); /* neither handed nor bounced */
+    offline_handler(4, true);
+    ck_assert_int_eq(nout, 2);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_ACK);
+    ck_assert(outs[0].ntargets == 1 && outs[0].targets[0] == 41);
+    ck_assert_int_eq(outs[1].kind, KN_ENV_STANZA);
+    ck_assert(outs[1].flags & KN_F_OFFLINE_HANDOFF);
+    ck_assert_str_eq(outs[1].payload, "<m1/>");
+}
+END_TEST
+
+/* A handler that does not acknowledge hand-offs (a presenced of an
+ * older build) gets plain messages, and nothing is kept for it. */
+START_TEST(offline_handler_without_handoff_acks_unchanged)
+{
+    offline_handler(3, false);
+    msg_to("carol@localhost", "<m1/>");
+    ck_assert_int_eq(nout, 1);
+    ck_assert(!(outs[0].flags & KN_F_OFFLINE_HANDOFF));
+    ck_assert_uint_eq(outs[0].ack_id, 0);
+    offline_handler(4, false);
+    ck_assert_int_eq(nout, 0);
+}
+END_TEST
+
 START_TEST(resume_moves_route_and_releases_held_in_order_R_DROP_5)
 {
     sessions_and_offline();
@@ -1251,7 +1379,40 @@ START_TEST(offline_acks_held_until_a_handler_registers_R_PRES_5)
     in("presenced", &g, NULL);
     ck_assert_int_eq(nout, 1);
     ck_assert_int_eq(outs[0].kind, KN_ENV_ACK);
-    ck_assert(outs[0].ntargets == 1 && outs[0].targets[0] == 7);
+    /* the held one, then those sent on before (row_acks_sent_on_...) */
+    ck_assert_uint_eq(outs[0].ntargets, 3);
+    ck_assert(outs[0].targets[0] == 7 && outs[0].targets[1] == 5 &&
+              outs[0].targets[2] == 6);
+}
+END_TEST
+
+/* Issue 14 (kill -9 of presenced): a row ACK the router had sent on to
+ * presenced just before its kill died in the socket (or its delete had
+ * not committed), and the row was delivered again at the next login. The
+ * router gives the row ACKs it sent on recently to the next handler that
+ * registers (deleting a row twice is harmless). */
+START_TEST(row_acks_sent_on_given_again_to_the_next_handler_R_PRES_5)
+{
+    sessions_and_offline();
+    uint64_t id = 11;
+    kn_env_t ack = {0};
+    ack.kind = KN_ENV_ACK;
+    ack.targets = &id;
+    ack.ntargets = 1;
+    reset_out();
+    in("c2s-a", &ack, NULL);
+    ck_assert_int_eq(nout, 1); /* sent on: presenced is there */
+    ck_assert_str_eq(outs[0].node, "presenced");
+    /* killed now; the next presenced registers */
+    hello("presenced", KN_F_ROLE_DAEMON, 4);
+    kn_env_t g = {0};
+    g.kind = KN_ENV_REGISTER;
+    g.flags = KN_REG_OFFLINE;
+    reset_out();
+    in("presenced", &g, NULL);
+    ck_assert_int_eq(nout, 1);
+    ck_assert_int_eq(outs[0].kind, KN_ENV_ACK);
+    ck_assert(outs[0].ntargets == 1 && outs[0].targets[0] == 11);
 }
 END_TEST
 
@@ -1728,6 +1889,13 @@ int main(void)
     tcase_add_test(tc, fanout_copy_to_unreachable_node_not_rerouted_R_DROP_6);
     tcase_add_test(tc, fanout_copy_of_lost_session_not_rerouted_R_DROP_5);
     tcase_add_test(tc, offline_acks_held_until_a_handler_registers_R_PRES_5);
+    tcase_add_test(tc,
+                   row_acks_sent_on_given_again_to_the_next_handler_R_PRES_5);
+    tcase_add_test(tc,
+                   offline_handoff_kept_until_acked_and_handed_again_R_PRES_5);
+    tcase_add_test(tc, offline_handoff_to_unreachable_handler_kept_R_DROP_1);
+    tcase_add_test(tc, stopping_offline_handler_gets_nothing_more_R_PRES_5);
+    tcase_add_test(tc, offline_handler_without_handoff_acks_unchanged);
     tcase_add_test(
         tc, session_down_during_router_restart_reaches_subscribers_R_DROP_1);
     tcase_add_test(tc,
