@@ -59,6 +59,7 @@ typedef struct mam_batch {
     size_t msgs;      /* elements of each array */
     size_t copies;    /* archive copies they came from */
     size_t check;     /* rows whose owner the statement must check */
+    bool nulls;       /* fu or tu holds a NULL */
     uint64_t last_id; /* id of the last copy */
     bool dedup;       /* refused as a duplicate once: ON CONFLICT */
 } mam_batch_t;
@@ -523,17 +524,53 @@ static void batch_free(mam_batch_t *b)
     b->n = 0;
     b->msgs = 0;
     b->check = 0;
+    b->nulls = false;
 }
 
-static void array_elem_or_null(kn_buf_t *b, const char *s, size_t len)
+/* The arrays travel in PostgreSQL's binary format (array_recv): a
+ * header (dimensions, null flag, element type, length, lower bound),
+ * then per element its length (-1: NULL) and bytes. The server copies
+ * each element instead of scanning a text literal for quotes and
+ * backslashes, and we copy instead of escaping. The header is written
+ * when the batch is closed (bin_finish). */
+#define BIN_HDR     20
+#define PG_OID_INT8 20
+#define PG_OID_TEXT 25
+
+static void bin_u32(kn_buf_t *b, uint32_t v)
 {
-    if (s != NULL) {
-        mam_pg_array_elem(b, s, len);
-    } else {
-        if (b->len > 0 && b->data[b->len - 1] != '{')
-            kn_buf_append(b, ",", 1);
-        kn_buf_append_str(b, "NULL");
+    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    kn_buf_append(b, x, 4);
+}
+
+static void bin_elem(kn_buf_t *b, const void *s, size_t len)
+{
+    if (b->len == 0) {
+        static const char hdr[BIN_HDR];
+        kn_buf_append(b, hdr, BIN_HDR);
     }
+    if (s == NULL) {
+        bin_u32(b, 0xffffffffu);
+        return;
+    }
+    bin_u32(b, (uint32_t)len);
+    kn_buf_append(b, s, len);
+}
+
+static void bin_finish(kn_buf_t *b, uint32_t oid, size_t n, bool nulls)
+{
+    kn_buf_t h = KN_BUF_INIT;
+    bin_u32(&h, 1); /* dimensions */
+    bin_u32(&h, nulls ? 1 : 0);
+    bin_u32(&h, oid);
+    bin_u32(&h, (uint32_t)n);
+    bin_u32(&h, 1); /* lower bound */
+    if (b->len == 0)
+        kn_buf_append(b, h.data, BIN_HDR);
+    else
+        memcpy(b->data, h.data, BIN_HDR);
+    kn_buf_free(&h);
 }
 
 /* fu/tu: the owners' usernames, or NULL for no row. */
@@ -541,23 +578,17 @@ static void batch_add(mam_batch_t *b, uint64_t id, const char *fu, size_t ful,
                       const char *fb, size_t fbl, const char *tu, size_t tul,
                       const char *tb, size_t tbl, const void *xml, size_t len)
 {
-    if (b->msgs == 0) {
-        kn_buf_append_str(&b->ids, "{");
-        kn_buf_append_str(&b->fu, "{");
-        kn_buf_append_str(&b->fb, "{");
-        kn_buf_append_str(&b->tu, "{");
-        kn_buf_append_str(&b->tb, "{");
-        kn_buf_append_str(&b->s, "{");
-    }
-    char ids[24];
-    int il = snprintf(ids, sizeof(ids), "%" PRIu64, id);
-    mam_pg_array_elem(&b->ids, ids, (size_t)il);
-    array_elem_or_null(&b->fu, fu, ful);
-    mam_pg_array_elem(&b->fb, fb, fbl);
-    array_elem_or_null(&b->tu, tu, tul);
-    mam_pg_array_elem(&b->tb, tb, tbl);
-    mam_pg_array_elem(&b->s, xml, len);
+    unsigned char be[8];
+    for (int k = 0; k < 8; k++)
+        be[k] = (unsigned char)(id >> (56 - 8 * k));
+    bin_elem(&b->ids, be, 8);
+    bin_elem(&b->fu, fu, ful);
+    bin_elem(&b->fb, fb, fbl);
+    bin_elem(&b->tu, tu, tul);
+    bin_elem(&b->tb, tb, tbl);
+    bin_elem(&b->s, xml, len);
     b->msgs++;
+    b->nulls |= fu == NULL || tu == NULL;
     b->n += (fu != NULL) + (tu != NULL);
 }
 
@@ -630,13 +661,16 @@ static void mam_send_batch(pres_t *p)
                              b->tb.data,
                              b->s.data,
                              mam_pref_names[p->conf.mam_default]};
+    const size_t lens[7] = {b->ids.len, b->fu.len, b->fb.len, b->tu.len,
+                            b->tb.len,  b->s.len,  0};
+    static const int binary[7] = {1, 1, 1, 1, 1, 1, 0};
     const char *sql;
     if (b->check == 0)
         sql = b->dedup ? SQL_FAST_DEDUP : SQL_FAST;
     else
         sql = b->dedup ? SQL_INSERT_DEDUP : SQL_INSERT;
-    kn_pg_query(p->pg, sql, b->check == 0 ? 6 : 7, params, mam_on_insert,
-                life_ref(p->mam->life));
+    kn_pg_query_bin(p->pg, sql, b->check == 0 ? 6 : 7, params, lens, binary,
+                    mam_on_insert, life_ref(p->mam->life));
 }
 
 static void mam_on_retry(struct ev_loop *loop, ev_timer *t, int revents)
@@ -684,12 +718,12 @@ static void mam_flush(pres_t *p)
     mam_batch_t *b = kn_malloc(sizeof(*b));
     *b = m->pending;
     memset(&m->pending, 0, sizeof(m->pending));
-    kn_buf_append_str(&b->ids, "}");
-    kn_buf_append_str(&b->fu, "}");
-    kn_buf_append_str(&b->fb, "}");
-    kn_buf_append_str(&b->tu, "}");
-    kn_buf_append_str(&b->tb, "}");
-    kn_buf_append_str(&b->s, "}");
+    bin_finish(&b->ids, PG_OID_INT8, b->msgs, false);
+    bin_finish(&b->fu, PG_OID_TEXT, b->msgs, b->nulls);
+    bin_finish(&b->fb, PG_OID_TEXT, b->msgs, false);
+    bin_finish(&b->tu, PG_OID_TEXT, b->msgs, b->nulls);
+    bin_finish(&b->tb, PG_OID_TEXT, b->msgs, false);
+    bin_finish(&b->s, PG_OID_TEXT, b->msgs, false);
     m->inflight = b;
     mam_send_batch(p);
 }
