@@ -6,15 +6,19 @@
  * A note on writes. The router makes one archive copy per archivable
  * message (router_mam.c), keeps it until we acknowledge it, and sends the
  * copies in batch envelopes (kn_arch.h). We append each copy that has a
- * local party to the pending batch (six PostgreSQL array literals: id,
- * the parties' usernames and bare JIDs, the stanza once); the insert
+ * local party to the pending batch (six PostgreSQL arrays, in binary
+ * format: id, the parties' usernames and bare JIDs, the stanza once);
+ * the insert
  * makes one row per local party (owner, id, the other party's bare JID,
  * direction, the stanza). At most one batch is being written; when it
  * commits, the next one (everything that arrived meanwhile) goes out as
  * one INSERT ... SELECT FROM unnest(...), so the batch size follows the
- * load (group commit) and delivery never waits for any of it. The insert
- * evaluates the preferences itself (see SQL_INSERT) and skips owners that
- * are not accounts. A copy sent twice (after our restart) stays one row:
+ * load (group commit) and delivery never waits for any of it. Each row
+ * is decided here when its owner's account and preferences are cached
+ * ("the owners' preferences, cached" below); a batch of such rows only
+ * is a plain insert (SQL_FAST). Otherwise the insert evaluates the
+ * preferences itself (see SQL_INSERT) and skips owners that are not
+ * accounts. A copy sent twice (after our restart) stays one row:
  * the primary key refuses the batch, which is written again with ON
  * CONFLICT DO NOTHING. After the commit we send the
  * router one ACK with the highest id of the batch (cumulative: copies

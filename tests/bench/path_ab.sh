@@ -156,8 +156,13 @@ echo "== medians (us per delivered message; p99 in ms)"
 python3 - "$out" <<'EOF'
 import sys, statistics, collections
 rows = collections.defaultdict(list)
+failed = []
 for line in open(sys.argv[1]):
     kv = dict(w.split("=", 1) for w in line.split()[1:])
+    if kv.get("delivered_ps") in (None, "-"):  # the run failed (see runs/)
+        failed.append("%s %s %s rep %s" % (kv["build"], kv["mam"], kv["rate"],
+                                          kv["rep"]))
+        continue
     rows[(kv["build"], kv["mam"], int(kv["rate"]))].append(kv)
 keys = ["delivered_ps", "p99_ms", "us_per_msg", "user_us", "sys_us", "router",
         "c2s", "presenced", "pg", "other"]
@@ -169,4 +174,6 @@ for k in sorted(rows, key=lambda k: (k[2], k[1], k[0])):
         med.append("%.1f" % statistics.median(vals) if vals else "-")
     print("%s %s %d %s   (runs: %s)" % (k[0], k[1], k[2], " ".join(med),
           " / ".join(r["us_per_msg"] for r in rows[k])))
+if failed:
+    print("failed runs (left out): " + ", ".join(failed))
 EOF
