@@ -50,6 +50,8 @@ typedef struct pg_query {
     void *arg;
     char *sql;
     char **params;
+    int *lens; /* kn_pg_query_bin: each parameter's length, else NULL */
+    int *fmts; /* and format (0 text, 1 binary) */
     int nparams;
     int phase;
     int prep; /* a Parse for a new named statement was sent ahead of it */
@@ -147,6 +149,8 @@ static void query_free(pg_query_t *q)
     for (int i = 0; i < q->nparams; i++)
         free(q->params[i]);
     free(q->params);
+    free(q->lens);
+    free(q->fmts);
     free(q->sql);
     if (q->res)
         PQclear(q->res);
@@ -487,9 +491,9 @@ static int conn_send(pg_conn_t *c, pg_query_t *q)
         prep = 1;
     }
     int ok = st != NULL ? PQsendQueryPrepared(c->pg, st->name, q->nparams,
-                                              params, NULL, NULL, 0)
+                                              params, q->lens, q->fmts, 0)
                         : PQsendQueryParams(c->pg, q->sql, q->nparams, NULL,
-                                            params, NULL, NULL, 0);
+                                            params, q->lens, q->fmts, 0);
     if (!ok || !PQpipelineSync(c->pg))
         return -1;
     q->phase = Q_RESULTS;
@@ -632,9 +636,17 @@ void kn_pg_pool_free(kn_pg_pool_t **pp)
 void kn_pg_query(kn_pg_pool_t *p, const char *sql, size_t nparams,
                  const char *const *params, kn_pg_cb cb, void *arg)
 {
+    kn_pg_query_bin(p, sql, nparams, params, NULL, NULL, cb, arg);
+}
+
+void kn_pg_query_bin(kn_pg_pool_t *p, const char *sql, size_t nparams,
+                     const char *const *params, const size_t *lens,
+                     const int *binary, kn_pg_cb cb, void *arg)
+{
     KN_ASSERT(p != NULL && sql != NULL && cb != NULL);
     KN_ASSERT(nparams <= 65535);
     KN_ASSERT(nparams == 0 || params != NULL);
+    KN_ASSERT((lens == NULL) == (binary == NULL));
 
     pg_query_t *q = kn_calloc(1, sizeof(*q));
     q->cb = cb;
@@ -643,8 +655,25 @@ void kn_pg_query(kn_pg_pool_t *p, const char *sql, size_t nparams,
     q->nparams = (int)nparams;
     if (nparams) {
         q->params = kn_calloc(nparams, sizeof(*q->params));
-        for (size_t i = 0; i < nparams; i++)
-            q->params[i] = params[i] ? kn_strdup(params[i]) : NULL;
+        if (lens != NULL) {
+            q->lens = kn_calloc(nparams, sizeof(*q->lens));
+            q->fmts = kn_calloc(nparams, sizeof(*q->fmts));
+        }
+        for (size_t i = 0; i < nparams; i++) {
+            if (params[i] == NULL)
+                continue;
+            if (lens == NULL || !binary[i]) {
+                q->params[i] = kn_strdup(params[i]);
+                if (lens != NULL)
+                    q->lens[i] = (int)strlen(params[i]);
+                continue;
+            }
+            KN_ASSERT(lens[i] <= 0x7fffffff);
+            q->params[i] = kn_malloc(lens[i] ? lens[i] : 1);
+            memcpy(q->params[i], params[i], lens[i]);
+            q->lens[i] = (int)lens[i];
+            q->fmts[i] = 1;
+        }
     }
     q->enq = ev_now(p->loop);
     q->t0 = ev_time();

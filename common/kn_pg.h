@@ -82,6 +82,15 @@ void kn_pg_pool_free(kn_pg_pool_t **pp);
 void kn_pg_query(kn_pg_pool_t *p, const char *sql, size_t nparams,
                  const char *const *params, kn_pg_cb cb, void *arg);
 
+/* The same with some parameters in PostgreSQL's binary format: where
+ * binary[i] is non-zero, params[i] is lens[i] bytes (the type's "send"
+ * format, e.g. an array: header, then each element's length and bytes),
+ * else a NUL-terminated text parameter. lens and binary both NULL: all
+ * text (kn_pg_query). Results are text. */
+void kn_pg_query_bin(kn_pg_pool_t *p, const char *sql, size_t nparams,
+                     const char *const *params, const size_t *lens,
+                     const int *binary, kn_pg_cb cb, void *arg);
+
 /* Connections currently up (idle or busy). */
 size_t kn_pg_pool_ready(const kn_pg_pool_t *p);
 

@@ -8,6 +8,7 @@
 
 #include "kn_buf.h"
 #include "kn_config.h"
+#include "kn_credcache.h"
 #include "kn_daemon.h"
 #include "kn_err.h"
 #include "kn_link.h"
@@ -15,6 +16,7 @@
 #include "kn_metrics.h"
 #include "kn_proto.h"
 #include "pres.h"
+#include "pres_mam.h"
 #include "pres_metrics.h"
 
 typedef struct presd {
@@ -23,6 +25,7 @@ typedef struct presd {
     pres_t *p;
     kn_pg_pool_t *pg, *pg_ord;
     kn_redis_t *redis;
+    kn_redis_t *creds_sub; /* the credential cache's channel (archive) */
     bool restored;
 } presd_t;
 
@@ -86,6 +89,27 @@ static void presd_on_redis(kn_redis_t *r, int connected, void *arg)
         d->restored = true;
         pres_sess_restore(d->p);
     }
+}
+
+/* An account changed or was removed (kn_credcache.h): the archive's
+ * cached preferences of it go (pres_mam.c). */
+static void presd_on_creds_changed(kn_redis_t *r, const char *msg, size_t len,
+                                   void *arg)
+{
+    (void)r;
+    (void)len;
+    presd_t *d = arg;
+    if (d->p != NULL)
+        pres_mam_account_changed(d->p, msg);
+}
+
+static void presd_on_creds_sub(kn_redis_t *r, int connected, void *arg)
+{
+    (void)r;
+    presd_t *d = arg;
+    /* Messages may have been missed while we were not subscribed. */
+    if (connected && d->p != NULL)
+        pres_mam_cache_clear(d->p);
 }
 
 static const kn_link_ops_t presd_link_ops = {presd_on_message, presd_on_ready};
@@ -184,6 +208,15 @@ int main(int argc, char **argv)
         kn_log_err("presenced: bad redis address");
         goto out_pg;
     }
+    if (pc.mam_enabled) {
+        if (kn_redis_new(d.loop, &rcfg, presd_on_creds_sub, &d, &d.creds_sub) <
+            0) {
+            kn_log_err("presenced: bad redis address");
+            goto out_pg;
+        }
+        kn_redis_subscribe(d.creds_sub, KN_CREDCACHE_CHANNEL,
+                           presd_on_creds_changed, &d);
+    }
     pres_sink_t sink = {presd_send, &d};
     d.p = pres_new(d.loop, cc.domain, &pc, &sink, d.pg, d.redis);
     pres_set_ordered_pg(d.p, d.pg_ord);
@@ -230,6 +263,7 @@ out_pres:
      * it is freed, so a later callback cannot reach it (a pool callback
      * may write to Redis or queue on the other pool; sends after the
      * link is gone are dropped by presd_send). */
+    kn_redis_free(&d.creds_sub);
     kn_redis_free(&d.redis);
     if (d.p != NULL)
         pres_set_redis(d.p, NULL);
@@ -241,6 +275,7 @@ out_pres:
 out_pg:
     kn_pg_pool_free(&d.pg_ord);
     kn_pg_pool_free(&d.pg);
+    kn_redis_free(&d.creds_sub);
     kn_redis_free(&d.redis);
 out_conf:
     pres_conf_free(&pc);

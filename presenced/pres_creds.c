@@ -14,6 +14,7 @@
 #include "kn_log.h"
 #include "kn_mem.h"
 #include "pres.h"
+#include "pres_mam.h"
 
 typedef struct creds_job {
     size_t wait; /* tombstones not answered yet */
@@ -51,6 +52,14 @@ static void creds_on_tombstone(kn_redis_t *r, redisReply *reply, int err,
 void pres_creds_invalidate(pres_t *p, char *const *bares, size_t n,
                            void (*done)(void *arg), void *arg)
 {
+    /* The archive's cached preferences of these accounts (pres_mam.c);
+     * the published name reaches it again through main.c's subscription,
+     * which matters only for kilnctl's changes. */
+    for (size_t i = 0; i < n; i++) {
+        char *local = pres_localpart(bares[i]);
+        pres_mam_account_changed(p, local);
+        free(local);
+    }
     if (p->redis == NULL || n == 0) {
         done(arg);
         return;

@@ -6,15 +6,19 @@
  * A note on writes. The router makes one archive copy per archivable
  * message (router_mam.c), keeps it until we acknowledge it, and sends the
  * copies in batch envelopes (kn_arch.h). We append each copy that has a
- * local party to the pending batch (six PostgreSQL array literals: id,
- * the parties' usernames and bare JIDs, the stanza once); the insert
+ * local party to the pending batch (six PostgreSQL arrays, in binary
+ * format: id, the parties' usernames and bare JIDs, the stanza once);
+ * the insert
  * makes one row per local party (owner, id, the other party's bare JID,
  * direction, the stanza). At most one batch is being written; when it
  * commits, the next one (everything that arrived meanwhile) goes out as
  * one INSERT ... SELECT FROM unnest(...), so the batch size follows the
- * load (group commit) and delivery never waits for any of it. The insert
- * evaluates the preferences itself (see SQL_INSERT) and skips owners that
- * are not accounts. A copy sent twice (after our restart) stays one row:
+ * load (group commit) and delivery never waits for any of it. Each row
+ * is decided here when its owner's account and preferences are cached
+ * ("the owners' preferences, cached" below); a batch of such rows only
+ * is a plain insert (SQL_FAST). Otherwise the insert evaluates the
+ * preferences itself (see SQL_INSERT) and skips owners that are not
+ * accounts. A copy sent twice (after our restart) stays one row:
  * the primary key refuses the batch, which is written again with ON
  * CONFLICT DO NOTHING. After the commit we send the
  * router one ACK with the highest id of the batch (cumulative: copies
@@ -58,6 +62,8 @@ typedef struct mam_batch {
     size_t n;         /* rows */
     size_t msgs;      /* elements of each array */
     size_t copies;    /* archive copies they came from */
+    size_t check;     /* rows whose owner the statement must check */
+    bool nulls;       /* fu or tu holds a NULL */
     uint64_t last_id; /* id of the last copy */
     bool dedup;       /* refused as a duplicate once: ON CONFLICT */
 } mam_batch_t;
@@ -108,6 +114,17 @@ struct pres_mam {
     bool started;
     bool expiring;
     uint64_t rows, batches;
+    uint64_t fast_batches; /* written without the owner checks */
+    /* The owners' preferences (mam_pc_t by username), loaded in batches
+     * of the names seen; gen counts invalidations, so that a load that
+     * ran across one is dropped. */
+    struct mam_pc *pc;
+    size_t pc_n;
+    char **load; /* usernames to load (entries in state PC_LOADING) */
+    size_t nload, load_cap;
+    bool loading; /* a load is in flight */
+    uint64_t gen;
+    struct mam_purge *purges, **purges_tail;
 };
 
 /* One element per message, two rows at most (the sender's, outgoing,
@@ -144,7 +161,18 @@ struct pres_mam {
     "where r2.username = r.u and r2.jid = r.w and r2.in_roster offset 0) "     \
     "end end"
 
+/* A batch whose every row presenced decided (the owners' preferences
+ * cached, each owner an account): the rows only. */
+#define MAM_FAST_SQL                                                           \
+    "insert into mam_messages (username, id, with_jid, outgoing, stanza) "     \
+    "select r.u, m.id, r.w, r.o, m.s from unnest($1::bigint[], $2::text[], "   \
+    "$3::text[], $4::text[], $5::text[], $6::text[]) as m(id, fu, fb, tu, "    \
+    "tb, s) cross join lateral (values (m.fu, m.tb, true), (m.tu, m.fb, "      \
+    "false)) as r(u, w, o) where r.u is not null"
+
 static const char SQL_INSERT[] = MAM_INSERT_SQL;
+static const char SQL_FAST[] = MAM_FAST_SQL;
+static const char SQL_FAST_DEDUP[] = MAM_FAST_SQL " on conflict do nothing";
 static const char SQL_INSERT_DEDUP[] = MAM_INSERT_SQL " on conflict do nothing";
 
 static const char SQL_FORWARD[] =
@@ -183,11 +211,310 @@ static struct pres_mam *mam_get(pres_t *p)
     if (p->mam == NULL) {
         p->mam = kn_calloc(1, sizeof(*p->mam));
         p->mam->waiters_tail = &p->mam->waiters;
+        p->mam->purges_tail = &p->mam->purges;
         p->mam->life = kn_calloc(1, sizeof(mam_life_t));
         p->mam->life->p = p;
         p->mam->life->refs = 1;
     }
     return p->mam;
+}
+
+/* ---- the owners' preferences, cached ----
+ *
+ * What the insert would check per row (the owner is an account, its
+ * preferences), known in presenced: a row whose owner is cached is
+ * decided here, and a batch of such rows only is written by SQL_FAST,
+ * a plain insert without the per-row probes of SQL_INSERT (about 4.5
+ * µs of PostgreSQL per row, docs/PERFORMANCE.md). A row of an owner
+ * not cached (yet), not an account, or whose rule needs the roster
+ * (default roster, the other party in neither list) is left to
+ * SQL_INSERT, and a batch with any such row is written by it entirely.
+ *
+ * Owners seen and not cached are loaded in one query per batch; an
+ * entry lives PC_TTL_S (PC_NONE_TTL_S for a name that is not an
+ * account: not cached as "no", so an account created meanwhile is never
+ * skipped). Invalidation: a prefs set (the only writer of mam_prefs is
+ * this process: one presenced per cluster) drops its entry before and
+ * after the write; an account changed or removed (kilnctl, XEP-0077,
+ * XEP-0133: the credential cache's channel, kn_credcache.h, to which
+ * main.c subscribes, and pres_creds_invalidate directly) drops its entry
+ * and, once every copy received before is written, deletes the rows of
+ * that name if it is no longer an account (rows a batch decided here
+ * wrote after the removal's own delete; sql/0024's insert trigger on
+ * users removes any such row left when the name is created again).
+ * Every invalidation bumps gen: a load that ran across one is dropped. */
+#define PC_TTL_S      60.0
+#define PC_NONE_TTL_S 5.0
+#define PC_MAX        200000
+
+enum { PC_LOADING, PC_ACCOUNT, PC_NONE };
+enum { ROW_SKIP, ROW_YES, ROW_CHECK };
+
+typedef struct mam_pc {
+    char *user;
+    int state; /* PC_* */
+    int dflt;  /* MAM_PREF_*, or -1: presenced.mam_default */
+    char **always, **never;
+    size_t nalways, nnever;
+    ev_tstamp until;
+    UT_hash_handle hh;
+} mam_pc_t;
+
+typedef struct mam_purge {
+    char *user;
+    uint64_t mark; /* highest id received when it was asked */
+    struct mam_purge *next;
+} mam_purge_t;
+
+static const char SQL_PC_LOAD[] =
+    "select u.username, p.default_mode, l.k, l.j from users u left join "
+    "mam_prefs p on p.username = u.username left join lateral (select 'a' "
+    "as k, unnest(p.always_jids) as j union all select 'n', "
+    "unnest(p.never_jids)) l on true where u.username = any($1::text[])";
+
+static const char SQL_PURGE[] =
+    "delete from mam_messages where username = $1 and not exists (select 1 "
+    "from users where username = $1)";
+
+static ev_tstamp mam_now(const pres_t *p)
+{
+    return p->loop != NULL ? ev_now(p->loop) : 0.;
+}
+
+static void pc_free(mam_pc_t *e)
+{
+    for (size_t i = 0; i < e->nalways; i++)
+        free(e->always[i]);
+    for (size_t i = 0; i < e->nnever; i++)
+        free(e->never[i]);
+    free(e->always);
+    free(e->never);
+    free(e->user);
+    free(e);
+}
+
+static void pc_drop(struct pres_mam *m, mam_pc_t *e)
+{
+    HASH_DEL(m->pc, e);
+    m->pc_n--;
+    pc_free(e);
+}
+
+static void pc_clear(struct pres_mam *m)
+{
+    mam_pc_t *e, *t;
+    HASH_ITER(hh, m->pc, e, t)
+    {
+        pc_drop(m, e);
+    }
+    for (size_t i = 0; i < m->nload; i++)
+        free(m->load[i]);
+    m->nload = 0;
+    m->gen++;
+}
+
+static bool jid_in(char *const *v, size_t n, const char *jid, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(v[i]) == len && memcmp(v[i], jid, len) == 0)
+            return true;
+    return false;
+}
+
+/* Whether owner's archive gets a row for a message with peer (bare). */
+static int pc_decide(pres_t *p, const char *owner, size_t ol, const char *peer,
+                     size_t pl)
+{
+    struct pres_mam *m = p->mam;
+    mam_pc_t *e;
+    HASH_FIND(hh, m->pc, owner, ol, e);
+    ev_tstamp now = mam_now(p);
+    if (e != NULL && e->state != PC_LOADING && now >= e->until) {
+        pc_drop(m, e);
+        e = NULL;
+    }
+    if (e == NULL) {
+        if (m->pc_n >= PC_MAX)
+            pc_clear(m);
+        e = kn_calloc(1, sizeof(*e));
+        e->user = kn_strndup(owner, ol);
+        e->state = PC_LOADING;
+        HASH_ADD_KEYPTR(hh, m->pc, e->user, ol, e);
+        m->pc_n++;
+        if (m->nload == m->load_cap) {
+            m->load_cap = m->load_cap ? 2 * m->load_cap : 64;
+            m->load = kn_realloc(m->load, m->load_cap * sizeof(char *));
+        }
+        m->load[m->nload++] = kn_strndup(owner, ol);
+        return ROW_CHECK;
+    }
+    if (e->state != PC_ACCOUNT)
+        return ROW_CHECK;
+    if (jid_in(e->never, e->nnever, peer, pl))
+        return ROW_SKIP;
+    if (jid_in(e->always, e->nalways, peer, pl))
+        return ROW_YES;
+    int d = e->dflt >= 0 ? e->dflt : p->conf.mam_default;
+    if (d == MAM_PREF_ALWAYS)
+        return ROW_YES;
+    if (d == MAM_PREF_NEVER)
+        return ROW_SKIP;
+    return ROW_CHECK; /* roster: the statement looks */
+}
+
+typedef struct pc_job {
+    mam_life_t *life;
+    uint64_t gen;
+    char **names;
+    size_t n;
+} pc_job_t;
+
+static void pc_job_free(pc_job_t *j)
+{
+    life_unref(j->life);
+    for (size_t i = 0; i < j->n; i++)
+        free(j->names[i]);
+    free(j->names);
+    free(j);
+}
+
+static void pc_load_start(pres_t *p);
+
+static void pc_on_load(const PGresult *res, int err, void *arg)
+{
+    pc_job_t *j = arg;
+    pres_t *p = j->life->p;
+    if (p == NULL) {
+        pc_job_free(j);
+        return;
+    }
+    struct pres_mam *m = p->mam;
+    m->loading = false;
+    bool ok = err == 0 && j->gen == m->gen;
+    ev_tstamp now = mam_now(p);
+    /* Names not in the result are not accounts (when ok). */
+    for (size_t i = 0; i < j->n; i++) {
+        mam_pc_t *e;
+        HASH_FIND_STR(m->pc, j->names[i], e);
+        if (e == NULL || e->state != PC_LOADING)
+            continue;
+        if (!ok) {
+            pc_drop(m, e);
+            continue;
+        }
+        e->state = PC_NONE;
+        e->dflt = -1;
+        e->until = now + PC_NONE_TTL_S;
+    }
+    int n = ok ? PQntuples(res) : 0;
+    for (int i = 0; i < n; i++) {
+        mam_pc_t *e;
+        HASH_FIND_STR(m->pc, PQgetvalue(res, i, 0), e);
+        if (e == NULL)
+            continue;
+        if (e->state == PC_NONE) { /* first row of this user */
+            e->state = PC_ACCOUNT;
+            e->until = now + PC_TTL_S;
+            if (!PQgetisnull(res, i, 1)) {
+                const char *d = PQgetvalue(res, i, 1);
+                for (int k = 0; mam_pref_names[k] != NULL; k++)
+                    if (strcmp(d, mam_pref_names[k]) == 0)
+                        e->dflt = k;
+            }
+        }
+        if (e->state != PC_ACCOUNT || PQgetisnull(res, i, 2))
+            continue;
+        bool always = strcmp(PQgetvalue(res, i, 2), "a") == 0;
+        char ***v = always ? &e->always : &e->never;
+        size_t *c = always ? &e->nalways : &e->nnever;
+        *v = kn_realloc(*v, (*c + 1) * sizeof(char *));
+        (*v)[(*c)++] = kn_strdup(PQgetvalue(res, i, 3));
+    }
+    if (err != 0 && err != -KN_EAGAIN && err != -KN_ECLOSED)
+        kn_log_warn("archive: preferences not loaded: %s",
+                    res ? PQresultErrorMessage(res) : kn_strerror(err));
+    pc_job_free(j);
+    pc_load_start(p);
+}
+
+/* Load the names seen since the last load (one load in flight). */
+static void pc_load_start(pres_t *p)
+{
+    struct pres_mam *m = p->mam;
+    if (m->loading || m->nload == 0 || p->pg == NULL)
+        return;
+    pc_job_t *j = kn_calloc(1, sizeof(*j));
+    j->life = life_ref(m->life);
+    j->gen = m->gen;
+    j->names = m->load;
+    j->n = m->nload;
+    m->load = NULL;
+    m->nload = m->load_cap = 0;
+    kn_buf_t a = KN_BUF_INIT;
+    mam_pg_array(&a, j->names, j->n);
+    const char *params[1] = {a.data};
+    m->loading = true;
+    kn_pg_query(p->pg, SQL_PC_LOAD, 1, params, pc_on_load, j);
+    kn_buf_free(&a);
+}
+
+static void mam_on_purge(const PGresult *res, int err, void *arg)
+{
+    pres_t *p = life_unref(arg);
+    if (p == NULL)
+        return;
+    if (err != 0)
+        kn_log_warn("archive: rows of a removed account not checked: %s",
+                    res ? PQresultErrorMessage(res) : kn_strerror(err));
+    else if (strtol(PQcmdTuples((PGresult *)res), NULL, 10) > 0)
+        kn_log_info("archive: %s rows of a removed account deleted",
+                    PQcmdTuples((PGresult *)res));
+}
+
+/* Purges whose copies are all written. */
+static void mam_run_purges(pres_t *p)
+{
+    struct pres_mam *m = p->mam;
+    while (m->purges != NULL &&
+           (m->purges->mark <= m->acked || m->received <= m->acked)) {
+        mam_purge_t *g = m->purges;
+        m->purges = g->next;
+        if (m->purges == NULL)
+            m->purges_tail = &m->purges;
+        if (p->pg != NULL) {
+            const char *params[1] = {g->user};
+            kn_pg_query(p->pg, SQL_PURGE, 1, params, mam_on_purge,
+                        life_ref(m->life));
+        }
+        free(g->user);
+        free(g);
+    }
+}
+
+static void pc_forget(struct pres_mam *m, const char *local)
+{
+    mam_pc_t *e;
+    HASH_FIND_STR(m->pc, local, e);
+    if (e != NULL)
+        pc_drop(m, e);
+    m->gen++;
+}
+
+void pres_mam_account_changed(pres_t *p, const char *local)
+{
+    struct pres_mam *m = mam_get(p);
+    pc_forget(m, local);
+    mam_purge_t *g = kn_calloc(1, sizeof(*g));
+    g->user = kn_strdup(local);
+    g->mark = m->received;
+    *m->purges_tail = g;
+    m->purges_tail = &g->next;
+    mam_run_purges(p);
+}
+
+void pres_mam_cache_clear(pres_t *p)
+{
+    pc_clear(mam_get(p));
 }
 
 static void batch_free(mam_batch_t *b)
@@ -200,17 +527,54 @@ static void batch_free(mam_batch_t *b)
     kn_buf_free(&b->s);
     b->n = 0;
     b->msgs = 0;
+    b->check = 0;
+    b->nulls = false;
 }
 
-static void array_elem_or_null(kn_buf_t *b, const char *s, size_t len)
+/* The arrays travel in PostgreSQL's binary format (array_recv): a
+ * header (dimensions, null flag, element type, length, lower bound),
+ * then per element its length (-1: NULL) and bytes. The server copies
+ * each element instead of scanning a text literal for quotes and
+ * backslashes, and we copy instead of escaping. The header is written
+ * when the batch is closed (bin_finish). */
+#define BIN_HDR     20
+#define PG_OID_INT8 20
+#define PG_OID_TEXT 25
+
+static void bin_u32(kn_buf_t *b, uint32_t v)
 {
-    if (s != NULL) {
-        mam_pg_array_elem(b, s, len);
-    } else {
-        if (b->len > 0 && b->data[b->len - 1] != '{')
-            kn_buf_append(b, ",", 1);
-        kn_buf_append_str(b, "NULL");
+    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    kn_buf_append(b, x, 4);
+}
+
+static void bin_elem(kn_buf_t *b, const void *s, size_t len)
+{
+    if (b->len == 0) {
+        static const char hdr[BIN_HDR];
+        kn_buf_append(b, hdr, BIN_HDR);
     }
+    if (s == NULL) {
+        bin_u32(b, 0xffffffffu);
+        return;
+    }
+    bin_u32(b, (uint32_t)len);
+    kn_buf_append(b, s, len);
+}
+
+static void bin_finish(kn_buf_t *b, uint32_t oid, size_t n, bool nulls)
+{
+    kn_buf_t h = KN_BUF_INIT;
+    bin_u32(&h, 1); /* dimensions */
+    bin_u32(&h, nulls ? 1 : 0);
+    bin_u32(&h, oid);
+    bin_u32(&h, (uint32_t)n);
+    bin_u32(&h, 1); /* lower bound */
+    if (b->len == 0)
+        kn_buf_append(b, h.data, BIN_HDR);
+    else
+        memcpy(b->data, h.data, BIN_HDR);
+    kn_buf_free(&h);
 }
 
 /* fu/tu: the owners' usernames, or NULL for no row. */
@@ -218,23 +582,17 @@ static void batch_add(mam_batch_t *b, uint64_t id, const char *fu, size_t ful,
                       const char *fb, size_t fbl, const char *tu, size_t tul,
                       const char *tb, size_t tbl, const void *xml, size_t len)
 {
-    if (b->msgs == 0) {
-        kn_buf_append_str(&b->ids, "{");
-        kn_buf_append_str(&b->fu, "{");
-        kn_buf_append_str(&b->fb, "{");
-        kn_buf_append_str(&b->tu, "{");
-        kn_buf_append_str(&b->tb, "{");
-        kn_buf_append_str(&b->s, "{");
-    }
-    char ids[24];
-    int il = snprintf(ids, sizeof(ids), "%" PRIu64, id);
-    mam_pg_array_elem(&b->ids, ids, (size_t)il);
-    array_elem_or_null(&b->fu, fu, ful);
-    mam_pg_array_elem(&b->fb, fb, fbl);
-    array_elem_or_null(&b->tu, tu, tul);
-    mam_pg_array_elem(&b->tb, tb, tbl);
-    mam_pg_array_elem(&b->s, xml, len);
+    unsigned char be[8];
+    for (int k = 0; k < 8; k++)
+        be[k] = (unsigned char)(id >> (56 - 8 * k));
+    bin_elem(&b->ids, be, 8);
+    bin_elem(&b->fu, fu, ful);
+    bin_elem(&b->fb, fb, fbl);
+    bin_elem(&b->tu, tu, tul);
+    bin_elem(&b->tb, tb, tbl);
+    bin_elem(&b->s, xml, len);
     b->msgs++;
+    b->nulls |= fu == NULL || tu == NULL;
     b->n += (fu != NULL) + (tu != NULL);
 }
 
@@ -285,12 +643,15 @@ static void mam_on_insert(const PGresult *res, int err, void *arg)
                    res ? PQresultErrorMessage(res) : "?");
     m->rows += b->n;
     m->batches++;
+    if (b->check == 0)
+        m->fast_batches++;
     m->inflight = NULL;
     uint64_t last = b->last_id;
     batch_free(b);
     free(b);
     mam_ack(p, last);
     mam_run_waiters(p);
+    mam_run_purges(p);
     mam_flush(p);
 }
 
@@ -304,8 +665,16 @@ static void mam_send_batch(pres_t *p)
                              b->tb.data,
                              b->s.data,
                              mam_pref_names[p->conf.mam_default]};
-    kn_pg_query(p->pg, b->dedup ? SQL_INSERT_DEDUP : SQL_INSERT, 7, params,
-                mam_on_insert, life_ref(p->mam->life));
+    const size_t lens[7] = {b->ids.len, b->fu.len, b->fb.len, b->tu.len,
+                            b->tb.len,  b->s.len,  0};
+    static const int binary[7] = {1, 1, 1, 1, 1, 1, 0};
+    const char *sql;
+    if (b->check == 0)
+        sql = b->dedup ? SQL_FAST_DEDUP : SQL_FAST;
+    else
+        sql = b->dedup ? SQL_INSERT_DEDUP : SQL_INSERT;
+    kn_pg_query_bin(p->pg, sql, b->check == 0 ? 6 : 7, params, lens, binary,
+                    mam_on_insert, life_ref(p->mam->life));
 }
 
 static void mam_on_retry(struct ev_loop *loop, ev_timer *t, int revents)
@@ -320,6 +689,7 @@ static void mam_on_retry(struct ev_loop *loop, ev_timer *t, int revents)
 static void mam_flush(pres_t *p)
 {
     struct pres_mam *m = p->mam;
+    pc_load_start(p);
     if (m->inflight != NULL)
         return;
     if (m->pending.n == 0) {
@@ -330,6 +700,7 @@ static void mam_flush(pres_t *p)
             m->pending.last_id = 0;
             mam_ack(p, last);
             mam_run_waiters(p);
+            mam_run_purges(p);
         }
         return;
     }
@@ -351,12 +722,12 @@ static void mam_flush(pres_t *p)
     mam_batch_t *b = kn_malloc(sizeof(*b));
     *b = m->pending;
     memset(&m->pending, 0, sizeof(m->pending));
-    kn_buf_append_str(&b->ids, "}");
-    kn_buf_append_str(&b->fu, "}");
-    kn_buf_append_str(&b->fb, "}");
-    kn_buf_append_str(&b->tu, "}");
-    kn_buf_append_str(&b->tb, "}");
-    kn_buf_append_str(&b->s, "}");
+    bin_finish(&b->ids, PG_OID_INT8, b->msgs, false);
+    bin_finish(&b->fu, PG_OID_TEXT, b->msgs, b->nulls);
+    bin_finish(&b->fb, PG_OID_TEXT, b->msgs, false);
+    bin_finish(&b->tu, PG_OID_TEXT, b->msgs, b->nulls);
+    bin_finish(&b->tb, PG_OID_TEXT, b->msgs, false);
+    bin_finish(&b->s, PG_OID_TEXT, b->msgs, false);
     m->inflight = b;
     mam_send_batch(p);
 }
@@ -388,9 +759,15 @@ static void mam_take(pres_t *p, uint64_t id, const char *from, size_t fl,
     bool f_local = jid_local(p, from, fl, &fb, &fu);
     bool t_local = jid_local(p, to, tl, &tb, &tu) &&
                    (fb != tb || memcmp(from, to, fb) != 0); /* to oneself */
-    if (f_local || t_local)
-        batch_add(&m->pending, id, f_local ? from : NULL, fu, from, fb,
-                  t_local ? to : NULL, tu, to, tb, payload, len);
+    /* Each local party's row: decided here from the cached preferences,
+     * or left to the statement (ROW_CHECK). */
+    int fr = f_local ? pc_decide(p, from, fu, to, tb) : ROW_SKIP;
+    int tr = t_local ? pc_decide(p, to, tu, from, fb) : ROW_SKIP;
+    if (fr != ROW_SKIP || tr != ROW_SKIP) {
+        batch_add(&m->pending, id, fr != ROW_SKIP ? from : NULL, fu, from, fb,
+                  tr != ROW_SKIP ? to : NULL, tu, to, tb, payload, len);
+        m->pending.check += (fr == ROW_CHECK) + (tr == ROW_CHECK);
+    }
     m->pending.last_id = id;
     m->pending.copies++;
     if (id > m->received)
@@ -666,6 +1043,7 @@ typedef struct prefs_job {
     mam_life_t *life;
     kn_stanza_t *iq;
     mam_prefs_t prefs;
+    char *owner; /* a set: whose cached preferences to drop after it */
 } prefs_job_t;
 
 static void prefs_reply(pres_t *p, const kn_stanza_t *iq, const mam_prefs_t *pr)
@@ -683,6 +1061,7 @@ static void prefs_job_free(prefs_job_t *j)
     life_unref(j->life);
     kn_stanza_unref(&j->iq);
     mam_prefs_free(&j->prefs);
+    free(j->owner);
     free(j);
 }
 
@@ -721,6 +1100,8 @@ static void prefs_on_set(const PGresult *res, int err, void *arg)
     (void)res;
     prefs_job_t *j = arg;
     pres_t *p = j->life->p;
+    if (p != NULL) /* rows decided from now on see the new preferences */
+        pc_forget(p->mam, j->owner);
     if (p != NULL && err != 0)
         pres_send_error(p, j->iq, KN_STE_INTERNAL_SERVER_ERROR);
     else if (p != NULL)
@@ -748,6 +1129,10 @@ static void mam_prefs_iq(pres_t *p, const kn_stanza_t *st, int e,
         free(owner);
         return;
     }
+    /* Rows taken while the write runs are left to the statement; a load
+     * that reads the old row is dropped (gen). */
+    pc_forget(p->mam, owner);
+    j->owner = kn_strdup(owner);
     kn_buf_t a = KN_BUF_INIT, n = KN_BUF_INIT;
     mam_pg_array(&a, j->prefs.always, j->prefs.nalways);
     mam_pg_array(&n, j->prefs.never, j->prefs.nnever);
@@ -881,6 +1266,14 @@ void pres_mam_free(pres_t *p)
         free(w->bare);
         free(w->owner);
         free(w);
+    }
+    pc_clear(m);
+    free(m->load);
+    while (m->purges != NULL) {
+        mam_purge_t *g = m->purges;
+        m->purges = g->next;
+        free(g->user);
+        free(g);
     }
     m->life->p = NULL;
     life_unref(m->life);

@@ -95,5 +95,12 @@ void pres_mam_start(struct pres *p);
 /* Rows queued or being written (for shutdown: 0 means drained). */
 size_t pres_mam_pending(const struct pres *p);
 void pres_mam_free(struct pres *p);
+/* An account changed or was removed (local part; the credential cache's
+ * channel, kn_credcache.h): its cached preferences are dropped, and once
+ * the copies received so far are written, its rows are deleted if it is
+ * no longer an account. */
+void pres_mam_account_changed(struct pres *p, const char *local);
+/* Forget every cached preference (invalidations may have been missed). */
+void pres_mam_cache_clear(struct pres *p);
 
 #endif

@@ -705,6 +705,95 @@ def test_mam_account_removal_removes_its_archive_XEP_0313(live, make_user):
                % b) == "1"
 
 
+def test_mam_prefs_change_with_owner_cached_XEP_0313(live, make_user):
+    """presenced decides the rows of owners whose preferences it has
+    cached (pres_mam.c); a prefs set takes effect for the next message
+    even when bob's preferences were cached: never alice, then the
+    default again."""
+    a, b = users(make_user, "mca", "mcb")
+
+    async def go():
+        alice = await login(live, a, PW, node="c2s-a")
+        bob = await login(live, b, PW, node="c2s-b")
+        try:
+            # Messages until both owners' rows are decided from the cache:
+            # each batch loads the owners it has not seen (the first).
+            for i in range(3):
+                alice.send_message(mto="%s@%s" % (b, D), mbody="w%d" % i,
+                                   mtype="chat")
+                assert (await bob.next_message(body_only=True)) == "w%d" % i
+                assert await archived(b, i + 1) == i + 1
+            r = await iq(bob, "set", None,
+                         "<prefs xmlns='%s' default='always'><always/><never>"
+                         "<jid>%s@%s</jid></never></prefs>" % (NS_MAM, a, D))
+            assert r["type"] == "result"
+            alice.send_message(mto="%s@%s" % (b, D), mbody="n", mtype="chat")
+            assert (await bob.next_message(body_only=True)) == "n"
+            assert await archived(a, 4) == 4  # same batch as bob's row
+            assert await archived(b, 4, timeout=0) == 3
+            await iq(bob, "set", None, "<prefs xmlns='%s' default='always'/>"
+                     % NS_MAM)
+            alice.send_message(mto="%s@%s" % (b, D), mbody="y", mtype="chat")
+            assert (await bob.next_message(body_only=True)) == "y"
+            assert await archived(a, 5) == 5
+            assert await archived(b, 4) == 4
+        finally:
+            await alice.stop()
+            await bob.stop()
+    run(go(), timeout=60)
+
+
+def test_mam_removed_account_cached_gets_no_rows_XEP_0313(live, make_user):
+    """An account removed by kilnctl while presenced has its preferences
+    cached (rows decided without the users probe): presenced hears of it
+    on the credential cache's channel, writes no row for it afterwards
+    (and deletes any such row written), and an account created again
+    with the name starts with an empty archive."""
+    a, b = users(make_user, "mxa", "mxb")
+    from test_00_foundation import kilnctl
+
+    async def go():
+        alice = await login(live, a, PW, node="c2s-a")
+        bob = await login(live, b, PW, node="c2s-b")
+        watch_mam(alice)
+        try:
+            for i in range(3):
+                bob.send_message(mto="%s@%s" % (a, D), mbody="w%d" % i,
+                                 mtype="chat")
+                assert (await alice.next_message(body_only=True)) == "w%d" % i
+                assert await archived(a, i + 1) == i + 1
+            r = kilnctl("user", "del", a)
+            assert r.returncode == 0, r.stderr
+            assert sql("select count(*) from mam_messages where username = "
+                       "'%s'" % a) == "0"
+            for i in range(3):
+                bob.send_message(mto="%s@%s" % (a, D), mbody="g%d" % i,
+                                 mtype="chat")
+            assert await archived(b, 6) == 6
+        finally:
+            await alice.stop()
+            await bob.stop()
+    run(go(), timeout=60)
+    deadline = time.monotonic() + 20
+    while sql("select count(*) from mam_messages where username = '%s'"
+              % a) != "0" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sql("select count(*) from mam_messages where username = '%s'"
+               % a) == "0"
+    r = kilnctl("user", "add", a, PW)
+    assert r.returncode == 0, r.stderr
+
+    async def again():
+        alice = await login(live, a, PW, node="c2s-a")
+        watch_mam(alice)
+        try:
+            rows, fin = await mam_query(alice)
+            assert rows == [] and fin_complete(fin)
+        finally:
+            await alice.stop()
+    run(again())
+
+
 def test_mam_retention_removes_expired_rows_XEP_0313(live, make_user):
     """presenced.mam_retention_days (the test config: 3650) and
     mam_expire_interval_ms (500): a row older than the retention goes,

@@ -8,7 +8,8 @@
  * every callback exactly once; statements are prepared once per
  * connection (also when the first use fails, pipelined or not) and the
  * per-connection statement cache stays bounded. kn_pg_pool_pending counts
- * waiting and in-flight queries until their callbacks ran.
+ * waiting and in-flight queries until their callbacks ran. Binary
+ * parameters (kn_pg_query_bin) next to text ones.
  */
 #include <check.h>
 #include <stdio.h>
@@ -467,6 +468,56 @@ static void loop_setup(void)
     loop = ev_loop_new(EVFLAG_AUTO);
 }
 
+/* ---- binary parameters (kn_pg_query_bin) ---- */
+
+static char bin_got[3][64];
+static int bin_err = -1;
+
+static void on_bin(const PGresult *res, int err, void *arg)
+{
+    (void)arg;
+    bin_err = err;
+    if (err == 0 && PQntuples(res) == 1)
+        for (int i = 0; i < 3; i++)
+            snprintf(bin_got[i], sizeof(bin_got[i]), "%s",
+                     PQgetisnull(res, 0, i) ? "(null)" : PQgetvalue(res, 0, i));
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* A bigint[] and a text in binary (array_recv: header, then length and
+ * bytes per element, -1 for NULL), next to a text parameter; the text's
+ * quote and backslash arrive as they are (nothing to escape). Twice:
+ * the second run uses the prepared statement. */
+START_TEST(binary_parameters_next_to_text)
+{
+    kn_pg_pool_t *p = pool_open(conninfo, 1, 1, 10000, 4);
+    static const unsigned char arr[] = {
+        0,   0,   0,   1,   0, 0, 0, 1, 0, 0, 0, 20, /* 1 dim, has NULL, int8 */
+        0,   0,   0,   3,   0, 0, 0, 1,              /* 3 elements from 1 */
+        0,   0,   0,   8,   0, 0, 0, 0, 0, 0, 0, 7,  /* 7 */
+        255, 255, 255, 255,                          /* NULL */
+        0,   0,   0,   8,   0, 0, 1, 0, 0, 0, 0, 0,  /* 2^40 */
+    };
+    static const char txt[] = "a'b\\c\"d";
+    const char *params[3] = {(const char *)arr, txt, "plain"};
+    const size_t lens[3] = {sizeof(arr), strlen(txt), 0};
+    const int binary[3] = {1, 1, 0};
+    for (int run = 0; run < 2; run++) {
+        memset(bin_got, 0, sizeof(bin_got));
+        bin_err = -1;
+        kn_pg_query_bin(p, "SELECT $1::bigint[]::text, $2::text, $3::text", 3,
+                        params, lens, binary, on_bin, NULL);
+        run_for(10.);
+        ck_assert_int_eq(timed_out, 0);
+        ck_assert_int_eq(bin_err, 0);
+        ck_assert_str_eq(bin_got[0], "{7,NULL,1099511627776}");
+        ck_assert_str_eq(bin_got[1], txt);
+        ck_assert_str_eq(bin_got[2], "plain");
+    }
+    kn_pg_pool_free(&p);
+}
+END_TEST
+
 static void loop_teardown(void)
 {
     ev_loop_destroy(loop);
@@ -492,6 +543,7 @@ int main(void)
     tcase_add_test(tc, checkout_timeout_when_exhausted);
     tcase_add_test(tc, killed_backend_then_reconnect);
     tcase_add_test(tc, unreachable_and_free);
+    tcase_add_test(tc, binary_parameters_next_to_text);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
