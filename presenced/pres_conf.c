@@ -3,6 +3,7 @@
  * Every key is optional; the defaults are Openfire's (R-ARCH-3, R-PERF-6).
  */
 #include <stddef.h>
+#include <string.h>
 
 #include "kn_config.h"
 #include "pres.h"
@@ -66,6 +67,10 @@ static const kn_conf_def_t pres_conf_defs[] = {
 int pres_conf_load(const struct kn_conf *cf, pres_conf_t *out, char *err,
                    size_t errlen)
 {
+    /* kn_conf_apply frees a string field before it sets its default (a
+     * reload into a loaded table): out may be an uninitialised stack
+     * struct (main.c), whose garbage must not reach free(). */
+    memset(out, 0, sizeof(*out));
     return kn_conf_apply(cf, "presenced", pres_conf_defs, out, err, errlen);
 }
 
