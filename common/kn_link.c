@@ -388,11 +388,19 @@ static bool link_is_dup(kn_link_t *l, const kn_env_t *env)
 /* ---- delivered frames, reported at a re-sync ---- */
 
 /* A data frame from the router: remember its link id (the frame of a
- * node that caused it), for the report at the next re-sync. */
-static void rx_note(kn_link_t *l, uint64_t link)
+ * node that caused it), for the report at the next re-sync. Side copies
+ * are left out: a carbon (from the bare JID of the session it is for)
+ * or a presence daemon's record (KN_F_COPY) that reached us does not
+ * show that the frame's own delivery left the old router. */
+static void rx_note(kn_link_t *l, const kn_env_t *env)
 {
-    if (link == 0)
+    uint64_t link = env->link;
+    if (link == 0 || (env->kind == KN_ENV_STANZA && env->flags & KN_F_COPY))
         return;
+    if (env->kind == KN_ENV_STANZA && env->flags & KN_F_EXTRA_COPY &&
+        env->from_len < env->to_len && env->to[env->from_len] == '/' &&
+        memcmp(env->from, env->to, env->from_len) == 0)
+        return; /* a carbon */
     if (l->rx == NULL)
         l->rx = kn_calloc(LINK_RX_MAX, sizeof(*l->rx));
     l->rx[l->rx_next] = (link_rx_t){link, ev_now(l->loop)};
@@ -614,7 +622,7 @@ static void link_on_msg(kn_zmq_ev_t *w, kn_zmq_msg_t *msg, void *arg)
     }
     if (link_is_dup(l, &env))
         return;
-    rx_note(l, env.link);
+    rx_note(l, &env);
     const void *pl = msg->nframes == 2 ? kn_zmq_frame_data(msg, 1) : NULL;
     size_t plen = msg->nframes == 2 ? kn_zmq_frame_size(msg, 1) : 0;
     l->ops->on_message(l->ud, &env, pl, plen);
