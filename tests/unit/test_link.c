@@ -298,15 +298,23 @@ START_TEST(resync_reports_received_link_ids_R_ARCH_2)
 {
     fixture_t f;
     fixture_open(&f);
-    const uint64_t ids[2] = {(uint64_t)7 << KN_CONN_NODE_SHIFT | 41,
-                             (uint64_t)2 << KN_CONN_NODE_SHIFT | 5};
-    for (int i = 0; i < 2; i++) {
+    /* two deliveries, and a carbon (from the bare JID of the session it
+     * is for), which is not reported: a side copy */
+    const uint64_t ids[3] = {(uint64_t)7 << KN_CONN_NODE_SHIFT | 41,
+                             (uint64_t)2 << KN_CONN_NODE_SHIFT | 5,
+                             (uint64_t)2 << KN_CONN_NODE_SHIFT | 6};
+    for (int i = 0; i < 3; i++) {
         kn_env_t e = {0};
         e.kind = KN_ENV_STANZA;
         e.stanza = KN_ENV_ST_MESSAGE;
         e.type = KN_ENV_TYPE_CHAT;
         e.to = "c@localhost/z";
         e.to_len = strlen(e.to);
+        if (i == 2) {
+            e.flags = KN_F_EXTRA_COPY | KN_F_NO_OFFLINE;
+            e.from = "c@localhost";
+            e.from_len = strlen(e.from);
+        }
         e.link = ids[i];
         kn_buf_t b = {0};
         ck_assert_int_ge(kn_env_encode(&e, &b), 0);
@@ -320,7 +328,7 @@ START_TEST(resync_reports_received_link_ids_R_ARCH_2)
     router_send(&f, KN_ENV_HEARTBEAT, 0, BOOT2); /* a new router */
     wait_hello(&f);
     router_send(&f, KN_ENV_HELLO, KN_F_ACK, BOOT2);
-    bool seen[2] = {false, false}, synced = false, reported = false;
+    bool seen[3] = {false, false, false}, synced = false, reported = false;
     for (int i = 0; i < 500 && !synced; i++) {
         pump(&f);
         zmq_msg_t id, env, pl;
@@ -350,7 +358,7 @@ START_TEST(resync_reports_received_link_ids_R_ARCH_2)
                 uint64_t v = 0;
                 for (int b = 7; b >= 0; b--)
                     v = v << 8 | data[k + (size_t)b];
-                for (int j = 0; j < 2; j++)
+                for (int j = 0; j < 3; j++)
                     if (v == ids[j])
                         seen[j] = true;
             }
@@ -364,6 +372,7 @@ START_TEST(resync_reports_received_link_ids_R_ARCH_2)
     ck_assert(synced);
     ck_assert(reported);
     ck_assert(seen[0] && seen[1]);
+    ck_assert(!seen[2]);
     fixture_close(&f);
 }
 END_TEST
