@@ -54,6 +54,13 @@
 /* Recently received link keys: two generations of this many each. */
 #define LINK_SEEN_GEN   65536
 #define LINK_SEEN_SLOTS (2 * LINK_SEEN_GEN)
+/* Link ids of received data frames kept for the report at a re-sync
+ * (KN_F_DELIVERED): a ring of this many; those received within
+ * LINK_RX_WINDOW seconds of the newest are reported, LINK_RX_CHUNK ids
+ * a heartbeat. */
+#define LINK_RX_MAX    65536
+#define LINK_RX_WINDOW 3.0
+#define LINK_RX_CHUNK  8192
 
 typedef struct link_reg {
     uint16_t flags;
@@ -82,6 +89,11 @@ typedef struct link_ep {
     bool told;      /* logged that it is a standby */
     double last_rx; /* ev_now of its last HELLO/HEARTBEAT */
 } link_ep_t;
+
+typedef struct link_rx {
+    uint64_t link;
+    double t; /* ev_now when received */
+} link_rx_t;
 
 typedef struct link_seen {
     uint64_t *slots[2]; /* [0] current generation, [1] previous */
@@ -115,6 +127,8 @@ struct kn_link {
     size_t q_count, q_bytes;
     uint64_t q_given_up, dups;
     link_seen_t seen;
+    link_rx_t *rx; /* ring of LINK_RX_MAX, allocated at the first */
+    size_t rx_next, rx_n;
     link_reg_t *regs;
     const kn_link_ops_t *ops;
     void *ud;
@@ -371,6 +385,70 @@ static bool link_is_dup(kn_link_t *l, const kn_env_t *env)
     return true;
 }
 
+/* ---- delivered frames, reported at a re-sync ---- */
+
+/* A data frame from the router: remember its link id (the frame of a
+ * node that caused it), for the report at the next re-sync. Side copies
+ * are left out: a carbon (from the bare JID of the session it is for)
+ * or a presence daemon's record (KN_F_COPY) that reached us does not
+ * show that the frame's own delivery left the old router. */
+static void rx_note(kn_link_t *l, const kn_env_t *env)
+{
+    uint64_t link = env->link;
+    if (link == 0 || (env->kind == KN_ENV_STANZA && env->flags & KN_F_COPY))
+        return;
+    if (env->kind == KN_ENV_STANZA && env->flags & KN_F_EXTRA_COPY &&
+        env->from_len < env->to_len && env->to[env->from_len] == '/' &&
+        memcmp(env->from, env->to, env->from_len) == 0)
+        return; /* a carbon */
+    if (l->rx == NULL)
+        l->rx = kn_calloc(LINK_RX_MAX, sizeof(*l->rx));
+    l->rx[l->rx_next] = (link_rx_t){link, ev_now(l->loop)};
+    l->rx_next = (l->rx_next + 1) % LINK_RX_MAX;
+    if (l->rx_n < LINK_RX_MAX)
+        l->rx_n++;
+}
+
+/* Tell the router that just accepted our re-sync which link ids we
+ * received in the last LINK_RX_WINDOW seconds we heard data (from the
+ * previous router, or from it before it restarted): a frame routed then
+ * but not acknowledged to its sender comes again, and the router drops
+ * those we had (KN_F_DELIVERED). Sent before SYNCED, so before the
+ * router ends its warm-up and routes what nodes resend. */
+static void rx_report(kn_link_t *l)
+{
+    if (l->rx_n == 0)
+        return;
+    size_t newest = (l->rx_next + LINK_RX_MAX - 1) % LINK_RX_MAX;
+    double from = l->rx[newest].t - LINK_RX_WINDOW;
+    unsigned char *buf = kn_malloc(LINK_RX_CHUNK * 8);
+    size_t n = 0, total = 0;
+    for (size_t k = 0; k < l->rx_n; k++) {
+        const link_rx_t *x = &l->rx[(newest + LINK_RX_MAX - k) % LINK_RX_MAX];
+        if (x->t < from)
+            break;
+        for (int b = 0; b < 8; b++)
+            buf[8 * n + (size_t)b] = (unsigned char)(x->link >> (8 * b));
+        n++;
+        if (n == LINK_RX_CHUNK || k + 1 == l->rx_n ||
+            l->rx[(newest + LINK_RX_MAX - k - 1) % LINK_RX_MAX].t < from) {
+            kn_env_t e = {0};
+            e.kind = KN_ENV_HEARTBEAT;
+            e.flags = KN_F_DELIVERED;
+            e.seq = l->boot;
+            e.node = l->name;
+            e.node_len = strlen(l->name);
+            link_send_ep(l, &l->eps[l->cur], &e, buf, 8 * n);
+            total += n;
+            n = 0;
+        }
+    }
+    free(buf);
+    kn_log_info("link: told %s the %zu frames received in our last %.0f s "
+                "of data",
+                l->eps[l->cur].endpoint, total, LINK_RX_WINDOW);
+}
+
 /* ---- routers ---- */
 
 static void link_on_ack(kn_link_t *l, const kn_env_t *env)
@@ -403,6 +481,8 @@ static void link_on_ack(kn_link_t *l, const kn_env_t *env)
                 l->index, resync ? " (resync)" : "", l->eps[l->cur].endpoint,
                 (unsigned long long)l->max_epoch);
     link_send_regs(l);
+    if (resync)
+        rx_report(l);
     l->ops->on_ready(l->ud, resync);
     if (!resync)
         kn_link_synced(l);
@@ -542,6 +622,7 @@ static void link_on_msg(kn_zmq_ev_t *w, kn_zmq_msg_t *msg, void *arg)
     }
     if (link_is_dup(l, &env))
         return;
+    rx_note(l, &env);
     const void *pl = msg->nframes == 2 ? kn_zmq_frame_data(msg, 1) : NULL;
     size_t plen = msg->nframes == 2 ? kn_zmq_frame_size(msg, 1) : 0;
     l->ops->on_message(l->ud, &env, pl, plen);
@@ -681,6 +762,7 @@ void kn_link_free(kn_link_t **lp)
     }
     free(l->seen.slots[0]);
     free(l->seen.slots[1]);
+    free(l->rx);
     kn_buf_free(&l->buf);
     free(l->name);
     free(l);

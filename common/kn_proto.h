@@ -21,6 +21,13 @@
 /* Router -> node HELLO/HEARTBEAT: this router does not hold the lease (a
  * hot standby): send it nothing but heartbeats. */
 #define KN_F_STANDBY 0x0020
+/* Node -> router HEARTBEAT, sent after the ACK of a re-sync and before
+ * SYNCED: the payload is the link ids (u64, little-endian) of the data
+ * frames the node received from the router(s) in its last seconds before
+ * (kn_link.c; router.c keeps them). A frame the previous router routed but had
+ * not acknowledged to its sender comes again; one of these ids was delivered
+ * and is not routed twice. Old routers ignore the flag and payload. */
+#define KN_F_DELIVERED 0x0040
 /* Router -> node HELLO and HEARTBEAT carry two targets: the router's
  * fencing epoch (0 without a lease) and, in HEARTBEAT, the highest link
  * sequence of this node's data frames it has routed (KN_LINK_T_*). A node

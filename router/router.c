@@ -24,6 +24,8 @@
 #include "router.h"
 
 #define ROUTER_HOLD_MAX 100000
+/* Link ids reported as delivered by the previous router: at most. */
+#define ROUTER_DLV_MAX (1u << 20)
 
 typedef struct router_held {
     char node[ROUTER_NODE_NAME_MAX];
@@ -45,6 +47,94 @@ router_t *router_new(const char *domain, uint32_t boot, double node_timeout,
     r->hold_tail = &r->hold_head;
     r->arch_tail = &r->arch_head;
     return r;
+}
+
+/* ---- frames the previous router delivered (KN_F_DELIVERED) ----
+ *
+ * A note on the failover duplicate. The active router routes a frame to
+ * its recipient's node and dies before acknowledging it to the sender's
+ * node (it acknowledges every 250 ms); the sender resends it to us after
+ * the takeover. The receiving node drops a second copy, but only if it
+ * reaches the same node: a recipient that logged out meanwhile got it
+ * again from offline storage. So at its re-sync each node reports the
+ * link ids it received in its last seconds (before SYNCED), and a resent
+ * frame with one of them is dropped here. The warm-up holds data frames
+ * until every node heard of has said SYNCED (so has reported), at most
+ * its bound: a node that never reports (an older one) stalls nothing. */
+
+static void dlv_free(router_t *r)
+{
+    free(r->dlv_slots);
+    r->dlv_slots = NULL;
+    r->dlv_cap = r->dlv_count = 0;
+    r->dlv_until = 0;
+}
+
+static uint64_t dlv_hash(uint64_t v)
+{
+    v ^= v >> 33;
+    v *= 0xFF51AFD7ED558CCDull;
+    v ^= v >> 33;
+    return v;
+}
+
+static bool dlv_has(const router_t *r, uint64_t id)
+{
+    if (r->dlv_cap == 0 || id == 0)
+        return false;
+    for (size_t i = dlv_hash(id) & (r->dlv_cap - 1);;
+         i = (i + 1) & (r->dlv_cap - 1)) {
+        if (r->dlv_slots[i] == 0)
+            return false;
+        if (r->dlv_slots[i] == id)
+            return true;
+    }
+}
+
+static void dlv_put(uint64_t *slots, size_t cap, uint64_t id)
+{
+    size_t i = dlv_hash(id) & (cap - 1);
+    while (slots[i] != 0 && slots[i] != id)
+        i = (i + 1) & (cap - 1);
+    slots[i] = id;
+}
+
+static void dlv_add(router_t *r, uint64_t id)
+{
+    if (id == 0 || r->dlv_count >= ROUTER_DLV_MAX || dlv_has(r, id))
+        return;
+    if (2 * (r->dlv_count + 1) > r->dlv_cap) {
+        size_t cap = r->dlv_cap ? 2 * r->dlv_cap : 4096;
+        uint64_t *slots = kn_calloc(cap, sizeof(uint64_t));
+        for (size_t i = 0; i < r->dlv_cap; i++)
+            if (r->dlv_slots[i] != 0)
+                dlv_put(slots, cap, r->dlv_slots[i]);
+        free(r->dlv_slots);
+        r->dlv_slots = slots;
+        r->dlv_cap = cap;
+    }
+    dlv_put(r->dlv_slots, r->dlv_cap, id);
+    r->dlv_count++;
+}
+
+static void dlv_report(router_t *r, const char *name, size_t len,
+                       const router_payload_t *pl, double now)
+{
+    if (pl == NULL || pl->data == NULL)
+        return;
+    const unsigned char *p = pl->data;
+    size_t n = pl->len / 8;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t id = 0;
+        for (int b = 7; b >= 0; b--)
+            id = id << 8 | p[8 * i + (size_t)b];
+        dlv_add(r, id);
+    }
+    double keep = 2 * r->node_timeout;
+    r->dlv_until = now + (keep > 10.0 ? keep : 10.0);
+    kn_log_info("node %.*s reports %zu frames it received from the previous "
+                "router (%zu known)",
+                (int)len, name, n, r->dlv_count);
 }
 
 static void hold_free_all(router_t *r)
@@ -101,6 +191,7 @@ static void router_clear(router_t *r)
     r->mam_on = false;
     router_off_free(r);
     r->off_on = false;
+    dlv_free(r);
     r->warm_until = 0;
     r->warm_waiting = false;
 }
@@ -390,6 +481,8 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         return;
     }
     if (env->kind == KN_ENV_HEARTBEAT) {
+        if (env->flags & KN_F_DELIVERED)
+            dlv_report(r, from_name, from_len, payload, now);
         router_node_heartbeat(r, from_name, from_len, env, now);
         if (env->flags & KN_F_SYNCED && r->warm_until > 0 &&
             warm_all_synced(r)) {
@@ -481,6 +574,17 @@ void router_handle(router_t *r, const char *from_name, size_t from_len,
         if (src != NULL)
             r->cur_link = (uint64_t)src->index << KN_CONN_NODE_SHIFT |
                           (env->link & KN_CONN_LOCAL_MASK);
+        if (r->cur_link != 0 && dlv_has(r, r->cur_link)) {
+            /* Routed and delivered by the previous router, which died
+             * before acknowledging it: the node sent it again. */
+            kn_log_debug("node %s resent link %016llx, delivered by the "
+                         "previous router: dropped",
+                         src->name, (unsigned long long)r->cur_link);
+            r->dlv_dups++;
+            r->link_dups++;
+            r->cur_link = 0;
+            return;
+        }
     }
     switch (env->kind) {
     case KN_ENV_STANZA:
@@ -545,6 +649,8 @@ void router_tick(router_t *r, double now)
     }
     router_tick_nodes(r, now);
     router_redis_check(r);
+    if (r->dlv_slots != NULL && r->warm_until == 0 && now > r->dlv_until)
+        dlv_free(r);
     if (r->warm_until == 0)
         return;
     warm_wait_for_sync(r, now);

@@ -149,7 +149,15 @@ struct router {
      * handled, 0 otherwise: stamped on every frame it causes. */
     uint64_t cur_link;
     uint64_t link_dups; /* resent frames already routed: dropped */
-    bool warm_waiting;  /* past the fixed warm-up: until every node SYNCED */
+    /* Link ids (as stamped, cur_link) the nodes reported at their re-sync
+     * (HEARTBEAT + KN_F_DELIVERED): frames the previous router routed
+     * and delivered. A resent data frame with one of them is dropped.
+     * Open addressing, 0 = empty; kept until dlv_until. */
+    uint64_t *dlv_slots;
+    size_t dlv_cap, dlv_count;
+    double dlv_until;
+    uint64_t dlv_dups; /* resent frames dropped as delivered before */
+    bool warm_waiting; /* past the fixed warm-up: until every node SYNCED */
     router_node_t *nodes[ROUTER_MAX_NODES];
     router_node_t *nodes_by_name;
     router_sess_t *sessions;

@@ -290,6 +290,93 @@ START_TEST(restart_resends_queued_copied_reroutes)
 }
 END_TEST
 
+/* Issue 14, scenario 5 (the failover duplicate): at a re-sync the node
+ * tells the router the link ids of the data frames it received from the
+ * previous one (HEARTBEAT + KN_F_DELIVERED, u64 little-endian), before
+ * its SYNCED, so the new router drops their resends. */
+START_TEST(resync_reports_received_link_ids_R_ARCH_2)
+{
+    fixture_t f;
+    fixture_open(&f);
+    /* two deliveries, and a carbon (from the bare JID of the session it
+     * is for), which is not reported: a side copy */
+    const uint64_t ids[3] = {(uint64_t)7 << KN_CONN_NODE_SHIFT | 41,
+                             (uint64_t)2 << KN_CONN_NODE_SHIFT | 5,
+                             (uint64_t)2 << KN_CONN_NODE_SHIFT | 6};
+    for (int i = 0; i < 3; i++) {
+        kn_env_t e = {0};
+        e.kind = KN_ENV_STANZA;
+        e.stanza = KN_ENV_ST_MESSAGE;
+        e.type = KN_ENV_TYPE_CHAT;
+        e.to = "c@localhost/z";
+        e.to_len = strlen(e.to);
+        if (i == 2) {
+            e.flags = KN_F_EXTRA_COPY | KN_F_NO_OFFLINE;
+            e.from = "c@localhost";
+            e.from_len = strlen(e.from);
+        }
+        e.link = ids[i];
+        kn_buf_t b = {0};
+        ck_assert_int_ge(kn_env_encode(&e, &b), 0);
+        ck_assert_int_ge(zmq_send(f.router, f.id, f.id_len, ZMQ_SNDMORE), 0);
+        ck_assert_int_ge(zmq_send(f.router, b.data, b.len, ZMQ_SNDMORE), 0);
+        ck_assert_int_ge(zmq_send(f.router, "<m/>", 4, 0), 0);
+        kn_buf_free(&b);
+    }
+    for (int i = 0; i < 50; i++)
+        pump(&f);
+    router_send(&f, KN_ENV_HEARTBEAT, 0, BOOT2); /* a new router */
+    wait_hello(&f);
+    router_send(&f, KN_ENV_HELLO, KN_F_ACK, BOOT2);
+    bool seen[3] = {false, false, false}, synced = false, reported = false;
+    for (int i = 0; i < 500 && !synced; i++) {
+        pump(&f);
+        zmq_msg_t id, env, pl;
+        zmq_msg_init(&id);
+        if (zmq_msg_recv(&id, f.router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&id);
+            continue;
+        }
+        zmq_msg_init(&env);
+        zmq_msg_init(&pl);
+        ck_assert_int_ge(zmq_msg_recv(&env, f.router, 0), 0);
+        size_t plen = 0;
+        unsigned char data[256];
+        if (zmq_msg_more(&env)) {
+            ck_assert_int_ge(zmq_msg_recv(&pl, f.router, 0), 0);
+            plen = zmq_msg_size(&pl);
+            ck_assert_uint_le(plen, sizeof(data));
+            memcpy(data, zmq_msg_data(&pl), plen);
+        }
+        kn_env_t e;
+        ck_assert_int_eq(
+            kn_env_decode(zmq_msg_data(&env), zmq_msg_size(&env), &e), 0);
+        if (e.kind == KN_ENV_HEARTBEAT && e.flags & KN_F_DELIVERED) {
+            ck_assert(!synced); /* before SYNCED */
+            reported = true;
+            for (size_t k = 0; k + 8 <= plen; k += 8) {
+                uint64_t v = 0;
+                for (int b = 7; b >= 0; b--)
+                    v = v << 8 | data[k + (size_t)b];
+                for (int j = 0; j < 3; j++)
+                    if (v == ids[j])
+                        seen[j] = true;
+            }
+        }
+        if (e.kind == KN_ENV_HEARTBEAT && e.flags & KN_F_SYNCED)
+            synced = true;
+        zmq_msg_close(&id);
+        zmq_msg_close(&env);
+        zmq_msg_close(&pl);
+    }
+    ck_assert(synced);
+    ck_assert(reported);
+    ck_assert(seen[0] && seen[1]);
+    ck_assert(!seen[2]);
+    fixture_close(&f);
+}
+END_TEST
+
 int main(void)
 {
     kn_log_init("test", KN_LOG_ERR);
@@ -300,6 +387,7 @@ int main(void)
     tcase_add_test(tc, restarted_router_is_not_declared_lost);
     tcase_add_test(tc, declared_lost_drops_queued_copied_reroutes_R_DROP_6);
     tcase_add_test(tc, restart_resends_queued_copied_reroutes);
+    tcase_add_test(tc, resync_reports_received_link_ids_R_ARCH_2);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -389,6 +389,87 @@ START_TEST(takeover_restores_table_from_redis)
 }
 END_TEST
 
+/* Issue 14, scenario 5 (the failover duplicate): the previous router
+ * routed c2s-a's frame 11 to c2s-b and died before acknowledging it;
+ * c2s-a resends it after the takeover, here before c2s-b has re-synced.
+ * c2s-b reports at its re-sync that it received link (3, 11): the
+ * resend, held by the warm-up until c2s-b said SYNCED, is not routed a
+ * second time (the recipient, gone meanwhile, would get it again from
+ * offline storage). Frame 12, which nobody reported, is routed. */
+static void report(const char *node, const uint64_t *ids, size_t n)
+{
+    unsigned char buf[64];
+    ck_assert_uint_le(n * 8, sizeof(buf));
+    for (size_t i = 0; i < n; i++)
+        for (int b = 0; b < 8; b++)
+            buf[8 * i + (size_t)b] = (unsigned char)(ids[i] >> (8 * b));
+    kn_env_t e = {0};
+    e.kind = KN_ENV_HEARTBEAT;
+    e.flags = KN_F_DELIVERED;
+    e.seq = 1;
+    router_payload_t pl = {buf, n * 8, NULL};
+    nout = 0;
+    router_handle(r, node, strlen(node), &e, &pl, now);
+}
+
+START_TEST(takeover_resend_delivered_before_not_routed_twice_R_ARCH_2)
+{
+    hb("c2s-a", 0);
+    hb("c2s-b", 0);
+    router_become_active(r, 9, now);
+    router_wake_peers(r, now);
+    ck_assert_uint_eq(hello("c2s-a", 3), 3);
+    hb("c2s-a", KN_F_SYNCED);
+    /* c2s-a resends what the old router had not acknowledged */
+    msg("c2s-a", 3, "b@localhost/y", 11);
+    msg("c2s-a", 3, "b@localhost/y", 12);
+    ck_assert_int_eq(ngot, 0);
+    ck_assert_uint_eq(hello("c2s-b", 4), 4);
+    uint64_t ids[2] = {(uint64_t)3 << KN_CONN_NODE_SHIFT | 11,
+                       (uint64_t)4 << KN_CONN_NODE_SHIFT | 11};
+    report("c2s-b", ids, 2);
+    sess_up("c2s-b", 4, "b@localhost/y");
+    hb("c2s-b", KN_F_SYNCED);
+    ck_assert_uint_eq(r->hold_count, 0);
+    ck_assert_int_eq(ngot, 1);
+    ck_assert(got[0] == ((uint64_t)3 << KN_CONN_NODE_SHIFT | 12));
+    ck_assert_uint_eq(r->dlv_dups, 1);
+    /* Sent again once more (a second re-sync): still once. */
+    msg("c2s-a", 3, "b@localhost/y", 13);
+    ck_assert_int_eq(ngot, 2);
+    /* The reported ids are forgotten after a while. */
+    now += 60.0;
+    router_tick(r, now);
+    ck_assert_ptr_null(r->dlv_slots);
+}
+END_TEST
+
+/* A node that never reports (an older one) holds nothing up past the
+ * warm-up's bound, and nothing is dropped. */
+START_TEST(takeover_without_report_routes_after_the_bound)
+{
+    hb("c2s-a", 0);
+    hb("c2s-b", 0);
+    router_become_active(r, 9, now);
+    router_wake_peers(r, now);
+    hello("c2s-a", 3);
+    hello("c2s-b", 4);
+    sess_up("c2s-b", 4, "b@localhost/y");
+    hb("c2s-a", KN_F_SYNCED);
+    msg("c2s-a", 3, "b@localhost/y", 11);
+    ck_assert_int_eq(ngot, 0);
+    now += r->warm_s + 0.1;
+    router_tick(r, now);
+    ck_assert_int_eq(ngot, 0); /* waiting for c2s-b's SYNCED */
+    now += r->node_timeout - 1.0;
+    hb("c2s-b", 0); /* alive, still re-announcing */
+    now += 1.1;
+    router_tick(r, now);
+    ck_assert_int_eq(ngot, 1);
+    ck_assert_uint_eq(r->dlv_dups, 0);
+}
+END_TEST
+
 START_TEST(link_ack_one_period_late_and_resend_not_routed_twice)
 {
     router_become_active(r, 5, now);
@@ -573,6 +654,9 @@ static Suite *suite(void)
     tcase_add_test(tr, standby_answers_heartbeats_only);
     tcase_add_test(tr, takeover_tells_nodes_and_fences_with_epoch);
     tcase_add_test(tr, link_ack_one_period_late_and_resend_not_routed_twice);
+    tcase_add_test(tr,
+                   takeover_resend_delivered_before_not_routed_twice_R_ARCH_2);
+    tcase_add_test(tr, takeover_without_report_routes_after_the_bound);
     tcase_add_test(tr, takeover_restores_table_from_redis);
     tcase_add_test(tr, held_frames_replayed_before_a_later_frame_not_dropped);
     tcase_add_test(tr, held_unknown_sender_frames_not_overtaken);
